@@ -1,0 +1,156 @@
+"""The ``posbench`` command: triage a unit, run the virtual bench.
+
+Exit statuses: 0 no fault found, 1 fault diagnosed, 2 bench error, 3 usage or config error.
+"""
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from bench import diagnosis
+from bench.errors import BenchError, ConfigError
+
+EXIT_PASS, EXIT_FAULT, EXIT_BENCH, EXIT_USAGE = 0, 1, 2, 3
+REPORTS = Path("reports")
+
+
+class UsageFailure(click.ClickException):
+    exit_code = EXIT_USAGE
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """posbench: find out why a POS terminal shows response code 01."""
+
+
+def _faults(values: tuple[str, ...]) -> dict[str, float]:
+    from bench.sim.faults import FaultSpecError, parse_faults
+    try:
+        return parse_faults(values)
+    except FaultSpecError as exc:
+        raise UsageFailure(f"--fault: {exc}") from None
+
+
+@cli.command()
+@click.option("--bench", "bench_path", type=click.Path(path_type=Path), help="bench description (bench.toml)")
+@click.option("--virtual", is_flag=True, help="use a freshly started virtual bench (default without --bench)")
+@click.option("--fault", multiple=True, metavar="ID[=SEVERITY]", help="virtual bench: inject a fault (repeatable)")
+@click.option("--seed", type=int, help="virtual bench: seed for every random choice")
+@click.option("--unit", metavar="SERIAL", help="serial number of the unit under test")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="verdict JSON file")
+@click.option("--html", "html_path", type=click.Path(path_type=Path), help="HTML report file")
+@click.option("--junit", "junit_path", type=click.Path(path_type=Path), help="JUnit XML file")
+def triage(bench_path, virtual, fault, seed, unit, json_path, html_path, junit_path) -> None:
+    """Run the HIL suite against a unit and name the most likely cause of its code 01."""
+    console = Console(highlight=False)
+    if bench_path and virtual:
+        raise UsageFailure("--bench and --virtual exclude each other")
+    if bench_path and (fault or seed is not None):
+        raise UsageFailure("--fault and --seed apply to the virtual bench only (drop --bench)")
+    faults = _faults(fault)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stem = f"{unit or 'triage'}-{stamp}"
+    json_path = json_path or REPORTS / f"{stem}.json"
+    html_path = html_path or REPORTS / f"{stem}.html"
+    junit_path = junit_path or REPORTS / f"{stem}.xml"
+
+    from bench.runner import run_hil
+    vbench = None
+    try:
+        if bench_path:
+            from bench.config import load_bench
+            load_bench(bench_path)  # a wrong file is a usage error before anything starts
+            bench_file = bench_path
+        else:
+            from bench.sim.launcher import VirtualBench
+            vbench = VirtualBench(faults, seed)
+            console.print("starting the virtual bench"
+                          + (f" with faults {', '.join(fault)}" if fault else " (healthy unit)")
+                          + (f", seed {seed}" if seed is not None else ""))
+            bench_file = vbench.start()
+        code, doc = run_hil(bench_file, json_path, html_path, junit_path, unit, console)
+        if vbench is not None and not vbench.alive():
+            doc = doc or {}
+            doc.setdefault("bench_errors", []).append("the virtual bench process died during the run")
+            doc["verdict"] = "bench_error"
+    except ConfigError as exc:
+        raise UsageFailure(str(exc)) from None
+    except BenchError as exc:
+        console.print(f"[bold magenta]BENCH ERROR[/]: {exc}")
+        sys.exit(EXIT_BENCH)
+    finally:
+        if vbench is not None:
+            vbench.stop()
+    if doc is None or code in (3, 4, 5):  # internal error, usage error, nothing ran
+        console.print(f"[bold magenta]BENCH ERROR[/]: the HIL run did not complete (pytest exit {code})")
+        sys.exit(EXIT_BENCH)
+    _print_verdict(console, doc, json_path, html_path, junit_path)
+    sys.exit(diagnosis.EXIT_STATUS.get(doc["verdict"], EXIT_BENCH))
+
+
+def _print_verdict(console: Console, doc: dict, json_path: Path, html_path: Path, junit_path: Path) -> None:
+    table = Table(title=f"unit {doc['unit']['serial'] or '?'}  ·  code 01 origin: {doc['code01_origin']}",
+                  show_lines=False)
+    table.add_column("cause")
+    table.add_column("confidence", justify="right")
+    table.add_column("strongest evidence")
+    table.add_column("action")
+    for cause in doc["causes"]:
+        ev = cause["evidence"][0]["note"] if cause["evidence"] else ""
+        table.add_row(cause["id"], f"{cause['confidence']:.0%}", ev, cause["action"])
+    if doc["causes"]:
+        console.print(table)
+    colour = {"pass": "green", "fault": "red", "bench_error": "magenta"}.get(doc["verdict"], "yellow")
+    console.print(f"[bold {colour}]{diagnosis.summary_line(doc)}[/]")
+    console.print(f"reports: {html_path}  {json_path}  {junit_path}")
+
+
+@cli.command()
+@click.option("--fault", multiple=True, metavar="ID[=SEVERITY]", help="inject a fault (repeatable)")
+@click.option("--seed", type=int, help="seed for every random choice")
+@click.option("--write-bench", "bench_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="write the bench description of the running virtual bench here")
+def sim(fault, seed, bench_path) -> None:
+    """Run the virtual bench in the foreground until SIGINT/SIGTERM."""
+    from bench.sim.bench import SimBench
+    faults = _faults(fault)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        with SimBench(faults, seed) as sim_bench:
+            sim_bench.write_bench(bench_path)
+            print(f"virtual bench running (seed {sim_bench.seed}); bench description: {bench_path}",
+                  flush=True)
+            print(f"  terminal {sim_bench.terminal.port.path}  host {sim_bench.host.address[0]}:"
+                  f"{sim_bench.host.address[1]}  unit {sim_bench.serial}", flush=True)
+            while not stop.wait(0.5):
+                pass
+    except OSError as exc:
+        print(f"BENCH ERROR: the virtual bench could not start: {exc}", file=sys.stderr)
+        sys.exit(EXIT_BENCH)
+    print("virtual bench stopped; everything it created is removed", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point; maps click's usage errors to exit status 3."""
+    try:
+        cli.main(args=argv, prog_name="posbench", standalone_mode=False)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_USAGE)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""The bench description (bench.toml): where each device of the bench is.
+
+Parsed with tomllib and validated with pydantic; any problem becomes a ``ConfigError`` naming the
+file, the key and what was expected. Behaviour lives in drivers, not here.
+"""
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from bench.errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BenchSection(_Section):
+    name: str = "bench"
+    virtual: bool = False
+    """True when the description was written by ``posbench sim`` (a virtual bench)."""
+
+
+class UnitSection(_Section):
+    model: str | None = None
+    """Model name; selects the DUT profile ``fixtures/profiles/<model>.toml``."""
+    serial: str | None = None
+    profile: Path | None = None
+    """Explicit DUT profile file; overrides the one chosen by model."""
+
+
+class TerminalSection(_Section):
+    port: str = Field(min_length=1)
+    """pyserial port or URL of the unit's ECR link (/dev/ttyUSB0, socket://h:p, rfc2217://h:p)."""
+    baudrate: int = Field(9600, gt=0)
+    reply_timeout: float = Field(3.0, gt=0, le=120)
+    """Seconds to wait for a reply to a short command."""
+    sale_timeout: float = Field(40.0, gt=0, le=600)
+    """Seconds to wait for a sale to finish (the unit's host timeout plus margin)."""
+    boot_timeout: float = Field(30.0, gt=0, le=600)
+    """Seconds to wait for the unit to answer again after a reboot."""
+
+
+def _host_port(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError('expected "<host>:<port>", e.g. "127.0.0.1:8583"')
+    return value
+
+
+class HostSection(_Section):
+    address: str
+    """<host>:<port> the unit is pointed at (the acquirer host simulator)."""
+    log: Path | None = None
+    """The host simulator's JSONL message log, read to learn what the host really answered."""
+    terminal_id: str | None = None
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v: str) -> str:
+        return _host_port(v)
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.address.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
+class UsbSection(_Section):
+    backend: str = "libusb1"
+
+    @field_validator("backend")
+    @classmethod
+    def _backend(cls, v: str) -> str:
+        if v == "libusb1":
+            return v
+        if v.startswith("usbip://"):
+            _host_port(v.removeprefix("usbip://"))
+            return v
+        raise ValueError('expected "libusb1" or "usbip://<host>:<port>"')
+
+
+class NfcSection(_Section):
+    path: str = Field(min_length=1)
+
+
+class PowerSection(_Section):
+    driver: Literal["korad", "lcus-relay", "usb-hub", "manual"]
+    port: str | None = None
+    channel: int = Field(1, ge=1, le=8)
+
+
+class SimSection(_Section):
+    """Where a virtual bench keeps its own state (written by ``posbench sim``)."""
+    pid: int | None = None
+    faults: list[str] = []
+    seed: int | None = None
+
+
+class BenchConfig(_Section):
+    bench: BenchSection = BenchSection()
+    unit: UnitSection = UnitSection()
+    terminal: TerminalSection
+    host: HostSection | None = None
+    usb: UsbSection | None = None
+    nfc: NfcSection | None = None
+    power: PowerSection | None = None
+    sim: SimSection | None = None
+    source: Path | None = Field(None, exclude=True)
+
+
+def _loc(err: dict) -> str:
+    return ".".join(str(p) for p in err["loc"]) or "(top level)"
+
+
+def _expected(err: dict) -> str:
+    kind, msg = err["type"], err["msg"]
+    if kind == "missing":
+        return "is required but missing"
+    if kind == "extra_forbidden":
+        return "is not a known key (check the spelling)"
+    return msg.removeprefix("Value error, ")
+
+
+def parse_bench(data: dict, source: str | Path = "<bench>") -> BenchConfig:
+    """Validate a parsed bench description; ``ConfigError`` names the first wrong key."""
+    try:
+        config = BenchConfig.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+        raise ConfigError(str(source), _loc(first), _expected(first) + more) from None
+    return config.model_copy(update={"source": Path(source)})
+
+
+def load_bench(path: str | Path) -> BenchConfig:
+    """Read and validate ``path``; every failure is a ``ConfigError``."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(path), "", "file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), "", f"cannot be read: {exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), "", f"is not valid TOML: {exc}") from None
+    return parse_bench(data, path)

@@ -1,0 +1,115 @@
+"""From evidence to a verdict: ranked causes with confidence, the origin of code 01.
+
+Model: each cause has a prior probability that it lies behind a unit sent in with code 01;
+every piece of evidence multiplies the cause's odds by its likelihood ratio (naive Bayes, the
+observations taken as independent given the cause). Confidence = posterior odds / (1 + odds).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from bench import taxonomy
+from bench.evidence import Evidence, RunRecord
+
+SCHEMA = "posbench.verdict/1"
+PRIOR = 0.02
+"""Prior probability of each cause before any test ran."""
+REPORT_THRESHOLD = 0.5
+"""Causes at or above this confidence are reported and decide the verdict."""
+
+
+@dataclass
+class RankedCause:
+    id: str
+    group: str
+    confidence: float
+    action: str
+    evidence: list[Evidence] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "group": self.group, "confidence": round(self.confidence, 3),
+                "evidence": [e.to_json() for e in self.evidence], "action": self.action}
+
+
+def rank(evidence: list[Evidence], prior: float = PRIOR) -> list[RankedCause]:
+    """Every cause that has evidence, sorted by confidence (highest first)."""
+    by_cause: dict[str, list[Evidence]] = {}
+    for item in evidence:
+        by_cause.setdefault(item.cause, []).append(item)
+    ranked = []
+    for cause_id, items in by_cause.items():
+        odds = prior / (1 - prior)
+        for item in items:
+            odds *= item.ratio
+        cause = taxonomy.get(cause_id)
+        ranked.append(RankedCause(cause_id, cause.group, odds / (1 + odds), cause.action,
+                                  sorted(items, key=lambda e: -e.ratio)))
+    return sorted(ranked, key=lambda c: (-c.confidence, c.id))
+
+
+def code01_origin(run: RunRecord) -> str:
+    """``terminal`` if the unit showed a 01 the host never sent; ``issuer`` if only real 01s."""
+    origins = {obs.origin for obs in run.code01}
+    if "terminal" in origins:
+        return "terminal"
+    return "issuer" if "issuer" in origins else "none"
+
+
+def decide(run: RunRecord) -> tuple[str, list[RankedCause]]:
+    """Verdict word and the reported causes."""
+    if run.bench_errors:
+        return "bench_error", []
+    reported = [c for c in rank(run.evidence) if c.confidence >= REPORT_THRESHOLD]
+    if any(taxonomy.get(c.id).blames_unit for c in reported):
+        return "fault", reported
+    if reported:
+        return "pass", reported
+    unexplained = [t for t in run.tests if t.outcome in ("failed", "error")]
+    return ("inconclusive" if unexplained else "pass"), reported
+
+
+EXIT_STATUS = {"pass": 0, "fault": 1, "inconclusive": 1, "bench_error": 2}
+
+
+def verdict_json(run: RunRecord, started: datetime, duration_s: float) -> dict:
+    verdict, causes = decide(run)
+    doc = {
+        "schema": SCHEMA,
+        "unit": {"serial": run.unit.get("serial", ""), "model": run.unit.get("model", ""),
+                 "firmware": run.unit.get("firmware", "")},
+        "verdict": verdict,
+        "code01_origin": code01_origin(run),
+        "causes": [c.to_json() for c in causes],
+        "measurements": [m.to_json() for m in run.measurements],
+        "tests": [{"nodeid": t.nodeid, "outcome": t.outcome, "duration_s": round(t.duration_s, 3)}
+                  for t in run.tests],
+        "started": started.astimezone(timezone.utc).isoformat(timespec="seconds"),
+        "duration_s": round(duration_s, 3),
+    }
+    if run.bench_errors:
+        doc["bench_errors"] = run.bench_errors
+    if run.code01:
+        doc["code01"] = [{"origin": o.origin, "stan": o.stan, "host_code": o.host_code,
+                          "reason": o.reason} for o in run.code01]
+    return doc
+
+
+def summary_line(doc: dict) -> str:
+    """The one line a technician reads first."""
+    verdict = doc["verdict"]
+    causes = doc["causes"]
+    if verdict == "bench_error":
+        return "BENCH ERROR: the bench failed, the unit was not judged: " + "; ".join(doc.get("bench_errors", []))
+    if verdict == "fault":
+        top = causes[0]
+        return f"FAULT: {top['id']} ({top['confidence']:.0%} confidence): {top['action']}"
+    if verdict == "inconclusive":
+        return "INCONCLUSIVE: tests failed but no cause reached the reporting threshold"
+    if causes:
+        return f"no fault found ({causes[0]['id']}: {taxonomy.get(causes[0]['id']).meaning})"
+    return "no fault found"
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)

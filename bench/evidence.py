@@ -1,0 +1,110 @@
+"""What HIL tests record: measurements against limits, and evidence for causes of code 01."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from bench import taxonomy
+from bench.limits import Limit
+
+STRENGTH = {"weak": 4.0, "moderate": 15.0, "strong": 60.0, "decisive": 250.0}
+"""Likelihood ratio P(observation | cause) / P(observation | no cause) for each strength word."""
+
+
+@dataclass
+class Measurement:
+    name: str
+    value: float | int | str | None
+    unit: str
+    limit: str
+    passed: bool
+    test: str = ""
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "value": self.value, "unit": self.unit, "limit": self.limit,
+                "passed": self.passed, "test": self.test}
+
+
+@dataclass
+class Evidence:
+    cause: str
+    ratio: float
+    """Likelihood ratio this observation gives the cause (> 1 supports it)."""
+    test: str
+    note: str
+    measurement: str = ""
+    value: float | int | str | None = None
+    limit: str = ""
+
+    def to_json(self) -> dict:
+        return {"test": self.test, "measurement": self.measurement, "value": self.value,
+                "limit": self.limit, "note": self.note, "ratio": round(self.ratio, 3)}
+
+
+@dataclass
+class Code01Observation:
+    """One time the unit displayed code 01, and whether the host really sent it."""
+
+    origin: str  # "issuer" | "terminal"
+    stan: str
+    host_code: str | None
+    reason: str
+    test: str
+
+
+@dataclass
+class TestOutcome:
+    nodeid: str
+    outcome: str
+    duration_s: float
+    message: str = ""
+    bench_error: bool = False
+
+
+@dataclass
+class RunRecord:
+    """Everything one run recorded, in the order it happened."""
+
+    measurements: list[Measurement] = field(default_factory=list)
+    evidence: list[Evidence] = field(default_factory=list)
+    code01: list[Code01Observation] = field(default_factory=list)
+    tests: list[TestOutcome] = field(default_factory=list)
+    unit: dict[str, str] = field(default_factory=dict)
+    bench_errors: list[str] = field(default_factory=list)
+
+
+class Recorder:
+    """The ``record`` fixture: bound to one test, writing into the run's ``RunRecord``."""
+
+    def __init__(self, run: RunRecord, test: str):
+        self.run, self.test = run, test
+
+    def measure(self, name: str, value: float | int | str | None, unit: str, limit: Limit,
+                cause: str | None = None, strength: str = "strong", note: str = "") -> bool:
+        """Record ``value`` against ``limit``; a failed limit becomes evidence for ``cause``."""
+        passed = value is not None and limit.check(value)
+        self.run.measurements.append(Measurement(name, value, unit, str(limit), passed, self.test))
+        if not passed and cause:
+            self.evidence(cause, strength, note or f"{name} = {value} {unit}, limit {limit}",
+                          measurement=name, value=value, limit=str(limit))
+        return passed
+
+    def evidence(self, cause: str, strength: str | float, note: str, measurement: str = "",
+                 value: float | int | str | None = None, limit: str = "") -> None:
+        taxonomy.get(cause)  # unknown ids fail loudly in the test that used them
+        ratio = STRENGTH[strength] if isinstance(strength, str) else float(strength)
+        self.run.evidence.append(Evidence(cause, ratio, self.test, note, measurement, value, limit))
+
+    def code01(self, origin: str, stan: str, host_code: str | None, reason: str = "") -> None:
+        if origin not in ("issuer", "terminal"):
+            raise ValueError(f"origin must be issuer or terminal, not {origin!r}")
+        self.run.code01.append(Code01Observation(origin, stan, host_code, reason, self.test))
+
+    def failed(self) -> list[Measurement]:
+        return [m for m in self.run.measurements if m.test == self.test and not m.passed]
+
+    def unit(self, **fields: str) -> None:
+        self.run.unit.update({k: str(v) for k, v in fields.items()})
+
+
+def as_dict(obj: object) -> dict:
+    return asdict(obj)  # type: ignore[call-overload]

@@ -1,0 +1,91 @@
+"""DUT profiles: what a healthy unit of a model does (versions, limits, test sizes)."""
+from __future__ import annotations
+
+import tomllib
+from datetime import date
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bench.errors import ConfigError
+from bench.limits import Limit
+
+PROFILE_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "profiles"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FirmwareSpec(_Strict):
+    expected: str
+    """The release a healthy unit of this model should run."""
+    minimum: str
+    """The oldest release the vendor still supports."""
+
+
+class TestSizes(_Strict):
+    link_commands: int = Field(24, ge=4, le=10_000)
+    """ECR commands sent by the link health test."""
+    sale_amounts: list[int] = Field(min_length=1)
+    """Amounts (minor units) of the sales the code-01 origin test runs."""
+    log_records: int = Field(60, ge=1, le=10_000)
+    """Transaction log records read by the log pattern test."""
+
+
+class Profile(_Strict):
+    model: str
+    vendor: str = ""
+    firmware: FirmwareSpec
+    components: dict[str, list[str]]
+    """Allowed versions of each firmware component."""
+    keys_required: list[str]
+    boot_time_s: float = Field(gt=0)
+    """Seconds a healthy unit takes from reboot until it answers again."""
+    local_failure_code: str = "01"
+    """The code this model's firmware displays for a failure it produced itself."""
+    limits: dict[str, Limit]
+    tests: TestSizes
+    source: Path | None = Field(None, exclude=True)
+
+    def limit(self, name: str) -> Limit:
+        try:
+            return self.limits[name]
+        except KeyError:
+            raise ConfigError(str(self.source), f"limits.{name}",
+                              "is missing from the DUT profile") from None
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """``"3.10.2"`` -> ``(3, 10, 2)``; non-numeric parts count as 0."""
+    return tuple(int(p) if p.isdigit() else 0 for p in version.strip().split("."))
+
+
+def load_profile(path: str | Path) -> Profile:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(str(path), "", "DUT profile not found") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(str(path), "", f"cannot be read as TOML: {exc}") from None
+    try:
+        profile = Profile.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(str(path), key, err["msg"].removeprefix("Value error, ")) from None
+    return profile.model_copy(update={"source": path})
+
+
+def profile_for_model(model: str) -> Profile:
+    """The packaged profile of ``model`` (``fixtures/profiles/<model lower-case>.toml``)."""
+    path = PROFILE_DIR / f"{model.lower()}.toml"
+    if not path.exists():
+        known = ", ".join(sorted(p.stem for p in PROFILE_DIR.glob("*.toml")))
+        raise ConfigError(str(path), "unit.model", f"no DUT profile for model {model!r} (known: {known})")
+    return load_profile(path)
+
+
+def days_since(iso_day: str, today: date) -> int:
+    return (today - date.fromisoformat(iso_day)).days

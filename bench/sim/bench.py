@@ -1,0 +1,99 @@
+"""The virtual bench: host simulator and virtual terminal, and the bench.toml that reaches them."""
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import tempfile
+from pathlib import Path
+
+from bench.profile import Profile, profile_for_model
+from drivers.host.rules import Rule, RuleSet
+from drivers.host.simulator import HostSimulator
+
+from .faults import format_faults
+from .terminal import VirtualTerminal
+
+MODEL = "PT100"
+
+
+def issuer_rules(profile: Profile, severity: float) -> RuleSet:
+    """The issuer refers (01) the largest ``severity`` share of the profile's test amounts."""
+    amounts = sorted(profile.tests.sale_amounts, reverse=True)
+    count = max(1, round(severity * len(amounts)))
+    threshold = amounts[count - 1]
+    return RuleSet([Rule(code="01", min_amount=threshold, name="issuer refers large amounts")])
+
+
+class SimBench:
+    """Starts every emulator of the virtual bench; ``close()`` removes all it created."""
+
+    def __init__(self, faults: dict[str, float] | None = None, seed: int | None = None,
+                 serial: str | None = None):
+        self.faults = dict(faults or {})
+        self.seed = random.SystemRandom().randrange(2**31) if seed is None else seed
+        self.profile = profile_for_model(MODEL)
+        rng = random.Random(self.seed)
+        self.serial = serial or f"PT100-{rng.randrange(10**7):07d}"
+        self.terminal_id = f"PT{rng.randrange(10**6):06d}"
+        self.workdir = Path(tempfile.mkdtemp(prefix="posbench-sim-"))
+        self.host_log = self.workdir / "host.jsonl"
+        self.host: HostSimulator | None = None
+        self.terminal: VirtualTerminal | None = None
+        self.bench_file: Path | None = None
+
+    def start(self) -> "SimBench":
+        try:
+            rules = issuer_rules(self.profile, self.faults["issuer_referral"]) \
+                if "issuer_referral" in self.faults else RuleSet([])
+            self.host = HostSimulator(("127.0.0.1", 0), rules=rules, log_path=self.host_log,
+                                      seed=self.seed + 1)
+            self.host.start()
+            self.terminal = VirtualTerminal(self.host.address, self.profile, self.faults,
+                                            seed=self.seed, serial=self.serial,
+                                            terminal_id=self.terminal_id).start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def bench_toml(self) -> str:
+        assert self.host and self.terminal
+        host, port = self.host.address
+        faults = ", ".join(f'"{f}"' for f in format_faults(self.faults))
+        return (
+            "# Written by `posbench sim`: the virtual bench. Valid while that process runs.\n"
+            f'[bench]\nname = "virtual"\nvirtual = true\n\n'
+            f'[unit]\nmodel = "{MODEL}"\nserial = "{self.serial}"\n\n'
+            f'[terminal]\nport = "{self.terminal.port.path}"\nbaudrate = 115200\n'
+            f"reply_timeout = 1.0\nsale_timeout = 10.0\nboot_timeout = 10.0\n\n"
+            f'[host]\naddress = "{host}:{port}"\nlog = "{self.host_log}"\n'
+            f'terminal_id = "{self.terminal_id}"\n\n'
+            f"[sim]\npid = {os.getpid()}\nseed = {self.seed}\nfaults = [{faults}]\n")
+
+    def write_bench(self, path: str | Path) -> Path:
+        """Write the bench description atomically (readers never see half a file)."""
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(self.bench_toml(), encoding="utf-8")
+        os.replace(tmp, path)
+        self.bench_file = path
+        return path
+
+    def close(self) -> None:
+        if self.terminal:
+            self.terminal.stop(timeout=2.0)
+            self.terminal = None
+        if self.host:
+            self.host.stop(timeout=2.0)
+            self.host = None
+        if self.bench_file is not None:
+            self.bench_file.unlink(missing_ok=True)
+            self.bench_file = None
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> "SimBench":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

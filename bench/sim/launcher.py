@@ -1,0 +1,75 @@
+"""Run ``posbench sim`` as a child process and hand back its bench description."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.errors import BenchError
+
+from .faults import format_faults
+
+
+class VirtualBench:
+    """Context manager: a virtual bench in its own process, like devices on a real bench."""
+
+    def __init__(self, faults: dict[str, float] | None = None, seed: int | None = None,
+                 start_timeout: float = 20.0, stop_timeout: float = 5.0):
+        self.faults, self.seed = dict(faults or {}), seed
+        self.start_timeout, self.stop_timeout = start_timeout, stop_timeout
+        self._dir = Path(tempfile.mkdtemp(prefix="posbench-vbench-"))
+        self.bench_file = self._dir / "bench.toml"
+        self._stderr = self._dir / "sim.stderr"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> Path:
+        cmd = [sys.executable, "-m", "bench.cli", "sim", "--write-bench", str(self.bench_file)]
+        for fault in format_faults(self.faults):
+            cmd += ["--fault", fault]
+        if self.seed is not None:
+            cmd += ["--seed", str(self.seed)]
+        with open(self._stderr, "wb") as err:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                         stderr=err, start_new_session=True)
+        deadline = time.monotonic() + self.start_timeout
+        while not self.bench_file.exists():
+            if self.proc.poll() is not None:
+                raise BenchError("virtual bench", "starting", f"exited with {self.proc.returncode}: "
+                                 + self._stderr.read_text(errors="replace")[-800:])
+            if time.monotonic() > deadline:
+                self.stop()
+                raise BenchError("virtual bench", "starting",
+                                 f"no bench description after {self.start_timeout:g} s")
+            time.sleep(0.05)
+        return self.bench_file
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after ``stop_timeout`` s: never hangs."""
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(self.stop_timeout)
+            except ProcessLookupError:
+                pass
+        for path in (self.bench_file, self._stderr):
+            path.unlink(missing_ok=True)
+        try:
+            self._dir.rmdir()
+        except OSError:
+            pass
+
+    def __enter__(self) -> Path:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

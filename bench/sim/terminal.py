@@ -1,0 +1,331 @@
+"""Virtual PT100 payment terminal: the ECR protocol on a pseudo-terminal, ISO 8583 to the host.
+
+A real state machine (booting, idle, sale, online, result), a transaction log, status counters
+and injectable faults by cause id. Only protocol and device behaviour live here.
+"""
+from __future__ import annotations
+
+import random
+import threading
+import time
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from bench.errors import MessageError, ProtocolError, UnitError
+from bench.masking import mask_pan
+from bench.profile import Profile
+from drivers.host.client import HostClient
+from drivers.serial.ecr_frame import MAX_MESSAGE, Message, decode_message, encode_message
+from drivers.serial.ecr_link import Link
+
+from .pty_port import PtyPort
+
+TEST_PAN = "4111111111111111"
+"""Published Visa test PAN: the card the virtual cardholder presents."""
+MERCHANT_ID = "POSBENCH0000001"
+
+
+@dataclass
+class TerminalTiming:
+    """Seconds the virtual unit takes for each step."""
+
+    command_s: float = 0.02
+    jitter_s: float = 0.01
+    card_read_s: float = 0.15
+    boot_s: float = 1.5
+    app_restart_s: float = 0.8
+    host_timeout_s: float = 2.0
+
+
+@dataclass
+class LogEntry:
+    seq: int
+    ts: datetime
+    type: str
+    amount: int
+    pan: str
+    display: str
+    host_rc: str
+    events: list[str] = field(default_factory=list)
+
+    def encode(self) -> str:
+        return ";".join([str(self.seq), self.ts.strftime("%Y-%m-%dT%H:%M:%SZ"), self.type,
+                         str(self.amount), mask_pan(self.pan), self.display, self.host_rc,
+                         "+".join(self.events)])
+
+
+class VirtualTerminal:
+    """A terminal on a pty. ``faults`` maps cause id to severity in (0, 1]."""
+
+    def __init__(self, host_address: tuple[str, int], profile: Profile,
+                 faults: dict[str, float] | None = None, seed: int = 0,
+                 serial: str = "PT100-0000123", terminal_id: str = "PT100123",
+                 timing: TerminalTiming | None = None):
+        self.host_address, self.profile = host_address, profile
+        self.faults = dict(faults or {})
+        self.rng = random.Random(seed)
+        self.serial, self.terminal_id = serial, terminal_id
+        self.timing = timing or TerminalTiming(boot_s=profile.boot_time_s)
+        self.port = PtyPort()
+        self.link = Link(self.port, device="virtual-terminal")
+        self.state = "booting"
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._host: HostClient | None = None
+        self._pending_reversal: dict | None = None
+        self._stan = self.rng.randrange(1, 400000)
+        self.restarts = 0
+        self._restart_after_reply = False
+        self._build_unit()
+        self._power_on()
+
+    # -- identity and stored state ------------------------------------------------------------
+    def sev(self, cause: str) -> float:
+        return self.faults.get(cause, 0.0)
+
+    def _build_unit(self) -> None:
+        p, rng = self.profile, self.rng
+        self.firmware = p.firmware.expected
+        self.components = {name: versions[-1] for name, versions in p.components.items()}
+        if self.sev("maintenance"):
+            major, minor, *_ = (p.firmware.minimum + ".0.0").split(".")
+            self.firmware = f"{major}.{max(0, int(minor) - 1)}.7" if int(minor) else f"{int(major) - 1}.9.0"
+        if s := self.sev("firmware_driver"):
+            self.components["ctls_kernel"] = "1.9.7"
+            if s >= 0.6:
+                self.components["msr_driver"] = "1.2.0"
+        now = datetime.now(timezone.utc)
+        maint_days = rng.randint(30, 200)
+        self.clock_offset_s = rng.uniform(-20, 20)
+        if s := self.sev("maintenance"):
+            maint_days = int(430 + 300 * s)
+            self.clock_offset_s = 150 + 450 * s
+        self.last_maintenance = (now - timedelta(days=maint_days)).date().isoformat()
+        self.keys = list(p.keys_required)
+        self.config = {"tid": self.terminal_id, "mid": MERCHANT_ID,
+                       "host": f"{self.host_address[0]}:{self.host_address[1]}", "currency": "978"}
+        self.cfg_crc_stored = self._cfg_crc()
+        if s := self.sev("data_loss"):
+            self.config.pop("mid")  # the merchant record was deleted
+            self.keys.remove("TAK")
+            if s >= 0.5 and "TPK" in self.keys:
+                self.keys.remove("TPK")
+        self.err = {"err_comm": rng.randint(0, 4), "err_reader": rng.randint(0, 4),
+                    "err_app": rng.randint(0, 3)}
+        if s := self.sev("application"):
+            self.err["err_app"] = int(30 + 60 * s)
+        self.total_mem_kib = 65536
+        self.free_mem_kib = rng.randint(18000, 26000)
+        if s := self.sev("resources"):
+            self.free_mem_kib = int(8192 * (0.9 - 0.6 * s))
+        self.log: list[LogEntry] = []
+        self._seed_history(now)
+
+    def _cfg_crc(self) -> str:
+        text = ";".join(f"{k}={v}" for k, v in sorted(self.config.items()))
+        return f"{zlib.crc32(text.encode()):08X}"
+
+    def _seed_history(self, now: datetime) -> None:
+        """Two hundred past transactions; operator_error skews them towards misuse."""
+        rng, s = self.rng, self.sev("operator_error")
+        p_pin, p_pull, p_fix = 0.03 + (0.15 + 0.25 * s if s else 0), 0.02 + (0.1 + 0.2 * s if s else 0), \
+            0.02 + (0.1 + 0.2 * s if s else 0)
+        ts = now - timedelta(days=30)
+        while len(self.log) < 200:
+            ts += timedelta(minutes=rng.randint(20, 300))
+            amount = rng.choice([350, 899, 1250, 2275, 4999, 15000])
+            roll = rng.random()
+            if roll < p_pin:
+                self._append("SALE", amount, "55", "55", ["PIN_WRONG"], ts)
+            elif roll < p_pin + p_pull:
+                self._append("SALE", amount, "CE", "", ["CARD_PULLED"], ts)
+            elif roll < p_pin + p_pull + p_fix:
+                wrong = amount * 100
+                self._append("SALE", wrong, "00", "00", [], ts)
+                self._append("VOID", wrong, "00", "00", ["AMOUNT_CORRECTED"], ts + timedelta(seconds=40))
+            else:
+                self._append("SALE", amount, "00", "00", [], ts)
+        if s := self.sev("data_loss"):
+            for _ in range(1 + int(5 * s)):  # records deleted from the journal
+                del self.log[rng.randrange(10, len(self.log) - 10)]
+
+    def _append(self, kind: str, amount: int, display: str, host_rc: str, events: list[str],
+                ts: datetime | None = None) -> LogEntry:
+        seq = (self.log[-1].seq if self.log else 0) + 1
+        entry = LogEntry(seq, ts or datetime.now(timezone.utc), kind, amount, TEST_PAN, display,
+                         host_rc, events)
+        self.log.append(entry)
+        return entry
+
+    # -- power and life cycle ---------------------------------------------------------------
+    def _power_on(self, boot_s: float | None = None) -> None:
+        self.boot_id = f"{self.rng.getrandbits(32):08x}"
+        self.booted_at = time.monotonic() + (self.timing.boot_s if boot_s is None else boot_s)
+        self.commands_since_boot = 0
+        self.state = "booting"
+
+    def start(self) -> "VirtualTerminal":
+        self._thread = threading.Thread(target=self._run, name="virtual-terminal", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout)
+        if self._host:
+            self._host.close()
+        self.port.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if self.state == "booting":
+                if time.monotonic() < self.booted_at:
+                    self.port.discard_input()  # a booting unit ignores its ECR port
+                    time.sleep(0.05)
+                    continue
+                self.state = "idle"
+            try:
+                if self.link.wait_enq(0.2):
+                    self._serve_one()
+            except (UnitError, OSError, TimeoutError):
+                self.err["err_comm"] += 1  # the ECR side vanished or garbled a frame
+
+    # -- command handling -------------------------------------------------------------------
+    def _serve_one(self) -> None:
+        try:
+            request = decode_message(self.link.receive_after_enq("reading an ECR request"))
+        except MessageError:
+            self.err["err_comm"] += 1
+            self.link.send(encode_message("ERR", {"rc": "ERR", "reason": "bad_message"}))
+            return
+        self.commands_since_boot += 1
+        if self._app_crashes(request.command):
+            self._app_restart()
+            return  # the command is lost with the crash
+        time.sleep(self._latency())
+        reply = self._dispatch(request)
+        self.link.send(reply.encode(), f"replying to {request.command}")
+        if request.command == "RBT":
+            self._power_on()
+        elif self._restart_after_reply:
+            self._restart_after_reply = False
+            self._app_restart()
+
+    def _latency(self) -> float:
+        t = self.timing
+        delay = t.command_s + self.rng.uniform(0, t.jitter_s)
+        if s := self.sev("resources"):  # a leak: each command costs more than the last
+            delay += min(0.4, 0.01 * s * self.commands_since_boot)
+            self.free_mem_kib = max(512, self.free_mem_kib - 40)
+        return delay
+
+    def _app_crashes(self, command: str) -> bool:
+        s = self.sev("application")
+        return bool(s) and command in ("ST", "ID", "LOG") and self.rng.random() < 0.08 + 0.22 * s
+
+    def _app_restart(self) -> None:
+        self.err["err_app"] += 1
+        self.restarts += 1
+        self._power_on(self.timing.app_restart_s)
+
+    def _dispatch(self, req: Message) -> Message:
+        handlers = {"ID": self._identify, "ST": self._status, "SALE": self._sale,
+                    "LOG": self._log_page, "RBT": lambda r: {}}
+        handler = handlers.get(req.command)
+        if handler is None:
+            return Message(req.command, [("rc", "ERR"), ("reason", "unknown_command")])
+        try:
+            fields = handler(req)
+        except (ValueError, KeyError):
+            return Message(req.command, [("rc", "ERR"), ("reason", "bad_field")])
+        items = fields.items() if isinstance(fields, dict) else fields
+        return Message(req.command, [("rc", "OK")] + [(k, str(v)) for k, v in items])
+
+    def _identify(self, req: Message) -> dict:
+        return {"model": self.profile.model, "serial": self.serial, "firmware": self.firmware,
+                "components": ",".join(f"{k}:{v}" for k, v in self.components.items())}
+
+    def _status(self, req: Message) -> dict:
+        clock = datetime.now(timezone.utc) + timedelta(seconds=self.clock_offset_s)
+        return {"uptime_s": f"{max(0.0, time.monotonic() - self.booted_at):.1f}",
+                "boot_id": self.boot_id, "restarts": self.restarts,
+                "free_mem_kib": self.free_mem_kib, "total_mem_kib": self.total_mem_kib,
+                **self.err, "cfg_crc": self._cfg_crc(), "cfg_crc_stored": self.cfg_crc_stored,
+                "keys": ",".join(self.keys), "last_maint": self.last_maintenance,
+                "clock": clock.strftime("%Y-%m-%dT%H:%M:%SZ"), "log_seq": self.log[-1].seq}
+
+    def _log_page(self, req: Message) -> list[tuple[str, object]]:
+        start, count = int(req.require("start")), min(50, max(1, int(req.require("max"))))
+        page = [e for e in self.log if e.seq >= start][:count]
+        while page and len(encode_message("LOG", [("rec", e.encode()) for e in page])) > MAX_MESSAGE - 64:
+            page.pop()
+        nxt = page[-1].seq + 1 if page else start
+        return [("count", len(page)), ("next", nxt)] + [("rec", e.encode()) for e in page]
+
+    # -- the sale state machine -------------------------------------------------------------
+    def _sale(self, req: Message) -> dict:
+        amount = int(req.require("amount"))
+        if not 0 < amount < 10**12:
+            raise ValueError("amount out of range")
+        self.state = "sale"
+        time.sleep(self.timing.card_read_s)  # the cardholder inserts the card, the unit reads it
+        self._stan = self._stan % 999999 + 1
+        stan = f"{self._stan:06d}"
+        result = {"display": "", "host": 0, "host_rc": "", "stan": stan, "tid": self.terminal_id,
+                  "pan": mask_pan(TEST_PAN), "auth": "", "reason": ""}
+        local = self.profile.local_failure_code
+        if "TAK" not in self.keys or "mid" not in self.config:
+            reason = "no_keys" if "TAK" not in self.keys else "no_config"
+        elif self.sev("firmware_driver") and self.rng.random() < 0.5 * self.sev("firmware_driver"):
+            reason = "kernel_error"
+        else:
+            reason = ""
+        if reason:
+            result.update(display=local, reason=reason)
+        else:
+            self.state = "online"
+            reply, reason = self._go_online(amount, stan)
+            if reply is not None and self.sev("application") and \
+                    self.rng.random() < 0.1 + 0.3 * self.sev("application"):
+                reply, reason = None, "app_restart"  # crashed holding the host's answer
+                self._restart_after_reply = True
+            if reply is None:
+                result.update(display=local, reason=reason)
+            else:
+                rc = reply.get(39, "")
+                result.update(display=rc, host=1, host_rc=rc, auth=reply.get(38, ""))
+        self.state = "result"
+        self._append("SALE", amount, result["display"], result["host_rc"],
+                     [result["reason"].upper()] if result["reason"] else [])
+        self.state = "idle"
+        return result
+
+    def _go_online(self, amount: int, stan: str) -> tuple[dict | None, str]:
+        """Send a 0200 and wait ``host_timeout_s``; returns (reply fields by number, reason)."""
+        now = datetime.now(timezone.utc)
+        doc = {"t": "0200", "2": TEST_PAN, "3": "000000", "4": f"{amount:012d}",
+               "7": now.strftime("%m%d%H%M%S"), "11": stan, "12": now.strftime("%H%M%S"),
+               "13": now.strftime("%m%d"), "22": "051", "25": "00", "41": self.terminal_id,
+               "42": self.config["mid"], "49": self.config["currency"]}
+        try:
+            if self._host is None:
+                self._host = HostClient(self.host_address, timeout=self.timing.host_timeout_s)
+            if self._pending_reversal:
+                self._host.exchange(self._pending_reversal, timeout=self.timing.host_timeout_s)
+                self._pending_reversal = None
+            reply = self._host.exchange(doc, timeout=self.timing.host_timeout_s)
+        except (TimeoutError, ProtocolError) as exc:
+            self._reset_host()
+            self._pending_reversal = {**doc, "t": "0400"}
+            return None, "host_timeout" if isinstance(exc, TimeoutError) else "host_format"
+        except OSError:
+            self._reset_host()
+            return None, "host_unreachable"
+        return {int(k): v for k, v in reply.items() if k.isdigit()}, ""
+
+    def _reset_host(self) -> None:
+        if self._host is not None:
+            self._host.close()
+            self._host = None

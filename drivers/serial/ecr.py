@@ -1,0 +1,210 @@
+"""ECR terminal driver: identify, status, sale, transaction log, reboot over a serial ECR link."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from bench.errors import MessageError, UnitError
+from bench.masking import mask_pan
+
+from .ecr_frame import Message, decode_message, encode_message
+from .ecr_link import Link, LinkTiming
+from .port import SerialBytePort
+
+
+class UnitRejected(UnitError):
+    """The unit answered with ``rc=BUSY`` or ``rc=ERR``."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    model: str
+    serial: str
+    firmware: str
+    components: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Status:
+    uptime_s: float
+    boot_id: str
+    restarts: int
+    free_mem_kib: int
+    total_mem_kib: int
+    error_counters: dict[str, int]
+    cfg_crc: str
+    cfg_crc_stored: str
+    keys: tuple[str, ...]
+    last_maintenance: str
+    clock: str
+    log_seq: int
+
+
+@dataclass(frozen=True)
+class SaleResult:
+    display_code: str
+    """The response code the unit showed the operator."""
+    host_answered: bool
+    host_code: str
+    """Field 39 the unit received from the host ("" when none)."""
+    stan: str
+    terminal_id: str
+    pan: str
+    """Masked PAN (first 6 / last 4)."""
+    auth_code: str
+    reason: str
+    """The unit's local failure reason, "" when it did not fail locally."""
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    seq: int
+    ts: str
+    type: str
+    amount: int
+    pan: str
+    display_code: str
+    host_code: str
+    events: tuple[str, ...]
+
+
+class Terminal(Protocol):
+    """What a HIL test may ask of a payment terminal, whatever its vendor."""
+
+    def identify(self) -> Identity: ...
+    def status(self) -> Status: ...
+    def sale(self, amount: int) -> SaleResult: ...
+    def transaction_log(self, last: int) -> list[LogRecord]: ...
+    def reboot(self) -> None: ...
+
+
+def _int(msg: Message, key: str) -> int:
+    try:
+        return int(msg.require(key))
+    except ValueError:
+        raise MessageError(f"{msg.command} field {key!r} is not a number") from None
+
+
+def parse_log_record(text: str) -> LogRecord:
+    parts = text.split(";")
+    if len(parts) != 8:
+        raise MessageError(f"log record has {len(parts)} parts, expected 8")
+    seq, ts, kind, amount, pan, display, host_rc, events = parts
+    try:
+        return LogRecord(int(seq), ts, kind, int(amount), mask_pan(pan) if pan else "", display,
+                         host_rc, tuple(e for e in events.split("+") if e))
+    except ValueError:
+        raise MessageError("log record has a non-numeric sequence or amount") from None
+
+
+@dataclass
+class EcrTerminal:
+    """Driver of a terminal's ECR link; ``url`` is anything ``serial.serial_for_url`` opens."""
+
+    url: str
+    baudrate: int = 9600
+    reply_timeout: float = 3.0
+    """Seconds to wait for the reply to a short command."""
+    sale_timeout: float = 40.0
+    """Seconds to wait for a sale to finish."""
+    boot_timeout: float = 30.0
+    """Seconds to wait for the unit to answer after a reboot."""
+    timing: LinkTiming = field(default_factory=LinkTiming)
+    device: str = "terminal"
+
+    def __post_init__(self) -> None:
+        self.port = SerialBytePort(self.url, self.baudrate, self.device)
+        self.link = Link(self.port, self.timing, self.device)
+
+    def open(self) -> "EcrTerminal":
+        self.port.open()
+        return self
+
+    def close(self) -> None:
+        self.port.close()
+
+    def __enter__(self) -> "EcrTerminal":
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def request(self, command: str, fields: dict[str, object] | None = None,
+                timeout: float | None = None) -> Message:
+        """Send one command and return its reply; typed errors for every failure."""
+        doing = f"{command} command"
+        self.link.send(encode_message(command, fields or {}), doing)
+        reply = decode_message(self.link.receive(timeout or self.reply_timeout, doing))
+        if reply.command != command:
+            raise MessageError(f"reply to {command} carries command {reply.command}",
+                               self.device, doing)
+        rc = reply.get("rc")
+        if rc != "OK":
+            raise UnitRejected(self.device, doing, f"rc={rc} reason={reply.get('reason', '')}")
+        return reply
+
+    def identify(self) -> Identity:
+        msg = self.request("ID")
+        components = {}
+        for item in filter(None, msg.require("components").split(",")):
+            name, _, version = item.partition(":")
+            components[name] = version
+        return Identity(msg.require("model"), msg.require("serial"), msg.require("firmware"),
+                        components)
+
+    def status(self) -> Status:
+        msg = self.request("ST")
+        try:
+            uptime = float(msg.require("uptime_s"))
+        except ValueError:
+            raise MessageError("ST field 'uptime_s' is not a number") from None
+        return Status(
+            uptime_s=uptime, boot_id=msg.require("boot_id"), restarts=_int(msg, "restarts"),
+            free_mem_kib=_int(msg, "free_mem_kib"), total_mem_kib=_int(msg, "total_mem_kib"),
+            error_counters={k: _int(msg, k) for k in ("err_comm", "err_reader", "err_app")},
+            cfg_crc=msg.require("cfg_crc"), cfg_crc_stored=msg.require("cfg_crc_stored"),
+            keys=tuple(k for k in msg.require("keys").split(",") if k),
+            last_maintenance=msg.require("last_maint"), clock=msg.require("clock"),
+            log_seq=_int(msg, "log_seq"))
+
+    def sale(self, amount: int) -> SaleResult:
+        msg = self.request("SALE", {"amount": int(amount)}, timeout=self.sale_timeout)
+        return SaleResult(
+            display_code=msg.require("display"), host_answered=msg.require("host") == "1",
+            host_code=msg.get("host_rc", ""), stan=msg.require("stan"), terminal_id=msg.require("tid"),
+            pan=mask_pan(msg.get("pan", "")) if msg.get("pan") else "", auth_code=msg.get("auth", ""),
+            reason=msg.get("reason", ""))
+
+    def transaction_log(self, last: int) -> list[LogRecord]:
+        """The newest ``last`` records, oldest first, read in pages."""
+        newest = self.status().log_seq
+        start = max(1, newest - last + 1)
+        records: list[LogRecord] = []
+        while start <= newest and len(records) < last:
+            msg = self.request("LOG", {"start": start, "max": 20})
+            page = [parse_log_record(r) for r in msg.getall("rec")]
+            records.extend(page)
+            nxt = _int(msg, "next")
+            if not page or nxt <= start:
+                break
+            start = nxt
+        return records[-last:]
+
+    def reboot(self) -> None:
+        """Restart the unit and wait until it answers again (``boot_timeout`` s at most)."""
+        self.request("RBT")
+        self.wait_ready(self.boot_timeout)
+
+    def wait_ready(self, timeout: float) -> float:
+        """Poll ``ST`` until the unit answers; returns the seconds it took."""
+        start = time.monotonic()
+        deadline = start + timeout
+        while True:
+            try:
+                self.status()
+                return time.monotonic() - start
+            except UnitError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.1)

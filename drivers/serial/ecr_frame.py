@@ -1,0 +1,128 @@
+"""ECR frame and message codec (Ingenico Concert E+ style framing, PAX-style fields).
+
+Frame: ``STX`` + message + ``ETX`` + LRC, LRC = XOR of message and ETX (STX excluded).
+Message: printable ASCII, a command code then ``key=value`` fields, each preceded by FS (0x1C):
+``ST`` / ``ST<FS>rc=OK<FS>uptime_s=12``. Written by hand: no library covers ECR framing.
+Every parse error is a ``FrameError`` or ``MessageError`` (both ``ProtocolError``).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from bench.errors import FrameError, MessageError
+
+STX, ETX, EOT, ENQ, ACK, NAK, FS = 0x02, 0x03, 0x04, 0x05, 0x06, 0x15, 0x1C
+MAX_MESSAGE = 4096
+"""Largest message in bytes (a transaction-log page stays far below it)."""
+
+_COMMAND_RE = re.compile(r"[A-Z][A-Z0-9]{1,7}")
+_KEY_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
+
+
+def lrc(data: bytes) -> int:
+    """XOR of every byte of ``data``."""
+    value = 0
+    for byte in data:
+        value ^= byte
+    return value
+
+
+def encode_frame(message: bytes) -> bytes:
+    """Wrap ``message`` as STX + message + ETX + LRC."""
+    _check_payload(message)
+    body = bytes(message) + bytes([ETX])
+    return bytes([STX]) + body + bytes([lrc(body)])
+
+
+def decode_frame(frame: bytes) -> bytes:
+    """Return the message inside one complete frame; ``FrameError`` says what is wrong."""
+    frame = bytes(frame)
+    if len(frame) < 3:
+        raise FrameError(f"frame too short ({len(frame)} bytes)")
+    if frame[0] != STX:
+        raise FrameError(f"frame starts with 0x{frame[0]:02X}, expected STX")
+    if frame[-2] != ETX:
+        raise FrameError("frame has no ETX before its LRC")
+    message = frame[1:-2]
+    if ETX in message or STX in message:
+        raise FrameError("STX or ETX inside a frame's message")
+    if len(message) > MAX_MESSAGE:
+        raise FrameError(f"message of {len(message)} bytes exceeds {MAX_MESSAGE}")
+    expected = lrc(frame[1:-1])
+    if frame[-1] != expected:
+        raise FrameError(f"LRC mismatch: got 0x{frame[-1]:02X}, computed 0x{expected:02X}")
+    _check_payload(message, FrameError)
+    return message
+
+
+def _check_payload(message: bytes, error: type[Exception] = MessageError) -> None:
+    if len(message) > MAX_MESSAGE:
+        raise error(f"message of {len(message)} bytes exceeds {MAX_MESSAGE}")
+    for byte in message:
+        if byte != FS and not 0x20 <= byte <= 0x7E:
+            raise error(f"byte 0x{byte:02X} is not allowed in a message")
+
+
+@dataclass
+class Message:
+    """An application message: a command code and ordered ``key=value`` fields."""
+
+    command: str
+    fields: list[tuple[str, str]] = field(default_factory=list)
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        for k, v in self.fields:
+            if k == key:
+                return v
+        return default
+
+    def getall(self, key: str) -> list[str]:
+        return [v for k, v in self.fields if k == key]
+
+    def require(self, key: str) -> str:
+        value = self.get(key)
+        if value is None:
+            raise MessageError(f"{self.command} reply lacks field {key!r}")
+        return value
+
+    def encode(self) -> bytes:
+        return encode_message(self.command, self.fields)
+
+
+def encode_message(command: str, fields: list[tuple[str, str]] | dict[str, object] = ()) -> bytes:
+    """Encode a command and its fields; raises ``MessageError`` for names or values it cannot carry."""
+    if not _COMMAND_RE.fullmatch(command):
+        raise MessageError(f"bad command code {command!r}")
+    items = fields.items() if isinstance(fields, dict) else fields
+    parts = [command.encode("ascii")]
+    for key, value in items:
+        if not _KEY_RE.fullmatch(key):
+            raise MessageError(f"bad field name {key!r}")
+        text = str(value)
+        if any(not 0x20 <= ord(ch) <= 0x7E for ch in text):
+            raise MessageError(f"field {key!r} has a character a message cannot carry")
+        parts.append(f"{key}={text}".encode("ascii"))
+    message = bytes([FS]).join(parts)
+    _check_payload(message)
+    return message
+
+
+def decode_message(payload: bytes) -> Message:
+    """Decode a message payload; ``MessageError`` for anything that is not command + fields."""
+    try:
+        text = bytes(payload).decode("ascii")
+    except UnicodeDecodeError:
+        raise MessageError("message is not ASCII") from None
+    command, *rest = text.split(chr(FS))
+    if not _COMMAND_RE.fullmatch(command):
+        raise MessageError(f"bad command code {command[:16]!r}")
+    fields: list[tuple[str, str]] = []
+    for part in rest:
+        key, sep, value = part.partition("=")
+        if not sep or not _KEY_RE.fullmatch(key):
+            raise MessageError(f"field {part[:24]!r} is not key=value")
+        if any(not 0x20 <= ord(ch) <= 0x7E for ch in value):
+            raise MessageError(f"field {key!r} has a control character")
+        fields.append((key, value))
+    return Message(command, fields)

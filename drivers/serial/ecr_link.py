@@ -1,0 +1,203 @@
+"""ECR link layer: the ENQ/ACK handshake, framed transfer with bounded retransmits, EOT.
+
+Both ends use it: the driver sends a request and receives the reply; the virtual terminal
+receives and sends. Every wait has a deadline. Written by hand: no library implements the
+Concert-style handshake.
+
+Sender:   ENQ -> ACK (3 tries, ``enq_wait`` s each, EOT between failures)
+          STX msg ETX LRC -> ACK | NAK (retransmit, 3 tries) ; EOT
+Receiver: ENQ -> ACK ; frame -> ACK (or NAK on a bad LRC, up to 3) ; EOT
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from bench.errors import FrameError, UnitNotResponding
+
+from .ecr_frame import ACK, ENQ, EOT, ETX, MAX_MESSAGE, NAK, STX, decode_frame, encode_frame
+
+
+class BytePort(Protocol):
+    """What the link needs from a transport."""
+
+    def read(self, size: int, timeout: float) -> bytes:
+        """Return 1..size bytes, or b"" when nothing arrived within ``timeout`` seconds."""
+        ...
+
+    def write(self, data: bytes) -> None:
+        """Write all of ``data``."""
+        ...
+
+    def discard_input(self) -> None:
+        """Drop bytes received but not read."""
+        ...
+
+
+@dataclass
+class LinkTiming:
+    """Protocol timing in seconds."""
+
+    enq_tries: int = 3
+    enq_wait: float = 1.0
+    frame_tries: int = 3
+    ack_wait: float = 3.0
+    inter_byte: float = 0.5
+    eot_wait: float = 0.5
+
+
+@dataclass
+class LinkStats:
+    """Counters of link trouble since the link was made."""
+
+    enq_retries: int = 0
+    retransmits: int = 0
+    naks_sent: int = 0
+    naks_received: int = 0
+    ack_timeouts: int = 0
+    noise_bytes: int = 0
+    frames_sent: int = 0
+    frames_received: int = 0
+
+    def snapshot(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Link:
+    """One end of an ECR link over a ``BytePort``."""
+
+    port: BytePort
+    timing: LinkTiming = field(default_factory=LinkTiming)
+    device: str = "ecr"
+    stats: LinkStats = field(default_factory=LinkStats)
+    _buffer: bytearray = field(default_factory=bytearray, repr=False)
+
+    # -- byte level ---------------------------------------------------------------------------
+    def _byte(self, timeout: float) -> int | None:
+        if not self._buffer:
+            chunk = self.port.read(512, max(0.0, timeout))
+            if not chunk:
+                return None
+            self._buffer.extend(chunk)
+        return self._buffer.pop(0)
+
+    def _wait_for(self, wanted: set[int], timeout: float) -> int | None:
+        """Return the first byte in ``wanted`` within ``timeout`` s; other bytes count as noise."""
+        deadline = time.monotonic() + timeout
+        while True:
+            byte = self._byte(deadline - time.monotonic())
+            if byte is None:
+                return None
+            if byte in wanted:
+                return byte
+            self.stats.noise_bytes += 1
+
+    def _write(self, data: bytes) -> None:
+        self.port.write(data)
+
+    # -- sender -------------------------------------------------------------------------------
+    def send(self, message: bytes, doing: str = "sending a message") -> None:
+        """Deliver ``message``; ``UnitNotResponding`` or ``FrameError`` when the peer will not take it."""
+        t = self.timing
+        frame = encode_frame(message)  # before the ENQ: a bad message must not open a session
+        self._buffer.clear()
+        self.port.discard_input()
+        for attempt in range(t.enq_tries):
+            self._write(bytes([ENQ]))
+            if self._wait_for({ACK}, t.enq_wait) == ACK:
+                break
+            self.stats.enq_retries += 1
+            self._write(bytes([EOT]))
+        else:
+            raise UnitNotResponding(self.device, doing, f"no ACK to ENQ after {t.enq_tries} tries")
+        naks = 0
+        for attempt in range(t.frame_tries):
+            if attempt:
+                self.stats.retransmits += 1
+            self._write(frame)
+            reply = self._wait_for({ACK, NAK}, t.ack_wait)
+            if reply == ACK:
+                self.stats.frames_sent += 1
+                self._write(bytes([EOT]))
+                return
+            if reply == NAK:
+                naks += 1
+                self.stats.naks_received += 1
+            else:
+                self.stats.ack_timeouts += 1
+        self._write(bytes([EOT]))
+        if naks == t.frame_tries:
+            raise FrameError(f"frame rejected with NAK {naks} times", self.device, doing)
+        raise UnitNotResponding(self.device, doing, f"frame not acknowledged after {t.frame_tries} tries")
+
+    # -- receiver -----------------------------------------------------------------------------
+    def wait_enq(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for the peer's ENQ and acknowledge it; False when none came."""
+        deadline = time.monotonic() + timeout
+        while True:
+            byte = self._byte(deadline - time.monotonic())
+            if byte is None:
+                return False
+            if byte == ENQ:
+                self._write(bytes([ACK]))
+                return True
+            if byte != EOT:
+                self.stats.noise_bytes += 1
+
+    def receive(self, timeout: float, doing: str = "waiting for a message") -> bytes:
+        """Receive one message, waiting up to ``timeout`` s for it to start."""
+        if not self.wait_enq(timeout):
+            raise UnitNotResponding(self.device, doing, f"no ENQ within {timeout:g} s")
+        return self.receive_after_enq(doing)
+
+    def receive_after_enq(self, doing: str = "waiting for a message") -> bytes:
+        """Receive the frame that follows an acknowledged ENQ, NAKing bad ones."""
+        t = self.timing
+        last_error: FrameError | None = None
+        for _ in range(t.frame_tries):
+            try:
+                frame = self._read_frame(t.ack_wait, doing)
+                message = decode_frame(frame)
+            except FrameError as exc:
+                last_error = exc
+                self.stats.naks_sent += 1
+                self._write(bytes([NAK]))
+                continue
+            self._write(bytes([ACK]))
+            self.stats.frames_received += 1
+            self._wait_for({EOT}, t.eot_wait)
+            return message
+        assert last_error is not None
+        raise FrameError(f"{t.frame_tries} bad frames in a row, last: {last_error.detail}",
+                         self.device, doing)
+
+    def _read_frame(self, timeout: float, doing: str) -> bytes:
+        """Read STX .. ETX LRC. ``UnitNotResponding`` when no frame starts, ``FrameError`` when cut."""
+        deadline = time.monotonic() + timeout
+        while True:
+            byte = self._byte(deadline - time.monotonic())
+            if byte is None:
+                raise UnitNotResponding(self.device, doing, f"no frame within {timeout:g} s of ACK")
+            if byte == STX:
+                break
+            if byte == ENQ:  # the peer restarted its handshake: acknowledge it again
+                self._write(bytes([ACK]))
+                continue
+            self.stats.noise_bytes += 1
+        frame = bytearray([STX])
+        while True:
+            byte = self._byte(self.timing.inter_byte)
+            if byte is None:
+                raise FrameError(f"frame cut off after {len(frame)} bytes", self.device, doing)
+            frame.append(byte)
+            if byte == ETX:
+                lrc_byte = self._byte(self.timing.inter_byte)
+                if lrc_byte is None:
+                    raise FrameError("frame ends without LRC", self.device, doing)
+                frame.append(lrc_byte)
+                return bytes(frame)
+            if len(frame) > MAX_MESSAGE + 2:
+                self._buffer.clear()
+                raise FrameError(f"frame longer than {MAX_MESSAGE} bytes", self.device, doing)

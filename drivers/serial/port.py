@@ -1,0 +1,98 @@
+"""pyserial transport for the ECR link: any ``serial_for_url`` port or URL, reopened when it returns."""
+from __future__ import annotations
+
+import time
+
+import serial
+
+from bench.errors import PortLost, PortUnavailable
+
+POLL_S = 0.05
+"""pyserial read timeout in seconds; reads return as soon as a byte arrives."""
+
+
+class SerialBytePort:
+    """A ``BytePort`` on ``serial.serial_for_url``: local ttys, ``socket://``, ``rfc2217://``.
+
+    The pyserial timeout stays fixed (changing it reconfigures the port, which on rfc2217 is a
+    network round trip); deadlines are kept by polling.
+    """
+
+    def __init__(self, url: str, baudrate: int = 9600, device: str = "terminal",
+                 reopen_s: float = 3.0):
+        self.url, self.baudrate, self.device, self.reopen_s = url, baudrate, device, reopen_s
+        self._serial: serial.SerialBase | None = None
+        self.reopens = 0
+
+    def open(self) -> None:
+        try:
+            self._serial = serial.serial_for_url(self.url, baudrate=self.baudrate, timeout=POLL_S,
+                                                 write_timeout=2.0)
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise PortUnavailable(self.device, f"opening ECR port {self.url}", str(exc)) from None
+
+    def close(self) -> None:
+        if self._serial is not None:
+            try:
+                self._serial.close()
+            except (serial.SerialException, OSError):
+                pass
+            self._serial = None
+
+    @property
+    def is_open(self) -> bool:
+        return self._serial is not None
+
+    def reopen(self, within_s: float | None = None) -> None:
+        """Reopen a port that went away (USB adapter re-enumerating, unit power-cycled)."""
+        self.close()
+        deadline = time.monotonic() + (self.reopen_s if within_s is None else within_s)
+        last = ""
+        while True:
+            try:
+                self.open()
+                self.reopens += 1
+                return
+            except PortUnavailable as exc:
+                last = exc.detail
+            if time.monotonic() >= deadline:
+                raise PortLost(self.device, f"reopening ECR port {self.url}",
+                               f"it did not come back within {within_s or self.reopen_s:g} s ({last})")
+            time.sleep(0.2)
+
+    def _ser(self) -> serial.SerialBase:
+        if self._serial is None:
+            self.open()
+        assert self._serial is not None
+        return self._serial
+
+    def _io(self, op, doing: str):
+        try:
+            return op(self._ser())
+        except (serial.SerialException, OSError) as exc:
+            # The port vanished under us: try once to get it back, then it is a bench fault.
+            self.reopen()
+            try:
+                return op(self._ser())
+            except (serial.SerialException, OSError) as again:
+                raise PortLost(self.device, doing, f"{exc}; after reopening: {again}") from None
+
+    def read(self, size: int, timeout: float) -> bytes:
+        deadline = time.monotonic() + max(0.0, timeout)
+
+        def op(ser: serial.SerialBase) -> bytes:
+            while True:
+                waiting = ser.in_waiting
+                chunk = ser.read(max(1, min(size, waiting)))
+                if chunk or time.monotonic() >= deadline:
+                    return chunk
+        return self._io(op, f"reading from {self.url}")
+
+    def write(self, data: bytes) -> None:
+        def op(ser: serial.SerialBase) -> None:
+            ser.write(data)
+            ser.flush()
+        self._io(op, f"writing to {self.url}")
+
+    def discard_input(self) -> None:
+        self._io(lambda ser: ser.reset_input_buffer(), f"flushing {self.url}")

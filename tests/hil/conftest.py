@@ -1,0 +1,14 @@
+"""The HIL suite: every test here runs against the bench named by --bench (or a virtual one)."""
+import pytest
+
+ORDER = ["test_identity", "test_ecr_link", "test_status", "test_transaction_log", "test_code01"]
+"""Cheap checks first, so a unit that fails early has told what it can."""
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item):
+        module = item.path.stem
+        return ORDER.index(module) if module in ORDER else len(ORDER)
+    items.sort(key=rank)
+    for item in items:
+        item.add_marker(pytest.mark.hil)

@@ -1,0 +1,50 @@
+"""ECR link health over repeated commands: answers, latency, latency growth, restarts."""
+import statistics
+import time
+
+from bench.errors import ProtocolError, UnitNotResponding
+
+
+def test_link_health(terminal, profile, record):
+    n = profile.tests.link_commands
+    latencies: list[float] = []
+    unanswered = corrupt = 0
+    boot_ids: list[str] = []
+    stats_before = terminal.link.stats.snapshot()
+    for i in range(n):
+        start = time.monotonic()
+        try:
+            if i % 2:
+                terminal.identify()
+            else:
+                boot_ids.append(terminal.status().boot_id)
+            latencies.append(time.monotonic() - start)
+        except UnitNotResponding:
+            unanswered += 1
+            try:
+                terminal.wait_ready(terminal.boot_timeout)
+            except UnitNotResponding:
+                break  # the unit stayed silent: what was measured so far stands
+        except ProtocolError:
+            corrupt += 1
+    stats = {k: v - stats_before[k] for k, v in terminal.link.stats.snapshot().items()}
+    success = len(latencies) / n
+    limits = profile.limits
+    record.measure("ecr_success_rate", round(success, 3), "ratio", limits["ecr_success_rate"],
+                   cause="application" if unanswered >= corrupt else "pcb_intermittent",
+                   note=f"{unanswered} of {n} ECR commands unanswered, {corrupt} corrupt")
+    restarts = len(set(boot_ids)) - 1 if boot_ids else 0
+    record.measure("app_restarts", restarts, "count", limits["app_restarts"], cause="application",
+                   note=f"the payment app restarted {restarts} time(s) during {n} commands (boot id changed)")
+    record.measure("ecr_naks", stats["naks_sent"] + stats["naks_received"], "count",
+                   limits["ecr_naks"], cause="pcb_intermittent", strength="moderate",
+                   note="frames with bad LRC on the ECR link")
+    if len(latencies) >= 8:
+        p95 = statistics.quantiles(latencies, n=20)[-1]
+        record.measure("ecr_reply_p95_s", round(p95, 4), "s", limits["ecr_reply_p95_s"],
+                       cause="resources", strength="moderate")
+        quarter = max(2, len(latencies) // 4)
+        growth = statistics.median(latencies[-quarter:]) / statistics.median(latencies[:quarter])
+        record.measure("ecr_latency_growth", round(growth, 3), "ratio", limits["ecr_latency_growth"],
+                       cause="resources", strength="strong",
+                       note=f"replies slowed {growth:.2f}x over {len(latencies)} repeated commands")

@@ -1,6 +1,8 @@
 """Limits a measurement is judged against (from the DUT profile, never a literal in a test)."""
 from __future__ import annotations
 
+import math
+
 from pydantic import BaseModel, ConfigDict, model_validator
 
 
@@ -23,8 +25,8 @@ class Limit(BaseModel):
     def check(self, value: object) -> bool:
         if self.equals is not None:
             return value == self.equals or str(value) == str(self.equals)
-        if not isinstance(value, (int, float)):
-            return False
+        if not isinstance(value, (int, float)) or math.isnan(value):
+            return False  # NaN compares false with everything: it would pass a min-only limit
         if self.min is not None and value < self.min:
             return False
         return self.max is None or value <= self.max

@@ -43,8 +43,15 @@ def test_link_health(terminal, profile, record):
         p95 = statistics.quantiles(latencies, n=20)[-1]
         record.measure("ecr_reply_p95_s", round(p95, 4), "s", limits["ecr_reply_p95_s"],
                        cause="resources", strength="moderate")
-        quarter = max(2, len(latencies) // 4)
-        growth = statistics.median(latencies[-quarter:]) / statistics.median(latencies[:quarter])
-        record.measure("ecr_latency_growth", round(growth, 3), "ratio", limits["ecr_latency_growth"],
-                       cause="resources", strength="strong",
-                       note=f"replies slowed {growth:.2f}x over {len(latencies)} repeated commands")
+        slope_ms = theil_sen_slope(latencies) * 1000
+        record.measure("ecr_latency_slope_ms_per_cmd", round(slope_ms, 3), "ms/command",
+                       limits["ecr_latency_slope_ms_per_cmd"], cause="resources", strength="strong",
+                       note=f"each reply took {slope_ms:.2f} ms longer than the one before, "
+                            f"over {len(latencies)} repeated commands")
+
+
+def theil_sen_slope(values: list[float]) -> float:
+    """Median of pairwise slopes (seconds per command): robust to a few slow outliers."""
+    slopes = [(values[j] - values[i]) / (j - i)
+              for i in range(len(values)) for j in range(i + 1, len(values))]
+    return statistics.median(slopes)

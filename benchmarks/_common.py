@@ -1,0 +1,57 @@
+"""Helpers shared by the benchmark scripts: statistics, machine description, clean exits."""
+from __future__ import annotations
+
+import os
+import platform
+import signal
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as `python benchmarks/x.py` from anywhere
+    sys.path.insert(0, str(ROOT))
+
+
+def exit_cleanly_on_sigterm() -> None:
+    """Turn SIGTERM (and SIGHUP) into KeyboardInterrupt so every ``finally`` runs, as on Ctrl-C."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, handler)
+
+
+def summary(samples: list[float]) -> dict[str, float]:
+    """median, p95, mean, min, max of ``samples`` (seconds in, seconds out)."""
+    s = sorted(samples)
+    p95 = statistics.quantiles(s, n=100, method="inclusive")[94] if len(s) >= 2 else s[0]
+    return {"n": len(s), "median": statistics.median(s), "p95": p95, "mean": statistics.fmean(s),
+            "min": s[0], "max": s[-1]}
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine() -> dict[str, str]:
+    return {"nproc": str(os.cpu_count()), "cpu": cpu_model(),
+            "python": f"{platform.python_implementation()} {platform.python_version()}",
+            "os": f"{platform.system()} {platform.release()}",
+            "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg())}
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.3f}"
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    """A GitHub-flavoured Markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)

@@ -1,0 +1,272 @@
+"""ECR round trip: what the driver costs over the raw serial port.
+
+One pseudo-terminal. On its master a responder thread speaks the ECR link protocol at byte
+level with zero processing delay (no VirtualTerminal: its deliberate command delay would
+dominate): ACK the ENQ, read the frame to ETX+LRC, ACK, read EOT; then ENQ, wait ACK, send the
+reply frame, wait ACK, send EOT. On the slave, the same ``ST`` request is timed two ways:
+
+  driver  ``EcrTerminal(url=slave).request("ST")`` (SerialBytePort + Link + message codec)
+  raw     ``serial.Serial(slave)`` with plain write()/read() of the very same byte sequences
+
+Both run in short interleaved blocks after a warm-up, so drift (CPU placement of the two
+threads, other load on the machine) hits both alike; besides the pooled statistics the
+ratio is also given paired: median over block pairs of driver-block median / raw-block median.
+
+    .venv/bin/python benchmarks/ecr_roundtrip.py [-n 500] [--warmup 50] [--block 10] [--json FILE]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import select
+import statistics
+import sys
+import termios
+import threading
+import time
+import tty
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import exit_cleanly_on_sigterm, machine, ms, summary, table  # noqa: E402
+
+import serial  # noqa: E402
+
+from drivers.serial.ecr import EcrTerminal  # noqa: E402
+from drivers.serial.ecr_frame import (ACK, ENQ, EOT, ETX, STX, encode_frame,  # noqa: E402
+                                      encode_message)
+
+REQUEST_FRAME = encode_frame(encode_message("ST", {}))
+# A full-size ST reply, field for field what the virtual PT100 sends (about 260 bytes).
+REPLY_FRAME = encode_frame(encode_message("ST", [
+    ("rc", "OK"), ("uptime_s", "1234.5"), ("boot_id", "9f3c21ab"), ("restarts", "0"),
+    ("free_mem_kib", "21873"), ("total_mem_kib", "65536"), ("err_comm", "2"), ("err_reader", "1"),
+    ("err_app", "0"), ("cfg_crc", "5A1F0C3E"), ("cfg_crc_stored", "5A1F0C3E"),
+    ("keys", "TMK,TPK,TAK"), ("last_maint", "2025-01-31"), ("clock", "2025-06-01T12:00:00Z"),
+    ("log_seq", "212")]))
+CONTROL_BYTES = 8
+"""ENQ ACK (request) ACK EOT, ENQ ACK (reply) ACK EOT."""
+
+
+class _Stopped(Exception):
+    pass
+
+
+class Responder(threading.Thread):
+    """The peer: a zero-delay ECR responder on the pty master, one round trip after another."""
+
+    def __init__(self, master: int):
+        super().__init__(name="ecr-responder", daemon=True)
+        self.master = master
+        self.stopping = threading.Event()
+        self.buf = bytearray()
+        self.served = 0
+        self.bad_requests = 0
+        self.error: BaseException | None = None
+
+    def _byte(self) -> int:
+        while not self.buf:
+            ready, _, _ = select.select([self.master], [], [], 0.1)
+            if self.stopping.is_set():
+                raise _Stopped
+            if ready:
+                try:
+                    self.buf += os.read(self.master, 4096)
+                except (BlockingIOError, InterruptedError):
+                    pass
+        byte = self.buf[0]
+        del self.buf[0]
+        return byte
+
+    def _until(self, wanted: int) -> None:
+        while self._byte() != wanted:
+            pass
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[os.write(self.master, view):]
+            except BlockingIOError:
+                select.select([], [self.master], [], 0.1)
+
+    def run(self) -> None:
+        try:
+            while True:
+                self._until(ENQ)                 # a stray EOT before it is ignored
+                self._write(bytes([ACK]))
+                self._until(STX)
+                frame = bytearray([STX])
+                while frame[-1] != ETX:
+                    frame.append(self._byte())
+                frame.append(self._byte())       # LRC
+                self.bad_requests += bytes(frame) != REQUEST_FRAME
+                self._write(bytes([ACK]))
+                self._until(EOT)
+                self._write(bytes([ENQ]))
+                self._until(ACK)
+                self._write(REPLY_FRAME)
+                self._until(ACK)
+                self._write(bytes([EOT]))
+                self.served += 1
+        except _Stopped:
+            pass
+        except BaseException as exc:  # reported by the main thread
+            self.error = exc
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(2.0)
+
+
+class RawClient:
+    """The same exchange with nothing but pyserial write()/read()."""
+
+    def __init__(self, path: str):
+        self.ser = serial.Serial(path, timeout=1.0)
+
+    def round_trip(self) -> None:
+        ser = self.ser
+        ser.write(b"\x05")                                   # ENQ
+        if ser.read(1) != b"\x06":
+            raise RuntimeError("raw: no ACK to ENQ")
+        ser.write(REQUEST_FRAME)
+        if ser.read(1) != b"\x06":
+            raise RuntimeError("raw: request frame not ACKed")
+        ser.write(b"\x04")                                   # EOT
+        if ser.read(1) != b"\x05":
+            raise RuntimeError("raw: no ENQ from the peer")
+        ser.write(b"\x06")
+        if ser.read(len(REPLY_FRAME)) != REPLY_FRAME:
+            raise RuntimeError("raw: reply frame short or wrong")
+        ser.write(b"\x06")
+        if ser.read(1) != b"\x04":
+            raise RuntimeError("raw: no EOT after the reply")
+
+    def close(self) -> None:
+        self.ser.close()
+
+
+def run(n: int = 500, warmup: int = 50, block: int = 10) -> dict:
+    master = slave = -1
+    responder = driver = raw = None
+    try:
+        master, slave = os.openpty()
+        tty.setraw(slave, termios.TCSANOW)
+        path = os.ttyname(slave)  # the slave fd stays open: the master never sees EIO
+        os.set_blocking(master, False)
+        responder = Responder(master)
+        responder.start()
+        driver = EcrTerminal(url=path).open()
+        raw = RawClient(path)
+
+        def check_peer() -> None:
+            if responder.error is not None:
+                raise RuntimeError(f"responder failed: {responder.error!r}")
+
+        def time_block(fn, count: int, into: list[float] | None) -> None:
+            for _ in range(count):
+                t0 = time.perf_counter()
+                fn()
+                dt = time.perf_counter() - t0
+                if into is not None:
+                    into.append(dt)
+
+        def driver_rt() -> None:
+            reply = driver.request("ST")
+            if reply.get("log_seq") != "212":
+                raise RuntimeError("driver: wrong reply")
+
+        for fn in (driver_rt, raw.round_trip):  # warm-up: imports, caches, branch predictors
+            time_block(fn, warmup, None)
+        check_peer()
+        samples: dict[str, list[float]] = {"driver": [], "raw": []}
+        done = 0
+        while done < n:
+            k = min(block, n - done)
+            time_block(driver_rt, k, samples["driver"])
+            time_block(raw.round_trip, k, samples["raw"])
+            done += k
+        check_peer()
+        if responder.bad_requests:
+            raise RuntimeError(f"{responder.bad_requests} requests differed from the expected frame")
+        cpu = time.process_time()
+        stats = {name: summary(s) for name, s in samples.items()}
+        d, r = samples["driver"], samples["raw"]
+        pairs = [(statistics.median(d[i:i + block]), statistics.median(r[i:i + block]))
+                 for i in range(0, n, block)]
+        link = driver.link.stats.snapshot()
+        return {
+            "benchmark": "ecr_roundtrip", "n": n, "warmup": warmup, "block": block,
+            "request_bytes": len(REQUEST_FRAME), "reply_bytes": len(REPLY_FRAME),
+            "stats": stats,
+            "ratio": {k: stats["driver"][k] / stats["raw"][k] for k in ("median", "p95", "mean")},
+            "paired": {"blocks": len(pairs),
+                       "ratio_median": statistics.median(a / b for a, b in pairs),
+                       "extra_s_median": statistics.median(a - b for a, b in pairs)},
+            "served": responder.served, "driver_link_stats": link, "process_cpu_s": cpu,
+            "machine": machine(),
+        }
+    finally:
+        for closer in (driver and driver.close, raw and raw.close, responder and responder.stop):
+            if closer:
+                try:
+                    closer()
+                except Exception:
+                    pass
+        for fd in (master, slave):
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+
+
+def markdown(res: dict) -> str:
+    def wire(baud: int) -> str:
+        return f"{(res['request_bytes'] + res['reply_bytes'] + CONTROL_BYTES) * 10 / baud * 1e3:.1f}"
+    st, ratio = res["stats"], res["ratio"]
+    rows = [[name, ms(st[key]["median"]), ms(st[key]["p95"]), ms(st[key]["mean"]), ms(st[key]["min"]),
+             ms(st[key]["max"])] for name, key in
+            (('driver `EcrTerminal.request("ST")`', "driver"), ("raw pyserial write()/read()", "raw"))]
+    rows.append(["ratio driver / raw", f"{ratio['median']:.2f}x", f"{ratio['p95']:.2f}x",
+                 f"{ratio['mean']:.2f}x", "", ""])
+    paired = res["paired"]
+    link = res["driver_link_stats"]
+    trouble = {k: v for k, v in link.items() if k not in ("frames_sent", "frames_received") and v}
+    return (
+        f"{res['n']} round trips each (after {res['warmup']} warm-up each), interleaved in blocks of "
+        f"{res['block']}; request frame {res['request_bytes']} B, reply frame {res['reply_bytes']} B. "
+        f"Times per round trip in ms.\n\n"
+        + table(["path", "median", "p95", "mean", "min", "max"], rows)
+        + f"\n\nPaired over {paired['blocks']} adjacent block pairs: driver/raw = "
+        f"**{paired['ratio_median']:.2f}x**, the driver adds **{paired['extra_s_median'] * 1e6:.0f} µs** "
+        f"per round trip (medians). For scale: the {res['request_bytes'] + res['reply_bytes'] + CONTROL_BYTES} bytes "
+        f"of one exchange take {wire(9600)} ms on the wire at 9600 baud, {wire(115200)} ms at 115200 "
+        f"(8N1, 10 bits a byte).\n\nThe responder served {res['served']} round trips; driver link counters: "
+        + (", ".join(f"{k}={v}" for k, v in trouble.items()) if trouble else "no retries, NAKs or timeouts")
+        + ".\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("-n", type=int, default=500, help="timed round trips per path (default 500)")
+    ap.add_argument("--warmup", type=int, default=50, help="untimed round trips per path first")
+    ap.add_argument("--block", type=int, default=10, help="round trips per interleaved block")
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    args = ap.parse_args(argv)
+    exit_cleanly_on_sigterm()
+    try:
+        res = run(args.n, args.warmup, args.block)
+    except KeyboardInterrupt:
+        print("interrupted; pty and responder closed", file=sys.stderr)
+        return 130
+    print(markdown(res))
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

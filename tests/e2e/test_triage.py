@@ -1,0 +1,170 @@
+"""`posbench triage` end to end on the virtual bench: verdicts, exit statuses, reports."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from .conftest import posbench, triage
+
+TEST_PAN = "4111111111111111"
+SCHEMA_KEYS = {"schema", "unit", "verdict", "code01_origin", "causes", "measurements", "tests",
+               "started", "duration_s"}
+
+
+@pytest.mark.timeout(120)
+def test_healthy_unit_passes_with_reports(run_triage):
+    r = run_triage("--seed", "11")
+    assert r.code == 0, r.out + r.err
+    assert "no fault found" in r.out
+    assert "Traceback" not in r.out + r.err
+    doc = r.doc
+    assert SCHEMA_KEYS <= doc.keys() and doc["schema"] == "posbench.verdict/1"
+    assert doc["verdict"] == "pass" and doc["code01_origin"] == "none" and doc["causes"] == []
+    assert doc["unit"]["model"] == "PT100" and doc["unit"]["serial"].startswith("PT100-")
+    assert {t["outcome"] for t in doc["tests"]} == {"passed"} and len(doc["tests"]) >= 5
+    assert all(m["passed"] for m in doc["measurements"])
+    page = r.files["html"].read_text()
+    assert "id='posbench-verdict'" in page and "Verdict: PASS" in page
+    assert "<testsuite" in r.files["xml"].read_text()
+    for path in r.files.values():  # card data never reaches an artifact
+        assert TEST_PAN not in path.read_text()
+
+
+FAULTS = [("application", 1), ("firmware_driver", 1), ("resources", 1), ("data_loss", 1),
+          ("maintenance", 1), ("operator_error", 0), ("issuer_referral", 0)]
+
+
+@pytest.mark.timeout(150)
+@pytest.mark.parametrize("cause,exit_code", FAULTS)
+def test_each_fault_is_named_first(run_triage, cause, exit_code):
+    r = run_triage("--fault", cause, "--seed", "5")
+    assert r.code == exit_code, r.out + r.err
+    assert r.doc["causes"] and r.doc["causes"][0]["id"] == cause, r.doc["causes"]
+    assert r.doc["verdict"] == ("fault" if exit_code else "pass")
+    assert r.doc["causes"][0]["evidence"], "a cause without evidence"
+    if cause == "issuer_referral":
+        assert r.doc["code01_origin"] == "issuer"
+
+
+@pytest.mark.timeout(150)
+@pytest.mark.parametrize("cause", ["application", "resources", "data_loss", "operator_error",
+                                   "issuer_referral", "firmware_driver", "maintenance"])
+def test_faults_found_at_low_severity(run_triage, cause):
+    r = run_triage("--fault", f"{cause}=0.3", "--seed", "6")
+    assert r.doc["causes"] and r.doc["causes"][0]["id"] == cause, r.doc["causes"]
+
+
+@pytest.mark.timeout(600)
+def test_healthy_unit_over_20_seeds_never_gets_a_fault(tmp_path):
+    def one(seed: int):
+        r = triage(tmp_path, "--seed", str(seed), name=f"seed{seed}")
+        return seed, r.code, r.doc and r.doc["verdict"], r.doc and [c["id"] for c in r.doc["causes"]]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(one, range(100, 120)))
+    bad = [r for r in results if r[1] != 0 or r[2] != "pass" or r[3]]
+    assert not bad, bad
+
+
+@pytest.mark.timeout(60)
+def test_malformed_bench_file_is_a_config_error(run_triage, tmp_path):
+    bench = tmp_path / "bench.toml"
+    bench.write_text('[terminal]\nport = "/dev/ttyUSB0"\nbaud_rate = 9600\n')
+    r = run_triage("--bench", str(bench))
+    assert r.code == 3, r.out + r.err
+    assert "bench.toml: terminal.baud_rate" in r.err and "Traceback" not in r.err
+    bench.write_text("[terminal\nport = 1")
+    r = run_triage("--bench", str(bench))
+    assert r.code == 3 and "not valid TOML" in r.err and "Traceback" not in r.err
+
+
+@pytest.mark.timeout(60)
+def test_missing_port_is_a_bench_error(run_triage, tmp_path):
+    bench = tmp_path / "bench.toml"
+    bench.write_text('[unit]\nmodel = "PT100"\n[terminal]\nport = "/dev/ttyPOSBENCH-NONE"\n')
+    r = run_triage("--bench", str(bench))
+    assert r.code == 2, r.out + r.err
+    assert "/dev/ttyPOSBENCH-NONE" in r.out
+    assert r.doc["verdict"] == "bench_error" and r.doc["causes"] == []
+    assert any("/dev/ttyPOSBENCH-NONE" in e for e in r.doc["bench_errors"])
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("args,needle", [
+    (["--fault", "no_such_cause"], "unknown cause id"),
+    (["--fault", "resources=1.5"], "(0, 1]"),
+    (["--fault", "msr_head"], "cannot inject"),
+    (["--bench", "x.toml", "--fault", "resources"], "virtual bench only"),
+])
+def test_usage_errors_exit_3(run_triage, args, needle):
+    r = run_triage(*args)
+    assert r.code == 3 and needle in r.err and "Traceback" not in r.err, r.err
+
+
+def _start_sim(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, Path]:
+    bench = tmp_path / "sim-bench.toml"
+    proc = subprocess.Popen([sys.executable, "-m", "bench.cli", "sim", "--write-bench", str(bench),
+                             *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while not bench.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "posbench sim wrote no bench file"
+        time.sleep(0.05)
+    return proc, bench
+
+
+def _stop(proc: subprocess.Popen) -> tuple[str, str]:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.communicate()
+
+
+@pytest.mark.timeout(120)
+def test_sim_bench_file_gives_the_same_verdict(run_triage, tmp_path):
+    virtual = run_triage("--fault", "data_loss=0.6", "--seed", "21", name="virtual")
+    proc, bench = _start_sim(tmp_path, "--fault", "data_loss=0.6", "--seed", "21")
+    try:
+        via_file = run_triage("--bench", str(bench), name="file")
+    finally:
+        _stop(proc)
+    assert via_file.code == virtual.code == 1
+    pick = lambda d: (d["verdict"], d["code01_origin"], [c["id"] for c in d["causes"]], d["unit"])
+    assert pick(via_file.doc) == pick(virtual.doc)
+
+
+@pytest.mark.timeout(60)
+def test_sim_cleans_up_on_sigterm(tmp_path):
+    proc, bench = _start_sim(tmp_path, "--seed", "3")
+    text = bench.read_text()
+    log_dir = Path(text.split('log = "')[1].split('"')[0]).parent
+    port = text.split('port = "')[1].split('"')[0]
+    assert log_dir.is_dir() and os.path.exists(port)
+    out, _ = _stop(proc)
+    assert proc.returncode == 0 and "stopped" in out
+    assert not bench.exists() and not log_dir.exists()
+
+
+@pytest.mark.timeout(120)
+def test_emulator_crash_mid_run_is_a_bench_error(run_triage, tmp_path):
+    proc, bench = _start_sim(tmp_path, "--seed", "8")
+    try:
+        killer = subprocess.Popen(["sh", "-c", f"sleep 1.5; kill -9 {proc.pid}"])
+        r = run_triage("--bench", str(bench))
+        killer.wait(10)
+    finally:
+        _stop(proc)
+    assert r.code == 2, r.out + r.err
+    assert r.doc is None or r.doc["verdict"] == "bench_error"
+    assert "BENCH ERROR" in r.out

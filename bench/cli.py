@@ -112,6 +112,15 @@ def _print_verdict(console: Console, doc: dict, json_path: Path, html_path: Path
     console.print(f"reports: {html_path}  {json_path}  {junit_path}")
 
 
+def _until_signal() -> None:
+    """Block until SIGINT or SIGTERM."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        pass
+
+
 @cli.command()
 @click.option("--fault", multiple=True, metavar="ID[=SEVERITY]", help="inject a fault (repeatable)")
 @click.option("--seed", type=int, help="seed for every random choice")
@@ -121,9 +130,6 @@ def sim(fault, seed, bench_path) -> None:
     """Run the virtual bench in the foreground until SIGINT/SIGTERM."""
     from bench.sim.bench import SimBench
     faults = _faults(fault)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     try:
         with SimBench(faults, seed) as sim_bench:
             sim_bench.write_bench(bench_path)
@@ -131,12 +137,41 @@ def sim(fault, seed, bench_path) -> None:
                   flush=True)
             print(f"  terminal {sim_bench.terminal.port.path}  host {sim_bench.host.address[0]}:"
                   f"{sim_bench.host.address[1]}  unit {sim_bench.serial}", flush=True)
-            while not stop.wait(0.5):
-                pass
+            _until_signal()
     except OSError as exc:
         print(f"BENCH ERROR: the virtual bench could not start: {exc}", file=sys.stderr)
         sys.exit(EXIT_BENCH)
     print("virtual bench stopped; everything it created is removed", flush=True)
+
+
+@cli.command()
+@click.option("--listen", default="127.0.0.1:8583", show_default=True, metavar="HOST:PORT",
+              help="address to listen on (the address the unit is pointed at)")
+@click.option("--log", "log_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="JSONL message log (the [host] log of bench.toml)")
+@click.option("--rules", "rules_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="TOML file of [[rule]] tables deciding field 39, delays and drops")
+@click.option("--seed", type=int, help="seed for rules with a probability")
+def host(listen, log_path, rules_path, seed) -> None:
+    """Run the ISO 8583 acquirer host simulator in the foreground until SIGINT/SIGTERM."""
+    from drivers.host.rules import RuleSet
+    from drivers.host.simulator import HostSimulator
+    address, _, port = listen.rpartition(":")
+    if not address or not port.isdigit():
+        raise UsageFailure(f"--listen {listen!r}: expected HOST:PORT")
+    try:
+        rules = RuleSet.from_toml(rules_path) if rules_path else RuleSet([])
+    except ConfigError as exc:
+        raise UsageFailure(str(exc)) from None
+    try:
+        with HostSimulator((address.strip("[]"), int(port)), rules, log_path=log_path, seed=seed) as sim_host:
+            print(f"host simulator listening on {sim_host.address[0]}:{sim_host.address[1]}; "
+                  f"log {log_path}", flush=True)
+            _until_signal()
+    except OSError as exc:
+        print(f"BENCH ERROR: the host simulator could not listen on {listen}: {exc}", file=sys.stderr)
+        sys.exit(EXIT_BENCH)
+    print("host simulator stopped", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:

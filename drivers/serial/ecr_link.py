@@ -83,11 +83,16 @@ class Link:
             self._buffer.extend(chunk)
         return self._buffer.pop(0)
 
+    def _byte_until(self, deadline: float) -> int | None:
+        """Next byte, or None once ``deadline`` (monotonic s) has passed, even under a stream of noise."""
+        remaining = deadline - time.monotonic()
+        return None if remaining <= 0 else self._byte(remaining)
+
     def _wait_for(self, wanted: set[int], timeout: float) -> int | None:
         """Return the first byte in ``wanted`` within ``timeout`` s; other bytes count as noise."""
         deadline = time.monotonic() + timeout
         while True:
-            byte = self._byte(deadline - time.monotonic())
+            byte = self._byte_until(deadline)
             if byte is None:
                 return None
             if byte in wanted:
@@ -137,7 +142,7 @@ class Link:
         """Wait up to ``timeout`` s for the peer's ENQ and acknowledge it; False when none came."""
         deadline = time.monotonic() + timeout
         while True:
-            byte = self._byte(deadline - time.monotonic())
+            byte = self._byte_until(deadline)
             if byte is None:
                 return False
             if byte == ENQ:
@@ -177,7 +182,7 @@ class Link:
         """Read STX .. ETX LRC. ``UnitNotResponding`` when no frame starts, ``FrameError`` when cut."""
         deadline = time.monotonic() + timeout
         while True:
-            byte = self._byte(deadline - time.monotonic())
+            byte = self._byte_until(deadline)
             if byte is None:
                 raise UnitNotResponding(self.device, doing, f"no frame within {timeout:g} s of ACK")
             if byte == STX:

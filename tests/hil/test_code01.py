@@ -3,6 +3,8 @@
 Runs sales through the terminal against the acquirer host simulator and compares what the
 terminal displayed with what the host logged for the same STAN.
 """
+from collections import defaultdict
+
 from bench.errors import UnitNotResponding
 
 REASON_CAUSE = {"no_keys": "data_loss", "no_config": "data_loss", "app_restart": "application",
@@ -12,12 +14,14 @@ REASON_CAUSE = {"no_keys": "data_loss", "no_config": "data_loss", "app_restart":
 
 def test_code01_origin(terminal, profile, host_log, record):
     amounts = profile.tests.sale_amounts
-    answered = terminal_01 = unanswered = 0
+    answered = 0
+    issuer_stans: list[str] = []
+    local: dict[str, list[str]] = defaultdict(list)  # reason -> STANs the unit showed 01 for
+    mismatched: list[str] = []
     for amount in amounts:
         try:
             sale = terminal.sale(amount)
         except UnitNotResponding as exc:
-            unanswered += 1
             record.evidence("application", "moderate", f"sale of {amount}: no reply ({exc.detail})")
             terminal.wait_ready(terminal.boot_timeout)
             continue
@@ -27,19 +31,26 @@ def test_code01_origin(terminal, profile, host_log, record):
             origin = "issuer" if host_code == "01" else "terminal"
             record.code01(origin, sale.stan, host_code, sale.reason)
             if origin == "issuer":
-                record.evidence("issuer_referral", "decisive",
-                                f"host log shows field 39 = 01 for STAN {sale.stan} (amount {amount})")
+                issuer_stans.append(sale.stan)
             else:
-                terminal_01 += 1
-                cause = REASON_CAUSE.get(sale.reason)
-                if cause:
-                    record.evidence(cause, "moderate",
-                                    f"unit showed 01 for STAN {sale.stan} without the host sending it "
-                                    f"(unit reports {sale.reason}; host answered {host_code or 'nothing'})")
+                local[sale.reason or "unstated"].append(sale.stan)
         elif host_code is not None and sale.display_code != host_code:
-            record.evidence("application", "strong", f"unit showed {sale.display_code} but the host "
-                            f"answered {host_code} for STAN {sale.stan}")
+            mismatched.append(f"STAN {sale.stan}: showed {sale.display_code}, host sent {host_code}")
+    n = len(amounts)
+    if issuer_stans:
+        record.evidence("issuer_referral", "decisive",
+                        f"host log shows field 39 = 01 for {len(issuer_stans)} of {n} sales "
+                        f"(STAN {', '.join(issuer_stans)}) and the unit showed exactly that")
+    for reason, stans in local.items():
+        cause = REASON_CAUSE.get(reason)
+        if cause:
+            record.evidence(cause, "strong" if len(stans) > 1 else "moderate",
+                            f"unit showed 01 in {len(stans)} of {n} sales without the host sending it; "
+                            f"the unit reports '{reason}' (STAN {', '.join(stans)})")
+    if mismatched:
+        record.evidence("application", "strong", "unit showed another code than the host sent: "
+                        + "; ".join(mismatched))
     lim = profile.limits
-    record.measure("terminal_01_count", terminal_01, "count", lim["terminal_01_count"])
-    record.measure("sale_host_answered_rate", round(answered / len(amounts), 3), "ratio",
+    record.measure("terminal_01_count", sum(map(len, local.values())), "count", lim["terminal_01_count"])
+    record.measure("sale_host_answered_rate", round(answered / n, 3), "ratio",
                    lim["sale_host_answered_rate"])

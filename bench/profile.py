@@ -57,8 +57,11 @@ class Profile(_Strict):
 
 
 def version_tuple(version: str) -> tuple[int, ...]:
-    """``"3.10.2"`` -> ``(3, 10, 2)``; non-numeric parts count as 0."""
-    return tuple(int(p) if p.isdigit() else 0 for p in version.strip().split("."))
+    """``"3.10.2"`` -> ``(3, 10, 2)``; non-numeric parts count as 0; "3.2" equals "3.2.0"."""
+    parts = [int(p) if p.isdigit() else 0 for p in version.strip().split(".")]
+    while len(parts) > 1 and parts[-1] == 0:
+        parts.pop()
+    return tuple(parts)
 
 
 def load_profile(path: str | Path) -> Profile:

@@ -386,6 +386,7 @@ def test_version_tuple_ordering(older, newer):
 def test_version_tuple_values():
     assert version_tuple("3.10.2") == (3, 10, 2)
     assert version_tuple(" 3.4.2 \n") == (3, 4, 2)
-    assert version_tuple("3.2.0rc1") == (3, 2, 0)  # non-numeric parts count as 0
+    assert version_tuple("3.2.0rc1") == (3, 2)  # non-numeric parts count as 0, trailing zeros drop
+    assert version_tuple("3.2") == version_tuple("3.2.0")
     assert version_tuple("3.x.1") == (3, 0, 1)
     assert version_tuple("3.4.2") == version_tuple("3.4.2")

@@ -9,6 +9,9 @@ from rich.console import Console
 
 HIL_DIR = Path(__file__).resolve().parent.parent / "tests" / "hil"
 
+TEST_TIMEOUT_S = 600
+"""A HIL test still running after this many seconds is stopped (a driver must never hang)."""
+
 _MARK = {"passed": "[green]pass[/]", "failed": "[red]FAIL[/]", "skipped": "[yellow]skip[/]"}
 
 
@@ -43,7 +46,7 @@ def run_hil(bench_file: Path, json_path: Path, html_path: Path, junit_path: Path
     args = [str(HIL_DIR), "--bench", str(bench_file), "--verdict-json", str(json_path),
             "--html", str(html_path), "--self-contained-html", "--junitxml", str(junit_path),
             "-p", "no:terminal", "-p", "no:cacheprovider", "-o", "addopts=", "--rootdir",
-            str(HIL_DIR.parent.parent), "-o", "junit_family=xunit2"]
+            str(HIL_DIR.parent.parent), "-o", "junit_family=xunit2", "--timeout", str(TEST_TIMEOUT_S)]
     if unit:
         args += ["--unit", unit]
     code = pytest.main(args + list(extra or []), plugins=[LiveProgress(console)])

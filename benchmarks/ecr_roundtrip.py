@@ -12,7 +12,8 @@ Both run in short interleaved blocks after a warm-up, so drift (CPU placement of
 threads, other load on the machine) hits both alike; besides the pooled statistics the
 ratio is also given paired: median over block pairs of driver-block median / raw-block median.
 
-    .venv/bin/python benchmarks/ecr_roundtrip.py [-n 500] [--warmup 50] [--block 10] [--json FILE]
+    .venv/bin/python benchmarks/ecr_roundtrip.py [-n 500] [--repeat 3] [--warmup 50] [--block 10]
+                                                 [--json FILE]
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ from drivers.serial.ecr_frame import (ACK, ENQ, EOT, ETX, STX, encode_frame,  # 
                                       encode_message)
 
 REQUEST_FRAME = encode_frame(encode_message("ST", {}))
-# A full-size ST reply, field for field what the virtual PT100 sends (about 260 bytes).
+# A full-size ST reply, field for field what the virtual PT100 sends (247 bytes framed).
 REPLY_FRAME = encode_frame(encode_message("ST", [
     ("rc", "OK"), ("uptime_s", "1234.5"), ("boot_id", "9f3c21ab"), ("restarts", "0"),
     ("free_mem_kib", "21873"), ("total_mem_kib", "65536"), ("err_comm", "2"), ("err_reader", "1"),
@@ -53,6 +54,27 @@ class _Stopped(Exception):
     pass
 
 
+def other_openers(path: str) -> list[str]:
+    """Other processes holding ``path`` open (a stale client that reopened a recycled pty)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        if int(pid) == os.getpid():
+            continue
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == path:
+                    cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                    found.append(f"pid {pid}: {cmd.strip()[:160]}")
+                    break
+            except OSError:
+                continue
+    return found
+
+
 class Responder(threading.Thread):
     """The peer: a zero-delay ECR responder on the pty master, one round trip after another."""
 
@@ -63,6 +85,7 @@ class Responder(threading.Thread):
         self.buf = bytearray()
         self.served = 0
         self.bad_requests = 0
+        self.state = "idle"
         self.error: BaseException | None = None
 
     def _byte(self) -> int:
@@ -80,6 +103,7 @@ class Responder(threading.Thread):
         return byte
 
     def _until(self, wanted: int) -> None:
+        self.state = f"waiting for 0x{wanted:02X}"
         while self._byte() != wanted:
             pass
 
@@ -97,6 +121,7 @@ class Responder(threading.Thread):
                 self._until(ENQ)                 # a stray EOT before it is ignored
                 self._write(bytes([ACK]))
                 self._until(STX)
+                self.state = "reading the request frame"
                 frame = bytearray([STX])
                 while frame[-1] != ETX:
                     frame.append(self._byte())
@@ -148,7 +173,8 @@ class RawClient:
         self.ser.close()
 
 
-def run(n: int = 500, warmup: int = 50, block: int = 10) -> dict:
+def one_run(n: int, warmup: int, block: int) -> dict:
+    """One measurement on a fresh pty: ``n`` timed round trips per path, interleaved in blocks."""
     master = slave = -1
     responder = driver = raw = None
     try:
@@ -178,36 +204,32 @@ def run(n: int = 500, warmup: int = 50, block: int = 10) -> dict:
             if reply.get("log_seq") != "212":
                 raise RuntimeError("driver: wrong reply")
 
-        for fn in (driver_rt, raw.round_trip):  # warm-up: imports, caches, branch predictors
-            time_block(fn, warmup, None)
-        check_peer()
         samples: dict[str, list[float]] = {"driver": [], "raw": []}
-        done = 0
-        while done < n:
-            k = min(block, n - done)
-            time_block(driver_rt, k, samples["driver"])
-            time_block(raw.round_trip, k, samples["raw"])
-            done += k
-        check_peer()
+        try:
+            for fn in (driver_rt, raw.round_trip):  # warm-up: imports, caches, branch predictors
+                time_block(fn, warmup, None)
+            check_peer()
+            done = 0
+            while done < n:
+                k = min(block, n - done)
+                time_block(driver_rt, k, samples["driver"])
+                time_block(raw.round_trip, k, samples["raw"])
+                done += k
+            check_peer()
+        except Exception as exc:
+            others = other_openers(path)
+            raise RuntimeError(
+                f"round trip failed after {len(samples['driver'])} driver / {len(samples['raw'])} raw "
+                f"timed round trips: {exc!r}; responder {responder.state}, served {responder.served}, "
+                f"unread {bytes(responder.buf)!r}; driver link {driver.link.stats.snapshot()}; "
+                f"other processes with {path} open: {others or 'none'}") from exc
         if responder.bad_requests:
             raise RuntimeError(f"{responder.bad_requests} requests differed from the expected frame")
-        cpu = time.process_time()
-        stats = {name: summary(s) for name, s in samples.items()}
         d, r = samples["driver"], samples["raw"]
         pairs = [(statistics.median(d[i:i + block]), statistics.median(r[i:i + block]))
                  for i in range(0, n, block)]
-        link = driver.link.stats.snapshot()
-        return {
-            "benchmark": "ecr_roundtrip", "n": n, "warmup": warmup, "block": block,
-            "request_bytes": len(REQUEST_FRAME), "reply_bytes": len(REPLY_FRAME),
-            "stats": stats,
-            "ratio": {k: stats["driver"][k] / stats["raw"][k] for k in ("median", "p95", "mean")},
-            "paired": {"blocks": len(pairs),
-                       "ratio_median": statistics.median(a / b for a, b in pairs),
-                       "extra_s_median": statistics.median(a - b for a, b in pairs)},
-            "served": responder.served, "driver_link_stats": link, "process_cpu_s": cpu,
-            "machine": machine(),
-        }
+        return {"samples": samples, "pairs": pairs, "served": responder.served,
+                "link": driver.link.stats.snapshot()}
     finally:
         for closer in (driver and driver.close, raw and raw.close, responder and responder.stop):
             if closer:
@@ -223,6 +245,32 @@ def run(n: int = 500, warmup: int = 50, block: int = 10) -> dict:
                     pass
 
 
+def run(n: int = 500, warmup: int = 50, block: int = 10, repeat: int = 3) -> dict:
+    """``repeat`` runs of ``one_run``; statistics over all samples, plus each run's paired ratio."""
+    runs = [one_run(n, warmup, block) for _ in range(repeat)]
+    pooled = {k: [x for r in runs for x in r["samples"][k]] for k in ("driver", "raw")}
+    pairs = [p for r in runs for p in r["pairs"]]
+    stats = {name: summary(s) for name, s in pooled.items()}
+    link: dict[str, int] = {}
+    for r in runs:
+        for k, v in r["link"].items():
+            link[k] = link.get(k, 0) + v
+    return {
+        "benchmark": "ecr_roundtrip", "n": n, "repeat": repeat, "warmup": warmup, "block": block,
+        "request_bytes": len(REQUEST_FRAME), "reply_bytes": len(REPLY_FRAME),
+        "stats": stats,
+        "ratio": {k: stats["driver"][k] / stats["raw"][k] for k in ("median", "p95", "mean")},
+        "paired": {"blocks": len(pairs),
+                   "ratio_median": statistics.median(a / b for a, b in pairs),
+                   "extra_s_median": statistics.median(a - b for a, b in pairs)},
+        "per_run": [{"driver_median": statistics.median(r["samples"]["driver"]),
+                     "raw_median": statistics.median(r["samples"]["raw"]),
+                     "paired_ratio": statistics.median(a / b for a, b in r["pairs"])} for r in runs],
+        "served": sum(r["served"] for r in runs), "driver_link_stats": link,
+        "process_cpu_s": time.process_time(), "machine": machine(),
+    }
+
+
 def markdown(res: dict) -> str:
     def wire(baud: int) -> str:
         return f"{(res['request_bytes'] + res['reply_bytes'] + CONTROL_BYTES) * 10 / baud * 1e3:.1f}"
@@ -236,15 +284,19 @@ def markdown(res: dict) -> str:
     link = res["driver_link_stats"]
     trouble = {k: v for k, v in link.items() if k not in ("frames_sent", "frames_received") and v}
     return (
-        f"{res['n']} round trips each (after {res['warmup']} warm-up each), interleaved in blocks of "
-        f"{res['block']}; request frame {res['request_bytes']} B, reply frame {res['reply_bytes']} B. "
+        f"{res['repeat']} runs, each on a fresh pty: {res['warmup']} warm-up round trips per path, then "
+        f"{res['n']} timed per path, interleaved in blocks of {res['block']} "
+        f"({res['repeat'] * res['n']} samples per path in all); request frame {res['request_bytes']} B, reply frame {res['reply_bytes']} B. "
         f"Times per round trip in ms.\n\n"
         + table(["path", "median", "p95", "mean", "min", "max"], rows)
         + f"\n\nPaired over {paired['blocks']} adjacent block pairs: driver/raw = "
         f"**{paired['ratio_median']:.2f}x**, the driver adds **{paired['extra_s_median'] * 1e6:.0f} µs** "
         f"per round trip (medians). For scale: the {res['request_bytes'] + res['reply_bytes'] + CONTROL_BYTES} bytes "
         f"of one exchange take {wire(9600)} ms on the wire at 9600 baud, {wire(115200)} ms at 115200 "
-        f"(8N1, 10 bits a byte).\n\nThe responder served {res['served']} round trips; driver link counters: "
+        f"(8N1, 10 bits a byte).\n\nPer run (median driver / median raw, paired ratio): "
+        + "; ".join(f"{ms(r['driver_median'])} / {ms(r['raw_median'])} ms, {r['paired_ratio']:.2f}x"
+                    for r in res["per_run"])
+        + f".\n\nThe responder served {res['served']} round trips; driver link counters: "
         + (", ".join(f"{k}={v}" for k, v in trouble.items()) if trouble else "no retries, NAKs or timeouts")
         + ".\n")
 
@@ -254,11 +306,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-n", type=int, default=500, help="timed round trips per path (default 500)")
     ap.add_argument("--warmup", type=int, default=50, help="untimed round trips per path first")
     ap.add_argument("--block", type=int, default=10, help="round trips per interleaved block")
+    ap.add_argument("--repeat", type=int, default=3, help="runs, each on a fresh pty (default 3)")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args(argv)
     exit_cleanly_on_sigterm()
     try:
-        res = run(args.n, args.warmup, args.block)
+        res = run(args.n, args.warmup, args.block, args.repeat)
     except KeyboardInterrupt:
         print("interrupted; pty and responder closed", file=sys.stderr)
         return 130

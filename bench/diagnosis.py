@@ -66,7 +66,9 @@ def decide(run: RunRecord) -> tuple[str, list[RankedCause]]:
     if reported:
         return "pass", reported
     unexplained = [t for t in run.tests if t.outcome in ("failed", "error")]
-    return ("inconclusive" if unexplained else "pass"), reported
+    if unexplained or not run.measurements:
+        return "inconclusive", reported  # a unit nothing was measured on has not passed
+    return "pass", reported
 
 
 EXIT_STATUS = {"pass": 0, "fault": 1, "inconclusive": 1, "bench_error": 2}
@@ -105,6 +107,8 @@ def summary_line(doc: dict) -> str:
         top = causes[0]
         return f"FAULT: {top['id']} ({top['confidence']:.0%} confidence): {top['action']}"
     if verdict == "inconclusive":
+        if not doc["measurements"]:
+            return "INCONCLUSIVE: nothing was measured on the unit"
         return "INCONCLUSIVE: tests failed but no cause reached the reporting threshold"
     if causes:
         return f"no fault found ({causes[0]['id']}: {taxonomy.get(causes[0]['id']).meaning})"

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from bench.errors import MessageError, UnitError
+from bench.errors import MessageError, PortLost, UnitError
 from bench.masking import mask_pan
 
 from .ecr_frame import Message, decode_message, encode_message
@@ -116,6 +116,8 @@ class EcrTerminal:
     def __post_init__(self) -> None:
         self.port = SerialBytePort(self.url, self.baudrate, self.device)
         self.link = Link(self.port, self.timing, self.device)
+        self._serial_seen: str | None = None
+        self._reopens_checked = 0
 
     def open(self) -> "EcrTerminal":
         self.port.open()
@@ -133,6 +135,25 @@ class EcrTerminal:
     def request(self, command: str, fields: dict[str, object] | None = None,
                 timeout: float | None = None) -> Message:
         """Send one command and return its reply; typed errors for every failure."""
+        self._check_same_unit()
+        return self._exchange(command, fields, timeout)
+
+    def _check_same_unit(self) -> None:
+        """After the port was reopened, make sure the unit that answers is the one we had.
+
+        A port path can come back belonging to another device (a pty number reused, another
+        adapter enumerated as ttyUSB0): talking on would judge the wrong unit.
+        """
+        if self.port.reopens == self._reopens_checked or self._serial_seen is None:
+            return
+        self._reopens_checked = self.port.reopens
+        serial = self._exchange("ID").get("serial")
+        if serial != self._serial_seen:
+            raise PortLost(self.device, f"reopening ECR port {self.url}",
+                           f"unit {serial} answers on the port that came back, not {self._serial_seen}")
+
+    def _exchange(self, command: str, fields: dict[str, object] | None = None,
+                  timeout: float | None = None) -> Message:
         doing = f"{command} command"
         self.link.send(encode_message(command, fields or {}), doing)
         reply = decode_message(self.link.receive(timeout or self.reply_timeout, doing))
@@ -150,8 +171,10 @@ class EcrTerminal:
         for item in filter(None, msg.require("components").split(",")):
             name, _, version = item.partition(":")
             components[name] = version
-        return Identity(msg.require("model"), msg.require("serial"), msg.require("firmware"),
-                        components)
+        identity = Identity(msg.require("model"), msg.require("serial"), msg.require("firmware"),
+                            components)
+        self._serial_seen = self._serial_seen or identity.serial
+        return identity
 
     def status(self) -> Status:
         msg = self.request("ST")
@@ -196,15 +219,22 @@ class EcrTerminal:
         self.request("RBT")
         self.wait_ready(self.boot_timeout)
 
-    def wait_ready(self, timeout: float) -> float:
-        """Poll ``ST`` until the unit answers; returns the seconds it took."""
+    def wait_ready(self, timeout: float, poll_s: float = 0.2) -> float:
+        """Poll ``ST`` until the unit answers; returns the seconds it took.
+
+        While polling, each try sends one ENQ and waits ``poll_s`` seconds for its ACK instead of
+        the protocol's 3 x 1 s, so a unit that has just booted is seen within ``poll_s``.
+        """
         start = time.monotonic()
         deadline = start + timeout
-        while True:
-            try:
-                self.status()
-                return time.monotonic() - start
-            except UnitError:
-                if time.monotonic() >= deadline:
-                    raise
-                time.sleep(0.1)
+        self.link.timing = replace(self.timing, enq_tries=1, enq_wait=poll_s)
+        try:
+            while True:
+                try:
+                    self.status()
+                    return time.monotonic() - start
+                except UnitError:
+                    if time.monotonic() >= deadline:
+                        raise
+        finally:
+            self.link.timing = self.timing

@@ -73,15 +73,22 @@ class Link:
     device: str = "ecr"
     stats: LinkStats = field(default_factory=LinkStats)
     _buffer: bytearray = field(default_factory=bytearray, repr=False)
+    _pos: int = field(default=0, repr=False)
 
     # -- byte level ---------------------------------------------------------------------------
     def _byte(self, timeout: float) -> int | None:
-        if not self._buffer:
+        if self._pos >= len(self._buffer):
             chunk = self.port.read(512, max(0.0, timeout))
             if not chunk:
                 return None
-            self._buffer.extend(chunk)
-        return self._buffer.pop(0)
+            self._buffer[:] = chunk
+            self._pos = 0
+        self._pos += 1
+        return self._buffer[self._pos - 1]
+
+    def _drop_buffered(self) -> None:
+        self._buffer.clear()
+        self._pos = 0
 
     def _byte_until(self, deadline: float) -> int | None:
         """Next byte, or None once ``deadline`` (monotonic s) has passed, even under a stream of noise."""
@@ -107,7 +114,7 @@ class Link:
         """Deliver ``message``; ``UnitNotResponding`` or ``FrameError`` when the peer will not take it."""
         t = self.timing
         frame = encode_frame(message)  # before the ENQ: a bad message must not open a session
-        self._buffer.clear()
+        self._drop_buffered()
         self.port.discard_input()
         for attempt in range(t.enq_tries):
             self._write(bytes([ENQ]))
@@ -204,5 +211,5 @@ class Link:
                 frame.append(lrc_byte)
                 return bytes(frame)
             if len(frame) > MAX_MESSAGE + 2:
-                self._buffer.clear()
+                self._drop_buffered()
                 raise FrameError(f"frame longer than {MAX_MESSAGE} bytes", self.device, doing)

@@ -19,7 +19,7 @@ from bench.diagnosis import (
     summary_line,
     verdict_json,
 )
-from bench.evidence import STRENGTH, Evidence, Recorder, RunRecord
+from bench.evidence import STRENGTH, Evidence, Measurement, Recorder, RunRecord
 from bench.evidence import TestOutcome as Outcome  # not collected as a test class
 from bench.limits import Limit
 
@@ -39,7 +39,9 @@ def posterior(*ratios: float, prior: float = PRIOR) -> float:
 
 
 def run_with(*evidence: Evidence, tests: list[Outcome] | None = None) -> RunRecord:
-    return RunRecord(evidence=list(evidence), tests=tests or [])
+    """A run in which something was measured (one passing measurement) plus ``evidence``."""
+    return RunRecord(evidence=list(evidence), tests=tests or [],
+                     measurements=[Measurement("free_memory_kib", 20000, "KiB", ">= 8192", True, "t::a")])
 
 
 # -- rank --------------------------------------------------------------------------------------
@@ -134,8 +136,11 @@ def test_decide_healthy_is_pass_without_causes():
     assert decide(run) == ("pass", [])
 
 
-def test_decide_empty_run_is_pass():
-    assert decide(RunRecord()) == ("pass", [])
+def test_decide_nothing_measured_is_inconclusive():
+    # e.g. a run interrupted before its first measurement: the unit has not passed anything
+    assert decide(RunRecord()) == ("inconclusive", [])
+    doc = verdict_json(RunRecord(), datetime.now(timezone.utc), 0.1)
+    assert summary_line(doc) == "INCONCLUSIVE: nothing was measured on the unit"
 
 
 def test_decide_bench_error_wins():
@@ -286,7 +291,7 @@ def test_verdict_json_schema():
 
 
 def test_verdict_json_healthy():
-    run = RunRecord(tests=[Outcome("t::a", "passed", 1.0)])
+    run = run_with(tests=[Outcome("t::a", "passed", 1.0)])
     doc = verdict_json(run, STARTED, 1.0)
     assert doc["verdict"] == "pass" and doc["causes"] == [] and doc["code01_origin"] == "none"
     assert doc["unit"] == {"serial": "", "model": "", "firmware": ""}

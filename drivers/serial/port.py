@@ -9,6 +9,8 @@ from bench.errors import PortLost, PortUnavailable
 
 POLL_S = 0.05
 """pyserial read timeout in seconds; reads return as soon as a byte arrives."""
+WRITE_TIMEOUT_S = 2.0
+"""pyserial write timeout in seconds (where the transport supports one)."""
 
 
 class SerialBytePort:
@@ -25,10 +27,13 @@ class SerialBytePort:
         self.reopens = 0
 
     def open(self) -> None:
+        # pyserial's rfc2217 client refuses write_timeout (NotImplementedError from open()); its
+        # socket already bounds a send to 5 s, so the write deadline holds there too.
+        write_timeout = None if self.url.startswith("rfc2217://") else WRITE_TIMEOUT_S
         try:
             self._serial = serial.serial_for_url(self.url, baudrate=self.baudrate, timeout=POLL_S,
-                                                 write_timeout=2.0)
-        except (serial.SerialException, OSError, ValueError) as exc:
+                                                 write_timeout=write_timeout)
+        except (serial.SerialException, OSError, ValueError, NotImplementedError) as exc:
             raise PortUnavailable(self.device, f"opening ECR port {self.url}", str(exc)) from None
 
     def close(self) -> None:
@@ -95,4 +100,15 @@ class SerialBytePort:
         self._io(op, f"writing to {self.url}")
 
     def discard_input(self) -> None:
-        self._io(lambda ser: ser.reset_input_buffer(), f"flushing {self.url}")
+        """Drop unread input. Local ports purge the driver buffer; network URLs drain what has
+        arrived (an rfc2217 purge is a round trip plus a 50 ms sleep, and some terminal servers
+        never answer it)."""
+        if "://" not in self.url:
+            self._io(lambda ser: ser.reset_input_buffer(), f"flushing {self.url}")
+            return
+        deadline = time.monotonic() + 1.0
+
+        def drain(ser: serial.SerialBase) -> None:
+            while (waiting := ser.in_waiting) and time.monotonic() < deadline:
+                ser.read(waiting)
+        self._io(drain, f"flushing {self.url}")

@@ -32,7 +32,7 @@ def test_healthy_unit_passes_with_reports(run_triage):
     assert {t["outcome"] for t in doc["tests"]} == {"passed"} and len(doc["tests"]) >= 5
     assert all(m["passed"] for m in doc["measurements"])
     page = r.files["html"].read_text()
-    assert "id='posbench-verdict'" in page and "Verdict: PASS" in page
+    assert "id='posbench-verdict'" in page and "Verdict: no fault found" in page
     assert "<testsuite" in r.files["xml"].read_text()
     for path in r.files.values():  # card data never reaches an artifact
         assert TEST_PAN not in path.read_text()

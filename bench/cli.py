@@ -4,6 +4,8 @@ Exit statuses: 0 no fault found, 1 fault diagnosed, 2 bench error, 3 usage or co
 """
 from __future__ import annotations
 
+import json
+import random
 import signal
 import sys
 import threading
@@ -15,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench import diagnosis
+from bench.console import say
 from bench.errors import BenchError, ConfigError
 
 EXIT_PASS, EXIT_FAULT, EXIT_BENCH, EXIT_USAGE = 0, 1, 2, 3
@@ -70,16 +73,17 @@ def triage(bench_path, virtual, fault, seed, unit, json_path, html_path, junit_p
             bench_file = bench_path
         else:
             from bench.sim.launcher import VirtualBench
+            seed = random.randrange(2**31) if seed is None else seed  # printed: a run can be repeated
             vbench = VirtualBench(faults, seed)
-            console.print("starting the virtual bench"
+            say(console, "starting the virtual bench"
                           + (f" with faults {', '.join(fault)}" if fault else " (healthy unit)")
-                          + (f", seed {seed}" if seed is not None else ""))
+                          + f", seed {seed}")
             bench_file = vbench.start()
         code, doc = run_hil(bench_file, json_path, html_path, junit_path, unit, console)
-        if vbench is not None and not vbench.alive():
-            doc = doc or {}
+        if doc is not None and vbench is not None and not vbench.alive():
             doc.setdefault("bench_errors", []).append("the virtual bench process died during the run")
-            doc["verdict"] = "bench_error"
+            doc["verdict"], doc["causes"] = "bench_error", []
+            json_path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     except ConfigError as exc:
         raise UsageFailure(str(exc)) from None
     except BenchError as exc:
@@ -106,10 +110,10 @@ def _print_verdict(console: Console, doc: dict, json_path: Path, html_path: Path
         ev = cause["evidence"][0]["note"] if cause["evidence"] else ""
         table.add_row(cause["id"], f"{cause['confidence']:.0%}", ev, cause["action"])
     if doc["causes"]:
-        console.print(table)
+        say(console, table)
     colour = {"pass": "green", "fault": "red", "bench_error": "magenta"}.get(doc["verdict"], "yellow")
-    console.print(f"[bold {colour}]{diagnosis.summary_line(doc)}[/]")
-    console.print(f"reports: {html_path}  {json_path}  {junit_path}")
+    say(console, f"[bold {colour}]{diagnosis.summary_line(doc)}[/]")
+    say(console, f"reports: {html_path}  {json_path}  {junit_path}")
 
 
 def _until_signal() -> None:

@@ -89,6 +89,8 @@ def verdict_json(run: RunRecord, started: datetime, duration_s: float) -> dict:
         "started": started.astimezone(timezone.utc).isoformat(timespec="seconds"),
         "duration_s": round(duration_s, 3),
     }
+    if run.bench:
+        doc["bench"] = run.bench
     if run.bench_errors:
         doc["bench_errors"] = run.bench_errors
     if run.code01:

@@ -1,7 +1,7 @@
 """What HIL tests record: measurements against limits, and evidence for causes of code 01."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from bench import taxonomy
 from bench.limits import Limit
@@ -70,6 +70,8 @@ class RunRecord:
     tests: list[TestOutcome] = field(default_factory=list)
     unit: dict[str, str] = field(default_factory=dict)
     bench_errors: list[str] = field(default_factory=list)
+    bench: dict = field(default_factory=dict)
+    """Which bench ran: name, virtual, and for a virtual bench its seed and faults."""
 
 
 class Recorder:
@@ -105,6 +107,3 @@ class Recorder:
     def unit(self, **fields: str) -> None:
         self.run.unit.update({k: str(v) for k, v in fields.items()})
 
-
-def as_dict(obj: object) -> dict:
-    return asdict(obj)  # type: ignore[call-overload]

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from bench.console import say
+
 HIL_DIR = Path(__file__).resolve().parent.parent / "tests" / "hil"
 
 TEST_TIMEOUT_S = 600
@@ -21,9 +23,12 @@ class LiveProgress:
     def __init__(self, console: Console):
         self.console, self.total, self.done = console, 0, 0
 
+    def say(self, text: str) -> None:
+        say(self.console, text)
+
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.total = len(session.items)
-        self.console.print(f"running {self.total} HIL tests")
+        self.say(f"running {self.total} HIL tests")
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "call" or (report.when == "setup" and not report.passed):
@@ -31,7 +36,7 @@ class LiveProgress:
             mark = _MARK.get(report.outcome, report.outcome)
             if report.when == "setup" and report.failed:
                 mark = "[magenta]ERROR[/]"
-            self.console.print(f"  [{self.done}/{self.total}] {mark}  {report.nodeid.split('::')[-1]:<28}"
+            self.say(f"  [{self.done}/{self.total}] {mark}  {report.nodeid.split('::')[-1]:<28}"
                                f" {report.duration:6.2f} s")
 
 

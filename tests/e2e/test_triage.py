@@ -47,7 +47,7 @@ FAULTS = [("application", 1), ("firmware_driver", 1), ("resources", 1), ("data_l
 def test_each_fault_is_named_first(run_triage, cause, exit_code):
     r = run_triage("--fault", cause, "--seed", "5")
     assert r.code == exit_code, r.out + r.err
-    assert r.doc["causes"] and r.doc["causes"][0]["id"] == cause, r.doc["causes"]
+    assert r.doc["causes"] and r.doc["causes"][0]["id"] == cause, (r.doc["verdict"], r.doc["causes"], r.out)
     assert r.doc["verdict"] == ("fault" if exit_code else "pass")
     assert r.doc["causes"][0]["evidence"], "a cause without evidence"
     if cause == "issuer_referral":
@@ -59,7 +59,7 @@ def test_each_fault_is_named_first(run_triage, cause, exit_code):
                                    "issuer_referral", "firmware_driver", "maintenance"])
 def test_faults_found_at_low_severity(run_triage, cause):
     r = run_triage("--fault", f"{cause}=0.3", "--seed", "6")
-    assert r.doc["causes"] and r.doc["causes"][0]["id"] == cause, r.doc["causes"]
+    assert r.doc["causes"] and r.doc["causes"][0]["id"] == cause, (r.doc["verdict"], r.doc["causes"], r.out)
 
 
 @pytest.mark.timeout(600)

@@ -168,3 +168,11 @@ def test_emulator_crash_mid_run_is_a_bench_error(run_triage, tmp_path):
     assert r.code == 2, r.out + r.err
     assert r.doc is None or r.doc["verdict"] == "bench_error"
     assert "BENCH ERROR" in r.out
+
+
+@pytest.mark.timeout(60)
+def test_a_different_unit_than_named_is_a_bench_error(run_triage):
+    r = run_triage("--seed", "4", "--unit", "PT100-NOT-THIS-ONE")
+    assert r.code == 2, r.out + r.err
+    assert r.doc["verdict"] == "bench_error"
+    assert any("PT100-NOT-THIS-ONE was expected" in e for e in r.doc["bench_errors"])

@@ -129,8 +129,10 @@ class VirtualTerminal:
     def _seed_history(self, now: datetime) -> None:
         """Two hundred past transactions; operator_error skews them towards misuse."""
         rng, s = self.rng, self.sev("operator_error")
-        p_pin, p_pull, p_fix = 0.03 + (0.15 + 0.25 * s if s else 0), 0.02 + (0.1 + 0.2 * s if s else 0), \
-            0.02 + (0.1 + 0.2 * s if s else 0)
+        misuse = (lambda base, slope: base + slope * s) if s else (lambda base, slope: 0.0)
+        p_pin = 0.03 + misuse(0.15, 0.25)   # wrong PIN
+        p_pull = 0.02 + misuse(0.10, 0.20)  # card pulled out mid-read
+        p_fix = 0.02 + misuse(0.10, 0.20)   # amount keyed wrongly, voided at once
         ts = now - timedelta(days=30)
         while len(self.log) < 200:
             ts += timedelta(minutes=rng.randint(20, 300))

@@ -85,6 +85,7 @@ def verdict_json(run: RunRecord, started: datetime, duration_s: float) -> dict:
         "causes": [c.to_json() for c in causes],
         "measurements": [m.to_json() for m in run.measurements],
         "tests": [{"nodeid": t.nodeid, "outcome": t.outcome, "duration_s": round(t.duration_s, 3)}
+                  | ({"message": t.message.strip().splitlines()[0][:300]} if t.message.strip() else {})
                   for t in run.tests],
         "started": started.astimezone(timezone.utc).isoformat(timespec="seconds"),
         "duration_s": round(duration_s, 3),
@@ -109,9 +110,10 @@ def summary_line(doc: dict) -> str:
         top = causes[0]
         return f"FAULT: {top['id']} ({top['confidence']:.0%} confidence): {top['action']}"
     if verdict == "inconclusive":
-        if not doc["measurements"]:
-            return "INCONCLUSIVE: nothing was measured on the unit"
-        return "INCONCLUSIVE: tests failed but no cause reached the reporting threshold"
+        first = next((t["message"] for t in doc["tests"] if t.get("message")), "")
+        why = ("nothing was measured on the unit" if not doc["measurements"]
+               else "tests failed but no cause reached the reporting threshold")
+        return f"INCONCLUSIVE: {why}" + (f" (first failure: {first})" if first else "")
     if causes:
         return f"no fault found ({causes[0]['id']}: {taxonomy.get(causes[0]['id']).meaning})"
     return "no fault found"

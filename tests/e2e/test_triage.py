@@ -176,3 +176,19 @@ def test_a_different_unit_than_named_is_a_bench_error(run_triage):
     assert r.code == 2, r.out + r.err
     assert r.doc["verdict"] == "bench_error"
     assert any("PT100-NOT-THIS-ONE was expected" in e for e in r.doc["bench_errors"])
+
+
+@pytest.mark.timeout(90)
+def test_a_silent_unit_is_inconclusive_and_says_why(run_triage, tmp_path):
+    master, slave = os.openpty()  # a port that exists but where no unit ever answers
+    try:
+        bench = tmp_path / "bench.toml"
+        bench.write_text(f'[unit]\nmodel = "PT100"\n[terminal]\nport = "{os.ttyname(slave)}"\n'
+                         "reply_timeout = 0.5\nboot_timeout = 1.0\n")
+        r = run_triage("--bench", str(bench))
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert r.code == 1, r.out + r.err
+    assert r.doc["verdict"] == "inconclusive" and r.doc["causes"] == []
+    assert "no ACK to ENQ" in r.out and "INCONCLUSIVE" in r.out

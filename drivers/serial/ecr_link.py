@@ -19,6 +19,10 @@ from bench.errors import FrameError, UnitNotResponding
 from .ecr_frame import ACK, ENQ, EOT, ETX, MAX_MESSAGE, NAK, STX, decode_frame, encode_frame
 
 
+SETTLE_S = 0.05
+"""Seconds to wait for a late ACK after an ENQ retry succeeded."""
+
+
 class BytePort(Protocol):
     """What the link needs from a transport."""
 
@@ -119,6 +123,8 @@ class Link:
         for attempt in range(t.enq_tries):
             self._write(bytes([ENQ]))
             if self._wait_for({ACK}, t.enq_wait) == ACK:
+                if attempt:
+                    self._settle()
                 break
             self.stats.enq_retries += 1
             self._write(bytes([EOT]))
@@ -143,6 +149,15 @@ class Link:
         if naks == t.frame_tries:
             raise FrameError(f"frame rejected with NAK {naks} times", self.device, doing)
         raise UnitNotResponding(self.device, doing, f"frame not acknowledged after {t.frame_tries} tries")
+
+    def _settle(self) -> None:
+        """After a retried ENQ the ACK may have answered an earlier one, with the ACK for the
+        latest still on its way; left in the input it would pass for the frame's ACK. Wait a
+        moment and drop any such late ACKs."""
+        deadline = time.monotonic() + min(SETTLE_S, self.timing.enq_wait)
+        while (byte := self._byte_until(deadline)) is not None:
+            if byte != ACK:
+                self.stats.noise_bytes += 1
 
     # -- receiver -----------------------------------------------------------------------------
     def wait_enq(self, timeout: float) -> bool:

@@ -740,3 +740,27 @@ def test_receive_arbitrary_bytes_after_enq_is_bounded(data):
     finally:
         _close(a, b)
 
+
+
+@pytest.mark.timeout(10)
+def test_send_late_ack_is_not_taken_for_the_frames_ack(pair):
+    """The peer ACKs ENQ #1 too late, then ACKs ENQ #2 at once. Without settling, the sender
+    would take the second ACK as the frame's and report a frame the peer rejected as delivered."""
+    a, b = pair
+    link = Link(FdPort(a), FAST)
+
+    def script(p: Peer) -> None:
+        p.expect(ENQ)
+        time.sleep(FAST.enq_wait * 1.5)  # the sender gives up on ENQ #1: EOT, ENQ #2
+        p.send(ACK)                      # late answer to ENQ #1
+        p.expect(EOT)
+        p.expect(ENQ)
+        p.send(ACK)                      # answer to ENQ #2, arriving while the sender settles
+        for _ in range(FAST.frame_tries):
+            p.frame()
+            p.send(NAK)
+        p.expect(EOT)
+
+    with peer_thread(b, script):
+        with pytest.raises(FrameError, match="NAK"):
+            link.send(REQUEST)

@@ -47,13 +47,13 @@ LOG_PAGE = 20
 def expected_commands(profile) -> dict[str, int]:
     """ECR commands the HIL suite sends to a healthy unit, by command code.
 
-    identity fixture: 1 ID; test_ecr_link: ``link_commands`` alternating ST (even i) / ID (odd i);
+    identity fixture: 1 ST (waiting for the unit to be ready) + 1 ID; test_ecr_link: ``link_commands`` alternating ST (even i) / ID (odd i);
     test_status: 1 ST; test_transaction_log: 1 ST (newest log_seq) + ceil(log_records / 20) LOG;
     test_code01: 1 SALE per ``sale_amounts`` entry. (A healthy log holds >= 200 records.)
     """
     t = profile.tests
     return {"ID": 1 + t.link_commands // 2,
-            "ST": (t.link_commands + 1) // 2 + 1 + 1,
+            "ST": 1 + (t.link_commands + 1) // 2 + 1 + 1,
             "LOG": math.ceil(t.log_records / LOG_PAGE),
             "SALE": len(t.sale_amounts)}
 
@@ -341,7 +341,7 @@ def markdown(res: dict) -> str:
         f"{d['parts']['card_reads']:.2f} = **{d['total']:.2f} s**. Values from `TerminalTiming` "
         f"(boot_s = the profile's `boot_time_s`) and `fixtures/profiles/pt100.toml` `[tests]`; "
         f"N_cmd by command: " + ", ".join(f"{k} {v}" for k, v in cmds.items())
-        + " (1 ID in the identity fixture; link_commands alternating ST/ID; 1 ST in test_status; "
+        + " (1 ST + 1 ID in the identity fixture; link_commands alternating ST/ID; 1 ST in test_status; "
         f"1 ST + ceil(log_records/{LOG_PAGE}) LOG in test_transaction_log; one SALE per sale amount).\n")
     out.append(
         f"**Check by instrumented run** (same suite, same seed, in-process SimBench): the virtual "
@@ -381,9 +381,9 @@ def markdown(res: dict) -> str:
 def _designed_per_test(d: dict) -> dict[str, str]:
     t, c = d["timing"], d["commands"]
     per = t["command_s"] + t["jitter_s"] / 2
-    ids_st_link = c["ID"] - 1 + c["ST"] - 2
+    ids_st_link = c["ID"] - 1 + c["ST"] - 3
     return {
-        "test_identity": f"{t['boot_s'] + per:.2f} (boot + 1 ID)",
+        "test_identity": f"{t['boot_s'] + 2 * per:.2f} (boot + 1 ST + 1 ID)",
         "test_link_health": f"{ids_st_link * per:.2f} ({ids_st_link} cmds)",
         "test_status": f"{per:.2f} (1 ST)",
         "test_transaction_log": f"{(1 + c['LOG']) * per:.2f} (1 ST + {c['LOG']} LOG)",

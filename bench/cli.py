@@ -130,12 +130,26 @@ def _until_signal() -> None:
 @click.option("--seed", type=int, help="seed for every random choice")
 @click.option("--write-bench", "bench_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="write the bench description of the running virtual bench here")
-def sim(fault, seed, bench_path) -> None:
+@click.option("--timing", multiple=True, metavar="NAME=SECONDS",
+              help="virtual unit step time, e.g. boot_s=5 or host_timeout_s=3 (repeatable)")
+@click.option("--rules", "rules_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="host simulator rules (TOML [[rule]] tables), applied before the faults' rules")
+def sim(fault, seed, bench_path, timing, rules_path) -> None:
     """Run the virtual bench in the foreground until SIGINT/SIGTERM."""
-    from bench.sim.bench import SimBench
+    from bench.profile import profile_for_model
+    from bench.sim.bench import MODEL, SimBench
+    from bench.sim.terminal import TerminalTiming
+    from drivers.host.rules import RuleSet
     faults = _faults(fault)
     try:
-        with SimBench(faults, seed) as sim_bench:
+        steps = TerminalTiming.parse(timing, TerminalTiming(boot_s=profile_for_model(MODEL).boot_time_s))
+        rules = RuleSet.from_toml(rules_path) if rules_path else None
+    except ValueError as exc:
+        raise UsageFailure(f"--timing: {exc}") from None
+    except ConfigError as exc:
+        raise UsageFailure(str(exc)) from None
+    try:
+        with SimBench(faults, seed, timing=steps, host_rules=rules) as sim_bench:
             sim_bench.write_bench(bench_path)
             print(f"virtual bench running (seed {sim_bench.seed}); bench description: {bench_path}",
                   flush=True)

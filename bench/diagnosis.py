@@ -85,7 +85,7 @@ def verdict_json(run: RunRecord, started: datetime, duration_s: float) -> dict:
         "causes": [c.to_json() for c in causes],
         "measurements": [m.to_json() for m in run.measurements],
         "tests": [{"nodeid": t.nodeid, "outcome": t.outcome, "duration_s": round(t.duration_s, 3)}
-                  | ({"message": t.message.strip().splitlines()[0][:300]} if t.message.strip() else {})
+                  | ({"message": " ".join(t.message.split())[:300]} if t.message.strip() else {})
                   for t in run.tests],
         "started": started.astimezone(timezone.utc).isoformat(timespec="seconds"),
         "duration_s": round(duration_s, 3),

@@ -12,7 +12,7 @@ from drivers.host.rules import Rule, RuleSet
 from drivers.host.simulator import HostSimulator
 
 from .faults import format_faults
-from .terminal import VirtualTerminal
+from .terminal import TerminalTiming, VirtualTerminal
 
 MODEL = "PT100"
 
@@ -29,8 +29,12 @@ class SimBench:
     """Starts every emulator of the virtual bench; ``close()`` removes all it created."""
 
     def __init__(self, faults: dict[str, float] | None = None, seed: int | None = None,
-                 serial: str | None = None):
+                 serial: str | None = None, timing: TerminalTiming | None = None,
+                 host_rules: RuleSet | None = None):
+        """``timing`` overrides the virtual unit's step times; ``host_rules`` come before the
+        rules the faults add (a training bench's own issuer behaviour)."""
         self.faults = dict(faults or {})
+        self.timing, self.host_rules = timing, host_rules
         self.seed = random.SystemRandom().randrange(2**31) if seed is None else seed
         self.profile = profile_for_model(MODEL)
         rng = random.Random(self.seed)
@@ -44,14 +48,16 @@ class SimBench:
 
     def start(self) -> "SimBench":
         try:
-            rules = issuer_rules(self.profile, self.faults["issuer_referral"]) \
-                if "issuer_referral" in self.faults else RuleSet([])
+            rules = RuleSet(list(self.host_rules.rules) if self.host_rules else [],
+                            self.host_rules.default_code if self.host_rules else "00")
+            if "issuer_referral" in self.faults:
+                rules.rules += issuer_rules(self.profile, self.faults["issuer_referral"]).rules
             self.host = HostSimulator(("127.0.0.1", 0), rules=rules, log_path=self.host_log,
                                       seed=self.seed + 1)
             self.host.start()
             self.terminal = VirtualTerminal(self.host.address, self.profile, self.faults,
                                             seed=self.seed, serial=self.serial,
-                                            terminal_id=self.terminal_id).start()
+                                            terminal_id=self.terminal_id, timing=self.timing).start()
         except BaseException:
             self.close()
             raise

@@ -30,6 +30,23 @@ MERCHANT_ID = "POSBENCH0000001"
 class TerminalTiming:
     """Seconds the virtual unit takes for each step."""
 
+    @classmethod
+    def parse(cls, items: list[str] | tuple[str, ...], base: "TerminalTiming") -> "TerminalTiming":
+        """Apply ``NAME=SECONDS`` overrides; ``ValueError`` names what is wrong."""
+        values = dict(base.__dict__)
+        for item in items:
+            name, _, text = item.partition("=")
+            if name not in values:
+                raise ValueError(f"unknown timing {name!r}; known: {', '.join(values)}")
+            try:
+                seconds = float(text)
+            except ValueError:
+                raise ValueError(f"timing {name}: {text!r} is not a number of seconds") from None
+            if not 0 <= seconds <= 600:
+                raise ValueError(f"timing {name}: {seconds:g} s is outside 0..600")
+            values[name] = seconds
+        return cls(**values)
+
     command_s: float = 0.02
     jitter_s: float = 0.01
     card_read_s: float = 0.15

@@ -21,7 +21,7 @@ def test_status(ask, terminal, profile, record):
                    note=f"configuration checksum {st.cfg_crc} differs from the stored {st.cfg_crc_stored}:"
                         " configuration changed or deleted")
     missing = sorted(set(profile.keys_required) - set(st.keys))
-    record.measure("keys_missing", len(missing), "count", Limit(max=0), cause="data_loss",
+    record.measure("keys_missing", len(missing), "count", lim["keys_missing"], cause="data_loss",
                    note=f"keys missing: {', '.join(missing)}")
     today = date.today()
     record.measure("maintenance_age_days", days_since(st.last_maintenance, today), "days",

@@ -329,3 +329,43 @@ def test_host_stopped_sale_fails_locally(host_down):
         assert sale.reason in ("host_timeout", "host_unreachable")
         assert rig_.log.answer_for(sale.terminal_id, sale.stan) is None
     assert rig_.term.status().log_seq > 0  # the unit itself is fine
+
+
+@pytest.fixture(scope="module")
+def slow_host() -> Iterator[Rig]:
+    """The issuer answers large amounts after 1.5 s; the unit waits only 0.5 s for the host."""
+    from bench.sim.terminal import TerminalTiming
+    from drivers.host.rules import Rule, RuleSet
+    sim = SimBench(seed=SEED, timing=TerminalTiming(boot_s=0.3, host_timeout_s=0.5),
+                   host_rules=RuleSet([Rule(code="00", min_amount=10000, delay_s=1.5, name="slow")]))
+    term = None
+    try:
+        sim.start()
+        term = EcrTerminal(sim.terminal.port.path, baudrate=115200, reply_timeout=1.0,
+                           sale_timeout=10.0, boot_timeout=BOOT_TIMEOUT, timing=FAST).open()
+        term.wait_ready(BOOT_TIMEOUT)
+        yield Rig(sim, term, HostLog(sim.host_log))
+    finally:
+        if term is not None:
+            term.close()
+        sim.close()
+
+
+@pytest.mark.timeout(30)
+def test_host_answer_too_late_is_a_local_01_then_a_reversal(slow_host):
+    """The TranzWare ambiguity: the host approved, but too late: the unit had already shown 01
+    itself and hung up, so the host's answer never left it; the next sale reverses the first."""
+    r = slow_host
+    late = r.term.sale(15000)
+    assert late.display_code == r.profile.local_failure_code and late.reason == "host_timeout"
+    assert late.host_answered is False
+    time.sleep(1.5)  # the host's late approval finds the unit has hung up
+    request = r.log.request(late.terminal_id, late.stan)
+    assert request is not None and r.log.answer_for(late.terminal_id, late.stan) is None
+    assert any(rec.get("event") == "reply_lost" and rec.get("seq") == request["seq"]
+               for rec in r.log.records())
+    after = r.term.sale(1250)  # the unit first reverses the timed-out sale
+    assert after.display_code == "00"
+    reversal = r.log.request(late.terminal_id, late.stan, mti="0400")
+    assert reversal is not None and reversal["amount"] == 15000
+    assert r.log.answer_for(late.terminal_id, late.stan, mti="0400") == "00"

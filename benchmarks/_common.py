@@ -55,3 +55,20 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def run_and_print(run, markdown, json_path: Path | None, interrupted: str) -> int:
+    """Run a benchmark, print its markdown, optionally keep the raw results as JSON.
+
+    Ctrl-C (or SIGTERM, see ``exit_cleanly_on_sigterm``) prints ``interrupted`` and returns 130.
+    """
+    import json
+    try:
+        res = run()
+    except KeyboardInterrupt:
+        print(interrupted, file=sys.stderr)
+        return 130
+    print(markdown(res))
+    if json_path:
+        json_path.write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
+    return 0

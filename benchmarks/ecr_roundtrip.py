@@ -18,7 +18,6 @@ ratio is also given paired: median over block pairs of driver-block median / raw
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import select
 import statistics
@@ -30,7 +29,7 @@ import tty
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import exit_cleanly_on_sigterm, machine, ms, summary, table  # noqa: E402
+from _common import exit_cleanly_on_sigterm, machine, ms, run_and_print, summary, table  # noqa: E402
 
 import serial  # noqa: E402
 
@@ -310,15 +309,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args(argv)
     exit_cleanly_on_sigterm()
-    try:
-        res = run(args.n, args.warmup, args.block, args.repeat)
-    except KeyboardInterrupt:
-        print("interrupted; pty and responder closed", file=sys.stderr)
-        return 130
-    print(markdown(res))
-    if args.json:
-        args.json.write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
-    return 0
+    return run_and_print(lambda: run(args.n, args.warmup, args.block, args.repeat), markdown,
+                         args.json, "interrupted; pty and responder closed")
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, exit_cleanly_on_sigterm, machine, table  # noqa: E402
+from _common import ROOT, exit_cleanly_on_sigterm, machine, run_and_print, table  # noqa: E402
 
 POSBENCH = ROOT / ".venv" / "bin" / "posbench"
 LOG_PAGE = 20
@@ -344,7 +344,7 @@ def markdown(res: dict) -> str:
         + " (1 ST + 1 ID in the identity fixture; link_commands alternating ST/ID; 1 ST in test_status; "
         f"1 ST + ceil(log_records/{LOG_PAGE}) LOG in test_transaction_log; one SALE per sale amount).\n")
     out.append(
-        f"**Check by instrumented run** (same suite, same seed, in-process SimBench): the virtual "
+        "**Check by instrumented run** (same suite, same seed, in-process SimBench): the virtual "
         f"terminal served " + ", ".join(f"{k} {v}" for k, v in counted_cmds.items())
         + f" = {c['frames_received']} frames (its own `link.stats.frames_received`), "
         + ("matching the formula" if agree else "**not** matching the formula")
@@ -402,15 +402,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.count_commands:
         count_commands(args.seed, args.count_commands)
         return 0
-    try:
-        res = run(args.k, args.seed)
-    except KeyboardInterrupt:
-        print("interrupted; child processes stopped, temporary files removed", file=sys.stderr)
-        return 130
-    print(markdown(res))
-    if args.json:
-        args.json.write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
-    return 0
+    return run_and_print(lambda: run(args.k, args.seed), markdown, args.json,
+                         "interrupted; child processes stopped, temporary files removed")
 
 
 if __name__ == "__main__":

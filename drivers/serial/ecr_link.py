@@ -28,15 +28,12 @@ class BytePort(Protocol):
 
     def read(self, size: int, timeout: float) -> bytes:
         """Return 1..size bytes, or b"" when nothing arrived within ``timeout`` seconds."""
-        ...
 
     def write(self, data: bytes) -> None:
         """Write all of ``data``."""
-        ...
 
     def discard_input(self) -> None:
         """Drop bytes received but not read."""
-        ...
 
 
 @dataclass

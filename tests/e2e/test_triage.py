@@ -1,7 +1,6 @@
 """`posbench triage` end to end on the virtual bench: verdicts, exit statuses, reports."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import posbench, triage
+from .conftest import triage
 
 TEST_PAN = "4111111111111111"
 SCHEMA_KEYS = {"schema", "unit", "verdict", "code01_origin", "causes", "measurements", "tests",

@@ -345,7 +345,7 @@ def markdown(res: dict) -> str:
         f"1 ST + ceil(log_records/{LOG_PAGE}) LOG in test_transaction_log; one SALE per sale amount).\n")
     out.append(
         "**Check by instrumented run** (same suite, same seed, in-process SimBench): the virtual "
-        f"terminal served " + ", ".join(f"{k} {v}" for k, v in counted_cmds.items())
+        "terminal served " + ", ".join(f"{k} {v}" for k, v in counted_cmds.items())
         + f" = {c['frames_received']} frames (its own `link.stats.frames_received`), "
         + ("matching the formula" if agree else "**not** matching the formula")
         + f"; the delays it actually drew sum to {c['command_delay_drawn_s']:.3f} s, so the exact "

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from bench import diagnosis
@@ -114,6 +115,37 @@ def _print_verdict(console: Console, doc: dict, json_path: Path, html_path: Path
     colour = {"pass": "green", "fault": "red", "bench_error": "magenta"}.get(doc["verdict"], "yellow")
     say(console, f"[bold {colour}]{diagnosis.summary_line(doc)}[/]")
     say(console, f"reports: {html_path}  {json_path}  {junit_path}")
+
+
+@cli.command()
+@click.option("--probe", is_flag=True, help="ask each port for an ECR terminal's identity")
+@click.option("--port", "ports", multiple=True, metavar="PORT",
+              help="also look at this port or URL (a pty, rfc2217://...); repeatable")
+@click.option("--baudrate", "baudrates", multiple=True, type=int, default=(9600, 115200),
+              show_default=True, help="baud rates to probe, in order")
+def discover(probe, ports, baudrates) -> None:
+    """List serial ports, and with --probe the terminals on them, with bench.toml snippets."""
+    from bench import discover as disc
+    console = Console(highlight=False)
+    found = disc.serial_ports(ports)
+    if not found:
+        say(console, "no serial ports found (name one with --port)")
+        return
+    for item in found:
+        if probe:
+            disc.probe(item, list(baudrates))
+        about = "  ".join(t for t in (item.description, item.hwid) if t and t != "n/a")
+        head = f"[bold]{escape(item.port)}[/]  {escape(about)}".rstrip()
+        if item.identity:
+            ident = item.identity
+            head += (f"\n  [green]ECR terminal[/] {ident.model} serial {ident.serial} firmware "
+                     f"{ident.firmware} at {item.baudrate} baud")
+        elif item.problem:
+            head += f"\n  [yellow]{escape(item.problem)}[/]"
+        say(console, head)
+        if item.identity or not probe:
+            snippet = "\n".join("  " + line for line in item.bench_snippet().splitlines())
+            say(console, f"[dim]{escape(snippet)}[/]")
 
 
 def _until_signal() -> None:

@@ -51,6 +51,9 @@ def test_each_fault_is_named_first(run_triage, cause, exit_code):
     assert r.doc["causes"][0]["evidence"], "a cause without evidence"
     if cause == "issuer_referral":
         assert r.doc["code01_origin"] == "issuer"
+    for path in r.files.values():  # card data never reaches an artifact, faulty unit or not
+        assert TEST_PAN not in path.read_text()
+    assert TEST_PAN not in r.out + r.err
 
 
 @pytest.mark.timeout(150)

@@ -15,6 +15,7 @@ from .faults import format_faults
 from .terminal import TerminalTiming, VirtualTerminal
 
 MODEL = "PT100"
+WORKDIR_PREFIX = "posbench-sim-"
 
 
 def issuer_rules(profile: Profile, severity: float) -> RuleSet:
@@ -40,7 +41,7 @@ class SimBench:
         rng = random.Random(self.seed)
         self.serial = serial or f"PT100-{rng.randrange(10**7):07d}"
         self.terminal_id = f"PT{rng.randrange(10**6):06d}"
-        self.workdir = Path(tempfile.mkdtemp(prefix="posbench-sim-"))
+        self.workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX))
         self.host_log = self.workdir / "host.jsonl"
         self.host: HostSimulator | None = None
         self.terminal: VirtualTerminal | None = None

@@ -5,13 +5,26 @@ import os
 import signal
 import subprocess
 import sys
+import shutil
 import tempfile
 import time
+import tomllib
 from pathlib import Path
 
 from bench.errors import BenchError
 
+from .bench import WORKDIR_PREFIX
 from .faults import format_faults
+
+
+def sim_workdir(bench_file: Path) -> Path | None:
+    """The work directory a ``posbench sim`` bench file points into, if it is one of ours."""
+    try:
+        log = tomllib.loads(bench_file.read_text(encoding="utf-8"))["host"]["log"]
+    except (OSError, KeyError, TypeError, tomllib.TOMLDecodeError):
+        return None
+    workdir = Path(log).parent
+    return workdir if workdir.name.startswith(WORKDIR_PREFIX) else None
 
 
 class VirtualBench:
@@ -51,7 +64,9 @@ class VirtualBench:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL after ``stop_timeout`` s: never hangs."""
+        """SIGTERM, then SIGKILL after ``stop_timeout`` s: never hangs. What a killed bench
+        could not remove itself (its work directory) is removed here."""
+        workdir = sim_workdir(self.bench_file)
         if self.proc is not None and self.proc.poll() is None:
             try:
                 os.killpg(self.proc.pid, signal.SIGTERM)
@@ -61,6 +76,8 @@ class VirtualBench:
                 self.proc.wait(self.stop_timeout)
             except ProcessLookupError:
                 pass
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
         for path in (self.bench_file, self._stderr):
             path.unlink(missing_ok=True)
         try:

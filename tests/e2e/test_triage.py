@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,6 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+
+from bench.sim.launcher import sim_workdir
 
 from .conftest import triage
 
@@ -161,12 +164,14 @@ def test_sim_cleans_up_on_sigterm(tmp_path):
 @pytest.mark.timeout(120)
 def test_emulator_crash_mid_run_is_a_bench_error(run_triage, tmp_path):
     proc, bench = _start_sim(tmp_path, "--seed", "8")
+    workdir = sim_workdir(bench)
     try:
         killer = subprocess.Popen(["sh", "-c", f"sleep 1.5; kill -9 {proc.pid}"])
         r = run_triage("--bench", str(bench))
         killer.wait(10)
     finally:
         _stop(proc)
+        shutil.rmtree(workdir, ignore_errors=True)  # a killed sim cannot remove it itself
     assert r.code == 2, r.out + r.err
     assert r.doc is None or r.doc["verdict"] == "bench_error"
     assert "BENCH ERROR" in r.out
@@ -194,3 +199,16 @@ def test_a_silent_unit_is_inconclusive_and_says_why(run_triage, tmp_path):
     assert r.code == 1, r.out + r.err
     assert r.doc["verdict"] == "inconclusive" and r.doc["causes"] == []
     assert "no ACK to ENQ" in r.out and "INCONCLUSIVE" in r.out
+
+
+@pytest.mark.timeout(60)
+def test_launcher_removes_what_a_killed_sim_left_behind():
+    from bench.sim.launcher import VirtualBench
+    vbench = VirtualBench(seed=2)
+    bench = vbench.start()
+    workdir = sim_workdir(bench)
+    assert workdir is not None and workdir.is_dir()
+    os.kill(vbench.proc.pid, signal.SIGKILL)
+    vbench.proc.wait(10)
+    vbench.stop()
+    assert not workdir.exists() and not bench.exists()

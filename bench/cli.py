@@ -204,17 +204,19 @@ def sim(fault, seed, bench_path, timing, rules_path) -> None:
 @click.option("--seed", type=int, help="seed for rules with a probability")
 def host(listen, log_path, rules_path, seed) -> None:
     """Run the ISO 8583 acquirer host simulator in the foreground until SIGINT/SIGTERM."""
+    from bench.config import split_host_port
     from drivers.host.rules import RuleSet
     from drivers.host.simulator import HostSimulator
-    address, _, port = listen.rpartition(":")
-    if not address or not port.isdigit():
-        raise UsageFailure(f"--listen {listen!r}: expected HOST:PORT")
+    try:
+        address = split_host_port(listen, allow_zero=True)
+    except ValueError as exc:
+        raise UsageFailure(f"--listen {listen!r}: {exc}") from None
     try:
         rules = RuleSet.from_toml(rules_path) if rules_path else RuleSet([])
     except ConfigError as exc:
         raise UsageFailure(str(exc)) from None
     try:
-        with HostSimulator((address.strip("[]"), int(port)), rules, log_path=log_path, seed=seed) as sim_host:
+        with HostSimulator(address, rules, log_path=log_path, seed=seed) as sim_host:
             print(f"host simulator listening on {sim_host.address[0]}:{sim_host.address[1]}; "
                   f"log {log_path}", flush=True)
             _until_signal()

@@ -44,10 +44,18 @@ class TerminalSection(_Section):
     """Seconds to wait for the unit to answer again after a reboot."""
 
 
-def _host_port(value: str) -> str:
+def split_host_port(value: str, allow_zero: bool = False) -> tuple[str, int]:
+    """``"127.0.0.1:8583"`` -> ``("127.0.0.1", 8583)``, ``"[::1]:1"`` -> ``("::1", 1)``;
+    ``ValueError`` says the expected form. Port 0 (any free port) only with ``allow_zero``."""
     host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    low = 0 if allow_zero else 1
+    if not sep or not host or not port.isdigit() or not low <= int(port) < 65536:
         raise ValueError('expected "<host>:<port>", e.g. "127.0.0.1:8583"')
+    return host.strip("[]"), int(port)
+
+
+def _host_port(value: str) -> str:
+    split_host_port(value)
     return value
 
 
@@ -65,8 +73,7 @@ class HostSection(_Section):
 
     @property
     def host_port(self) -> tuple[str, int]:
-        host, _, port = self.address.rpartition(":")
-        return host.strip("[]"), int(port)
+        return split_host_port(self.address)
 
 
 class UsbSection(_Section):

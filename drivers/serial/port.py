@@ -44,10 +44,6 @@ class SerialBytePort:
                 pass
             self._serial = None
 
-    @property
-    def is_open(self) -> bool:
-        return self._serial is not None
-
     def reopen(self, within_s: float | None = None) -> None:
         """Reopen a port that went away (USB adapter re-enumerating, unit power-cycled)."""
         self.close()

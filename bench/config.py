@@ -78,6 +78,21 @@ class HostSection(_Section):
 
 class UsbSection(_Section):
     backend: str = "libusb1"
+    """pyusb backend: "libusb1" (devices on this host) or "usbip://<host>:<port>" (USB/IP)."""
+    reader: str | None = None
+    """"<vid>:<pid>" in hex of the magstripe reader; default: the first known reader found."""
+
+    @field_validator("reader")
+    @classmethod
+    def _reader(cls, v: str | None) -> str | None:
+        if v is not None:
+            vid, sep, pid = v.partition(":")
+            try:
+                if not sep or not (0 <= int(vid, 16) < 0x10000 and 0 <= int(pid, 16) < 0x10000):
+                    raise ValueError
+            except ValueError:
+                raise ValueError('expected "<vid>:<pid>" in hex, e.g. "0801:0002"') from None
+        return v
 
     @field_validator("backend")
     @classmethod
@@ -97,7 +112,41 @@ class NfcSection(_Section):
 class PowerSection(_Section):
     driver: Literal["korad", "lcus-relay", "usb-hub", "manual"]
     port: str | None = None
+    """pyserial port or URL of the supply or relay; for "usb-hub" the hub as "<vid>:<pid>"."""
     channel: int = Field(1, ge=1, le=8)
+    """Supply channel, relay channel or hub port."""
+
+
+class ActuatorSection(_Section):
+    """Who presents the test cards: the technician ("manual") or the virtual bench."""
+    kind: Literal["manual", "virtual"] = "manual"
+    address: str | None = None
+    """<host>:<port> of the virtual bench's control port (kind = "virtual")."""
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v: str | None) -> str | None:
+        return None if v is None else _host_port(v)
+
+
+class NetworkSection(_Section):
+    """Where the unit sits on the LAN, for the address-conflict and reachability tests."""
+    unit_address: str
+    """The unit's IPv4 address."""
+    interface: str
+    """The bench's network interface on the unit's LAN (ARP probes go out here)."""
+    netns: str | None = None
+    """Network namespace the bench's probes run in (the virtual bench's lab); none on a real bench."""
+
+    @field_validator("unit_address")
+    @classmethod
+    def _ipv4(cls, v: str) -> str:
+        import ipaddress
+        try:
+            ipaddress.IPv4Address(v)
+        except ValueError:
+            raise ValueError('expected an IPv4 address, e.g. "192.168.1.50"') from None
+        return v
 
 
 class SimSection(_Section):
@@ -105,6 +154,8 @@ class SimSection(_Section):
     pid: int | None = None
     faults: list[str] = []
     seed: int | None = None
+    control: str | None = None
+    """<host>:<port> of the virtual bench's control port."""
 
 
 class BenchConfig(_Section):
@@ -115,6 +166,8 @@ class BenchConfig(_Section):
     usb: UsbSection | None = None
     nfc: NfcSection | None = None
     power: PowerSection | None = None
+    actuator: ActuatorSection = ActuatorSection()
+    network: NetworkSection | None = None
     sim: SimSection | None = None
     source: Path | None = Field(None, exclude=True)
 

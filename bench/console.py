@@ -12,3 +12,39 @@ def say(console: Console, text: object) -> None:
         console.print(text)
     except (BrokenPipeError, SystemExit):  # rich turns a broken pipe into SystemExit
         console.quiet = True
+
+
+def prompt(text: str, timeout: float) -> str | None:
+    """Ask the technician on the controlling terminal; None when nobody answered in ``timeout`` s.
+
+    Reads ``/dev/tty`` so pytest's output capture cannot swallow the prompt; without a terminal
+    (CI, a pipe) there is nobody to ask and the answer is None at once.
+    """
+    import os
+    import select
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        return None
+    try:
+        os.write(fd, f"\n>>> {text}: ".encode())
+        ready, _, _ = select.select([fd], [], [], max(0.0, timeout))
+        if not ready:
+            os.write(fd, b"(no answer)\n")
+            return None
+        return os.read(fd, 1024).decode(errors="replace").strip()
+    finally:
+        os.close(fd)
+
+
+def announce(text: str) -> None:
+    """Tell the technician something on the controlling terminal (no answer expected)."""
+    import os
+    try:
+        fd = os.open("/dev/tty", os.O_WRONLY | os.O_NOCTTY)
+    except OSError:
+        return
+    try:
+        os.write(fd, f"\n>>> {text}\n".encode())
+    finally:
+        os.close(fd)

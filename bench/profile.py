@@ -33,6 +33,47 @@ class TestSizes(_Strict):
     """Transaction log records read by the log pattern test."""
 
 
+class SprtSpec(_Strict):
+    """A read test decided by a sequential probability ratio test (see ``bench.sprt``)."""
+    p0: float = Field(gt=0, lt=1)
+    """Failure rate of a healthy read path (per read)."""
+    p1: float = Field(gt=0, lt=1)
+    """Failure rate from which the path counts as faulty."""
+    alpha: float = Field(0.01, gt=0, lt=0.5)
+    """Chance of calling a healthy path faulty."""
+    beta: float = Field(0.05, gt=0, lt=0.5)
+    """Chance of calling a faulty path healthy."""
+    max_trials: int = Field(50, ge=5, le=1000)
+    cards: list[str] = Field(min_length=1)
+    """Deck ids presented in turn (``fixtures/cards/deck.toml``)."""
+    timeout_s: float = Field(10.0, gt=0, le=300)
+    """Seconds one read may take before it counts as a failed read (reason ``timeout``)."""
+
+
+class ReadPaths(_Strict):
+    swipe: SprtSpec
+    tap: SprtSpec
+    chip: SprtSpec
+
+
+class PowerSpec(_Strict):
+    """The unit's supply: what the bench sets and what a healthy unit tolerates."""
+    nominal_v: float = Field(gt=0, le=60)
+    """Volts the bench supply is set to."""
+    current_limit_a: float = Field(gt=0, le=20)
+    """Amps the bench supply limits to."""
+    brownout_v: float = Field(gt=0, le=60)
+    """Volts for the brownout test (below the unit's minimum input)."""
+    brownout_s: float = Field(0.5, gt=0, le=30)
+    """Seconds the supply stays at ``brownout_v``."""
+    soak_cycles: int = Field(3, ge=1, le=100_000)
+    """Power cycles of the short (default) soak."""
+    off_s: float = Field(0.5, gt=0, le=60)
+    """Seconds the unit stays unpowered in a cycle."""
+    sample_interval_s: float = Field(0.05, gt=0, le=5)
+    """Seconds between supply readings in a trace."""
+
+
 class Profile(_Strict):
     model: str
     vendor: str = ""
@@ -46,6 +87,8 @@ class Profile(_Strict):
     """The code this model's firmware displays for a failure it produced itself."""
     limits: dict[str, Limit]
     tests: TestSizes
+    read_paths: ReadPaths | None = None
+    power: PowerSpec | None = None
     source: Path | None = Field(None, exclude=True)
 
     def limit(self, name: str) -> Limit:

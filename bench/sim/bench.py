@@ -11,6 +11,8 @@ from bench.profile import Profile, profile_for_model
 from drivers.host.rules import Rule, RuleSet
 from drivers.host.simulator import HostSimulator
 
+from .chip_card import ContactCard
+from .control import ControlServer
 from .faults import format_faults
 from .terminal import TerminalTiming, VirtualTerminal
 
@@ -45,7 +47,10 @@ class SimBench:
         self.host_log = self.workdir / "host.jsonl"
         self.host: HostSimulator | None = None
         self.terminal: VirtualTerminal | None = None
+        self.control: ControlServer | None = None
         self.bench_file: Path | None = None
+        from bench.cards import load_deck
+        self.deck = load_deck()
 
     def start(self) -> "SimBench":
         try:
@@ -59,14 +64,37 @@ class SimBench:
             self.terminal = VirtualTerminal(self.host.address, self.profile, self.faults,
                                             seed=self.seed, serial=self.serial,
                                             terminal_id=self.terminal_id, timing=self.timing).start()
+            self.control = ControlServer(self._actions()).start()
         except BaseException:
             self.close()
             raise
         return self
 
+    def _card(self, request: dict):
+        card_id = request.get("card")
+        if card_id not in self.deck:
+            raise LookupError(f"no card {card_id!r} in the deck (known: {', '.join(sorted(self.deck))})")
+        return self.deck[card_id]
+
+    def _actions(self) -> dict:
+        """What the virtual actuator can do to the unit (see ``bench.sim.control``)."""
+        def insert(request: dict) -> dict:
+            card = self._card(request)
+            assert self.terminal
+            self.terminal.insert_card(ContactCard(card.id))
+            return {}
+
+        def remove(request: dict) -> dict:
+            if self.terminal:
+                self.terminal.insert_card(None)
+            return {}
+
+        return {"insert": insert, "remove": remove}
+
     def bench_toml(self) -> str:
-        assert self.host and self.terminal
+        assert self.host and self.terminal and self.control
         host, port = self.host.address
+        control = "{}:{}".format(*self.control.address)
         faults = ", ".join(f'"{f}"' for f in format_faults(self.faults))
         return (
             "# Written by `posbench sim`: the virtual bench. Valid while that process runs.\n"
@@ -76,7 +104,9 @@ class SimBench:
             f"reply_timeout = 1.0\nsale_timeout = 10.0\nboot_timeout = 10.0\n\n"
             f'[host]\naddress = "{host}:{port}"\nlog = "{self.host_log}"\n'
             f'terminal_id = "{self.terminal_id}"\n\n'
-            f"[sim]\npid = {os.getpid()}\nseed = {self.seed}\nfaults = [{faults}]\n")
+            f'[actuator]\nkind = "virtual"\naddress = "{control}"\n\n'
+            f"[sim]\npid = {os.getpid()}\nseed = {self.seed}\nfaults = [{faults}]\n"
+            f'control = "{control}"\n')
 
     def write_bench(self, path: str | Path) -> Path:
         """Write the bench description atomically (readers never see half a file)."""
@@ -88,6 +118,9 @@ class SimBench:
         return path
 
     def close(self) -> None:
+        if self.control:
+            self.control.stop(timeout=2.0)
+            self.control = None
         if self.terminal:
             self.terminal.stop(timeout=2.0)
             self.terminal = None

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from bench import taxonomy
 
-INJECTABLE = ("application", "firmware_driver", "resources", "data_loss", "maintenance",
+INJECTABLE = ("application", "firmware_driver", "resources", "data_loss", "maintenance", "chip_contacts",
+              "pcb_intermittent",
               "operator_error", "issuer_referral")
 """Cause ids the virtual bench can produce today."""
 

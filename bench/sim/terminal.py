@@ -11,6 +11,7 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import Callable
 
 from bench.errors import MessageError, ProtocolError, UnitError
 from bench.masking import mask_pan
@@ -19,11 +20,25 @@ from drivers.host.client import HostClient
 from drivers.serial.ecr_frame import MAX_MESSAGE, Message, decode_message, encode_message
 from drivers.serial.ecr_link import Link
 
+from .chip_card import PSE, ContactCard
+from .noisy_port import NoisyPort
 from .pty_port import PtyPort
 
 TEST_PAN = "4111111111111111"
 """Published Visa test PAN: the card the virtual cardholder presents."""
 MERCHANT_ID = "POSBENCH0000001"
+MAX_ECHOES = 20
+"""Echo requests one ECHO command may ask for."""
+
+
+def chip_failure_rate(severity: float) -> float:
+    """Share of chip power-ups that fail with dirty contacts of ``severity`` (0 = clean)."""
+    return min(0.95, 0.15 + 0.75 * severity) if severity else 0.0
+
+
+def frame_error_rate(severity: float) -> float:
+    """Share of the unit's ECR frames a cracked UART joint of ``severity`` corrupts."""
+    return min(0.6, 0.08 + 0.4 * severity) if severity else 0.0
 
 
 @dataclass
@@ -84,8 +99,16 @@ class VirtualTerminal:
         self.rng = random.Random(seed)
         self.serial, self.terminal_id = serial, terminal_id
         self.timing = timing or TerminalTiming(boot_s=profile.boot_time_s)
-        self.port = PtyPort()
+        self.pty = PtyPort()
+        self.port = NoisyPort(self.pty, random.Random(seed + 7), frame_error_rate(self.sev("pcb_intermittent")))
         self.link = Link(self.port, device="virtual-terminal")
+        self.slot: ContactCard | None = None
+        self.powered = True
+        self.on_activity: Callable[[str], None] = lambda activity: None
+        """Called with "reading"/"idle"/...: the power model's current draw follows it."""
+        self.connect_host: Callable[[tuple[str, int], float], HostClient] = \
+            lambda address, timeout: HostClient(address, timeout=timeout)
+        """Makes the unit's host connection (the network lab puts it in the unit's namespace)."""
         self.state = "booting"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -184,6 +207,22 @@ class VirtualTerminal:
         self.commands_since_boot = 0
         self.state = "booting"
 
+    def set_powered(self, on: bool) -> None:
+        """Supply on or off. Off: the unit is dead (ECR silent, host link dropped, RAM lost);
+        on: it boots for ``boot_s`` seconds before answering again."""
+        if on == self.powered:
+            return
+        self.powered = on
+        if on:
+            self._power_on()
+        else:
+            self.state = "off"
+            self._reset_host()
+
+    def insert_card(self, card: ContactCard | None) -> None:
+        """A card in the chip slot (``None`` takes it out)."""
+        self.slot = card
+
     def start(self) -> "VirtualTerminal":
         self._thread = threading.Thread(target=self._run, name="virtual-terminal", daemon=True)
         self._thread.start()
@@ -199,6 +238,10 @@ class VirtualTerminal:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            if not self.powered:
+                self.port.discard_input()  # an unpowered unit hears nothing
+                time.sleep(0.05)
+                continue
             if self.state == "booting":
                 if time.monotonic() < self.booted_at:
                     self.port.discard_input()  # a booting unit ignores its ECR port
@@ -251,7 +294,8 @@ class VirtualTerminal:
 
     def _dispatch(self, req: Message) -> Message:
         handlers = {"ID": self._identify, "ST": self._status, "SALE": self._sale,
-                    "LOG": self._log_page, "RBT": lambda r: {}}
+                    "LOG": self._log_page, "RBT": lambda r: {}, "CHIP": self._chip,
+                    "ECHO": self._echo}
         handler = handlers.get(req.command)
         if handler is None:
             return Message(req.command, [("rc", "ERR"), ("reason", "unknown_command")])
@@ -283,13 +327,69 @@ class VirtualTerminal:
         nxt = page[-1].seq + 1 if page else start
         return [("count", len(page)), ("next", nxt)] + [("rec", e.encode()) for e in page]
 
+    def _chip(self, req: Message) -> dict:
+        """Chip diagnostic: power the card in the slot, read its ATR, SELECT PSE."""
+        if self.slot is None:
+            return {"present": 0, "atr": "", "sw": "", "fci": "", "reason": "no_card"}
+        self.on_activity("reading")
+        try:
+            time.sleep(self.timing.card_read_s / 3)
+            atr, response, reason = self.slot.atr, None, ""
+            if self.rng.random() < chip_failure_rate(self.sev("chip_contacts")):
+                kind = self.rng.random()
+                if kind < 0.35:
+                    atr, reason = b"", "no_atr"       # the card never answered the reset
+                elif kind < 0.7:
+                    garbled = bytearray(atr)       # a contact bounced: a bit lost in the ATR
+                    i = self.rng.randrange(len(garbled))
+                    garbled[i] ^= 1 << self.rng.randrange(8)
+                    atr = bytes(garbled[:len(garbled) - self.rng.randrange(0, 3)])
+                else:
+                    response = b"\x6f\x00"         # the APDU died on the contacts
+            if atr and response is None:
+                select = b"\x00\xa4\x04\x00" + bytes([len(PSE)]) + PSE + b"\x00"
+                response = self.slot.apdu(select)
+            response = response or b""
+            if response and response[-2:] != b"\x90\x00":
+                self.err["err_reader"] += 1
+            return {"present": 1, "atr": atr.hex().upper(), "sw": response[-2:].hex().upper(),
+                    "fci": response[:-2].hex().upper(), "reason": reason}
+        finally:
+            self.on_activity("idle")
+
+    def _echo(self, req: Message) -> dict:
+        """Network check from the unit: ``n`` 0800 echo requests (70=301) to its host."""
+        n = min(MAX_ECHOES, max(1, int(req.require("n"))))
+        latencies: list[str] = []
+        reconnects = 0
+        for _ in range(n):
+            self._stan = self._stan % 999999 + 1
+            now = datetime.now(timezone.utc)
+            doc = {"t": "0800", "7": now.strftime("%m%d%H%M%S"), "11": f"{self._stan:06d}",
+                   "41": self.terminal_id, "70": "301"}
+            start = time.monotonic()
+            try:
+                if self._host is None:
+                    if latencies or reconnects:
+                        reconnects += 1
+                    self._host = self.connect_host(self.host_address, self.timing.host_timeout_s)
+                self._host.exchange(doc, timeout=self.timing.host_timeout_s)
+                latencies.append(f"{(time.monotonic() - start) * 1000:.1f}")
+            except (OSError, ProtocolError):
+                self._reset_host()
+                latencies.append("-")
+        return {"sent": n, "answered": sum(1 for x in latencies if x != "-"),
+                "lat_ms": ",".join(latencies), "reconnects": reconnects}
+
     # -- the sale state machine -------------------------------------------------------------
     def _sale(self, req: Message) -> dict:
         amount = int(req.require("amount"))
         if not 0 < amount < 10**12:
             raise ValueError("amount out of range")
         self.state = "sale"
+        self.on_activity("reading")
         time.sleep(self.timing.card_read_s)  # the cardholder inserts the card, the unit reads it
+        self.on_activity("idle")
         self._stan = self._stan % 999999 + 1
         stan = f"{self._stan:06d}"
         result = {"display": "", "host": 0, "host_rc": "", "stan": stan, "tid": self.terminal_id,
@@ -330,7 +430,7 @@ class VirtualTerminal:
                "42": self.config["mid"], "49": self.config["currency"]}
         try:
             if self._host is None:
-                self._host = HostClient(self.host_address, timeout=self.timing.host_timeout_s)
+                self._host = self.connect_host(self.host_address, self.timing.host_timeout_s)
             if self._pending_reversal:
                 self._host.exchange(self._pending_reversal, timeout=self.timing.host_timeout_s)
                 self._pending_reversal = None

@@ -58,6 +58,30 @@ class SaleResult:
 
 
 @dataclass(frozen=True)
+class ChipResult:
+    """The terminal's chip diagnostic: power the contact card, ATR, SELECT PSE."""
+    present: bool
+    """A card was in the slot."""
+    atr: bytes
+    """Answer to reset as received (empty when the card never answered)."""
+    status_word: str
+    """SW1SW2 of SELECT PSE as 4 hex digits ("" when no APDU was exchanged)."""
+    fci: bytes
+    """Response data of SELECT PSE (the FCI template)."""
+    reason: str
+    """The unit's own failure reason ("" when none)."""
+
+
+@dataclass(frozen=True)
+class EchoResult:
+    """An ISO 8583 echo series (0800/0810, 70=301) the unit ran to its host."""
+    sent: int
+    latencies_s: tuple[float | None, ...]
+    """Per echo, seconds to the answer; None when it was not answered."""
+    reconnects: int
+
+
+@dataclass(frozen=True)
 class LogRecord:
     seq: int
     ts: str
@@ -198,6 +222,29 @@ class EcrTerminal:
             host_code=msg.get("host_rc", ""), stan=msg.require("stan"), terminal_id=msg.require("tid"),
             pan=mask_pan(msg.get("pan", "")) if msg.get("pan") else "", auth_code=msg.get("auth", ""),
             reason=msg.get("reason", ""))
+
+    def chip(self) -> ChipResult:
+        """Power the contact card in the slot, read its ATR and SELECT the PSE."""
+        msg = self.request("CHIP", timeout=self.sale_timeout)
+        try:
+            atr, fci = bytes.fromhex(msg.get("atr", "")), bytes.fromhex(msg.get("fci", ""))
+        except ValueError:
+            raise MessageError("CHIP field 'atr' or 'fci' is not hex", self.device, "CHIP command") from None
+        return ChipResult(present=msg.require("present") == "1", atr=atr,
+                          status_word=msg.get("sw", "").upper(), fci=fci, reason=msg.get("reason", ""))
+
+    def echo(self, count: int) -> EchoResult:
+        """Ask the unit to send ``count`` echo requests to its host (at most 20 per call)."""
+        msg = self.request("ECHO", {"n": int(count)}, timeout=self.sale_timeout)
+        latencies: list[float | None] = []
+        for item in filter(None, msg.require("lat_ms").split(",")):
+            try:
+                latencies.append(None if item == "-" else float(item) / 1000)
+            except ValueError:
+                raise MessageError("ECHO field 'lat_ms' is not a list of numbers", self.device,
+                                   "ECHO command") from None
+        return EchoResult(sent=_int(msg, "sent"), latencies_s=tuple(latencies),
+                          reconnects=_int(msg, "reconnects"))
 
     def transaction_log(self, last: int) -> list[LogRecord]:
         """The newest ``last`` records, oldest first, read in pages."""

@@ -1,7 +1,8 @@
 """The HIL suite: every test here runs against the bench named by --bench (or a virtual one)."""
 import pytest
 
-ORDER = ["test_identity", "test_ecr_link", "test_status", "test_transaction_log", "test_code01"]
+ORDER = ["test_identity", "test_ecr_link", "test_status", "test_transaction_log", "test_code01",
+         "test_read_paths"]
 """Cheap checks first, so a unit that fails early has told what it can."""
 
 

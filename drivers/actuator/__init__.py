@@ -1,0 +1,1 @@
+"""Physical actions on the unit: swiping, tapping and inserting test cards."""

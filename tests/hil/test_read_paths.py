@@ -1,0 +1,49 @@
+"""Card read paths: magstripe over USB, contactless over NFC, chip through the terminal.
+
+Each path is judged by an SPRT (healthy failure rate p0 vs faulty p1 from the profile): it reads
+until the decision is clear, then states the reads used, the observed failure rate with its
+95% interval, and why each failed read failed.
+"""
+import pytest
+
+from bench.emv import PSE, AtrError, TlvError, fci_df_name, parse_atr
+from bench.readtest import decide_path, record_path
+
+
+def _spec(profile, path):
+    if profile.read_paths is None:
+        pytest.skip(f"the DUT profile of {profile.model} names no read paths")
+    return getattr(profile.read_paths, path)
+
+
+def test_chip(terminal, actuator, ask, profile, record):
+    spec = _spec(profile, "chip")
+    cards = spec.cards
+
+    def read_once(n: int) -> str:
+        card = cards[(n - 1) % len(cards)]
+        actuator.insert(card, n, spec.max_trials)
+        try:
+            result = ask(terminal.chip, "chip diagnostic")
+        finally:
+            actuator.remove()
+        if not result.present:
+            actuator.missed("insert")
+            return "no_card"
+        if not result.atr:
+            return result.reason or "no_atr"
+        try:
+            parse_atr(result.atr)
+        except AtrError as exc:
+            return f"atr_{exc.reason}"
+        if result.status_word != "9000":
+            return f"sw_{result.status_word or 'none'}"
+        try:
+            if fci_df_name(result.fci) != PSE:
+                return "wrong_df_name"
+        except TlvError:
+            return "bad_fci"
+        return ""
+
+    result = decide_path(spec, read_once)
+    record_path(record, "chip", result, spec, cause="chip_contacts")

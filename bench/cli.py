@@ -226,6 +226,57 @@ def host(listen, log_path, rules_path, seed) -> None:
     print("host simulator stopped", flush=True)
 
 
+def _floats(text: str, what: str) -> list[float]:
+    try:
+        values = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UsageFailure(f"{what}: expected numbers separated by commas, got {text!r}") from None
+    if not values or not all(0 < v <= 1 for v in values):
+        raise UsageFailure(f"{what}: every value must be in (0, 1]")
+    return values
+
+
+@cli.command()
+@click.option("--severities", default="0.3,0.6,1.0", show_default=True, help="severities of each single fault")
+@click.option("--seeds", default=2, show_default=True, type=click.IntRange(1, 100), help="seeds per fault and severity")
+@click.option("--healthy", default=10, show_default=True, type=click.IntRange(0, 1000), help="healthy units")
+@click.option("--pairs/--no-pairs", default=True, show_default=True, help="also pairs of faults at once")
+@click.option("--cause", "causes", multiple=True, metavar="ID", help="only these causes (default: every injectable one)")
+@click.option("--jobs", default=2, show_default=True, type=click.IntRange(1, 64), help="triages run at once")
+@click.option("--out", "out_path", default="docs/diagnosis.md", show_default=True, type=click.Path(path_type=Path))
+@click.option("--first-seed", default=9000, show_default=True, type=int, help="seeds are first-seed, first-seed+1, ...")
+def calibrate(severities, seeds, healthy, pairs, causes, jobs, out_path, first_seed) -> None:
+    """Run the fault matrix on the virtual bench and write the diagnosis's scores."""
+    import shlex
+    import time
+
+    from bench import calibrate as cal
+    from bench.sim.faults import INJECTABLE
+    console = Console(highlight=False)
+    chosen = list(causes) or list(INJECTABLE)
+    if unknown := [c for c in chosen if c not in INJECTABLE]:
+        raise UsageFailure(f"--cause: cannot inject {', '.join(unknown)}; injectable: {', '.join(INJECTABLE)}")
+    seed_list = [first_seed + i for i in range(seeds)]
+    healthy_seeds = [first_seed + 500 + i for i in range(healthy)]
+    cases = cal.matrix(chosen, _floats(severities, "--severities"), seed_list, healthy_seeds,
+                       cal.default_pairs(chosen) if pairs else [])
+    say(console, f"calibrating: {len(cases)} triage runs, {jobs} at a time")
+    start = time.monotonic()
+
+    def progress(o, done, total):
+        say(console, f"  [{done}/{total}] {o.case.label:<38} seed {o.case.seed}: {o.verdict:<12} "
+                     + ", ".join(f"{c} {v:.2f}" for c, v in o.causes[:3]))
+
+    outcomes = cal.run_matrix(cases, jobs, progress)
+    scores = cal.score(outcomes)
+    command = "posbench calibrate " + shlex.join(sys.argv[2:]) if len(sys.argv) > 2 else "posbench calibrate"
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(cal.markdown(scores, outcomes, command.strip(), time.monotonic() - start), encoding="utf-8")
+    say(console, f"top-1 accuracy {scores.top1:.3f} over {scores.top1_cases} single faults, "
+                 f"false-fault rate {scores.false_fault_rate:.3f} over {scores.healthy_cases} healthy units; "
+                 f"written to {out_path}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point; maps click's usage errors to exit status 3."""
     try:

@@ -17,6 +17,9 @@ PRIOR = 0.02
 """Prior probability of each cause before any test ran."""
 REPORT_THRESHOLD = 0.5
 """Causes at or above this confidence are reported and decide the verdict."""
+CONTRADICTION_RATIO = 15.0
+"""Evidence at least this strong for a cause (ratio >= 15) and at least this strong against it
+(ratio <= 1/15) contradicts itself: the cause is neither reported nor ruled out."""
 
 
 @dataclass
@@ -56,10 +59,23 @@ def code01_origin(run: RunRecord) -> str:
     return "issuer" if "issuer" in origins else "none"
 
 
+def contradictions(evidence: list[Evidence]) -> list[str]:
+    """Why the evidence contradicts itself: a cause both strongly supported and strongly refuted."""
+    reasons = []
+    for cause in rank(evidence):
+        pro = [e for e in cause.evidence if e.ratio >= CONTRADICTION_RATIO]
+        con = [e for e in cause.evidence if e.ratio <= 1 / CONTRADICTION_RATIO]
+        if pro and con:
+            reasons.append(f"{cause.id}: {pro[0].note} — but {con[0].note}")
+    return reasons
+
+
 def decide(run: RunRecord) -> tuple[str, list[RankedCause]]:
     """Verdict word and the reported causes."""
     if run.bench_errors:
         return "bench_error", []
+    if contradictions(run.evidence):
+        return "inconclusive", []
     reported = [c for c in rank(run.evidence) if c.confidence >= REPORT_THRESHOLD]
     if any(taxonomy.get(c.id).blames_unit for c in reported):
         return "fault", reported
@@ -94,6 +110,8 @@ def verdict_json(run: RunRecord, started: datetime, duration_s: float) -> dict:
         doc["bench"] = run.bench
     if run.bench_errors:
         doc["bench_errors"] = run.bench_errors
+    if reasons := contradictions(run.evidence):
+        doc["contradictions"] = reasons
     if run.code01:
         doc["code01"] = [{"origin": o.origin, "stan": o.stan, "host_code": o.host_code,
                           "reason": o.reason} for o in run.code01]
@@ -109,6 +127,8 @@ def summary_line(doc: dict) -> str:
     if verdict == "fault":
         top = causes[0]
         return f"FAULT: {top['id']} ({top['confidence']:.0%} confidence): {top['action']}"
+    if verdict == "inconclusive" and doc.get("contradictions"):
+        return "INCONCLUSIVE: the evidence contradicts itself: " + "; ".join(doc["contradictions"])
     if verdict == "inconclusive":
         first = next((t["message"] for t in doc["tests"] if t.get("message")), "")
         why = ("nothing was measured on the unit" if not doc["measurements"]

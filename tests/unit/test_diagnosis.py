@@ -465,3 +465,29 @@ def test_limit_validation():
         Limit(min=2, max=1)
     with pytest.raises(ValueError):
         Limit(min=1, typo=2)  # type: ignore[call-arg]
+
+
+def test_two_faults_at_once_are_both_reported():
+    run = RunRecord(evidence=[ev("msr_head", "decisive"), ev("nfc_antenna", "decisive"),
+                              ev("application", "weak")],
+                    measurements=[Measurement("x", 1, "", "<= 0", False, NODE)])
+    verdict, causes = decide(run)
+    assert verdict == "fault"
+    assert {c.id for c in causes} == {"msr_head", "nfc_antenna"}
+
+
+def test_self_contradicting_evidence_is_inconclusive_with_the_reason():
+    run = RunRecord(evidence=[ev("power_supply", "strong", note="resets while the supply sagged"),
+                              ev("power_supply", 1 / 60, note="the supply stayed steady at every failure")],
+                    measurements=[Measurement("x", 1, "", "<= 0", False, NODE)])
+    verdict, causes = decide(run)
+    assert (verdict, causes) == ("inconclusive", [])
+    doc = verdict_json(run, datetime.now(timezone.utc), 1.0)
+    assert doc["contradictions"] and "power_supply" in doc["contradictions"][0]
+    assert "contradicts itself" in summary_line(doc) and "steady" in summary_line(doc)
+
+
+def test_weak_evidence_against_does_not_count_as_a_contradiction():
+    run = RunRecord(evidence=[ev("power_supply", "decisive"), ev("power_supply", 1 / 4)],
+                    measurements=[Measurement("x", 1, "", "<= 0", False, NODE)])
+    assert decide(run)[0] == "fault"

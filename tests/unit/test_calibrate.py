@@ -1,0 +1,43 @@
+"""The calibration arithmetic: confusion, top-1, false-fault rate, reliability bins."""
+from bench.calibrate import Case, Outcome, default_pairs, markdown, matrix, score
+
+
+def out(faults, verdict, causes, seed=1):
+    return Outcome(Case(tuple(faults), seed), 1 if verdict == "fault" else 0, verdict, causes)
+
+
+def test_matrix_has_every_single_fault_healthy_units_and_pairs():
+    cases = matrix(["msr_head", "application"], [0.3, 1.0], [1, 2], [7, 8, 9], [("msr_head", "application")])
+    singles = [c for c in cases if len(c.faults) == 1]
+    assert len(singles) == 2 * 2 * 2
+    assert sum(1 for c in cases if not c.faults) == 3
+    assert [c.truth for c in cases if len(c.faults) == 2] == [frozenset({"msr_head", "application"})]
+
+
+def test_default_pairs_cross_groups_and_skip_causes_that_do_not_blame_the_unit():
+    pairs = default_pairs(["msr_head", "application", "issuer_referral", "data_loss"])
+    assert all("issuer_referral" not in p for p in pairs)
+    assert len(pairs) == 3  # hardware, software, human: three pairs of groups
+
+
+def test_scores():
+    outcomes = [
+        out([("msr_head", 0.3)], "fault", [("msr_head", 0.9)]),
+        out([("msr_head", 1.0)], "fault", [("application", 0.7), ("msr_head", 0.6)]),
+        out([("msr_head", 0.1)], "pass", []),            # below 0.3: not scored for top-1
+        out([], "pass", []),
+        out([], "fault", [("resources", 0.55)]),
+        out([("msr_head", 1.0), ("application", 1.0)], "fault", [("msr_head", 0.99), ("application", 0.98)]),
+    ]
+    s = score(outcomes)
+    assert (s.top1, s.top1_cases) == (0.5, 2)
+    assert (s.false_fault_rate, s.healthy_cases) == (0.5, 2)
+    assert (s.pair_both, s.pair_cases) == (1.0, 1)
+    assert s.confusion["msr_head"]["application"] == 1 and s.confusion["healthy"]["(none)"] == 1
+    by_bin = {lo: (n, observed) for lo, _, n, _, observed in s.reliability}
+    assert by_bin[0.5] == (1, 0.0)       # resources 0.55 on a healthy unit
+    assert by_bin[0.6] == (1, 1.0)       # msr_head 0.6, injected
+    assert by_bin[0.7] == (1, 0.0)       # application 0.7 on a unit without it
+    page = markdown(s, outcomes, "posbench calibrate --seeds 1", 60.0)
+    assert "posbench calibrate --seeds 1" in page and "| top-1 accuracy" in page
+    assert "Runs the diagnosis got wrong" in page

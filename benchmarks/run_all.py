@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, exit_cleanly_on_sigterm, machine  # noqa: E402
 
 import ecr_roundtrip  # noqa: E402
+import sprt_vs_fixed  # noqa: E402
 import triage_overhead  # noqa: E402
 
 
@@ -51,7 +52,7 @@ def git_revision() -> str:
     return f"{rev}{' with uncommitted changes' if dirty else ''}" if rev else "unknown"
 
 
-def document(rt: dict, tr: dict, meta: dict) -> str:
+def document(rt: dict, tr: dict, sv: dict, meta: dict) -> str:
     m = meta["machine"]
     make_note = "what `make bench` runs" if meta["command"] == MAKE_COMMAND else \
         f"`make bench` runs `{MAKE_COMMAND}`"
@@ -79,7 +80,8 @@ Do not edit by hand: the next run rewrites this file.
 - code: commit {meta['git']}
 
 Each benchmark also runs on its own: `.venv/bin/python benchmarks/ecr_roundtrip.py --help`,
-`.venv/bin/python benchmarks/triage_overhead.py --help`.
+`.venv/bin/python benchmarks/triage_overhead.py --help`,
+`.venv/bin/python benchmarks/sprt_vs_fixed.py --help`.
 
 ## ECR round trip: driver vs raw pyserial (`benchmarks/ecr_roundtrip.py`)
 
@@ -123,7 +125,15 @@ Reading it:
   U(0, {d['timing']['jitter_s'] * 1e3:g}) ms: {per_cmd_ms:.1f} ms per command in `test_link_health`
   ({link_n} commands), {per_sale_ms:.1f} ms per sale in `test_code01_origin` (ISO 8583 exchange
   with the host simulator included).
-"""
+
+## Read tests: SPRT vs a fixed 50-read test (`benchmarks/sprt_vs_fixed.py`)
+
+How many reads a read-path test (swipes, chip resets, taps) needs to call a unit healthy or
+faulty, and how often it is wrong, when it stops as soon as Wald's sequential probability
+ratio test (`bench/sprt.py`) is decided, compared with always taking 50 reads. Simulated units
+with a true per-read failure rate p (what a fault's severity becomes in the emulators).
+
+{sprt_vs_fixed.markdown(sv)}"""
 
 
 def statistics_median(tr: dict, key: str) -> float:
@@ -146,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
         print("triage_overhead ...", flush=True)
         tr = triage_overhead.run()
         print(triage_overhead.markdown(tr), flush=True)
+        print("sprt_vs_fixed ...", flush=True)
+        sv = sprt_vs_fixed.run()
+        print(sprt_vs_fixed.markdown(sv), flush=True)
     except KeyboardInterrupt:
         print(f"interrupted; {_rel(str(args.out))} left as it was", file=sys.stderr)
         return 130
@@ -154,10 +167,11 @@ def main(argv: list[str] | None = None) -> int:
             "git": git_revision()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_name(f".{args.out.name}.tmp")
-    tmp.write_text(document(rt, tr, meta), encoding="utf-8")
+    tmp.write_text(document(rt, tr, sv, meta), encoding="utf-8")
     os.replace(tmp, args.out)
     if args.json:
-        args.json.write_text(json.dumps({"meta": meta, "ecr_roundtrip": rt, "triage_overhead": tr},
+        args.json.write_text(json.dumps({"meta": meta, "ecr_roundtrip": rt, "triage_overhead": tr,
+                                        "sprt_vs_fixed": sv},
                                         indent=2) + "\n", encoding="utf-8")
     print(f"wrote {_rel(str(args.out))} ({meta['elapsed_s']:.0f} s)")
     return 0

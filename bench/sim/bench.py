@@ -14,6 +14,9 @@ from drivers.host.simulator import HostSimulator
 from .chip_card import ContactCard
 from .control import ControlServer
 from .faults import format_faults
+from .magstripe import VirtualMagstripeReader
+from .usb_devices import UsbipServer
+from .usb_hub import VirtualUsbHub
 from .terminal import TerminalTiming, VirtualTerminal
 
 MODEL = "PT100"
@@ -48,6 +51,9 @@ class SimBench:
         self.host: HostSimulator | None = None
         self.terminal: VirtualTerminal | None = None
         self.control: ControlServer | None = None
+        self.usb: UsbipServer | None = None
+        self.hub: VirtualUsbHub | None = None
+        self.reader: VirtualMagstripeReader | None = None
         self.bench_file: Path | None = None
         from bench.cards import load_deck
         self.deck = load_deck()
@@ -64,11 +70,21 @@ class SimBench:
             self.terminal = VirtualTerminal(self.host.address, self.profile, self.faults,
                                             seed=self.seed, serial=self.serial,
                                             terminal_id=self.terminal_id, timing=self.timing).start()
+            self._start_usb()
             self.control = ControlServer(self._actions()).start()
         except BaseException:
             self.close()
             raise
         return self
+
+    def _start_usb(self) -> None:
+        """The unit's USB side on a USB/IP server: its magstripe reader behind a 4-port hub."""
+        self.usb = UsbipServer()
+        self.hub = VirtualUsbHub(self.usb, ports=4)
+        self.reader = VirtualMagstripeReader("hid", rng=random.Random(self.seed + 11),
+                                             head_fault=self.faults.get("msr_head", 0.0),
+                                             serial=f"MSR{self.seed % 10**8:08d}")
+        self.hub.attach(1, self.reader)
 
     def _card(self, request: dict):
         card_id = request.get("card")
@@ -89,10 +105,17 @@ class SimBench:
                 self.terminal.insert_card(None)
             return {}
 
-        return {"insert": insert, "remove": remove}
+        def swipe(request: dict) -> dict:
+            card = self._card(request)
+            if self.reader is None or not self.usb or not self.usb.is_exported(self.reader):
+                return {"swiped": False}  # the reader is unpowered: the swipe goes nowhere
+            self.reader.swipe(card)
+            return {"swiped": True}
+
+        return {"insert": insert, "remove": remove, "swipe": swipe}
 
     def bench_toml(self) -> str:
-        assert self.host and self.terminal and self.control
+        assert self.host and self.terminal and self.control and self.usb
         host, port = self.host.address
         control = "{}:{}".format(*self.control.address)
         faults = ", ".join(f'"{f}"' for f in format_faults(self.faults))
@@ -104,6 +127,7 @@ class SimBench:
             f"reply_timeout = 1.0\nsale_timeout = 10.0\nboot_timeout = 10.0\n\n"
             f'[host]\naddress = "{host}:{port}"\nlog = "{self.host_log}"\n'
             f'terminal_id = "{self.terminal_id}"\n\n'
+            f'[usb]\nbackend = "{self.usb.url}"\nreader = "0801:0002"\n\n'
             f'[actuator]\nkind = "virtual"\naddress = "{control}"\n\n'
             f"[sim]\npid = {os.getpid()}\nseed = {self.seed}\nfaults = [{faults}]\n"
             f'control = "{control}"\n')
@@ -121,6 +145,9 @@ class SimBench:
         if self.control:
             self.control.stop(timeout=2.0)
             self.control = None
+        if self.usb:
+            self.usb.stop(timeout=2.0)
+            self.usb = None
         if self.terminal:
             self.terminal.stop(timeout=2.0)
             self.terminal = None

@@ -8,12 +8,50 @@ import pytest
 
 from bench.emv import PSE, AtrError, TlvError, fci_df_name, parse_atr
 from bench.readtest import decide_path, record_path
+from bench.tracks import TrackError, luhn_valid
+from drivers.usb.magstripe import SwipeTimeout
 
 
 def _spec(profile, path):
     if profile.read_paths is None:
         pytest.skip(f"the DUT profile of {profile.model} names no read paths")
     return getattr(profile.read_paths, path)
+
+
+def swipe_failure(swipe, card) -> str:
+    """Why a swipe of ``card`` failed ("" when it read right): the reader's per-track reason,
+    an invalid track, a PAN failing Luhn, or data that differs from the deck."""
+    if failures := swipe.failures():
+        track, reason = next(iter(failures.items()))
+        return f"t{track}_{reason}"
+    for track in (1, 2):
+        try:
+            data = swipe.track_data(track)
+        except TrackError as exc:
+            return f"t{track}_{exc.reason}"
+        if not luhn_valid(data.pan):
+            return "luhn"
+        if (data.pan, data.expiry, data.service_code) != (card.pan, card.expiry, card.service_code):
+            return "mismatch"
+    return ""
+
+
+def test_swipe(mag_reader, actuator, deck, profile, record):
+    spec = _spec(profile, "swipe")
+    mag_reader.flush()
+
+    def read_once(n: int) -> str:
+        card = deck[spec.cards[(n - 1) % len(spec.cards)]]
+        actuator.swipe(card.id, n, spec.max_trials)
+        try:
+            swipe = mag_reader.read_swipe(spec.timeout_s)
+        except SwipeTimeout:
+            actuator.missed("swipe")
+            return "timeout"
+        return swipe_failure(swipe, card)
+
+    result = decide_path(spec, read_once)
+    record_path(record, "swipe", result, spec, cause="msr_head")
 
 
 def test_chip(terminal, actuator, ask, profile, record):

@@ -1,0 +1,161 @@
+"""``posbench report RUN``: regenerate a stored run's verdict JSON and a standalone HTML page.
+
+The JSON is the verdict document exactly as ``finish_run`` stored it (for a run that never
+finished: one rebuilt from its stored tests, verdict ``bench_error``). The HTML page needs
+nothing but a browser: inline CSS, no scripts, every stored text passed through ``html.escape``.
+"""
+from __future__ import annotations
+
+import json
+from html import escape
+from pathlib import Path
+
+from bench import diagnosis, taxonomy
+from bench.store.history import when
+from bench.store.store import Store, StoredRun
+
+_COLOURS = {"pass": "#1e7d32", "fault": "#b3261e", "inconclusive": "#a15c00", "bench_error": "#5b4a9e"}
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2em;color:#222;max-width:75em}
+h1{font-size:1.4em} h2{font-size:1.15em;margin-top:1.6em}
+table{border-collapse:collapse;margin:.4em 0} th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}
+th{background:#f3f3f3} td.num{text-align:right;font-variant-numeric:tabular-nums}
+.panel{border:3px solid var(--c);padding:1em;border-radius:6px} .panel h2{color:var(--c);margin-top:0}
+.bar{background:#eee;width:10em} .bar div{background:var(--c);color:#fff;padding:0 .3em;white-space:nowrap}
+.fail{color:#b3261e;font-weight:bold} .banner{background:#fff3cd;border:1px solid #e0b000;padding:.6em;margin:1em 0}
+small{color:#555} ul{margin:0;padding-left:1.2em} code{font-size:.95em}
+"""
+
+
+def json_text(doc: dict) -> str:
+    """The verdict JSON as the pytest plugin writes it."""
+    return json.dumps(doc, indent=2) + "\n"
+
+
+def regenerate(store: Store, run_id: str, out_dir: Path) -> tuple[Path, Path]:
+    """Write ``run-<id>.html`` and ``run-<id>.json`` for a stored run into ``out_dir``.
+
+    ``run_id`` may be an unambiguous prefix. Returns (html path, json path).
+    """
+    run = store.run(run_id)
+    doc = run.verdict_doc()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = out_dir / f"run-{run.run_id}.json"
+    html_path = out_dir / f"run-{run.run_id}.html"
+    json_path.write_text(json_text(doc), encoding="utf-8")
+    html_path.write_text(render_html(run, doc), encoding="utf-8")
+    return html_path, json_path
+
+
+def render_html(run: StoredRun, doc: dict) -> str:
+    """The standalone HTML page of a stored run."""
+    colour = _COLOURS.get(doc.get("verdict", ""), "#333")
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+             f"<title>posbench run {escape(run.run_id[:8])}: {escape(doc.get('verdict', '?'))}</title>"
+             f"<style>{_CSS}</style></head><body style='--c:{colour}'>",
+             f"<h1>posbench run <code>{escape(run.run_id)}</code></h1>"]
+    if run.status != "complete":
+        parts.append(f"<div class='banner'><b>This run is {escape(run.status)}</b>"
+                     + (f": {escape(run.reason)}" if run.reason else "")
+                     + (". The verdict below was rebuilt from the tests stored before it stopped."
+                        if run.doc is None else ".") + "</div>")
+    parts.append(_panel(doc))
+    parts.append(_run_facts(run, doc))
+    parts.append(_code01(doc))
+    parts.append(_measurements(doc))
+    parts.append(_tests(run, doc))
+    parts.append("</body></html>\n")
+    return "".join(parts)
+
+
+def _panel(doc: dict) -> str:
+    unit = doc.get("unit", {})
+    errors = "".join(f"<li>{escape(str(e))}</li>" for e in doc.get("bench_errors", []))
+    return (
+        "<div class='panel' id='posbench-verdict'>"
+        f"<h2>Verdict: {escape(diagnosis.summary_line(doc))}</h2>"
+        f"<p>Unit <b>{escape(unit.get('serial') or '?')}</b> (model {escape(unit.get('model') or '?')}, "
+        f"firmware {escape(unit.get('firmware') or '?')}) &middot; code 01 origin: "
+        f"<b>{escape(str(doc.get('code01_origin', '?')))}</b> &middot; started {escape(str(doc.get('started', '?')))}, "
+        f"{float(doc.get('duration_s', 0.0)):.1f} s</p>"
+        + (f"<p><b>Bench errors</b> (the unit was not judged):</p><ul>{errors}</ul>" if errors else "")
+        + _causes(doc) + "</div>")
+
+
+def _causes(doc: dict) -> str:
+    causes = doc.get("causes", [])
+    if not causes:
+        return "<p>No cause above the reporting threshold.</p>"
+    rows = []
+    for cause in causes:
+        pct = max(0, min(100, int(round(float(cause.get("confidence", 0.0)) * 100))))
+        action = cause.get("action") or (taxonomy.CAUSES[cause["id"]].action if cause["id"] in taxonomy.CAUSES else "")
+        evidence = "".join(
+            f"<li>{escape(str(e.get('note', '')))}<br><small>{escape(str(e.get('test', '')))}"
+            + (f" &middot; {escape(str(e['measurement']))} = {escape(str(e.get('value')))}"
+               f" (limit {escape(str(e.get('limit', '')))})" if e.get("measurement") else "")
+            + (f" &middot; likelihood ratio {escape(str(e['ratio']))}" if "ratio" in e else "")
+            + "</small></li>" for e in cause.get("evidence", []))
+        rows.append(f"<tr><td><b>{escape(str(cause['id']))}</b><br><small>{escape(str(cause.get('group', '')))}"
+                    f"</small></td><td><div class='bar'><div style='width:{pct}%'>{pct}%</div></div></td>"
+                    f"<td><ul>{evidence}</ul></td><td>{escape(action)}</td></tr>")
+    return ("<table class='causes'><tr><th>cause</th><th>confidence</th><th>evidence</th>"
+            "<th>repair action</th></tr>" + "".join(rows) + "</table>")
+
+
+def _run_facts(run: StoredRun, doc: dict) -> str:
+    bench = doc.get("bench") or run.bench
+    facts = [("status", run.status + (f" ({run.reason})" if run.reason else "")),
+             ("bench", str(bench.get("name", run.bench_name) or "?")
+              + (" (virtual)" if bench.get("virtual") else "")),
+             ("seed", "" if bench.get("seed") is None else str(bench.get("seed"))),
+             ("faults", ", ".join(str(f) for f in bench.get("faults") or [])),
+             ("started", when(run.started)), ("finished", when(run.finished)),
+             ("exit status", "" if run.exit_status is None else str(run.exit_status)),
+             ("written by", f"posbench {run.version} on {run.host}, pid {run.pid}")]
+    rows = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in facts if v)
+    return f"<h2>Run</h2><table>{rows}</table>"
+
+
+def _code01(doc: dict) -> str:
+    seen = doc.get("code01") or []
+    if not seen:
+        return ""
+    rows = "".join(f"<tr><td>{escape(str(o.get('origin')))}</td><td>{escape(str(o.get('stan')))}</td>"
+                   f"<td>{escape(str(o.get('host_code')))}</td><td>{escape(str(o.get('reason', '')))}</td></tr>"
+                   for o in seen)
+    return ("<h2>Code 01 seen</h2><table><tr><th>origin</th><th>STAN</th><th>host field 39</th>"
+            f"<th>reason</th></tr>{rows}</table>")
+
+
+def _measurements(doc: dict) -> str:
+    items = doc.get("measurements", [])
+    failed = sum(not m.get("passed") for m in items)
+    rows = "".join(
+        f"<tr><td>{escape(str(m.get('name')))}</td><td class='num'>{escape(str(m.get('value')))}</td>"
+        f"<td>{escape(str(m.get('unit', '')))}</td><td>{escape(str(m.get('limit', '')))}</td>"
+        f"<td>{'pass' if m.get('passed') else '<span class=fail>FAIL</span>'}</td>"
+        f"<td><small>{escape(str(m.get('test', '')))}</small></td></tr>" for m in items)
+    head = f"<h2>Measurements ({len(items)}, {failed} outside their limits)</h2>"
+    if not items:
+        return head + "<p>Nothing was measured.</p>"
+    return (head + "<table><tr><th>measurement</th><th>value</th><th>unit</th><th>limit</th><th></th>"
+            f"<th>test</th></tr>{rows}</table>")
+
+
+def _tests(run: StoredRun, doc: dict) -> str:
+    finished = {x.nodeid: x.finished_at for x in run.tests}
+    items = doc.get("tests", [])
+    rows = "".join(
+        f"<tr><td><small>{escape(str(x.get('nodeid')))}</small></td>"
+        f"<td{' class=fail' if x.get('outcome') in ('failed', 'error') else ''}>{escape(str(x.get('outcome')))}</td>"
+        f"<td class='num'>{float(x.get('duration_s', 0.0)):.2f} s</td>"
+        f"<td><small>{escape(when(finished.get(x.get('nodeid'))) if x.get('nodeid') in finished else '')}</small></td>"
+        f"<td><small>{escape(str(x.get('message', '')))}</small></td></tr>" for x in items)
+    head = f"<h2>Tests ({len(items)})</h2>"
+    if not items:
+        return head + "<p>No test finished.</p>"
+    return (head + "<table><tr><th>test</th><th>outcome</th><th>duration</th><th>finished</th>"
+            f"<th>message</th></tr>{rows}</table>")

@@ -1,0 +1,743 @@
+"""The result store: every run, test and measurement, written as each test completes.
+
+A run is a row with status ``running`` from ``begin_run`` on; each ``record_test`` commits that
+test's outcome, measurements, evidence and code 01 observations in one transaction, so a crash
+or power loss of the bench host loses nothing already measured. ``finish_run`` stores the
+verdict JSON and marks the run ``complete``. A run whose writer died is marked ``incomplete``
+by the next ``Store.open`` (``sweep_incomplete``), never left silently ``running``.
+
+Default: SQLite at ``reports/posbench.sqlite`` in WAL mode with ``synchronous=FULL`` (a commit
+is on disk when it returns: power loss keeps it). ``Store.open(url)`` takes any SQLAlchemy URL;
+``postgresql://`` URLs use psycopg 3, so several benches can share one PostgreSQL database.
+
+Card data: every text written (messages, notes, values, unit fields, the verdict JSON) passes
+``bench.masking.scrub`` first; an integer value that looks like a PAN is stored masked, as text.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import socket
+import sqlite3
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from sqlalchemy import Connection, Engine, create_engine, delete, event, select, update
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.pool import StaticPool
+
+from bench import diagnosis
+from bench.errors import BenchError, PosbenchError
+from bench.evidence import Code01Observation, Evidence, Measurement, RunRecord, TestOutcome
+from bench.masking import scrub
+from bench.store import migrations, schema as t
+
+DEFAULT_FILE = "posbench.sqlite"
+BUSY_TIMEOUT_MS = 30_000
+"""SQLite: how long a writer waits for another process's write lock, milliseconds."""
+PG_CONNECT_TIMEOUT_S = 10
+"""PostgreSQL: connect timeout, seconds."""
+PG_STATEMENT_TIMEOUT_MS = 60_000
+PG_LOCK_TIMEOUT_MS = 30_000
+STALE_AFTER_S = 12 * 3600.0
+"""A ``running`` run of another host with no test recorded for this long (seconds) is abandoned.
+
+Longer than any single HIL test may take (the runner stops a test after 600 s) by a wide margin,
+so a slow soak on another bench is never swept while it is still writing.
+"""
+MIN_PREFIX = 4
+"""Shortest run id prefix accepted (like git's abbreviated hashes)."""
+
+
+class StoreUnavailable(BenchError):
+    """The result store cannot be opened or written (wrong URL, server down, disk full).
+
+    Names the store by its URL with the password hidden.
+    """
+
+    def __init__(self, url: str, doing: str, detail: str = ""):
+        self.url = url
+        super().__init__(f"result store {url}", doing, detail)
+
+
+class UnknownRun(PosbenchError, LookupError):
+    """No stored run matches the id (or prefix) given."""
+
+
+class AmbiguousRun(UnknownRun):
+    """A run id prefix matches more than one stored run."""
+
+
+@dataclass(frozen=True)
+class Writer:
+    """Who writes a run: host name, process id, the process's start time, posbench version.
+
+    ``identity`` is ``machine-id/boot-id/pid-namespace``: host names repeat (every Raspberry Pi
+    is "raspberrypi", containers share their host's name), so the sweep checks a writer's pid
+    only when it ran on this very machine, boot and pid namespace.
+    """
+
+    host: str
+    pid: int
+    pid_start: int | None
+    version: str
+    identity: str | None = None
+
+    @classmethod
+    def current(cls) -> Writer:
+        try:
+            version = importlib_metadata.version("posbench")
+        except importlib_metadata.PackageNotFoundError:
+            version = "unknown"
+        return cls(socket.gethostname(), os.getpid(), _pid_start(os.getpid()), version, _identity())
+
+
+@dataclass(frozen=True)
+class StoredCause:
+    id: str
+    group: str
+    confidence: float
+
+
+@dataclass
+class StoredTest:
+    nodeid: str
+    outcome: str
+    duration_s: float
+    message: str
+    bench_error: bool
+    finished_at: datetime
+
+    def outcome_record(self) -> TestOutcome:
+        return TestOutcome(self.nodeid, self.outcome, self.duration_s, self.message, self.bench_error)
+
+
+@dataclass
+class RunSummary:
+    """One run as ``posbench history`` lists it."""
+
+    run_id: str
+    bench_name: str
+    unit: dict[str, str]
+    started: datetime
+    finished: datetime | None
+    status: str
+    """``running``, ``complete`` or ``incomplete``."""
+    reason: str | None
+    verdict: str | None
+    code01_origin: str | None
+    exit_status: int | None
+    causes: list[StoredCause] = field(default_factory=list)
+
+
+@dataclass
+class StoredRun(RunSummary):
+    """Everything stored about one run: enough to rebuild its verdict JSON and report."""
+
+    bench: dict = field(default_factory=dict)
+    doc: dict | None = None
+    """The verdict JSON as stored by ``finish_run`` (None if the run never finished)."""
+    version: str = ""
+    host: str = ""
+    pid: int = 0
+    tests: list[StoredTest] = field(default_factory=list)
+    measurements: list[Measurement] = field(default_factory=list)
+    evidence: list[Evidence] = field(default_factory=list)
+    code01: list[Code01Observation] = field(default_factory=list)
+
+    def record(self) -> RunRecord:
+        """The run's rows as the ``RunRecord`` the plugin had built (for a run that never finished)."""
+        return RunRecord(measurements=list(self.measurements), evidence=list(self.evidence),
+                         code01=list(self.code01), tests=[x.outcome_record() for x in self.tests],
+                         unit={k: v for k, v in self.unit.items() if v}, bench=dict(self.bench))
+
+    def verdict_doc(self) -> dict:
+        """The stored verdict JSON; for a run that never finished, one rebuilt from its tests.
+
+        A rebuilt verdict is ``bench_error`` (the bench host failed during the run; the unit is
+        not judged on half a run), naming why the run is incomplete.
+        """
+        if self.doc is not None:
+            return self.doc
+        record = self.record()
+        if self.status == "running":
+            record.bench_errors.append(f"the run has not finished yet; {len(self.tests)} tests stored so far")
+        else:
+            record.bench_errors.append(
+                f"the run did not finish ({self.reason or self.status}); {len(self.tests)} tests were stored")
+        ends = [self.finished] if self.finished else [x.finished_at for x in self.tests]
+        duration = max([(e - self.started).total_seconds() for e in ends if e] or [0.0])
+        return diagnosis.verdict_json(record, self.started, max(duration, 0.0))
+
+
+class MeasurementChange(NamedTuple):
+    name: str
+    before: Any
+    after: Any
+    passed_before: bool | None
+    """None: the measurement is not in the earlier run."""
+    passed_after: bool | None
+    """None: the measurement is not in the later run."""
+
+
+class Store:
+    """A connection to the result store. Use ``Store.open``; close with ``close()`` (or ``with``)."""
+
+    def __init__(self, engine: Engine, safe_url: str, writer: Writer):
+        self.engine, self.url, self.writer = engine, safe_url, writer
+        self._write_engine = engine.execution_options(**{migrations.WRITE: True})
+
+    # -- opening ----------------------------------------------------------------------------
+    @classmethod
+    def open(cls, url: str | None, reports_dir: Path | None, *, sweep: bool = True,
+             stale_after_s: float = STALE_AFTER_S, migrate_to: int = migrations.LATEST) -> Store:
+        """Open (creating and migrating as needed) the store at ``url``.
+
+        ``url`` None: SQLite at ``reports_dir/posbench.sqlite``. ``sweep``: mark runs whose
+        writer died as incomplete (see ``sweep_incomplete``). Raises ``StoreUnavailable``.
+        """
+        if url is None:
+            reports_dir = Path(reports_dir if reports_dir is not None else "reports")
+            try:
+                reports_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreUnavailable(str(reports_dir / DEFAULT_FILE), "creating its directory",
+                                       str(exc)) from None
+            parsed = URL.create("sqlite", database=str(reports_dir.resolve() / DEFAULT_FILE))
+        else:
+            parsed = _parse(url)
+        safe = parsed.render_as_string(hide_password=True)
+        engine = _engine(parsed, safe)
+        store = cls(engine, safe, Writer.current())
+        try:
+            with store._guard("opening"):
+                try:
+                    migrations.migrate(engine, migrate_to)
+                except migrations.SchemaTooNew as exc:
+                    raise StoreUnavailable(safe, "opening", str(exc)) from None
+                if sweep:
+                    store.sweep_incomplete(stale_after_s)
+        except BaseException:
+            engine.dispose()
+            raise
+        return store
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({self.url!r})"
+
+    @contextmanager
+    def _guard(self, doing: str) -> Iterator[None]:
+        """Turn a database failure into ``StoreUnavailable`` naming the store and the action."""
+        try:
+            yield
+        except (SQLAlchemyError, sqlite3.Error) as exc:
+            detail = " ".join(str(getattr(exc, "orig", None) or exc).split())
+            raise StoreUnavailable(self.url, doing, _hide_password(scrub(detail), self.engine.url)) from None
+
+    @contextmanager
+    def _write(self, doing: str) -> Iterator[Connection]:
+        """One write transaction (SQLite: ``BEGIN IMMEDIATE``), committed when the block ends."""
+        with self._guard(doing), self._write_engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _read(self, doing: str) -> Iterator[Connection]:
+        with self._guard(doing), self.engine.connect() as conn:
+            yield conn
+
+    # -- writing a run ----------------------------------------------------------------------
+    def begin_run(self, bench: dict | None, started: datetime, writer: Writer | None = None,
+                  unit: dict[str, str] | None = None) -> str:
+        """Store a new ``running`` run; returns its id (a UUID string)."""
+        writer = writer or self.writer
+        run_id = str(uuid.uuid4())
+        bench = _scrub_obj(dict(bench or {}))
+        unit = unit or {}
+        now = _utcnow()
+        with self._write("starting a run") as conn:
+            conn.execute(t.runs.insert().values(
+                run_id=run_id, **_bench_columns(bench),
+                unit_serial=scrub(str(unit.get("serial", ""))), unit_model=scrub(str(unit.get("model", ""))),
+                unit_firmware=scrub(str(unit.get("firmware", ""))),
+                started=_utc(started), heartbeat=now, status="running",
+                posbench_version=writer.version[:40], host=writer.host, pid=writer.pid,
+                pid_start=writer.pid_start, writer_id=writer.identity))
+        return run_id
+
+    def set_unit(self, run_id: str, serial: str, model: str = "", firmware: str = "") -> None:
+        """Fill in the unit once it identified itself (empty fields leave the stored value)."""
+        values = {k: scrub(str(v)) for k, v in
+                  (("unit_serial", serial), ("unit_model", model), ("unit_firmware", firmware)) if v}
+        if values:
+            with self._write("setting the unit of a run") as conn:
+                conn.execute(update(t.runs).where(t.runs.c.id == self._pk(conn, run_id)).values(**values))
+
+    def set_bench(self, run_id: str, bench: dict) -> None:
+        """Fill in the bench description (name, virtual, seed, faults) once it is known."""
+        with self._write("setting the bench of a run") as conn:
+            conn.execute(update(t.runs).where(t.runs.c.id == self._pk(conn, run_id))
+                         .values(**_bench_columns(_scrub_obj(dict(bench)))))
+
+    def record_test(self, run_id: str, outcome: TestOutcome, measurements: Sequence[Measurement] = (),
+                    evidence: Sequence[Evidence] = (), code01: Sequence[Code01Observation] = ()) -> None:
+        """Commit one finished test with what it recorded, in a single transaction.
+
+        Recording the same nodeid again replaces that test's row and everything recorded with it.
+        """
+        now = _utcnow()
+        with self._write(f"recording {scrub(outcome.nodeid)}") as conn:
+            run_pk = self._pk(conn, run_id)
+            test_row = dict(outcome=outcome.outcome, duration_s=float(outcome.duration_s),
+                            message=scrub(outcome.message or ""), bench_error=bool(outcome.bench_error),
+                            finished_at=now)
+            nodeid = scrub(outcome.nodeid)
+            test_pk = conn.execute(select(t.tests.c.id).where(
+                t.tests.c.run_pk == run_pk, t.tests.c.nodeid == nodeid)).scalar()
+            if test_pk is None:
+                test_pk = conn.execute(t.tests.insert().values(run_pk=run_pk, nodeid=nodeid, **test_row)
+                                       ).inserted_primary_key[0]
+            else:
+                conn.execute(update(t.tests).where(t.tests.c.id == test_pk).values(**test_row))
+                for table in (t.measurements, t.evidence, t.code01):
+                    conn.execute(delete(table).where(table.c.test_pk == test_pk))
+            link = {"run_pk": run_pk, "test_pk": test_pk}
+            if measurements:
+                conn.execute(t.measurements.insert(), [
+                    link | dict(test=scrub(m.test), name=scrub(m.name), **_encode(m.value), unit=scrub(m.unit),
+                                limit_spec=scrub(str(m.limit)), passed=bool(m.passed))
+                    for m in measurements])
+            if evidence:
+                conn.execute(t.evidence.insert(), [
+                    link | dict(cause=e.cause, ratio=float(e.ratio), test=scrub(e.test), note=scrub(e.note),
+                                measurement=scrub(e.measurement), **_encode(e.value),
+                                limit_spec=scrub(str(e.limit)))
+                    for e in evidence])
+            if code01:
+                conn.execute(t.code01.insert(), [
+                    link | dict(origin=o.origin, stan=scrub(o.stan),
+                                host_code=None if o.host_code is None else scrub(o.host_code),
+                                reason=scrub(o.reason), test=scrub(o.test))
+                    for o in code01])
+            conn.execute(update(t.runs).where(t.runs.c.id == run_pk).values(heartbeat=now))
+
+    def finish_run(self, run_id: str, verdict_doc: dict, exit_status: int,
+                   incomplete_reason: str | None = None) -> None:
+        """Store the verdict JSON in full and mark the run complete.
+
+        ``incomplete_reason``: the run ended early (interrupted) but still has a verdict: keep
+        the verdict and mark the run ``incomplete`` with that reason.
+        """
+        doc = _scrub_obj(verdict_doc)
+        unit = doc.get("unit") or {}
+        values: dict[str, Any] = dict(
+            finished=_utcnow(), status="incomplete" if incomplete_reason else "complete",
+            reason=scrub(incomplete_reason) if incomplete_reason else None,
+            verdict=doc.get("verdict"), code01_origin=doc.get("code01_origin"), exit_status=int(exit_status),
+            verdict_json=json.dumps(doc, ensure_ascii=False))
+        values.update({f"unit_{k}": str(unit[k]) for k in ("serial", "model", "firmware") if unit.get(k)})
+        if doc.get("bench"):
+            values.update(_bench_columns(doc["bench"]))
+        with self._write("storing the verdict") as conn:
+            run_pk = self._pk(conn, run_id)
+            conn.execute(update(t.runs).where(t.runs.c.id == run_pk).values(**values))
+            conn.execute(delete(t.run_causes).where(t.run_causes.c.run_pk == run_pk))
+            causes = doc.get("causes") or []
+            if causes:
+                conn.execute(t.run_causes.insert(), [
+                    dict(run_pk=run_pk, rank=i, cause_id=c["id"], cause_group=c.get("group", ""),
+                         confidence=float(c.get("confidence", 0.0))) for i, c in enumerate(causes)])
+
+    def mark_incomplete(self, run_id: str, reason: str) -> bool:
+        """Mark a ``running`` run incomplete; False if it had already ended."""
+        with self._write("marking a run incomplete") as conn:
+            return self._end_running(conn, self._pk(conn, run_id), reason)
+
+    def sweep_incomplete(self, stale_after_s: float = STALE_AFTER_S, now: datetime | None = None) -> list[str]:
+        """Mark runs left ``running`` by a writer that died as incomplete; returns their ids.
+
+        A run written on this machine, boot and pid namespace is abandoned when its writer
+        process is gone (or its pid now belongs to another process, told apart by the process
+        start time); one written on this machine before it rebooted, at once. A run of another
+        host, container or unknown origin (a shared PostgreSQL store) is only abandoned after
+        ``stale_after_s`` seconds without a test recorded: its process cannot be checked here.
+        """
+        now = now or _utcnow()
+        with self._read("looking for abandoned runs") as conn:
+            rows = conn.execute(select(t.runs.c.id, t.runs.c.run_id, t.runs.c.host, t.runs.c.pid,
+                                       t.runs.c.pid_start, t.runs.c.heartbeat, t.runs.c.writer_id)
+                                .where(t.runs.c.status == "running")).all()
+        swept = []
+        for row in rows:
+            where = _where_written(row.host, row.writer_id, self.writer)
+            if where == "here":
+                if _pid_alive(row.pid, row.pid_start):
+                    continue
+                reason = f"the writer (pid {row.pid} on {row.host}) died before the run finished"
+            elif where == "before reboot":
+                reason = f"the bench host {row.host} restarted during the run (writer pid {row.pid})"
+            else:
+                idle = (now - _aware(row.heartbeat)).total_seconds()
+                if idle < stale_after_s:
+                    continue
+                reason = (f"no test recorded for {idle / 3600:.1f} h (writer pid {row.pid} on "
+                          f"{row.host}; stale after {stale_after_s / 3600:.1f} h)")
+            with self._write("marking an abandoned run incomplete") as conn:
+                if self._end_running(conn, row.id, reason):
+                    swept.append(row.run_id)
+        return swept
+
+    def _end_running(self, conn: Connection, run_pk: int, reason: str) -> bool:
+        result = conn.execute(update(t.runs).where(t.runs.c.id == run_pk, t.runs.c.status == "running")
+                              .values(status="incomplete", reason=scrub(reason), finished=_utcnow()))
+        return result.rowcount == 1
+
+    # -- reading ----------------------------------------------------------------------------
+    def resolve(self, run_id: str) -> str:
+        """The full id of the run ``run_id`` names (a full id or an unambiguous prefix)."""
+        with self._read("looking up a run") as conn:
+            return self._lookup(conn, run_id)[1]
+
+    def _pk(self, conn: Connection, run_id: str) -> int:
+        return self._lookup(conn, run_id)[0]
+
+    def _lookup(self, conn: Connection, run_id: str) -> tuple[int, str]:
+        prefix = str(run_id).strip().lower()
+        if not re.fullmatch(r"[0-9a-f-]+", prefix):
+            raise UnknownRun(f"{run_id!r} is not a run id (hex digits and dashes) in {self.url}")
+        if len(prefix) < MIN_PREFIX:
+            raise UnknownRun(f"run id {run_id!r} is too short: give at least {MIN_PREFIX} characters")
+        rows = conn.execute(select(t.runs.c.id, t.runs.c.run_id)
+                            .where(t.runs.c.run_id.startswith(prefix, autoescape=True))
+                            .order_by(t.runs.c.started.desc()).limit(6)).all()
+        exact = [r for r in rows if r.run_id == prefix]
+        if exact:
+            return exact[0].id, exact[0].run_id
+        if not rows:
+            raise UnknownRun(f"no stored run {run_id!r} in {self.url}")
+        if len(rows) > 1:
+            listed = ", ".join(r.run_id for r in rows[:5]) + (", ..." if len(rows) > 5 else "")
+            raise AmbiguousRun(f"run id {run_id!r} is ambiguous in {self.url}: {listed}")
+        return rows[0].id, rows[0].run_id
+
+    def runs_for_unit(self, serial: str) -> list[RunSummary]:
+        """The unit's runs, newest first (``serial`` is matched as stored: masked like every text)."""
+        with self._read("reading a unit's history") as conn:
+            rows = conn.execute(select(t.runs).where(t.runs.c.unit_serial == scrub(str(serial)))
+                                .order_by(t.runs.c.started.desc(), t.runs.c.id.desc())).all()
+            causes = self._causes(conn, [r.id for r in rows])
+        return [_summary(r, causes.get(r.id, [])) for r in rows]
+
+    def run(self, run_id: str) -> StoredRun:
+        """Everything stored about a run (full id or unambiguous prefix); ``UnknownRun`` if none."""
+        with self._read("reading a run") as conn:
+            pk, _ = self._lookup(conn, run_id)
+            row = conn.execute(select(t.runs).where(t.runs.c.id == pk)).one()
+            summary = _summary(row, self._causes(conn, [pk]).get(pk, []))
+            tests = [StoredTest(r.nodeid, r.outcome, r.duration_s, r.message, bool(r.bench_error),
+                                _aware(r.finished_at))
+                     for r in conn.execute(select(t.tests).where(t.tests.c.run_pk == pk).order_by(t.tests.c.id))]
+            measurements = self._measurements(conn, pk)
+            evidence = [Evidence(r.cause, r.ratio, r.test, r.note, r.measurement,
+                                 _decode(r.value_kind, r.value_text), r.limit_spec)
+                        for r in conn.execute(select(t.evidence).where(t.evidence.c.run_pk == pk)
+                                              .order_by(t.evidence.c.id))]
+            code01 = [Code01Observation(r.origin, r.stan, r.host_code, r.reason, r.test)
+                      for r in conn.execute(select(t.code01).where(t.code01.c.run_pk == pk)
+                                            .order_by(t.code01.c.id))]
+        return StoredRun(**vars(summary), bench=json.loads(row.bench_json or "{}"),
+                         doc=json.loads(row.verdict_json) if row.verdict_json else None,
+                         version=row.posbench_version, host=row.host, pid=row.pid, tests=tests,
+                         measurements=measurements, evidence=evidence, code01=code01)
+
+    def changed_measurements(self, run_a: str, run_b: str, rel_tol: float = 0.0) -> list[MeasurementChange]:
+        """Measurements whose value or pass/fail differs from run ``run_a`` (before) to ``run_b``.
+
+        A name measured several times in a run is compared occurrence by occurrence. Numbers
+        within ``rel_tol`` (relative) count as unchanged unless pass/fail changed. Measurements
+        in one run only are listed with None on the other side. Order: as measured in ``run_b``,
+        then those only in ``run_a``.
+        """
+        with self._read("comparing two runs") as conn:
+            before = _keyed(self._measurements(conn, self._pk(conn, run_a)))
+            after = _keyed(self._measurements(conn, self._pk(conn, run_b)))
+        changes = []
+        for key, m in after.items():
+            old = before.get(key)
+            if old is None:
+                changes.append(MeasurementChange(key[0], None, m.value, None, m.passed))
+            elif old.passed != m.passed or not _same(old.value, m.value, rel_tol):
+                changes.append(MeasurementChange(key[0], old.value, m.value, old.passed, m.passed))
+        changes += [MeasurementChange(key[0], m.value, None, m.passed, None)
+                    for key, m in before.items() if key not in after]
+        return changes
+
+    def previous_causes(self, serial: str, exclude_run: str | None = None) -> dict[str, list[tuple[str, datetime]]]:
+        """Causes reported on the unit in earlier runs: cause id -> [(run id, started)], newest first."""
+        with self._read("reading a unit's earlier causes") as conn:
+            query = (select(t.run_causes.c.cause_id, t.runs.c.run_id, t.runs.c.started)
+                     .join(t.runs, t.runs.c.id == t.run_causes.c.run_pk)
+                     .where(t.runs.c.unit_serial == scrub(str(serial)))
+                     .order_by(t.runs.c.started.desc(), t.runs.c.id.desc(), t.run_causes.c.rank))
+            if exclude_run is not None:
+                query = query.where(t.runs.c.id != self._pk(conn, exclude_run))
+            rows = conn.execute(query).all()
+        found: dict[str, list[tuple[str, datetime]]] = {}
+        for r in rows:
+            found.setdefault(r.cause_id, []).append((r.run_id, _aware(r.started)))
+        return found
+
+    def _causes(self, conn: Connection, pks: list[int]) -> dict[int, list[StoredCause]]:
+        found: dict[int, list[StoredCause]] = {}
+        for chunk in (pks[i:i + 500] for i in range(0, len(pks), 500)):
+            for r in conn.execute(select(t.run_causes).where(t.run_causes.c.run_pk.in_(chunk))
+                                  .order_by(t.run_causes.c.run_pk, t.run_causes.c.rank)):
+                found.setdefault(r.run_pk, []).append(StoredCause(r.cause_id, r.cause_group, r.confidence))
+        return found
+
+    def _measurements(self, conn: Connection, pk: int) -> list[Measurement]:
+        return [Measurement(r.name, _decode(r.value_kind, r.value_text), r.unit, r.limit_spec, bool(r.passed), r.test)
+                for r in conn.execute(select(t.measurements).where(t.measurements.c.run_pk == pk)
+                                      .order_by(t.measurements.c.id))]
+
+
+# -- engines -----------------------------------------------------------------------------------
+def _parse(url: str) -> URL:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        # the text is not a URL at all; show it without anything that looks like a password
+        shown = re.sub(r":[^:@/]*@", ":***@", str(url))
+        raise StoreUnavailable(shown, "opening", "not a SQLAlchemy URL: use sqlite:///FILE or "
+                                                 "postgresql+psycopg://USER:PASSWORD@HOST/DB") from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise StoreUnavailable(parsed.render_as_string(hide_password=True), "opening",
+                               "unsupported database: use sqlite:///FILE or postgresql+psycopg://...")
+    return parsed
+
+
+def _engine(url: URL, safe: str) -> Engine:
+    try:
+        if url.get_backend_name() == "sqlite":
+            return _sqlite_engine(url)
+        return create_engine(url, pool_pre_ping=True, connect_args={
+            "connect_timeout": PG_CONNECT_TIMEOUT_S, "application_name": "posbench",
+            "options": f"-c statement_timeout={PG_STATEMENT_TIMEOUT_MS} -c lock_timeout={PG_LOCK_TIMEOUT_MS}"})
+    except (NoSuchModuleError, ImportError, ArgumentError) as exc:
+        raise StoreUnavailable(safe, "opening", f"no driver for this URL: {exc}") from None
+    except OSError as exc:
+        raise StoreUnavailable(safe, "creating its directory", str(exc)) from None
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    memory = url.database in (None, "", ":memory:")
+    if not memory:
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, poolclass=StaticPool if memory else None,
+                           connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn, _record) -> None:
+        # SQLAlchemy's documented recipe: let SQLAlchemy, not the sqlite3 module, say when a
+        # transaction begins, so DDL (migrations) is transactional and writers take the lock first.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if not memory:
+            mode = cur.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise sqlite3.OperationalError(f"SQLite refused WAL journal mode (got {mode})")
+        cur.execute("PRAGMA synchronous = FULL")
+        cur.execute("PRAGMA foreign_keys = ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        # IMMEDIATE takes the write lock up front: a deferred transaction that upgrades to a
+        # write later can fail with SQLITE_BUSY at once instead of waiting busy_timeout
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(migrations.WRITE)
+                             else "BEGIN")
+
+    return engine
+
+
+def _hide_password(text: str, url: URL) -> str:
+    return text.replace(url.password, "***") if url.password else text
+
+
+# -- values ------------------------------------------------------------------------------------
+def _encode(value: Any) -> dict:
+    """A measured value as (kind, number, exact text); a PAN-like integer becomes masked text."""
+    if value is None:
+        return {"value_kind": "null", "value_num": None, "value_text": None}
+    if isinstance(value, bool):
+        return {"value_kind": "bool", "value_num": float(value), "value_text": "true" if value else "false"}
+    if isinstance(value, int):
+        digits = str(value)
+        if scrub(digits) != digits:
+            return {"value_kind": "text", "value_num": None, "value_text": scrub(digits)}
+        try:
+            num = float(value)
+        except OverflowError:
+            num = None
+        return {"value_kind": "int", "value_num": num, "value_text": digits}
+    if isinstance(value, float):
+        # floats are not scrubbed: repr(0.1 + 0.2) has 17 digits in a row, and a PAN is never a float
+        return {"value_kind": "float", "value_num": value if math.isfinite(value) else None,
+                "value_text": repr(value)}
+    return {"value_kind": "text", "value_num": None, "value_text": scrub(str(value))}
+
+
+def _decode(kind: str, text: str | None) -> Any:
+    if kind == "null" or text is None:
+        return None
+    if kind == "bool":
+        return text == "true"
+    if kind == "int":
+        return int(text)
+    if kind == "float":
+        return float(text)
+    return text
+
+
+def _scrub_obj(obj: Any, key: str = "") -> Any:
+    """Scrub every string (and PAN-like integer) in a JSON-like structure; a ``seed`` stays."""
+    if isinstance(obj, str):
+        return scrub(obj)
+    if isinstance(obj, bool) or obj is None or isinstance(obj, float):
+        return obj
+    if isinstance(obj, int):
+        return obj if key == "seed" or scrub(str(obj)) == str(obj) else scrub(str(obj))
+    if isinstance(obj, dict):
+        return {scrub(str(k)): _scrub_obj(v, str(k)) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_scrub_obj(v, key) for v in obj]
+    return scrub(str(obj))
+
+
+def _bench_columns(bench: dict) -> dict:
+    seed = bench.get("seed")
+    return {"bench_name": str(bench.get("name", "")), "bench_json": json.dumps(bench, ensure_ascii=False),
+            "seed": seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+            "faults_json": json.dumps(bench.get("faults") or [], ensure_ascii=False)}
+
+
+def _keyed(items: list[Measurement]) -> dict[tuple[str, int], Measurement]:
+    seen: dict[str, int] = {}
+    keyed = {}
+    for m in items:
+        n = seen[m.name] = seen.get(m.name, 0) + 1
+        keyed[(m.name, n)] = m
+    return keyed
+
+
+def _same(a: Any, b: Any, rel_tol: float) -> bool:
+    numbers = (int, float)
+    if isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool) and not isinstance(b, bool):
+        return a == b or math.isclose(a, b, rel_tol=rel_tol) or (a != a and b != b)
+    return a == b
+
+
+def _summary(row: Any, causes: list[StoredCause]) -> RunSummary:
+    return RunSummary(
+        run_id=row.run_id, bench_name=row.bench_name,
+        unit={"serial": row.unit_serial, "model": row.unit_model, "firmware": row.unit_firmware},
+        started=_aware(row.started), finished=_aware(row.finished) if row.finished else None,
+        status=row.status, reason=row.reason, verdict=row.verdict, code01_origin=row.code01_origin,
+        exit_status=row.exit_status, causes=causes)
+
+
+# -- time and processes ------------------------------------------------------------------------
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _utc(when: datetime) -> datetime:
+    return (when if when.tzinfo else when.astimezone()).astimezone(timezone.utc)
+
+
+def _aware(when: datetime) -> datetime:
+    """SQLite gives naive datetimes back; everything stored is UTC."""
+    return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """Fields of /proc/PID/stat after the command name (which may hold spaces); None if gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return raw[raw.rfind(")") + 2:].split()
+
+
+def _identity() -> str | None:
+    """``machine-id/boot-id/pid-namespace`` of this process; None where Linux does not say."""
+    try:
+        machine = (Path("/etc/machine-id").read_text().strip()
+                   or Path("/var/lib/dbus/machine-id").read_text().strip())
+    except OSError:
+        machine = ""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        pidns = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+    return f"{machine or '-'}/{boot}/{pidns}"
+
+
+def _where_written(host: str, writer_id: str | None, me: Writer) -> str:
+    """``here`` (this machine, boot and pid namespace: its pid can be checked), ``before reboot``
+    (this machine, an earlier boot) or ``elsewhere`` (another host or container, or unknown)."""
+    if host != me.host:
+        return "elsewhere"
+    if writer_id is None:
+        return "here"  # written before schema v2 (or without procfs): the host name is all we know
+    if me.identity is None:
+        return "elsewhere"
+    machine, boot, pidns = (writer_id.split("/", 2) + ["", ""])[:3]
+    my_machine, my_boot, my_pidns = me.identity.split("/", 2)
+    if machine == "-" or machine != my_machine:
+        return "elsewhere"
+    if boot != my_boot:
+        return "before reboot"
+    return "here" if pidns == my_pidns else "elsewhere"
+
+
+def _pid_start(pid: int) -> int | None:
+    fields = _proc_stat(pid)
+    return int(fields[19]) if fields and len(fields) > 19 else None  # field 22: starttime
+
+
+def _pid_alive(pid: int, start: int | None) -> bool:
+    """Is process ``pid`` still the one that started a run (not a zombie, not a reused pid)?"""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, owned by another user
+    fields = _proc_stat(pid)
+    if fields is None:
+        return not Path("/proc/self/stat").exists()  # gone since kill(0); or no procfs: trust kill(0)
+    if fields[0] in ("Z", "X"):
+        return False
+    return start is None or len(fields) <= 19 or int(fields[19]) == start

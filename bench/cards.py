@@ -91,3 +91,9 @@ def load_deck(path: str | Path | None = None) -> dict[str, Card]:
             raise ConfigError(path, f"card[{index}].id", f"a unique id ({card.id!r} repeats)")
         deck[card.id] = card
     return deck
+
+
+TEST_TAG_ID = "TAG-NDEF"
+"""The bench's NFC Forum Type 2 test tag: not a payment card, so not in the deck."""
+TEST_TAG_TEXT = "posbench test tag"
+"""The NDEF text record written on the test tag."""

@@ -110,6 +110,8 @@ def verdict_json(run: RunRecord, started: datetime, duration_s: float) -> dict:
         doc["bench"] = run.bench
     if run.bench_errors:
         doc["bench_errors"] = run.bench_errors
+    if run.read_paths:
+        doc["read_paths"] = run.read_paths
     if reasons := contradictions(run.evidence):
         doc["contradictions"] = reasons
     if run.code01:

@@ -442,3 +442,14 @@ def fci_aids(data: bytes) -> list[bytes]:
     """Every application identifier (tag 4F) in an FCI (PPSE: 6F/A5/BF0C/61/4F) or a PSE
     directory record (70/61/4F), in order."""
     return [obj.value for top in parse_tlv(data) for obj in top.walk() if obj.tag == 0x4F]
+
+
+BRAND_AIDS = {
+    "Visa": "A0000000031010",              # Visa credit/debit
+    "Mastercard": "A0000000041010",        # Mastercard credit/debit
+    "American Express": "A00000002501",
+    "Discover": "A0000001523010",          # Discover (D-PAS)
+    "Diners Club": "A0000001523010",       # Diners runs on Discover's network
+    "JCB": "A0000000651010",
+}
+"""The AID a payment card of each brand lists first in its PPSE (published registrations)."""

@@ -72,6 +72,8 @@ class RunRecord:
     bench_errors: list[str] = field(default_factory=list)
     bench: dict = field(default_factory=dict)
     """Which bench ran: name, virtual, and for a virtual bench its seed and faults."""
+    read_paths: dict[str, dict] = field(default_factory=dict)
+    """Per read path ("swipe", "tap", "chip"): the SPRT's verdict, reads, rate and interval."""
 
 
 class Recorder:

@@ -22,6 +22,7 @@ def record_path(record: Recorder, path: str, result: SprtResult, spec: SprtSpec,
     """
     lo, hi = result.interval()
     note = result.summary()
+    record.run.read_paths[path] = {**result.to_dict(), "test": record.test}
     strength = "strong" if result.truncated else "decisive"
     record.measure(f"{path}_sprt_verdict", result.verdict, "", Limit(equals="healthy"),
                    cause=cause if result.verdict == "faulty" else None, strength=strength, note=note)

@@ -15,6 +15,8 @@ from .chip_card import ContactCard
 from .control import ControlServer
 from .faults import format_faults
 from .magstripe import VirtualMagstripeReader
+from .nfc_cards import CardApplication, Iso14443_4Card, Type2Tag
+from .pn532 import PN532Emulator
 from .usb_devices import UsbipServer
 from .usb_hub import VirtualUsbHub
 from .terminal import TerminalTiming, VirtualTerminal
@@ -54,6 +56,7 @@ class SimBench:
         self.usb: UsbipServer | None = None
         self.hub: VirtualUsbHub | None = None
         self.reader: VirtualMagstripeReader | None = None
+        self.nfc: PN532Emulator | None = None
         self.bench_file: Path | None = None
         from bench.cards import load_deck
         self.deck = load_deck()
@@ -71,6 +74,9 @@ class SimBench:
                                             seed=self.seed, serial=self.serial,
                                             terminal_id=self.terminal_id, timing=self.timing).start()
             self._start_usb()
+            self.nfc = PN532Emulator(random.Random(self.seed + 13),
+                                     antenna_fault=self.faults.get("nfc_antenna", 0.0))
+            self.nfc.start()
             self.control = ControlServer(self._actions()).start()
         except BaseException:
             self.close()
@@ -103,6 +109,21 @@ class SimBench:
         def remove(request: dict) -> dict:
             if self.terminal:
                 self.terminal.insert_card(None)
+            if self.nfc:
+                self.nfc.remove()
+            return {}
+
+        def tap(request: dict) -> dict:
+            assert self.nfc
+            from bench.cards import TEST_TAG_ID, TEST_TAG_TEXT
+            if request.get("card") == TEST_TAG_ID:
+                import ndef
+                self.nfc.present(Type2Tag(records=[ndef.TextRecord(TEST_TAG_TEXT)]))
+                return {}
+            card = self._card(request)
+            from bench.emv import BRAND_AIDS
+            app = CardApplication(BRAND_AIDS[card.brand], card.brand.upper()[:16], 1)
+            self.nfc.present(Iso14443_4Card(apps=(app,)))
             return {}
 
         def swipe(request: dict) -> dict:
@@ -112,10 +133,10 @@ class SimBench:
             self.reader.swipe(card)
             return {"swiped": True}
 
-        return {"insert": insert, "remove": remove, "swipe": swipe}
+        return {"insert": insert, "remove": remove, "swipe": swipe, "tap": tap}
 
     def bench_toml(self) -> str:
-        assert self.host and self.terminal and self.control and self.usb
+        assert self.host and self.terminal and self.control and self.usb and self.nfc
         host, port = self.host.address
         control = "{}:{}".format(*self.control.address)
         faults = ", ".join(f'"{f}"' for f in format_faults(self.faults))
@@ -128,6 +149,7 @@ class SimBench:
             f'[host]\naddress = "{host}:{port}"\nlog = "{self.host_log}"\n'
             f'terminal_id = "{self.terminal_id}"\n\n'
             f'[usb]\nbackend = "{self.usb.url}"\nreader = "0801:0002"\n\n'
+            f'[nfc]\npath = "{self.nfc.path}"\n\n'
             f'[actuator]\nkind = "virtual"\naddress = "{control}"\n\n'
             f"[sim]\npid = {os.getpid()}\nseed = {self.seed}\nfaults = [{faults}]\n"
             f'control = "{control}"\n')
@@ -145,6 +167,9 @@ class SimBench:
         if self.control:
             self.control.stop(timeout=2.0)
             self.control = None
+        if self.nfc:
+            self.nfc.stop(timeout=2.0)
+            self.nfc = None
         if self.usb:
             self.usb.stop(timeout=2.0)
             self.usb = None

@@ -37,3 +37,19 @@ def triage(tmp: Path, *args: str, name: str = "run", timeout: float = 180) -> Tr
 @pytest.fixture
 def run_triage(tmp_path: Path):
     return lambda *args, **kw: triage(tmp_path, *args, **kw)
+
+
+def card_secrets() -> list[str]:
+    """Every full PAN and every track's text in the test deck (what must never leave a device)."""
+    from bench.cards import load_deck
+    secrets = []
+    for card in load_deck().values():
+        secrets += [card.pan, card.track1, card.track2, card.track2.split("=", 1)[1]]
+    return secrets
+
+
+def assert_no_card_data(*texts: str) -> None:
+    """No full PAN or track data in ``texts`` (first 6 / last 4 of a PAN are allowed)."""
+    for secret in card_secrets():
+        for text in texts:
+            assert secret not in text, "card data leaked into an artifact or the output"

@@ -14,9 +14,8 @@ import pytest
 
 from bench.sim.launcher import sim_workdir
 
-from .conftest import triage
+from .conftest import assert_no_card_data, triage
 
-TEST_PAN = "4111111111111111"
 SCHEMA_KEYS = {"schema", "unit", "verdict", "code01_origin", "causes", "measurements", "tests",
                "started", "duration_s"}
 
@@ -36,12 +35,17 @@ def test_healthy_unit_passes_with_reports(run_triage):
     page = r.files["html"].read_text()
     assert "id='posbench-verdict'" in page and "Verdict: no fault found" in page
     assert "<testsuite" in r.files["xml"].read_text()
-    for path in r.files.values():  # card data never reaches an artifact
-        assert TEST_PAN not in path.read_text()
+    assert_no_card_data(*(path.read_text() for path in r.files.values()))  # never in an artifact
+    assert {"swipe", "tap", "chip"} <= r.doc["read_paths"].keys()
+    for path in ("swipe", "tap", "chip"):
+        reads = r.doc["read_paths"][path]
+        assert reads["verdict"] == "healthy" and reads["trials"] >= 1 and len(reads["ci"]) == 2
+        assert reads["alpha"] and reads["beta"]
 
 
 FAULTS = [("application", 1), ("firmware_driver", 1), ("resources", 1), ("data_loss", 1),
-          ("maintenance", 1), ("operator_error", 0), ("issuer_referral", 0)]
+          ("maintenance", 1), ("operator_error", 0), ("issuer_referral", 0), ("msr_head", 1),
+          ("nfc_antenna", 1), ("chip_contacts", 1)]
 
 
 @pytest.mark.timeout(150)
@@ -54,14 +58,14 @@ def test_each_fault_is_named_first(run_triage, cause, exit_code):
     assert r.doc["causes"][0]["evidence"], "a cause without evidence"
     if cause == "issuer_referral":
         assert r.doc["code01_origin"] == "issuer"
-    for path in r.files.values():  # card data never reaches an artifact, faulty unit or not
-        assert TEST_PAN not in path.read_text()
-    assert TEST_PAN not in r.out + r.err
+    # card data never reaches an artifact or the output, faulty unit or not
+    assert_no_card_data(r.out, r.err, *(path.read_text() for path in r.files.values()))
 
 
 @pytest.mark.timeout(150)
 @pytest.mark.parametrize("cause", ["application", "resources", "data_loss", "operator_error",
-                                   "issuer_referral", "firmware_driver", "maintenance"])
+                                   "issuer_referral", "firmware_driver", "maintenance", "msr_head",
+                                   "nfc_antenna", "chip_contacts"])
 def test_faults_found_at_low_severity(run_triage, cause):
     r = run_triage("--fault", f"{cause}=0.3", "--seed", "6")
     assert r.doc["causes"] and r.doc["causes"][0]["id"] == cause, (r.doc["verdict"], r.doc["causes"], r.out)

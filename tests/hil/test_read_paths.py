@@ -6,7 +6,8 @@ until the decision is clear, then states the reads used, the observed failure ra
 """
 import pytest
 
-from bench.emv import PSE, AtrError, TlvError, fci_df_name, parse_atr
+from bench.cards import TEST_TAG_ID, TEST_TAG_TEXT
+from bench.emv import BRAND_AIDS, PSE, AtrError, TlvError, fci_df_name, parse_atr
 from bench.readtest import decide_path, record_path
 from bench.tracks import TrackError, luhn_valid
 from drivers.usb.magstripe import SwipeTimeout
@@ -52,6 +53,37 @@ def test_swipe(mag_reader, actuator, deck, profile, record):
 
     result = decide_path(spec, read_once)
     record_path(record, "swipe", result, spec, cause="msr_head")
+
+
+def tap_failure(tap, card) -> str:
+    """Why a tap failed ("" when it read right): no card seen, an RF error in the exchange, a
+    bad status word, or data that differs from what the card carries."""
+    if not tap.ok:
+        return tap.reason
+    if card is None:
+        return "" if TEST_TAG_TEXT in tap.records else "mismatch"
+    if tap.status_word.upper() != "9000":
+        return f"sw_{tap.status_word or 'none'}"
+    return "" if BRAND_AIDS[card.brand] in (a.upper() for a in tap.aids) else "mismatch"
+
+
+def test_tap(nfc_reader, actuator, deck, profile, record):
+    spec = _spec(profile, "tap")
+
+    def read_once(n: int) -> str:
+        card_id = spec.cards[(n - 1) % len(spec.cards)]
+        card = None if card_id == TEST_TAG_ID else deck[card_id]
+        actuator.tap(card_id, n, spec.max_trials)
+        try:
+            tap = nfc_reader.tap(spec.timeout_s)
+        finally:
+            actuator.remove()
+        if tap.reason == "no_card":
+            actuator.missed("tap")
+        return tap_failure(tap, card)
+
+    result = decide_path(spec, read_once)
+    record_path(record, "tap", result, spec, cause="nfc_antenna")
 
 
 def test_chip(terminal, actuator, ask, profile, record):

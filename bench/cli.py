@@ -51,7 +51,9 @@ def _faults(values: tuple[str, ...]) -> dict[str, float]:
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="verdict JSON file")
 @click.option("--html", "html_path", type=click.Path(path_type=Path), help="HTML report file")
 @click.option("--junit", "junit_path", type=click.Path(path_type=Path), help="JUnit XML file")
-def triage(bench_path, virtual, fault, seed, unit, json_path, html_path, junit_path) -> None:
+@click.option("--store", "store_url", metavar="URL", envvar="POSBENCH_STORE",
+              help="result store, an SQLAlchemy URL (default: SQLite in reports/)")
+def triage(bench_path, virtual, fault, seed, unit, json_path, html_path, junit_path, store_url) -> None:
     """Run the HIL suite against a unit and name the most likely cause of its code 01."""
     console = Console(highlight=False)
     if bench_path and virtual:
@@ -80,7 +82,8 @@ def triage(bench_path, virtual, fault, seed, unit, json_path, html_path, junit_p
                           + (f" with faults {', '.join(fault)}" if fault else " (healthy unit)")
                           + f", seed {seed}")
             bench_file = vbench.start()
-        code, doc = run_hil(bench_file, json_path, html_path, junit_path, unit, console)
+        extra = ["--reports-dir", str(REPORTS)] + (["--store", store_url] if store_url else [])
+        code, doc = run_hil(bench_file, json_path, html_path, junit_path, unit, console, extra)
         if doc is not None and vbench is not None and not vbench.alive():
             doc.setdefault("bench_errors", []).append("the virtual bench process died during the run")
             doc["verdict"], doc["causes"] = "bench_error", []
@@ -101,6 +104,8 @@ def triage(bench_path, virtual, fault, seed, unit, json_path, html_path, junit_p
 
 
 def _print_verdict(console: Console, doc: dict, json_path: Path, html_path: Path, junit_path: Path) -> None:
+    for note in doc.get("seen_before_notes", []):
+        say(console, f"[bold]seen before:[/] {escape(note)}")
     table = Table(title=f"unit {doc['unit']['serial'] or '?'}  ·  code 01 origin: {doc['code01_origin']}",
                   show_lines=False)
     table.add_column("cause")
@@ -149,12 +154,19 @@ def discover(probe, ports, baudrates) -> None:
 
 
 def _until_signal() -> None:
-    """Block until SIGINT or SIGTERM."""
+    """Block until SIGINT or SIGTERM, or (started by a triage) until that triage is gone.
+
+    ``POSBENCH_PARENT_PID`` names the process that launched this virtual bench: if it dies
+    without stopping us (SIGKILL), we are reparented and clean up instead of living on.
+    """
+    import os
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    parent = os.environ.get("POSBENCH_PARENT_PID")
     while not stop.wait(0.5):
-        pass
+        if parent and os.getppid() != int(parent):
+            return
 
 
 @cli.command()
@@ -224,6 +236,45 @@ def host(listen, log_path, rules_path, seed) -> None:
         print(f"BENCH ERROR: the host simulator could not listen on {listen}: {exc}", file=sys.stderr)
         sys.exit(EXIT_BENCH)
     print("host simulator stopped", flush=True)
+
+
+def _open_store(url: str | None):
+    from bench.store import Store
+    try:
+        return Store.open(url, REPORTS)
+    except BenchError as exc:
+        Console(stderr=True, highlight=False).print(f"[bold magenta]BENCH ERROR[/]: {escape(str(exc))}")
+        sys.exit(EXIT_BENCH)
+
+
+@cli.command()
+@click.argument("serial")
+@click.option("--store", "store_url", metavar="URL", envvar="POSBENCH_STORE",
+              help="result store, an SQLAlchemy URL (default: SQLite in reports/)")
+def history(serial, store_url) -> None:
+    """A unit's runs, newest first, and what changed between its last two runs."""
+    from bench.store.history import render_history
+    with _open_store(store_url) as store:
+        if not render_history(store, serial, Console(highlight=False)):
+            raise UsageFailure(f"no runs of unit {serial} in the store")
+
+
+@cli.command()
+@click.argument("run")
+@click.option("--store", "store_url", metavar="URL", envvar="POSBENCH_STORE",
+              help="result store, an SQLAlchemy URL (default: SQLite in reports/)")
+@click.option("--out", "out_dir", default="reports", show_default=True, type=click.Path(path_type=Path),
+              help="directory for the regenerated HTML and JSON")
+def report(run, store_url, out_dir) -> None:
+    """Regenerate the HTML page and verdict JSON of a stored run (an id or its prefix)."""
+    from bench.store import UnknownRun
+    from bench.store.report import regenerate
+    with _open_store(store_url) as store:
+        try:
+            html_path, json_path = regenerate(store, run, out_dir)
+        except UnknownRun as exc:
+            raise UsageFailure(str(exc)) from None
+    say(Console(highlight=False), f"wrote {html_path} and {json_path}")
 
 
 def _floats(text: str, what: str) -> list[float]:

@@ -47,7 +47,8 @@ class VirtualBench:
             cmd += ["--seed", str(self.seed)]
         with open(self._stderr, "wb") as err:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                         stderr=err, start_new_session=True)
+                                         stderr=err, start_new_session=True,
+                                         env={**os.environ, "POSBENCH_PARENT_PID": str(os.getpid())})
         deadline = time.monotonic() + self.start_timeout
         while not self.bench_file.exists():
             if self.proc.poll() is not None:

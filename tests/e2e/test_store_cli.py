@@ -1,0 +1,93 @@
+"""The result store through the real command: a row per test as it finishes, history, report."""
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from .conftest import ROOT, assert_no_card_data, posbench
+
+
+def _runs(db):
+    with sqlite3.connect(db) as con:
+        return con.execute("select run_id, status, unit_serial from runs order by started").fetchall()
+
+
+@pytest.mark.timeout(240)
+def test_killed_triage_keeps_finished_tests_and_the_next_run_works(tmp_path):
+    db = tmp_path / "reports" / "posbench.sqlite"
+    proc = subprocess.Popen([sys.executable, "-m", "bench.cli", "triage", "--seed", "21"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        seen = ""
+        while "[3/" not in seen and time.monotonic() < deadline:  # two tests finished
+            line = proc.stdout.readline()
+            if not line:
+                break
+            seen += line
+        assert "[3/" in seen, seen
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    with sqlite3.connect(db) as con:
+        stored = con.execute("select count(*) from tests").fetchone()[0]
+    assert stored >= 2, "tests finished before the kill are in the store"
+    assert [status for _, status, _ in _runs(db)] == ["running"]  # nobody has looked yet
+    r = posbench("triage", "--seed", "21", cwd=tmp_path, timeout=180)
+    assert r.returncode == 0, r.stdout + r.stderr
+    runs = _runs(db)
+    assert [status for _, status, _ in runs] == ["incomplete", "complete"]
+    deadline = time.monotonic() + 10  # the killed triage's virtual bench noticed and left
+    while _sims_with_seed("21") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _sims_with_seed("21"), "the killed triage's virtual bench lives on"
+
+
+def _sims_with_seed(seed: str) -> list[int]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            args = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        if b"bench.cli" in args and b"sim" in args and seed.encode() in args:
+            found.append(int(pid))
+    return found
+
+
+@pytest.mark.timeout(240)
+def test_history_and_report_of_stored_runs(tmp_path):
+    first = posbench("triage", "--seed", "22", "--fault", "msr_head", cwd=tmp_path)
+    assert first.returncode == 1, first.stdout + first.stderr
+    second = posbench("triage", "--seed", "22", "--fault", "msr_head", cwd=tmp_path)
+    assert "seen before" in second.stdout and "msr_head" in second.stdout
+    (run_id, _, serial), (run2, _, _) = _runs(tmp_path / "reports" / "posbench.sqlite")
+    hist = posbench("history", serial, cwd=tmp_path)
+    assert hist.returncode == 0, hist.stderr
+    assert hist.stdout.index(run2[:8]) < hist.stdout.index(run_id[:8])  # newest first
+    assert "before / after" in hist.stdout
+    rep = posbench("report", run_id[:8], "--out", "regen", cwd=tmp_path)
+    assert rep.returncode == 0, rep.stderr
+    doc = json.loads(next((tmp_path / "regen").glob("*.json")).read_text())
+    assert doc["verdict"] == "fault" and doc["causes"][0]["id"] == "msr_head"
+    page = next((tmp_path / "regen").glob("*.html")).read_text()
+    assert "msr_head" in page
+    with open(tmp_path / "reports" / "posbench.sqlite", "rb") as f:  # nor in the store's bytes
+        assert_no_card_data(f.read().decode("latin-1"), page)
+    unknown = posbench("report", "ffffffff", cwd=tmp_path)
+    assert unknown.returncode == 3 and "Traceback" not in unknown.stderr
+    missing = posbench("history", "NO-SUCH-UNIT", cwd=tmp_path)
+    assert missing.returncode == 3
+
+
+@pytest.mark.timeout(60)
+def test_unreachable_store_is_a_bench_error(tmp_path):
+    r = posbench("history", "X", "--store", "postgresql://u:secret@127.0.0.1:1/db", cwd=tmp_path)
+    assert r.returncode == 2 and "secret" not in r.stdout + r.stderr and "Traceback" not in r.stderr

@@ -91,3 +91,25 @@ def test_history_and_report_of_stored_runs(tmp_path):
 def test_unreachable_store_is_a_bench_error(tmp_path):
     r = posbench("history", "X", "--store", "postgresql://u:secret@127.0.0.1:1/db", cwd=tmp_path)
     assert r.returncode == 2 and "secret" not in r.stdout + r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.timeout(300)
+def test_two_triages_at_once_into_one_postgresql_store(tmp_path):
+    import sqlalchemy as sa
+
+    from bench.store import Store
+    from bench.store.schema import runs
+    from tests.pg_server import create_database, postgres_server
+    with postgres_server() as socket_dir:
+        url = create_database(socket_dir, "posbench_e2e")
+        procs = [subprocess.Popen([sys.executable, "-m", "bench.cli", "triage", "--seed", str(seed),
+                                   "--store", url], cwd=tmp_path, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+                 for seed in (31, 32)]
+        outs = [p.communicate(timeout=240)[0] for p in procs]
+        assert [p.returncode for p in procs] == [0, 0], outs
+        with Store.open(url, tmp_path) as store, store.engine.connect() as con:
+            rows = con.execute(sa.select(runs.c.unit_serial, runs.c.status)).all()
+    assert sorted(status for _, status in rows) == ["complete", "complete"], rows
+    assert len({serial for serial, _ in rows}) == 2  # two units, two benches
+    assert not (tmp_path / "reports" / "posbench.sqlite").exists()  # the URL was used, not SQLite

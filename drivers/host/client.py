@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any
@@ -22,17 +23,31 @@ class HostClient:
     """One persistent TCP connection to ``address``, opened on first use.
 
     ``timeout``: default seconds for connecting and for one exchange.
+    ``sock_factory``: makes the (unconnected TCP) socket of each connection instead of
+    ``socket.create_connection``, e.g. one inside a network namespace (``bench.sim.netns.socket_in``).
     """
 
-    def __init__(self, address: tuple[str, int], timeout: float = 5.0):
+    def __init__(self, address: tuple[str, int], timeout: float = 5.0,
+                 sock_factory: Callable[[], socket.socket] | None = None):
         self.address = (address[0], int(address[1]))
         self.timeout = timeout
+        self.sock_factory = sock_factory
         self._sock: socket.socket | None = None
 
     def connect(self, timeout: float | None = None) -> None:
         """Open the connection now within ``timeout`` seconds (``exchange`` does it lazily)."""
         if self._sock is None:
-            sock = socket.create_connection(self.address, timeout=self.timeout if timeout is None else timeout)
+            limit = self.timeout if timeout is None else timeout
+            if self.sock_factory is None:
+                sock = socket.create_connection(self.address, timeout=limit)
+            else:
+                sock = self.sock_factory()
+                try:
+                    sock.settimeout(limit)
+                    sock.connect(self.address)
+                except BaseException:
+                    sock.close()
+                    raise
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._sock = sock
 

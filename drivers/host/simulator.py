@@ -84,9 +84,26 @@ class _Server(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     block_on_close = False
 
-    def __init__(self, address: tuple[str, int], sim: HostSimulator):
+    def __init__(self, address: tuple[str, int], sim: HostSimulator,
+                 listen_sock: socket.socket | None = None):
         self.sim = sim
-        super().__init__(address, _Handler)
+        if listen_sock is None:
+            super().__init__(address, _Handler)
+            return
+        # A socket made elsewhere (e.g. inside a network namespace) replaces the server's own;
+        # it is bound to ``address`` unless it already is.
+        super().__init__(address, _Handler, bind_and_activate=False)
+        self.socket.close()
+        self.socket = listen_sock
+        try:
+            if listen_sock.getsockname()[1] == 0:
+                listen_sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                listen_sock.bind(address)
+            self.server_address = listen_sock.getsockname()
+            self.server_activate()
+        except OSError:
+            self.server_close()
+            raise
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         self.sim._log_event("error", peer=_peer(client_address),
@@ -106,12 +123,17 @@ class HostSimulator:
     ``listen``: (host, port) to bind, port 0 picks a free one. ``seed``: makes rule draws and
     auth codes repeatable. ``idle_timeout``: seconds a connection may stay silent.
     ``send_timeout``: seconds a reply may take to write, and a started request to arrive.
+    ``listen_sock``: a TCP socket to serve on instead of a new one (bound to ``listen`` unless
+    already bound), e.g. one made inside a network namespace by ``bench.sim.netns.socket_in``;
+    the simulator closes it on ``stop``, so it serves one start only.
     """
 
     def __init__(self, listen: tuple[str, int] = ("127.0.0.1", 0), rules: RuleSet | None = None,
                  *, log_path: str | Path, seed: int | None = None,
-                 idle_timeout: float = 30.0, send_timeout: float = 5.0):
+                 idle_timeout: float = 30.0, send_timeout: float = 5.0,
+                 listen_sock: socket.socket | None = None):
         self.listen = listen
+        self._listen_sock = listen_sock
         self.rules = rules if rules is not None else RuleSet()
         self.log_path = Path(log_path)
         self.idle_timeout = idle_timeout
@@ -138,7 +160,7 @@ class HostSimulator:
         except OSError as exc:
             raise HostUnavailable(DEVICE, "opening the host log", f"{self.log_path}: {exc.strerror}") from None
         try:
-            self._server = _Server(self.listen, self)
+            self._server = _Server(self.listen, self, self._listen_sock)
         except OSError as exc:
             self._log.close()
             raise HostUnavailable(DEVICE, f"binding {self.listen[0]}:{self.listen[1]}",

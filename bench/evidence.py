@@ -72,6 +72,8 @@ class RunRecord:
     bench_errors: list[str] = field(default_factory=list)
     bench: dict = field(default_factory=dict)
     """Which bench ran: name, virtual, and for a virtual bench its seed and faults."""
+    plots: list[tuple[str, str, bytes]] = field(default_factory=list)
+    """(test, title, PNG) for the HTML report; never in the verdict JSON."""
     read_paths: dict[str, dict] = field(default_factory=dict)
     """Per read path ("swipe", "tap", "chip"): the SPRT's verdict, reads, rate and interval."""
 
@@ -102,6 +104,10 @@ class Recorder:
         if origin not in ("issuer", "terminal"):
             raise ValueError(f"origin must be issuer or terminal, not {origin!r}")
         self.run.code01.append(Code01Observation(origin, stan, host_code, reason, self.test))
+
+    def plot(self, title: str, png: bytes) -> None:
+        """Attach a PNG plot to the run's HTML report."""
+        self.run.plots.append((self.test, title, png))
 
     def failed(self) -> list[Measurement]:
         return [m for m in self.run.measurements if m.test == self.test and not m.passed]

@@ -62,6 +62,8 @@ class PowerSpec(_Strict):
     """Volts the bench supply is set to."""
     current_limit_a: float = Field(gt=0, le=20)
     """Amps the bench supply limits to."""
+    min_input_v: float = Field(gt=0, le=60)
+    """Volts below which the unit resets (its minimum input); a reading under it is a sag."""
     brownout_v: float = Field(gt=0, le=60)
     """Volts for the brownout test (below the unit's minimum input)."""
     brownout_s: float = Field(0.5, gt=0, le=30)
@@ -72,6 +74,10 @@ class PowerSpec(_Strict):
     """Seconds the unit stays unpowered in a cycle."""
     sample_interval_s: float = Field(0.05, gt=0, le=5)
     """Seconds between supply readings in a trace."""
+    brownout_at_s: float = Field(0.2, ge=0, le=60)
+    """Seconds into a sale at which the brownout test drops the supply."""
+    usb_watch_s: float = Field(3.0, gt=0, le=600)
+    """Seconds the USB stability test watches the unit's devices stay enumerated."""
 
 
 class Profile(_Strict):

@@ -1,28 +1,75 @@
 """A read path's health as measurements and evidence: the SPRT's verdict, reads used, the rate."""
 from __future__ import annotations
 
+from collections import Counter
+from typing import Callable
+
 from bench.evidence import Recorder
 from bench.limits import Limit
 from bench.profile import SprtSpec
-from bench.sprt import SprtResult, run_sprt
+from bench.sprt import Sprt, SprtResult
+from bench.errors import UnitError, UnitNotResponding
+
+MAX_INTERRUPTIONS = 5
+"""Reads cut off (the reader left the bus, the unit reset) before the path counts as unjudgeable."""
 
 
-def decide_path(spec: SprtSpec, read_once) -> SprtResult:
-    """Run reads (``read_once(n)`` -> failure reason or "" for a good read) until the SPRT decides."""
-    counter = iter(range(1, spec.max_trials + 1))
-    return run_sprt(lambda: read_once(next(counter)), p0=spec.p0, p1=spec.p1, alpha=spec.alpha,
-                    beta=spec.beta, max_trials=spec.max_trials)
+class ReadInterrupted(Exception):
+    """A read that never happened: the reader vanished or the unit reset under it.
+
+    Not a failed read of the path (a head or antenna did not fail): it is retried, and the
+    interruption itself is evidence about the unit's power or board.
+    """
+
+    def __init__(self, what: str, t0: float, t1: float):
+        super().__init__(what)
+        self.what, self.t0, self.t1 = what, t0, t1
 
 
-def record_path(record: Recorder, path: str, result: SprtResult, spec: SprtSpec, cause: str) -> None:
-    """Measurements ``<path>_failure_rate`` and ``<path>_reads``; a faulty verdict is evidence.
+def decide_path(spec: SprtSpec, read_once: Callable[[int], str],
+                on_interrupt: Callable[[ReadInterrupted], None] = lambda exc: None
+                ) -> tuple[SprtResult, int]:
+    """Read until the SPRT decides; returns its result and the number of interrupted reads.
+
+    ``read_once(n)`` performs read ``n`` and returns "" for a good read or the failure reason
+    ("t1_parity", "no_card", "timeout", ...); it raises ``ReadInterrupted`` for a read that was
+    cut off, which ``on_interrupt`` handles (reconnect, evidence) before the read is tried again.
+    After ``MAX_INTERRUPTIONS`` the test stops with whatever it has (verdict ``undecided``).
+    """
+    test = Sprt(spec.p0, spec.p1, spec.alpha, spec.beta, spec.max_trials)
+    reasons: Counter[str] = Counter()
+    interruptions = n = 0
+    while not test.done:
+        n += 1
+        try:
+            outcome = read_once(n)
+        except ReadInterrupted as exc:
+            interruptions += 1
+            on_interrupt(exc)
+            if interruptions >= MAX_INTERRUPTIONS:
+                break
+            continue
+        except UnitNotResponding:
+            outcome = "timeout"
+        except UnitError as exc:
+            outcome = type(exc).__name__
+        if outcome:
+            reasons[outcome] += 1
+        test.update(bool(outcome))
+    return test.result(dict(reasons)), interruptions
+
+
+def record_path(record: Recorder, path: str, result: SprtResult, spec: SprtSpec, cause: str,
+                interruptions: int = 0, interruption_limit: Limit | None = None) -> None:
+    """Measurements ``<path>_sprt_verdict``, ``_failure_rate``, ``_reads`` and ``_interruptions``;
+    a faulty verdict is evidence for ``cause``.
 
     The failure-rate limit is the profile's p1 (the rate from which a path counts as faulty);
     the verdict itself comes from the SPRT, stated with its alpha and beta.
     """
     lo, hi = result.interval()
     note = result.summary()
-    record.run.read_paths[path] = {**result.to_dict(), "test": record.test}
+    record.run.read_paths[path] = {**result.to_dict(), "interruptions": interruptions, "test": record.test}
     strength = "strong" if result.truncated else "decisive"
     record.measure(f"{path}_sprt_verdict", result.verdict, "", Limit(equals="healthy"),
                    cause=cause if result.verdict == "faulty" else None, strength=strength, note=note)
@@ -30,3 +77,5 @@ def record_path(record: Recorder, path: str, result: SprtResult, spec: SprtSpec,
                    Limit(max=spec.p1), note=f"95% CI {lo:.3f}..{hi:.3f} over {result.trials} reads")
     record.measure(f"{path}_reads", result.trials, "count", Limit(max=spec.max_trials),
                    note=f"SPRT p0={spec.p0:g} p1={spec.p1:g} alpha={spec.alpha:g} beta={spec.beta:g}")
+    record.measure(f"{path}_interruptions", interruptions, "count", interruption_limit or Limit(max=0),
+                   note="reads cut off by the reader leaving the bus or the unit resetting")

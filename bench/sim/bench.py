@@ -5,6 +5,7 @@ import os
 import random
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 
 from bench.profile import Profile, profile_for_model
@@ -14,9 +15,12 @@ from drivers.host.simulator import HostSimulator
 from .chip_card import ContactCard
 from .control import ControlServer
 from .faults import format_faults
+from .intermittent import UsbDropper
+from .korad import KoradEmulator
 from .magstripe import VirtualMagstripeReader
 from .nfc_cards import CardApplication, Iso14443_4Card, Type2Tag
 from .pn532 import PN532Emulator
+from .power_model import UnitPower
 from .usb_devices import UsbipServer
 from .usb_hub import VirtualUsbHub
 from .terminal import TerminalTiming, VirtualTerminal
@@ -57,6 +61,10 @@ class SimBench:
         self.hub: VirtualUsbHub | None = None
         self.reader: VirtualMagstripeReader | None = None
         self.nfc: PN532Emulator | None = None
+        self.power: UnitPower | None = None
+        self.supply: KoradEmulator | None = None
+        self.dropper: UsbDropper | None = None
+        self._reader_lock = threading.Lock()
         self.bench_file: Path | None = None
         from bench.cards import load_deck
         self.deck = load_deck()
@@ -72,11 +80,17 @@ class SimBench:
             self.host.start()
             self.terminal = VirtualTerminal(self.host.address, self.profile, self.faults,
                                             seed=self.seed, serial=self.serial,
-                                            terminal_id=self.terminal_id, timing=self.timing).start()
+                                            terminal_id=self.terminal_id, timing=self.timing)
+            self.terminal.set_powered(False)  # the power model switches it on below
             self._start_usb()
             self.nfc = PN532Emulator(random.Random(self.seed + 13),
                                      antenna_fault=self.faults.get("nfc_antenna", 0.0))
+            self.nfc.set_powered(False)
             self.nfc.start()
+            self._start_power()
+            self.terminal.start()
+            self.dropper = UsbDropper(random.Random(self.seed + 19), self.faults.get("pcb_intermittent", 0.0),
+                                      self._unplug_reader, self._plug_reader).start()
             self.control = ControlServer(self._actions()).start()
         except BaseException:
             self.close()
@@ -90,7 +104,44 @@ class SimBench:
         self.reader = VirtualMagstripeReader("hid", rng=random.Random(self.seed + 11),
                                              head_fault=self.faults.get("msr_head", 0.0),
                                              serial=f"MSR{self.seed % 10**8:08d}")
-        self.hub.attach(1, self.reader)
+
+    def _start_power(self) -> None:
+        """One power model of the unit, fed by a Korad supply on a pty (the bench's own link)."""
+        assert self.terminal
+        spec = self.profile.power
+        self.power = UnitPower(self.terminal.timing.boot_s, rng=random.Random(self.seed + 17),
+                               supply_fault=self.faults.get("power_supply", 0.0))
+        self.power.on_change(self._on_power)
+        self.terminal.on_activity = self.power.set_activity
+        self.power.start()
+        self.supply = KoradEmulator(self.power, serial=f"{self.seed % 10**8:08d}",
+                                    volts=spec.nominal_v if spec else 12.0,
+                                    amps=spec.current_limit_a if spec else 2.0, output=True).start()
+
+    def _on_power(self, state: str) -> None:
+        """The unit's parts follow its power: dead when off, back (devices re-enumerated) when on."""
+        assert self.terminal and self.nfc
+        if state == "off":
+            self.terminal.set_powered(False)
+            self.nfc.set_powered(False)
+            self._unplug_reader()
+        elif state == "on":
+            self.terminal.set_powered(True, boot_s=0.0)  # the power model timed the boot
+            self.nfc.set_powered(True)
+            self._plug_reader()
+
+    def _unplug_reader(self) -> bool:
+        with self._reader_lock:
+            return self.hub is not None and self.hub.detach(1) is not None
+
+    def _plug_reader(self) -> None:
+        with self._reader_lock:
+            if self.hub is not None and self.reader is not None and self.power is not None \
+                    and self.power.state == "on":
+                try:
+                    self.hub.attach(1, self.reader)
+                except ValueError:
+                    pass  # already plugged in
 
     def _card(self, request: dict):
         card_id = request.get("card")
@@ -111,10 +162,13 @@ class SimBench:
                 self.terminal.insert_card(None)
             if self.nfc:
                 self.nfc.remove()
+            if self.power:
+                self.power.set_activity("idle")
             return {}
 
         def tap(request: dict) -> dict:
-            assert self.nfc
+            assert self.nfc and self.power
+            self.power.set_activity("field")
             from bench.cards import TEST_TAG_ID, TEST_TAG_TEXT
             if request.get("card") == TEST_TAG_ID:
                 import ndef
@@ -130,13 +184,16 @@ class SimBench:
             card = self._card(request)
             if self.reader is None or not self.usb or not self.usb.is_exported(self.reader):
                 return {"swiped": False}  # the reader is unpowered: the swipe goes nowhere
+            assert self.power
+            self.power.set_activity("reading")  # the head amplifier and decoder wake up
             self.reader.swipe(card)
+            threading.Timer(0.2, lambda: self.power and self.power.set_activity("idle")).start()
             return {"swiped": True}
 
         return {"insert": insert, "remove": remove, "swipe": swipe, "tap": tap}
 
     def bench_toml(self) -> str:
-        assert self.host and self.terminal and self.control and self.usb and self.nfc
+        assert self.host and self.terminal and self.control and self.usb and self.nfc and self.supply
         host, port = self.host.address
         control = "{}:{}".format(*self.control.address)
         faults = ", ".join(f'"{f}"' for f in format_faults(self.faults))
@@ -145,11 +202,12 @@ class SimBench:
             f'[bench]\nname = "virtual"\nvirtual = true\n\n'
             f'[unit]\nmodel = "{MODEL}"\nserial = "{self.serial}"\n\n'
             f'[terminal]\nport = "{self.terminal.port.path}"\nbaudrate = 115200\n'
-            f"reply_timeout = 1.0\nsale_timeout = 10.0\nboot_timeout = 10.0\n\n"
+            f"reply_timeout = 1.0\nsale_timeout = 5.0\nboot_timeout = 10.0\n\n"
             f'[host]\naddress = "{host}:{port}"\nlog = "{self.host_log}"\n'
             f'terminal_id = "{self.terminal_id}"\n\n'
             f'[usb]\nbackend = "{self.usb.url}"\nreader = "0801:0002"\n\n'
             f'[nfc]\npath = "{self.nfc.path}"\n\n'
+            f'[power]\ndriver = "korad"\nport = "{self.supply.path}"\nchannel = 1\n\n'
             f'[actuator]\nkind = "virtual"\naddress = "{control}"\n\n'
             f"[sim]\npid = {os.getpid()}\nseed = {self.seed}\nfaults = [{faults}]\n"
             f'control = "{control}"\n')
@@ -167,6 +225,14 @@ class SimBench:
         if self.control:
             self.control.stop(timeout=2.0)
             self.control = None
+        if self.dropper:
+            self.dropper.stop(timeout=2.0)
+            self.dropper = None
+        if self.supply:
+            self.supply.stop(timeout=2.0)
+            self.supply = None
+        if self.power:
+            self.power.stop(timeout=2.0)
         if self.nfc:
             self.nfc.stop(timeout=2.0)
             self.nfc = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 from bench import taxonomy
 
 INJECTABLE = ("application", "firmware_driver", "resources", "data_loss", "maintenance", "chip_contacts", "msr_head",
-              "nfc_antenna",
+              "nfc_antenna", "power_supply",
               "pcb_intermittent",
               "operator_error", "issuer_referral")
 """Cause ids the virtual bench can produce today."""

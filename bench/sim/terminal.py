@@ -68,6 +68,8 @@ class TerminalTiming:
     boot_s: float = 1.5
     app_restart_s: float = 0.8
     host_timeout_s: float = 2.0
+    print_s: float = 0.3
+    """Printing the receipt of an approved sale (the unit draws most current then)."""
 
 
 @dataclass
@@ -116,6 +118,9 @@ class VirtualTerminal:
         self._pending_reversal: dict | None = None
         self._stan = self.rng.randrange(1, 400000)
         self.restarts = 0
+        self.power_losses = 0
+        self._inflight: tuple[LogEntry, dict | None] | None = None
+        """The journal record of the sale under way, and its 0200 once sent."""
         self._restart_after_reply = False
         self._build_unit()
         self._power_on()
@@ -207,17 +212,44 @@ class VirtualTerminal:
         self.commands_since_boot = 0
         self.state = "booting"
 
-    def set_powered(self, on: bool) -> None:
+    def set_powered(self, on: bool, boot_s: float | None = None) -> None:
         """Supply on or off. Off: the unit is dead (ECR silent, host link dropped, RAM lost);
-        on: it boots for ``boot_s`` seconds before answering again."""
+        on: it boots for ``boot_s`` seconds (default its own boot time; 0 when a power model
+        has already timed the boot) before answering again."""
         if on == self.powered:
             return
-        self.powered = on
         if on:
-            self._power_on()
+            self._power_on(boot_s)
+            self._recover_journal()
+            self.powered = True
         else:
+            self.powered = False
+            self.power_losses += 1
             self.state = "off"
             self._reset_host()
+
+    def _recover_journal(self) -> None:
+        """After a power loss: a sale that was cut off is journaled as failed and reversed.
+
+        A healthy unit keeps its in-flight record in non-volatile memory: on boot it marks the
+        record ``POWER_FAIL`` and queues a 0400 (field 39 = 96, approved but not completed).
+        A degraded supply (``power_supply``) corrupts that state: the record is lost or written
+        twice, or the reversal is forgotten.
+        """
+        inflight, self._inflight = self._inflight, None
+        if inflight is None:
+            return
+        entry, doc = inflight
+        entry.events = [*entry.events, "POWER_FAIL"]
+        s = self.sev("power_supply")
+        roll = self.rng.random() if s else 1.0
+        if roll < 0.35 * s:
+            self.log.remove(entry)                        # the journal write never made it
+        elif roll < 0.7 * s:
+            self.log.append(LogEntry(entry.seq + 1, entry.ts, entry.type, entry.amount, entry.pan,
+                                     entry.display, entry.host_rc, list(entry.events)))  # replayed
+        if doc is not None and not (s and self.rng.random() < 0.5 * s):
+            self._pending_reversal = {**doc, "t": "0400", "39": "96"}
 
     def insert_card(self, card: ContactCard | None) -> None:
         """A card in the chip slot (``None`` takes it out)."""
@@ -248,6 +280,7 @@ class VirtualTerminal:
                     time.sleep(0.05)
                     continue
                 self.state = "idle"
+                self._send_pending_reversal()
             try:
                 if self.link.wait_enq(0.2):
                     self._serve_one()
@@ -267,7 +300,10 @@ class VirtualTerminal:
             self._app_restart()
             return  # the command is lost with the crash
         time.sleep(self._latency())
+        losses = self.power_losses
         reply = self._dispatch(request)
+        if self.power_losses != losses or not self.powered:
+            return  # the unit lost power while working on it: no reply ever leaves
         self.link.send(reply.encode(), f"replying to {request.command}")
         if request.command == "RBT":
             self._power_on()
@@ -386,6 +422,8 @@ class VirtualTerminal:
         amount = int(req.require("amount"))
         if not 0 < amount < 10**12:
             raise ValueError("amount out of range")
+        losses = self.power_losses
+        alive = lambda: self.power_losses == losses and self.powered  # noqa: E731
         self.state = "sale"
         self.on_activity("reading")
         time.sleep(self.timing.card_read_s)  # the cardholder inserts the card, the unit reads it
@@ -394,6 +432,8 @@ class VirtualTerminal:
         stan = f"{self._stan:06d}"
         result = {"display": "", "host": 0, "host_rc": "", "stan": stan, "tid": self.terminal_id,
                   "pan": mask_pan(TEST_PAN), "auth": "", "reason": ""}
+        if not alive():
+            return result  # the card read was cut off: nothing was journaled or sent
         local = self.profile.local_failure_code
         if "TAK" not in self.keys or "mid" not in self.config:
             reason = "no_keys" if "TAK" not in self.keys else "no_config"
@@ -401,11 +441,15 @@ class VirtualTerminal:
             reason = "kernel_error"
         else:
             reason = ""
+        entry = self._append("SALE", amount, "", "", ["IN_PROGRESS"])
+        self._inflight = (entry, None)
         if reason:
             result.update(display=local, reason=reason)
         else:
             self.state = "online"
             reply, reason = self._go_online(amount, stan)
+            if not alive():
+                return result  # power went while online: the journal recovers it at boot
             if reply is not None and self.sev("application") and \
                     self.rng.random() < 0.1 + 0.3 * self.sev("application"):
                 reply, reason = None, "app_restart"  # crashed holding the host's answer
@@ -415,9 +459,17 @@ class VirtualTerminal:
             else:
                 rc = reply.get(39, "")
                 result.update(display=rc, host=1, host_rc=rc, auth=reply.get(38, ""))
+                if rc == "00":
+                    entry.display, entry.host_rc = rc, rc
+                    self.on_activity("printing")
+                    time.sleep(self.timing.print_s)
+                    self.on_activity("idle")
+                    if not alive():
+                        return result  # cut off while printing the receipt
         self.state = "result"
-        self._append("SALE", amount, result["display"], result["host_rc"],
-                     [result["reason"].upper()] if result["reason"] else [])
+        entry.display, entry.host_rc = result["display"], result["host_rc"]
+        entry.events = [result["reason"].upper()] if result["reason"] else []
+        self._inflight = None
         self.state = "idle"
         return result
 
@@ -434,6 +486,8 @@ class VirtualTerminal:
             if self._pending_reversal:
                 self._host.exchange(self._pending_reversal, timeout=self.timing.host_timeout_s)
                 self._pending_reversal = None
+            if self._inflight is not None:
+                self._inflight = (self._inflight[0], doc)  # from here on the host may have it
             reply = self._host.exchange(doc, timeout=self.timing.host_timeout_s)
         except (TimeoutError, ProtocolError) as exc:
             self._reset_host()
@@ -443,6 +497,18 @@ class VirtualTerminal:
             self._reset_host()
             return None, "host_unreachable"
         return {int(k): v for k, v in reply.items() if k.isdigit()}, ""
+
+    def _send_pending_reversal(self) -> None:
+        """A reversal left from before a reboot goes out at once (one try; else with the next sale)."""
+        if not self._pending_reversal:
+            return
+        try:
+            if self._host is None:
+                self._host = self.connect_host(self.host_address, self.timing.host_timeout_s)
+            self._host.exchange(self._pending_reversal, timeout=self.timing.host_timeout_s)
+            self._pending_reversal = None
+        except (OSError, ProtocolError):
+            self._reset_host()
 
     def _reset_host(self) -> None:
         if self._host is not None:

@@ -3,27 +3,35 @@
 Runs sales through the terminal against the acquirer host simulator and compares what the
 terminal displayed with what the host logged for the same STAN.
 """
+import time
 from collections import defaultdict
 
-from bench.errors import UnitNotResponding
+from bench.errors import ProtocolError, UnitNotResponding
 
 REASON_CAUSE = {"no_keys": "data_loss", "no_config": "data_loss", "app_restart": "application",
                 "kernel_error": "firmware_driver"}
 """Local failure reasons the unit reports, and the cause each points to."""
 
 
-def test_code01_origin(terminal, profile, host_log, record):
+def test_code01_origin(terminal, profile, host_log, record, supply_watch):
     amounts = profile.tests.sale_amounts
     answered = 0
     issuer_stans: list[str] = []
     local: dict[str, list[str]] = defaultdict(list)  # reason -> STANs the unit showed 01 for
     mismatched: list[str] = []
     for amount in amounts:
+        t0 = time.monotonic()
         try:
             sale = terminal.sale(amount)
         except UnitNotResponding as exc:
-            record.evidence("application", "moderate", f"sale of {amount}: no reply ({exc.detail})")
+            note = f"sale of {amount}: no reply ({exc.detail})"
+            if supply_watch is None or supply_watch.attribute(
+                    record, note, t0, time.monotonic(), steady_cause="") != "power_supply":
+                record.evidence("application", "moderate", note)
             terminal.wait_ready(terminal.boot_timeout)
+            continue
+        except ProtocolError as exc:
+            record.evidence("pcb_intermittent", "moderate", f"sale of {amount}: the reply arrived corrupted ({exc})")
             continue
         host_code = host_log.answer_for(sale.terminal_id, sale.stan)
         answered += host_code is not None

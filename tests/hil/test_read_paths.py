@@ -4,19 +4,31 @@ Each path is judged by an SPRT (healthy failure rate p0 vs faulty p1 from the pr
 until the decision is clear, then states the reads used, the observed failure rate with its
 95% interval, and why each failed read failed.
 """
+import time
+
 import pytest
 
 from bench.cards import TEST_TAG_ID, TEST_TAG_TEXT
 from bench.emv import BRAND_AIDS, PSE, AtrError, TlvError, fci_df_name, parse_atr
-from bench.readtest import decide_path, record_path
+from bench.errors import PortLost
+from bench.readtest import ReadInterrupted, decide_path, record_path
 from bench.tracks import TrackError, luhn_valid
 from drivers.usb.magstripe import SwipeTimeout
+from fixtures.devices import UsbGone
 
 
 def _spec(profile, path):
     if profile.read_paths is None:
         pytest.skip(f"the DUT profile of {profile.model} names no read paths")
     return getattr(profile.read_paths, path)
+
+
+def _recover(exc: ReadInterrupted, record, supply_watch, terminal, reconnect) -> None:
+    """An interrupted read: say what the supply did meanwhile, wait for the unit, reconnect."""
+    if supply_watch is not None:
+        supply_watch.attribute(record, exc.what, exc.t0, exc.t1)
+    terminal.wait_ready(terminal.boot_timeout)
+    reconnect()
 
 
 def swipe_failure(swipe, card) -> str:
@@ -37,22 +49,27 @@ def swipe_failure(swipe, card) -> str:
     return ""
 
 
-def test_swipe(mag_reader, actuator, deck, profile, record):
+def test_swipe(mag_reader, actuator, deck, profile, record, terminal, supply_watch):
     spec = _spec(profile, "swipe")
     mag_reader.flush()
 
     def read_once(n: int) -> str:
         card = deck[spec.cards[(n - 1) % len(spec.cards)]]
+        t0 = time.monotonic()
         actuator.swipe(card.id, n, spec.max_trials)
         try:
             swipe = mag_reader.read_swipe(spec.timeout_s)
         except SwipeTimeout:
             actuator.missed("swipe")
             return "timeout"
+        except UsbGone:
+            raise ReadInterrupted("a swipe was cut off: the reader left the USB bus", t0, time.monotonic())
         return swipe_failure(swipe, card)
 
-    result = decide_path(spec, read_once)
-    record_path(record, "swipe", result, spec, cause="msr_head")
+    result, interrupted = decide_path(spec, read_once, lambda exc: _recover(
+        exc, record, supply_watch, terminal, lambda: mag_reader.connect(terminal.boot_timeout)))
+    record_path(record, "swipe", result, spec, cause="msr_head", interruptions=interrupted,
+                interruption_limit=profile.limits.get("reader_interruptions"))
 
 
 def tap_failure(tap, card) -> str:
@@ -67,23 +84,29 @@ def tap_failure(tap, card) -> str:
     return "" if BRAND_AIDS[card.brand] in (a.upper() for a in tap.aids) else "mismatch"
 
 
-def test_tap(nfc_reader, actuator, deck, profile, record):
+def test_tap(nfc_reader, actuator, deck, profile, record, terminal, supply_watch):
     spec = _spec(profile, "tap")
 
     def read_once(n: int) -> str:
         card_id = spec.cards[(n - 1) % len(spec.cards)]
         card = None if card_id == TEST_TAG_ID else deck[card_id]
+        t0 = time.monotonic()
         actuator.tap(card_id, n, spec.max_trials)
         try:
             tap = nfc_reader.tap(spec.timeout_s)
+        except PortLost:  # the reader went silent: the unit lost power under it
+            raise ReadInterrupted("a tap was cut off: the contactless reader stopped answering",
+                                  t0, time.monotonic()) from None
         finally:
             actuator.remove()
         if tap.reason == "no_card":
             actuator.missed("tap")
         return tap_failure(tap, card)
 
-    result = decide_path(spec, read_once)
-    record_path(record, "tap", result, spec, cause="nfc_antenna")
+    result, interrupted = decide_path(spec, read_once, lambda exc: _recover(
+        exc, record, supply_watch, terminal, nfc_reader.reopen))
+    record_path(record, "tap", result, spec, cause="nfc_antenna", interruptions=interrupted,
+                interruption_limit=profile.limits.get("reader_interruptions"))
 
 
 def test_chip(terminal, actuator, ask, profile, record):
@@ -115,5 +138,5 @@ def test_chip(terminal, actuator, ask, profile, record):
             return "bad_fci"
         return ""
 
-    result = decide_path(spec, read_once)
+    result, _ = decide_path(spec, read_once)
     record_path(record, "chip", result, spec, cause="chip_contacts")

@@ -1,0 +1,46 @@
+"""A cracked joint on the unit's USB lines: its devices drop off the bus and come back."""
+from __future__ import annotations
+
+import random
+import threading
+from typing import Callable
+
+
+def drop_rate(severity: float) -> float:
+    """Drops per second of a joint of ``severity`` (0 = sound)."""
+    return 0.5 + 2.0 * severity if severity else 0.0
+
+
+class UsbDropper:
+    """Unplugs a device for ``outage_s`` at random times (a Poisson process of ``drop_rate``).
+
+    ``unplug``/``replug`` act on the device; ``may_drop()`` says whether it is plugged at all
+    (an unpowered unit has nothing to drop). The supply stays steady throughout: that is what
+    tells this fault from a power fault.
+    """
+
+    def __init__(self, rng: random.Random, severity: float, unplug: Callable[[], bool],
+                 replug: Callable[[], None], outage_s: float = 0.3):
+        self.rng, self.rate, self.outage_s = rng, drop_rate(severity), outage_s
+        self.unplug, self.replug = unplug, replug
+        self.drops = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> "UsbDropper":
+        if self.rate:
+            self._thread = threading.Thread(target=self._run, name="usb-dropper", daemon=True)
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.rng.expovariate(self.rate)):
+            if self.unplug():
+                self.drops += 1
+                self._stop.wait(self.outage_s)
+                self.replug()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout)

@@ -1,0 +1,67 @@
+"""The supply watched for a whole session, so any failure can be checked against it.
+
+Telling ``power_supply`` from ``pcb_intermittent`` is a matter of correlation: a unit that
+resets or drops a device while its supply sags has a power problem; one that does so while the
+supply holds steady has a board problem. Every interruption a test sees goes through
+``attribute``, which looks up the supply readings around it and says which it was.
+"""
+from __future__ import annotations
+
+import contextlib
+
+from bench.evidence import Recorder
+
+MARGIN_S = 0.6
+"""Seconds of readings looked at on either side of an interruption (sampling lags a dip)."""
+
+
+class SupplyWatch:
+    """Samples ``meter`` every ``interval_s`` seconds from ``start()`` to ``stop()``.
+
+    ``floor_v``: the unit's minimum input voltage; a reading below it is a sag.
+    """
+
+    def __init__(self, meter, interval_s: float, floor_v: float):
+        from drivers.power.base import monitor
+        self._cm = monitor(meter, interval_s, name="supply")
+        self.floor_v = floor_v
+        self.trace = None
+
+    def start(self) -> "SupplyWatch":
+        self.trace = self._cm.__enter__()
+        return self
+
+    def stop(self) -> None:
+        """Ends sampling; raises the supply link's error if a reading failed (a bench error)."""
+        self._cm.__exit__(None, None, None)
+
+    def lowest(self, t0: float, t1: float) -> float | None:
+        """Lowest reading (volts) from ``t0 - MARGIN_S`` to ``t1 + MARGIN_S``; None if none."""
+        readings = self.trace.between(t0 - MARGIN_S, t1 + MARGIN_S) if self.trace else []
+        return min((r.volts for r in readings), default=None)
+
+    def attribute(self, record: Recorder, what: str, t0: float, t1: float,
+                  steady_cause: str = "pcb_intermittent") -> str | None:
+        """Evidence for what an interruption between ``t0`` and ``t1`` (monotonic s) says.
+
+        A sag below ``floor_v`` points at ``power_supply``; a steady supply at ``steady_cause``.
+        Returns the cause blamed, or None when no reading covers the moment.
+        """
+        low = self.lowest(t0, t1)
+        if low is None:
+            return None
+        if low < self.floor_v:
+            record.evidence("power_supply", "moderate",
+                            f"{what} while the supply sagged to {low:.2f} V (unit minimum {self.floor_v:g} V)",
+                            measurement="supply_min_v", value=round(low, 3), limit=f">= {self.floor_v:g}")
+            return "power_supply"
+        if steady_cause:
+            record.evidence(steady_cause, "moderate",
+                            f"{what} while the supply held steady (lowest {low:.2f} V)",
+                            measurement="supply_min_v", value=round(low, 3), limit=f">= {self.floor_v:g}")
+        return steady_cause or None
+
+
+@contextlib.contextmanager
+def no_watch():
+    yield None

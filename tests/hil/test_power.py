@@ -1,0 +1,252 @@
+"""Power: load, USB stability, cold boot, a power-cycle soak and a brownout during a sale.
+
+The bench owns the unit's power switch (OpenHTF #849: repeats across a power cycle belong to
+the bench, not the test). Every failure is checked against the supply readings: a unit that
+fails while its supply sags has a power problem, one that fails on a steady supply a board one.
+"""
+import threading
+import time
+from datetime import datetime, timezone
+
+import pytest
+
+from bench import plots
+from bench.errors import PortLost, UnitError, UnitNotResponding
+from bench.limits import Limit
+
+
+def _power_spec(profile):
+    if profile.power is None:
+        pytest.skip(f"the DUT profile of {profile.model} has no [power] section")
+    return profile.power
+
+
+def _needs_supply(supply_watch):
+    if supply_watch is None:
+        pytest.skip("needs a programmable bench supply ([power] driver = \"korad\") to read volts and amps")
+
+
+def _window(watch, record, t0, t1, title, floor_v, marks=()):
+    """The session's supply readings from ``t0`` to ``t1`` (monotonic s), plotted into the report.
+
+    One sampler for the whole session: a second one would halve the rate of both on the
+    supply's single serial link (about 55 ms per command).
+    """
+    readings = watch.trace.between(t0, t1)
+    record.plot(title, plots.supply_trace([r.t - t0 for r in readings], [r.volts for r in readings],
+                                          [r.amps for r in readings], title, floor_v,
+                                          [(t - t0, label) for t, label in marks]))
+    return readings
+
+
+LOAD_S = 1.2
+"""Seconds each kind of read is repeated for, so the supply sampler sees it several times."""
+
+
+def test_load(supply_watch, terminal, actuator, nfc_reader, profile, record):
+    """Supply sag and peak current while the unit reads chip cards and contactless cards."""
+    _needs_supply(supply_watch)
+    spec = _power_spec(profile)
+    if profile.read_paths is None:
+        pytest.skip(f"the DUT profile of {profile.model} names no read paths")
+    start = time.monotonic()
+    time.sleep(3 * spec.sample_interval_s)  # a baseline first
+    marks = [(time.monotonic(), "chip reads")]
+    card = profile.read_paths.chip.cards[0]
+    end = time.monotonic() + LOAD_S
+    while time.monotonic() < end:
+        actuator.insert(card)
+        try:
+            terminal.chip()
+        except UnitError:
+            break  # the unit reset under load: the trace tells why
+        finally:
+            actuator.remove()
+    marks.append((time.monotonic(), "taps"))
+    tag = profile.read_paths.tap.cards[0]
+    end = time.monotonic() + LOAD_S
+    while time.monotonic() < end:
+        actuator.tap(tag)
+        try:
+            nfc_reader.tap(profile.read_paths.tap.timeout_s)
+        except PortLost:
+            break  # the unit reset under the tap: the trace tells why
+        finally:
+            actuator.remove()
+    time.sleep(3 * spec.sample_interval_s)
+    readings = _window(supply_watch, record, start, time.monotonic(),
+                       "supply during chip reads and taps", spec.min_input_v, marks)
+    low = min((r.volts for r in readings), default=None)
+    peak = max((r.amps for r in readings), default=None)
+    sag = round(spec.nominal_v - low, 3) if low is not None else None
+    record.measure("supply_sag_v", sag, "V", profile.limits["supply_sag_v"], cause="power_supply",
+                   note=f"the supply fell to {low} V (nominal {spec.nominal_v:g} V) during card reads")
+    record.measure("peak_current_a", peak, "A", profile.limits["peak_current_a"], cause="power_supply",
+                   strength="moderate", note=f"the unit drew up to {peak} A during card reads")
+    try:
+        terminal.wait_ready(terminal.boot_timeout)  # leave the unit answering for the next test
+        nfc_reader.reopen()
+    except (UnitError, PortLost):
+        pass
+
+
+def test_usb_stable(mag_reader, profile, record, supply_watch):
+    """The unit's USB reader stays on the bus while watched; each drop is checked against the supply."""
+    spec = _power_spec(profile)
+    drops, present, gone_at = 0, True, 0.0
+    end = time.monotonic() + spec.usb_watch_s
+    while time.monotonic() < end:
+        now_present = mag_reader.present()
+        if present and not now_present:
+            drops += 1
+            gone_at = time.monotonic()
+        elif not present and now_present and supply_watch is not None:
+            supply_watch.attribute(record, f"the USB reader dropped off the bus for {time.monotonic() - gone_at:.1f} s",
+                                   gone_at, time.monotonic())
+        present = now_present
+        time.sleep(0.05)
+    record.measure("usb_drops", drops, "count", profile.limits["usb_drops"],
+                   cause=None if supply_watch is not None else "pcb_intermittent", strength="moderate",
+                   note=f"the reader left the bus {drops} time(s) in {spec.usb_watch_s:g} s")
+    mag_reader.close()  # its handle is stale after a drop; the next user reconnects
+
+
+def _boot(power_switch, terminal, mag_reader, spec) -> tuple[float | None, float | None]:
+    """Power cycle; seconds from power-on until the ECR port answers and the USB reader enumerates."""
+    power_switch.off()
+    time.sleep(spec.off_s)
+    t0 = time.monotonic()
+    power_switch.on()
+    try:
+        terminal.wait_ready(terminal.boot_timeout)
+        ecr = time.monotonic() - t0
+    except UnitNotResponding:
+        return None, None
+    usb = None
+    if mag_reader is not None:
+        while time.monotonic() - t0 < terminal.boot_timeout:
+            if mag_reader.present():
+                usb = time.monotonic() - t0
+                break
+            time.sleep(0.05)
+    return ecr, usb
+
+
+def test_cold_boot(power_switch, terminal, mag_reader, profile, record, supply_watch):
+    spec = _power_spec(profile)
+    t0 = time.monotonic()
+    ecr, usb = _boot(power_switch, terminal, mag_reader, spec)
+    lim = profile.limits
+    record.measure("cold_boot_s", None if ecr is None else round(ecr, 3), "s", lim["cold_boot_s"],
+                   cause="power_supply", note="power-on until the unit answered its ECR port"
+                   + ("" if ecr is not None else f": it never answered within {terminal.boot_timeout:g} s"))
+    record.measure("usb_enumerate_s", None if usb is None else round(usb, 3), "s", lim["usb_enumerate_s"],
+                   cause="power_supply", strength="moderate", note="power-on until the USB reader enumerated")
+    if ecr is None and supply_watch is not None:
+        supply_watch.attribute(record, "a cold boot failed", t0, time.monotonic(), steady_cause="")
+
+
+def _snapshot(terminal):
+    st = terminal.status()
+    return st, terminal.transaction_log(5)
+
+
+def test_cycle_soak(power_switch, terminal, mag_reader, profile, record, pytestconfig):
+    """N power cycles: failed boots, lost configuration, a journal that lost or repeated records."""
+    spec = _power_spec(profile)
+    cycles = pytestconfig.getoption("soak") or spec.soak_cycles
+    boots: list[float | None] = []
+    failed = config_lost = corrupted = 0
+    from bench.console import announce
+    before, log_before = _snapshot(terminal)
+    for n in range(1, cycles + 1):
+        if cycles > spec.soak_cycles and (n == 1 or n % 10 == 0 or n == cycles):
+            announce(f"soak: power cycle {n} of {cycles} ({failed} failed boots so far)")
+        ecr, _ = _boot(power_switch, terminal, None, spec)
+        boots.append(ecr)
+        if ecr is None:
+            failed += 1
+            power_switch.off()  # a unit stuck in a boot loop needs the supply removed
+            time.sleep(spec.off_s)
+            power_switch.on()
+            try:
+                terminal.wait_ready(terminal.boot_timeout)
+            except UnitNotResponding:
+                break  # it stays dead: what was counted stands
+            before, log_before = _snapshot(terminal)
+            continue
+        after, log_after = _snapshot(terminal)
+        config_lost += after.cfg_crc != before.cfg_crc
+        corrupted += [r.seq for r in log_after] != [r.seq for r in log_before]
+        before, log_before = after, log_after
+    lim = profile.limits
+    record.plot(f"boot times over {cycles} power cycles",
+                plots.boot_times(boots, lim["cold_boot_s"].max, f"boot time per power cycle ({cycles} cycles)"))
+    record.measure("soak_cycles", len(boots), "count", Limit(min=cycles),
+                   note=f"{len(boots)} of {cycles} power cycles ran")
+    record.measure("failed_boots", failed, "count", lim["failed_boots"], cause="power_supply",
+                   note=f"{failed} of {len(boots)} power cycles ended without the unit answering")
+    slow = sum(1 for b in boots if b is not None and b > lim["cold_boot_s"].max)
+    record.measure("slow_boots", slow, "count", Limit(max=0), cause="power_supply", strength="moderate",
+                   note=f"{slow} boot(s) took longer than {lim['cold_boot_s'].max:g} s")
+    record.measure("config_lost", config_lost, "count", lim["config_lost"], cause="power_supply",
+                   note=f"the configuration checksum changed after {config_lost} power cycle(s)")
+    record.measure("log_corrupted", corrupted, "count", lim["log_corrupted"], cause="power_supply",
+                   note=f"the journal changed across {corrupted} idle power cycle(s)")
+
+
+def test_brownout(supply, supply_watch, terminal, host_log, profile, record, bench_config):
+    """Drop the supply during a sale; the unit must recover, reverse or complete the sale, and
+    keep its journal whole (one record for the sale, none lost, none repeated)."""
+    _needs_supply(supply_watch)
+    spec = _power_spec(profile)
+    terminal.wait_ready(terminal.boot_timeout)
+    seq_before = terminal.status().log_seq
+    since = datetime.now(timezone.utc)
+    amount = profile.tests.sale_amounts[0]
+    outcome: dict = {}
+
+    def sale():
+        try:
+            outcome["sale"] = terminal.sale(amount)
+        except UnitError as exc:
+            outcome["error"] = exc
+
+    seller = threading.Thread(target=sale, daemon=True)
+    start = time.monotonic()
+    seller.start()
+    time.sleep(spec.brownout_at_s)
+    t_drop = time.monotonic()
+    supply.set_voltage(spec.brownout_v)
+    time.sleep(spec.brownout_s)
+    supply.set_voltage(spec.nominal_v)
+    t_back = time.monotonic()
+    seller.join(terminal.sale_timeout + 1)
+    try:
+        terminal.wait_ready(terminal.boot_timeout)
+        recovered = "yes"
+    except UnitNotResponding:
+        recovered = "no"
+    _window(supply_watch, record, start, time.monotonic(),
+            f"brownout to {spec.brownout_v:g} V for {spec.brownout_s:g} s during a sale",
+            spec.min_input_v, [(t_drop, "drop"), (t_back, "restore")])
+    lim = profile.limits
+    record.measure("brownout_recovered", recovered, "", lim["brownout_recovered"], cause="power_supply",
+                   note=f"the unit did not answer within {terminal.boot_timeout:g} s after the brownout")
+    if recovered != "yes":
+        return
+    log = [r for r in terminal.transaction_log(10) if r.seq > seq_before]
+    record.measure("brownout_records_added", len(log), "records", lim["brownout_records_added"],
+                   cause="power_supply", note=f"the interrupted sale left {len(log)} journal records")
+    tid = bench_config.host.terminal_id if bench_config.host else None
+    records = [r for r in host_log.records() if r.get("ts", "") >= since.isoformat(timespec="milliseconds")
+               and (tid is None or r.get("tid") == tid)]
+    approved = {r["stan"] for r in records if r.get("dir") == "out" and r.get("mti") == "0210" and r.get("rc") == "00"}
+    reversed_ = {r["stan"] for r in records if r.get("dir") == "in" and r.get("mti") == "0400"}
+    completed = "sale" in outcome and outcome["sale"].display_code == "00"
+    unreversed = 0 if completed else len(approved - reversed_)
+    record.measure("unreversed_sales", unreversed, "count", lim["unreversed_sales"], cause="power_supply",
+                   note=f"{unreversed} sale(s) the host approved were cut off by the brownout and never reversed")
+    if len(log) == 0 and approved:
+        record.evidence("power_supply", "strong", "the host approved the sale but the journal has no record of it",
+                        measurement="brownout_records_added", value=0, limit=">= 1")

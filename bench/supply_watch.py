@@ -13,6 +13,9 @@ from bench.evidence import Recorder
 
 MARGIN_S = 0.6
 """Seconds of readings looked at on either side of an interruption (sampling lags a dip)."""
+DARK_A = 0.03
+"""Amps under which a unit on a live supply is drawing nothing: it is off, not hung (a hung
+application still draws idle current)."""
 
 
 class SupplyWatch:
@@ -35,21 +38,32 @@ class SupplyWatch:
         """Ends sampling; raises the supply link's error if a reading failed (a bench error)."""
         self._cm.__exit__(None, None, None)
 
-    def lowest(self, t0: float, t1: float) -> float | None:
-        """Lowest reading (volts) from ``t0 - MARGIN_S`` to ``t1 + MARGIN_S``; None if none."""
-        readings = self.trace.between(t0 - MARGIN_S, t1 + MARGIN_S) if self.trace else []
+    def lowest(self, t0: float, t1: float, since: float | None = None) -> float | None:
+        """Lowest reading (volts) from ``t0 - MARGIN_S`` (not before ``since``) to
+        ``t1 + MARGIN_S``; None if none."""
+        start = t0 - MARGIN_S if since is None else max(since, t0 - MARGIN_S)
+        readings = self.trace.between(start, t1 + MARGIN_S) if self.trace else []
         return min((r.volts for r in readings), default=None)
 
     def attribute(self, record: Recorder, what: str, t0: float, t1: float,
-                  steady_cause: str = "pcb_intermittent") -> str | None:
+                  steady_cause: str = "pcb_intermittent", since: float | None = None) -> str | None:
         """Evidence for what an interruption between ``t0`` and ``t1`` (monotonic s) says.
 
         A sag below ``floor_v`` points at ``power_supply``; a steady supply at ``steady_cause``.
+        ``since`` clips the window (readings from a deliberate power-off are no sag).
         Returns the cause blamed, or None when no reading covers the moment.
         """
-        low = self.lowest(t0, t1)
+        low = self.lowest(t0, t1, since)
         if low is None:
             return None
+        tail = self.trace.between(t1 - 2 * MARGIN_S, t1 + MARGIN_S)
+        dark = bool(tail) and low >= self.floor_v and max(r.amps for r in tail) < DARK_A
+        if dark:
+            record.evidence("power_supply", "moderate",
+                            f"{what}: the unit went dark on a steady supply ({low:.2f} V, it drew "
+                            f"no current: switched off, not hung)", measurement="supply_current_a",
+                            value=round(max(r.amps for r in tail), 3), limit=f">= {DARK_A:g}")
+            return "power_supply"
         if low < self.floor_v:
             record.evidence("power_supply", "moderate",
                             f"{what} while the supply sagged to {low:.2f} V (unit minimum {self.floor_v:g} V)",

@@ -263,7 +263,8 @@ class UnitPower:
                 booting_v, _, _ = operating_point(self._src_v, self._limit_a, ACTIVITY_MA["booting"],
                                                   self.r_path_ohm)
                 depth = booting_v - self.brownout_v + 0.3 + 0.7 * depth_u
-                self._dips.append(Dip(start, start + 0.15, depth, "inrush"))
+                # 0.3 s: long enough that a supply read every ~0.1 s sees the inrush sag
+                self._dips.append(Dip(start, start + 0.3, depth, "inrush"))
 
     def _step(self, now: float) -> None:
         """Advance the state machine to ``now`` (under the lock), visiting every instant where
@@ -286,7 +287,7 @@ class UnitPower:
         ``FOLDBACK_V`` under brownout even with the unit's load gone, so the readings show it."""
         floor = self._src_v - self.brownout_v + FOLDBACK_V
         self._dips = [Dip(d.start, d.end, max(d.depth_v, floor), "foldback")
-                      if d.start <= now < d.end and d.kind == "load" else d for d in self._dips]
+                      if d.start <= now < d.end and d.kind in ("load", "inrush") else d for d in self._dips]
 
     def _next_instant(self, after: float, until: float) -> float | None:
         times = [x for d in self._dips for x in (d.start, d.end)]

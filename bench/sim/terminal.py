@@ -38,7 +38,7 @@ def chip_failure_rate(severity: float) -> float:
 
 def frame_error_rate(severity: float) -> float:
     """Share of the unit's ECR frames a cracked UART joint of ``severity`` corrupts."""
-    return min(0.6, 0.08 + 0.4 * severity) if severity else 0.0
+    return 0.08 + 0.22 * severity if severity else 0.0
 
 
 @dataclass
@@ -64,11 +64,11 @@ class TerminalTiming:
 
     command_s: float = 0.02
     jitter_s: float = 0.01
-    card_read_s: float = 0.15
+    card_read_s: float = 0.08
     boot_s: float = 1.5
     app_restart_s: float = 0.8
     host_timeout_s: float = 2.0
-    print_s: float = 0.3
+    print_s: float = 0.2
     """Printing the receipt of an approved sale (the unit draws most current then)."""
 
 

@@ -215,8 +215,9 @@ class EcrTerminal:
             last_maintenance=msg.require("last_maint"), clock=msg.require("clock"),
             log_seq=_int(msg, "log_seq"))
 
-    def sale(self, amount: int) -> SaleResult:
-        msg = self.request("SALE", {"amount": int(amount)}, timeout=self.sale_timeout)
+    def sale(self, amount: int, timeout: float | None = None) -> SaleResult:
+        """Run a sale of ``amount`` (minor units); ``timeout`` s defaults to ``sale_timeout``."""
+        msg = self.request("SALE", {"amount": int(amount)}, timeout=timeout or self.sale_timeout)
         return SaleResult(
             display_code=msg.require("display"), host_answered=msg.require("host") == "1",
             host_code=msg.get("host_rc", ""), stan=msg.require("stan"), terminal_id=msg.require("tid"),
@@ -225,7 +226,7 @@ class EcrTerminal:
 
     def chip(self) -> ChipResult:
         """Power the contact card in the slot, read its ATR and SELECT the PSE."""
-        msg = self.request("CHIP", timeout=self.sale_timeout)
+        msg = self.request("CHIP", timeout=3 * self.reply_timeout)
         try:
             atr, fci = bytes.fromhex(msg.get("atr", "")), bytes.fromhex(msg.get("fci", ""))
         except ValueError:

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 import pytest
 
 from bench import plots
-from bench.errors import PortLost, UnitError, UnitNotResponding
+from bench.errors import PortLost, PortUnavailable, UnitError, UnitNotResponding
 from bench.limits import Limit
 
 
@@ -39,7 +39,7 @@ def _window(watch, record, t0, t1, title, floor_v, marks=()):
     return readings
 
 
-LOAD_S = 1.2
+LOAD_S = 0.6
 """Seconds each kind of read is repeated for, so the supply sampler sees it several times."""
 
 
@@ -64,12 +64,14 @@ def test_load(supply_watch, terminal, actuator, nfc_reader, profile, record):
             actuator.remove()
     marks.append((time.monotonic(), "taps"))
     tag = profile.read_paths.tap.cards[0]
+    if nfc_reader.lost:
+        _reopen(terminal, nfc_reader)
     end = time.monotonic() + LOAD_S
     while time.monotonic() < end:
         actuator.tap(tag)
         try:
             nfc_reader.tap(profile.read_paths.tap.timeout_s)
-        except PortLost:
+        except (PortLost, PortUnavailable):
             break  # the unit reset under the tap: the trace tells why
         finally:
             actuator.remove()
@@ -83,11 +85,18 @@ def test_load(supply_watch, terminal, actuator, nfc_reader, profile, record):
                    note=f"the supply fell to {low} V (nominal {spec.nominal_v:g} V) during card reads")
     record.measure("peak_current_a", peak, "A", profile.limits["peak_current_a"], cause="power_supply",
                    strength="moderate", note=f"the unit drew up to {peak} A during card reads")
-    try:
-        terminal.wait_ready(terminal.boot_timeout)  # leave the unit answering for the next test
-        nfc_reader.reopen()
-    except (UnitError, PortLost):
-        pass
+    _reopen(terminal, nfc_reader)  # leave the unit and its reader answering for the next test
+
+
+def _reopen(terminal, nfc_reader) -> None:
+    """Bring the contactless reader back after the unit reset under it (best effort)."""
+    for _ in range(3):
+        try:
+            terminal.wait_ready(terminal.boot_timeout)
+            nfc_reader.reopen()
+            return
+        except (UnitError, PortLost, PortUnavailable):
+            time.sleep(0.5)
 
 
 def test_usb_stable(mag_reader, profile, record, supply_watch):
@@ -132,18 +141,28 @@ def _boot(power_switch, terminal, mag_reader, spec) -> tuple[float | None, float
     return ecr, usb
 
 
+def _judge_boot(record, supply_watch, ok: bool, what: str, t0: float, t1: float) -> None:
+    """A slow or failed boot blames the supply only if the supply sagged meanwhile (inrush
+    pulling a weak adapter under); on a steady supply it says nothing about power."""
+    if ok:
+        return
+    if supply_watch is None:
+        record.evidence("power_supply", "moderate", f"{what} (no supply readings to check it against)")
+    else:
+        supply_watch.attribute(record, what, t0, t1, steady_cause="")
+
+
 def test_cold_boot(power_switch, terminal, mag_reader, profile, record, supply_watch):
     spec = _power_spec(profile)
     t0 = time.monotonic()
     ecr, usb = _boot(power_switch, terminal, mag_reader, spec)
     lim = profile.limits
-    record.measure("cold_boot_s", None if ecr is None else round(ecr, 3), "s", lim["cold_boot_s"],
-                   cause="power_supply", note="power-on until the unit answered its ECR port"
-                   + ("" if ecr is not None else f": it never answered within {terminal.boot_timeout:g} s"))
+    ok = record.measure("cold_boot_s", None if ecr is None else round(ecr, 3), "s", lim["cold_boot_s"],
+                        note="power-on until the unit answered its ECR port"
+                        + ("" if ecr is not None else f": it never answered within {terminal.boot_timeout:g} s"))
     record.measure("usb_enumerate_s", None if usb is None else round(usb, 3), "s", lim["usb_enumerate_s"],
-                   cause="power_supply", strength="moderate", note="power-on until the USB reader enumerated")
-    if ecr is None and supply_watch is not None:
-        supply_watch.attribute(record, "a cold boot failed", t0, time.monotonic(), steady_cause="")
+                   note="power-on until the USB reader enumerated")
+    _judge_boot(record, supply_watch, ok, "a cold boot was slow or failed", t0, time.monotonic())
 
 
 def _snapshot(terminal):
@@ -151,7 +170,7 @@ def _snapshot(terminal):
     return st, terminal.transaction_log(5)
 
 
-def test_cycle_soak(power_switch, terminal, mag_reader, profile, record, pytestconfig):
+def test_cycle_soak(power_switch, terminal, mag_reader, profile, record, pytestconfig, supply_watch):
     """N power cycles: failed boots, lost configuration, a journal that lost or repeated records."""
     spec = _power_spec(profile)
     cycles = pytestconfig.getoption("soak") or spec.soak_cycles
@@ -162,8 +181,11 @@ def test_cycle_soak(power_switch, terminal, mag_reader, profile, record, pytestc
     for n in range(1, cycles + 1):
         if cycles > spec.soak_cycles and (n == 1 or n % 10 == 0 or n == cycles):
             announce(f"soak: power cycle {n} of {cycles} ({failed} failed boots so far)")
+        t_cycle = time.monotonic()
         ecr, _ = _boot(power_switch, terminal, None, spec)
         boots.append(ecr)
+        _judge_boot(record, supply_watch, ecr is not None and ecr <= profile.limits["cold_boot_s"].max,
+                    f"power cycle {n}: the boot was slow or failed", t_cycle, time.monotonic())
         if ecr is None:
             failed += 1
             power_switch.off()  # a unit stuck in a boot loop needs the supply removed
@@ -184,10 +206,10 @@ def test_cycle_soak(power_switch, terminal, mag_reader, profile, record, pytestc
                 plots.boot_times(boots, lim["cold_boot_s"].max, f"boot time per power cycle ({cycles} cycles)"))
     record.measure("soak_cycles", len(boots), "count", Limit(min=cycles),
                    note=f"{len(boots)} of {cycles} power cycles ran")
-    record.measure("failed_boots", failed, "count", lim["failed_boots"], cause="power_supply",
+    record.measure("failed_boots", failed, "count", lim["failed_boots"],
                    note=f"{failed} of {len(boots)} power cycles ended without the unit answering")
     slow = sum(1 for b in boots if b is not None and b > lim["cold_boot_s"].max)
-    record.measure("slow_boots", slow, "count", Limit(max=0), cause="power_supply", strength="moderate",
+    record.measure("slow_boots", slow, "count", Limit(max=0),
                    note=f"{slow} boot(s) took longer than {lim['cold_boot_s'].max:g} s")
     record.measure("config_lost", config_lost, "count", lim["config_lost"], cause="power_supply",
                    note=f"the configuration checksum changed after {config_lost} power cycle(s)")
@@ -206,9 +228,9 @@ def test_brownout(supply, supply_watch, terminal, host_log, profile, record, ben
     amount = profile.tests.sale_amounts[0]
     outcome: dict = {}
 
-    def sale():
+    def sale():  # a sale the brownout cuts off never answers: wait no longer than the brownout
         try:
-            outcome["sale"] = terminal.sale(amount)
+            outcome["sale"] = terminal.sale(amount, timeout=spec.brownout_at_s + spec.brownout_s + 1.0)
         except UnitError as exc:
             outcome["error"] = exc
 
@@ -221,7 +243,7 @@ def test_brownout(supply, supply_watch, terminal, host_log, profile, record, ben
     time.sleep(spec.brownout_s)
     supply.set_voltage(spec.nominal_v)
     t_back = time.monotonic()
-    seller.join(terminal.sale_timeout + 1)
+    seller.join(spec.brownout_at_s + spec.brownout_s + 3.0)
     try:
         terminal.wait_ready(terminal.boot_timeout)
         recovered = "yes"

@@ -10,7 +10,7 @@ import pytest
 
 from bench.cards import TEST_TAG_ID, TEST_TAG_TEXT
 from bench.emv import BRAND_AIDS, PSE, AtrError, TlvError, fci_df_name, parse_atr
-from bench.errors import PortLost
+from bench.errors import PortLost, PortUnavailable, UnitNotResponding
 from bench.readtest import ReadInterrupted, decide_path, record_path
 from bench.tracks import TrackError, luhn_valid
 from drivers.usb.magstripe import SwipeTimeout
@@ -23,12 +23,33 @@ def _spec(profile, path):
     return getattr(profile.read_paths, path)
 
 
-def _recover(exc: ReadInterrupted, record, supply_watch, terminal, reconnect) -> None:
-    """An interrupted read: say what the supply did meanwhile, wait for the unit, reconnect."""
-    if supply_watch is not None:
-        supply_watch.attribute(record, exc.what, exc.t0, exc.t1)
-    terminal.wait_ready(terminal.boot_timeout)
-    reconnect()
+class Recovery:
+    """Handles an interrupted read: wait for the unit, reconnect the reader, and say what the
+    supply did meanwhile. A reader that dropped while the unit kept running, on a steady supply,
+    points at the board; a unit that reset on a steady supply says nothing about power or board."""
+
+    def __init__(self, record, supply_watch, terminal, revive, reconnect):
+        self.record, self.watch, self.terminal, self.reconnect = record, supply_watch, terminal, reconnect
+        self.revive = revive
+        self.boot_id = terminal.status().boot_id
+
+    def __call__(self, exc: ReadInterrupted) -> None:
+        self.revive()
+        boot_id = self.terminal.status().boot_id
+        reset, self.boot_id = boot_id != self.boot_id, boot_id
+        if self.watch is not None:
+            what = exc.what + (" (the unit reset)" if reset else " (the unit kept running)")
+            self.watch.attribute(self.record, what, exc.t0, time.monotonic(),
+                                 steady_cause="" if reset else "pcb_intermittent")
+        for attempt in range(3):  # the unit may reset again while its reader comes up
+            try:
+                self.reconnect()
+                return
+            except (PortLost, PortUnavailable, UsbGone):
+                if attempt == 2:
+                    raise
+                time.sleep(0.5)
+                self.revive()
 
 
 def swipe_failure(swipe, card) -> str:
@@ -49,7 +70,7 @@ def swipe_failure(swipe, card) -> str:
     return ""
 
 
-def test_swipe(mag_reader, actuator, deck, profile, record, terminal, supply_watch):
+def test_swipe(mag_reader, actuator, deck, profile, record, terminal, supply_watch, revive):
     spec = _spec(profile, "swipe")
     mag_reader.flush()
 
@@ -66,8 +87,8 @@ def test_swipe(mag_reader, actuator, deck, profile, record, terminal, supply_wat
             raise ReadInterrupted("a swipe was cut off: the reader left the USB bus", t0, time.monotonic())
         return swipe_failure(swipe, card)
 
-    result, interrupted = decide_path(spec, read_once, lambda exc: _recover(
-        exc, record, supply_watch, terminal, lambda: mag_reader.connect(terminal.boot_timeout)))
+    result, interrupted = decide_path(spec, read_once, Recovery(
+        record, supply_watch, terminal, revive, lambda: mag_reader.connect(terminal.boot_timeout)))
     record_path(record, "swipe", result, spec, cause="msr_head", interruptions=interrupted,
                 interruption_limit=profile.limits.get("reader_interruptions"))
 
@@ -84,7 +105,7 @@ def tap_failure(tap, card) -> str:
     return "" if BRAND_AIDS[card.brand] in (a.upper() for a in tap.aids) else "mismatch"
 
 
-def test_tap(nfc_reader, actuator, deck, profile, record, terminal, supply_watch):
+def test_tap(nfc_reader, actuator, deck, profile, record, terminal, supply_watch, revive):
     spec = _spec(profile, "tap")
 
     def read_once(n: int) -> str:
@@ -103,21 +124,25 @@ def test_tap(nfc_reader, actuator, deck, profile, record, terminal, supply_watch
             actuator.missed("tap")
         return tap_failure(tap, card)
 
-    result, interrupted = decide_path(spec, read_once, lambda exc: _recover(
-        exc, record, supply_watch, terminal, nfc_reader.reopen))
+    result, interrupted = decide_path(spec, read_once, Recovery(
+        record, supply_watch, terminal, revive, nfc_reader.reopen))
     record_path(record, "tap", result, spec, cause="nfc_antenna", interruptions=interrupted,
                 interruption_limit=profile.limits.get("reader_interruptions"))
 
 
-def test_chip(terminal, actuator, ask, profile, record):
+def test_chip(terminal, actuator, ask, profile, record, supply_watch, revive):
     spec = _spec(profile, "chip")
     cards = spec.cards
 
     def read_once(n: int) -> str:
         card = cards[(n - 1) % len(cards)]
         actuator.insert(card, n, spec.max_trials)
+        t0 = time.monotonic()
         try:
             result = ask(terminal.chip, "chip diagnostic")
+        except UnitNotResponding:  # the unit itself went silent: no chip read happened
+            raise ReadInterrupted("a chip read was cut off: the unit stopped answering", t0,
+                                  time.monotonic()) from None
         finally:
             actuator.remove()
         if not result.present:
@@ -138,5 +163,6 @@ def test_chip(terminal, actuator, ask, profile, record):
             return "bad_fci"
         return ""
 
-    result, _ = decide_path(spec, read_once)
-    record_path(record, "chip", result, spec, cause="chip_contacts")
+    result, interrupted = decide_path(spec, read_once, Recovery(record, supply_watch, terminal, revive, lambda: None))
+    record_path(record, "chip", result, spec, cause="chip_contacts", interruptions=interrupted,
+                interruption_limit=profile.limits.get("reader_interruptions"))

@@ -31,6 +31,8 @@ class TestSizes(_Strict):
     """Amounts (minor units) of the sales the code-01 origin test runs."""
     log_records: int = Field(60, ge=1, le=10_000)
     """Transaction log records read by the log pattern test."""
+    echoes: int = Field(12, ge=1, le=1000)
+    """ISO 8583 echo requests the network test sends on each path."""
 
 
 class SprtSpec(_Strict):

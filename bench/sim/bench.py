@@ -42,10 +42,14 @@ class SimBench:
 
     def __init__(self, faults: dict[str, float] | None = None, seed: int | None = None,
                  serial: str | None = None, timing: TerminalTiming | None = None,
-                 host_rules: RuleSet | None = None):
+                 host_rules: RuleSet | None = None, netlab: bool | None = None):
         """``timing`` overrides the virtual unit's step times; ``host_rules`` come before the
-        rules the faults add (a training bench's own issuer behaviour)."""
+        rules the faults add (a training bench's own issuer behaviour). ``netlab``: put the
+        unit, the host and the bench in network namespaces (default: when this host can,
+        i.e. as root; network faults need it); False keeps everything on loopback."""
         self.faults = dict(faults or {})
+        self.want_lab = netlab
+        self.lab = None
         self.timing, self.host_rules = timing, host_rules
         self.seed = random.SystemRandom().randrange(2**31) if seed is None else seed
         self.profile = profile_for_model(MODEL)
@@ -75,13 +79,27 @@ class SimBench:
                             self.host_rules.default_code if self.host_rules else "00")
             if "issuer_referral" in self.faults:
                 rules.rules += issuer_rules(self.profile, self.faults["issuer_referral"]).rules
-            self.host = HostSimulator(("127.0.0.1", 0), rules=rules, log_path=self.host_log,
-                                      seed=self.seed + 1)
+            self._start_lab()
+            if self.lab is not None:
+                self.host = HostSimulator((self.lab.host_ip, 0), rules=rules, log_path=self.host_log,
+                                          seed=self.seed + 1, listen_sock=self.lab.host_listen_socket())
+            else:
+                self.host = HostSimulator(("127.0.0.1", 0), rules=rules, log_path=self.host_log,
+                                          seed=self.seed + 1)
             self.host.start()
+            if self.lab is not None:
+                self.lab.apply_faults(self.host.address[1])
             self.terminal = VirtualTerminal(self.host.address, self.profile, self.faults,
                                             seed=self.seed, serial=self.serial,
                                             terminal_id=self.terminal_id, timing=self.timing)
             self.terminal.set_powered(False)  # the power model switches it on below
+            if self.lab is not None:
+                from drivers.host.client import HostClient
+
+                from .netns import socket_in
+                unit_ns = self.lab.unit_ns  # the unit's host link starts in its own namespace
+                self.terminal.connect_host = lambda address, timeout: HostClient(
+                    address, timeout=timeout, sock_factory=lambda: socket_in(unit_ns))
             self._start_usb()
             self.nfc = PN532Emulator(random.Random(self.seed + 13),
                                      antenna_fault=self.faults.get("nfc_antenna", 0.0))
@@ -104,6 +122,19 @@ class SimBench:
         self.reader = VirtualMagstripeReader("hid", rng=random.Random(self.seed + 11),
                                              head_fault=self.faults.get("msr_head", 0.0),
                                              serial=f"MSR{self.seed % 10**8:08d}")
+
+    def _start_lab(self) -> None:
+        from .faults import NETWORK
+        from .netns import have_netns
+        wanted = self.want_lab
+        if wanted is None:
+            wanted = have_netns()[0]
+        if not wanted:
+            if any(f in self.faults for f in NETWORK):
+                raise RuntimeError("network faults need the network lab (root)")
+            return
+        from .netlab import NetLab
+        self.lab = NetLab(self.seed, self.faults).start()
 
     def _start_power(self) -> None:
         """One power model of the unit, fed by a Korad supply on a pty (the bench's own link)."""
@@ -208,7 +239,9 @@ class SimBench:
             f'[usb]\nbackend = "{self.usb.url}"\nreader = "0801:0002"\n\n'
             f'[nfc]\npath = "{self.nfc.path}"\n\n'
             f'[power]\ndriver = "korad"\nport = "{self.supply.path}"\nchannel = 1\n\n'
-            f'[actuator]\nkind = "virtual"\naddress = "{control}"\n\n'
+            + (f'[network]\nunit_address = "{self.lab.unit_ip}"\ninterface = "{self.lab.bench_iface}"\n'
+               f'netns = "{self.lab.bench_ns}"\n\n' if self.lab is not None else "")
+            + f'[actuator]\nkind = "virtual"\naddress = "{control}"\n\n'
             f"[sim]\npid = {os.getpid()}\nseed = {self.seed}\nfaults = [{faults}]\n"
             f'control = "{control}"\n')
 
@@ -248,6 +281,11 @@ class SimBench:
         if self.bench_file is not None:
             self.bench_file.unlink(missing_ok=True)
             self.bench_file = None
+        if self.lab is not None:  # last: the host and the unit had sockets in it
+            try:
+                self.lab.close(timeout=10.0)
+            finally:
+                self.lab = None
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> "SimBench":

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from bench import taxonomy
 
-INJECTABLE = ("application", "firmware_driver", "resources", "data_loss", "maintenance", "chip_contacts", "msr_head",
+NETWORK = ("ip_conflict", "firewall", "network_unstable")
+"""Faults made with real Linux networking (the network lab): they need root."""
+INJECTABLE = ("ip_conflict", "firewall", "network_unstable", "application", "firmware_driver", "resources", "data_loss", "maintenance", "chip_contacts", "msr_head",
               "nfc_antenna", "power_supply",
               "pcb_intermittent",
               "operator_error", "issuer_referral")
@@ -30,6 +32,11 @@ def parse_fault(text: str) -> tuple[str, float]:
             raise FaultSpecError(f"severity {sev_text!r} of {cause} is not a number") from None
     if not 0.0 < severity <= 1.0:
         raise FaultSpecError(f"severity of {cause} must be in (0, 1], got {severity:g}")
+    if cause in NETWORK:
+        from .netns import have_netns
+        ok, reason = have_netns()
+        if not ok:
+            raise FaultSpecError(f"{cause} is made in the network lab, which cannot run here: {reason}")
     return cause, severity
 
 

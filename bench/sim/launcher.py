@@ -79,6 +79,12 @@ class VirtualBench:
                 pass
         if workdir is not None:
             shutil.rmtree(workdir, ignore_errors=True)
+        if self.proc is not None and os.geteuid() == 0:
+            from .netlab import sweep_stale
+            try:
+                sweep_stale()  # a killed bench's network namespaces (its pid is gone now)
+            except Exception:  # noqa: BLE001 - best effort; the next lab start sweeps again
+                pass
         for path in (self.bench_file, self._stderr):
             path.unlink(missing_ok=True)
         try:

@@ -396,6 +396,7 @@ class VirtualTerminal:
     def _echo(self, req: Message) -> dict:
         """Network check from the unit: ``n`` 0800 echo requests (70=301) to its host."""
         n = min(MAX_ECHOES, max(1, int(req.require("n"))))
+        per_echo_s = min(self.timing.host_timeout_s, float(req.get("timeout_ms") or 1e9) / 1000)
         latencies: list[str] = []
         reconnects = 0
         for _ in range(n):
@@ -408,8 +409,8 @@ class VirtualTerminal:
                 if self._host is None:
                     if latencies or reconnects:
                         reconnects += 1
-                    self._host = self.connect_host(self.host_address, self.timing.host_timeout_s)
-                self._host.exchange(doc, timeout=self.timing.host_timeout_s)
+                    self._host = self.connect_host(self.host_address, per_echo_s)
+                self._host.exchange(doc, timeout=per_echo_s)
                 latencies.append(f"{(time.monotonic() - start) * 1000:.1f}")
             except (OSError, ProtocolError):
                 self._reset_host()
@@ -499,16 +500,22 @@ class VirtualTerminal:
         return {int(k): v for k, v in reply.items() if k.isdigit()}, ""
 
     def _send_pending_reversal(self) -> None:
-        """A reversal left from before a reboot goes out at once (one try; else with the next sale)."""
-        if not self._pending_reversal:
+        """A reversal left from before a reboot goes out at once, in the background so the ECR
+        port answers meanwhile (one try on its own connection; else it goes with the next sale)."""
+        reversal = self._pending_reversal
+        if not reversal:
             return
-        try:
-            if self._host is None:
-                self._host = self.connect_host(self.host_address, self.timing.host_timeout_s)
-            self._host.exchange(self._pending_reversal, timeout=self.timing.host_timeout_s)
-            self._pending_reversal = None
-        except (OSError, ProtocolError):
-            self._reset_host()
+
+        def send() -> None:
+            try:
+                with self.connect_host(self.host_address, self.timing.host_timeout_s) as client:
+                    client.exchange(reversal, timeout=self.timing.host_timeout_s)
+                if self._pending_reversal is reversal:
+                    self._pending_reversal = None
+            except (OSError, ProtocolError):
+                pass
+
+        threading.Thread(target=send, name="boot-reversal", daemon=True).start()
 
     def _reset_host(self) -> None:
         if self._host is not None:

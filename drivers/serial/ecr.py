@@ -234,9 +234,11 @@ class EcrTerminal:
         return ChipResult(present=msg.require("present") == "1", atr=atr,
                           status_word=msg.get("sw", "").upper(), fci=fci, reason=msg.get("reason", ""))
 
-    def echo(self, count: int) -> EchoResult:
-        """Ask the unit to send ``count`` echo requests to its host (at most 20 per call)."""
-        msg = self.request("ECHO", {"n": int(count)}, timeout=self.sale_timeout)
+    def echo(self, count: int, per_echo_s: float = 1.0) -> EchoResult:
+        """Ask the unit to send ``count`` echo requests to its host (at most 20 per call), each
+        given ``per_echo_s`` seconds; the reply is awaited for all of them plus the reply timeout."""
+        msg = self.request("ECHO", {"n": int(count), "timeout_ms": int(per_echo_s * 1000)},
+                           timeout=count * (per_echo_s + 0.2) + self.reply_timeout)
         latencies: list[float | None] = []
         for item in filter(None, msg.require("lat_ms").split(",")):
             try:

@@ -2,7 +2,7 @@
 import pytest
 
 ORDER = ["test_identity", "test_ecr_link", "test_status", "test_transaction_log", "test_code01",
-         "test_read_paths", "test_power"]
+         "test_read_paths", "test_network", "test_power"]
 """Cheap checks first, so a unit that fails early has told what it can."""
 
 

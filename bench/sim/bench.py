@@ -221,7 +221,16 @@ class SimBench:
             threading.Timer(0.2, lambda: self.power and self.power.set_activity("idle")).start()
             return {"swiped": True}
 
-        return {"insert": insert, "remove": remove, "swipe": swipe, "tap": tap}
+        def unplug(request: dict) -> dict:
+            """Pull a bench device's cable (training and tests): the bench fails, not the unit."""
+            device = request.get("device")
+            if device != "supply":
+                raise LookupError(f"cannot unplug {device!r}; known: supply")
+            if self.supply is not None:
+                self.supply.stop(timeout=2.0)  # its pty disappears: the supply link is gone
+            return {}
+
+        return {"insert": insert, "remove": remove, "swipe": swipe, "tap": tap, "unplug": unplug}
 
     def bench_toml(self) -> str:
         assert self.host and self.terminal and self.control and self.usb and self.nfc and self.supply

@@ -26,7 +26,7 @@ def posbench(*args: str, cwd: Path, timeout: float = 180) -> subprocess.Complete
                           text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
-def triage(tmp: Path, *args: str, name: str = "run", timeout: float = 180) -> Triage:
+def triage(tmp: Path, *args: str, name: str = "run", timeout: float = 280) -> Triage:
     files = {ext: tmp / f"{name}.{ext}" for ext in ("json", "html", "xml")}
     proc = posbench("triage", *args, "--json", str(files["json"]), "--html", str(files["html"]),
                     "--junit", str(files["xml"]), cwd=tmp, timeout=timeout)

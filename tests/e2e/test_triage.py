@@ -45,12 +45,24 @@ def test_healthy_unit_passes_with_reports(run_triage):
 
 FAULTS = [("application", 1), ("firmware_driver", 1), ("resources", 1), ("data_loss", 1),
           ("maintenance", 1), ("operator_error", 0), ("issuer_referral", 0), ("msr_head", 1),
-          ("nfc_antenna", 1), ("chip_contacts", 1)]
+          ("nfc_antenna", 1), ("chip_contacts", 1), ("power_supply", 1), ("pcb_intermittent", 1),
+          ("ip_conflict", 1), ("firewall", 1), ("network_unstable", 1)]
+NETWORK = {"ip_conflict", "firewall", "network_unstable"}
 
 
-@pytest.mark.timeout(150)
+def _needs_lab(cause: str) -> None:
+    from bench.sim.netns import have_netns
+    ok, reason = have_netns()
+    if cause in NETWORK and not ok:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the network lab: {reason}")
+        pytest.skip(f"the network lab cannot run here: {reason}")
+
+
+@pytest.mark.timeout(300)
 @pytest.mark.parametrize("cause,exit_code", FAULTS)
 def test_each_fault_is_named_first(run_triage, cause, exit_code):
+    _needs_lab(cause)
     r = run_triage("--fault", cause, "--seed", "5")
     assert r.code == exit_code, r.out + r.err
     assert r.doc["causes"] and r.doc["causes"][0]["id"] == cause, (r.doc["verdict"], r.doc["causes"], r.out)
@@ -58,17 +70,23 @@ def test_each_fault_is_named_first(run_triage, cause, exit_code):
     assert r.doc["causes"][0]["evidence"], "a cause without evidence"
     if cause == "issuer_referral":
         assert r.doc["code01_origin"] == "issuer"
+    if cause == "firewall":  # severity 1: the lab's firewall drops
+        assert "dropped" in r.doc["causes"][0]["evidence"][0]["note"]
     # card data never reaches an artifact or the output, faulty unit or not
     assert_no_card_data(r.out, r.err, *(path.read_text() for path in r.files.values()))
 
 
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(300)
 @pytest.mark.parametrize("cause", ["application", "resources", "data_loss", "operator_error",
                                    "issuer_referral", "firmware_driver", "maintenance", "msr_head",
-                                   "nfc_antenna", "chip_contacts"])
+                                   "nfc_antenna", "chip_contacts", "power_supply", "pcb_intermittent",
+                                   "ip_conflict", "firewall", "network_unstable"])
 def test_faults_found_at_low_severity(run_triage, cause):
+    _needs_lab(cause)
     r = run_triage("--fault", f"{cause}=0.3", "--seed", "6")
     assert r.doc["causes"] and r.doc["causes"][0]["id"] == cause, (r.doc["verdict"], r.doc["causes"], r.out)
+    if cause == "firewall":  # severity 0.3: the lab's firewall rejects
+        assert "rejected" in r.doc["causes"][0]["evidence"][0]["note"]
 
 
 @pytest.mark.timeout(600)
@@ -212,7 +230,45 @@ def test_launcher_removes_what_a_killed_sim_left_behind():
     bench = vbench.start()
     workdir = sim_workdir(bench)
     assert workdir is not None and workdir.is_dir()
-    os.kill(vbench.proc.pid, signal.SIGKILL)
+    pid = vbench.proc.pid
+    os.kill(pid, signal.SIGKILL)
     vbench.proc.wait(10)
     vbench.stop()
     assert not workdir.exists() and not bench.exists()
+    assert not [ns for ns in _netns() if ns.startswith(f"pbl-{pid}-")], "its network lab outlived it"
+
+
+def _netns() -> list[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=10)
+    return [line.split()[0] for line in out.stdout.splitlines() if line.strip()]
+
+
+@pytest.mark.timeout(240)
+def test_losing_the_bench_supply_link_is_a_bench_error(tmp_path):
+    """The bench's own supply link dies mid-run (its USB cable pulled): bench error, exit 2."""
+    import json as _json
+
+    from bench.config import load_bench, split_host_port
+    from bench.sim import control
+    proc, bench = _start_sim(tmp_path, "--seed", "23")
+    try:
+        address = split_host_port(load_bench(bench).sim.control)
+        triage_proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.cli", "triage", "--bench", str(bench), "--json", str(tmp_path / "v.json"),
+             "--html", str(tmp_path / "v.html"), "--junit", str(tmp_path / "v.xml")],
+            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+        seen = ""
+        while "test_chip" not in seen:  # the read paths are done: the power tests come next
+            line = triage_proc.stdout.readline()
+            if not line:
+                break
+            seen += line
+        assert control.request(address, {"action": "unplug", "device": "supply"})["ok"]
+        out = seen + triage_proc.communicate(timeout=180)[0]
+    finally:
+        _stop(proc)
+    assert triage_proc.returncode == 2, out
+    doc = _json.loads((tmp_path / "v.json").read_text())
+    assert doc["verdict"] == "bench_error" and doc["causes"] == []
+    assert any("supply" in e.lower() or "korad" in e.lower() or "/dev/pts" in e for e in doc["bench_errors"]), doc["bench_errors"]
+    assert "BENCH ERROR" in out

@@ -266,16 +266,20 @@ def test_brownout(supply, supply_watch, terminal, host_log, profile, record, ben
     reversed_ = {r["stan"] for r in records if r.get("dir") == "in" and r.get("mti") == "0400"}
     completed = "sale" in outcome and outcome["sale"].display_code == "00"
     unreversed = 0 if completed else len(approved - reversed_)
+    host_reachable = True
     if unreversed:  # a pending reversal also goes out before the next sale: give it that chance
         try:
-            terminal.sale(profile.tests.sale_amounts[-1])
+            host_reachable = terminal.sale(profile.tests.sale_amounts[-1]).host_answered
         except UnitError:
-            pass
+            host_reachable = False
         reversed_ |= {r["stan"] for r in host_log.records() if r.get("dir") == "in" and r.get("mti") == "0400"
                       and r.get("ts", "") >= since.isoformat(timespec="milliseconds")}
         unreversed = len(approved - reversed_)
-    record.measure("unreversed_sales", unreversed, "count", lim["unreversed_sales"], cause="power_supply",
-                   note=f"{unreversed} sale(s) the host approved were cut off by the brownout and never reversed")
+    # A unit that cannot reach its host cannot reverse: that is the network tests' finding.
+    record.measure("unreversed_sales", unreversed, "count", lim["unreversed_sales"],
+                   cause="power_supply" if host_reachable else None,
+                   note=f"{unreversed} sale(s) the host approved were cut off by the brownout and never reversed"
+                   + ("" if host_reachable else " (the unit could not reach its host afterwards either)"))
     if len(log) == 0 and approved:
         record.evidence("power_supply", "strong", "the host approved the sale but the journal has no record of it",
                         measurement="brownout_records_added", value=0, limit=">= 1")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from drivers.power.korad import MAX_AMPS, MAX_VOLTS, STATUS_BEEP, STATUS_CV, STATUS_OUTPUT
 
 from .power_model import UnitPower
-from .pty_port import PtyPort
+from .pty_port import PtyDevice, PtyPort
 
 IDLE_S = 0.03
 """Silence (seconds) after which a pending command is completed or dropped."""
@@ -135,7 +135,7 @@ class KoradParser:
         return len(prefix) + i, name, float(rest[:i])
 
 
-class KoradEmulator:
+class KoradEmulator(PtyDevice):
     """A KA3005P on ``port.path`` driving ``power``. Starts with ``volts``/``amps`` set and the
     output ``output`` (on by default, so the virtual unit is powered).
 
@@ -155,8 +155,7 @@ class KoradEmulator:
         self.commands: list[tuple[float, str]] = []
         self.spacing_violations = 0
         self.unsent = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._init_thread()
         self._lock = threading.Lock()
         self._apply()
 
@@ -167,23 +166,7 @@ class KoradEmulator:
     def _apply(self) -> None:
         self.power.set_source(self.volts if self.output else 0.0, self.amps)
 
-    def start(self) -> "KoradEmulator":
-        self._thread = threading.Thread(target=self._run, name="korad-emulator", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 2.0) -> None:
-        """Stop serving and close the pty (its path disappears: the supply is unplugged)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        self.port.close()
-
-    def __enter__(self) -> "KoradEmulator":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+    thread_name = "korad-emulator"
 
     def _run(self) -> None:
         while not self._stop.is_set():

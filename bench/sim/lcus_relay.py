@@ -8,13 +8,12 @@ limit ``adapter_limit_a``) goes through relay ``unit_channel``'s normally-open c
 """
 from __future__ import annotations
 
-import threading
 import time
 
 from drivers.power.lcus_relay import OP_OFF, OP_ON, START, checksum
 
 from .power_model import NOMINAL_V, UnitPower
-from .pty_port import PtyPort
+from .pty_port import PtyDevice, PtyPort
 
 IDLE_S = 0.1
 """Silence (seconds) after which a partial frame is dropped."""
@@ -57,7 +56,7 @@ class LcusParser:
             self._buf.clear()
 
 
-class LcusRelayEmulator:
+class LcusRelayEmulator(PtyDevice):
     """An LCUS board with ``channels`` relays on ``port.path``; relay ``unit_channel`` powers
     ``power`` from a ``adapter_v`` adapter. ``closed``: that relay's state at start.
 
@@ -77,8 +76,7 @@ class LcusRelayEmulator:
         self.port = PtyPort()
         self.frames: list[tuple[float, int, int]] = []
         self.ignored = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._init_thread()
         self._apply()
 
     @property
@@ -92,23 +90,7 @@ class LcusRelayEmulator:
         on = self.relays[self.unit_channel - 1]
         self.power.set_source(self.adapter_v if on else 0.0, self.adapter_limit_a)
 
-    def start(self) -> "LcusRelayEmulator":
-        self._thread = threading.Thread(target=self._run, name="lcus-relay-emulator", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 2.0) -> None:
-        """Stop serving and close the pty (its path disappears: the board is unplugged)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        self.port.close()
-
-    def __enter__(self) -> "LcusRelayEmulator":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+    thread_name = "lcus-relay-emulator"
 
     def handle(self, channel: int, op: int, now: float) -> None:
         self.frames.append((now, channel, op))

@@ -268,20 +268,10 @@ class SerialLink:
         return self._serial is not None
 
     def reopen(self) -> None:
+        from drivers.serial.port import reopen_within
         self.close()
-        deadline = time.monotonic() + self.reopen_s
-        last = ""
-        while True:
-            try:
-                self.open()
-                self.reopens += 1
-                return
-            except PortUnavailable as exc:
-                last = exc.detail
-            if time.monotonic() >= deadline:
-                raise PortLost(self.device, f"reopening port {self.url}",
-                               f"it did not come back within {self.reopen_s:g} s ({last})")
-            time.sleep(0.1)
+        reopen_within(self.open, self.reopen_s, self.device, f"reopening port {self.url}")
+        self.reopens += 1
 
     def _io(self, op: Callable[[serial.SerialBase], object], doing: str):
         if self._serial is None:

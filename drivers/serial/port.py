@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 import serial
 
@@ -11,6 +12,22 @@ POLL_S = 0.05
 """pyserial read timeout in seconds; reads return as soon as a byte arrives."""
 WRITE_TIMEOUT_S = 2.0
 """pyserial write timeout in seconds (where the transport supports one)."""
+
+
+def reopen_within(open_port: Callable[[], object], within_s: float, device: str, doing: str,
+                  poll_s: float = 0.1) -> None:
+    """Call ``open_port`` until it stops raising ``PortUnavailable``; ``PortLost`` (naming
+    ``device`` and what it was ``doing``) if the port is not back within ``within_s`` seconds."""
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            open_port()
+            return
+        except PortUnavailable as exc:
+            last = exc.detail
+        if time.monotonic() >= deadline:
+            raise PortLost(device, doing, f"it did not come back within {within_s:g} s ({last})")
+        time.sleep(poll_s)
 
 
 class SerialBytePort:
@@ -47,19 +64,9 @@ class SerialBytePort:
     def reopen(self, within_s: float | None = None) -> None:
         """Reopen a port that went away (USB adapter re-enumerating, unit power-cycled)."""
         self.close()
-        deadline = time.monotonic() + (self.reopen_s if within_s is None else within_s)
-        last = ""
-        while True:
-            try:
-                self.open()
-                self.reopens += 1
-                return
-            except PortUnavailable as exc:
-                last = exc.detail
-            if time.monotonic() >= deadline:
-                raise PortLost(self.device, f"reopening ECR port {self.url}",
-                               f"it did not come back within {within_s or self.reopen_s:g} s ({last})")
-            time.sleep(0.2)
+        reopen_within(self.open, self.reopen_s if within_s is None else within_s, self.device,
+                      f"reopening ECR port {self.url}", poll_s=0.2)
+        self.reopens += 1
 
     def _ser(self) -> serial.SerialBase:
         if self._serial is None:

@@ -127,7 +127,7 @@ def test_missing_port_is_a_bench_error(run_triage, tmp_path):
 @pytest.mark.parametrize("args,needle", [
     (["--fault", "no_such_cause"], "unknown cause id"),
     (["--fault", "resources=1.5"], "(0, 1]"),
-    (["--fault", "msr_head"], "cannot inject"),
+    (["--fault", "firewall=abc"], "not a number"),
     (["--bench", "x.toml", "--fault", "resources"], "virtual bench only"),
 ])
 def test_usage_errors_exit_3(run_triage, args, needle):

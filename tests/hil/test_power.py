@@ -39,7 +39,7 @@ def _window(watch, record, t0, t1, title, floor_v, marks=()):
     return readings
 
 
-LOAD_S = 0.6
+LOAD_S = 0.4
 """Seconds each kind of read is repeated for, so the supply sampler sees it several times."""
 
 

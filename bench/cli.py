@@ -53,7 +53,9 @@ def _faults(values: tuple[str, ...]) -> dict[str, float]:
 @click.option("--junit", "junit_path", type=click.Path(path_type=Path), help="JUnit XML file")
 @click.option("--store", "store_url", metavar="URL", envvar="POSBENCH_STORE",
               help="result store, an SQLAlchemy URL (default: SQLite in reports/)")
-def triage(bench_path, virtual, fault, seed, unit, json_path, html_path, junit_path, store_url) -> None:
+@click.option("--soak", type=click.IntRange(1, 1_000_000), metavar="N",
+              help="power cycles of the soak test (default: the profile's short soak)")
+def triage(bench_path, virtual, fault, seed, unit, json_path, html_path, junit_path, store_url, soak) -> None:
     """Run the HIL suite against a unit and name the most likely cause of its code 01."""
     console = Console(highlight=False)
     if bench_path and virtual:
@@ -82,7 +84,8 @@ def triage(bench_path, virtual, fault, seed, unit, json_path, html_path, junit_p
                           + (f" with faults {', '.join(fault)}" if fault else " (healthy unit)")
                           + f", seed {seed}")
             bench_file = vbench.start()
-        extra = ["--reports-dir", str(REPORTS)] + (["--store", store_url] if store_url else [])
+        extra = ["--reports-dir", str(REPORTS)] + (["--store", store_url] if store_url else []) \
+            + (["--soak", str(soak)] if soak else [])
         code, doc = run_hil(bench_file, json_path, html_path, junit_path, unit, console, extra)
         if doc is not None and vbench is not None and not vbench.alive():
             doc.setdefault("bench_errors", []).append("the virtual bench process died during the run")

@@ -60,8 +60,8 @@ def test_rank_one_strong_confidence():
     assert cause.id == "msr_head" and cause.group == "hardware"
     assert cause.action == taxonomy.get("msr_head").action
     assert cause.confidence == pytest.approx(posterior(STRENGTH["strong"]))
-    # 0.02 prior, LR 60: odds 60/49 -> 0.55, just over the reporting threshold
-    assert cause.confidence == pytest.approx(60 / 109)
+    # 0.05 prior, LR 60: odds 60/19 -> 0.76
+    assert cause.confidence == pytest.approx(60 / 79)
     assert cause.confidence >= REPORT_THRESHOLD
 
 
@@ -69,7 +69,7 @@ def test_rank_two_strong_beat_one():
     one = rank([ev("msr_head", "strong")])[0].confidence
     two = rank([ev("msr_head", "strong"), ev("msr_head", "strong")])[0].confidence
     assert two == pytest.approx(posterior(60.0, 60.0))
-    assert two == pytest.approx(3600 / 3649)
+    assert two == pytest.approx(3600 / 3619)
     assert one < two < 1.0
 
 
@@ -124,7 +124,7 @@ def test_ranked_cause_json():
     (cause,) = rank([ev("msr_head", "strong", note="7/15 swipes failed LRC")])
     doc = cause.to_json()
     assert doc["id"] == "msr_head" and doc["group"] == "hardware"
-    assert doc["confidence"] == round(60 / 109, 3)
+    assert doc["confidence"] == round(60 / 79, 3)
     assert doc["action"] == taxonomy.get("msr_head").action
     assert doc["evidence"][0]["note"] == "7/15 swipes failed LRC"
     assert doc["evidence"][0]["test"] == NODE
@@ -311,13 +311,13 @@ def test_verdict_json_bench_error():
 
 def test_summary_line_fault():
     doc = verdict_json(run_with(ev("msr_head", "strong"), ev("msr_head", "strong")), STARTED, 1.0)
-    assert summary_line(doc) == ("FAULT: msr_head (99% confidence): "
+    assert summary_line(doc) == ("FAULT: msr_head (100% confidence): "
                                  + taxonomy.get("msr_head").action)
 
 
 def test_summary_line_fault_names_top_cause():
     doc = verdict_json(run_with(ev("application", "strong"), ev("resources", "decisive")), STARTED, 1.0)
-    assert summary_line(doc).startswith("FAULT: resources (84% confidence): ")
+    assert summary_line(doc).startswith("FAULT: resources (93% confidence): ")
 
 
 def test_summary_line_inconclusive():

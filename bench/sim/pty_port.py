@@ -57,7 +57,8 @@ class PtyPort:
 class PtyDevice:
     """Life cycle of an emulator serving one ``PtyPort`` from a thread: ``start()``, and
     ``stop(timeout)`` which closes the pty (its path disappears: the device is unplugged).
-    Subclasses set ``self.port`` and ``thread_name`` and implement ``_run()``."""
+    Subclasses set ``self.port`` and ``thread_name``, call ``_init_thread()`` and define
+    ``_run()``, the serving loop (it returns once ``self._stop`` is set)."""
 
     thread_name = "pty-device"
     port: PtyPort
@@ -82,6 +83,3 @@ class PtyDevice:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-    def _run(self) -> None:
-        raise NotImplementedError

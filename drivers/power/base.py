@@ -22,7 +22,8 @@ try:
 except ImportError:  # not POSIX
     _TermiosError = OSError
 
-from bench.errors import BenchError, PortLost, PortUnavailable
+from bench.errors import BenchError, PortLost
+from drivers.serial.port import SerialBytePort
 
 # -- errors --------------------------------------------------------------------------------------
 
@@ -232,46 +233,25 @@ WRITE_TIMEOUT_S = 2.0
 _IO_ERRORS = (serial.SerialException, OSError, _TermiosError)
 
 
-class SerialLink:
+class SerialLink(SerialBytePort):
     """A power device's port on ``serial.serial_for_url`` (tty, ``socket://``, ``rfc2217://``).
 
-    Same pattern as ``drivers.serial.port.SerialBytePort`` (kept separate so its messages name the
-    power device, not an ECR port): an I/O error closes the port and reopens it for up to
+    Opening, closing and reopening come from ``drivers.serial.port.SerialBytePort`` (its
+    messages then name the power device's port); an I/O error closes the port and reopens it for up to
     ``reopen_s`` seconds (a USB-serial adapter re-enumerating), retries the operation once, and
     raises ``PortLost`` if it does not come back. ``reopens`` counts successful reopens.
     """
 
+    label = "port"
+    poll_s = POLL_S  # short: the supply answers in ~10 ms and commands are 50 ms apart
+
     def __init__(self, url: str, device: str, baudrate: int = 9600, reopen_s: float = 2.0):
-        self.url, self.device, self.baudrate, self.reopen_s = url, device, baudrate, reopen_s
-        self._serial: serial.SerialBase | None = None
-        self.reopens = 0
-
-    def open(self) -> None:
-        write_timeout = None if self.url.startswith("rfc2217://") else WRITE_TIMEOUT_S
-        try:
-            self._serial = serial.serial_for_url(self.url, baudrate=self.baudrate, bytesize=8,
-                                                 parity="N", stopbits=1, timeout=POLL_S,
-                                                 write_timeout=write_timeout)
-        except (serial.SerialException, OSError, ValueError, NotImplementedError) as exc:
-            raise PortUnavailable(self.device, f"opening port {self.url}", str(exc)) from None
-
-    def close(self) -> None:
-        if self._serial is not None:
-            try:
-                self._serial.close()
-            except (serial.SerialException, OSError):
-                pass
-            self._serial = None
+        super().__init__(url, baudrate, device, reopen_s)
 
     @property
     def is_open(self) -> bool:
         return self._serial is not None
 
-    def reopen(self) -> None:
-        from drivers.serial.port import reopen_within
-        self.close()
-        reopen_within(self.open, self.reopen_s, self.device, f"reopening port {self.url}")
-        self.reopens += 1
 
     def _io(self, op: Callable[[serial.SerialBase], object], doing: str):
         if self._serial is None:

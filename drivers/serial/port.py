@@ -37,6 +37,11 @@ class SerialBytePort:
     network round trip); deadlines are kept by polling.
     """
 
+    label = "ECR port"
+    """What the port is, in error messages."""
+    poll_s = POLL_S
+    """pyserial read timeout: how often a waiting read looks at its deadline (seconds)."""
+
     def __init__(self, url: str, baudrate: int = 9600, device: str = "terminal",
                  reopen_s: float = 3.0):
         self.url, self.baudrate, self.device, self.reopen_s = url, baudrate, device, reopen_s
@@ -48,10 +53,10 @@ class SerialBytePort:
         # socket already bounds a send to 5 s, so the write deadline holds there too.
         write_timeout = None if self.url.startswith("rfc2217://") else WRITE_TIMEOUT_S
         try:
-            self._serial = serial.serial_for_url(self.url, baudrate=self.baudrate, timeout=POLL_S,
+            self._serial = serial.serial_for_url(self.url, baudrate=self.baudrate, timeout=self.poll_s,
                                                  write_timeout=write_timeout)
         except (serial.SerialException, OSError, ValueError, NotImplementedError) as exc:
-            raise PortUnavailable(self.device, f"opening ECR port {self.url}", str(exc)) from None
+            raise PortUnavailable(self.device, f"opening {self.label} {self.url}", str(exc)) from None
 
     def close(self) -> None:
         if self._serial is not None:
@@ -65,7 +70,7 @@ class SerialBytePort:
         """Reopen a port that went away (USB adapter re-enumerating, unit power-cycled)."""
         self.close()
         reopen_within(self.open, self.reopen_s if within_s is None else within_s, self.device,
-                      f"reopening ECR port {self.url}", poll_s=0.2)
+                      f"reopening {self.label} {self.url}", poll_s=0.2)
         self.reopens += 1
 
     def _ser(self) -> serial.SerialBase:

@@ -1,6 +1,7 @@
 """pyserial transport for the ECR link: any ``serial_for_url`` port or URL, reopened when it returns."""
 from __future__ import annotations
 
+import os
 import time
 from typing import Callable
 
@@ -47,8 +48,28 @@ class SerialBytePort:
         self.url, self.baudrate, self.device, self.reopen_s = url, baudrate, device, reopen_s
         self._serial: serial.SerialBase | None = None
         self.reopens = 0
+        self._pty_id: tuple[int, int] | None = None
+
+    def _check_pty(self) -> None:
+        """A pseudo-terminal never comes back: a path like /dev/pts/7 that reappears belongs to a
+        new pty of another process (the kernel reuses the number). Refuse it, or a driver whose
+        emulator died would talk to a stranger's. Told apart by the node's device number and
+        creation time; a real tty (ttyUSB0 re-enumerating) is not checked."""
+        if not self.url.startswith("/dev/pts/"):
+            return
+        try:
+            st = os.stat(self.url)
+        except OSError:
+            return  # open() reports the missing path
+        identity = (st.st_rdev, st.st_ctime_ns)
+        if self._pty_id is None:
+            self._pty_id = identity
+        elif identity != self._pty_id:
+            raise PortUnavailable(self.device, f"opening {self.label} {self.url}",
+                                  "a different pseudo-terminal now has this path")
 
     def open(self) -> None:
+        self._check_pty()
         # pyserial's rfc2217 client refuses write_timeout (NotImplementedError from open()); its
         # socket already bounds a send to 5 s, so the write deadline holds there too.
         write_timeout = None if self.url.startswith("rfc2217://") else WRITE_TIMEOUT_S
@@ -67,8 +88,14 @@ class SerialBytePort:
             self._serial = None
 
     def reopen(self, within_s: float | None = None) -> None:
-        """Reopen a port that went away (USB adapter re-enumerating, unit power-cycled)."""
+        """Reopen a port that went away (USB adapter re-enumerating, unit power-cycled).
+
+        Not a pseudo-terminal: once its master side is gone (the emulator stopped), its path can
+        only come back as another process's pty, so that is ``PortLost`` at once."""
         self.close()
+        if self.url.startswith("/dev/pts/"):
+            raise PortLost(self.device, f"reopening {self.label} {self.url}",
+                           "a pseudo-terminal does not come back: its emulator is gone")
         reopen_within(self.open, self.reopen_s if within_s is None else within_s, self.device,
                       f"reopening {self.label} {self.url}", poll_s=0.2)
         self.reopens += 1

@@ -764,3 +764,31 @@ def test_send_late_ack_is_not_taken_for_the_frames_ack(pair):
     with peer_thread(b, script):
         with pytest.raises(FrameError, match="NAK"):
             link.send(REQUEST)
+
+
+def test_a_pty_that_went_away_is_lost_not_reopened():
+    """The kernel reuses /dev/pts numbers: a driver whose emulator died must not reopen the path,
+    which may already be a stranger's pty, nor open one whose node was made anew."""
+    import os
+
+    from bench.errors import PortLost, PortUnavailable
+    from drivers.serial.port import SerialBytePort
+    master, slave = os.openpty()
+    path = os.ttyname(slave)
+    port = SerialBytePort(path, 115200, "test", reopen_s=0.5)
+    port.open()
+    os.close(master)
+    os.close(slave)
+    with pytest.raises(PortLost, match="pseudo-terminal does not come back"):
+        port.reopen()
+    port._pty_id = (-1, -1)  # as if the node had been made anew since the first open
+    others = [os.openpty() for _ in range(4)]
+    try:
+        if not any(os.ttyname(s) == path for _, s in others):
+            pytest.skip(f"the kernel did not reuse {path} this time")
+        with pytest.raises(PortUnavailable, match="different pseudo-terminal"):
+            port.open()
+    finally:
+        for m, s in others:
+            os.close(m)
+            os.close(s)

@@ -25,6 +25,10 @@ EXIT_PASS, EXIT_FAULT, EXIT_BENCH, EXIT_USAGE = 0, 1, 2, 3
 REPORTS = Path("reports")
 
 
+store_option = click.option("--store", "store_url", metavar="URL", envvar="POSBENCH_STORE",
+                            help="result store, an SQLAlchemy URL (default: SQLite in reports/)")
+
+
 class UsageFailure(click.ClickException):
     exit_code = EXIT_USAGE
 
@@ -51,8 +55,7 @@ def _faults(values: tuple[str, ...]) -> dict[str, float]:
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="verdict JSON file")
 @click.option("--html", "html_path", type=click.Path(path_type=Path), help="HTML report file")
 @click.option("--junit", "junit_path", type=click.Path(path_type=Path), help="JUnit XML file")
-@click.option("--store", "store_url", metavar="URL", envvar="POSBENCH_STORE",
-              help="result store, an SQLAlchemy URL (default: SQLite in reports/)")
+@store_option
 @click.option("--soak", type=click.IntRange(1, 1_000_000), metavar="N",
               help="power cycles of the soak test (default: the profile's short soak)")
 def triage(bench_path, virtual, fault, seed, unit, json_path, html_path, junit_path, store_url, soak) -> None:
@@ -252,8 +255,7 @@ def _open_store(url: str | None):
 
 @cli.command()
 @click.argument("serial")
-@click.option("--store", "store_url", metavar="URL", envvar="POSBENCH_STORE",
-              help="result store, an SQLAlchemy URL (default: SQLite in reports/)")
+@store_option
 def history(serial, store_url) -> None:
     """A unit's runs, newest first, and what changed between its last two runs."""
     from bench.store.history import render_history
@@ -264,8 +266,7 @@ def history(serial, store_url) -> None:
 
 @cli.command()
 @click.argument("run")
-@click.option("--store", "store_url", metavar="URL", envvar="POSBENCH_STORE",
-              help="result store, an SQLAlchemy URL (default: SQLite in reports/)")
+@store_option
 @click.option("--out", "out_dir", default="reports", show_default=True, type=click.Path(path_type=Path),
               help="directory for the regenerated HTML and JSON")
 def report(run, store_url, out_dir) -> None:

@@ -303,3 +303,22 @@ class SerialLink(SerialBytePort):
             while (waiting := ser.in_waiting) and time.monotonic() < deadline:
                 ser.read(waiting)
         self._io(drain, doing)
+
+
+class SerialDevice:
+    """Life cycle of a power device on a ``SerialLink`` (``self.link``, guarded by ``self._lock``)."""
+
+    def open(self):
+        with self._lock:
+            self.link.open()
+        return self
+
+    def close(self) -> None:
+        with self._lock:
+            self.link.close()
+
+    def __enter__(self):
+        return self.open()
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from .base import (PowerSwitchFailed, Reading, SerialLink, SupplyNotResponding,
+from .base import (PowerSwitchFailed, Reading, SerialDevice, SerialLink, SupplyNotResponding,
                    SupplyProtocolError)
 
 COMMAND_GAP_S = 0.055
@@ -105,7 +105,7 @@ def parse_identity(raw: bytes, doing: str = "identifying", device: str = "korad"
     return Identity(text, m["maker"], m["model"], m["version"], m["serial"])
 
 
-class KoradSupply:
+class KoradSupply(SerialDevice):
     """A KA3005P on ``url`` (any pyserial ``serial_for_url`` port or URL).
 
     ``timeout`` (s) bounds each answer. Thread-safe: a ``monitor`` thread may ``read()`` while a
@@ -122,22 +122,6 @@ class KoradSupply:
         self.link = SerialLink(url, device=f"{name} supply on {url}", reopen_s=reopen_s)
         self._lock = threading.RLock()
         self._last = 0.0
-
-    # -- life cycle ----------------------------------------------------------------------------------
-    def open(self) -> "KoradSupply":
-        with self._lock:
-            self.link.open()
-        return self
-
-    def close(self) -> None:
-        with self._lock:
-            self.link.close()
-
-    def __enter__(self) -> "KoradSupply":
-        return self.open()
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     # -- one command -------------------------------------------------------------------------------
     def _command(self, cmd: str, doing: str, answer: int = 0, quiet_s: float | None = None) -> bytes:

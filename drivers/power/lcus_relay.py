@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 
-from .base import SerialLink
+from .base import SerialDevice, SerialLink
 
 START = 0xA0
 OP_OFF = 0x00
@@ -34,7 +34,7 @@ def frame(channel: int, on: bool) -> bytes:
     return bytes((START, channel, op, checksum(channel, op)))
 
 
-class LcusRelay:
+class LcusRelay(SerialDevice):
     """Relay ``channel`` of an LCUS board on ``url`` (pyserial ``serial_for_url``); ``PowerSwitch``."""
 
     def __init__(self, url: str, channel: int = 1, *, initially_on: bool = False,
@@ -44,21 +44,6 @@ class LcusRelay:
         self.link = SerialLink(url, device=f"{name} on {url} channel {channel}", reopen_s=reopen_s)
         self._on = initially_on
         self._lock = threading.Lock()
-
-    def open(self) -> "LcusRelay":
-        with self._lock:
-            self.link.open()
-        return self
-
-    def close(self) -> None:
-        with self._lock:
-            self.link.close()
-
-    def __enter__(self) -> "LcusRelay":
-        return self.open()
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def _switch(self, on: bool) -> None:
         doing = f"switching relay {self.channel} " + ("on" if on else "off")

@@ -71,13 +71,13 @@ def triage(bench_path, virtual, fault, seed, unit, json_path, html_path, junit_p
     json_path = json_path or REPORTS / f"{stem}.json"
     html_path = html_path or REPORTS / f"{stem}.html"
     junit_path = junit_path or REPORTS / f"{stem}.xml"
+    _preflight(bench_path, store_url, {"--json": json_path, "--html": html_path, "--junit": junit_path})
 
     from bench.runner import run_hil
     vbench = None
+    interrupted = STOPPED
     try:
         if bench_path:
-            from bench.config import load_bench
-            load_bench(bench_path)  # a wrong file is a usage error before anything starts
             bench_file = bench_path
         else:
             from bench.sim.launcher import VirtualBench
@@ -89,24 +89,90 @@ def triage(bench_path, virtual, fault, seed, unit, json_path, html_path, junit_p
             bench_file = vbench.start()
         extra = ["--reports-dir", str(REPORTS)] + (["--store", store_url] if store_url else []) \
             + (["--soak", str(soak)] if soak else [])
-        code, doc = run_hil(bench_file, json_path, html_path, junit_path, unit, console, extra)
+        result = run_hil(bench_file, json_path, html_path, junit_path, unit, console, extra)
+        doc = result.doc
         if doc is not None and vbench is not None and not vbench.alive():
             doc.setdefault("bench_errors", []).append("the virtual bench process died during the run")
             doc["verdict"], doc["causes"] = "bench_error", []
-            json_path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+            _rewrite(json_path, doc, result.write_errors)
     except ConfigError as exc:
         raise UsageFailure(str(exc)) from None
     except BenchError as exc:
-        console.print(f"[bold magenta]BENCH ERROR[/]: {exc}")
+        say(console, f"[bold magenta]BENCH ERROR[/]: {escape(str(exc))}")
+        sys.exit(EXIT_BENCH)
+    except KeyboardInterrupt:  # before or after the suite: nothing to report yet
+        say(console, f"[bold magenta]INTERRUPTED[/] ({interrupted.get('by') or 'SIGINT'}): "
+                     "the unit was not judged")
         sys.exit(EXIT_BENCH)
     finally:
         if vbench is not None:
             vbench.stop()
-    if doc is None or code in (3, 4, 5):  # internal error, usage error, nothing ran
-        console.print(f"[bold magenta]BENCH ERROR[/]: the HIL run did not complete (pytest exit {code})")
+    if doc is None or result.code in (3, 4, 5) and not result.write_errors:  # internal error, usage, nothing ran
+        say(console, f"[bold magenta]BENCH ERROR[/]: the HIL run did not complete (pytest exit {result.code})")
         sys.exit(EXIT_BENCH)
     _print_verdict(console, doc, json_path, html_path, junit_path)
+    if interrupted.get("by"):
+        say(console, f"[bold magenta]INTERRUPTED[/] by {interrupted['by']}: the finished tests are "
+                     "reported and stored; the unit was not judged")
+        sys.exit(EXIT_BENCH)
+    if result.write_errors:
+        for error in result.write_errors:
+            say(console, f"[bold magenta]BENCH ERROR[/]: {escape(error)}")
+        sys.exit(EXIT_BENCH)
     sys.exit(diagnosis.EXIT_STATUS.get(doc["verdict"], EXIT_BENCH))
+
+
+def _preflight(bench_path: Path | None, store_url: str | None, outputs: dict[str, Path]) -> None:
+    """Usage and config mistakes, found before the bench starts (exit 3): the bench file, the
+    store URL, and report targets that are not regular files or cannot be written."""
+    from bench.outputs import check_target
+    try:
+        if bench_path:
+            from bench.config import load_bench
+            load_bench(bench_path)
+        for option, path in outputs.items():
+            check_target(path, option)
+        if store_url:
+            from sqlalchemy.engine import make_url
+            from sqlalchemy.exc import ArgumentError
+            try:
+                make_url(store_url)
+            except ArgumentError as exc:
+                raise UsageFailure(f"--store {store_url!r}: not a database URL ({exc}); e.g. "
+                                   "sqlite:///reports/posbench.sqlite or postgresql://user@host/db") from None
+        else:
+            check_target(REPORTS / "posbench.sqlite", "the default result store (--store)")
+    except ConfigError as exc:
+        raise UsageFailure(str(exc)) from None
+
+
+def _rewrite(json_path: Path, doc: dict, errors: list[str]) -> None:
+    from bench.outputs import ReportWriteFailed, write_text
+    try:
+        write_text(json_path, json.dumps(doc, indent=2) + "\n", "verdict JSON")
+    except ReportWriteFailed as exc:
+        errors.append(str(exc))
+
+
+STOPPED: dict[str, str] = {}
+"""Set to {"by": "SIGTERM"} (etc.) by the first stop signal of this process."""
+
+
+def _stop_signal(signum: int, frame: object) -> None:
+    if "by" in STOPPED:
+        return  # already stopping: let the clean-up (which has deadlines) run to its end
+    STOPPED["by"] = signal.Signals(signum).name
+    raise KeyboardInterrupt(STOPPED["by"])
+
+
+def catch_stop_signals() -> None:
+    """SIGTERM (a CI job cancelled, a service stopped) and SIGHUP (the technician's terminal
+    closed) stop a command as Ctrl-C does: a triage then ends its pytest session, writes the
+    finished tests' reports, marks the stored run interrupted and stops its virtual bench. Only the
+    first signal interrupts; later ones are ignored. Installed first thing in ``main``, so a signal
+    during start-up is no different."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _stop_signal)
 
 
 def _print_verdict(console: Console, doc: dict, json_path: Path, html_path: Path, junit_path: Path) -> None:
@@ -334,9 +400,13 @@ def calibrate(severities, seeds, healthy, pairs, causes, jobs, out_path, first_s
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point; maps click's usage errors to exit status 3."""
+    catch_stop_signals()
     try:
         cli.main(args=argv, prog_name="posbench", standalone_mode=False)
     except click.exceptions.Abort:
+        if STOPPED.get("by"):  # a stop signal before the command could start or end its work
+            print(f"INTERRUPTED by {STOPPED['by']}", file=sys.stderr)
+            sys.exit(EXIT_BENCH)
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()

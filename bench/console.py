@@ -5,12 +5,13 @@ from rich.console import Console
 
 
 def say(console: Console, text: object) -> None:
-    """Print, but never let a closed stdout (``posbench triage | head``) stop a run."""
+    """Print, but never let a closed stdout (``posbench triage | head``, a terminal window closed
+    mid-run: EIO) stop a run."""
     if console.quiet:
         return
     try:
         console.print(text)
-    except (BrokenPipeError, SystemExit):  # rich turns a broken pipe into SystemExit
+    except (OSError, SystemExit):  # rich turns a broken pipe into SystemExit
         console.quiet = True
 
 

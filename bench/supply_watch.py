@@ -38,6 +38,12 @@ class SupplyWatch:
         """Ends sampling; raises the supply link's error if a reading failed (a bench error)."""
         self._cm.__exit__(None, None, None)
 
+    def failure(self) -> str | None:
+        """Why sampling stopped early (the supply link failed), or None while it runs."""
+        if self.trace is not None and self.trace.errors:
+            return f"its readings stopped: {self.trace.errors[0]}"
+        return None
+
     def lowest(self, t0: float, t1: float, since: float | None = None) -> float | None:
         """Lowest reading (volts) from ``t0 - MARGIN_S`` (not before ``since``) to
         ``t1 + MARGIN_S``; None if none."""

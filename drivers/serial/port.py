@@ -42,6 +42,8 @@ class SerialBytePort:
     """What the port is, in error messages."""
     poll_s = POLL_S
     """pyserial read timeout: how often a waiting read looks at its deadline (seconds)."""
+    stopbits: float = serial.STOPBITS_ONE
+    """Stop bits (8 data bits, no parity); a protocol needing 2 (ZVT) sets it on the instance."""
 
     def __init__(self, url: str, baudrate: int = 9600, device: str = "terminal",
                  reopen_s: float = 3.0):
@@ -73,11 +75,18 @@ class SerialBytePort:
         # pyserial's rfc2217 client refuses write_timeout (NotImplementedError from open()); its
         # socket already bounds a send to 5 s, so the write deadline holds there too.
         write_timeout = None if self.url.startswith("rfc2217://") else WRITE_TIMEOUT_S
+        # A local port is opened exclusively (flock, as pyserial's exclusive=True does on POSIX):
+        # a second program writing to the unit's port would garble frames the unit is blamed for.
+        local = "://" not in self.url
         try:
             self._serial = serial.serial_for_url(self.url, baudrate=self.baudrate, timeout=self.poll_s,
-                                                 write_timeout=write_timeout)
+                                                 write_timeout=write_timeout, exclusive=local or None,
+                                                 stopbits=self.stopbits)
         except (serial.SerialException, OSError, ValueError, NotImplementedError) as exc:
-            raise PortUnavailable(self.device, f"opening {self.label} {self.url}", str(exc)) from None
+            detail = str(exc)
+            if "exclusively lock" in detail:
+                detail = f"another program has it open ({detail})"
+            raise PortUnavailable(self.device, f"opening {self.label} {self.url}", detail) from None
 
     def close(self) -> None:
         if self._serial is not None:

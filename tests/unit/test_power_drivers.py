@@ -417,15 +417,16 @@ def test_relay_cycle_reboots_the_unit():
 
 def test_relay_board_ignores_other_channels_and_bad_checksums():
     with relay_rig() as rig:
+        rig.relay.close()  # ports are opened exclusively: one opener at a time
         other = LcusRelay(rig.emu.path, channel=2)
         try:
             other.off()  # a one-relay board has no channel 2
-            with serial.serial_for_url(rig.emu.path, timeout=0.1) as raw:
-                raw.write(bytes.fromhex("A00100A2"))  # relay 1 off, wrong checksum
-                raw.flush()
-            time.sleep(0.15)
         finally:
             other.close()
+        with serial.serial_for_url(rig.emu.path, timeout=0.1) as raw:
+            raw.write(bytes.fromhex("A00100A2"))  # relay 1 off, wrong checksum
+            raw.flush()
+        time.sleep(0.15)
         assert rig.emu.is_closed()
         assert rig.emu.ignored == 1 and rig.emu.parser.bad_checksums == 1
         assert rig.power.wait_state("on", 2.0)
@@ -456,6 +457,7 @@ def test_relay_missing_port():
 
 def test_open_power_builds_the_configured_driver():
     with relay_rig() as rig:
+        rig.relay.close()  # ports are opened exclusively: one opener at a time
         relay = open_power("lcus-relay", rig.emu.path)
         try:
             assert isinstance(relay, LcusRelay) and relay.name == "lcus-relay"

@@ -1,0 +1,131 @@
+"""One triage at a time on a bench: an advisory lock per bench device, held for the whole run.
+
+Two triages on one bench (two terminal windows, a CI job and a technician) would interleave
+bytes on the same serial ports and blame the unit for the garble. Each device a bench
+description names (ECR port or address, supply or relay port, NFC reader, USB backend, the
+actuator) is locked with ``flock`` on a file under ``lock_dir()``; the holder's pid, command
+and start time are written into it, so a second triage can say who has the bench. The kernel
+drops the locks when the holder exits, however it exits (SIGKILL included): no stale locks.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+from bench.errors import BenchError
+
+
+class BenchInUse(BenchError):
+    """Another process holds a device of this bench."""
+
+
+def lock_dir() -> Path:
+    """Where the lock files live (shared by every user of this host: sticky and world-writable)."""
+    path = Path(os.environ.get("POSBENCH_LOCK_DIR") or Path(tempfile.gettempdir()) / "posbench-locks")
+    if not path.is_dir():
+        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.chmod(0o1777)
+        except OSError:
+            pass
+    return path
+
+
+def resource_key(resource: str) -> str:
+    """A device as one name: local paths resolved (two names of one tty are one device)."""
+    if resource.startswith("/"):
+        return os.path.realpath(resource)
+    return resource
+
+
+def _lock_file(key: str) -> Path:
+    readable = re.sub(r"[^A-Za-z0-9.]+", "_", key).strip("_")[-60:]
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    return lock_dir() / f"{readable}-{digest}.lock"
+
+
+class BenchLock:
+    """``acquire()`` every device or none; ``release()`` (or process exit) frees them."""
+
+    def __init__(self, resources: dict[str, str]):
+        """``resources``: device key -> what it is ("terminal", "supply", ...)."""
+        self.resources = {resource_key(k): what for k, what in resources.items() if k}
+        self._fds: list[int] = []
+
+    def acquire(self) -> "BenchLock":
+        holder = json.dumps({"pid": os.getpid(), "command": " ".join(Path(sys.argv[0]).name.split()
+                                                                       + sys.argv[1:])[:300],
+                             "since": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+        try:
+            for key, what in sorted(self.resources.items()):
+                path = _lock_file(key)
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    os.close(fd)
+                    raise BenchInUse("bench", "reserving the bench", _in_use(path, key, what)) from None
+                except OSError as exc:
+                    os.close(fd)
+                    raise BenchError("bench", f"locking {what} {key}", str(exc)) from None
+                self._fds.append(fd)
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, holder.encode(), 0)
+        except BaseException:
+            self.release()
+            raise
+        return self
+
+    def release(self) -> None:
+        fds, self._fds = self._fds, []
+        for fd in fds:
+            try:
+                os.ftruncate(fd, 0)
+            except OSError:
+                pass
+            os.close(fd)  # closing the descriptor drops the flock
+
+    def __enter__(self) -> "BenchLock":
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _in_use(path: Path, key: str, what: str) -> str:
+    try:
+        info = json.loads(path.read_text(encoding="utf-8") or "{}")
+    except (OSError, ValueError):
+        info = {}
+    who = f"process {info['pid']}" if info.get("pid") else "another process"
+    if info.get("command"):
+        who += f" ({info['command']})"
+    since = f" since {info['since']}" if info.get("since") else ""
+    return (f"the bench is in use: its {what} {key} is held by {who}{since}; one triage at a time "
+            "per bench: wait for that run to finish or stop it")
+
+
+def bench_resources(config) -> dict[str, str]:
+    """The devices of a bench description (``bench.config.BenchConfig``) to lock."""
+    found: dict[str, str] = {}
+    terminal = config.terminal
+    for attr in ("port", "address"):
+        if getattr(terminal, attr, None):
+            found[getattr(terminal, attr)] = "ECR link"
+    if config.power is not None and config.power.port:
+        port = config.power.port
+        found[port if config.power.driver != "usb-hub" else f"usb-hub {port}"] = f"power ({config.power.driver})"
+    if config.nfc is not None:
+        found[config.nfc.path] = "NFC reader"
+    if config.usb is not None and config.usb.backend != "libusb1":
+        found[config.usb.backend] = "USB backend"
+    if config.actuator.address:
+        found[config.actuator.address] = "actuator"
+    return found

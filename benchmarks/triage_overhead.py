@@ -123,8 +123,9 @@ def count_commands(seed: int, out: Path) -> None:
         power_on = term.booted_at - term.timing.boot_s
         bench_file = sim.write_bench(out.parent / "bench.toml")
         t0 = time.monotonic()
-        code, doc = run_hil(bench_file, out.parent / "v.json", out.parent / "r.html",
-                            out.parent / "j.xml", None, Console(file=io.StringIO()))
+        hil = run_hil(bench_file, out.parent / "v.json", out.parent / "r.html",
+                      out.parent / "j.xml", None, Console(file=io.StringIO()))
+        code, doc = hil.code, hil.doc
         suite_s = time.monotonic() - t0
         result = {
             "pytest_exit": code, "verdict": doc and doc["verdict"],

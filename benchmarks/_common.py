@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import platform
-import signal
 import statistics
 import sys
 from pathlib import Path
@@ -12,19 +11,19 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as `python benchmarks/x.py` from anywhere
     sys.path.insert(0, str(ROOT))
 
+from bench.signals import catch_stop_signals  # noqa: E402
+from bench.stats import percentile  # noqa: E402
+
 
 def exit_cleanly_on_sigterm() -> None:
     """Turn SIGTERM (and SIGHUP) into KeyboardInterrupt so every ``finally`` runs, as on Ctrl-C."""
-    def handler(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, handler)
+    catch_stop_signals()
 
 
 def summary(samples: list[float]) -> dict[str, float]:
     """median, p95, mean, min, max of ``samples`` (seconds in, seconds out)."""
     s = sorted(samples)
-    p95 = statistics.quantiles(s, n=100, method="inclusive")[94] if len(s) >= 2 else s[0]
+    p95 = percentile(s, 95)
     return {"n": len(s), "median": statistics.median(s), "p95": p95, "mean": statistics.fmean(s),
             "min": s[0], "max": s[-1]}
 

@@ -3,6 +3,7 @@ import statistics
 import time
 
 from bench.errors import ProtocolError, UnitNotResponding
+from bench.stats import percentile
 
 
 def test_link_health(terminal, profile, record):
@@ -40,7 +41,7 @@ def test_link_health(terminal, profile, record):
                    limits["ecr_naks"], cause="pcb_intermittent", strength="moderate",
                    note="frames with bad LRC on the ECR link")
     if len(latencies) >= 8:
-        p95 = statistics.quantiles(latencies, n=20)[-1]
+        p95 = percentile(latencies, 95)
         record.measure("ecr_reply_p95_s", round(p95, 4), "s", limits["ecr_reply_p95_s"],
                        cause="resources", strength="moderate")
         slope, stderr = theil_sen_slope(latencies)

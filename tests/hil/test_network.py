@@ -8,6 +8,7 @@ import statistics
 
 import pytest
 
+from bench.stats import percentile
 from drivers.host.arp_probe import arp_probe
 from drivers.host.echo import echo_series
 from drivers.host.reachability import probe_port
@@ -56,7 +57,8 @@ def _echo_measures(record, profile, path: str, answered: list[float | None], rec
     lim = profile.limits
     loss = round(sum(a is None for a in answered) / len(answered), 3) if answered else 1.0
     ok = sorted(a for a in answered if a is not None)
-    p95 = round(statistics.quantiles(ok, n=20)[-1], 4) if len(ok) >= 2 else (ok[0] if ok else None)
+    p95 = percentile(ok, 95)
+    p95 = round(p95, 4) if p95 is not None else None
     record.measure(f"echo_loss_{path}", loss, "ratio", lim["echo_loss"],
                    note=f"{sum(a is None for a in answered)} of {len(answered)} echoes unanswered ({path})")
     record.measure(f"echo_p95_s_{path}", p95, "s", lim["echo_p95_s"],

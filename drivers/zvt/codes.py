@@ -1,0 +1,295 @@
+"""ZVT code tables with their meanings (PA00P015 rev. 13.08, chapters 9.4, 10, 11 and 3.7).
+
+Public API
+  RESULT_CODES          result code (BMP 27, 06 1E, 84 xx) -> meaning; 01-63 are host codes
+  result_meaning(code)  meaning of any result code byte, host codes included
+  is_host_code(code)    True for 0x01..0x63 (codes passed through from the host, binary 1..99)
+  TERMINAL_STATUS       terminal status byte (status enquiry completion) -> meaning
+  terminal_status_meaning(code)
+  INTERMEDIATE_STATUS   intermediate status byte (04 FF) -> meaning
+  intermediate_meaning(code)
+  CARD_TECHNOLOGY       TLV 1F12 value -> "magstripe" / "chip" / "contactless"
+  CONTACTLESS_ERRORS    TLV 1F47 value -> meaning
+  DEVICE_STATE          TLV 1F43 value -> meaning
+  LOCK_BITS             TLV 1F55 (2 bytes) bit -> lock name; bit 15 = byte 1 b7, bit 0 = byte 2 b0
+  lock_names(raw)       names of the locks set in a 1F55 value, most significant first
+  REGISTRATION_STATUS_BITS  BMP 19 of the registration completion: bit -> meaning
+  registration_status_names(byte)  meanings of the bits set in that byte
+  meaning(table, code, kind)  lookup that never fails ("unknown <kind> 0xNN")
+
+Host codes: the spec numbers them "01-63 (hex) = 1-99 (decimal)", so they travel binary
+(host code 51 arrives as 0x33); this settles the reference's *uncertain* note. Written by hand:
+no library holds ZVT's tables.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+RESULT_CODES: dict[int, str] = {
+    0x00: "no error",
+    0x64: "card not readable (LRC/parity error)",
+    0x65: "card data not present (neither track data nor chip found)",
+    0x66: "processing error (also card reader mechanism problems)",
+    0x67: "function not permitted for ec and Maestro cards",
+    0x68: "function not permitted for credit and tank cards",
+    0x6A: "turnover file full",
+    0x6B: "function deactivated (PT not registered)",
+    0x6C: "abort via timeout or abort key",
+    0x6E: "card in blocked list",
+    0x6F: "wrong currency",
+    0x71: "credit not sufficient (chip card)",
+    0x72: "chip error",
+    0x73: "card data incorrect (e.g. country key check, checksum error)",
+    0x74: "DUKPT engine exhausted",
+    0x75: "text not authentic",
+    0x76: "PAN not in white list",
+    0x77: "end-of-day batch not possible",
+    0x78: "card expired",
+    0x79: "card not yet valid",
+    0x7A: "card unknown",
+    0x7B: "fallback to magnetic stripe for girocard not possible",
+    0x7C: "fallback to magnetic stripe not possible",
+    0x7D: "communication error (communication module does not answer or is not present)",
+    0x7E: "fallback to magnetic stripe not possible, debit advice possible",
+    0x83: "function not possible",
+    0x85: "key missing",
+    0x89: "PIN pad defective",
+    0x9A: "ZVT protocol error",
+    0x9B: "error from dial-up / communication fault",
+    0x9C: "please wait",
+    0xA0: "receiver not ready",
+    0xA1: "remote station does not respond",
+    0xA3: "no connection",
+    0xA4: "submission of GeldKarte not possible",
+    0xA5: "function not allowed due to PCI-DSS/P2PE rules",
+    0xB1: "memory full",
+    0xB2: "merchant journal full",
+    0xB4: "already reversed",
+    0xB5: "reversal not possible",
+    0xB7: "pre-authorisation incorrect (amount too high) or amount wrong",
+    0xB8: "error pre-authorisation",
+    0xBF: "voltage supply too low (external power supply)",
+    0xC0: "card locking mechanism defective",
+    0xC1: "merchant card locked",
+    0xC2: "diagnosis required",
+    0xC3: "maximum amount exceeded",
+    0xC4: "card profile invalid, new card profiles must be loaded",
+    0xC5: "payment method not supported",
+    0xC6: "currency not applicable",
+    0xC8: "amount too small",
+    0xC9: "max. transaction amount too small",
+    0xCB: "function only allowed in EURO",
+    0xCC: "printer not ready",
+    0xCD: "cashback not possible",
+    0xD2: "function not permitted for service cards / bank customer cards",
+    0xDC: "card inserted",
+    0xDD: "error during card eject (motor reader)",
+    0xDE: "error during card insertion (motor reader)",
+    0xE0: "remote maintenance activated",
+    0xE2: "card reader does not answer / card reader defective",
+    0xE3: "shutter closed",
+    0xE4: "terminal activation required",
+    0xE7: "min. one goods group not found",
+    0xE8: "no goods groups table loaded",
+    0xE9: "restriction code not permitted",
+    0xEA: "card code not permitted",
+    0xEB: "function not executable (PIN algorithm unknown)",
+    0xEC: "PIN processing not possible",
+    0xED: "PIN pad defective",
+    0xF0: "open end-of-day batch present",
+    0xF1: "ec-cash/Maestro offline error",
+    0xF5: "OPT error",
+    0xF6: "OPT data not available (OPT personalisation required)",
+    0xFA: "error transmitting offline transactions (clearing error)",
+    0xFB: "turnover data set defective",
+    0xFC: "necessary device not present or defective",
+    0xFD: "baud rate not supported",
+    0xFE: "register unknown",
+    0xFF: "system error (details in TLV 1F16 / 1F17)",
+}
+"""Result codes other than the host codes 01-63 [P15 10]."""
+
+TERMINAL_STATUS: dict[int, str] = {
+    0x00: "PT ready",
+    0x51: "initialisation required",
+    0x62: "date/time incorrect",
+    0x9C: "please wait (e.g. software update still running)",
+    0x9D: "partial issue of goods",
+    0xB1: "memory full",
+    0xB2: "merchant journal full",
+    0xBF: "voltage supply too low (external power supply)",
+    0xC0: "card locking mechanism defect",
+    0xC1: "merchant card locked",
+    0xC2: "diagnosis required",
+    0xC4: "card profile invalid, new card profiles must be loaded",
+    0xCC: "printer not ready",
+    0xDC: "card inserted",
+    0xDF: "out of order",
+    0xE0: "remote maintenance activated",
+    0xE1: "card not completely removed",
+    0xE2: "card reader does not answer / card reader defective",
+    0xE3: "shutter closed",
+    0xE4: "terminal activation required",
+    0xF0: "reconciliation required",
+    0xF6: "OPT data not available (OPT personalisation required)",
+}
+"""Terminal status codes [P15 11]."""
+
+_INTERMEDIATE_BASE: dict[int, str] = {
+    0x00: "PT is waiting for amount confirmation",
+    0x01: "please watch PIN pad",
+    0x02: "please watch PIN pad",
+    0x03: "not accepted",
+    0x04: "PT is waiting for response from FEP (host)",
+    0x05: "PT is sending auto-reversal",
+    0x06: "PT is sending post-bookings",
+    0x07: "card not admitted",
+    0x08: "card unknown / undefined",
+    0x09: "expired card",
+    0x0A: "insert card",
+    0x0B: "please remove card",
+    0x0C: "card not readable",
+    0x0D: "processing error",
+    0x0E: "please wait",
+    0x0F: "PT is commencing an automatic end-of-day batch",
+    0x10: "invalid card",
+    0x11: "balance display",
+    0x12: "system malfunction",
+    0x13: "payment not possible",
+    0x14: "credit not sufficient",
+    0x15: "incorrect PIN",
+    0x16: "limit not sufficient",
+    0x17: "please wait",
+    0x18: "PIN try limit exceeded",
+    0x19: "card data incorrect",
+    0x1A: "service mode",
+    0x1B: "approved, please fill up",
+    0x1C: "approved, please take goods",
+    0x1D: "declined",
+    0x26: "PT is waiting for input of the mobile number",
+    0x27: "PT is waiting for repeat of mobile number",
+}
+
+
+def _intermediate_table() -> dict[int, str]:
+    table = dict(_INTERMEDIATE_BASE)
+    # 41..67 repeat 01..27 with "please remove card" [P15 3.7]; 4A has no text in the spec.
+    for code, text in _INTERMEDIATE_BASE.items():
+        if code and code + 0x40 != 0x4A:
+            table[code + 0x40] = f"{text}; please remove card"
+    table.update({
+        0x28: "currency selection, please wait",
+        0x29: "language selection, please wait",
+        0x2A: "for loading please insert card",
+        0x2B: "emergency transaction, please wait",
+        0x2C: "application selection, please wait",
+        0x68: "PT has detected customer card insertion",
+        0x69: "please select DCC",
+        0xC7: "PT is waiting for input of the mileage",
+        0xC8: "PT is waiting for cashier",
+        0xC9: "PT is commencing an automatic diagnosis",
+        0xCA: "PT is commencing an automatic initialisation",
+        0xCB: "merchant journal full",
+        0xCC: "debit advice not possible, PIN required",
+        0xD2: "connecting dial-up",
+        0xD3: "dial-up connection made",
+        0xE0: "PT is waiting for application selection",
+        0xE1: "PT is waiting for language selection",
+        0xE2: "PT requests a cleaning card",
+        0xF1: "offline",
+        0xF2: "online",
+        0xF3: "offline transaction",
+        0xFF: "no ZVT status code matches (text in TLV 24 / 07)",
+    })
+    table[0x4B] = "please remove card"
+    return table
+
+
+INTERMEDIATE_STATUS: dict[int, str] = _intermediate_table()
+"""Intermediate status bytes of 04 FF [P15 3.7 table 17]."""
+
+CARD_TECHNOLOGY: dict[int, str] = {0x00: "magstripe", 0x01: "chip", 0x02: "contactless"}
+"""TLV 1F12 card technology [P15 9.4, p.160]."""
+
+CONTACTLESS_ERRORS: dict[int, str] = {
+    0x01: "contactless level 1 transmission error",
+    0x02: "contactless level 1 protocol error",
+    0x03: "contactless level 1 timeout",
+    0x04: "contactless collision detected",
+    0x05: "command not allowed due to whitelist check",
+    0xFF: "unknown card reader error (details in 1F16 / 1F17)",
+}
+"""TLV 1F47 card read error code [P15 9.4, p.165]."""
+
+DEVICE_STATE: dict[int, str] = {
+    0x00: "ready", 0x01: "initialisation needed", 0x02: "no keys loaded", 0x03: "fraud",
+}
+"""TLV 1F43 device state [P15 9.4.12]."""
+
+LOCK_BITS: dict[int, str] = {
+    15: "reconciliation with closure lock",
+    14: "initialisation lock",
+    13: "diagnosis lock",
+    12: "service lock",
+    11: "out of order",
+    10: "printer lock",
+    9: "terminal start up needed",
+    8: "secure module changed",
+    7: "transaction log defective",
+    6: "card reader not found",
+    5: "card still inserted",
+    4: "secure link not ready",
+    3: "activation needed",
+    2: "low battery power",
+    1: "contactless reader not initialised",
+    0: "MDB not ready",
+}
+"""TLV 1F55 terminal locks, a 2-byte bit field [P15 9.4.12.1, p.179]: bit 15..8 are byte 1
+b7..b0, bit 7..0 byte 2 b7..b0. Every position is from the spec's table, none assumed."""
+
+
+def meaning(table: Mapping[int, str], code: int, kind: str) -> str:
+    """``table[code]``, or "unknown <kind> 0xNN" for a code the spec does not define."""
+    return table.get(code, f"unknown {kind} 0x{code:02X}")
+
+
+def is_host_code(code: int) -> bool:
+    """True for result codes 0x01..0x63: the host's (network operator's) own codes 1..99."""
+    return 0x01 <= code <= 0x63
+
+
+def result_meaning(code: int) -> str:
+    """Meaning of a result code byte; host codes read "host code NN" (NN decimal)."""
+    if is_host_code(code):
+        return "refer to card issuer (host code 01)" if code == 0x01 else f"host code {code:02d}"
+    return meaning(RESULT_CODES, code, "result code")
+
+
+def terminal_status_meaning(code: int) -> str:
+    return meaning(TERMINAL_STATUS, code, "terminal status")
+
+
+def intermediate_meaning(code: int) -> str:
+    return meaning(INTERMEDIATE_STATUS, code, "intermediate status")
+
+
+def lock_names(raw: bytes) -> tuple[str, ...]:
+    """Names of the locks set in a 1F55 value (2 bytes; a shorter value is read as its high bytes,
+    a longer one has its extra bytes ignored), most significant bit first."""
+    value = int.from_bytes(bytes(raw[:2]).ljust(2, b"\0"), "big")
+    return tuple(name for bit, name in LOCK_BITS.items() if value >> bit & 1)
+
+
+REGISTRATION_STATUS_BITS: dict[int, str] = {
+    0: "PT initialisation necessary",
+    1: "diagnosis necessary",
+    2: "OPT action necessary",
+    3: "PT functions in filling station mode",
+    4: "PT functions in vending machine mode",
+}
+"""BMP 19 status byte of the registration completion, by bit number [P15 2.1 table 3]."""
+
+
+def registration_status_names(byte: int) -> tuple[str, ...]:
+    """Meanings of the bits set in a registration status byte (RFU bits are left out)."""
+    return tuple(name for bit, name in REGISTRATION_STATUS_BITS.items() if byte >> bit & 1)

@@ -1,0 +1,243 @@
+"""ZVT driver, ECR side: ``ZvtTerminal`` sends commands to a payment terminal (PT) and follows it
+as slave until the command completes.
+
+What the driver guarantees
+  * Every wait is bounded: the link's ACK (T2, serial), the PT's answer to a command (T3, 5 s),
+    and the slave phase (T4, 180 s), which every intermediate status (04 FF) or status
+    information (04 0F) restarts and a 04 FF timeout replaces. A silent PT raises
+    ``UnitNotResponding`` naming the command and the wait; nothing blocks for ever.
+  * Every PT message of the slave phase is acknowledged ``80 00 00``: intermediate status, status
+    information, print line, text block, completion, abort. PT commands the driver does not serve
+    (dial-up, menus, input) are answered ``84 83 00`` and listed in ``refused_commands``.
+  * Errors are typed: the bench's (``PortUnavailable``: wrong port or address, PT off;
+    ``PortLost``) or the unit's (``UnitNotResponding``; ``CommandRejected`` for ``84 xx`` with the
+    result-code meaning; ``TransmissionFailed``; ``ZvtFrameError`` / ``ZvtMessageError`` for
+    malformed frames and messages, after answering ``84 9A 00`` to a malformed slave message).
+  * Results are ``ZvtResult`` dataclasses: result code and meaning, intermediate statuses in
+    order, receipt lines, terminal status, lock bits, device state, card technology (1F12),
+    contactless error (1F47), vendor error (1F16/1F17), software version, terminal id, masked
+    PAN, trace, receipt number, time/date, host result (A0).
+  * Card data is never kept: the PAN is masked to first 6 / last 4, track, CVV and chip data are
+    dropped when parsed (only their length is seen), receipt and display texts are scrubbed.
+  * A 06 1E abort from the PT is a result (``aborted=True``), not an exception: a declined or
+    failed payment is evidence for the bench, not a driver error.
+
+Transports: ``ZvtTerminal.open_url("tcp://host[:port]")`` for ZVT over TCP (default port 20007),
+any other URL (``/dev/ttyUSB0``, ``/dev/pts/N``, ``rfc2217://``, ``socket://``) for the serial
+link through ``SerialBytePort``. Written by hand: no maintained ZVT library exists on PyPI.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from bench.errors import ConfigError, UnitError, UnitNotResponding
+
+from . import codes
+from .apdu import Apdu, ZvtMessageError, bcd_encode, decode_apdu, encode_apdu, encode_bmp, is_positive
+from .results import Collector, ZvtResult
+from .transport import TCP_PORT, LinkTiming, SerialTransport, TcpTransport, Transport
+
+T3_S = 5.0
+"""Longest wait for the PT's answer (80 00 / 84 xx) to a command, seconds [P16 5.2.5]."""
+T4_S = 180.0
+"""Longest wait from the answer to the completion, seconds; every 04 FF / 04 0F restarts it."""
+CONFIG_BYTE = 0xBE
+"""Registration config: ECR prints payment and administration receipts through 06 D1 / 06 D3,
+wants intermediate status, controls payment and administration functions."""
+SERVICE_STATUS_TLV = 0x04
+"""Status enquiry service byte: send further status information (TLV 1F43 / 1F55 / E4)."""
+ACK_APDU = encode_apdu(0x80, 0x00)
+NOT_POSSIBLE_APDU = encode_apdu(0x84, 0x83)
+PROTOCOL_ERROR_APDU = encode_apdu(0x84, 0x9A)
+
+
+class CommandRejected(UnitError):
+    """The PT refused a command with ``84 xx``; ``result_code`` and ``meaning`` say why."""
+
+    def __init__(self, device: str, doing: str, result_code: int):
+        self.result_code = result_code
+        self.meaning = codes.result_meaning(result_code)
+        super().__init__(device, doing, f"refused with result code {result_code:02X}: {self.meaning}")
+
+
+class UnexpectedMessage(ZvtMessageError):
+    """The PT sent a message that does not belong where it came (e.g. no 80 00 to a command)."""
+
+
+def _check_range(what: str, value: int, top: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= top:
+        raise ValueError(f"{what} must be an int from 0 to {top}, got {value!r}")
+
+
+@dataclass
+class ZvtTerminal:
+    """ECR-side driver of one PT over a ``SerialTransport`` or ``TcpTransport``."""
+
+    transport: Transport
+    password: str = "000000"
+    """Six digits, sent as 3 BCD bytes."""
+    currency: int = 978
+    """ISO 4217 numeric code (978 = EUR)."""
+    config_byte: int = CONFIG_BYTE
+    t3_s: float = T3_S
+    t4_s: float = T4_S
+    device: str = "terminal"
+
+    def __post_init__(self) -> None:
+        # Our own commands' fields: a bad value is the caller's mistake, not the unit's.
+        if not (len(self.password) == 6 and self.password.isdigit() and self.password.isascii()):
+            raise ValueError(f"ZVT password must be 6 digits, got {self.password!r}")
+        _check_range("currency", self.currency, 9999)
+
+    @classmethod
+    def open_url(cls, url: str, baudrate: int = 9600, timing: LinkTiming | None = None,
+                 **options) -> "ZvtTerminal":
+        """A driver for ``tcp://host[:port]`` (ZVT over TCP) or any serial URL; not yet connected."""
+        device = options.get("device", "terminal")
+        if url.startswith("tcp://"):
+            parts = urlsplit(url)
+            try:
+                port = parts.port or TCP_PORT
+            except ValueError:
+                raise ConfigError(url, "port", "a TCP port number 1..65535") from None
+            if not parts.hostname:
+                raise ConfigError(url, "host", "tcp://HOST[:PORT] with a host name or address")
+            transport: Transport = TcpTransport(parts.hostname, port, device=device)
+        else:
+            transport = SerialTransport(url, baudrate, timing, device=device)
+        return cls(transport, **options)
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def __enter__(self) -> "ZvtTerminal":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- commands ----------------------------------------------------------------------------------
+    def register(self, config_byte: int | None = None, tlv: bool = True) -> ZvtResult:
+        """Registration (06 00): password, config byte, currency; ``tlv`` adds an empty BMP 06 so
+        the PT may send TLV containers (vendor errors, card technology) until log-off."""
+        config = self.config_byte if config_byte is None else config_byte
+        data = self._password() + bytes((config,)) + bcd_encode(self.currency, 2)
+        if tlv:
+            data += encode_bmp(0x06, b"")
+        return self._run("registration", 0x06, 0x00, data)
+
+    def authorize(self, amount: int) -> ZvtResult:
+        """Authorization (06 01): a payment of ``amount`` minor currency units."""
+        _check_range("amount (minor units)", amount, 10 ** 12 - 1)
+        data = encode_bmp(0x04, bcd_encode(amount, 6)) + encode_bmp(0x49, bcd_encode(self.currency, 2))
+        return self._run("authorization", 0x06, 0x01, data)
+
+    def reverse(self, receipt_no: int) -> ZvtResult:
+        """Reversal (06 30) of the payment with receipt number ``receipt_no`` (BMP 87)."""
+        _check_range("receipt number", receipt_no, 9999)
+        data = self._password() + encode_bmp(0x87, bcd_encode(receipt_no, 2))
+        return self._run("reversal", 0x06, 0x30, data)
+
+    def status_enquiry(self, service_byte: int = SERVICE_STATUS_TLV) -> ZvtResult:
+        """Status enquiry (05 01): software version, terminal status and (service byte 04) the
+        TLV with device state 1F43 and lock bits 1F55."""
+        data = self._password() + encode_bmp(0x03, bytes((service_byte,)))
+        return self._run("status enquiry", 0x05, 0x01, data, status_enquiry=True)
+
+    def diagnosis(self) -> ZvtResult:
+        """Diagnosis (06 70): the PT contacts its host."""
+        return self._run("diagnosis", 0x06, 0x70)
+
+    def print_system_configuration(self) -> ZvtResult:
+        """Print system configuration (06 1A): the lines arrive in ``receipt_lines``."""
+        return self._run("print system configuration", 0x06, 0x1A)
+
+    def end_of_day(self) -> ZvtResult:
+        """End of day (06 50)."""
+        return self._run("end of day", 0x06, 0x50, self._password())
+
+    def reset(self) -> ZvtResult:
+        """Reset terminal (06 18): the PT restarts and completes with 06 0F."""
+        return self._run("reset", 0x06, 0x18)
+
+    def abort(self) -> ZvtResult:
+        """Abort (06 B0), answered 80 00 00 with no slave phase."""
+        return self._run("abort", 0x06, 0xB0, slave=False)
+
+    def log_off(self) -> ZvtResult:
+        """Log-off (06 02), answered 80 00 00 with no slave phase."""
+        return self._run("log-off", 0x06, 0x02, slave=False)
+
+    # -- flow --------------------------------------------------------------------------------------
+    def _password(self) -> bytes:
+        return bcd_encode(self.password, 3)
+
+    def _run(self, name: str, cls: int, instr: int, data: bytes = b"", slave: bool = True,
+             status_enquiry: bool = False) -> ZvtResult:
+        doing = f"ZVT {name} ({cls:02X} {instr:02X})"
+        self.transport.discard_input()
+        self.transport.send(encode_apdu(cls, instr, data), doing)
+        answer = self._receive(self.t3_s, f"{doing}: waiting T3 = {self.t3_s:g} s for the PT's answer")
+        self._check_answer(answer, doing)
+        collector = Collector(name)
+        if slave:
+            self._follow(collector, doing, status_enquiry)
+        return collector.result()
+
+    def _receive(self, timeout_s: float, doing: str) -> Apdu:
+        return decode_apdu(self.transport.receive(timeout_s, doing))
+
+    def _check_answer(self, answer: Apdu, doing: str) -> None:
+        if is_positive(answer):
+            return
+        if answer.cls == 0x84:
+            # 84 1E carries the result code in its data (e.g. 84 1E 01 6F: wrong currency).
+            code = answer.data[0] if answer.instr == 0x1E and answer.data else answer.instr
+            raise CommandRejected(self.device, doing, code)
+        raise UnexpectedMessage(f"PT answered {answer.cls:02X} {answer.instr:02X} instead of 80 00 / 84 xx",
+                                self.device, doing)
+
+    def _follow(self, collector: Collector, doing: str, status_enquiry: bool) -> None:
+        """Slave phase: take the PT's messages until 06 0F / 06 1E. T4 runs from the answer and
+        restarts with every 04 FF / 04 0F; a 04 FF timeout becomes the new T4."""
+        t4_s = self.t4_s
+        deadline = time.monotonic() + t4_s
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise UnitNotResponding(self.device, doing, f"no completion within T4 = {t4_s:g} s")
+            message = self._receive(remaining, f"{doing}: waiting for the PT (T4 = {t4_s:g} s)")
+            try:
+                done = self._take(collector, message, status_enquiry)
+            except ZvtMessageError:
+                self.transport.send(PROTOCOL_ERROR_APDU, f"{doing}: refusing a malformed message")
+                raise
+            if message.command in ((0x04, 0xFF), (0x04, 0x0F)):
+                if message.command == (0x04, 0xFF) and collector.intermediates[-1].timeout_s:
+                    t4_s = collector.intermediates[-1].timeout_s
+                deadline = time.monotonic() + t4_s
+            if done:
+                return
+
+    def _take(self, collector: Collector, message: Apdu, status_enquiry: bool) -> bool:
+        """Read one slave-phase message and answer it; True when it ends the command."""
+        handlers = {
+            (0x04, 0xFF): collector.intermediate,
+            (0x04, 0x0F): collector.status_information,
+            (0x06, 0xD1): collector.print_line,
+            (0x06, 0xD3): collector.text_block,
+            (0x06, 0x1E): collector.abort,
+        }
+        name = f"{message.cls:02X} {message.instr:02X}"
+        if message.command == (0x06, 0x0F):
+            collector.completion(message.data, status_enquiry)
+        elif message.command in handlers:
+            handlers[message.command](message.data)
+        else:
+            collector.refuse(name)
+            self.transport.send(NOT_POSSIBLE_APDU, f"refusing PT command {name}")
+            return False
+        self.transport.send(ACK_APDU, f"acknowledging PT message {name}")
+        return message.command in ((0x06, 0x0F), (0x06, 0x1E))

@@ -1,0 +1,477 @@
+"""ZVT transports: the serial link (DLE STX framing, CRC, ACK/NAK, T1/T2, repeats) and TCP.
+
+Both offer ``send(apdu)``, ``receive(timeout_s) -> apdu``, ``discard_input()`` and ``close()``;
+APDUs are whole encoded APDUs (``apdu.encode_apdu``). The framing helpers and ``ZvtLink`` work
+on any byte port with ``read(size, timeout)`` / ``write(data)`` / ``discard_input()``
+(``SerialBytePort``, the bench's ``PtyPort``), so the ECR driver and a PT emulator share them. Written by hand: no
+maintained library implements the ZVT link layer [P16 3, 4].
+
+Serial [P16 3]: ``DLE STX <APDU, 10 doubled> DLE ETX crc-lo crc-hi``; CRC-16/KERMIT (reflected
+0x8408, init 0) over the unstuffed APDU + ETX. The receiver ACKs (06) a good frame, NAKs (15) a
+bad CRC, a malformed frame or a gap between bytes above T1 (0.2 s); the sender waits T2 (5 s)
+for the ACK and repeats at most twice, then both sides report a transmission error. CRC bytes
+are sent undoubled (as ecrterm and Portalum do); a received CRC whose DLE was doubled is
+accepted too (the spec leaves this open).
+
+TCP [P16 4]: bare APDUs on port 20007, reassembled from any segmentation by the length field.
+
+Public API
+  DLE STX ETX ACK NAK, T1_S T2_S REPEATS TCP_PORT      link constants (seconds)
+  crc16_kermit(data) -> int                            CRC-16/KERMIT ("123456789" -> 0x2189)
+  encode_frame(apdu) -> bytes                          APDU to a stuffed serial frame
+  decode_frame(frame) -> bytes                         one whole serial frame to its APDU
+  ZvtFrameError(FrameError)                            a bad frame (CRC, T1 gap, DLE misuse, length)
+  TransmissionFailed(UnitError)                        NAKed / unacknowledged after 2 repeats
+  NoAcknowledge(TransmissionFailed, UnitNotResponding) no ACK nor NAK at all to 3 sends
+  ConnectionClosed(UnitNotResponding)                  the PT closed the TCP connection
+  ByteSource                                           ecr_link.BytePort: read(size, timeout) / write /
+                                                       discard_input
+  FrameReader(source, t1_s, stats)                     .read_frame(timeout_s) / .read_control(timeout_s)
+  LinkTiming(t1_s, t2_s, repeats)                      serial timing (seconds) and repeat count
+  LinkStats                                            ecr_link's counters, .repeats = .retransmits
+  ZvtLink(source, timing, device)                      serial link on any ByteSource (ECR or PT)
+  SerialTransport(url, baudrate=9600, ...)             ZvtLink on SerialBytePort, 8N2
+  TcpTransport(host, port=20007, ...)                  bare APDUs over TCP
+  Transport                                            protocol both transports satisfy
+"""
+from __future__ import annotations
+
+import select
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from bench.errors import FrameError, PortLost, PortUnavailable, UnitError, UnitNotResponding
+from drivers.serial import ecr_link
+from drivers.serial.ecr_link import BytePort
+from drivers.serial.port import SerialBytePort
+
+from .apdu import MAX_DATA, apdu_size, decode_apdu
+
+DLE, STX, ETX, ACK, NAK = 0x10, 0x02, 0x03, 0x06, 0x15
+T1_S = 0.2
+"""Longest gap between two bytes of a frame (seconds) [P16 3.4.1]."""
+T2_S = 5.0
+"""Longest wait for ACK/NAK after a frame (seconds) [P16 3.4.2]."""
+REPEATS = 2
+"""Repeats of a NAKed or unacknowledged frame before a transmission error [P16 3.5]."""
+TCP_PORT = 20007
+"""Default ZVT port, opened by the ECR [P16 2.2]."""
+
+
+class ZvtFrameError(FrameError):
+    """A serial frame is malformed: CRC mismatch, a gap above T1, a DLE not followed by DLE or
+    ETX, or an APDU whose length field disagrees with its bytes."""
+
+    def __init__(self, detail: str, device: str = "terminal", doing: str = "reading a ZVT frame"):
+        super().__init__(detail, device, doing)
+
+
+class TransmissionFailed(UnitError):
+    """ZVT transmission error [P16 3.5]: a message still not transferred after 2 repeats."""
+
+
+class NoAcknowledge(TransmissionFailed, UnitNotResponding):
+    """A frame sent 1 + 2 times drew neither ACK nor NAK: the peer is silent."""
+
+
+class ConnectionClosed(UnitNotResponding):
+    """The PT closed the TCP connection (rebooted, crashed or dropped the ECR)."""
+
+
+# -- serial framing --------------------------------------------------------------------------------
+def crc16_kermit(data: bytes) -> int:
+    """CRC-16/KERMIT: reflected polynomial 0x8408, initial value 0, no final XOR."""
+    crc = 0
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x8408 if crc & 1 else crc >> 1
+    return crc
+
+
+def encode_frame(apdu: bytes) -> bytes:
+    """``DLE STX <apdu, DLE doubled> DLE ETX crc-lo crc-hi`` for one well-formed APDU."""
+    apdu = bytes(decode_apdu(apdu).encode())  # ApduError for a bad APDU, before anything is sent
+    crc = crc16_kermit(apdu + bytes((ETX,)))
+    stuffed = apdu.replace(bytes((DLE,)), bytes((DLE, DLE)))
+    return bytes((DLE, STX)) + stuffed + bytes((DLE, ETX, crc & 0xFF, crc >> 8))
+
+
+def _check_apdu(apdu: bytes, crc_bytes: bytes) -> bytes:
+    expected = crc16_kermit(apdu + bytes((ETX,)))
+    got = crc_bytes[0] | crc_bytes[1] << 8
+    if got != expected:
+        raise ZvtFrameError(f"CRC mismatch: got 0x{got:04X}, computed 0x{expected:04X}")
+    total = apdu_size(apdu)
+    if total is None or total != len(apdu):
+        raise ZvtFrameError(f"APDU of {len(apdu)} bytes does not match its length field")
+    return apdu
+
+
+def decode_frame(frame: bytes) -> bytes:
+    """The APDU inside one complete serial frame (a DLE in the CRC may be doubled)."""
+    frame = bytes(frame)
+    if frame[:2] != bytes((DLE, STX)):
+        raise ZvtFrameError("frame does not start with DLE STX")
+    apdu = bytearray()
+    pos = 2
+    while True:
+        if pos + 1 >= len(frame):
+            raise ZvtFrameError("frame has no DLE ETX")
+        byte = frame[pos]
+        if byte != DLE:
+            apdu.append(byte)
+            pos += 1
+            continue
+        follower = frame[pos + 1]
+        pos += 2
+        if follower == DLE:
+            apdu.append(DLE)
+        elif follower == ETX:
+            break
+        else:
+            raise ZvtFrameError(f"DLE followed by 0x{follower:02X} inside a frame")
+    tail = frame[pos:]
+    if len(tail) > 2:  # a peer that doubled a DLE in the CRC
+        tail = tail.replace(bytes((DLE, DLE)), bytes((DLE,)))
+    if len(tail) != 2:
+        raise ZvtFrameError(f"frame ends with {len(tail)} bytes after DLE ETX, expected the 2 CRC bytes")
+    return _check_apdu(bytes(apdu), tail)
+
+
+ByteSource = BytePort
+"""What the serial link reads and writes: ``SerialBytePort``, ``PtyPort`` and test ports qualify."""
+
+
+class FrameReader:
+    """Reads frames and single ACK/NAK bytes from a ``ByteSource``, keeping bytes read ahead."""
+
+    def __init__(self, source: ByteSource, t1_s: float = T1_S, stats: LinkStats | None = None):
+        self.source, self.t1_s = source, t1_s
+        self.stats = stats or LinkStats()
+        """Counts ``noise_bytes``: bytes skipped while waiting for a frame or an ACK/NAK."""
+        self._buffer = bytearray()
+
+    def clear(self) -> None:
+        """Forget bytes read ahead."""
+        self._buffer.clear()
+
+    def next_byte(self, timeout_s: float) -> int | None:
+        """The next byte, or None when none arrives within ``timeout_s`` seconds."""
+        if not self._buffer:
+            chunk = self.source.read(4096, max(0.0, timeout_s))
+            if not chunk:
+                return None
+            self._buffer.extend(chunk)
+        byte = self._buffer[0]
+        del self._buffer[0]
+        return byte
+
+    def _until(self, deadline: float) -> int | None:
+        remaining = deadline - time.monotonic()
+        return None if remaining <= 0 and not self._buffer else self.next_byte(max(0.0, remaining))
+
+    def read_control(self, timeout_s: float) -> int | None:
+        """The first ACK or NAK within ``timeout_s`` seconds (other bytes are noise), or None."""
+        deadline = time.monotonic() + timeout_s
+        while (byte := self._until(deadline)) is not None:
+            if byte in (ACK, NAK):
+                return byte
+            self.stats.noise_bytes += 1
+        return None
+
+    def read_frame(self, timeout_s: float) -> bytes | None:
+        """One frame's APDU. None when no ``DLE STX`` starts within ``timeout_s`` seconds;
+        ``ZvtFrameError`` for a bad frame (the caller NAKs it)."""
+        deadline = time.monotonic() + timeout_s
+        previous = None
+        while True:  # a DLE right before STX starts a frame, whatever came before it
+            byte = self._until(deadline)
+            if byte is None:
+                return None
+            if previous == DLE and byte == STX:
+                break
+            if previous is not None:
+                self.stats.noise_bytes += 1
+            previous = byte
+        return self._read_body()
+
+    def _byte_within_t1(self, got: int) -> int:
+        byte = self.next_byte(self.t1_s)
+        if byte is None:
+            raise ZvtFrameError(f"gap above T1 ({self.t1_s:g} s) after {got} bytes of a frame")
+        return byte
+
+    def _read_body(self) -> bytes:
+        apdu = bytearray()
+        while True:
+            byte = self._byte_within_t1(len(apdu))
+            if byte == DLE:
+                follower = self._byte_within_t1(len(apdu))
+                if follower == ETX:
+                    break
+                if follower != DLE:
+                    raise ZvtFrameError(f"DLE followed by 0x{follower:02X} inside a frame")
+            apdu.append(byte)
+            if len(apdu) > MAX_DATA + 5:
+                raise ZvtFrameError(f"frame holds more than {MAX_DATA + 5} APDU bytes without DLE ETX")
+        apdu_bytes = bytes(apdu)
+        expected = crc16_kermit(apdu_bytes + bytes((ETX,)))
+        low = self._byte_within_t1(len(apdu))
+        if low == DLE == expected & 0xFF and expected >> 8 != DLE:
+            high = self._byte_within_t1(len(apdu))
+            if high == DLE:  # the peer doubled the DLE in the CRC
+                high = self._byte_within_t1(len(apdu))
+        else:
+            high = self._byte_within_t1(len(apdu))
+        return _check_apdu(apdu_bytes, bytes((low, high)))
+
+
+# -- serial link -----------------------------------------------------------------------------------
+@dataclass
+class LinkTiming:
+    """Serial link timing in seconds, and the number of repeats [P16 3.4-3.5]."""
+
+    t1_s: float = T1_S
+    t2_s: float = T2_S
+    repeats: int = REPEATS
+
+
+@dataclass
+class LinkStats(ecr_link.LinkStats):
+    """The serial links' counters; ZVT calls a retransmission a repeat."""
+
+    @property
+    def repeats(self) -> int:
+        return self.retransmits
+
+
+@dataclass
+class ZvtLink:
+    """One end of a ZVT serial link over a ``ByteSource`` (the ECR's port or a PT emulator's pty)."""
+
+    source: ByteSource
+    timing: LinkTiming = field(default_factory=LinkTiming)
+    device: str = "terminal"
+    stats: LinkStats = field(default_factory=LinkStats)
+
+    def __post_init__(self) -> None:
+        self.reader = FrameReader(self.source, self.timing.t1_s, self.stats)
+
+    def send(self, apdu: bytes, doing: str = "sending a ZVT message") -> None:
+        """Send ``apdu`` and wait T2 for its ACK, repeating at most ``repeats`` times;
+        ``NoAcknowledge`` when nothing answered, ``TransmissionFailed`` when it stayed NAKed."""
+        frame = encode_frame(apdu)
+        t = self.timing
+        naks = 0
+        for attempt in range(1 + t.repeats):
+            if attempt:
+                self.stats.retransmits += 1
+            self.source.write(frame)
+            reply = self.reader.read_control(t.t2_s)
+            if reply == ACK:
+                self.stats.frames_sent += 1
+                return
+            if reply == NAK:
+                naks += 1
+                self.stats.naks_received += 1
+            else:
+                self.stats.ack_timeouts += 1
+        sends = 1 + t.repeats
+        if not naks:
+            raise NoAcknowledge(self.device, doing,
+                                f"no ACK within T2 = {t.t2_s:g} s to {sends} sends (transmission error)")
+        raise TransmissionFailed(self.device, doing,
+                                 f"frame not acknowledged after {sends} sends: {naks} NAK, "
+                                 f"{sends - naks} without answer")
+
+    def receive(self, timeout_s: float, doing: str = "waiting for a ZVT message") -> bytes:
+        """Receive one APDU, waiting ``timeout_s`` seconds for its frame to start; a bad frame is
+        NAKed and its repeat awaited (T2), the third bad one is a ``TransmissionFailed``."""
+        t = self.timing
+        wait = timeout_s
+        for attempt in range(1 + t.repeats):
+            try:
+                apdu = self.reader.read_frame(wait)
+            except ZvtFrameError as exc:
+                self.stats.naks_sent += 1
+                self._write(bytes((NAK,)))
+                last = exc.detail
+                wait = t.t2_s + t.t1_s
+                continue
+            if apdu is None:
+                if attempt:
+                    raise TransmissionFailed(self.device, doing,
+                                             f"bad frame NAKed ({last}) and not repeated within {wait:g} s")
+                raise UnitNotResponding(self.device, doing, f"no message within {timeout_s:g} s")
+            self._write(bytes((ACK,)))
+            self.stats.frames_received += 1
+            return apdu
+        raise TransmissionFailed(self.device, doing, f"{1 + t.repeats} bad frames in a row, last: {last}")
+
+    def _write(self, data: bytes) -> None:
+        self.source.write(data)
+
+    def discard_input(self) -> None:
+        """Drop bytes received but not read (stale ACKs, late repeats)."""
+        self.reader.clear()
+        self.source.discard_input()
+
+
+class SerialTransport(ZvtLink):
+    """The ZVT serial link on a ``SerialBytePort``: ``/dev/ttyUSB0``, ``/dev/pts/N``,
+    ``rfc2217://host:port``, ``socket://``; 9600 baud (115200 optional), 8 data bits, no parity,
+    2 stop bits."""
+
+    def __init__(self, url: str, baudrate: int = 9600, timing: LinkTiming | None = None,
+                 device: str = "terminal", reopen_s: float = 3.0):
+        port = SerialBytePort(url, baudrate, device, reopen_s)
+        port.label = "ZVT port"
+        port.stopbits = 2
+        self.port = port
+        super().__init__(port, timing or LinkTiming(), device)
+
+    def open(self) -> "SerialTransport":
+        self.port.open()
+        return self
+
+    def close(self) -> None:
+        self.port.close()
+
+
+# -- TCP -------------------------------------------------------------------------------------------
+class TcpTransport:
+    """Bare APDUs over TCP (default port 20007). ``connect_timeout_s`` bounds connecting,
+    ``rest_timeout_s`` the arrival of the rest of a message once its first byte came (seconds)."""
+
+    def __init__(self, host: str, port: int = TCP_PORT, connect_timeout_s: float = 5.0,
+                 rest_timeout_s: float = T2_S, device: str = "terminal"):
+        self.host, self.port, self.device = host, port, device
+        self.connect_timeout_s, self.rest_timeout_s = connect_timeout_s, rest_timeout_s
+        self._sock: socket.socket | None = None
+        self._buffer = bytearray()
+        self.reconnects = 0
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def open(self) -> "TcpTransport":
+        doing = f"connecting to the ZVT terminal at {self.address}"
+        try:
+            sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout_s)
+        except ConnectionRefusedError:
+            raise PortUnavailable(self.device, doing,
+                                  "connection refused: the address is wrong or the PT is off") from None
+        except (socket.timeout, TimeoutError):
+            raise PortUnavailable(self.device, doing,
+                                  f"no answer within {self.connect_timeout_s:g} s: the address is wrong "
+                                  "or the PT is off") from None
+        except OSError as exc:
+            raise PortUnavailable(self.device, doing, str(exc)) from None
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.settimeout(self.rest_timeout_s)
+        self._sock = sock
+        self._buffer.clear()
+        return self
+
+    def close(self) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            except OSError:
+                pass
+            self._sock = None
+        self._buffer.clear()
+
+    def _connected(self) -> socket.socket:
+        if self._sock is None:
+            self.open()
+        assert self._sock is not None
+        return self._sock
+
+    def send(self, apdu: bytes, doing: str = "sending a ZVT message") -> None:
+        """Send one APDU; a broken connection is reopened once (``PortLost`` if that fails)."""
+        apdu = decode_apdu(apdu).encode()
+        try:
+            self._connected().sendall(apdu)
+            return
+        except OSError as exc:
+            first = exc
+        self.close()
+        try:
+            self.open()
+        except PortUnavailable as exc:
+            raise PortLost(self.device, doing, f"connection to {self.address} lost ({first}); "
+                                               f"reconnecting failed: {exc.detail}") from None
+        self.reconnects += 1
+        try:
+            self._connected().sendall(apdu)
+        except OSError as again:
+            raise PortLost(self.device, doing, f"{self.address}: {first}; after reconnecting: {again}") from None
+
+    def _fill(self, deadline: float, doing: str) -> bool:
+        """Read what has arrived into the buffer; False when nothing came by ``deadline``."""
+        sock = self._connected()
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        ready, _, _ = select.select([sock], [], [], remaining)
+        if not ready:
+            return False
+        try:
+            chunk = sock.recv(65536)
+        except OSError as exc:
+            self.close()
+            raise ConnectionClosed(self.device, doing, f"{self.address}: {exc}") from None
+        if not chunk:
+            self.close()
+            raise ConnectionClosed(self.device, doing, f"the PT at {self.address} closed the connection")
+        self._buffer.extend(chunk)
+        return True
+
+    def receive(self, timeout_s: float, doing: str = "waiting for a ZVT message") -> bytes:
+        """One APDU, waiting ``timeout_s`` seconds for it to start and ``rest_timeout_s`` for the
+        rest; ``ZvtFrameError`` when a message stops part way."""
+        deadline = time.monotonic() + timeout_s
+        while not self._buffer:
+            if not self._fill(deadline, doing):
+                raise UnitNotResponding(self.device, doing, f"no message within {timeout_s:g} s")
+        rest_deadline = time.monotonic() + self.rest_timeout_s
+        while (total := apdu_size(self._buffer)) is None or len(self._buffer) < total:
+            if not self._fill(rest_deadline, doing):
+                got = len(self._buffer)
+                self._buffer.clear()
+                raise ZvtFrameError(f"message cut off after {got} bytes"
+                                    + (f" of {total}" if total else ""), self.device, doing)
+        apdu = bytes(self._buffer[:total])
+        del self._buffer[:total]
+        return apdu
+
+    def discard_input(self) -> None:
+        """Drop bytes received but not read."""
+        self._buffer.clear()
+        if self._sock is None:
+            return
+        for _ in range(64):  # at most 4 MiB: a peer that never stops sending cannot hold us
+            if not select.select([self._sock], [], [], 0)[0]:
+                return
+            try:
+                if not self._sock.recv(65536):
+                    self.close()
+                    return
+            except OSError:
+                self.close()
+                return
+
+
+class Transport(Protocol):
+    """What ``ZvtTerminal`` needs from a transport (``SerialTransport`` or ``TcpTransport``)."""
+
+    def send(self, apdu: bytes, doing: str = ...) -> None: ...
+    def receive(self, timeout_s: float, doing: str = ...) -> bytes: ...
+    def discard_input(self) -> None: ...
+    def close(self) -> None: ...
+

@@ -9,7 +9,8 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from bench.errors import ConfigError
 
@@ -33,8 +34,16 @@ class UnitSection(_Section):
 
 
 class TerminalSection(_Section):
-    port: str = Field(min_length=1)
+    protocol: Literal["agent", "zvt"] = "agent"
+    """ECR protocol the unit speaks: posbench's agent protocol (serial) or ZVT (serial or TCP)."""
+    port: str | None = Field(None, min_length=1, validate_default=True)
     """pyserial port or URL of the unit's ECR link (/dev/ttyUSB0, socket://h:p, rfc2217://h:p)."""
+    address: str | None = Field(None, validate_default=True)
+    """<host>:<port> of a unit reached over TCP (ZVT: the terminal listens on 20007)."""
+    password: str = Field("123456", pattern=r"^[0-9]{6}$")
+    """ZVT password (6 digits) sent with registration, reversal, end of day."""
+    currency: str = Field("978", pattern=r"^[0-9]{3}$")
+    """ISO 4217 numeric currency code (3 digits; 978 = EUR)."""
     baudrate: int = Field(9600, gt=0)
     reply_timeout: float = Field(3.0, gt=0, le=120)
     """Seconds to wait for a reply to a short command."""
@@ -42,6 +51,27 @@ class TerminalSection(_Section):
     """Seconds to wait for a sale to finish (the unit's host timeout plus margin)."""
     boot_timeout: float = Field(30.0, gt=0, le=600)
     """Seconds to wait for the unit to answer again after a reboot."""
+
+    @field_validator("port")
+    @classmethod
+    def _port(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None and info.data.get("protocol") == "agent":
+            raise PydanticCustomError("missing", "Field required")  # a serial-only protocol
+        return v
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v: str | None, info: ValidationInfo) -> str | None:
+        protocol, port = info.data.get("protocol"), info.data.get("port")
+        if v is None:
+            if protocol == "zvt" and port is None:
+                raise ValueError('protocol "zvt" needs port (serial) or address ("<host>:<port>", TCP)')
+            return None
+        if protocol == "agent":
+            raise ValueError('protocol "agent" is serial only: give port, not address')
+        if port is not None:
+            raise ValueError("give port (serial) or address (TCP), not both")
+        return _host_port(v)
 
 
 def split_host_port(value: str, allow_zero: bool = False) -> tuple[str, int]:

@@ -24,9 +24,14 @@ from .power_model import UnitPower
 from .usb_devices import UsbipServer
 from .usb_hub import VirtualUsbHub
 from .terminal import TerminalTiming, VirtualTerminal
+from .zvt_terminal import VirtualZvtTerminal
 
 MODEL = "PT100"
 WORKDIR_PREFIX = "posbench-sim-"
+PROTOCOLS = ("agent", "zvt", "zvt-tcp")
+"""ECR protocols the virtual unit can speak: posbench's agent protocol, ZVT on a pty, ZVT on TCP."""
+ZVT_PASSWORD = "123456"
+CURRENCY = "978"
 
 
 def issuer_rules(profile: Profile, severity: float) -> RuleSet:
@@ -42,11 +47,16 @@ class SimBench:
 
     def __init__(self, faults: dict[str, float] | None = None, seed: int | None = None,
                  serial: str | None = None, timing: TerminalTiming | None = None,
-                 host_rules: RuleSet | None = None, netlab: bool | None = None):
+                 host_rules: RuleSet | None = None, netlab: bool | None = None,
+                 protocol: str = "agent"):
         """``timing`` overrides the virtual unit's step times; ``host_rules`` come before the
         rules the faults add (a training bench's own issuer behaviour). ``netlab``: put the
         unit, the host and the bench in network namespaces (default: when this host can,
-        i.e. as root; network faults need it); False keeps everything on loopback."""
+        i.e. as root; network faults need it); False keeps everything on loopback.
+        ``protocol``: the ECR protocol the unit speaks (one of ``PROTOCOLS``)."""
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
+        self.protocol = protocol
         self.faults = dict(faults or {})
         self.want_lab = netlab
         self.lab = None
@@ -55,11 +65,13 @@ class SimBench:
         self.profile = profile_for_model(MODEL)
         rng = random.Random(self.seed)
         self.serial = serial or f"PT100-{rng.randrange(10**7):07d}"
-        self.terminal_id = f"PT{rng.randrange(10**6):06d}"
+        tid_digits = f"{rng.randrange(10**6):06d}"
+        # ZVT carries the terminal id as 8 BCD digits (BMP 29); the agent protocol as text.
+        self.terminal_id = f"PT{tid_digits}" if protocol == "agent" else f"52{tid_digits}"
         self.workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX))
         self.host_log = self.workdir / "host.jsonl"
         self.host: HostSimulator | None = None
-        self.terminal: VirtualTerminal | None = None
+        self.terminal: VirtualTerminal | VirtualZvtTerminal | None = None
         self.control: ControlServer | None = None
         self.usb: UsbipServer | None = None
         self.hub: VirtualUsbHub | None = None
@@ -89,9 +101,7 @@ class SimBench:
             self.host.start()
             if self.lab is not None:
                 self.lab.apply_faults(self.host.address[1])
-            self.terminal = VirtualTerminal(self.host.address, self.profile, self.faults,
-                                            seed=self.seed, serial=self.serial,
-                                            terminal_id=self.terminal_id, timing=self.timing)
+            self.terminal = self._make_terminal()
             self.terminal.set_powered(False)  # the power model switches it on below
             if self.lab is not None:
                 from drivers.host.client import HostClient
@@ -114,6 +124,24 @@ class SimBench:
             self.close()
             raise
         return self
+
+    def _make_terminal(self) -> VirtualTerminal | VirtualZvtTerminal:
+        assert self.host
+        common = dict(seed=self.seed, serial=self.serial, terminal_id=self.terminal_id, timing=self.timing)
+        if self.protocol == "agent":
+            return VirtualTerminal(self.host.address, self.profile, self.faults, **common)
+        return VirtualZvtTerminal(self.host.address, self.profile, self.faults, **common,
+                                  transport="tcp" if self.protocol == "zvt-tcp" else "serial",
+                                  password=ZVT_PASSWORD, currency=CURRENCY)
+
+    def _present(self, card, technology: str) -> bool:
+        """Hand ``card`` to a ZVT terminal's own reader; False when the unit speaks another
+        protocol or is unpowered (nothing reads the card)."""
+        term = self.terminal
+        if not isinstance(term, VirtualZvtTerminal) or not term.powered:
+            return False
+        term.present(card, technology)
+        return True
 
     def _start_usb(self) -> None:
         """The unit's USB side on a USB/IP server: its magstripe reader behind a 4-port hub."""
@@ -186,11 +214,14 @@ class SimBench:
             card = self._card(request)
             assert self.terminal
             self.terminal.insert_card(ContactCard(card.id))
+            self._present(card, "chip")
             return {}
 
         def remove(request: dict) -> dict:
             if self.terminal:
                 self.terminal.insert_card(None)
+            if isinstance(self.terminal, VirtualZvtTerminal):
+                self.terminal.remove()
             if self.nfc:
                 self.nfc.remove()
             if self.power:
@@ -206,6 +237,7 @@ class SimBench:
                 self.nfc.present(Type2Tag(records=[ndef.TextRecord(TEST_TAG_TEXT)]))
                 return {}
             card = self._card(request)
+            self._present(card, "contactless")
             from bench.emv import BRAND_AIDS
             app = CardApplication(BRAND_AIDS[card.brand], card.brand.upper()[:16], 1)
             self.nfc.present(Iso14443_4Card(apps=(app,)))
@@ -213,8 +245,9 @@ class SimBench:
 
         def swipe(request: dict) -> dict:
             card = self._card(request)
+            presented = self._present(card, "magstripe")  # a ZVT unit reads it with its own head
             if self.reader is None or not self.usb or not self.usb.is_exported(self.reader):
-                return {"swiped": False}  # the reader is unpowered: the swipe goes nowhere
+                return {"swiped": presented}  # the reader is unpowered: the swipe goes nowhere
             assert self.power
             self.power.set_activity("reading")  # the head amplifier and decoder wake up
             self.reader.swipe(card)
@@ -241,8 +274,7 @@ class SimBench:
             "# Written by `posbench sim`: the virtual bench. Valid while that process runs.\n"
             f'[bench]\nname = "virtual"\nvirtual = true\n\n'
             f'[unit]\nmodel = "{MODEL}"\nserial = "{self.serial}"\n\n'
-            f'[terminal]\nport = "{self.terminal.port.path}"\nbaudrate = 115200\n'
-            f"reply_timeout = 1.0\nsale_timeout = 5.0\nboot_timeout = 10.0\n\n"
+            + self._terminal_toml() +
             f'[host]\naddress = "{host}:{port}"\nlog = "{self.host_log}"\n'
             f'terminal_id = "{self.terminal_id}"\n\n'
             f'[usb]\nbackend = "{self.usb.url}"\nreader = "0801:0002"\n\n'
@@ -253,6 +285,19 @@ class SimBench:
             + f'[actuator]\nkind = "virtual"\naddress = "{control}"\n\n'
             f"[sim]\npid = {os.getpid()}\nseed = {self.seed}\nfaults = [{faults}]\n"
             f'control = "{control}"\n')
+
+    def _terminal_toml(self) -> str:
+        """The [terminal] section: where the unit's ECR link is and the protocol it speaks."""
+        term = self.terminal
+        if isinstance(term, VirtualZvtTerminal):
+            where = (f'address = "{term.address[0]}:{term.address[1]}"\n' if term.address
+                     else f'port = "{term.port.path}"\nbaudrate = 9600\n')
+            head = (f'[terminal]\nprotocol = "zvt"\n{where}'
+                    f'password = "{ZVT_PASSWORD}"\ncurrency = "{CURRENCY}"\n')
+        else:
+            assert term is not None
+            head = f'[terminal]\nport = "{term.port.path}"\nbaudrate = 115200\n'
+        return head + "reply_timeout = 1.0\nsale_timeout = 5.0\nboot_timeout = 10.0\n\n"
 
     def write_bench(self, path: str | Path) -> Path:
         """Write the bench description atomically (readers never see half a file)."""

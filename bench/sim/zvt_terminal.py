@@ -1,0 +1,627 @@
+"""Virtual ZVT payment terminal: the PT side of ZVT [PA00P015, PA00P016] over the unit model.
+
+Serial on a pseudo-terminal (9600 8N2 framing, ACK/NAK, T2 and repeats: ``drivers.zvt.transport``'s
+``ZvtLink``) or TCP (bare APDUs, one ECR connection at a time). The ECR sends a command; the PT
+answers ``80 00 00``, becomes master and sends intermediate statuses (04 FF), status
+information (04 0F) and print lines (06 D1), each acknowledged by the ECR with ``80 00 00``
+(``ecr_answer_s`` seconds each, else the transaction ends), and ends with a completion (06 0F)
+or an abort (06 1E + result code). Unknown commands or BMPs get ``84 83 00``.
+
+The unit behind it (``bench.sim.unit.VirtualUnit``) owns the state, journal, host link, card
+readers and power; the faults show here the way a real ZVT terminal shows them:
+
+- msr_head: swipe: 04 FF 0C (or E2, cleaning card) then 06 1E 64, TLV 1F12 = 00
+- chip_contacts: insert: 06 1E 72, or 04 FF 0C then 64; TLV 1F12 = 01
+- nfc_antenna: tap: 06 1E 64 with TLV 1F12 = 02 and 1F47 = 01; lock bit "contactless reader
+  not initialised" (severity >= 0.5)
+- power_supply: resets mid-transaction (silence; the bench's power model), 06 1E BF at times,
+  lock bit "low battery power"
+- pcb_intermittent: serial: corrupted frames (the ECR NAKs, the PT repeats); TCP: dropped
+  connections
+- network_unstable / firewall / ip_conflict: 04 FF 04 then 06 1E A1 (no answer) or 9B (no
+  connection, broken answer); 6C when the ECR's timeout (BMP 01) ran out first
+- resources: 06 1E B1 / B2 on sales, terminal status B1, slower answers
+- data_loss: 06 1E 85, terminal status 51, 1F43 = 02, lock bit "transaction log defective"
+- maintenance: 06 1E C2, terminal status 62, drifted 0C/0D time and date
+- firmware_driver: 06 1E C4 (chip, contactless) / 9A (magstripe)
+- application: 06 1E FF with 1F16/1F17, or no 80 00 at all (and the app restarts)
+- issuer_referral: 04 0F with 27 = 01 and A0 = 01, then 06 1E 01 (the host log has 39 = 01)
+- operator_error: 06 1E 6C by the abort key; intermediates 15 (wrong PIN) / 18 (try limit)
+
+Card data: BMP 22 carries the PAN masked ('E' nibbles: first 6 / last 4 only); tracks are
+never sent. Amounts are minor units, times seconds.
+"""
+from __future__ import annotations
+
+import random
+import select
+import socket
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Callable
+
+from bench.cards import Card
+from bench.errors import UnitError, UnitNotResponding
+from bench.masking import mask_pan
+from bench.profile import Profile
+from drivers.zvt.apdu import (BmpError, Tlv, ZvtMessageError, apdu_size, bcd_decode, bcd_encode,
+                              bcd_text, decode_apdu, encode_apdu, encode_bmp, encode_lllvar,
+                              parse_bmps)
+from drivers.zvt.codes import CARD_TECHNOLOGY, LOCK_BITS
+from drivers.zvt.transport import LinkTiming, TransmissionFailed, ZvtLink
+
+from .noisy_port import NoisyPort
+from .pty_port import PtyPort
+from .unit import TECHNOLOGIES, TerminalTiming, UnitFrontEnd, VirtualUnit, frame_error_rate
+
+DEVICE = "virtual ZVT terminal"
+ECR_ANSWER_S = 5.0
+"""Seconds the PT waits for the ECR's ``80 00 00`` after each message it sends as master (T3)."""
+CARD_TIMEOUT_S = 5.0
+"""Seconds a sale waits for a card when the ECR gives no timeout (BMP 01)."""
+TCP_REST_S = 5.0
+"""Seconds the rest of a TCP message may take once its first byte came."""
+OK = encode_apdu(0x80, 0x00)
+UNKNOWN = encode_apdu(0x84, 0x83)
+TECH_CODE = {name: code for code, name in CARD_TECHNOLOGY.items()}
+LOCK_BIT = {name: bit for bit, name in LOCK_BITS.items()}
+SERIAL_NUMBER_TAG = 0x1F42
+"""TLV tag the PT puts its serial number (ASCII) under in a status enquiry with service byte 04."""
+CARD_TYPES = {"Visa": 0x0A, "Mastercard": 0x06, "American Express": 0x08, "Diners Club": 0x0C}
+"""BMP 8A card type ids for the deck's brands (ZVT card type list; others are sent without 8A)."""
+HOST_FAILURE_RC = {"host_timeout": 0xA1, "host_unreachable": 0x9B, "host_format": 0x9B}
+LOCAL_FAILURE_RC = {"no_keys": 0x85, "no_config": 0xE4, "app_restart": 0xFF}
+CARD_FAILURES = {"unreadable": (0x0C, 0x64), "cleaning": (0xE2, 0x64), "chip_error": (None, 0x72),
+                 "rf_error": (None, 0x64)}
+"""Card read failure -> (intermediate status shown first or None, result code)."""
+STATUS_COMMANDS = {(0x05, 0x01), (0x06, 0x70), (0x06, 0x1A)}
+"""Commands the ``application`` fault may crash the app on (the PT never answers them then)."""
+class _Ended(Exception):
+    """The transaction ends here: the ECR went silent, the link broke or the power went."""
+
+
+def _time_bmps(clock: datetime) -> bytes:
+    """BMP 0C (HHMMSS) and 0D (MMDD) from the PT's own clock."""
+    return (encode_bmp(0x0C, bcd_encode(clock.strftime("%H%M%S"), 3))
+            + encode_bmp(0x0D, bcd_encode(clock.strftime("%m%d"), 2)))
+
+
+def _pan_bmp(pan: str) -> bytes:
+    """BMP 22 with the masked PAN: hidden digits as 'E' nibbles, an odd length padded with F."""
+    digits = mask_pan(pan).replace("*", "E")
+    return encode_bmp(0x22, bytes.fromhex(digits + "F" * (len(digits) % 2)))
+
+
+def _tlv(*items: tuple[int, bytes]) -> bytes:
+    return encode_bmp(0x06, [Tlv(tag, value) for tag, value in items])
+
+
+def _host_code(rc: str) -> int:
+    """The host's field 39 as a ZVT result code: 01..99 pass through (binary), others are 83."""
+    return int(rc) if rc.isdigit() and 1 <= int(rc) <= 99 else 0x83
+
+
+class _SerialEcrPort:
+    """The PT's end of the serial link on its pty (corrupted by ``NoisyPort`` when faulty)."""
+
+    def __init__(self, port: NoisyPort, timing: LinkTiming):
+        self.port = port
+        self.link = ZvtLink(port, timing, DEVICE)
+
+    def receive(self, timeout_s: float) -> bytes | None:
+        """One APDU, or None when no frame started within ``timeout_s``."""
+        try:
+            return self.link.receive(timeout_s, "waiting for the ECR")
+        except TransmissionFailed:
+            raise
+        except UnitNotResponding:
+            return None
+
+    def send(self, apdu: bytes) -> None:
+        self.link.send(apdu, "sending to the ECR")
+
+    def idle(self) -> None:
+        self.link.discard_input()
+
+    def close(self) -> None:
+        self.port.close()
+
+
+class _TcpEcrPort:
+    """The PT's end of ZVT over TCP: listens on ``address``, serves one ECR connection at a
+    time (later ones wait in the backlog), reassembles bare APDUs by their length field. A
+    cracked board (``drop_rate``) drops the connection instead of sending a message."""
+
+    def __init__(self, address: tuple[str, int], rng: random.Random, drop_rate: float):
+        self.rng, self.drop_rate = rng, drop_rate
+        self._listen = socket.create_server(address, backlog=1)
+        self._conn: socket.socket | None = None
+        self._buffer = bytearray()
+        self.drops = 0
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self._listen.getsockname()[:2]
+        return str(host), int(port)
+
+    def receive(self, timeout_s: float) -> bytes | None:
+        """One APDU, or None when none (or only part of one) arrived within ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        if self._conn is None:
+            if not select.select([self._listen], [], [], timeout_s)[0]:
+                return None
+            conn, _ = self._listen.accept()
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn.settimeout(ECR_ANSWER_S)
+            self._conn, self._buffer = conn, bytearray()
+        while (total := apdu_size(self._buffer)) is None or len(self._buffer) < total:
+            if self._buffer:
+                deadline = max(deadline, time.monotonic() + TCP_REST_S)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([self._conn], [], [], remaining)[0]:
+                return None
+            try:
+                chunk = self._conn.recv(65536)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                self.idle()  # the ECR hung up
+                return None
+            self._buffer.extend(chunk)
+        apdu = bytes(self._buffer[:total])
+        del self._buffer[:total]
+        return apdu
+
+    def send(self, apdu: bytes) -> None:
+        if self._conn is None:
+            raise ConnectionError("no ECR connected")
+        if self.drop_rate and self.rng.random() < self.drop_rate:
+            self.drops += 1
+            self.idle()
+            raise ConnectionResetError("connection dropped (intermittent board)")
+        self._conn.sendall(apdu)
+
+    def idle(self) -> None:
+        """Drop the ECR's connection (the PT is off, rebooting or lost it)."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        self._buffer.clear()
+
+    def close(self) -> None:
+        self.idle()
+        self._listen.close()
+
+
+class VirtualZvtTerminal(UnitFrontEnd):
+    """A ZVT PT on a pty (``transport="serial"``: ``.port.path``) or on TCP (``"tcp"``:
+    ``.address``, listening on ``address``, default 127.0.0.1 and any free port).
+
+    ``faults`` maps cause id to severity in (0, 1]; ``password`` (6 digits) guards
+    registration, reversal and end of day; ``currency`` is ISO 4217 numeric. ``present()``
+    hands it the card the bench's actuator presents.
+    """
+
+    thread_name = "virtual-zvt-terminal"
+
+    def __init__(self, host_address: tuple[str, int], profile: Profile,
+                 faults: dict[str, float] | None = None, seed: int = 0,
+                 serial: str = "PT100-0000123", terminal_id: str = "52100123",
+                 timing: TerminalTiming | None = None, transport: str = "serial",
+                 address: tuple[str, int] = ("127.0.0.1", 0), password: str = "123456",
+                 currency: str = "978", card_timeout_s: float = CARD_TIMEOUT_S,
+                 ecr_answer_s: float = ECR_ANSWER_S, link_timing: LinkTiming | None = None):
+        if transport not in ("serial", "tcp"):
+            raise ValueError(f"transport must be 'serial' or 'tcp', got {transport!r}")
+        self.unit = VirtualUnit(host_address, profile, faults, seed, serial, terminal_id, timing)
+        self.password, self.currency = password, currency
+        self.card_timeout_s, self.ecr_answer_s = card_timeout_s, ecr_answer_s
+        self.rng = random.Random(seed + 29)
+        """The PT's own draws (fault rates of its answers), apart from the unit's."""
+        drops = frame_error_rate(self.sev("pcb_intermittent"))
+        self.port: NoisyPort | None = None
+        self._ecr: _SerialEcrPort | _TcpEcrPort
+        if transport == "serial":
+            self.port = NoisyPort(PtyPort(), random.Random(seed + 7), drops)
+            self._ecr = _SerialEcrPort(self.port, link_timing or LinkTiming())
+        else:
+            self._ecr = _TcpEcrPort(address, random.Random(seed + 7), drops)
+        self.transport = transport
+        self.registered: int | None = None
+        """Config byte of the last registration (None: not registered, or logged off)."""
+        self._presented: tuple[Card, str] | None = None
+        self._card_lock = threading.Lock()
+        self._alive: Callable[[], bool] = self.unit.watch_power()
+        self._last_eod = datetime.now(timezone.utc)
+        """The journal before the PT started was closed by earlier ends of day."""
+        self._init_thread()
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        """(host, port) the PT listens on (TCP), else None."""
+        return self._ecr.address if isinstance(self._ecr, _TcpEcrPort) else None
+
+    @property
+    def link(self) -> ZvtLink | None:
+        """The PT's end of the serial link (its ``timing`` and ``stats``), None on TCP."""
+        return self._ecr.link if isinstance(self._ecr, _SerialEcrPort) else None
+
+    # -- the actuator's side ----------------------------------------------------------------
+    def present(self, card: Card, technology: str) -> None:
+        """A card is swiped ("magstripe"), inserted ("chip") or tapped ("contactless"). A swipe
+        or tap is read by the next sale waiting for a card; an inserted card stays until
+        ``remove()``."""
+        if technology not in TECHNOLOGIES:
+            raise ValueError(f"technology must be one of {', '.join(TECHNOLOGIES)}, got {technology!r}")
+        with self._card_lock:
+            self._presented = (card, technology)
+
+    def remove(self) -> None:
+        """The card leaves the slot, the field or the swipe track."""
+        with self._card_lock:
+            self._presented = None
+
+    # -- the serving loop -------------------------------------------------------------------
+    def _idle(self) -> None:
+        self._ecr.idle()
+
+    def _close_transport(self) -> None:
+        self._ecr.close()
+
+    def _serve_next(self) -> None:
+        raw = self._ecr.receive(0.2)
+        if raw is None:
+            return
+        unit = self.unit
+        try:
+            command = decode_apdu(raw)
+        except ZvtMessageError:
+            self._ecr.send(UNKNOWN)
+            return
+        handler = self._handlers().get(command.command)
+        if handler is None:
+            self._ecr.send(UNKNOWN)
+            return
+        unit.begin_command()
+        if command.command in STATUS_COMMANDS and unit.app_crashes():
+            unit.app_restart()
+            return  # the app died with the command: no 80 00 ever comes
+        time.sleep(unit.latency())
+        self._alive = unit.watch_power()
+        try:
+            handler(command.data)
+        except BmpError:
+            self._ecr.send(UNKNOWN)
+        except _Ended:
+            pass
+        unit.after_reply()
+
+    def _handlers(self) -> dict[tuple[int, int], Callable[[bytes], None]]:
+        return {(0x06, 0x00): self._registration, (0x06, 0x01): self._authorization,
+                (0x06, 0x30): self._reversal, (0x05, 0x01): self._status_enquiry,
+                (0x06, 0x70): self._diagnosis, (0x06, 0x1A): self._print_configuration,
+                (0x06, 0x50): self._end_of_day, (0x06, 0xB0): self._accept,
+                (0x06, 0x02): self._log_off, (0x06, 0x18): self._reset}
+
+    # -- messages as master -----------------------------------------------------------------
+    def _send(self, apdu: bytes) -> None:
+        if not self._alive():
+            raise _Ended("power lost")  # a dead PT sends nothing more
+        try:
+            self._ecr.send(apdu)
+        except (UnitError, OSError) as exc:
+            self.unit.err["err_comm"] += 1
+            raise _Ended("link broken") from exc
+
+    def _accept(self, data: bytes = b"") -> None:
+        """``80 00 00``: command accepted (the PT now leads the exchange)."""
+        self._send(OK)
+
+    def _tell(self, cls: int, instr: int, data: bytes = b"") -> bool:
+        """Send one message as master and wait for the ECR's answer; False when the ECR
+        answered negatively (``84 xx``, e.g. printer not ready)."""
+        self._send(encode_apdu(cls, instr, data))
+        deadline = time.monotonic() + self.ecr_answer_s
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                raw = self._ecr.receive(remaining)
+            except (UnitError, OSError) as exc:
+                raise _Ended("link broken") from exc
+            if raw is None:
+                break
+            if raw[0] in (0x80, 0x84):
+                return raw[0] == 0x80 or raw[1] == 0x00
+        self.unit.err["err_comm"] += 1
+        raise _Ended("the ECR did not answer")
+
+    def _intermediate(self, status: int) -> None:
+        """04 FF intermediate status (only when the registration asked for them, bit 08)."""
+        if self.registered is None or self.registered & 0x08:
+            self._tell(0x04, 0xFF, bytes((status,)))
+
+    def _complete(self, data: bytes = b"") -> None:
+        self._tell(0x06, 0x0F, data)
+
+    def _abort(self, rc: int, tlv: bytes = b"") -> None:
+        self._tell(0x06, 0x1E, bytes((rc,)) + tlv)
+
+    def _print(self, lines: list[str], receipt: bool = True) -> None:
+        """06 D1 print lines (attribute 00); a receipt only when the ECR prints receipts (02)."""
+        if receipt and self.registered is not None and not (self.registered & 0x02):
+            return
+        for line in lines:
+            if not self._tell(0x06, 0xD1, b"\x00" + line.encode("ascii", "replace")[:40]):
+                return  # the ECR's printer is not ready: stop printing
+
+    def _check_password(self, data: bytes) -> None:
+        if len(data) < 3 or bcd_text(data[:3]) != self.password:
+            raise BmpError("password missing or wrong")
+
+    # -- identity helpers -------------------------------------------------------------------
+    def _tid(self) -> bytes:
+        digits = "".join(ch for ch in self.unit.terminal_id if ch.isdigit())
+        return bcd_encode(digits.zfill(8)[-8:], 4)
+
+    def _currency(self) -> bytes:
+        return bcd_encode(self.currency, 2)
+
+    def _ids(self) -> bytes:
+        """BMP 29 terminal id and 49 currency."""
+        return encode_bmp(0x29, self._tid()) + encode_bmp(0x49, self._currency())
+
+    # -- commands ---------------------------------------------------------------------------
+    def _registration(self, data: bytes) -> None:
+        """06 00: password, config byte [currency, no BMP][03 service byte][06 TLV]."""
+        self._check_password(data)
+        if len(data) < 4:
+            raise BmpError("registration without config byte")
+        pos = 4
+        if len(data) >= 6 and data[4] not in (0x03, 0x06):
+            if bcd_text(data[4:6]) != self.currency.zfill(4):
+                raise BmpError("currency not supported")
+            pos = 6
+        parse_bmps(data, pos)
+        self._accept()
+        self.registered = data[3]
+        self._complete(encode_bmp(0x19, b"\x00") + self._ids())
+
+    def _log_off(self, data: bytes) -> None:
+        self._accept()
+        self.registered = None
+
+    def _reset(self, data: bytes) -> None:
+        """06 18: the PT acknowledges, completes and reboots (silent for its boot time)."""
+        self._accept()
+        self._complete()
+        self.unit.reboot()
+
+    def _status_enquiry(self, data: bytes) -> None:
+        """05 01 [password [03 service byte][06 TLV]]: software version, terminal status and,
+        with service byte 04, TLV 1F43 device state, 1F55 lock bits, the serial number."""
+        service = 0
+        if data:
+            self._check_password(data)
+            fields = dict(parse_bmps(data, 3))
+            service = fields.get(0x03, b"\x00")[0]  # type: ignore[index]
+        self._accept()
+        unit = self.unit
+        body = encode_lllvar(f"{unit.profile.model} {unit.firmware}".encode()) + bytes((self._terminal_status(),))
+        if service & 0x04:
+            state = 0x02 if "TAK" not in unit.keys else 0x00
+            body += _tlv((0x1F43, bytes((state,))), (0x1F55, self._locks().to_bytes(2, "big")),
+                         (SERIAL_NUMBER_TAG, unit.serial.encode()))
+        self._complete(body)
+
+    def _terminal_status(self) -> int:
+        unit = self.unit
+        if "TAK" not in unit.keys or "mid" not in unit.config:
+            return 0x51  # initialisation required
+        if abs(unit.clock_offset_s) > 120:
+            return 0x62  # date/time incorrect
+        if unit.free_mem_kib < 8192:
+            return 0xB1  # memory full
+        return 0x00
+
+    def _locks(self) -> int:
+        sev, bits = self.sev, 0
+        if sev("power_supply"):
+            bits |= 1 << LOCK_BIT["low battery power"]
+        if sev("data_loss"):
+            bits |= 1 << LOCK_BIT["transaction log defective"]
+        if sev("nfc_antenna") >= 0.5:
+            bits |= 1 << LOCK_BIT["contactless reader not initialised"]
+        return bits
+
+    def _diagnosis(self, data: bytes) -> None:
+        """06 70: the PT checks its host (an ISO 8583 echo); failure ends 06 1E + result code."""
+        parse_bmps(data)
+        self._accept()
+        self._intermediate(0x04)
+        echo = self.unit.echo(1, self.unit.timing.host_timeout_s)
+        if not echo.answered:
+            return self._abort(HOST_FAILURE_RC.get(echo.failure, 0x9B))
+        self._complete(encode_bmp(0x27, b"\x00") + _time_bmps(self.unit.clock()))
+
+    def _print_configuration(self, data: bytes) -> None:
+        """06 1A: the system configuration as print lines, then ``06 0F 00``."""
+        self._accept()
+        unit = self.unit
+        lines = ["SYSTEM CONFIGURATION", f"MODEL {unit.profile.model}", f"SERIAL {unit.serial}",
+                 f"FIRMWARE {unit.firmware}"]
+        lines += [f"{name.upper()} {version}" for name, version in unit.components.items()]
+        lines.append(f"TID {self._tid().hex()}")
+        self._print(lines, receipt=False)
+        self._complete()
+
+    def _end_of_day(self, data: bytes) -> None:
+        """06 50: totals of the approved sales since the last end of day, printed and returned."""
+        self._check_password(data)
+        parse_bmps(data, 3)
+        self._accept()
+        count, total = self.unit.totals(self._last_eod)
+        clock = self.unit.clock()
+        self._print(["END OF DAY", f"TID {self._tid().hex()}", f"SALES {count}",
+                     f"TOTAL {total / 100:.2f}", clock.strftime("%Y-%m-%d %H:%M:%S")])
+        self._last_eod = datetime.now(timezone.utc)
+        self._complete(encode_bmp(0x27, b"\x00") + encode_bmp(0x04, bcd_encode(total, 6))
+                       + _time_bmps(clock))
+
+    def _reversal(self, data: bytes) -> None:
+        """06 30: password, 87 receipt number [04 amount]: the sale is reversed at the host."""
+        self._check_password(data)
+        fields = dict(parse_bmps(data, 3))
+        receipt = fields.get(0x87)
+        if not isinstance(receipt, bytes):
+            raise BmpError("reversal without receipt number (BMP 87)")
+        self._accept()
+        number = bcd_decode(receipt)
+        seqs = [e.seq for e in self.unit.log if e.seq % 10000 == number and e.type == "SALE"]
+        result = self.unit.reverse(max(seqs, default=-1), on_online=self._online_notice())
+        failures = {"not_found": 0xB5, "already_reversed": 0xB4, **HOST_FAILURE_RC}
+        if result.failure == "declined":
+            return self._abort(_host_code(result.host_rc))
+        if result.failure:
+            return self._abort(failures.get(result.failure, 0xB5))
+        clock = self.unit.clock()
+        self._tell(0x04, 0x0F, encode_bmp(0x27, b"\x00") + encode_bmp(0x04, bcd_encode(result.amount, 6))
+                   + encode_bmp(0x87, receipt) + _time_bmps(clock) + self._ids())
+        self._print(["REVERSAL", f"RECEIPT {number:04d}", f"AMOUNT {result.amount / 100:.2f}", "OK"])
+        self._complete(encode_bmp(0x27, b"\x00") + _time_bmps(clock) + self._ids())
+
+    def _online_notice(self) -> Callable[[], None]:
+        """A callback sending 04 FF 04 (waiting for host) that never breaks the host exchange:
+        a silent ECR is noticed at the next message."""
+        def notice() -> None:
+            try:
+                self._intermediate(0x04)
+            except _Ended:
+                pass
+        return notice
+
+    # -- the sale ---------------------------------------------------------------------------
+    def _authorization(self, data: bytes) -> None:
+        """06 01: 04 amount [49 currency][01 timeout s][02][19][8A][06 TLV]."""
+        fields = dict(parse_bmps(data))
+        raw_amount = fields.get(0x04)
+        if not isinstance(raw_amount, bytes):
+            raise BmpError("authorization without amount (BMP 04)")
+        amount = bcd_decode(raw_amount)
+        raw_timeout = fields.get(0x01)
+        limit_s = float(raw_timeout[0]) if isinstance(raw_timeout, bytes) and raw_timeout[0] else None
+        deadline = time.monotonic() + (limit_s or self.card_timeout_s)
+        self._accept()
+        currency = fields.get(0x49)
+        if isinstance(currency, bytes) and bcd_text(currency) != self.currency.zfill(4):
+            return self._abort(0x6F)
+        if amount <= 0:
+            return self._abort(0xC8)
+        if refusal := self._refusal():
+            return self._abort(refusal)
+        self._intermediate(0x0A)  # insert card
+        presented = self._wait_card(deadline)
+        if presented is None:
+            return self._abort(0x6C)
+        card, technology = presented
+        tech = (0x1F12, bytes((TECH_CODE[technology],)))
+        read = self.unit.read_card(card.pan, card.expiry, technology)
+        if not self._alive():
+            raise _Ended("power lost while reading the card")
+        if not read.ok:
+            shown, rc = CARD_FAILURES[read.failure]
+            if shown is not None:
+                self._intermediate(shown)
+            extra = ((0x1F47, b"\x01"),) if read.failure == "rf_error" else ()
+            return self._abort(rc, _tlv(tech, *extra))
+        if self._pin_fails():
+            return self._abort(0x6C, _tlv(tech))
+        self._finish_sale(amount, card, technology, limit_s and deadline)
+
+    def _refusal(self) -> int:
+        """A result code the PT refuses a sale with before reading a card (0: none)."""
+        sev, rng = self.sev, self.rng
+        if (s := sev("power_supply")) and rng.random() < 0.15 * s:
+            return 0xBF  # supply voltage too low
+        if (s := sev("resources")) and rng.random() < 0.1 + 0.3 * s:
+            return rng.choice((0xB1, 0xB2))  # memory / journal full
+        if (s := sev("maintenance")) and rng.random() < 0.1 + 0.3 * s:
+            return 0xC2  # diagnosis required
+        if (s := sev("operator_error")) and rng.random() < 0.05 + 0.15 * s:
+            self._intermediate(0x0A)
+            return 0x6C  # the cashier pressed the abort key
+        return 0
+
+    def _wait_card(self, deadline: float) -> tuple[Card, str] | None:
+        """The card presented before ``deadline`` (monotonic s); None on timeout or when the ECR
+        aborts (06 B0, acknowledged ``80 00 00``)."""
+        while True:
+            with self._card_lock:
+                presented = self._presented
+                if presented is not None and presented[1] != "chip":
+                    self._presented = None  # a swipe or a tap is read once
+            if presented is not None:
+                return presented
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._alive():
+                return None
+            try:
+                raw = self._ecr.receive(min(0.05, remaining))
+            except (UnitError, OSError) as exc:
+                raise _Ended("link broken") from exc
+            if raw is not None and raw[:2] == b"\x06\xb0":
+                self._accept()
+                return None
+
+    def _pin_fails(self) -> bool:
+        """Cardholder PIN entry: with ``operator_error``, wrong PINs (04 FF 15) and sometimes
+        the try limit (15, 15, 18: the sale fails)."""
+        s = self.sev("operator_error")
+        if not s:
+            return False
+        roll = self.rng.random()
+        if roll < 0.05 + 0.15 * s:
+            for status in (0x15, 0x15, 0x18):
+                self._intermediate(status)
+            return True
+        if roll < 0.2 + 0.4 * s:
+            self._intermediate(0x15)
+        return False
+
+    def _finish_sale(self, amount: int, card: Card, technology: str, deadline: float | None) -> None:
+        """Online authorization through the unit, then status information, receipt, completion."""
+        unit = self.unit
+        host_wait = unit.timing.host_timeout_s
+        if deadline:
+            host_wait = max(0.05, min(host_wait, deadline - time.monotonic()))
+        result = unit.authorize(amount, card.pan, technology, self._alive, host_wait,
+                                on_online=self._online_notice())
+        if not result.completed:
+            raise _Ended("power lost during the sale")
+        tech = (0x1F12, bytes((TECH_CODE[technology],)))
+        if result.reason == "kernel_error":
+            return self._abort(0x9A if technology == "magstripe" else 0xC4, _tlv(tech))
+        if result.reason == "app_restart":
+            return self._abort(0xFF, _tlv(tech, (0x1F16, b"\x00\x00\x0f\xa1"),
+                                          (0x1F17, b"APP WATCHDOG RESTART")))
+        if result.reason in LOCAL_FAILURE_RC:
+            return self._abort(LOCAL_FAILURE_RC[result.reason], _tlv(tech))
+        if result.reason:
+            cut_short = deadline is not None and host_wait < unit.timing.host_timeout_s
+            rc = 0x6C if cut_short and result.reason == "host_timeout" else HOST_FAILURE_RC[result.reason]
+            return self._abort(rc, _tlv(tech))
+        rc = 0x00 if result.host_rc == "00" else _host_code(result.host_rc)
+        clock = unit.clock()
+        info = (encode_bmp(0x27, bytes((rc,))) + encode_bmp(0x04, bcd_encode(amount, 6))
+                + encode_bmp(0x0B, bcd_encode(int(result.stan) % 10**6, 3)) + _time_bmps(clock)
+                + _pan_bmp(card.pan) + self._ids() + encode_bmp(0x87, bcd_encode(result.seq % 10000, 2))
+                + (encode_bmp(0x8A, bytes((CARD_TYPES[card.brand],))) if card.brand in CARD_TYPES else b"")
+                + encode_bmp(0x8B, card.brand.upper().encode()[:20]) + _tlv(tech))
+        if rc:
+            self._tell(0x04, 0x0F, info + encode_bmp(0xA0, bytes((rc,))))
+            return self._abort(rc, _tlv(tech))
+        self._tell(0x04, 0x0F, info)
+        self._print(["CARD PAYMENT", card.brand.upper(), f"PAN {mask_pan(card.pan)}",
+                     f"TRACE {result.stan}  RECEIPT {result.seq % 10000:04d}",
+                     f"AMOUNT {amount / 100:.2f}", f"AUTH {result.auth}", "APPROVED",
+                     clock.strftime("%Y-%m-%d %H:%M:%S")])
+        self._complete(encode_bmp(0x27, b"\x00") + _time_bmps(clock) + self._ids())

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from serial.tools import list_ports
 
 from bench.errors import BenchError, UnitError
-from drivers.serial.ecr import EcrTerminal, Identity
-from drivers.serial.ecr_link import LinkTiming
+from drivers.serial.agent import AgentTerminal, Identity
+from drivers.serial.agent_link import LinkTiming
 
 
 @dataclass
@@ -47,7 +47,7 @@ def probe(found: Found, baudrates: list[int], enq_wait: float = 0.3) -> Found:
     """Ask ``ID`` at each baud rate until a unit answers; fills ``identity`` or ``problem``."""
     timing = LinkTiming(enq_tries=1, enq_wait=enq_wait, ack_wait=1.0, inter_byte=0.2)
     for baud in baudrates:
-        terminal = EcrTerminal(found.port, baud, reply_timeout=1.0, timing=timing)
+        terminal = AgentTerminal(found.port, baud, reply_timeout=1.0, timing=timing)
         try:
             terminal.open()
             found.identity, found.baudrate = terminal.identify(), baud

@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, exit_cleanly_on_sigterm, machine  # noqa: E402
 
-import ecr_roundtrip  # noqa: E402
+import agent_roundtrip  # noqa: E402
 import sprt_vs_fixed  # noqa: E402
 import triage_overhead  # noqa: E402
 
@@ -60,7 +60,7 @@ def document(rt: dict, tr: dict, sv: dict, meta: dict) -> str:
     d = tr["designed"]
     lag = c["first_enq_acked_after_power_on_s"] - c["boot_s"]
     extra_us = rt["paired"]["extra_s_median"] * 1e6
-    wire_115k_us = (rt["request_bytes"] + rt["reply_bytes"] + ecr_roundtrip.CONTROL_BYTES) * 10 / 115200 * 1e6
+    wire_115k_us = (rt["request_bytes"] + rt["reply_bytes"] + agent_roundtrip.CONTROL_BYTES) * 10 / 115200 * 1e6
     per = d["timing"]["command_s"] + d["timing"]["jitter_s"] / 2
     link_n = d["commands"]["ID"] - 1 + d["commands"]["ST"] - 2
     n_sale = d["commands"]["SALE"]
@@ -79,13 +79,13 @@ Do not edit by hand: the next run rewrites this file.
 - Python: {m['python']}
 - code: commit {meta['git']}
 
-Each benchmark also runs on its own: `.venv/bin/python benchmarks/ecr_roundtrip.py --help`,
+Each benchmark also runs on its own: `.venv/bin/python benchmarks/agent_roundtrip.py --help`,
 `.venv/bin/python benchmarks/triage_overhead.py --help`,
 `.venv/bin/python benchmarks/sprt_vs_fixed.py --help`.
 
-## ECR round trip: driver vs raw pyserial (`benchmarks/ecr_roundtrip.py`)
+## ECR round trip: driver vs raw pyserial (`benchmarks/agent_roundtrip.py`)
 
-What the ECR driver stack (`EcrTerminal` -> `Link` -> `SerialBytePort` -> pyserial) costs
+What the ECR driver stack (`AgentTerminal` -> `Link` -> `SerialBytePort` -> pyserial) costs
 over bare pyserial for one `ST` request and its reply. Both run on the same pseudo-terminal
 against the same peer: a thread on the pty master that speaks the link protocol byte by byte
 with no processing delay (ACK the ENQ, read the frame to ETX+LRC, ACK, read EOT; then ENQ,
@@ -94,7 +94,7 @@ the same byte sequences with plain `write()`/`read()` and knows the reply length
 peer's cost is in both paths, so the ratio understates the driver's share and the difference
 (µs per round trip) is the better number.
 
-{ecr_roundtrip.markdown(rt)}
+{agent_roundtrip.markdown(rt)}
 Reading it: the driver's extra time is CPU time in Python. A cProfile of the driver path puts
 most of it in the byte-at-a-time frame reader (`Link._read_frame` calls `Link._byte` once per
 byte, and `_byte` does `bytearray.pop(0)`), then the message codec and one `tcdrain` per write.
@@ -150,9 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     t0 = time.monotonic()
     try:
-        print("ecr_roundtrip ...", flush=True)
-        rt = ecr_roundtrip.run()
-        print(ecr_roundtrip.markdown(rt), flush=True)
+        print("agent_roundtrip ...", flush=True)
+        rt = agent_roundtrip.run()
+        print(agent_roundtrip.markdown(rt), flush=True)
         print("triage_overhead ...", flush=True)
         tr = triage_overhead.run()
         print(triage_overhead.markdown(tr), flush=True)
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp.write_text(document(rt, tr, sv, meta), encoding="utf-8")
     os.replace(tmp, args.out)
     if args.json:
-        args.json.write_text(json.dumps({"meta": meta, "ecr_roundtrip": rt, "triage_overhead": tr,
+        args.json.write_text(json.dumps({"meta": meta, "agent_roundtrip": rt, "triage_overhead": tr,
                                         "sprt_vs_fixed": sv},
                                         indent=2) + "\n", encoding="utf-8")
     print(f"wrote {_rel(str(args.out))} ({meta['elapsed_s']:.0f} s)")

@@ -40,7 +40,7 @@ from _common import ROOT, exit_cleanly_on_sigterm, machine, run_and_print, table
 
 POSBENCH = ROOT / ".venv" / "bin" / "posbench"
 LOG_PAGE = 20
-"""Records per LOG request: ``EcrTerminal.transaction_log`` asks for ``max=20``."""
+"""Records per LOG request: ``AgentTerminal.transaction_log`` asks for ``max=20``."""
 
 
 # -- 1. designed waits by formula ------------------------------------------------------------------
@@ -84,14 +84,14 @@ def count_commands(seed: int, out: Path) -> None:
     from bench.runner import run_hil
     from bench.sim.bench import SimBench
     from bench.sim.terminal import VirtualTerminal
-    from drivers.serial.ecr import EcrTerminal
+    from drivers.serial.agent import AgentTerminal
 
     counts: Counter[str] = Counter()
     drawn: list[float] = []
     marks: dict[str, float] = {}
-    drivers: list[EcrTerminal] = []
+    drivers: list[AgentTerminal] = []
     o_dispatch, o_latency = VirtualTerminal._dispatch, VirtualTerminal._latency
-    o_serve, o_post, o_request = VirtualTerminal._serve_one, EcrTerminal.__post_init__, EcrTerminal.request
+    o_serve, o_post, o_request = VirtualTerminal._serve_one, AgentTerminal.__post_init__, AgentTerminal.request
 
     def _dispatch(self, req):
         counts[req.command] += 1
@@ -116,7 +116,7 @@ def count_commands(seed: int, out: Path) -> None:
 
     VirtualTerminal._dispatch, VirtualTerminal._latency = _dispatch, _latency
     VirtualTerminal._serve_one = _serve_one
-    EcrTerminal.__post_init__, EcrTerminal.request = _post, _request
+    AgentTerminal.__post_init__, AgentTerminal.request = _post, _request
     out.parent.mkdir(parents=True, exist_ok=True)
     with SimBench(seed=seed) as sim:
         term = sim.terminal

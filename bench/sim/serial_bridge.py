@@ -15,7 +15,7 @@ that one leaves. Threads: one accepts, and per client one copies serial -> socke
 socket -> serial. Every socket and serial call has a timeout and ``stop()`` has a deadline.
 
     with SerialBridge("/dev/pts/7") as bridge:
-        EcrTerminal(bridge.url)...
+        AgentTerminal(bridge.url)...
 """
 from __future__ import annotations
 

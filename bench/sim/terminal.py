@@ -1,8 +1,8 @@
 """Virtual PT100 payment terminal speaking posbench's agent ECR protocol on a pseudo-terminal.
 
 The unit itself (state machine, journal, faults, host link) is ``bench.sim.unit.VirtualUnit``;
-this module only turns agent-protocol requests (``drivers/serial/ecr_frame.py`` messages over
-the ``ecr_link`` handshake) into calls on it and its results into replies.
+this module only turns agent-protocol requests (``drivers/serial/agent_frame.py`` messages over
+the ``agent_link`` handshake) into calls on it and its results into replies.
 """
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import time
 
 from bench.errors import MessageError
 from bench.profile import Profile
-from drivers.serial.ecr_frame import MAX_MESSAGE, Message, decode_message, encode_message
-from drivers.serial.ecr_link import Link
+from drivers.serial.agent_frame import MAX_MESSAGE, Message, decode_message, encode_message
+from drivers.serial.agent_link import Link
 
 from .noisy_port import NoisyPort
 from .pty_port import PtyPort

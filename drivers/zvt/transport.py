@@ -24,11 +24,11 @@ Public API
   TransmissionFailed(UnitError)                        NAKed / unacknowledged after 2 repeats
   NoAcknowledge(TransmissionFailed, UnitNotResponding) no ACK nor NAK at all to 3 sends
   ConnectionClosed(UnitNotResponding)                  the PT closed the TCP connection
-  ByteSource                                           ecr_link.BytePort: read(size, timeout) / write /
+  ByteSource                                           agent_link.BytePort: read(size, timeout) / write /
                                                        discard_input
   FrameReader(source, t1_s, stats)                     .read_frame(timeout_s) / .read_control(timeout_s)
   LinkTiming(t1_s, t2_s, repeats)                      serial timing (seconds) and repeat count
-  LinkStats                                            ecr_link's counters, .repeats = .retransmits
+  LinkStats                                            agent_link's counters, .repeats = .retransmits
   ZvtLink(source, timing, device)                      serial link on any ByteSource (ECR or PT)
   SerialTransport(url, baudrate=9600, ...)             ZvtLink on SerialBytePort, 8N2
   TcpTransport(host, port=20007, ...)                  bare APDUs over TCP
@@ -43,8 +43,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from bench.errors import FrameError, PortLost, PortUnavailable, UnitError, UnitNotResponding
-from drivers.serial import ecr_link
-from drivers.serial.ecr_link import BytePort
+from drivers.serial import agent_link
+from drivers.serial.agent_link import BytePort
 from drivers.serial.port import SerialBytePort
 
 from .apdu import MAX_DATA, apdu_size, decode_apdu
@@ -240,7 +240,7 @@ class LinkTiming:
 
 
 @dataclass
-class LinkStats(ecr_link.LinkStats):
+class LinkStats(agent_link.LinkStats):
     """The serial links' counters; ZVT calls a retransmission a repeat."""
 
     @property

@@ -18,7 +18,7 @@ from bench.errors import BenchError, PortLost, PortUnavailable, UnitError
 from bench.sim.bench import SimBench
 from bench.sim.pty_port import PtyPort
 from bench.sim.serial_bridge import SerialBridge
-from drivers.serial.ecr import EcrTerminal
+from drivers.serial.agent import AgentTerminal
 
 from .conftest import triage
 
@@ -52,12 +52,12 @@ def bridges() -> Iterator[Callable[..., SerialBridge]]:
 
 
 @pytest.fixture
-def drivers() -> Iterator[Callable[[str], EcrTerminal]]:
+def drivers() -> Iterator[Callable[[str], AgentTerminal]]:
     """``drivers(url)`` opens an ECR driver; every one is closed at teardown."""
-    opened: list[EcrTerminal] = []
+    opened: list[AgentTerminal] = []
 
-    def open_driver(url: str) -> EcrTerminal:
-        driver = EcrTerminal(url, baudrate=115200, reply_timeout=1.0, sale_timeout=10.0,
+    def open_driver(url: str) -> AgentTerminal:
+        driver = AgentTerminal(url, baudrate=115200, reply_timeout=1.0, sale_timeout=10.0,
                              boot_timeout=10.0)
         opened.append(driver)
         return driver.open()
@@ -68,7 +68,7 @@ def drivers() -> Iterator[Callable[[str], EcrTerminal]]:
             driver.close()
 
 
-def _identify_and_sell(sim: SimBench, term: EcrTerminal) -> None:
+def _identify_and_sell(sim: SimBench, term: AgentTerminal) -> None:
     term.wait_ready(10.0)  # the unit boots for 1.5 s after power on
     ident = term.identify()
     assert (ident.model, ident.serial) == ("PT100", sim.serial)

@@ -1,9 +1,9 @@
 """The virtual PT100 (bench/sim/terminal.py) on a pty, driven by the real ECR driver
-(drivers/serial/ecr.py over pyserial) against the real ISO 8583 host simulator on 127.0.0.1.
+(drivers/serial/agent.py over pyserial) against the real ISO 8583 host simulator on 127.0.0.1.
 
 Each ``SimBench`` lives in a module-scoped fixture that always closes it. A booting unit
 ignores its ECR port for ``profile.boot_time_s`` seconds, so every fixture waits for it with
-``EcrTerminal.wait_ready``.
+``AgentTerminal.wait_ready``.
 """
 from __future__ import annotations
 
@@ -22,9 +22,9 @@ from bench.profile import Profile, version_tuple
 from bench.sim.bench import SimBench
 from bench.sim.terminal import TEST_PAN
 from drivers.host.log import HostLog
-from drivers.serial.ecr import EcrTerminal, UnitRejected
-from drivers.serial.ecr_frame import ACK, ENQ, EOT, NAK, decode_message, encode_frame
-from drivers.serial.ecr_link import LinkTiming
+from drivers.serial.agent import AgentTerminal, UnitRejected
+from drivers.serial.agent_frame import ACK, ENQ, EOT, NAK, decode_message, encode_frame
+from drivers.serial.agent_link import LinkTiming
 
 SEED = 20240501
 BOOT_TIMEOUT = 10.0
@@ -36,7 +36,7 @@ FAST = LinkTiming(enq_tries=2, enq_wait=0.25, frame_tries=3, ack_wait=1.0, inter
 @dataclass
 class Rig:
     sim: SimBench
-    term: EcrTerminal
+    term: AgentTerminal
     log: HostLog
 
     @property
@@ -47,11 +47,11 @@ class Rig:
 @contextlib.contextmanager
 def rig(faults: dict[str, float] | None = None, seed: int = SEED) -> Iterator[Rig]:
     sim = SimBench(faults, seed=seed)
-    term: EcrTerminal | None = None
+    term: AgentTerminal | None = None
     try:
         sim.start()
         assert sim.terminal is not None
-        term = EcrTerminal(sim.terminal.port.path, baudrate=115200, reply_timeout=1.0,
+        term = AgentTerminal(sim.terminal.port.path, baudrate=115200, reply_timeout=1.0,
                            sale_timeout=10.0, boot_timeout=BOOT_TIMEOUT, timing=FAST).open()
         term.wait_ready(BOOT_TIMEOUT)
         yield Rig(sim, term, HostLog(sim.host_log))
@@ -63,7 +63,7 @@ def rig(faults: dict[str, float] | None = None, seed: int = SEED) -> Iterator[Ri
             sim.close()
 
 
-def read_byte(term: EcrTerminal, wanted: set[int], timeout: float = 2.0) -> int | None:
+def read_byte(term: AgentTerminal, wanted: set[int], timeout: float = 2.0) -> int | None:
     """First byte in ``wanted`` read raw from the driver's port within ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -341,7 +341,7 @@ def slow_host() -> Iterator[Rig]:
     term = None
     try:
         sim.start()
-        term = EcrTerminal(sim.terminal.port.path, baudrate=115200, reply_timeout=1.0,
+        term = AgentTerminal(sim.terminal.port.path, baudrate=115200, reply_timeout=1.0,
                            sale_timeout=10.0, boot_timeout=BOOT_TIMEOUT, timing=FAST).open()
         term.wait_ready(BOOT_TIMEOUT)
         yield Rig(sim, term, HostLog(sim.host_log))

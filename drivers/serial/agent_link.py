@@ -16,7 +16,7 @@ from typing import Protocol
 
 from bench.errors import FrameError, UnitNotResponding
 
-from .ecr_frame import ACK, ENQ, EOT, ETX, MAX_MESSAGE, NAK, STX, decode_frame, encode_frame
+from .agent_frame import ACK, ENQ, EOT, ETX, MAX_MESSAGE, NAK, STX, decode_frame, encode_frame
 
 
 SETTLE_S = 0.05

@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.errors import MessageError, ProtocolError
-from drivers.serial.ecr import EcrTerminal, LogRecord, parse_log_record
-from drivers.serial.ecr_frame import Message
+from drivers.serial.agent import AgentTerminal, LogRecord, parse_log_record
+from drivers.serial.agent_frame import Message
 
 printable = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40)
 
@@ -34,7 +34,7 @@ def test_log_record_fuzz(text):
     assert len(rec.pan) in (0, *range(13, 20)) or set(rec.pan) == {"*"}
 
 
-class _Canned(EcrTerminal):
+class _Canned(AgentTerminal):
     """The driver with its link replaced by one fixed reply: exercises only the reply parsing."""
 
     def __init__(self, reply: Message):

@@ -1,4 +1,4 @@
-"""Tests of the ECR link layer (drivers/serial/ecr_link.py) over a real byte transport.
+"""Tests of the ECR link layer (drivers/serial/agent_link.py) over a real byte transport.
 
 Each test gets a connected pair of file descriptors: a ``socket.socketpair`` or a raw
 pseudo-terminal (``os.openpty`` + ``tty.setraw``). The ``Link`` under test gets one end through
@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.errors import FrameError, MessageError, UnitNotResponding
-from drivers.serial.ecr_frame import (
+from drivers.serial.agent_frame import (
     ACK,
     ENQ,
     EOT,
@@ -34,7 +34,7 @@ from drivers.serial.ecr_frame import (
     encode_frame,
     encode_message,
 )
-from drivers.serial.ecr_link import Link, LinkStats, LinkTiming
+from drivers.serial.agent_link import Link, LinkStats, LinkTiming
 
 FAST = LinkTiming(enq_tries=3, enq_wait=0.1, frame_tries=3, ack_wait=0.2, inter_byte=0.05, eot_wait=0.1)
 

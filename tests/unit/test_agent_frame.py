@@ -1,4 +1,4 @@
-"""Unit tests for the ECR frame and message codec (drivers/serial/ecr_frame.py)."""
+"""Unit tests for the ECR frame and message codec (drivers/serial/agent_frame.py)."""
 from __future__ import annotations
 
 import pytest
@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.errors import FrameError, MessageError, ProtocolError
-from drivers.serial.ecr_frame import (
+from drivers.serial.agent_frame import (
     ACK,
     ENQ,
     EOT,

@@ -1,106 +1,24 @@
-"""ECR terminal driver: identify, status, sale, transaction log, reboot over a serial ECR link."""
+"""Driver of the posbench agent protocol (``docs/agent-protocol.md``): units that run posbench's
+diagnostic agent answer identity, a rich status, sales, the journal, a chip diagnostic and echo
+series over a serial ECR link. Implements ``drivers.terminal.Terminal``."""
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from typing import Protocol
 
 from bench.errors import MessageError, PortLost, UnitError
 from bench.masking import mask_pan
 
-from .ecr_frame import Message, decode_message, encode_message
-from .ecr_link import Link, LinkTiming
+from drivers.terminal import (ChipResult, EchoResult, HostCheck, Identity, LogRecord, SaleResult, Status,
+                              Unsupported)
+
+from .agent_frame import Message, decode_message, encode_message
+from .agent_link import Link, LinkTiming
 from .port import SerialBytePort
 
 
 class UnitRejected(UnitError):
     """The unit answered with ``rc=BUSY`` or ``rc=ERR``."""
-
-
-@dataclass(frozen=True)
-class Identity:
-    model: str
-    serial: str
-    firmware: str
-    components: dict[str, str]
-
-
-@dataclass(frozen=True)
-class Status:
-    uptime_s: float
-    boot_id: str
-    restarts: int
-    free_mem_kib: int
-    total_mem_kib: int
-    error_counters: dict[str, int]
-    cfg_crc: str
-    cfg_crc_stored: str
-    keys: tuple[str, ...]
-    last_maintenance: str
-    clock: str
-    log_seq: int
-
-
-@dataclass(frozen=True)
-class SaleResult:
-    display_code: str
-    """The response code the unit showed the operator."""
-    host_answered: bool
-    host_code: str
-    """Field 39 the unit received from the host ("" when none)."""
-    stan: str
-    terminal_id: str
-    pan: str
-    """Masked PAN (first 6 / last 4)."""
-    auth_code: str
-    reason: str
-    """The unit's local failure reason, "" when it did not fail locally."""
-
-
-@dataclass(frozen=True)
-class ChipResult:
-    """The terminal's chip diagnostic: power the contact card, ATR, SELECT PSE."""
-    present: bool
-    """A card was in the slot."""
-    atr: bytes
-    """Answer to reset as received (empty when the card never answered)."""
-    status_word: str
-    """SW1SW2 of SELECT PSE as 4 hex digits ("" when no APDU was exchanged)."""
-    fci: bytes
-    """Response data of SELECT PSE (the FCI template)."""
-    reason: str
-    """The unit's own failure reason ("" when none)."""
-
-
-@dataclass(frozen=True)
-class EchoResult:
-    """An ISO 8583 echo series (0800/0810, 70=301) the unit ran to its host."""
-    sent: int
-    latencies_s: tuple[float | None, ...]
-    """Per echo, seconds to the answer; None when it was not answered."""
-    reconnects: int
-
-
-@dataclass(frozen=True)
-class LogRecord:
-    seq: int
-    ts: str
-    type: str
-    amount: int
-    pan: str
-    display_code: str
-    host_code: str
-    events: tuple[str, ...]
-
-
-class Terminal(Protocol):
-    """What a HIL test may ask of a payment terminal, whatever its vendor."""
-
-    def identify(self) -> Identity: ...
-    def status(self) -> Status: ...
-    def sale(self, amount: int) -> SaleResult: ...
-    def transaction_log(self, last: int) -> list[LogRecord]: ...
-    def reboot(self) -> None: ...
 
 
 def _int(msg: Message, key: str) -> int:
@@ -122,9 +40,20 @@ def parse_log_record(text: str) -> LogRecord:
         raise MessageError("log record has a non-numeric sequence or amount") from None
 
 
+AGENT_CAPABILITIES = frozenset({
+    "identity", "status", "memory", "error_counters", "config_checksum", "keys", "maintenance",
+    "clock", "boot_id", "journal", "sale", "chip_diagnostic", "echo", "host_diagnosis",
+    "link_counters", "reboot"})
+"""What the agent protocol answers (no reversal or abort command, no card technology in a sale)."""
+
+
 @dataclass
-class EcrTerminal:
-    """Driver of a terminal's ECR link; ``url`` is anything ``serial.serial_for_url`` opens."""
+class AgentTerminal:
+    """A unit running posbench's agent on its ECR link; ``url`` is anything
+    ``serial.serial_for_url`` opens."""
+
+    protocol = "agent"
+    capabilities = AGENT_CAPABILITIES
 
     url: str
     baudrate: int = 9600
@@ -143,14 +72,14 @@ class EcrTerminal:
         self._serial_seen: str | None = None
         self._reopens_checked = 0
 
-    def open(self) -> "EcrTerminal":
+    def open(self) -> "AgentTerminal":
         self.port.open()
         return self
 
     def close(self) -> None:
         self.port.close()
 
-    def __enter__(self) -> "EcrTerminal":
+    def __enter__(self) -> "AgentTerminal":
         return self.open()
 
     def __exit__(self, *exc: object) -> None:
@@ -249,6 +178,23 @@ class EcrTerminal:
         return EchoResult(sent=_int(msg, "sent"), latencies_s=tuple(latencies),
                           reconnects=_int(msg, "reconnects"))
 
+    def host_check(self) -> HostCheck:
+        """One echo through the unit to its host."""
+        start = time.monotonic()
+        result = self.echo(1)
+        ok = bool(result.latencies_s) and result.latencies_s[0] is not None
+        return HostCheck(ok, None, "" if ok else "the echo to its host went unanswered",
+                         time.monotonic() - start)
+
+    def link_counters(self) -> dict[str, int]:
+        return self.link.stats.snapshot()
+
+    def reverse_last(self) -> SaleResult:
+        raise Unsupported(self.protocol, "reversal")
+
+    def abort(self) -> None:
+        raise Unsupported(self.protocol, "abort")
+
     def transaction_log(self, last: int) -> list[LogRecord]:
         """The newest ``last`` records, oldest first, read in pages."""
         newest = self.status().log_seq
@@ -288,3 +234,4 @@ class EcrTerminal:
                         raise
         finally:
             self.link.timing = self.timing
+

@@ -5,14 +5,14 @@ level with zero processing delay (no VirtualTerminal: its deliberate command del
 dominate): ACK the ENQ, read the frame to ETX+LRC, ACK, read EOT; then ENQ, wait ACK, send the
 reply frame, wait ACK, send EOT. On the slave, the same ``ST`` request is timed two ways:
 
-  driver  ``EcrTerminal(url=slave).request("ST")`` (SerialBytePort + Link + message codec)
+  driver  ``AgentTerminal(url=slave).request("ST")`` (SerialBytePort + Link + message codec)
   raw     ``serial.Serial(slave)`` with plain write()/read() of the very same byte sequences
 
 Both run in short interleaved blocks after a warm-up, so drift (CPU placement of the two
 threads, other load on the machine) hits both alike; besides the pooled statistics the
 ratio is also given paired: median over block pairs of driver-block median / raw-block median.
 
-    .venv/bin/python benchmarks/ecr_roundtrip.py [-n 500] [--repeat 3] [--warmup 50] [--block 10]
+    .venv/bin/python benchmarks/agent_roundtrip.py [-n 500] [--repeat 3] [--warmup 50] [--block 10]
                                                  [--json FILE]
 """
 from __future__ import annotations
@@ -33,8 +33,8 @@ from _common import exit_cleanly_on_sigterm, machine, ms, run_and_print, summary
 
 import serial  # noqa: E402
 
-from drivers.serial.ecr import EcrTerminal  # noqa: E402
-from drivers.serial.ecr_frame import (ACK, ENQ, EOT, ETX, STX, encode_frame,  # noqa: E402
+from drivers.serial.agent import AgentTerminal  # noqa: E402
+from drivers.serial.agent_frame import (ACK, ENQ, EOT, ETX, STX, encode_frame,  # noqa: E402
                                       encode_message)
 
 REQUEST_FRAME = encode_frame(encode_message("ST", {}))
@@ -183,7 +183,7 @@ def one_run(n: int, warmup: int, block: int) -> dict:
         os.set_blocking(master, False)
         responder = Responder(master)
         responder.start()
-        driver = EcrTerminal(url=path).open()
+        driver = AgentTerminal(url=path).open()
         raw = RawClient(path)
 
         def check_peer() -> None:
@@ -255,7 +255,7 @@ def run(n: int = 500, warmup: int = 50, block: int = 10, repeat: int = 3) -> dic
         for k, v in r["link"].items():
             link[k] = link.get(k, 0) + v
     return {
-        "benchmark": "ecr_roundtrip", "n": n, "repeat": repeat, "warmup": warmup, "block": block,
+        "benchmark": "agent_roundtrip", "n": n, "repeat": repeat, "warmup": warmup, "block": block,
         "request_bytes": len(REQUEST_FRAME), "reply_bytes": len(REPLY_FRAME),
         "stats": stats,
         "ratio": {k: stats["driver"][k] / stats["raw"][k] for k in ("median", "p95", "mean")},
@@ -276,7 +276,7 @@ def markdown(res: dict) -> str:
     st, ratio = res["stats"], res["ratio"]
     rows = [[name, ms(st[key]["median"]), ms(st[key]["p95"]), ms(st[key]["mean"]), ms(st[key]["min"]),
              ms(st[key]["max"])] for name, key in
-            (('driver `EcrTerminal.request("ST")`', "driver"), ("raw pyserial write()/read()", "raw"))]
+            (('driver `AgentTerminal.request("ST")`', "driver"), ("raw pyserial write()/read()", "raw"))]
     rows.append(["ratio driver / raw", f"{ratio['median']:.2f}x", f"{ratio['p95']:.2f}x",
                  f"{ratio['mean']:.2f}x", "", ""])
     paired = res["paired"]

@@ -31,6 +31,8 @@ CASE_TIMEOUT_S = 600.0
 class Case:
     faults: tuple[tuple[str, float], ...]
     seed: int
+    protocol: str = "agent"
+    """The ECR protocol the virtual unit speaks (``posbench triage --protocol``)."""
 
     @property
     def truth(self) -> frozenset[str]:
@@ -48,6 +50,8 @@ class Outcome:
     verdict: str
     causes: list[tuple[str, float]] = field(default_factory=list)
     duration_s: float = 0.0
+    undecided: dict[str, str] = field(default_factory=dict)
+    """Causes the unit's protocol left undecidable in this run, with why."""
 
     @property
     def top(self) -> str:
@@ -55,11 +59,11 @@ class Outcome:
 
 
 def matrix(causes: list[str], severities: list[float], seeds: list[int], healthy_seeds: list[int],
-           pairs: list[tuple[str, str]]) -> list[Case]:
+           pairs: list[tuple[str, str]], protocol: str = "agent") -> list[Case]:
     """Every single fault at every severity and seed, healthy units, and pairs at severity 1."""
-    cases = [Case(((c, s),), seed) for c in causes for s in severities for seed in seeds]
-    cases += [Case((), seed) for seed in healthy_seeds]
-    cases += [Case(((a, 1.0), (b, 1.0)), seed) for a, b in pairs for seed in seeds[:1]]
+    cases = [Case(((c, s),), seed, protocol) for c in causes for s in severities for seed in seeds]
+    cases += [Case((), seed, protocol) for seed in healthy_seeds]
+    cases += [Case(((a, 1.0), (b, 1.0)), seed, protocol) for a, b in pairs for seed in seeds[:1]]
     return cases
 
 
@@ -75,9 +79,10 @@ def default_pairs(causes: list[str]) -> list[tuple[str, str]]:
 
 def run_case(case: Case, workdir: Path) -> Outcome:
     """One triage on a fresh virtual bench; its verdict JSON is the outcome."""
-    out = workdir / f"{case.label}-{case.seed}.json"
+    out = workdir / f"{case.protocol}-{case.label}-{case.seed}.json"
     cmd = [sys.executable, "-m", "bench.cli", "triage", "--seed", str(case.seed), "--json", str(out),
-           "--html", str(out.with_suffix(".html")), "--junit", str(out.with_suffix(".xml"))]
+           "--html", str(out.with_suffix(".html")), "--junit", str(out.with_suffix(".xml")),
+           "--protocol", case.protocol]
     for cause, sev in case.faults:
         cmd += ["--fault", f"{cause}={sev:g}"]
     try:
@@ -91,7 +96,7 @@ def run_case(case: Case, workdir: Path) -> Outcome:
     except (OSError, ValueError):
         return Outcome(case, status, "bench_error")
     return Outcome(case, status, doc["verdict"], [(c["id"], c["confidence"]) for c in doc["causes"]],
-                   doc.get("duration_s", 0.0))
+                   doc.get("duration_s", 0.0), doc.get("undecided", {}))
 
 
 def run_matrix(cases: list[Case], jobs: int, progress: Callable[[Outcome, int, int], None]) -> list[Outcome]:
@@ -145,11 +150,17 @@ def score(outcomes: list[Outcome], min_severity: float = 0.3) -> Scores:
                   sum(1 for o in outcomes if o.verdict == "bench_error"))
 
 
-def markdown(scores: Scores, outcomes: list[Outcome], command: str, wall_s: float) -> str:
-    """The ``docs/diagnosis.md`` page."""
-    lines = ["# Diagnosis calibration", "",
-             f"Produced by `{command}` ({len(outcomes)} triage runs on the virtual bench, "
-             f"{wall_s / 60:.1f} min wall time). Re-run it to check these numbers.", "",
+def page(sections: list[str], outcomes: list[Outcome], command: str, wall_s: float) -> str:
+    """The ``docs/diagnosis.md`` page: one section per protocol."""
+    return "\n".join(["# Diagnosis calibration", "",
+                      f"Produced by `{command}` ({len(outcomes)} triage runs on the virtual bench, "
+                      f"{wall_s / 60:.1f} min wall time). Re-run it to check these numbers.", ""]
+                     + sections)
+
+
+def markdown(scores: Scores, outcomes: list[Outcome], protocol: str = "agent") -> str:
+    """One protocol's section of ``docs/diagnosis.md``."""
+    lines = [f"## Protocol `{protocol}`", "",
              "| measure | value | target |", "|---|---|---|",
              f"| top-1 accuracy, single faults at severity >= 0.3 | {scores.top1:.3f} "
              f"({scores.top1_cases} runs) | >= 0.95 |",
@@ -157,15 +168,26 @@ def markdown(scores: Scores, outcomes: list[Outcome], command: str, wall_s: floa
              f"({scores.healthy_cases} runs) | 0 |",
              f"| pairs of faults with both causes reported | {scores.pair_both:.3f} "
              f"({scores.pair_cases} runs) | |",
-             f"| bench errors | {scores.bench_errors} | 0 |", "",
-             "## Confusion matrix (true cause → top-1 reported cause)", ""]
+             f"| bench errors | {scores.bench_errors} | 0 |", ""]
+    undecided: dict[str, set[str]] = defaultdict(set)
+    for o in outcomes:
+        for cause, why in o.undecided.items():
+            undecided[cause].add(why)
+    if undecided:
+        lines += [f"Over `{protocol}` these causes were left undecidable in some runs: the tests that "
+                  "bear on them need answers the protocol cannot give, and no other measurement spoke to "
+                  "them (absent, never counted as healthy):", "",
+                  "| cause | why |", "|---|---|"]
+        lines += [f"| {cause} | {'; '.join(sorted(whys))} |" for cause, whys in sorted(undecided.items())]
+        lines.append("")
+    lines += ["### Confusion matrix (true cause → top-1 reported cause)", ""]
     predicted = sorted({p for row in scores.confusion.values() for p in row})
     lines.append("| true \\ reported | " + " | ".join(predicted) + " |")
     lines.append("|---" * (len(predicted) + 1) + "|")
     for truth in sorted(scores.confusion):
         row = scores.confusion[truth]
         lines.append(f"| {truth} | " + " | ".join(str(row.get(p, "")) for p in predicted) + " |")
-    lines += ["", "## Reliability (every reported cause, all runs)", "",
+    lines += ["", "### Reliability (every reported cause, all runs)", "",
               "Stated confidence against how often a cause reported with it was really injected.", "",
               "| confidence bin | causes reported | mean stated | observed accuracy | gap |",
               "|---|---|---|---|---|"]
@@ -177,7 +199,7 @@ def markdown(scores: Scores, outcomes: list[Outcome], command: str, wall_s: floa
              and o.top not in o.case.truth]
     wrong += [o for o in outcomes if not o.case.faults and o.verdict == "fault"]
     if wrong:
-        lines += ["", "## Runs the diagnosis got wrong", "", "| case | seed | verdict | reported |", "|---|---|---|---|"]
+        lines += ["", "### Runs the diagnosis got wrong", "", "| case | seed | verdict | reported |", "|---|---|---|---|"]
         for o in wrong:
             lines.append(f"| {o.case.label} | {o.case.seed} | {o.verdict} | "
                          + ", ".join(f"{c} {v:.2f}" for c, v in o.causes) + " |")

@@ -20,9 +20,11 @@ from rich.table import Table
 from bench import diagnosis
 from bench.console import say
 from bench.signals import STOPPED, catch_stop_signals
+from bench.sim import PROTOCOLS
 from bench.errors import BenchError, ConfigError
 
 EXIT_PASS, EXIT_FAULT, EXIT_BENCH, EXIT_USAGE = 0, 1, 2, 3
+
 REPORTS = Path("reports")
 
 
@@ -52,6 +54,8 @@ def _faults(values: tuple[str, ...]) -> dict[str, float]:
 @click.option("--virtual", is_flag=True, help="use a freshly started virtual bench (default without --bench)")
 @click.option("--fault", multiple=True, metavar="ID[=SEVERITY]", help="virtual bench: inject a fault (repeatable)")
 @click.option("--seed", type=int, help="virtual bench: seed for every random choice")
+@click.option("--protocol", type=click.Choice(PROTOCOLS), default=None,
+              help="virtual bench: the ECR protocol the unit speaks (default agent)")
 @click.option("--unit", metavar="SERIAL", help="serial number of the unit under test")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="verdict JSON file")
 @click.option("--html", "html_path", type=click.Path(path_type=Path), help="HTML report file")
@@ -59,13 +63,15 @@ def _faults(values: tuple[str, ...]) -> dict[str, float]:
 @store_option
 @click.option("--soak", type=click.IntRange(1, 1_000_000), metavar="N",
               help="power cycles of the soak test (default: the profile's short soak)")
-def triage(bench_path, virtual, fault, seed, unit, json_path, html_path, junit_path, store_url, soak) -> None:
+def triage(bench_path, virtual, fault, seed, protocol, unit, json_path, html_path, junit_path, store_url,
+           soak) -> None:
     """Run the HIL suite against a unit and name the most likely cause of its code 01."""
     console = Console(highlight=False)
     if bench_path and virtual:
         raise UsageFailure("--bench and --virtual exclude each other")
-    if bench_path and (fault or seed is not None):
-        raise UsageFailure("--fault and --seed apply to the virtual bench only (drop --bench)")
+    if bench_path and (fault or seed is not None or protocol):
+        raise UsageFailure("--fault, --seed and --protocol apply to the virtual bench only (drop --bench; "
+                           "bench.toml's [terminal] protocol says what a real unit speaks)")
     faults = _faults(fault)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     stem = f"{unit or 'triage'}-{stamp}"
@@ -83,10 +89,10 @@ def triage(bench_path, virtual, fault, seed, unit, json_path, html_path, junit_p
         else:
             from bench.sim.launcher import VirtualBench
             seed = random.randrange(2**31) if seed is None else seed  # printed: a run can be repeated
-            vbench = VirtualBench(faults, seed)
+            vbench = VirtualBench(faults, seed, protocol=protocol or "agent")
             say(console, "starting the virtual bench"
                           + (f" with faults {', '.join(fault)}" if fault else " (healthy unit)")
-                          + f", seed {seed}")
+                          + f", seed {seed}" + (f", protocol {protocol}" if protocol else ""))
             bench_file = vbench.start()
         extra = ["--reports-dir", str(REPORTS)] + (["--store", store_url] if store_url else []) \
             + (["--soak", str(soak)] if soak else [])
@@ -173,6 +179,12 @@ def _print_verdict(console: Console, doc: dict, json_path: Path, html_path: Path
         say(console, table)
     colour = {"pass": "green", "fault": "red", "bench_error": "magenta"}.get(doc["verdict"], "yellow")
     say(console, f"[bold {colour}]{diagnosis.summary_line(doc)}[/]")
+    if doc.get("unmeasured"):
+        tests = {u["test"] for u in doc["unmeasured"]}
+        say(console, f"unmeasured: {len(doc['unmeasured'])} measurement(s) in {len(tests)} test(s) the unit's "
+                     "protocol cannot answer (listed in the verdict JSON)")
+    for cause, why in doc.get("undecided", {}).items():
+        say(console, f"  not judged: {cause}: {escape(why)}")
     say(console, f"reports: {html_path}  {json_path}  {junit_path}")
 
 
@@ -226,13 +238,15 @@ def _until_signal() -> None:
 @cli.command()
 @click.option("--fault", multiple=True, metavar="ID[=SEVERITY]", help="inject a fault (repeatable)")
 @click.option("--seed", type=int, help="seed for every random choice")
+@click.option("--protocol", type=click.Choice(PROTOCOLS), default="agent", show_default=True,
+              help="the ECR protocol the virtual unit speaks")
 @click.option("--write-bench", "bench_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="write the bench description of the running virtual bench here")
 @click.option("--timing", multiple=True, metavar="NAME=SECONDS",
               help="virtual unit step time, e.g. boot_s=5 or host_timeout_s=3 (repeatable)")
 @click.option("--rules", "rules_path", type=click.Path(dir_okay=False, path_type=Path),
               help="host simulator rules (TOML [[rule]] tables), applied before the faults' rules")
-def sim(fault, seed, bench_path, timing, rules_path) -> None:
+def sim(fault, seed, protocol, bench_path, timing, rules_path) -> None:
     """Run the virtual bench in the foreground until SIGINT/SIGTERM."""
     from bench.profile import profile_for_model
     from bench.sim.bench import MODEL, SimBench
@@ -247,11 +261,13 @@ def sim(fault, seed, bench_path, timing, rules_path) -> None:
     except ConfigError as exc:
         raise UsageFailure(str(exc)) from None
     try:
-        with SimBench(faults, seed, timing=steps, host_rules=rules) as sim_bench:
+        with SimBench(faults, seed, timing=steps, host_rules=rules, protocol=protocol) as sim_bench:
             sim_bench.write_bench(bench_path)
             print(f"virtual bench running (seed {sim_bench.seed}); bench description: {bench_path}",
                   flush=True)
-            print(f"  terminal {sim_bench.terminal.port.path}  host {sim_bench.host.address[0]}:"
+            term = sim_bench.terminal
+            where = ("{}:{}".format(*term.address) if getattr(term, "address", None) else term.port.path)
+            print(f"  terminal ({protocol}) {where}  host {sim_bench.host.address[0]}:"
                   f"{sim_bench.host.address[1]}  unit {sim_bench.serial}", flush=True)
             _until_signal()
     except OSError as exc:
@@ -348,7 +364,9 @@ def _floats(text: str, what: str) -> list[float]:
 @click.option("--jobs", default=2, show_default=True, type=click.IntRange(1, 64), help="triages run at once")
 @click.option("--out", "out_path", default="docs/diagnosis.md", show_default=True, type=click.Path(path_type=Path))
 @click.option("--first-seed", default=9000, show_default=True, type=int, help="seeds are first-seed, first-seed+1, ...")
-def calibrate(severities, seeds, healthy, pairs, causes, jobs, out_path, first_seed) -> None:
+@click.option("--protocol", "protocols", multiple=True, type=click.Choice(PROTOCOLS),
+              help="ECR protocol of the virtual unit, repeatable: a section each (default agent)")
+def calibrate(severities, seeds, healthy, pairs, causes, jobs, out_path, first_seed, protocols) -> None:
     """Run the fault matrix on the virtual bench and write the diagnosis's scores."""
     import shlex
     import time
@@ -361,23 +379,29 @@ def calibrate(severities, seeds, healthy, pairs, causes, jobs, out_path, first_s
         raise UsageFailure(f"--cause: cannot inject {', '.join(unknown)}; injectable: {', '.join(INJECTABLE)}")
     seed_list = [first_seed + i for i in range(seeds)]
     healthy_seeds = [first_seed + 500 + i for i in range(healthy)]
-    cases = cal.matrix(chosen, _floats(severities, "--severities"), seed_list, healthy_seeds,
-                       cal.default_pairs(chosen) if pairs else [])
-    say(console, f"calibrating: {len(cases)} triage runs, {jobs} at a time")
+    protocols = list(dict.fromkeys(protocols)) or ["agent"]
+    cases = [case for protocol in protocols for case in cal.matrix(
+        chosen, _floats(severities, "--severities"), seed_list, healthy_seeds,
+        cal.default_pairs(chosen) if pairs else [], protocol)]
+    say(console, f"calibrating: {len(cases)} triage runs ({', '.join(protocols)}), {jobs} at a time")
     start = time.monotonic()
 
     def progress(o, done, total):
-        say(console, f"  [{done}/{total}] {o.case.label:<38} seed {o.case.seed}: {o.verdict:<12} "
-                     + ", ".join(f"{c} {v:.2f}" for c, v in o.causes[:3]))
+        say(console, f"  [{done}/{total}] {o.case.protocol:<7} {o.case.label:<38} seed {o.case.seed}: "
+                     f"{o.verdict:<12} " + ", ".join(f"{c} {v:.2f}" for c, v in o.causes[:3]))
 
     outcomes = cal.run_matrix(cases, jobs, progress)
-    scores = cal.score(outcomes)
     command = "posbench calibrate " + shlex.join(sys.argv[2:]) if len(sys.argv) > 2 else "posbench calibrate"
+    sections = []
+    for protocol in protocols:
+        mine = [o for o in outcomes if o.case.protocol == protocol]
+        scores = cal.score(mine)
+        sections.append(cal.markdown(scores, mine, protocol))
+        say(console, f"{protocol}: top-1 accuracy {scores.top1:.3f} over {scores.top1_cases} single faults, "
+                     f"false-fault rate {scores.false_fault_rate:.3f} over {scores.healthy_cases} healthy units")
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(cal.markdown(scores, outcomes, command.strip(), time.monotonic() - start), encoding="utf-8")
-    say(console, f"top-1 accuracy {scores.top1:.3f} over {scores.top1_cases} single faults, "
-                 f"false-fault rate {scores.false_fault_rate:.3f} over {scores.healthy_cases} healthy units; "
-                 f"written to {out_path}")
+    out_path.write_text(cal.page(sections, outcomes, command.strip(), time.monotonic() - start), encoding="utf-8")
+    say(console, f"written to {out_path}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,12 +1,16 @@
-"""Rules that read a whole run's measurements and tell the bench's mistakes from the unit's faults.
+"""Rules that turn what a terminal reported into evidence, and that tell the bench's mistakes
+from the unit's faults.
 
-Tests record what they measured; the rules here look across tests, where one test alone cannot
-tell who is wrong. Each rule is a function of the ``RunRecord`` that returns the bench errors
-it found and takes out of the run what those errors make meaningless.
+Two kinds live here. Protocol rules: what a code the unit reported (an agent failure reason, a
+ZVT result code, terminal status or lock bit) says about the causes of code 01; tests call them
+and stay free of cause tables. Bench rules: read a whole run's measurements, where one test
+alone cannot tell who is wrong; each returns the bench errors it found and takes out of the run
+what those errors make meaningless.
 """
 from __future__ import annotations
 
-from bench.evidence import RunRecord
+from bench.evidence import Recorder, RunRecord
+from bench.limits import Limit  # noqa: F401 - the type of the profile's limits
 
 REACHED_HOST = {"sale_host_answered_rate": lambda v: v > 0, "echo_loss_unit": lambda v: v < 1}
 """Measurements that show the unit reached its acquirer host, and when they show it."""
@@ -44,3 +48,96 @@ def apply_bench_rules(run: RunRecord) -> None:
         for error in rule(run):
             if error not in run.bench_errors:
                 run.bench_errors.append(error)
+
+
+# -- protocol rules -----------------------------------------------------------------------------
+AGENT_REASON_CAUSE = {"no_keys": "data_loss", "no_config": "data_loss", "app_restart": "application",
+                      "kernel_error": "firmware_driver"}
+"""Local failure reasons the agent reports for a sale it failed itself, and the cause each points to."""
+
+READ_PATH_CAUSE = {"magstripe": "msr_head", "chip": "chip_contacts", "contactless": "nfc_antenna"}
+"""A card read failure points at the reader of the technology that read it."""
+
+ZVT_RESULT_CAUSE: dict[int, tuple[str, str]] = {
+    **{rc: ("chip_contacts", "moderate") for rc in (0x72, 0x7B, 0x7C, 0x7E, 0xC0, 0xDD, 0xDE, 0xE3)},
+    **{rc: ("pcb_intermittent", "weak") for rc in (0x89, 0xED, 0xFC, 0xE2)},
+    0xBF: ("power_supply", "moderate"),
+    **{rc: ("firmware_driver", "moderate") for rc in (0x9A, 0xC4, 0xFD)},
+    **{rc: ("application", "moderate") for rc in (0x83, 0xFE, 0xFF)},
+    **{rc: ("resources", "strong") for rc in (0xB1, 0xB2, 0x6A)},
+    **{rc: ("network_unstable", "weak") for rc in (0x7D, 0x9B, 0xA0, 0xA1, 0xA3)},
+    **{rc: ("maintenance", "moderate") for rc in (0xC2, 0xF0, 0xE0, 0xCC, 0x78, 0x79)},
+    **{rc: ("data_loss", "strong") for rc in (0x85, 0x74, 0xE4, 0xF6, 0xFB)},
+    **{rc: ("operator_error", "weak") for rc in (0xC3, 0xC8, 0xDC)},
+}
+"""ZVT result codes of a failed payment and the cause each points to (reference map, calibrated
+in docs/diagnosis.md). Card read errors (64, 65, 73) depend on the card technology and 6C on the
+intermediate statuses before it: ``zvt_failure_cause`` decides those."""
+
+ZVT_READ_ERRORS = (0x64, 0x65, 0x66, 0x73)
+"""Result codes of a card that could not be read; the technology (TLV 1F12) says which reader."""
+ZVT_WAITING_FOR_HOST = 0x04
+"""Intermediate status "waiting for host": a 6C after it is the host link timing out."""
+ZVT_PIN_MISTAKES = (0x15, 0x18)
+"""Intermediate statuses "incorrect PIN" and "PIN try limit exceeded": the cardholder's doing."""
+
+ZVT_TERMINAL_STATUS_CAUSE: dict[int, tuple[str, str]] = {
+    0x51: ("data_loss", "strong"), 0xE4: ("data_loss", "strong"), 0xF6: ("data_loss", "strong"),
+    0x62: ("maintenance", "moderate"), 0xC2: ("maintenance", "moderate"), 0xF0: ("maintenance", "weak"),
+    0xB1: ("resources", "strong"), 0xB2: ("resources", "strong"),
+    0xBF: ("power_supply", "moderate"),
+    0xDF: ("pcb_intermittent", "weak"), 0xE2: ("pcb_intermittent", "weak"),
+    0xC0: ("chip_contacts", "moderate"), 0xE1: ("chip_contacts", "weak"),
+}
+"""ZVT terminal status bytes (status enquiry) and the cause each points to."""
+
+ZVT_LOCK_CAUSE: dict[str, tuple[str, str]] = {
+    "transaction log defective": ("data_loss", "strong"),
+    "initialisation lock": ("data_loss", "moderate"),
+    "low battery power": ("power_supply", "moderate"),
+    "contactless reader not initialised": ("nfc_antenna", "strong"),
+    "card reader not found": ("pcb_intermittent", "moderate"),
+    "diagnosis lock": ("maintenance", "moderate"),
+}
+"""ZVT lock bits (TLV 1F55) and the cause each points to."""
+
+
+def zvt_failure_cause(result_code: int, technology: str | None, intermediates: tuple[int, ...]) -> tuple[str, str] | None:
+    """The cause a failed ZVT payment points to, with its strength, or None (an issuer's answer,
+    a healthy refusal, or a code that says nothing about the unit)."""
+    if result_code in ZVT_READ_ERRORS:
+        return (READ_PATH_CAUSE[technology], "moderate") if technology in READ_PATH_CAUSE else None
+    if result_code == 0x6C:
+        if any(code in ZVT_PIN_MISTAKES for code in intermediates):
+            return "operator_error", "moderate"
+        if ZVT_WAITING_FOR_HOST in intermediates:
+            return "network_unstable", "weak"
+        return None  # aborted at the counter or no card presented: says nothing by itself
+    return ZVT_RESULT_CAUSE.get(result_code)
+
+
+def sale_failure_cause(protocol: str, sale) -> tuple[str, str] | None:
+    """What a sale the unit failed itself (``drivers.terminal.SaleResult``) points to."""
+    if protocol == "zvt" and sale.result_code is not None:
+        return zvt_failure_cause(sale.result_code, sale.card_technology, sale.intermediates)
+    cause = AGENT_REASON_CAUSE.get(sale.reason)
+    return (cause, "moderate") if cause else None
+
+
+def judge_terminal_status(record: Recorder, protocol: str, status, limits: dict[str, Limit]) -> None:
+    """A terminal status code and lock bits (``drivers.terminal.Status``) as measurements against
+    the profile's ``terminal_status`` and ``locks`` limits, and the evidence each code gives."""
+    code = status.terminal_status
+    if code is not None:
+        record.measure("terminal_status", f"{code:02X}", "", limits["terminal_status"],
+                       note=f"the terminal reports status {code:02X}: {status.terminal_status_text}")
+        if (found := ZVT_TERMINAL_STATUS_CAUSE.get(code) if protocol == "zvt" else None):
+            record.evidence(found[0], found[1], f"the terminal reports status {code:02X}: "
+                            f"{status.terminal_status_text}", measurement="terminal_status",
+                            value=f"{code:02X}", limit=str(limits["terminal_status"]))
+    record.measure("locks", len(status.locks), "count", limits["locks"],
+                   note="locks set: " + (", ".join(status.locks) or "none"))
+    for lock in status.locks:
+        if (found := ZVT_LOCK_CAUSE.get(lock) if protocol == "zvt" else None):
+            record.evidence(found[0], found[1], f"the terminal has the lock \"{lock}\" set",
+                            measurement="locks", value=lock, limit="none set")

@@ -115,12 +115,28 @@ def verdict_json(run: RunRecord, started: datetime, duration_s: float) -> dict:
         doc["bench_errors"] = run.bench_errors
     if run.read_paths:
         doc["read_paths"] = run.read_paths
+    if run.unmeasured:
+        doc["unmeasured"] = [u.to_json() for u in run.unmeasured]
+        if undecided := undecided_causes(run):
+            doc["undecided"] = undecided
     if reasons := contradictions(run.evidence):
         doc["contradictions"] = reasons
     if run.code01:
         doc["code01"] = [{"origin": o.origin, "stan": o.stan, "host_code": o.host_code,
                           "reason": o.reason} for o in run.code01]
     return doc
+
+
+def undecided_causes(run: RunRecord) -> dict[str, str]:
+    """Causes the unmeasured tests bore on and nothing else in the run spoke to (no evidence,
+    no measurement bearing on them): the protocol left them undecidable. Cause id -> why."""
+    spoken = {e.cause for e in run.evidence} | {m.bears_on for m in run.measurements if m.bears_on}
+    found: dict[str, list[str]] = {}
+    for item in run.unmeasured:
+        for cause in item.causes:
+            if cause not in spoken and item.why not in found.setdefault(cause, []):
+                found[cause].append(item.why)
+    return {cause: "; ".join(whys) for cause, whys in sorted(found.items())}
 
 
 def summary_line(doc: dict) -> str:

@@ -18,6 +18,8 @@ class Measurement:
     limit: str
     passed: bool
     test: str = ""
+    bears_on: str | None = None
+    """The cause this measurement speaks to, failed or not (not in the verdict JSON)."""
 
     def to_json(self) -> dict:
         return {"name": self.name, "value": self.value, "unit": self.unit, "limit": self.limit,
@@ -52,6 +54,21 @@ class Code01Observation:
 
 
 @dataclass
+class Unmeasured:
+    """A measurement the unit's protocol (or the bench) could not take: absent, never healthy."""
+
+    test: str
+    measurement: str
+    why: str
+    causes: tuple[str, ...] = ()
+    """Causes the measurement would have borne on."""
+
+    def to_json(self) -> dict:
+        return {"test": self.test, "measurement": self.measurement, "why": self.why,
+                "causes": list(self.causes)}
+
+
+@dataclass
 class TestOutcome:
     nodeid: str
     outcome: str
@@ -76,6 +93,7 @@ class RunRecord:
     """(test, title, PNG) for the HTML report; never in the verdict JSON."""
     read_paths: dict[str, dict] = field(default_factory=dict)
     """Per read path ("swipe", "tap", "chip"): the SPRT's verdict, reads, rate and interval."""
+    unmeasured: list[Unmeasured] = field(default_factory=list)
 
 
 class Recorder:
@@ -85,10 +103,13 @@ class Recorder:
         self.run, self.test = run, test
 
     def measure(self, name: str, value: float | int | str | None, unit: str, limit: Limit,
-                cause: str | None = None, strength: str = "strong", note: str = "") -> bool:
-        """Record ``value`` against ``limit``; a failed limit becomes evidence for ``cause``."""
+                cause: str | None = None, strength: str = "strong", note: str = "",
+                bears_on: str | None = None) -> bool:
+        """Record ``value`` against ``limit``; a failed limit becomes evidence for ``cause``.
+        ``bears_on`` (default ``cause``): the cause the measurement speaks to either way."""
         passed = value is not None and limit.check(value)
-        self.run.measurements.append(Measurement(name, value, unit, str(limit), passed, self.test))
+        self.run.measurements.append(Measurement(name, value, unit, str(limit), passed, self.test,
+                                                 bears_on or cause))
         if not passed and cause:
             self.evidence(cause, strength, note or f"{name} = {value} {unit}, limit {limit}",
                           measurement=name, value=value, limit=str(limit))
@@ -104,6 +125,12 @@ class Recorder:
         if origin not in ("issuer", "terminal"):
             raise ValueError(f"origin must be issuer or terminal, not {origin!r}")
         self.run.code01.append(Code01Observation(origin, stan, host_code, reason, self.test))
+
+    def unmeasured(self, measurement: str, why: str, causes: tuple[str, ...] | list[str] = ()) -> None:
+        """Note a measurement that cannot be taken here (the protocol cannot answer it)."""
+        for cause in causes:
+            taxonomy.get(cause)
+        self.run.unmeasured.append(Unmeasured(self.test, measurement, why, tuple(causes)))
 
     def plot(self, title: str, png: bytes) -> None:
         """Attach a PNG plot to the run's HTML report."""

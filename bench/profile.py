@@ -85,10 +85,11 @@ class PowerSpec(_Strict):
 class Profile(_Strict):
     model: str
     vendor: str = ""
-    firmware: FirmwareSpec
-    components: dict[str, list[str]]
+    firmware: FirmwareSpec | None = None
+    """None in a generic profile (any model speaking a protocol): releases are not judged."""
+    components: dict[str, list[str]] = {}
     """Allowed versions of each firmware component."""
-    keys_required: list[str]
+    keys_required: list[str] = []
     boot_time_s: float = Field(gt=0)
     """Seconds a healthy unit takes from reboot until it answers again."""
     local_failure_code: str = "01"

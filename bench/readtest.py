@@ -72,7 +72,8 @@ def record_path(record: Recorder, path: str, result: SprtResult, spec: SprtSpec,
     record.run.read_paths[path] = {**result.to_dict(), "interruptions": interruptions, "test": record.test}
     strength = "strong" if result.truncated else "decisive"
     record.measure(f"{path}_sprt_verdict", result.verdict, "", Limit(equals="healthy"),
-                   cause=cause if result.verdict == "faulty" else None, strength=strength, note=note)
+                   cause=cause if result.verdict == "faulty" else None, strength=strength, note=note,
+                   bears_on=cause)
     record.measure(f"{path}_failure_rate", round(result.failure_rate, 4), "ratio",
                    Limit(max=spec.p1), note=f"95% CI {lo:.3f}..{hi:.3f} over {result.trials} reads")
     record.measure(f"{path}_reads", result.trials, "count", Limit(max=spec.max_trials),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
+from rich.markup import escape
 
 from bench.console import say
 from bench.outputs import ReportWriteFailed, commit, discard, staging_path
@@ -63,8 +64,8 @@ class LiveProgress:
             mark = _MARK.get(report.outcome, report.outcome)
             if report.when == "setup" and report.failed:
                 mark = "[magenta]ERROR[/]"
-            self.say(f"  [{self.done}/{self.total}] {mark}  {report.nodeid.split('::')[-1]:<28}"
-                               f" {report.duration:6.2f} s")
+            name = escape(f"{report.nodeid.split('::')[-1]:<28}")  # "[swipe]" is no markup
+            self.say(f"  [{self.done}/{self.total}] {mark}  {name} {report.duration:6.2f} s")
 
 
 @dataclass

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 CAPABILITIES: dict[str, str] = {
-    "identity": "tell its model, serial number, firmware and component versions",
+    "identity": "tell its serial number and firmware",
+    "components": "list its component versions (EMV kernel, contactless kernel, drivers)",
     "status": "report its status",
     "memory": "report its free memory",
     "error_counters": "report its error counters",
@@ -171,3 +172,16 @@ def has(terminal: Terminal, capability: str) -> bool:
     if capability not in CAPABILITIES:
         raise KeyError(f"unknown capability {capability!r}")
     return capability in terminal.capabilities
+
+
+def open_terminal(section, model: str | None = None) -> Terminal:
+    """The driver for bench.toml's ``[terminal]`` section (``bench.config.TerminalSection``),
+    opened. ``model`` is the unit's model from ``[unit]`` (ZVT does not report one)."""
+    if section.protocol == "zvt":
+        from drivers.zvt.payment_terminal import ZvtPaymentTerminal
+        url = section.port or f"tcp://{section.address}"
+        return ZvtPaymentTerminal(url, section.password, section.currency, section.baudrate, model,
+                                  section.sale_timeout, section.boot_timeout).open()
+    from drivers.serial.agent import AgentTerminal
+    return AgentTerminal(section.port, section.baudrate, section.reply_timeout, section.sale_timeout,
+                         section.boot_timeout).open()

@@ -12,6 +12,7 @@ from bench.profile import Profile, profile_for_model
 from drivers.host.rules import Rule, RuleSet
 from drivers.host.simulator import HostSimulator
 
+from . import PROTOCOLS
 from .chip_card import ContactCard
 from .control import ControlServer
 from .faults import format_faults
@@ -28,8 +29,6 @@ from .zvt_terminal import VirtualZvtTerminal
 
 MODEL = "PT100"
 WORKDIR_PREFIX = "posbench-sim-"
-PROTOCOLS = ("agent", "zvt", "zvt-tcp")
-"""ECR protocols the virtual unit can speak: posbench's agent protocol, ZVT on a pty, ZVT on TCP."""
 ZVT_PASSWORD = "123456"
 CURRENCY = "978"
 

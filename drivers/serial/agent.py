@@ -41,7 +41,7 @@ def parse_log_record(text: str) -> LogRecord:
 
 
 AGENT_CAPABILITIES = frozenset({
-    "identity", "status", "memory", "error_counters", "config_checksum", "keys", "maintenance",
+    "identity", "components", "status", "memory", "error_counters", "config_checksum", "keys", "maintenance",
     "clock", "boot_id", "journal", "sale", "chip_diagnostic", "echo", "host_diagnosis",
     "link_counters", "reboot"})
 """What the agent protocol answers (no reversal or abort command, no card technology in a sale)."""

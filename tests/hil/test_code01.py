@@ -1,26 +1,31 @@
 """The first question of a triage: did the 01 come from the issuer or from the unit itself?
 
 Runs sales through the terminal against the acquirer host simulator and compares what the
-terminal displayed with what the host logged for the same STAN.
+terminal displayed (agent: its display code; ZVT: the result code, BMP 27) with what the host
+logged for the same STAN (ZVT: the trace number, BMP 0B).
 """
 import time
 from collections import defaultdict
 
+from bench.diagnosers import sale_failure_cause
 from bench.errors import ProtocolError, UnitNotResponding
-
-REASON_CAUSE = {"no_keys": "data_loss", "no_config": "data_loss", "app_restart": "application",
-                "kernel_error": "firmware_driver"}
-"""Local failure reasons the unit reports, and the cause each points to."""
+from drivers.terminal import has
 
 
-def test_code01_origin(terminal, profile, host_log, record, supply_watch):
+def test_code01_origin(terminal, profile, host_log, record, supply_watch, actuator, needs):
+    needs("sale", "terminal_01_count", "sale_host_answered_rate", causes=("issuer_referral",))
     amounts = profile.tests.sale_amounts
+    # A terminal that reads the card in the sale gets one presented (the agent's sale reads none).
+    card = profile.read_paths.chip.cards[0] if has(terminal, "card_sale") and profile.read_paths else None
     answered = 0
     issuer_stans: list[str] = []
-    local: dict[str, list[str]] = defaultdict(list)  # reason -> STANs the unit showed 01 for
+    local: dict[str, list[str]] = defaultdict(list)  # reason -> STANs the unit showed 01 for itself
+    failures: dict[tuple[str, str], list[str]] = defaultdict(list)  # (cause, strength) -> what failed
     mismatched: list[str] = []
     for amount in amounts:
         t0 = time.monotonic()
+        if card:
+            actuator.insert(card)
         try:
             sale = terminal.sale(amount)
         except UnitNotResponding as exc:
@@ -33,7 +38,10 @@ def test_code01_origin(terminal, profile, host_log, record, supply_watch):
         except ProtocolError as exc:
             record.evidence("pcb_intermittent", "moderate", f"sale of {amount}: the reply arrived corrupted ({exc})")
             continue
-        host_code = host_log.answer_for(sale.terminal_id, sale.stan)
+        finally:
+            if card:
+                actuator.remove()
+        host_code = host_log.answer_for(sale.terminal_id, sale.stan) if sale.stan else None
         answered += host_code is not None
         if sale.display_code == "01":
             origin = "issuer" if host_code == "01" else "terminal"
@@ -42,19 +50,20 @@ def test_code01_origin(terminal, profile, host_log, record, supply_watch):
                 issuer_stans.append(sale.stan)
             else:
                 local[sale.reason or "unstated"].append(sale.stan)
+                if found := sale_failure_cause(terminal.protocol, sale):
+                    failures[found].append(f"01 shown for '{sale.reason}' (STAN {sale.stan})")
         elif host_code is not None and sale.display_code != host_code:
             mismatched.append(f"STAN {sale.stan}: showed {sale.display_code}, host sent {host_code}")
+        elif sale.display_code != "00" and (found := sale_failure_cause(terminal.protocol, sale)):
+            failures[found].append(f"{sale.display_code}: {sale.reason or 'no reason given'}")
     n = len(amounts)
     if issuer_stans:
         record.evidence("issuer_referral", "decisive",
                         f"host log shows field 39 = 01 for {len(issuer_stans)} of {n} sales "
                         f"(STAN {', '.join(issuer_stans)}) and the unit showed exactly that")
-    for reason, stans in local.items():
-        cause = REASON_CAUSE.get(reason)
-        if cause:
-            record.evidence(cause, "strong" if len(stans) > 1 else "moderate",
-                            f"unit showed 01 in {len(stans)} of {n} sales without the host sending it; "
-                            f"the unit reports '{reason}' (STAN {', '.join(stans)})")
+    for (cause, strength), notes in failures.items():
+        record.evidence(cause, "strong" if len(notes) > 1 and strength != "weak" else strength,
+                        f"the unit failed {len(notes)} of {n} sales itself: " + "; ".join(notes[:3]))
     if mismatched:
         record.evidence("application", "strong", "unit showed another code than the host sent: "
                         + "; ".join(mismatched))

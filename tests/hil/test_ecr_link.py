@@ -6,19 +6,20 @@ from bench.errors import ProtocolError, UnitNotResponding
 from bench.stats import percentile
 
 
-def test_link_health(terminal, profile, record):
+def test_link_health(terminal, profile, record, needs):
     n = profile.tests.link_commands
     latencies: list[float] = []
     unanswered = corrupt = 0
     boot_ids: list[str] = []
-    stats_before = terminal.link.stats.snapshot()
+    stats_before = terminal.link_counters()
+    boot_ids_told = needs("boot_id", "app_restarts", causes=("application",), skip=False)
     for i in range(n):
         start = time.monotonic()
         try:
             if i % 2:
                 terminal.identify()
             else:
-                boot_ids.append(terminal.status().boot_id)
+                boot_ids.append(terminal.status().boot_id or "")
             latencies.append(time.monotonic() - start)
         except UnitNotResponding:
             unanswered += 1
@@ -28,18 +29,20 @@ def test_link_health(terminal, profile, record):
                 break  # the unit stayed silent: what was measured so far stands
         except ProtocolError:
             corrupt += 1
-    stats = {k: v - stats_before[k] for k, v in terminal.link.stats.snapshot().items()}
+    stats = {k: v - stats_before.get(k, 0) for k, v in terminal.link_counters().items()}
     success = len(latencies) / n
     limits = profile.limits
     record.measure("ecr_success_rate", round(success, 3), "ratio", limits["ecr_success_rate"],
                    cause="application" if unanswered >= corrupt else "pcb_intermittent",
                    note=f"{unanswered} of {n} ECR commands unanswered, {corrupt} corrupt")
-    restarts = len(set(boot_ids)) - 1 if boot_ids else 0
-    record.measure("app_restarts", restarts, "count", limits["app_restarts"], cause="application",
-                   note=f"the payment app restarted {restarts} time(s) during {n} commands (boot id changed)")
-    record.measure("ecr_naks", stats["naks_sent"] + stats["naks_received"], "count",
-                   limits["ecr_naks"], cause="pcb_intermittent", strength="moderate",
-                   note="frames with bad LRC on the ECR link")
+    if boot_ids_told:
+        restarts = len(set(boot_ids)) - 1 if boot_ids else 0
+        record.measure("app_restarts", restarts, "count", limits["app_restarts"], cause="application",
+                       note=f"the payment app restarted {restarts} time(s) during {n} commands (boot id changed)")
+    if needs("link_counters", "ecr_naks", causes=("pcb_intermittent",), skip=False) and stats:
+        record.measure("ecr_naks", stats.get("naks_sent", 0) + stats.get("naks_received", 0), "count",
+                       limits["ecr_naks"], cause="pcb_intermittent", strength="moderate",
+                       note="frames with a bad checksum on the ECR link")
     if len(latencies) >= 8:
         p95 = percentile(latencies, 95)
         record.measure("ecr_reply_p95_s", round(p95, 4), "s", limits["ecr_reply_p95_s"],

@@ -69,7 +69,7 @@ def _echo_measures(record, profile, path: str, answered: list[float | None], rec
     return loss, p95
 
 
-def test_echo_series(host_address, network, terminal, ask, profile, record):
+def test_echo_series(host_address, network, terminal, ask, profile, record, needs):
     """0800/0810 echoes (70=301) from the bench and through the unit: loss, latency, reconnects.
 
     Both paths bad: the network between LAN and host (``network_unstable``). Only the unit's path
@@ -80,13 +80,22 @@ def test_echo_series(host_address, network, terminal, ask, profile, record):
     direct = echo_series(host_address, count=n, interval_s=0.05, timeout_s=1.0, netns=network.netns)
     d_loss, d_p95 = _echo_measures(record, profile, "bench", direct.latencies_s + [None] * (direct.sent - direct.answered),
                                    direct.reconnects)
-    unit = []
+    unit: list[float | None] = []
     reconnects = 0
-    while len(unit) < n:
-        got = ask(lambda: terminal.echo(min(4, n - len(unit)), per_echo_s=1.0), "echo through the unit")
-        unit += list(got.latencies_s)
-        reconnects += got.reconnects
-    u_loss, u_p95 = _echo_measures(record, profile, "unit", unit, reconnects)
+    if needs("echo", "echo_p95_s_unit", "echo_reconnects_unit", causes=("network_unstable",), skip=False):
+        while len(unit) < n:
+            got = ask(lambda: terminal.echo(min(4, n - len(unit)), per_echo_s=1.0), "echo through the unit")
+            unit += list(got.latencies_s)
+            reconnects += got.reconnects
+        u_loss, u_p95 = _echo_measures(record, profile, "unit", unit, reconnects)
+    else:  # the unit's own host check (ZVT diagnosis): whether it reaches its host, not how fast
+        needs("host_diagnosis", "echo_loss_unit", causes=("network_unstable", "firewall"))
+        checks = [ask(terminal.host_check, "host check through the unit") for _ in range(max(2, n // 4))]
+        failed = [c for c in checks if not c.ok]
+        u_loss, u_p95 = round(len(failed) / len(checks), 3), None
+        record.measure("echo_loss_unit", u_loss, "ratio", profile.limits["echo_loss"],
+                       note=f"{len(failed)} of {len(checks)} host checks by the unit failed"
+                       + (f" ({failed[0].reason})" if failed else ""))
     lim = profile.limits
     if probe.state != "open":
         return  # the port is closed to everyone: the reachability test names that, not a flaky link

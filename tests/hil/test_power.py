@@ -13,6 +13,7 @@ import pytest
 from bench import plots
 from bench.errors import PortLost, PortUnavailable, UnitError, UnitNotResponding
 from bench.limits import Limit
+from drivers.terminal import has
 
 
 def _power_spec(profile):
@@ -53,11 +54,13 @@ def test_load(supply_watch, terminal, actuator, nfc_reader, profile, record):
     time.sleep(3 * spec.sample_interval_s)  # a baseline first
     marks = [(time.monotonic(), "chip reads")]
     card = profile.read_paths.chip.cards[0]
+    # the chip diagnostic where the protocol has one, else sales with the card inserted
+    read = terminal.chip if has(terminal, "chip_diagnostic") else lambda: terminal.sale(profile.tests.sale_amounts[0])
     end = time.monotonic() + LOAD_S
     while time.monotonic() < end:
         actuator.insert(card)
         try:
-            terminal.chip()
+            read()
         except UnitError:
             break  # the unit reset under load: the trace tells why
         finally:
@@ -165,19 +168,24 @@ def test_cold_boot(power_switch, terminal, mag_reader, profile, record, supply_w
     _judge_boot(record, supply_watch, ok, "a cold boot was slow or failed", t_on, time.monotonic())
 
 
-def _snapshot(terminal):
-    st = terminal.status()
-    return st, terminal.transaction_log(5)
+def _snapshot(terminal, stored: bool):
+    """Configuration checksum and the newest journal records (None where the protocol keeps
+    them to itself)."""
+    if not stored:
+        return None, None
+    return terminal.status().cfg_crc, [r.seq for r in terminal.transaction_log(5)]
 
 
-def test_cycle_soak(power_switch, terminal, mag_reader, profile, record, pytestconfig, supply_watch):
+def test_cycle_soak(power_switch, terminal, mag_reader, profile, record, pytestconfig, supply_watch, needs):
     """N power cycles: failed boots, lost configuration, a journal that lost or repeated records."""
     spec = _power_spec(profile)
+    stored = needs("config_checksum", "config_lost", causes=("power_supply",), skip=False) \
+        and needs("journal", "log_corrupted", causes=("power_supply",), skip=False)
     cycles = pytestconfig.getoption("soak") or spec.soak_cycles
     boots: list[float | None] = []
     failed = config_lost = corrupted = 0
     from bench.console import announce
-    before, log_before = _snapshot(terminal)
+    before, log_before = _snapshot(terminal, stored)
     for n in range(1, cycles + 1):
         if cycles > spec.soak_cycles and (n == 1 or n % 10 == 0 or n == cycles):
             announce(f"soak: power cycle {n} of {cycles} ({failed} failed boots so far)")
@@ -194,11 +202,11 @@ def test_cycle_soak(power_switch, terminal, mag_reader, profile, record, pytestc
                 terminal.wait_ready(terminal.boot_timeout)
             except UnitNotResponding:
                 break  # it stays dead: what was counted stands
-            before, log_before = _snapshot(terminal)
+            before, log_before = _snapshot(terminal, stored)
             continue
-        after, log_after = _snapshot(terminal)
-        config_lost += after.cfg_crc != before.cfg_crc
-        corrupted += [r.seq for r in log_after] != [r.seq for r in log_before]
+        after, log_after = _snapshot(terminal, stored)
+        config_lost += after != before
+        corrupted += log_after != log_before
         before, log_before = after, log_after
     lim = profile.limits
     record.plot(f"boot times over {cycles} power cycles",
@@ -210,19 +218,24 @@ def test_cycle_soak(power_switch, terminal, mag_reader, profile, record, pytestc
     slow = sum(1 for b in boots if b is not None and b > lim["cold_boot_s"].max)
     record.measure("slow_boots", slow, "count", Limit(max=0),
                    note=f"{slow} boot(s) took longer than {lim['cold_boot_s'].max:g} s")
-    record.measure("config_lost", config_lost, "count", lim["config_lost"], cause="power_supply",
-                   note=f"the configuration checksum changed after {config_lost} power cycle(s)")
-    record.measure("log_corrupted", corrupted, "count", lim["log_corrupted"], cause="power_supply",
-                   note=f"the journal changed across {corrupted} idle power cycle(s)")
+    if stored:
+        record.measure("config_lost", config_lost, "count", lim["config_lost"], cause="power_supply",
+                       note=f"the configuration checksum changed after {config_lost} power cycle(s)")
+        record.measure("log_corrupted", corrupted, "count", lim["log_corrupted"], cause="power_supply",
+                       note=f"the journal changed across {corrupted} idle power cycle(s)")
 
 
-def test_brownout(supply, supply_watch, terminal, host_log, profile, record, bench_config):
+def test_brownout(supply, supply_watch, terminal, host_log, profile, record, bench_config, actuator, needs):
     """Drop the supply during a sale; the unit must recover, reverse or complete the sale, and
     keep its journal whole (one record for the sale, none lost, none repeated)."""
     _needs_supply(supply_watch)
     spec = _power_spec(profile)
     terminal.wait_ready(terminal.boot_timeout)
-    seq_before = terminal.status().log_seq
+    journal = needs("journal", "brownout_records_added", causes=("power_supply",), skip=False)
+    seq_before = terminal.status().log_seq if journal else None
+    card = profile.read_paths.chip.cards[0] if has(terminal, "card_sale") and profile.read_paths else None
+    if card:
+        actuator.insert(card)  # the terminal reads it in the sale; taken out after the brownout
     since = datetime.now(timezone.utc)
     amount = profile.tests.sale_amounts[0]
     outcome: dict = {}
@@ -243,6 +256,8 @@ def test_brownout(supply, supply_watch, terminal, host_log, profile, record, ben
     supply.set_voltage(spec.nominal_v)
     t_back = time.monotonic()
     seller.join(spec.brownout_at_s + spec.brownout_s + 3.0)
+    if card:
+        actuator.remove()
     try:
         terminal.wait_ready(terminal.boot_timeout)
         recovered = "yes"
@@ -256,9 +271,10 @@ def test_brownout(supply, supply_watch, terminal, host_log, profile, record, ben
                    note=f"the unit did not answer within {terminal.boot_timeout:g} s after the brownout")
     if recovered != "yes":
         return
-    log = [r for r in terminal.transaction_log(10) if r.seq > seq_before]
-    record.measure("brownout_records_added", len(log), "records", lim["brownout_records_added"],
-                   cause="power_supply", note=f"the interrupted sale left {len(log)} journal records")
+    log = [r for r in terminal.transaction_log(10) if r.seq > seq_before] if journal else None
+    if log is not None:
+        record.measure("brownout_records_added", len(log), "records", lim["brownout_records_added"],
+                       cause="power_supply", note=f"the interrupted sale left {len(log)} journal records")
     tid = bench_config.host.terminal_id if bench_config.host else None
     records = [r for r in host_log.records() if r.get("ts", "") >= since.isoformat(timespec="milliseconds")
                and (tid is None or r.get("tid") == tid)]
@@ -268,10 +284,15 @@ def test_brownout(supply, supply_watch, terminal, host_log, profile, record, ben
     unreversed = 0 if completed else len(approved - reversed_)
     host_reachable = True
     if unreversed:  # a pending reversal also goes out before the next sale: give it that chance
+        if card:
+            actuator.insert(card)
         try:
             host_reachable = terminal.sale(profile.tests.sale_amounts[-1]).host_answered
         except UnitError:
             host_reachable = False
+        finally:
+            if card:
+                actuator.remove()
         reversed_ |= {r["stan"] for r in host_log.records() if r.get("dir") == "in" and r.get("mti") == "0400"
                       and r.get("ts", "") >= since.isoformat(timespec="milliseconds")}
         unreversed = len(approved - reversed_)
@@ -280,6 +301,6 @@ def test_brownout(supply, supply_watch, terminal, host_log, profile, record, ben
                    cause="power_supply" if host_reachable else None,
                    note=f"{unreversed} sale(s) the host approved were cut off by the brownout and never reversed"
                    + ("" if host_reachable else " (the unit could not reach its host afterwards either)"))
-    if len(log) == 0 and approved:
+    if log is not None and len(log) == 0 and approved:
         record.evidence("power_supply", "strong", "the host approved the sale but the journal has no record of it",
                         measurement="brownout_records_added", value=0, limit=">= 1")

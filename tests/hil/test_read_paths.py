@@ -1,4 +1,6 @@
-"""Card read paths: magstripe over USB, contactless over NFC, chip through the terminal.
+"""Card read paths: magstripe over USB, contactless over NFC, chip through the terminal, and a
+terminal's own readers through sales (ZVT: a deck card presented, the read judged by the result
+code, the intermediate statuses and the card technology).
 
 Each path is judged by an SPRT (healthy failure rate p0 vs faulty p1 from the profile): it reads
 until the decision is clear, then states the reads used, the observed failure rate with its
@@ -130,7 +132,8 @@ def test_tap(nfc_reader, actuator, deck, profile, record, terminal, supply_watch
                 interruption_limit=profile.limits.get("reader_interruptions"))
 
 
-def test_chip(terminal, actuator, ask, profile, record, supply_watch, revive):
+def test_chip(terminal, actuator, ask, profile, record, supply_watch, revive, needs):
+    needs("chip_diagnostic", "chip_sprt_verdict", "chip_failure_rate", causes=("chip_contacts",))
     spec = _spec(profile, "chip")
     cards = spec.cards
 
@@ -165,4 +168,59 @@ def test_chip(terminal, actuator, ask, profile, record, supply_watch, revive):
 
     result, interrupted = decide_path(spec, read_once, Recovery(record, supply_watch, terminal, revive, lambda: None))
     record_path(record, "chip", result, spec, cause="chip_contacts", interruptions=interrupted,
+                interruption_limit=profile.limits.get("reader_interruptions"))
+
+
+SALE_READS = {"swipe": ("magstripe", "msr_head"), "insert": ("chip", "chip_contacts"),
+              "tap": ("contactless", "nfc_antenna")}
+"""How a card is presented for a sale -> the technology the terminal must report, the cause a
+failing path points to."""
+SPEC_OF = {"swipe": "swipe", "insert": "chip", "tap": "tap"}
+"""Which read path's SPRT limits of the profile apply."""
+
+
+def sale_read_failure(sale, technology: str) -> str:
+    """Why a sale did not read the presented card ("" when it read it): the result code with the
+    technology the terminal reported. A refusal for another reason (host, keys) is no read error."""
+    if sale.result_code is None or sale.result_code == 0 or sale.display_code == "00":
+        return ""
+    from bench.diagnosers import ZVT_READ_ERRORS
+    if sale.result_code in ZVT_READ_ERRORS or sale.result_code in (0x72, 0xE2) or "contactless_error" in sale.details:
+        tech = sale.card_technology or technology
+        return f"rc_{sale.result_code:02X}_{tech}" + ("_rf" if "contactless_error" in sale.details else "")
+    if sale.result_code == 0x6C and not sale.card_technology:
+        return "no_card_read"
+    return ""
+
+
+@pytest.mark.parametrize("how", ["swipe", "insert", "tap"])
+def test_card_reads_in_sales(how, terminal, actuator, profile, record, supply_watch, revive, needs):
+    """The terminal's own reader for ``how``, judged through sales with a deck card presented."""
+    technology, cause = SALE_READS[how]
+    path = f"sale_{how}"
+    needs("card_sale", f"{path}_sprt_verdict", f"{path}_failure_rate", causes=(cause,))
+    spec = _spec(profile, SPEC_OF[how])
+    amount = profile.tests.sale_amounts[0]
+    present = {"swipe": actuator.swipe, "insert": actuator.insert, "tap": actuator.tap}[how]
+
+    def read_once(n: int) -> str:
+        card = spec.cards[(n - 1) % len(spec.cards)]
+        if card not in profile.read_paths.chip.cards + profile.read_paths.swipe.cards:
+            card = profile.read_paths.chip.cards[0]  # a payment card, not an NDEF tag
+        t0 = time.monotonic()
+        present(card, n, spec.max_trials)
+        try:
+            sale = terminal.sale(amount)
+        except UnitNotResponding:
+            raise ReadInterrupted(f"a sale by {how} was cut off: the unit stopped answering", t0,
+                                  time.monotonic()) from None
+        finally:
+            actuator.remove()
+        reason = sale_read_failure(sale, technology)
+        if reason == "no_card_read":
+            actuator.missed(how)
+        return reason
+
+    result, interrupted = decide_path(spec, read_once, Recovery(record, supply_watch, terminal, revive, lambda: None))
+    record_path(record, path, result, spec, cause=cause, interruptions=interrupted,
                 interruption_limit=profile.limits.get("reader_interruptions"))

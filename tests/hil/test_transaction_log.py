@@ -2,7 +2,9 @@
 from bench.sprt import wilson_interval
 
 
-def test_transaction_log(ask, terminal, profile, record):
+def test_transaction_log(ask, terminal, profile, record, needs):
+    needs("journal", "log_records_read", "log_sequence_gaps", "wrong_pin_rate", "card_pulled_rate",
+          "amount_correction_rate", causes=("data_loss", "operator_error"))
     n = profile.tests.log_records
     log = ask(lambda: terminal.transaction_log(n), "transaction log")
     lim = profile.limits

@@ -1,5 +1,6 @@
 """The calibration arithmetic: confusion, top-1, false-fault rate, reliability bins."""
 from bench.calibrate import Case, Outcome, default_pairs, markdown, matrix, score
+from bench.calibrate import page as calibrate_page
 
 
 def out(faults, verdict, causes, seed=1):
@@ -38,6 +39,14 @@ def test_scores():
     assert by_bin[0.5] == (1, 0.0)       # resources 0.55 on a healthy unit
     assert by_bin[0.6] == (1, 1.0)       # msr_head 0.6, injected
     assert by_bin[0.7] == (1, 0.0)       # application 0.7 on a unit without it
-    page = markdown(s, outcomes, "posbench calibrate --seeds 1", 60.0)
+    section = markdown(s, outcomes, "zvt")
+    page = calibrate_page([section], outcomes, "posbench calibrate --seeds 1", 60.0)
     assert "posbench calibrate --seeds 1" in page and "| top-1 accuracy" in page
-    assert "Runs the diagnosis got wrong" in page
+    assert "## Protocol `zvt`" in page and "Runs the diagnosis got wrong" in page
+
+
+def test_undecidable_causes_are_named_per_protocol():
+    case = Case((("msr_head", 1.0),), 1, "zvt")
+    outcomes = [Outcome(case, 0, "pass", [], 1.0, {"resources": "the zvt protocol cannot report its free memory"})]
+    section = markdown(score(outcomes), outcomes, "zvt")
+    assert "| resources | the zvt protocol cannot report its free memory |" in section

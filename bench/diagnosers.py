@@ -102,6 +102,13 @@ ZVT_LOCK_CAUSE: dict[str, tuple[str, str]] = {
 """ZVT lock bits (TLV 1F55) and the cause each points to."""
 
 
+ZVT_SALE_CAUSES = tuple(sorted({cause for cause, _ in ZVT_RESULT_CAUSE.values()} | set(READ_PATH_CAUSE.values())
+                               | {"operator_error", "network_unstable"}))
+"""Causes a ZVT sale's result code can speak to."""
+ZVT_STATUS_CAUSES = tuple(sorted({c for c, _ in ZVT_TERMINAL_STATUS_CAUSE.values()} | {c for c, _ in ZVT_LOCK_CAUSE.values()}))
+"""Causes a ZVT terminal status byte or lock bit can speak to."""
+
+
 def zvt_failure_cause(result_code: int, technology: str | None, intermediates: tuple[int, ...]) -> tuple[str, str] | None:
     """The cause a failed ZVT payment points to, with its strength, or None (an issuer's answer,
     a healthy refusal, or a code that says nothing about the unit)."""
@@ -129,13 +136,13 @@ def judge_terminal_status(record: Recorder, protocol: str, status, limits: dict[
     the profile's ``terminal_status`` and ``locks`` limits, and the evidence each code gives."""
     code = status.terminal_status
     if code is not None:
-        record.measure("terminal_status", f"{code:02X}", "", limits["terminal_status"],
+        record.measure("terminal_status", f"{code:02X}", "", limits["terminal_status"], bears_on=ZVT_STATUS_CAUSES,
                        note=f"the terminal reports status {code:02X}: {status.terminal_status_text}")
         if (found := ZVT_TERMINAL_STATUS_CAUSE.get(code) if protocol == "zvt" else None):
             record.evidence(found[0], found[1], f"the terminal reports status {code:02X}: "
                             f"{status.terminal_status_text}", measurement="terminal_status",
                             value=f"{code:02X}", limit=str(limits["terminal_status"]))
-    record.measure("locks", len(status.locks), "count", limits["locks"],
+    record.measure("locks", len(status.locks), "count", limits["locks"], bears_on=ZVT_STATUS_CAUSES,
                    note="locks set: " + (", ".join(status.locks) or "none"))
     for lock in status.locks:
         if (found := ZVT_LOCK_CAUSE.get(lock) if protocol == "zvt" else None):

@@ -130,7 +130,7 @@ def verdict_json(run: RunRecord, started: datetime, duration_s: float) -> dict:
 def undecided_causes(run: RunRecord) -> dict[str, str]:
     """Causes the unmeasured tests bore on and nothing else in the run spoke to (no evidence,
     no measurement bearing on them): the protocol left them undecidable. Cause id -> why."""
-    spoken = {e.cause for e in run.evidence} | {m.bears_on for m in run.measurements if m.bears_on}
+    spoken = {e.cause for e in run.evidence} | {c for m in run.measurements for c in m.bears_on}
     found: dict[str, list[str]] = {}
     for item in run.unmeasured:
         for cause in item.causes:

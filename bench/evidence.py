@@ -18,8 +18,8 @@ class Measurement:
     limit: str
     passed: bool
     test: str = ""
-    bears_on: str | None = None
-    """The cause this measurement speaks to, failed or not (not in the verdict JSON)."""
+    bears_on: tuple[str, ...] = ()
+    """The causes this measurement speaks to, failed or not (not in the verdict JSON)."""
 
     def to_json(self) -> dict:
         return {"name": self.name, "value": self.value, "unit": self.unit, "limit": self.limit,
@@ -104,12 +104,12 @@ class Recorder:
 
     def measure(self, name: str, value: float | int | str | None, unit: str, limit: Limit,
                 cause: str | None = None, strength: str = "strong", note: str = "",
-                bears_on: str | None = None) -> bool:
+                bears_on: str | tuple[str, ...] = ()) -> bool:
         """Record ``value`` against ``limit``; a failed limit becomes evidence for ``cause``.
-        ``bears_on`` (default ``cause``): the cause the measurement speaks to either way."""
+        ``bears_on`` (default: ``cause``): the causes the measurement speaks to either way."""
         passed = value is not None and limit.check(value)
-        self.run.measurements.append(Measurement(name, value, unit, str(limit), passed, self.test,
-                                                 bears_on or cause))
+        causes = (bears_on,) if isinstance(bears_on, str) else tuple(bears_on) or ((cause,) if cause else ())
+        self.run.measurements.append(Measurement(name, value, unit, str(limit), passed, self.test, causes))
         if not passed and cause:
             self.evidence(cause, strength, note or f"{name} = {value} {unit}, limit {limit}",
                           measurement=name, value=value, limit=str(limit))

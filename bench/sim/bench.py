@@ -64,6 +64,8 @@ class SimBench:
         self.profile = profile_for_model(MODEL)
         rng = random.Random(self.seed)
         self.serial = serial or f"PT100-{rng.randrange(10**7):07d}"
+        if protocol != "agent":  # a ZVT PT reports its serial number in BCD (TLV 1F42): digits only
+            self.serial = "".join(c for c in self.serial if c.isdigit())
         tid_digits = f"{rng.randrange(10**6):06d}"
         # ZVT carries the terminal id as 8 BCD digits (BMP 29); the agent protocol as text.
         self.terminal_id = f"PT{tid_digits}" if protocol == "agent" else f"52{tid_digits}"

@@ -1,7 +1,8 @@
 """Virtual ZVT payment terminal: the PT side of ZVT [PA00P015, PA00P016] over the unit model.
 
 Serial on a pseudo-terminal (9600 8N2 framing, ACK/NAK, T2 and repeats: ``drivers.zvt.transport``'s
-``ZvtLink``) or TCP (bare APDUs, one ECR connection at a time). The ECR sends a command; the PT
+``ZvtLink``) or TCP (bare APDUs, one ECR connection at a time: the same module's
+``TcpServerTransport``), the ECR driver's own link code either way. The ECR sends a command; the PT
 answers ``80 00 00``, becomes master and sends intermediate statuses (04 FF), status
 information (04 0F) and print lines (06 D1), each acknowledged by the ECR with ``80 00 00``
 (``ecr_answer_s`` seconds each, else the transaction ends), and ends with a completion (06 0F)
@@ -34,8 +35,6 @@ never sent. Amounts are minor units, times seconds.
 from __future__ import annotations
 
 import random
-import select
-import socket
 import threading
 import time
 from datetime import datetime, timezone
@@ -45,11 +44,11 @@ from bench.cards import Card
 from bench.errors import UnitError, UnitNotResponding
 from bench.masking import mask_pan
 from bench.profile import Profile
-from drivers.zvt.apdu import (BmpError, Tlv, ZvtMessageError, apdu_size, bcd_decode, bcd_encode,
+from drivers.zvt.apdu import (BmpError, Tlv, ZvtMessageError, bcd_decode, bcd_digits, bcd_encode,
                               bcd_text, decode_apdu, encode_apdu, encode_bmp, encode_lllvar,
                               parse_bmps)
-from drivers.zvt.codes import CARD_TECHNOLOGY, LOCK_BITS
-from drivers.zvt.transport import LinkTiming, TransmissionFailed, ZvtLink
+from drivers.zvt.codes import CARD_TECHNOLOGY, LOCK_BITS, SCHEME_CARD_TYPES
+from drivers.zvt.transport import LinkTiming, TcpServerTransport, TransmissionFailed, ZvtLink
 
 from .noisy_port import NoisyPort
 from .pty_port import PtyPort
@@ -66,10 +65,6 @@ OK = encode_apdu(0x80, 0x00)
 UNKNOWN = encode_apdu(0x84, 0x83)
 TECH_CODE = {name: code for code, name in CARD_TECHNOLOGY.items()}
 LOCK_BIT = {name: bit for bit, name in LOCK_BITS.items()}
-SERIAL_NUMBER_TAG = 0x1F42
-"""TLV tag the PT puts its serial number (ASCII) under in a status enquiry with service byte 04."""
-CARD_TYPES = {"Visa": 0x0A, "Mastercard": 0x06, "American Express": 0x08, "Diners Club": 0x0C}
-"""BMP 8A card type ids for the deck's brands (ZVT card type list; others are sent without 8A)."""
 HOST_FAILURE_RC = {"host_timeout": 0xA1, "host_unreachable": 0x9B, "host_format": 0x9B}
 LOCAL_FAILURE_RC = {"no_keys": 0x85, "no_config": 0xE4, "app_restart": 0xFF}
 CARD_FAILURES = {"unreadable": (0x0C, 0x64), "cleaning": (0xE2, 0x64), "chip_error": (None, 0x72),
@@ -102,96 +97,44 @@ def _host_code(rc: str) -> int:
     return int(rc) if rc.isdigit() and 1 <= int(rc) <= 99 else 0x83
 
 
-class _SerialEcrPort:
-    """The PT's end of the serial link on its pty (corrupted by ``NoisyPort`` when faulty)."""
+class _EcrPort:
+    """The PT's end of its ECR link: ``ZvtLink`` on the pty (corrupted by ``NoisyPort`` when
+    faulty) or ``TcpServerTransport`` (one ECR connection at a time; a cracked board,
+    ``drop_rate``, drops the connection instead of sending a message)."""
 
-    def __init__(self, port: NoisyPort, timing: LinkTiming):
-        self.port = port
-        self.link = ZvtLink(port, timing, DEVICE)
+    def __init__(self, transport: ZvtLink | TcpServerTransport, closer: Callable[[], None],
+                 rng: random.Random | None = None, drop_rate: float = 0.0):
+        self.transport, self._closer = transport, closer
+        self.rng, self.drop_rate = rng, drop_rate
+        self.drops = 0
 
     def receive(self, timeout_s: float) -> bytes | None:
-        """One APDU, or None when no frame started within ``timeout_s``."""
+        """One APDU, or None when none started within ``timeout_s`` (or the ECR hung up);
+        ``TransmissionFailed`` / ``ZvtFrameError`` for a message the link could not take."""
         try:
-            return self.link.receive(timeout_s, "waiting for the ECR")
+            return self.transport.receive(timeout_s, "waiting for the ECR")
         except TransmissionFailed:
             raise
         except UnitNotResponding:
             return None
 
     def send(self, apdu: bytes) -> None:
-        self.link.send(apdu, "sending to the ECR")
-
-    def idle(self) -> None:
-        self.link.discard_input()
-
-    def close(self) -> None:
-        self.port.close()
-
-
-class _TcpEcrPort:
-    """The PT's end of ZVT over TCP: listens on ``address``, serves one ECR connection at a
-    time (later ones wait in the backlog), reassembles bare APDUs by their length field. A
-    cracked board (``drop_rate``) drops the connection instead of sending a message."""
-
-    def __init__(self, address: tuple[str, int], rng: random.Random, drop_rate: float):
-        self.rng, self.drop_rate = rng, drop_rate
-        self._listen = socket.create_server(address, backlog=1)
-        self._conn: socket.socket | None = None
-        self._buffer = bytearray()
-        self.drops = 0
-
-    @property
-    def address(self) -> tuple[str, int]:
-        host, port = self._listen.getsockname()[:2]
-        return str(host), int(port)
-
-    def receive(self, timeout_s: float) -> bytes | None:
-        """One APDU, or None when none (or only part of one) arrived within ``timeout_s``."""
-        deadline = time.monotonic() + timeout_s
-        if self._conn is None:
-            if not select.select([self._listen], [], [], timeout_s)[0]:
-                return None
-            conn, _ = self._listen.accept()
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn.settimeout(ECR_ANSWER_S)
-            self._conn, self._buffer = conn, bytearray()
-        while (total := apdu_size(self._buffer)) is None or len(self._buffer) < total:
-            if self._buffer:
-                deadline = max(deadline, time.monotonic() + TCP_REST_S)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([self._conn], [], [], remaining)[0]:
-                return None
-            try:
-                chunk = self._conn.recv(65536)
-            except OSError:
-                chunk = b""
-            if not chunk:
-                self.idle()  # the ECR hung up
-                return None
-            self._buffer.extend(chunk)
-        apdu = bytes(self._buffer[:total])
-        del self._buffer[:total]
-        return apdu
-
-    def send(self, apdu: bytes) -> None:
-        if self._conn is None:
-            raise ConnectionError("no ECR connected")
-        if self.drop_rate and self.rng.random() < self.drop_rate:
+        if isinstance(self.transport, TcpServerTransport) and self.drop_rate and self.rng \
+                and self.rng.random() < self.drop_rate:
             self.drops += 1
-            self.idle()
+            self.transport.hang_up()
             raise ConnectionResetError("connection dropped (intermittent board)")
-        self._conn.sendall(apdu)
+        self.transport.send(apdu, "sending to the ECR")
 
     def idle(self) -> None:
-        """Drop the ECR's connection (the PT is off, rebooting or lost it)."""
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-        self._buffer.clear()
+        """The PT is off or rebooting: a serial link loses what was sent, a TCP connection drops."""
+        if isinstance(self.transport, TcpServerTransport):
+            self.transport.hang_up()
+        else:
+            self.transport.discard_input()
 
     def close(self) -> None:
-        self.idle()
-        self._listen.close()
+        self._closer()
 
 
 class VirtualZvtTerminal(UnitFrontEnd):
@@ -221,12 +164,13 @@ class VirtualZvtTerminal(UnitFrontEnd):
         """The PT's own draws (fault rates of its answers), apart from the unit's."""
         drops = frame_error_rate(self.sev("pcb_intermittent"))
         self.port: NoisyPort | None = None
-        self._ecr: _SerialEcrPort | _TcpEcrPort
         if transport == "serial":
             self.port = NoisyPort(PtyPort(), random.Random(seed + 7), drops)
-            self._ecr = _SerialEcrPort(self.port, link_timing or LinkTiming())
+            link = ZvtLink(self.port, link_timing or LinkTiming(), DEVICE)
+            self._ecr = _EcrPort(link, self.port.close)
         else:
-            self._ecr = _TcpEcrPort(address, random.Random(seed + 7), drops)
+            server = TcpServerTransport(address, TCP_REST_S, DEVICE)
+            self._ecr = _EcrPort(server, server.close, random.Random(seed + 7), drops)
         self.transport = transport
         self.registered: int | None = None
         """Config byte of the last registration (None: not registered, or logged off)."""
@@ -240,12 +184,14 @@ class VirtualZvtTerminal(UnitFrontEnd):
     @property
     def address(self) -> tuple[str, int] | None:
         """(host, port) the PT listens on (TCP), else None."""
-        return self._ecr.address if isinstance(self._ecr, _TcpEcrPort) else None
+        transport = self._ecr.transport
+        return transport.local_address if isinstance(transport, TcpServerTransport) else None
 
     @property
     def link(self) -> ZvtLink | None:
         """The PT's end of the serial link (its ``timing`` and ``stats``), None on TCP."""
-        return self._ecr.link if isinstance(self._ecr, _SerialEcrPort) else None
+        transport = self._ecr.transport
+        return transport if isinstance(transport, ZvtLink) else None
 
     # -- the actuator's side ----------------------------------------------------------------
     def present(self, card: Card, technology: str) -> None:
@@ -408,9 +354,13 @@ class VirtualZvtTerminal(UnitFrontEnd):
         unit = self.unit
         body = encode_lllvar(f"{unit.profile.model} {unit.firmware}".encode()) + bytes((self._terminal_status(),))
         if service & 0x04:
+            # [P15 2.56.5, p.105]: 1F55 on its own, the device information in E4 [9.4.12, pp.178-179]:
+            # 1F40 name and 1F41 version ASCII, 1F42 serial number BCD, 1F43 state.
             state = 0x02 if "TAK" not in unit.keys else 0x00
-            body += _tlv((0x1F43, bytes((state,))), (0x1F55, self._locks().to_bytes(2, "big")),
-                         (SERIAL_NUMBER_TAG, unit.serial.encode()))
+            device = (Tlv(0x1F40, unit.profile.model.encode()), Tlv(0x1F41, unit.firmware.encode()),
+                      Tlv(0x1F42, bcd_digits(unit.serial)), Tlv(0x1F43, bytes((state,))))
+            body += encode_bmp(0x06, [Tlv(0x1F55, self._locks().to_bytes(2, "big")),
+                                      Tlv(0xE4, children=device)])
         self._complete(body)
 
     def _terminal_status(self) -> int:
@@ -572,6 +522,13 @@ class VirtualZvtTerminal(UnitFrontEnd):
                 self._accept()
                 return None
 
+    @staticmethod
+    def _card_type(brand: str) -> bytes:
+        """BMP 8A: the brand's ZVT card-type ID as one binary byte [P15 13, BMP 8A, p.117; 12,
+        p.185] (Visa 10 = 0x0A); a brand ZVT does not list goes without (8A may be omitted)."""
+        code = SCHEME_CARD_TYPES.get(brand)
+        return b"" if code is None else encode_bmp(0x8A, bytes((code,)))
+
     def _pin_fails(self) -> bool:
         """Cardholder PIN entry: with ``operator_error``, wrong PINs (04 FF 15) and sometimes
         the try limit (15, 15, 18: the sale fails)."""
@@ -614,7 +571,7 @@ class VirtualZvtTerminal(UnitFrontEnd):
         info = (encode_bmp(0x27, bytes((rc,))) + encode_bmp(0x04, bcd_encode(amount, 6))
                 + encode_bmp(0x0B, bcd_encode(int(result.stan) % 10**6, 3)) + _time_bmps(clock)
                 + _pan_bmp(card.pan) + self._ids() + encode_bmp(0x87, bcd_encode(result.seq % 10000, 2))
-                + (encode_bmp(0x8A, bytes((CARD_TYPES[card.brand],))) if card.brand in CARD_TYPES else b"")
+                + self._card_type(card.brand)
                 + encode_bmp(0x8B, card.brand.upper().encode()[:20]) + _tlv(tech))
         if rc:
             self._tell(0x04, 0x0F, info + encode_bmp(0xA0, bytes((rc,))))

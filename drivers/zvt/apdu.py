@@ -20,6 +20,7 @@ Public API
   is_positive(apdu) -> bool                        80 xx / 84 00 (positive completion)
   bcd_encode(value, size) -> bytes                 int or digit string, zero-padded left
   bcd_decode(data) -> int / bcd_text(data) -> str  packed BCD to number / digit string
+  bcd_digits(text) -> bytes                        the digits of any text as BCD (serial number, 1F42)
   encode_llvar(data) / encode_lllvar(data)         Fx Fy / Fx Fy Fz decimal-length prefix
   read_var(data, pos, digits) -> (bytes, pos)      read one LL (2) / LLL (3) variable field
   BmpFormat, BmpSpec, BMPS                         the BMP table: FIXED(size) / LLVAR / LLLVAR / TLV
@@ -38,6 +39,7 @@ Public API
   tag_bytes(tag) -> bytes                          a tag number to its bytes
   find_tlv(items, tag) -> Tlv | None               first object with ``tag``, depth first
   find_all_tlv(items, tag) -> list[Tlv]            every object with ``tag``, depth first
+  first_tlvs(items) -> dict[int, Tlv]              the first object of each tag, depth first (one walk)
 """
 from __future__ import annotations
 
@@ -158,6 +160,16 @@ def bcd_text(data: bytes) -> str:
     if not text.isdigit() and text:
         raise BmpError(f"{bytes(data).hex(' ').upper()} is not packed BCD")
     return text
+
+
+def bcd_digits(text: str) -> bytes:
+    """The decimal digits of ``text``, in order, as packed BCD, an odd count padded with a leading
+    0: how a PT reports a serial number such as "PT100-0000123" in TLV 1F42, which is BCD [P15
+    9.4.12.1, p.178] ("1000000123" -> 10 00 00 01 23). ``BmpError`` when ``text`` has no digit."""
+    digits = "".join(ch for ch in text if ch.isascii() and ch.isdigit())
+    if not digits:
+        raise BmpError(f"{text!r} has no decimal digit to send as BCD")
+    return bytes.fromhex(digits.zfill(len(digits) + len(digits) % 2))
 
 
 def bcd_decode(data: bytes) -> int:
@@ -382,6 +394,14 @@ def find_tlv(items: Sequence[Tlv], tag: int) -> Tlv | None:
 def find_all_tlv(items: Sequence[Tlv], tag: int) -> list[Tlv]:
     """Every data object with ``tag``, depth first."""
     return [item for item in _walk(items) if item.tag == tag]
+
+
+def first_tlvs(items: Sequence[Tlv]) -> dict[int, Tlv]:
+    """The first data object of every tag, depth first: ``find_tlv`` for all tags in one walk."""
+    found: dict[int, Tlv] = {}
+    for item in _walk(items):
+        found.setdefault(item.tag, item)
+    return found
 
 
 # -- BMP parsing -----------------------------------------------------------------------------------

@@ -15,6 +15,10 @@ Public API
   lock_names(raw)       names of the locks set in a 1F55 value, most significant first
   REGISTRATION_STATUS_BITS  BMP 19 of the registration completion: bit -> meaning
   registration_status_names(byte)  meanings of the bits set in that byte
+  CARD_TYPES            ZVT card-type ID (BMP 8A, TLV 41) -> card name, IDs in decimal
+  CARD_TYPE_IN_TLV      8A value 0xFF: the ID is above 255 and travels in TLV tag 41
+  SCHEME_CARD_TYPES     card scheme (brand) name -> ZVT card-type ID
+  card_type_name(code)  name of a card-type ID ("unknown card type 123")
   meaning(table, code, kind)  lookup that never fails ("unknown <kind> 0xNN")
 
 Host codes: the spec numbers them "01-63 (hex) = 1-99 (decimal)", so they travel binary
@@ -246,6 +250,86 @@ LOCK_BITS: dict[int, str] = {
 }
 """TLV 1F55 terminal locks, a 2-byte bit field [P15 9.4.12.1, p.179]: bit 15..8 are byte 1
 b7..b0, bit 7..0 byte 2 b7..b0. Every position is from the spec's table, none assumed."""
+
+CARD_TYPES: dict[int, str] = {
+    1: "DouglasCard", 2: "ec-card (obsolete)", 3: "Miles&More", 4: "(RFU)", 5: "girocard",
+    6: "Mastercard", 7: "EAPS", 8: "American Express",
+    9: "Debit advice based on track 2 or EMV chip (e.g. EuroELV)", 10: "Visa", 11: "VISA electron",
+    12: "Diners", 13: "V PAY", 14: "JCB", 15: "REKA Card", 16: "Esso fleet-card",
+    17: "Happiness Cards", 18: "DKV/SVG", 19: "Transact Geschenkkarte", 20: "Shell fleet-card",
+    21: "Payeasy", 22: "DEA", 23: "boncard POINTS", 24: "Leaseplan", 25: "boncard PAY", 26: "OK",
+    27: "Klarmobil", 28: "UTA", 29: "Mobile World",
+    30: "Geldkarte (formerly also: ec-cash with Chip)", 31: "Ukash", 32: "Hessol", 33: "Wallie",
+    34: "Lomo", 35: "MyOne", 36: "Woehrl", 37: "Gutscheinkarte DOUGLAS Gruppe", 38: "Breuninger",
+    39: "ABO Card", 40: "BSW", 41: "BonusCard", 42: "Comfort Card", 43: "CCC Commit Card",
+    44: "YESSS", 45: "DataStandards (DAS)", 46: "Maestro (formerly: edc)", 47: "GiftCard",
+    48: "Easycard", 49: "Jelmoli Card", 50: "CitiShopping", 51: "J-Geschenkkarte",
+    52: "EuroReal (TeleCash)", 53: "Jubin", 54: "Hertie", 55: "ManorCard", 56: "Goertz",
+    57: "Power Card", 58: "Lafayette", 59: "Supercard plus", 60: "Heinemann", 61: "SwissBonus Card",
+    62: "Harley Davidson", 63: "SwissCadeau", 64: "Shopping Plus", 65: "Tetora",
+    66: "Family Dent Card", 67: "WIRcard", 68: "Karstadt Club", 69: "Postcard (Postfinance Card)",
+    70: "Hagebau Partner Card", 71: "Lebara", 72: "Lycamobile", 73: "GT Mobile", 74: "HP",
+    75: "epay Gutscheinkarte", 76: "IKEA Family Plus", 77: "Karstadt Bonus Card",
+    78: "Koch Card Plus", 79: "Yapital", 80: "XTRA Card", 81: "Pay-At-Match", 82: "Optimus",
+    83: "Lunch-Check Card", 84: "VW Club", 85: "Tankstellen-Netz-Deutschland", 86: "Scandlines",
+    87: "Bancontact-MisterCash", 88: "Cast Customer-Card, Payment-function", 89: "PAYBACK PAY",
+    90: "Cast Customer-Card, Bonus-capture", 91: "ValueMaster", 92: "ECMcard",
+    93: "Orlen Flottenkarte", 94: "Solitair Card", 95: "Orlen Star-Card", 96: "Blauworld",
+    97: "ALIPAY", 98: "REA Gutschein- und Bonuskarte", 99: "Roth", 100: "Roth TP", 101: "EuroWAG",
+    102: "Porsche-card", 103: "ARBÖ-card", 104: "ÖAMTC-card", 105: "Netto-App", 106: "GroupCard",
+    107: "ALIPAY @POS-Model 2", 108: "Cheque Dejeuner / UP Slovensko", 109: "Callio Gastro",
+    110: "DOXX", 111: "Instant Payment", 112: "AVIA PrePaid Karte", 127: "AirPlus",
+    137: "Hornbach Profi", 138: "Hornbach Projektwelt", 142: "Weat fleet-card",
+    144: "GDB fleet-card", 146: "DKV blue fleet-card", 148: "Conoco/Jet fleet-card",
+    149: "Gulf card", 150: "Eurotrafic fleet-card", 152: "Westfalen fleet-card",
+    154: "Elf fleet-card", 155: "Präsentcard", 156: "Agip fleet-card",
+    157: "Hornbach Gutscheinkarte", 158: "Total fleet-card", 160: "AVIA", 162: "BFT fleet-card",
+    164: "Routex fleet-card", 166: "PAN-Diesel fleet-card", 176: "BayWa",
+    177: "GAZ-card/Roadrunner-Card", 178: "Go-Card", 179: "XNet-Card", 180: "PaysafeCard Blue",
+    181: "PaysafeCard Red", 182: "Tele 2", 183: "Sunrise", 184: "Sorena ZED", 185: "Quam now-card",
+    186: "Mox Universal", 187: "Mox Calling Card", 188: "Loop Card", 189: "Go Bananas",
+    190: "Free & Easy card", 191: "Callya-Card", 192: "VCS-DAFA", 193: "Caravaning-Card",
+    194: "AirPlus Cargo", 195: "HEM-card", 196: "Dankort", 197: "VISA/Dankort", 198: "CUP-card",
+    199: "Mango-card", 200: "Payback payment-card", 201: "Lunch Card",
+    202: "Payback (without payment function)", 203: "Micromoney", 204: "T-Card", 205: "Blau",
+    206: "BILDMobil", 207: "Congstar", 208: "C3 Bestminutes", 209: "C3 Bestcard",
+    210: "C3 Callingcard", 211: "EDEKAMOBIL", 212: "XTRA-PIN", 213: "Klimacard",
+    214: "ICP-International-Fleet-Card", 215: "ICP-Gutscheinkarte", 216: "ICP-Bonuskarte",
+    217: "Austria Card", 218: "ConCardis Geschenkkarte", 219: "TeleCash Gutscheinkarte",
+    220: "Shell private label credit card", 221: "ADAC", 222: "Shell Clubsmart",
+    223: "Shell Pre-Paid-Card", 224: "Shell Master-Card", 225: "bauMax Zahlkarte",
+    226: "Fiat-Lancia-Alfa Servicecard", 227: "Nissan-Karte", 228: "ÖBB Vorteilskarte",
+    229: "Österreich Ticket", 230: "Shopin-Karte", 231: "Tlapa-Karte", 232: "Discover Card",
+    233: "f+f-Karte (frei & flott - Karte)", 234: "Syrcon", 235: "Citybike Card",
+    238: "IKEA FAMILY Bezahlkarte", 239: "Ikano Shopping Card", 240: "Intercard Gutscheinkarte",
+    241: "Intercard Kundenkarte", 242: "M&M-Gutscheinkarte", 243: "Montrada card",
+    244: "CP Customer Card", 245: "AmexMembershipReward", 246: "FONIC", 247: "OTELO DE",
+    248: "SIMYO", 249: "Schlecker Smobil", 250: "Schlecker Zusatzprodukte",
+    251: "CHRIST Gutscheinkarte", 252: "IQ-Card", 253: "AVS Gutscheinkarte (Pontos)",
+    254: "Novofleet Card", 256: "MiFare NFC cards", 257: "myCard4u", 258: "Ratenkauf",
+    259: "AVIA Prepaid", 260: "BlueCode",
+}
+"""ZVT card-type IDs [P15 12, pp.185-189], decimal as the spec lists them. BMP 8A carries the ID as
+one binary byte [P15 13, BMP 8A, p.117]: Visa 10 travels as 0x0A, Diners 12 as 0x0C. IDs the spec
+leaves unassigned (113-126, ...) or withdrew (236, 237) are absent; 255 is ``CARD_TYPE_IN_TLV``."""
+
+CARD_TYPE_IN_TLV = 0xFF
+"""BMP 8A value telling that the ID is above 255 and sent in TLV tag 41 (binary, variable length)
+[P15 13, BMP 8A, p.117; 9.4, tag 41]."""
+
+SCHEME_CARD_TYPES: dict[str, int] = {
+    "Visa": 10, "Mastercard": 6, "American Express": 8, "Diners Club": 12, "Discover": 232,
+    "JCB": 14, "Maestro": 46, "V PAY": 13, "girocard": 5, "UnionPay": 198,
+}
+"""Card schemes by their usual (and the card deck's) brand name -> ZVT card-type ID from
+``CARD_TYPES`` ("Diners" 12, "Discover Card" 232, "CUP-card" 198, "Maestro (formerly: edc)" 46)."""
+
+
+def card_type_name(code: int) -> str:
+    """Name of ZVT card-type ID ``code`` (as read from BMP 8A or TLV 41)."""
+    if code == CARD_TYPE_IN_TLV:
+        return "card type in TLV tag 41"
+    return CARD_TYPES.get(code, f"unknown card type {code}")
 
 
 def meaning(table: Mapping[int, str], code: int, kind: str) -> str:

@@ -108,7 +108,14 @@ class ZvtPaymentTerminal:
     def sale(self, amount: int, timeout: float | None = None) -> SaleResult:
         """One authorization; the card must already be presented (the actuator's job)."""
         self._ensure_registered()
-        result = self._zvt().authorize(amount)
+        driver = self._zvt()
+        saved = driver.t3_s, driver.t4_s
+        limit = timeout or self.sale_timeout  # a PT that went dark mid-sale is not waited on for T4
+        driver.t3_s, driver.t4_s = min(saved[0], limit), min(saved[1], limit)
+        try:
+            result = driver.authorize(amount)
+        finally:
+            driver.t3_s, driver.t4_s = saved
         if not result.aborted and result.receipt_no is not None:
             self._last_receipt = result.receipt_no
         return sale_result(result)

@@ -32,7 +32,7 @@ from .apdu import (
     bcd_decode,
     bcd_text,
     find_all_tlv,
-    find_tlv,
+    first_tlvs,
     parse_bmps,
     read_var,
 )
@@ -96,13 +96,18 @@ class ZvtResult:
     vendor_error_text: str = ""
     """TLV 1F17."""
     software_version: str = ""
+    device_name: str = ""
+    """TLV 1F40 (in E4 after a status enquiry with service byte 04)."""
     serial_number: str = ""
-    """TLV 1F42."""
+    """TLV 1F42, BCD [P15 9.4.12.1, p.178] as its decimal digits ("1000000123"); a PT that sends
+    something not BCD is read as text."""
     terminal_id: str = ""
     pan: str = ""
     """Masked PAN (BMP 22): never more than the first 6 and last 4 digits."""
     card_type: int | None = None
-    """BMP 8A."""
+    """ZVT card-type ID: BMP 8A (one binary byte), or TLV 41 when 8A is FF or missing."""
+    card_type_name: str = ""
+    """Its name from ``codes.CARD_TYPES`` ("Visa" for 10)."""
     card_name: str = ""
     """BMP 8B."""
     amount: int | None = None
@@ -130,6 +135,9 @@ class ZvtResult:
         return not self.aborted and self.result_code == 0
 
 
+_RESULT_FIELDS = frozenset(f.name for f in fields(ZvtResult))
+
+
 def _hhmmss(raw: bytes) -> str:
     digits = bcd_text(raw)
     return ":".join(digits[i:i + 2] for i in range(0, len(digits), 2))
@@ -138,6 +146,14 @@ def _hhmmss(raw: bytes) -> str:
 def _dashed(raw: bytes) -> str:
     digits = bcd_text(raw)
     return "-".join(digits[i:i + 2] for i in range(0, len(digits), 2))
+
+
+def _bcd_or_text(raw: bytes) -> str:
+    """BCD digits, or (for a PT that does not send BCD) the bytes read as text."""
+    try:
+        return bcd_text(raw)
+    except BmpError:
+        return decode_text(raw).strip()
 
 
 def _looks_like_lllvar(data: bytes) -> bool:
@@ -228,8 +244,12 @@ class Collector:
         self.refused.append(command)
 
     def result(self) -> ZvtResult:
-        known = {f.name for f in fields(ZvtResult)}
-        values = {k: v for k, v in self.values.items() if k in known}
+        values = {k: v for k, v in self.values.items() if k in _RESULT_FIELDS}
+        in_tlv = self.values.get("card_type_tlv")
+        if in_tlv is not None and values.get("card_type") in (None, codes.CARD_TYPE_IN_TLV):
+            values["card_type"] = in_tlv
+        if values.get("card_type") is not None:
+            values["card_type_name"] = codes.card_type_name(values["card_type"])
         return ZvtResult(command=self.command, intermediate=tuple(self.intermediates),
                          receipt_lines=tuple(self.lines), refused_commands=tuple(self.refused), **values)
 
@@ -286,9 +306,10 @@ class Collector:
 
     def _take_tlv(self, items: tuple[Tlv, ...]) -> None:
         v = self.values
+        found = first_tlvs(items)
 
         def first(tag: int) -> bytes | None:
-            item = find_tlv(items, tag)
+            item = found.get(tag)
             return None if item is None else item.value
 
         if (raw := first(0x1F12)) is not None and raw:
@@ -309,8 +330,12 @@ class Collector:
             v["device_state_meaning"] = codes.meaning(codes.DEVICE_STATE, raw[0], "device state")
         if (raw := first(0x1F41)) is not None:
             v.setdefault("software_version", decode_text(raw).strip())
+        if (raw := first(0x1F40)) is not None:
+            v["device_name"] = decode_text(raw).strip()
         if (raw := first(0x1F42)) is not None:
-            v["serial_number"] = raw.hex().upper()
+            v["serial_number"] = _bcd_or_text(raw)
+        if (raw := first(0x41)) is not None and raw:
+            v["card_type_tlv"] = int.from_bytes(raw, "big")
         if (raw := first(0x1F44)) is not None:
             v.setdefault("terminal_id", raw.hex().upper())
 

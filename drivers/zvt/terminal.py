@@ -28,16 +28,17 @@ link through ``SerialBytePort``. Written by hand: no maintained ZVT library exis
 """
 from __future__ import annotations
 
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
-from bench.errors import ConfigError, UnitError, UnitNotResponding
+from bench.errors import ConfigError, PortLost, PortUnavailable, UnitError, UnitNotResponding
 
 from . import codes
 from .apdu import Apdu, ZvtMessageError, bcd_encode, decode_apdu, encode_apdu, encode_bmp, is_positive
 from .results import Collector, ZvtResult
-from .transport import TCP_PORT, LinkTiming, SerialTransport, TcpTransport, Transport
+from .transport import TCP_PORT, LinkTiming, SerialTransport, TcpTransport, Transport, ZvtLink
 
 T3_S = 5.0
 """Longest wait for the PT's answer (80 00 / 84 xx) to a command, seconds [P16 5.2.5]."""
@@ -48,6 +49,9 @@ CONFIG_BYTE = 0xBE
 wants intermediate status, controls payment and administration functions."""
 SERVICE_STATUS_TLV = 0x04
 """Status enquiry service byte: send further status information (TLV 1F43 / 1F55 / E4)."""
+SLAVE_MESSAGES = {(0x04, 0xFF): "intermediate", (0x04, 0x0F): "status_information",
+                  (0x06, 0xD1): "print_line", (0x06, 0xD3): "text_block", (0x06, 0x1E): "abort"}
+"""PT messages of the slave phase besides the completion -> the ``Collector`` method reading them."""
 ACK_APDU = encode_apdu(0x80, 0x00)
 NOT_POSSIBLE_APDU = encode_apdu(0x84, 0x83)
 PROTOCOL_ERROR_APDU = encode_apdu(0x84, 0x9A)
@@ -64,6 +68,16 @@ class CommandRejected(UnitError):
 
 class UnexpectedMessage(ZvtMessageError):
     """The PT sent a message that does not belong where it came (e.g. no 80 00 to a command)."""
+
+
+class TerminalBusy(RuntimeError):
+    """A command was called while another one of the same ``ZvtTerminal`` is still running (from
+    another thread): both would read the same link. The caller's mistake, not the unit's."""
+
+
+NOT_READY_CODES = frozenset({0x9C, 0xA0})
+"""``84 xx`` answers to a status enquiry that mean "not yet" to ``wait_ready``: please wait,
+receiver not ready."""
 
 
 def _check_range(what: str, value: int, top: int) -> None:
@@ -84,6 +98,8 @@ class ZvtTerminal:
     t3_s: float = T3_S
     t4_s: float = T4_S
     device: str = "terminal"
+    _busy: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
+    _running: str = field(default="", init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Our own commands' fields: a bad value is the caller's mistake, not the unit's.
@@ -163,12 +179,71 @@ class ZvtTerminal:
         return self._run("reset", 0x06, 0x18)
 
     def abort(self) -> ZvtResult:
-        """Abort (06 B0), answered 80 00 00 with no slave phase."""
+        """Abort (06 B0), answered 80 00 00 with no slave phase.
+
+        Only while the ECR is master, i.e. between commands: the ECR may send 06 B0 while the PT
+        is master only where that command says so [P15 2.23, p.56] (Read Card 06 C0, the display
+        text commands), and Authorization (06 01) does not [P15 2.2, pp.29-37]. Called from
+        another thread while a command of this terminal runs, it raises ``TerminalBusy`` rather
+        than write into a link another thread is reading (its 80 00 00 would reach the running
+        command's reader)."""
         return self._run("abort", 0x06, 0xB0, slave=False)
 
     def log_off(self) -> ZvtResult:
         """Log-off (06 02), answered 80 00 00 with no slave phase."""
         return self._run("log-off", 0x06, 0x02, slave=False)
+
+    def wait_ready(self, timeout_s: float, poll_s: float = 0.2) -> float:
+        """Poll status enquiries (05 01) until the PT completes one; the seconds that took.
+
+        While polling the link waits briefly: on serial one send and ``poll_s`` seconds for its
+        ACK (T2, no repeats) instead of 3 x 5 s, on TCP ``poll_s`` to connect (a booting PT
+        refuses or drops connections, which count as "not yet"); T3 and T4 never exceed the time
+        left. ``84 9C`` / ``84 A0`` (please wait, not ready) count as "not yet", any other
+        ``84 xx`` is raised as ``CommandRejected`` (the PT is up but refuses). After
+        ``timeout_s`` seconds without a completion: ``UnitNotResponding`` with the last reason."""
+        start = time.monotonic()
+        deadline = start + timeout_s
+        transport = self.transport
+        saved = (self.t3_s, self.t4_s)
+        saved_link = transport.timing if isinstance(transport, ZvtLink) else None
+        saved_connect = transport.connect_timeout_s if isinstance(transport, TcpTransport) else None
+        if isinstance(transport, ZvtLink):
+            transport.timing = replace(transport.timing, t2_s=poll_s, repeats=0)
+        if isinstance(transport, TcpTransport):
+            transport.connect_timeout_s = poll_s
+        last = "nothing tried"
+        try:
+            while True:
+                tried = time.monotonic()
+                left = max(poll_s, deadline - tried)
+                self.t3_s, self.t4_s = min(saved[0], left), min(saved[1], left)
+                try:
+                    self.status_enquiry()
+                    return time.monotonic() - start
+                except CommandRejected as exc:
+                    if exc.result_code not in NOT_READY_CODES:
+                        raise
+                    last = exc.detail
+                except (PortUnavailable, PortLost) as exc:
+                    if not isinstance(transport, TcpTransport):
+                        raise  # a serial port that is missing is the bench's fault, not a boot
+                    last = exc.detail
+                except UnitError as exc:
+                    last = exc.detail
+                    if isinstance(transport, TcpTransport):
+                        transport.close()  # a stale request must not be answered on the next poll
+                now = time.monotonic()
+                if now >= deadline:
+                    raise UnitNotResponding(self.device, "waiting for the PT to answer a status enquiry",
+                                            f"not ready within {timeout_s:g} s; last: {last}")
+                time.sleep(min(max(0.0, poll_s - (now - tried)), deadline - now))
+        finally:
+            self.t3_s, self.t4_s = saved
+            if saved_link is not None:
+                transport.timing = saved_link  # type: ignore[attr-defined]
+            if saved_connect is not None:
+                transport.connect_timeout_s = saved_connect  # type: ignore[attr-defined]
 
     # -- flow --------------------------------------------------------------------------------------
     def _password(self) -> bytes:
@@ -176,6 +251,18 @@ class ZvtTerminal:
 
     def _run(self, name: str, cls: int, instr: int, data: bytes = b"", slave: bool = True,
              status_enquiry: bool = False) -> ZvtResult:
+        if not self._busy.acquire(blocking=False):
+            raise TerminalBusy(f"ZVT {name} called while the {self._running or 'previous command'} "
+                               f"is still running on {self.device}: one command at a time per terminal")
+        try:
+            self._running = name
+            return self._exchange(name, cls, instr, data, slave, status_enquiry)
+        finally:
+            self._running = ""
+            self._busy.release()
+
+    def _exchange(self, name: str, cls: int, instr: int, data: bytes, slave: bool,
+                  status_enquiry: bool) -> ZvtResult:
         doing = f"ZVT {name} ({cls:02X} {instr:02X})"
         self.transport.discard_input()
         self.transport.send(encode_apdu(cls, instr, data), doing)
@@ -223,18 +310,11 @@ class ZvtTerminal:
 
     def _take(self, collector: Collector, message: Apdu, status_enquiry: bool) -> bool:
         """Read one slave-phase message and answer it; True when it ends the command."""
-        handlers = {
-            (0x04, 0xFF): collector.intermediate,
-            (0x04, 0x0F): collector.status_information,
-            (0x06, 0xD1): collector.print_line,
-            (0x06, 0xD3): collector.text_block,
-            (0x06, 0x1E): collector.abort,
-        }
         name = f"{message.cls:02X} {message.instr:02X}"
         if message.command == (0x06, 0x0F):
             collector.completion(message.data, status_enquiry)
-        elif message.command in handlers:
-            handlers[message.command](message.data)
+        elif message.command in SLAVE_MESSAGES:
+            getattr(collector, SLAVE_MESSAGES[message.command])(message.data)
         else:
             collector.refuse(name)
             self.transport.send(NOT_POSSIBLE_APDU, f"refusing PT command {name}")

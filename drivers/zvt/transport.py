@@ -13,7 +13,8 @@ for the ACK and repeats at most twice, then both sides report a transmission err
 are sent undoubled (as ecrterm and Portalum do); a received CRC whose DLE was doubled is
 accepted too (the spec leaves this open).
 
-TCP [P16 4]: bare APDUs on port 20007, reassembled from any segmentation by the length field.
+TCP [P16 4]: bare APDUs on port 20007, reassembled from any segmentation by the length field; the
+ECR connects (``TcpTransport``), the PT listens (``TcpServerTransport``), one reader serves both.
 
 Public API
   DLE STX ETX ACK NAK, T1_S T2_S REPEATS TCP_PORT      link constants (seconds)
@@ -23,7 +24,7 @@ Public API
   ZvtFrameError(FrameError)                            a bad frame (CRC, T1 gap, DLE misuse, length)
   TransmissionFailed(UnitError)                        NAKed / unacknowledged after 2 repeats
   NoAcknowledge(TransmissionFailed, UnitNotResponding) no ACK nor NAK at all to 3 sends
-  ConnectionClosed(UnitNotResponding)                  the PT closed the TCP connection
+  ConnectionClosed(UnitNotResponding)                  the peer closed the TCP connection (or none is open)
   ByteSource                                           agent_link.BytePort: read(size, timeout) / write /
                                                        discard_input
   FrameReader(source, t1_s, stats)                     .read_frame(timeout_s) / .read_control(timeout_s)
@@ -31,7 +32,8 @@ Public API
   LinkStats                                            agent_link's counters, .repeats = .retransmits
   ZvtLink(source, timing, device)                      serial link on any ByteSource (ECR or PT)
   SerialTransport(url, baudrate=9600, ...)             ZvtLink on SerialBytePort, 8N2
-  TcpTransport(host, port=20007, ...)                  bare APDUs over TCP
+  TcpTransport(host, port=20007, ...)                  bare APDUs over TCP, the ECR's end (connects)
+  TcpServerTransport(address, ...)                     the same, the PT's end (listens, accepts one ECR)
   Transport                                            protocol both transports satisfy
 """
 from __future__ import annotations
@@ -77,30 +79,46 @@ class NoAcknowledge(TransmissionFailed, UnitNotResponding):
 
 
 class ConnectionClosed(UnitNotResponding):
-    """The PT closed the TCP connection (rebooted, crashed or dropped the ECR)."""
+    """The peer closed the TCP connection (a PT rebooted, crashed or dropped the ECR; an ECR hung
+    up), or the PT's end has no ECR connected."""
 
 
 # -- serial framing --------------------------------------------------------------------------------
-def crc16_kermit(data: bytes) -> int:
-    """CRC-16/KERMIT: reflected polynomial 0x8408, initial value 0, no final XOR."""
-    crc = 0
-    for byte in data:
-        crc ^= byte
+def _crc_table() -> tuple[int, ...]:
+    table = []
+    for byte in range(256):
+        crc = byte
         for _ in range(8):
             crc = (crc >> 1) ^ 0x8408 if crc & 1 else crc >> 1
+        table.append(crc)
+    return tuple(table)
+
+
+_CRC_TABLE = _crc_table()
+"""CRC-16/KERMIT of each byte value: the bitwise loop done once, a lookup per byte after."""
+
+
+def crc16_kermit(data: bytes) -> int:
+    """CRC-16/KERMIT: reflected polynomial 0x8408, initial value 0, no final XOR."""
+    crc, table = 0, _CRC_TABLE
+    for byte in data:
+        crc = (crc >> 8) ^ table[(crc ^ byte) & 0xFF]
     return crc
 
 
 def encode_frame(apdu: bytes) -> bytes:
     """``DLE STX <apdu, DLE doubled> DLE ETX crc-lo crc-hi`` for one well-formed APDU."""
-    apdu = bytes(decode_apdu(apdu).encode())  # ApduError for a bad APDU, before anything is sent
+    apdu = bytes(apdu)
+    if apdu_size(apdu) != len(apdu):
+        decode_apdu(apdu)  # raises the ApduError naming what is wrong, before anything is sent
     crc = crc16_kermit(apdu + bytes((ETX,)))
     stuffed = apdu.replace(bytes((DLE,)), bytes((DLE, DLE)))
     return bytes((DLE, STX)) + stuffed + bytes((DLE, ETX, crc & 0xFF, crc >> 8))
 
 
-def _check_apdu(apdu: bytes, crc_bytes: bytes) -> bytes:
-    expected = crc16_kermit(apdu + bytes((ETX,)))
+def _check_apdu(apdu: bytes, crc_bytes: bytes, expected: int | None = None) -> bytes:
+    if expected is None:
+        expected = crc16_kermit(apdu + bytes((ETX,)))
     got = crc_bytes[0] | crc_bytes[1] << 8
     if got != expected:
         raise ZvtFrameError(f"CRC mismatch: got 0x{got:04X}, computed 0x{expected:04X}")
@@ -145,33 +163,53 @@ ByteSource = BytePort
 """What the serial link reads and writes: ``SerialBytePort``, ``PtyPort`` and test ports qualify."""
 
 
+_DLE_STX = bytes((DLE, STX))
+
+
 class FrameReader:
-    """Reads frames and single ACK/NAK bytes from a ``ByteSource``, keeping bytes read ahead."""
+    """Reads frames and single ACK/NAK bytes from a ``ByteSource``, keeping bytes read ahead.
+
+    Bytes are taken from the buffer by position and a frame's body is copied run by run between
+    DLEs (a byte at a time costs more CPU than the link's own bytes take at 115200 baud)."""
 
     def __init__(self, source: ByteSource, t1_s: float = T1_S, stats: LinkStats | None = None):
         self.source, self.t1_s = source, t1_s
         self.stats = stats or LinkStats()
         """Counts ``noise_bytes``: bytes skipped while waiting for a frame or an ACK/NAK."""
         self._buffer = bytearray()
+        self._pos = 0
 
     def clear(self) -> None:
         """Forget bytes read ahead."""
         self._buffer.clear()
+        self._pos = 0
+
+    def _fill(self, timeout_s: float) -> bool:
+        """Read what arrives within ``timeout_s`` seconds after what is still unread; False when
+        nothing came."""
+        chunk = self.source.read(4096, max(0.0, timeout_s))
+        if not chunk:
+            return False
+        if self._pos >= len(self._buffer):
+            self._buffer[:] = chunk
+        else:
+            del self._buffer[:self._pos]
+            self._buffer += chunk
+        self._pos = 0
+        return True
 
     def next_byte(self, timeout_s: float) -> int | None:
         """The next byte, or None when none arrives within ``timeout_s`` seconds."""
-        if not self._buffer:
-            chunk = self.source.read(4096, max(0.0, timeout_s))
-            if not chunk:
-                return None
-            self._buffer.extend(chunk)
-        byte = self._buffer[0]
-        del self._buffer[0]
-        return byte
+        if self._pos >= len(self._buffer) and not self._fill(timeout_s):
+            return None
+        self._pos += 1
+        return self._buffer[self._pos - 1]
 
     def _until(self, deadline: float) -> int | None:
+        if self._pos < len(self._buffer):
+            return self.next_byte(0.0)
         remaining = deadline - time.monotonic()
-        return None if remaining <= 0 and not self._buffer else self.next_byte(max(0.0, remaining))
+        return None if remaining <= 0 else self.next_byte(remaining)
 
     def read_control(self, timeout_s: float) -> int | None:
         """The first ACK or NAK within ``timeout_s`` seconds (other bytes are noise), or None."""
@@ -186,17 +224,19 @@ class FrameReader:
         """One frame's APDU. None when no ``DLE STX`` starts within ``timeout_s`` seconds;
         ``ZvtFrameError`` for a bad frame (the caller NAKs it)."""
         deadline = time.monotonic() + timeout_s
-        previous = None
         while True:  # a DLE right before STX starts a frame, whatever came before it
-            byte = self._until(deadline)
-            if byte is None:
+            buf, pos = self._buffer, self._pos
+            start = buf.find(_DLE_STX, pos)
+            if start >= 0:
+                self.stats.noise_bytes += start - pos
+                self._pos = start + 2
+                return self._read_body()
+            keep = 1 if buf[-1:] == b"\x10" and pos < len(buf) else 0  # a DLE whose STX may follow
+            self.stats.noise_bytes += max(0, len(buf) - pos - keep)
+            self._pos = len(buf) - keep
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._fill(remaining):
                 return None
-            if previous == DLE and byte == STX:
-                break
-            if previous is not None:
-                self.stats.noise_bytes += 1
-            previous = byte
-        return self._read_body()
 
     def _byte_within_t1(self, got: int) -> int:
         byte = self.next_byte(self.t1_s)
@@ -206,17 +246,26 @@ class FrameReader:
 
     def _read_body(self) -> bytes:
         apdu = bytearray()
+        limit = MAX_DATA + 5
         while True:
-            byte = self._byte_within_t1(len(apdu))
-            if byte == DLE:
-                follower = self._byte_within_t1(len(apdu))
-                if follower == ETX:
-                    break
-                if follower != DLE:
-                    raise ZvtFrameError(f"DLE followed by 0x{follower:02X} inside a frame")
-            apdu.append(byte)
-            if len(apdu) > MAX_DATA + 5:
-                raise ZvtFrameError(f"frame holds more than {MAX_DATA + 5} APDU bytes without DLE ETX")
+            if self._pos >= len(self._buffer) and not self._fill(self.t1_s):
+                raise ZvtFrameError(f"gap above T1 ({self.t1_s:g} s) after {len(apdu)} bytes of a frame")
+            buf, pos = self._buffer, self._pos
+            dle = buf.find(DLE, pos)
+            end = len(buf) if dle < 0 else dle
+            apdu += buf[pos:end]
+            self._pos = end
+            if len(apdu) > limit:
+                raise ZvtFrameError(f"frame holds more than {limit} APDU bytes without DLE ETX")
+            if dle < 0:
+                continue
+            self._pos = dle + 1
+            follower = self._byte_within_t1(len(apdu))
+            if follower == ETX:
+                break
+            if follower != DLE:
+                raise ZvtFrameError(f"DLE followed by 0x{follower:02X} inside a frame")
+            apdu.append(DLE)
         apdu_bytes = bytes(apdu)
         expected = crc16_kermit(apdu_bytes + bytes((ETX,)))
         low = self._byte_within_t1(len(apdu))
@@ -226,7 +275,7 @@ class FrameReader:
                 high = self._byte_within_t1(len(apdu))
         else:
             high = self._byte_within_t1(len(apdu))
-        return _check_apdu(apdu_bytes, bytes((low, high)))
+        return _check_apdu(apdu_bytes, bytes((low, high)), expected)
 
 
 # -- serial link -----------------------------------------------------------------------------------
@@ -342,42 +391,33 @@ class SerialTransport(ZvtLink):
 
 
 # -- TCP -------------------------------------------------------------------------------------------
-class TcpTransport:
-    """Bare APDUs over TCP (default port 20007). ``connect_timeout_s`` bounds connecting,
-    ``rest_timeout_s`` the arrival of the rest of a message once its first byte came (seconds)."""
+class _TcpApdus:
+    """Bare APDUs over one connected TCP socket, reassembled from any segmentation by their length
+    field [P16 4]: what the ECR's ``TcpTransport`` (connects) and the PT's ``TcpServerTransport``
+    (accepts) share. ``rest_timeout_s`` bounds the rest of a message once its first byte came, and
+    every socket send (seconds)."""
 
-    def __init__(self, host: str, port: int = TCP_PORT, connect_timeout_s: float = 5.0,
-                 rest_timeout_s: float = T2_S, device: str = "terminal"):
-        self.host, self.port, self.device = host, port, device
-        self.connect_timeout_s, self.rest_timeout_s = connect_timeout_s, rest_timeout_s
+    def __init__(self, rest_timeout_s: float, device: str):
+        self.rest_timeout_s, self.device = rest_timeout_s, device
         self._sock: socket.socket | None = None
         self._buffer = bytearray()
-        self.reconnects = 0
 
-    @property
-    def address(self) -> str:
-        return f"{self.host}:{self.port}"
+    def _peer(self) -> str:
+        """The other end, in error messages ("the PT at 192.0.2.1:20007")."""
+        raise NotImplementedError
 
-    def open(self) -> "TcpTransport":
-        doing = f"connecting to the ZVT terminal at {self.address}"
-        try:
-            sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout_s)
-        except ConnectionRefusedError:
-            raise PortUnavailable(self.device, doing,
-                                  "connection refused: the address is wrong or the PT is off") from None
-        except (socket.timeout, TimeoutError):
-            raise PortUnavailable(self.device, doing,
-                                  f"no answer within {self.connect_timeout_s:g} s: the address is wrong "
-                                  "or the PT is off") from None
-        except OSError as exc:
-            raise PortUnavailable(self.device, doing, str(exc)) from None
+    def _connected(self, doing: str) -> socket.socket:
+        """The connected socket (the ECR connects on demand; the PT needs an ECR)."""
+        raise NotImplementedError
+
+    def _adopt(self, sock: socket.socket) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.settimeout(self.rest_timeout_s)
         self._sock = sock
         self._buffer.clear()
-        return self
 
-    def close(self) -> None:
+    def _drop(self) -> None:
+        """Close the connection and forget what was read ahead."""
         if self._sock is not None:
             try:
                 self._sock.close()
@@ -386,35 +426,9 @@ class TcpTransport:
             self._sock = None
         self._buffer.clear()
 
-    def _connected(self) -> socket.socket:
-        if self._sock is None:
-            self.open()
-        assert self._sock is not None
-        return self._sock
-
-    def send(self, apdu: bytes, doing: str = "sending a ZVT message") -> None:
-        """Send one APDU; a broken connection is reopened once (``PortLost`` if that fails)."""
-        apdu = decode_apdu(apdu).encode()
-        try:
-            self._connected().sendall(apdu)
-            return
-        except OSError as exc:
-            first = exc
-        self.close()
-        try:
-            self.open()
-        except PortUnavailable as exc:
-            raise PortLost(self.device, doing, f"connection to {self.address} lost ({first}); "
-                                               f"reconnecting failed: {exc.detail}") from None
-        self.reconnects += 1
-        try:
-            self._connected().sendall(apdu)
-        except OSError as again:
-            raise PortLost(self.device, doing, f"{self.address}: {first}; after reconnecting: {again}") from None
-
     def _fill(self, deadline: float, doing: str) -> bool:
         """Read what has arrived into the buffer; False when nothing came by ``deadline``."""
-        sock = self._connected()
+        sock = self._connected(doing)
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return False
@@ -424,17 +438,20 @@ class TcpTransport:
         try:
             chunk = sock.recv(65536)
         except OSError as exc:
-            self.close()
-            raise ConnectionClosed(self.device, doing, f"{self.address}: {exc}") from None
+            peer = self._peer()
+            self._drop()
+            raise ConnectionClosed(self.device, doing, f"{peer}: {exc}") from None
         if not chunk:
-            self.close()
-            raise ConnectionClosed(self.device, doing, f"the PT at {self.address} closed the connection")
+            peer = self._peer()
+            self._drop()
+            raise ConnectionClosed(self.device, doing, f"{peer} closed the connection")
         self._buffer.extend(chunk)
         return True
 
     def receive(self, timeout_s: float, doing: str = "waiting for a ZVT message") -> bytes:
         """One APDU, waiting ``timeout_s`` seconds for it to start and ``rest_timeout_s`` for the
-        rest; ``ZvtFrameError`` when a message stops part way."""
+        rest; ``ZvtFrameError`` when a message stops part way, ``ConnectionClosed`` when the
+        peer hangs up."""
         deadline = time.monotonic() + timeout_s
         while not self._buffer:
             if not self._fill(deadline, doing):
@@ -460,11 +477,157 @@ class TcpTransport:
                 return
             try:
                 if not self._sock.recv(65536):
-                    self.close()
+                    self._drop()
                     return
             except OSError:
-                self.close()
+                self._drop()
                 return
+
+
+class TcpTransport(_TcpApdus):
+    """The ECR's end of ZVT over TCP: connects to the PT (default port 20007) on first use.
+    ``connect_timeout_s`` bounds connecting, ``rest_timeout_s`` the arrival of the rest of a
+    message once its first byte came (seconds)."""
+
+    def __init__(self, host: str, port: int = TCP_PORT, connect_timeout_s: float = 5.0,
+                 rest_timeout_s: float = T2_S, device: str = "terminal"):
+        super().__init__(rest_timeout_s, device)
+        self.host, self.port = host, port
+        self.connect_timeout_s = connect_timeout_s
+        self.reconnects = 0
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def _peer(self) -> str:
+        return f"the PT at {self.address}"
+
+    def open(self) -> "TcpTransport":
+        doing = f"connecting to the ZVT terminal at {self.address}"
+        try:
+            sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout_s)
+        except ConnectionRefusedError:
+            raise PortUnavailable(self.device, doing,
+                                  "connection refused: the address is wrong or the PT is off") from None
+        except (socket.timeout, TimeoutError):
+            raise PortUnavailable(self.device, doing,
+                                  f"no answer within {self.connect_timeout_s:g} s: the address is wrong "
+                                  "or the PT is off") from None
+        except OSError as exc:
+            raise PortUnavailable(self.device, doing, str(exc)) from None
+        self._adopt(sock)
+        return self
+
+    def close(self) -> None:
+        self._drop()
+
+    def _connected(self, doing: str = "") -> socket.socket:
+        if self._sock is None:
+            self.open()
+        assert self._sock is not None
+        return self._sock
+
+    def send(self, apdu: bytes, doing: str = "sending a ZVT message") -> None:
+        """Send one APDU; a broken connection is reopened once (``PortLost`` if that fails)."""
+        apdu = decode_apdu(apdu).encode()
+        try:
+            self._connected().sendall(apdu)
+            return
+        except OSError as exc:
+            first = exc
+        self.close()
+        try:
+            self.open()
+        except PortUnavailable as exc:
+            raise PortLost(self.device, doing, f"connection to {self.address} lost ({first}); "
+                                               f"reconnecting failed: {exc.detail}") from None
+        self.reconnects += 1
+        try:
+            self._connected().sendall(apdu)
+        except OSError as again:
+            raise PortLost(self.device, doing, f"{self.address}: {first}; after reconnecting: {again}") from None
+
+
+class TcpServerTransport(_TcpApdus):
+    """The PT's end of ZVT over TCP: listens on ``address`` (host, port; port 0 picks a free one)
+    and serves one ECR connection at a time, later ones waiting in the backlog. ``receive``
+    accepts the next connection when none is open; ``send`` needs one (``ConnectionClosed``
+    otherwise, and when the ECR is gone); ``hang_up()`` drops it (a PT rebooting or losing its
+    network), ``close()`` stops listening too."""
+
+    def __init__(self, address: tuple[str, int] = ("127.0.0.1", TCP_PORT), rest_timeout_s: float = T2_S,
+                 device: str = "ECR"):
+        super().__init__(rest_timeout_s, device)
+        self._listen = socket.create_server(address, backlog=1)
+        self._ecr = ""
+        self.accepted = 0
+        """Connections accepted so far."""
+
+    @property
+    def local_address(self) -> tuple[str, int]:
+        """(host, port) the PT listens on."""
+        host, port = self._listen.getsockname()[:2]
+        return str(host), int(port)
+
+    @property
+    def address(self) -> str:
+        return "{}:{}".format(*self.local_address)
+
+    @property
+    def connected(self) -> bool:
+        return self._sock is not None
+
+    def _peer(self) -> str:
+        return f"the ECR at {self._ecr}"
+
+    def accept(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` seconds for an ECR to connect; True when one is connected."""
+        if self._sock is not None:
+            return True
+        if not select.select([self._listen], [], [], max(0.0, timeout_s))[0]:
+            return False
+        try:
+            sock, peer = self._listen.accept()
+        except OSError:
+            return False  # it gave up between select and accept
+        self._adopt(sock)
+        self._ecr = "{}:{}".format(*peer[:2])
+        self.accepted += 1
+        return True
+
+    def _connected(self, doing: str) -> socket.socket:
+        if self._sock is None:
+            raise ConnectionClosed(self.device, doing, f"no ECR connected to {self.address}")
+        return self._sock
+
+    def receive(self, timeout_s: float, doing: str = "waiting for the ECR") -> bytes:
+        """One APDU from the connected ECR, accepting a connection first when none is open; the
+        whole wait for the first byte is ``timeout_s`` seconds."""
+        deadline = time.monotonic() + timeout_s
+        if not self.accept(timeout_s):
+            raise UnitNotResponding(self.device, doing, f"no ECR connected within {timeout_s:g} s")
+        return super().receive(max(0.0, deadline - time.monotonic()), doing)
+
+    def send(self, apdu: bytes, doing: str = "sending to the ECR") -> None:
+        """Send one APDU to the connected ECR; a broken connection is dropped (no reconnecting:
+        the ECR opens connections)."""
+        apdu = decode_apdu(apdu).encode()
+        sock = self._connected(doing)
+        try:
+            sock.sendall(apdu)
+        except OSError as exc:
+            peer = self._peer()
+            self._drop()
+            raise ConnectionClosed(self.device, doing, f"{peer}: {exc}") from None
+
+    def hang_up(self) -> None:
+        """Drop the ECR's connection (the listener stays)."""
+        self._drop()
+
+    def close(self) -> None:
+        self._drop()
+        self._listen.close()
 
 
 class Transport(Protocol):

@@ -7,7 +7,7 @@ logged for the same STAN (ZVT: the trace number, BMP 0B).
 import time
 from collections import defaultdict
 
-from bench.diagnosers import sale_failure_cause
+from bench.diagnosers import AGENT_REASON_CAUSE, ZVT_SALE_CAUSES, sale_failure_cause
 from bench.errors import ProtocolError, UnitNotResponding
 from drivers.terminal import has
 
@@ -68,6 +68,8 @@ def test_code01_origin(terminal, profile, host_log, record, supply_watch, actuat
         record.evidence("application", "strong", "unit showed another code than the host sent: "
                         + "; ".join(mismatched))
     lim = profile.limits
-    record.measure("terminal_01_count", sum(map(len, local.values())), "count", lim["terminal_01_count"])
+    sale_causes = ZVT_SALE_CAUSES if terminal.protocol == "zvt" else tuple(AGENT_REASON_CAUSE.values())
+    record.measure("terminal_01_count", sum(map(len, local.values())), "count", lim["terminal_01_count"],
+                   bears_on=("issuer_referral", *sale_causes))
     record.measure("sale_host_answered_rate", round(answered / n, 3), "ratio",
-                   lim["sale_host_answered_rate"])
+                   lim["sale_host_answered_rate"], bears_on=("network_unstable", "firewall"))

@@ -59,9 +59,9 @@ def _echo_measures(record, profile, path: str, answered: list[float | None], rec
     ok = sorted(a for a in answered if a is not None)
     p95 = percentile(ok, 95)
     p95 = round(p95, 4) if p95 is not None else None
-    record.measure(f"echo_loss_{path}", loss, "ratio", lim["echo_loss"],
+    record.measure(f"echo_loss_{path}", loss, "ratio", lim["echo_loss"], bears_on="network_unstable",
                    note=f"{sum(a is None for a in answered)} of {len(answered)} echoes unanswered ({path})")
-    record.measure(f"echo_p95_s_{path}", p95, "s", lim["echo_p95_s"],
+    record.measure(f"echo_p95_s_{path}", p95, "s", lim["echo_p95_s"], bears_on="network_unstable",
                    note=f"echo latency ({path}): p50 {statistics.median(ok) if ok else float('nan'):.3f} s, "
                         f"max {max(ok) if ok else float('nan'):.3f} s")
     record.measure(f"echo_reconnects_{path}", reconnects, "count", lim["echo_reconnects"],
@@ -94,6 +94,7 @@ def test_echo_series(host_address, network, terminal, ask, profile, record, need
         failed = [c for c in checks if not c.ok]
         u_loss, u_p95 = round(len(failed) / len(checks), 3), None
         record.measure("echo_loss_unit", u_loss, "ratio", profile.limits["echo_loss"],
+                       bears_on=("network_unstable", "firewall"),
                        note=f"{len(failed)} of {len(checks)} host checks by the unit failed"
                        + (f" ({failed[0].reason})" if failed else ""))
     lim = profile.limits

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 import pytest
 
 from bench import plots
-from bench.errors import PortLost, PortUnavailable, UnitError, UnitNotResponding
+from bench.errors import BenchError, PortLost, PortUnavailable, PosbenchError, UnitError, UnitNotResponding
 from bench.limits import Limit
 from drivers.terminal import has
 
@@ -243,7 +243,7 @@ def test_brownout(supply, supply_watch, terminal, host_log, profile, record, ben
     def sale():  # a sale the brownout cuts off never answers: wait no longer than the brownout
         try:
             outcome["sale"] = terminal.sale(amount, timeout=spec.brownout_at_s + spec.brownout_s + 1.0)
-        except UnitError as exc:
+        except PosbenchError as exc:  # the unit's silence, or the bench's: judged after the join
             outcome["error"] = exc
 
     seller = threading.Thread(target=sale, daemon=True)
@@ -258,6 +258,8 @@ def test_brownout(supply, supply_watch, terminal, host_log, profile, record, ben
     seller.join(spec.brownout_at_s + spec.brownout_s + 3.0)
     if card:
         actuator.remove()
+    if isinstance(outcome.get("error"), BenchError):
+        raise outcome["error"]
     try:
         terminal.wait_ready(terminal.boot_timeout)
         recovered = "yes"

@@ -17,6 +17,7 @@ from drivers.zvt.apdu import (
     TlvError,
     apdu_size,
     bcd_decode,
+    bcd_digits,
     bcd_encode,
     ber_length,
     decode_apdu,
@@ -301,3 +302,26 @@ def test_lock_bits() -> None:
     assert codes.lock_names(h("00 C6")) == ("transaction log defective", "card reader not found",
                                             "low battery power", "contactless reader not initialised")
     assert codes.registration_status_names(0x03) == ("PT initialisation necessary", "diagnosis necessary")
+
+
+def test_card_type_ids_are_the_spec_list_sent_binary() -> None:
+    """[P15 12, pp.185-189]: decimal IDs; BMP 8A is one binary byte [P15 13, p.117]."""
+    assert (codes.CARD_TYPES[5], codes.CARD_TYPES[6], codes.CARD_TYPES[8]) == ("girocard", "Mastercard",
+                                                                             "American Express")
+    assert (codes.CARD_TYPES[10], codes.CARD_TYPES[12], codes.CARD_TYPES[46]) == ("Visa", "Diners",
+                                                                                "Maestro (formerly: edc)")
+    assert codes.CARD_TYPES[232] == "Discover Card" and codes.CARD_TYPES[260] == "BlueCode"
+    assert 236 not in codes.CARD_TYPES and 255 not in codes.CARD_TYPES  # withdrawn; the TLV-41 marker
+    assert codes.card_type_name(0x0A) == "Visa" and codes.card_type_name(0x0C) == "Diners"
+    assert codes.card_type_name(0xFF) == "card type in TLV tag 41"
+    assert codes.card_type_name(120) == "unknown card type 120"
+    for brand, code in codes.SCHEME_CARD_TYPES.items():  # every scheme fits BMP 8A's one byte
+        assert code in codes.CARD_TYPES and code < codes.CARD_TYPE_IN_TLV, brand
+
+
+def test_serial_number_digits_as_bcd() -> None:
+    """TLV 1F42 is BCD [P15 9.4.12.1, p.178]: the digits of a serial, an odd count padded left."""
+    assert bcd_digits("PT100-0000123") == h("10 00 00 01 23")
+    assert bcd_digits("12345") == h("01 23 45")
+    with pytest.raises(BmpError, match="no decimal digit"):
+        bcd_digits("PT-ABC")

@@ -8,7 +8,6 @@ even when a test fails; seeds make every draw repeatable; no test asserts a dura
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -22,7 +21,9 @@ from bench.sim.terminal import TerminalTiming
 from bench.sim.unit import TEST_PAN
 from bench.sim.zvt_terminal import ECR_ANSWER_S
 from drivers.host.log import HostLog
-from drivers.zvt.apdu import bcd_encode, encode_apdu, encode_bmp, parse_bmps
+from drivers.zvt import codes
+from drivers.zvt.apdu import bcd_digits, bcd_encode, encode_apdu, encode_bmp, parse_bmps, read_var
+from drivers.zvt.codes import SCHEME_CARD_TYPES
 from drivers.zvt.terminal import CommandRejected, ZvtTerminal
 from drivers.zvt.transport import LinkTiming
 from drivers.zvt.results import ZvtResult
@@ -61,16 +62,9 @@ def drift_s(result: ZvtResult) -> float:
     return min(diff, 86400 - diff)
 
 
-def wait_ready(term: ZvtTerminal, timeout_s: float = READY_S) -> ZvtResult:
-    """The first status enquiry the unit answers within ``timeout_s`` (it may be booting)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            return term.status_enquiry()
-        except UnitError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+def wait_ready(term: ZvtTerminal, timeout_s: float = READY_S) -> float:
+    """Until the unit (which may be booting) answers a status enquiry: the driver's own poll."""
+    return term.wait_ready(timeout_s)
 
 
 @contextlib.contextmanager
@@ -137,7 +131,22 @@ def test_status_enquiry_with_device_state_and_locks(healthy):
     p = healthy.sim.profile
     assert st.software_version == f"{p.model} {p.firmware.expected}"
     assert (st.terminal_status, st.device_state, st.lock_bits, st.locks) == (0x00, 0x00, 0, ())
-    assert bytes.fromhex(st.serial_number).decode() == healthy.sim.serial
+    assert st.serial_number == bcd_digits(healthy.sim.serial).hex() and st.device_name == p.model
+
+
+@pytest.mark.timeout(30)
+def test_serial_number_travels_bcd_inside_e4(healthy):
+    """[P15 2.56.5, p.105; 9.4.12, pp.178-179]: 1F55 in the container, 1F40-1F43 inside E4, the
+    serial number (1F42) BCD."""
+    transport = healthy.term.transport
+    messages = raw_exchange(transport, encode_apdu(0x05, 0x01, bcd_encode(ZVT_PASSWORD, 3) + encode_bmp(0x03, b"\x04")))
+    completion = messages[-1]
+    _, pos = read_var(completion, 3, 3)  # software version, then the terminal status byte
+    (bmp, items), = parse_bmps(completion, pos + 1)
+    assert bmp == 0x06 and [t.tag for t in items] == [0x1F55, 0xE4]
+    device = {t.tag: t.value for t in items[1].children}
+    assert device[0x1F42] == bcd_digits(healthy.sim.serial)
+    assert device[0x1F40] == healthy.sim.profile.model.encode() and device[0x1F43] == b"\x00"
 
 
 @pytest.mark.timeout(30)
@@ -150,6 +159,8 @@ def test_approved_sale_with_masked_pan(healthy, action, card, technology):
     assert result.ok and result.result_code == 0
     assert [s.code for s in result.intermediate] == [0x0A, 0x04]  # insert card, waiting for host
     assert result.card_technology == technology
+    assert (result.card_type, result.card_type_name) == (SCHEME_CARD_TYPES[deck.brand],
+                                                         codes.CARD_TYPES[SCHEME_CARD_TYPES[deck.brand]])
     masked = deck.masked_pan
     assert result.pan == masked and "*" in masked
     assert result.amount == 1250 and result.currency == 978
@@ -173,6 +184,7 @@ def test_the_pan_leaves_the_pt_only_masked_on_the_wire(healthy):
     assert info[pan_at + 3:pan_at + 11].hex().upper() == "411111EEEEEE1111"
     assert bytes.fromhex(TEST_PAN) not in b"".join(messages)
     assert not {bmp for bmp, _ in parse_bmps(info, 3)} & {0x23, 0x24, 0x2D}  # no track data
+    assert b"\x8a\x0a" in info  # card type Visa: ID 10 in one binary byte [P15 13, BMP 8A, p.117]
 
 
 @pytest.mark.timeout(30)
@@ -236,7 +248,9 @@ def test_abort_and_log_off_are_acknowledged(healthy):
 
 @pytest.mark.timeout(30)
 def test_abort_during_card_wait_ends_6c(healthy):
-    """The ECR aborts (06 B0) while the PT waits for a card: 80 00 00, then 06 1E 6C."""
+    """An ECR aborts (06 B0) while the PT waits for a card: 80 00 00, then 06 1E 6C. The emulator
+    takes it as many PTs do, though [P15 2.23, p.56] does not promise it for 06 01; the driver's
+    ``abort()`` does not send it during a command (see ``ZvtTerminal.abort``)."""
     control(healthy.sim.control.address, {"action": "remove"})
     link = healthy.term.transport
     link.discard_input()

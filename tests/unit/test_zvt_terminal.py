@@ -13,7 +13,7 @@ import pytest
 from bench.errors import UnitNotResponding
 from bench.sim.pty_port import PtyPort
 from drivers.zvt.apdu import BmpError, Tlv, bcd_encode, decode_apdu, encode_apdu, encode_bmp, encode_lllvar
-from drivers.zvt.terminal import CommandRejected, UnexpectedMessage, ZvtTerminal
+from drivers.zvt.terminal import CommandRejected, TerminalBusy, UnexpectedMessage, ZvtTerminal
 from drivers.zvt.transport import LinkTiming, SerialTransport, TcpTransport, ZvtLink
 
 ACK = "80 00 00"
@@ -322,3 +322,161 @@ def test_bad_amount_and_receipt_number_are_caller_errors() -> None:
                  lambda: terminal.authorize(1.5), lambda: terminal.reverse(10000)):
         with pytest.raises(ValueError):
             call()
+
+
+# -- encodings both sides agreed on -----------------------------------------------------------------
+def test_card_type_is_read_by_id_and_from_tlv_41_above_255() -> None:
+    """BMP 8A is the ZVT card-type ID in one binary byte (Visa 10 = 0A); an ID above 255 comes as
+    8A FF with TLV 41 [P15 13, BMP 8A, p.117]."""
+    def script(pt: TcpPT) -> None:
+        pt.exchange("06 01 0A 04 00 00 00 00 05 00 49 09 78",
+                    apdu(0x04, 0x0F, encode_bmp(0x27, h("00")), encode_bmp(0x8A, h("0A"))), "06 0F 00")
+        pt.exchange("06 01 0A 04 00 00 00 00 05 00 49 09 78",
+                    apdu(0x04, 0x0F, encode_bmp(0x8A, h("FF")), encode_bmp(0x06, [Tlv(0x41, h("01 04"))])),
+                    "06 0F 00")
+
+    (visa, blue), _ = run(script, lambda t: (t.authorize(500), t.authorize(500)))
+    assert (visa.card_type, visa.card_type_name) == (10, "Visa")
+    assert (blue.card_type, blue.card_type_name) == (260, "BlueCode")
+
+
+def test_serial_number_is_bcd_in_e4_and_text_only_when_not_bcd() -> None:
+    """TLV 1F42 is BCD [P15 9.4.12.1, p.178], inside E4 with 1F40 (device name, ASCII)."""
+    def completion(serial: bytes) -> bytes:
+        return apdu(0x06, 0x0F, encode_lllvar(b"PT100 2.4.1"), b"\x00",
+                    encode_bmp(0x06, [Tlv(0xE4, children=(Tlv(0x1F40, b"PT100"), Tlv(0x1F42, serial)))]))
+
+    def script(pt: TcpPT) -> None:
+        pt.exchange("05 01 05 12 34 56 03 04", completion(h("10 00 00 01 23")))
+        pt.exchange("05 01 05 12 34 56 03 04", completion(b"SN-4711"))
+
+    (bcd, text), _ = run(script, lambda t: (t.status_enquiry(), t.status_enquiry()))
+    assert (bcd.serial_number, bcd.device_name) == ("1000000123", "PT100")
+    assert text.serial_number == "SN-4711"  # out of spec, but readable
+
+
+# -- wait_ready and one command at a time -----------------------------------------------------------
+STATUS_DONE = apdu(0x06, 0x0F, encode_lllvar(b"PT 1.0"), b"\x00")
+
+
+def test_wait_ready_over_serial_polls_with_short_ack_waits() -> None:
+    """A booting PT ignores the first two frames: each poll waits ``poll_s`` for the ACK (not
+    T2 x 3), the third is answered; the link's timing is restored afterwards."""
+    port = PtyPort()
+    timing = LinkTiming(t1_s=0.2, t2_s=2.0)
+    pt = ZvtLink(port, timing)
+    errors: list[BaseException] = []
+
+    def serve() -> None:
+        try:
+            for _ in range(2):
+                assert decode_apdu(pt.reader.read_frame(3.0)).command == (0x05, 0x01)  # no ACK
+            assert decode_apdu(pt.receive(3.0)).command == (0x05, 0x01)
+            pt.send(h(ACK))
+            pt.send(STATUS_DONE)
+            assert pt.receive(2.0) == h(ACK)
+        except BaseException as exc:  # handed to the test below
+            errors.append(exc)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    terminal = ZvtTerminal.open_url(port.path, timing=timing)
+    try:
+        waited = terminal.wait_ready(5.0, poll_s=0.2)
+        link_timing = terminal.transport.timing
+    finally:
+        terminal.close()
+        thread.join(5.0)
+        port.close()
+    assert not errors, errors
+    assert 0.35 < waited < 1.5  # two polls of 0.2 s, then the answer
+    assert link_timing == timing and (terminal.t3_s, terminal.t4_s) == (5.0, 180.0)
+
+
+def test_wait_ready_over_tcp_takes_dropped_connections_as_not_yet() -> None:
+    """A rebooting PT accepts and drops the connection twice, then answers."""
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    errors: list[BaseException] = []
+
+    def serve() -> None:
+        try:
+            server.settimeout(5.0)
+            for _ in range(2):
+                conn, _ = server.accept()
+                conn.close()
+            conn, _ = server.accept()
+            with conn:
+                conn.settimeout(5.0)
+                assert conn.recv(64)[:2] == h("05 01")
+                conn.sendall(h(ACK) + STATUS_DONE)
+                assert conn.recv(64) == h(ACK)
+                time.sleep(0.1)
+        except BaseException as exc:  # handed to the test below
+            errors.append(exc)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    terminal = ZvtTerminal(TcpTransport("127.0.0.1", port), password="123456")
+    try:
+        waited = terminal.wait_ready(5.0, poll_s=0.1)
+    finally:
+        terminal.close()
+        thread.join(5.0)
+        server.close()
+    assert not errors, errors
+    assert waited < 3.0 and terminal.transport.connect_timeout_s == 5.0
+
+
+def test_wait_ready_gives_up_after_its_timeout() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]  # closed again: every connect is refused
+    terminal = ZvtTerminal(TcpTransport("127.0.0.1", port))
+    started = time.monotonic()
+    with pytest.raises(UnitNotResponding, match=r"not ready within 0.6 s; last: connection refused"):
+        terminal.wait_ready(0.6, poll_s=0.1)
+    assert 0.6 <= time.monotonic() - started < 1.5
+
+
+def test_wait_ready_waits_out_please_wait_but_raises_a_refusal() -> None:
+    def script(pt: TcpPT) -> None:
+        pt.expect("05 01 05 12 34 56 03 04")
+        pt.send("84 9C 00")  # please wait: not yet
+        pt.expect("05 01 05 12 34 56 03 04")
+        pt.send("84 83 00")  # function not possible: the PT is up and refuses
+
+    def action(t: ZvtTerminal) -> None:
+        with pytest.raises(CommandRejected) as err:
+            t.wait_ready(3.0, poll_s=0.05)
+        assert err.value.result_code == 0x83
+
+    run(script, action)
+
+
+def test_a_second_command_from_another_thread_is_refused_not_sent() -> None:
+    """ZVT lets the ECR send 06 B0 only while it is master [P15 2.23, p.56]; during a sale the
+    link belongs to the thread following the PT, so abort() from another thread is refused."""
+    card_wait = threading.Event()
+    refused = threading.Event()
+
+    def script(pt: TcpPT) -> None:
+        pt.exchange("06 01 0A 04 00 00 00 00 05 00 49 09 78", "04 FF 01 0A")
+        card_wait.set()
+        assert refused.wait(5.0)
+        pt.send("06 1E 01 6C")
+        pt.expect(ACK)
+
+    def action(t: ZvtTerminal):
+        results = []
+        sale = threading.Thread(target=lambda: results.append(t.authorize(500)), daemon=True)
+        sale.start()
+        assert card_wait.wait(5.0)
+        with pytest.raises(TerminalBusy, match="abort called while the authorization is still running"):
+            t.abort()
+        refused.set()
+        sale.join(5.0)
+        return results
+
+    results, pt = run(script, action)
+    assert [r.result_code for r in results] == [0x6C]
+    assert [m[:2] for m in pt.seen] == [h("06 01"), h("80 00"), h("80 00")]  # no 06 B0 was sent

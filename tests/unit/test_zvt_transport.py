@@ -25,6 +25,7 @@ from drivers.zvt.transport import (
     LinkTiming,
     NoAcknowledge,
     SerialTransport,
+    TcpServerTransport,
     TcpTransport,
     TransmissionFailed,
     ZvtFrameError,
@@ -315,3 +316,59 @@ def test_tcp_refused_is_port_unavailable_naming_the_address() -> None:
 def test_serial_port_missing_is_port_unavailable() -> None:
     with pytest.raises(PortUnavailable, match="ZVT port /dev/ttyNOSUCH0"):
         SerialTransport("/dev/ttyNOSUCH0").open()
+
+
+# -- TCP, the PT's end ------------------------------------------------------------------------------
+@pytest.fixture
+def pt_server() -> Iterator[TcpServerTransport]:
+    server = TcpServerTransport(("127.0.0.1", 0), rest_timeout_s=0.5)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def test_pt_end_reassembles_what_the_ecr_splits(pt_server: TcpServerTransport) -> None:
+    big = encode_apdu(0x06, 0x01, bytes(300))
+    with socket.create_connection(pt_server.local_address, timeout=2.0) as ecr:
+        ecr.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for piece in (big[:1], big[1:4], big[4:200], big[200:] + ACK_APDU):
+            ecr.sendall(piece)
+            time.sleep(0.03)
+        assert [pt_server.receive(2.0) for _ in range(2)] == [big, ACK_APDU]
+        assert pt_server.connected and pt_server.accepted == 1
+
+
+def test_pt_and_ecr_ends_talk_both_ways(pt_server: TcpServerTransport) -> None:
+    ecr = TcpTransport(*pt_server.local_address)
+    try:
+        ecr.send(AUTH_APDU)
+        assert pt_server.receive(2.0) == AUTH_APDU
+        pt_server.send(ACK_APDU)
+        assert ecr.receive(2.0) == ACK_APDU
+        pt_server.hang_up()  # the PT reboots
+        with pytest.raises(ConnectionClosed, match="the PT at 127.0.0.1:[0-9]+ closed the connection"):
+            ecr.receive(2.0)
+        ecr.send(AUTH_APDU)  # the ECR connects anew, the PT accepts it
+        assert pt_server.receive(2.0) == AUTH_APDU and pt_server.accepted == 2
+    finally:
+        ecr.close()
+
+
+def test_pt_end_without_an_ecr(pt_server: TcpServerTransport) -> None:
+    started = time.monotonic()
+    with pytest.raises(UnitNotResponding, match="no ECR connected within 0.2 s"):
+        pt_server.receive(0.2)
+    assert time.monotonic() - started < 1.0
+    with pytest.raises(ConnectionClosed, match="no ECR connected to 127.0.0.1:"):
+        pt_server.send(ACK_APDU)
+
+
+def test_pt_end_sees_the_ecr_hang_up_and_a_cut_message(pt_server: TcpServerTransport) -> None:
+    with socket.create_connection(pt_server.local_address, timeout=2.0) as ecr:
+        ecr.sendall(AUTH_APDU[:5])
+        with pytest.raises(ZvtFrameError, match="cut off after 5 bytes of 13"):
+            pt_server.receive(2.0)
+    with pytest.raises(ConnectionClosed, match="the ECR at 127.0.0.1:[0-9]+ closed the connection"):
+        pt_server.receive(2.0)
+    assert not pt_server.connected

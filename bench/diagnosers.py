@@ -119,8 +119,11 @@ def zvt_failure_cause(result_code: int, technology: str | None, intermediates: t
             return "operator_error", "moderate"
         if ZVT_WAITING_FOR_HOST in intermediates:
             return "network_unstable", "weak"
-        return None  # aborted at the counter or no card presented: says nothing by itself
+        return "operator_error", "weak"  # aborted at the counter (the abort key, or no card in time)
     return ZVT_RESULT_CAUSE.get(result_code)
+
+
+NETWORK_CAUSES = ("network_unstable", "firewall", "ip_conflict")
 
 
 def sale_failure_cause(protocol: str, sale) -> tuple[str, str] | None:

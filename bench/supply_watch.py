@@ -27,8 +27,10 @@ class SupplyWatch:
     def __init__(self, meter, interval_s: float, floor_v: float):
         from drivers.power.base import monitor
         self._cm = monitor(meter, interval_s, name="supply")
-        self.floor_v = floor_v
+        self.floor_v, self.interval_s = floor_v, interval_s
         self.trace = None
+        self.switched_off: list[tuple[float, float]] = []
+        """(off, on) monotonic seconds of the bench's own power-offs: no sag, whatever it read."""
 
     def start(self) -> "SupplyWatch":
         self.trace = self._cm.__enter__()
@@ -44,12 +46,31 @@ class SupplyWatch:
             return f"its readings stopped: {self.trace.errors[0]}"
         return None
 
+    def bench_switched(self, off: float, on: float) -> None:
+        """The bench switched the unit off at ``off`` and on at ``on`` (monotonic s): readings in
+        between are the bench's doing, never a sag of the unit's supply."""
+        self.switched_off.append((off, on))
+
+    POWER_UP_S = 1.0
+    """Seconds after the bench switches the unit on during which readings below the floor are
+    still the output coming up (a reading begun before "on" is stamped after it)."""
+
+    def _readings(self, start: float, end: float) -> list:
+        readings = self.trace.between(start, end) if self.trace else []
+        if not self.switched_off:
+            return readings
+        spans = []
+        for off, on in self.switched_off:
+            after = self.trace.between(on, on + self.POWER_UP_S) if self.trace else []
+            up = next((r.t for r in after if r.volts >= self.floor_v), on + self.POWER_UP_S)
+            spans.append((off - 0.05, max(up - 0.001, on + self.interval_s)))
+        return [r for r in readings if not any(lo <= r.t <= hi for lo, hi in spans)]
+
     def lowest(self, t0: float, t1: float, since: float | None = None) -> float | None:
         """Lowest reading (volts) from ``t0 - MARGIN_S`` (not before ``since``) to
-        ``t1 + MARGIN_S``; None if none."""
+        ``t1 + MARGIN_S``, the bench's own power-offs left out; None if none."""
         start = t0 - MARGIN_S if since is None else max(since, t0 - MARGIN_S)
-        readings = self.trace.between(start, t1 + MARGIN_S) if self.trace else []
-        return min((r.volts for r in readings), default=None)
+        return min((r.volts for r in self._readings(start, t1 + MARGIN_S)), default=None)
 
     def attribute(self, record: Recorder, what: str, t0: float, t1: float,
                   steady_cause: str = "pcb_intermittent", since: float | None = None) -> str | None:
@@ -62,7 +83,7 @@ class SupplyWatch:
         low = self.lowest(t0, t1, since)
         if low is None:
             return None
-        tail = self.trace.between(t1 - 2 * MARGIN_S, t1 + MARGIN_S)
+        tail = self._readings(t1 - 2 * MARGIN_S, t1 + MARGIN_S)
         dark = bool(tail) and low >= self.floor_v and max(r.amps for r in tail) < DARK_A
         if dark:
             record.evidence("power_supply", "moderate",

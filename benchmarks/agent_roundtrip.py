@@ -27,6 +27,7 @@ import threading
 import time
 import tty
 from pathlib import Path
+from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import exit_cleanly_on_sigterm, machine, ms, run_and_print, summary, table  # noqa: E402
@@ -49,8 +50,8 @@ CONTROL_BYTES = 8
 """ENQ ACK (request) ACK EOT, ENQ ACK (reply) ACK EOT."""
 
 
-class _Stopped(Exception):
-    pass
+class Stopped(Exception):
+    """The responder was told to stop."""
 
 
 def other_openers(path: str) -> list[str]:
@@ -91,7 +92,7 @@ class Responder(threading.Thread):
         while not self.buf:
             ready, _, _ = select.select([self.master], [], [], 0.1)
             if self.stopping.is_set():
-                raise _Stopped
+                raise Stopped
             if ready:
                 try:
                     self.buf += os.read(self.master, 4096)
@@ -134,7 +135,7 @@ class Responder(threading.Thread):
                 self._until(ACK)
                 self._write(bytes([EOT]))
                 self.served += 1
-        except _Stopped:
+        except Stopped:
             pass
         except BaseException as exc:  # reported by the main thread
             self.error = exc
@@ -172,6 +173,65 @@ class RawClient:
         self.ser.close()
 
 
+def close_quietly(*closers: Callable[[], object] | None) -> None:
+    """Call every closer given (None skipped), whatever the others raise: cleanup after a run."""
+    for closer in closers:
+        if closer:
+            try:
+                closer()
+            except Exception:
+                pass
+
+
+def time_block(fn: Callable[[], object], count: int, into: list[float] | None) -> None:
+    """Call ``fn`` ``count`` times, appending each call's seconds to ``into`` (None: warm-up)."""
+    for _ in range(count):
+        t0 = time.perf_counter()
+        fn()
+        dt = time.perf_counter() - t0
+        if into is not None:
+            into.append(dt)
+
+
+def timed_runs(driver_rt: Callable[[], object], raw_rt: Callable[[], object], n: int, warmup: int,
+               block: int, samples: dict[str, list[float]]) -> list[tuple[float, float]]:
+    """Warm both paths up, then time ``n`` round trips each in interleaved blocks of ``block``
+    into ``samples["driver"]`` / ``samples["raw"]``; the (driver, raw) block medians in order."""
+    for fn in (driver_rt, raw_rt):  # warm-up: imports, caches, branch predictors
+        time_block(fn, warmup, None)
+    done = 0
+    while done < n:
+        k = min(block, n - done)
+        time_block(driver_rt, k, samples["driver"])
+        time_block(raw_rt, k, samples["raw"])
+        done += k
+    d, r = samples["driver"], samples["raw"]
+    return [(statistics.median(d[i:i + block]), statistics.median(r[i:i + block])) for i in range(0, n, block)]
+
+
+def compare(runs: list[dict]) -> dict:
+    """Statistics over ``runs`` (each with "samples", "pairs", "served", "link"): pooled per path,
+    the driver/raw ratios, the paired ratio and difference, each run's, the summed counters."""
+    pooled = {k: [x for r in runs for x in r["samples"][k]] for k in ("driver", "raw")}
+    pairs = [p for r in runs for p in r["pairs"]]
+    stats = {name: summary(s) for name, s in pooled.items()}
+    link: dict[str, int] = {}
+    for r in runs:
+        for k, v in r["link"].items():
+            link[k] = link.get(k, 0) + v
+    return {
+        "stats": stats,
+        "ratio": {k: stats["driver"][k] / stats["raw"][k] for k in ("median", "p95", "mean")},
+        "paired": {"blocks": len(pairs),
+                   "ratio_median": statistics.median(a / b for a, b in pairs),
+                   "extra_s_median": statistics.median(a - b for a, b in pairs)},
+        "per_run": [{"driver_median": statistics.median(r["samples"]["driver"]),
+                     "raw_median": statistics.median(r["samples"]["raw"]),
+                     "paired_ratio": statistics.median(a / b for a, b in r["pairs"])} for r in runs],
+        "served": sum(r["served"] for r in runs), "driver_link_stats": link,
+    }
+
+
 def one_run(n: int, warmup: int, block: int) -> dict:
     """One measurement on a fresh pty: ``n`` timed round trips per path, interleaved in blocks."""
     master = slave = -1
@@ -190,14 +250,6 @@ def one_run(n: int, warmup: int, block: int) -> dict:
             if responder.error is not None:
                 raise RuntimeError(f"responder failed: {responder.error!r}")
 
-        def time_block(fn, count: int, into: list[float] | None) -> None:
-            for _ in range(count):
-                t0 = time.perf_counter()
-                fn()
-                dt = time.perf_counter() - t0
-                if into is not None:
-                    into.append(dt)
-
         def driver_rt() -> None:
             reply = driver.request("ST")
             if reply.get("log_seq") != "212":
@@ -205,15 +257,8 @@ def one_run(n: int, warmup: int, block: int) -> dict:
 
         samples: dict[str, list[float]] = {"driver": [], "raw": []}
         try:
-            for fn in (driver_rt, raw.round_trip):  # warm-up: imports, caches, branch predictors
-                time_block(fn, warmup, None)
             check_peer()
-            done = 0
-            while done < n:
-                k = min(block, n - done)
-                time_block(driver_rt, k, samples["driver"])
-                time_block(raw.round_trip, k, samples["raw"])
-                done += k
+            pairs = timed_runs(driver_rt, raw.round_trip, n, warmup, block, samples)
             check_peer()
         except Exception as exc:
             others = other_openers(path)
@@ -224,18 +269,10 @@ def one_run(n: int, warmup: int, block: int) -> dict:
                 f"other processes with {path} open: {others or 'none'}") from exc
         if responder.bad_requests:
             raise RuntimeError(f"{responder.bad_requests} requests differed from the expected frame")
-        d, r = samples["driver"], samples["raw"]
-        pairs = [(statistics.median(d[i:i + block]), statistics.median(r[i:i + block]))
-                 for i in range(0, n, block)]
         return {"samples": samples, "pairs": pairs, "served": responder.served,
                 "link": driver.link.stats.snapshot()}
     finally:
-        for closer in (driver and driver.close, raw and raw.close, responder and responder.stop):
-            if closer:
-                try:
-                    closer()
-                except Exception:
-                    pass
+        close_quietly(driver and driver.close, raw and raw.close, responder and responder.stop)
         for fd in (master, slave):
             if fd >= 0:
                 try:
@@ -247,66 +284,63 @@ def one_run(n: int, warmup: int, block: int) -> dict:
 def run(n: int = 500, warmup: int = 50, block: int = 10, repeat: int = 3) -> dict:
     """``repeat`` runs of ``one_run``; statistics over all samples, plus each run's paired ratio."""
     runs = [one_run(n, warmup, block) for _ in range(repeat)]
-    pooled = {k: [x for r in runs for x in r["samples"][k]] for k in ("driver", "raw")}
-    pairs = [p for r in runs for p in r["pairs"]]
-    stats = {name: summary(s) for name, s in pooled.items()}
-    link: dict[str, int] = {}
-    for r in runs:
-        for k, v in r["link"].items():
-            link[k] = link.get(k, 0) + v
     return {
         "benchmark": "agent_roundtrip", "n": n, "repeat": repeat, "warmup": warmup, "block": block,
-        "request_bytes": len(REQUEST_FRAME), "reply_bytes": len(REPLY_FRAME),
-        "stats": stats,
-        "ratio": {k: stats["driver"][k] / stats["raw"][k] for k in ("median", "p95", "mean")},
-        "paired": {"blocks": len(pairs),
-                   "ratio_median": statistics.median(a / b for a, b in pairs),
-                   "extra_s_median": statistics.median(a - b for a, b in pairs)},
-        "per_run": [{"driver_median": statistics.median(r["samples"]["driver"]),
-                     "raw_median": statistics.median(r["samples"]["raw"]),
-                     "paired_ratio": statistics.median(a / b for a, b in r["pairs"])} for r in runs],
-        "served": sum(r["served"] for r in runs), "driver_link_stats": link,
+        "request_bytes": len(REQUEST_FRAME), "reply_bytes": len(REPLY_FRAME), **compare(runs),
         "process_cpu_s": time.process_time(), "machine": machine(),
     }
 
 
-def markdown(res: dict) -> str:
+def report(res: dict, driver_path: str, wire_bytes: int, bits_per_byte: int, served: str,
+           quiet: str) -> str:
+    """The table, the paired ratio, each run's figures and the link counters of a ``compare``
+    result; ``wire_bytes`` of one exchange at ``bits_per_byte`` give the wire time for scale."""
     def wire(baud: int) -> str:
-        return f"{(res['request_bytes'] + res['reply_bytes'] + CONTROL_BYTES) * 10 / baud * 1e3:.1f}"
+        return f"{wire_bytes * bits_per_byte / baud * 1e3:.1f}"
     st, ratio = res["stats"], res["ratio"]
     rows = [[name, ms(st[key]["median"]), ms(st[key]["p95"]), ms(st[key]["mean"]), ms(st[key]["min"]),
-             ms(st[key]["max"])] for name, key in
-            (('driver `AgentTerminal.request("ST")`', "driver"), ("raw pyserial write()/read()", "raw"))]
+             ms(st[key]["max"])] for name, key in ((driver_path, "driver"), ("raw pyserial write()/read()", "raw"))]
     rows.append(["ratio driver / raw", f"{ratio['median']:.2f}x", f"{ratio['p95']:.2f}x",
                  f"{ratio['mean']:.2f}x", "", ""])
     paired = res["paired"]
-    link = res["driver_link_stats"]
-    trouble = {k: v for k, v in link.items() if k not in ("frames_sent", "frames_received") and v}
+    trouble = {k: v for k, v in res["driver_link_stats"].items() if k not in ("frames_sent", "frames_received") and v}
+    framing = "8N1, 10 bits a byte" if bits_per_byte == 10 else f"8N2, {bits_per_byte} bits a byte"
+    return (
+        table(["path", "median", "p95", "mean", "min", "max"], rows)
+        + f"\n\nPaired over {paired['blocks']} adjacent block pairs: driver/raw = "
+        f"**{paired['ratio_median']:.2f}x**, the driver adds **{paired['extra_s_median'] * 1e6:.0f} µs** "
+        f"per round trip (medians). For scale: the {wire_bytes} bytes of one exchange take {wire(9600)} ms "
+        f"on the wire at 9600 baud, {wire(115200)} ms at 115200 ({framing}).\n\nPer run (median driver / "
+        "median raw, paired ratio): "
+        + "; ".join(f"{ms(r['driver_median'])} / {ms(r['raw_median'])} ms, {r['paired_ratio']:.2f}x"
+                    for r in res["per_run"])
+        + f".\n\nThe {served} {res['served']} round trips; driver link counters: "
+        + (", ".join(f"{k}={v}" for k, v in trouble.items()) if trouble else quiet)
+        + ".\n")
+
+
+def markdown(res: dict) -> str:
     return (
         f"{res['repeat']} runs, each on a fresh pty: {res['warmup']} warm-up round trips per path, then "
         f"{res['n']} timed per path, interleaved in blocks of {res['block']} "
         f"({res['repeat'] * res['n']} samples per path in all); request frame {res['request_bytes']} B, reply frame {res['reply_bytes']} B. "
         f"Times per round trip in ms.\n\n"
-        + table(["path", "median", "p95", "mean", "min", "max"], rows)
-        + f"\n\nPaired over {paired['blocks']} adjacent block pairs: driver/raw = "
-        f"**{paired['ratio_median']:.2f}x**, the driver adds **{paired['extra_s_median'] * 1e6:.0f} µs** "
-        f"per round trip (medians). For scale: the {res['request_bytes'] + res['reply_bytes'] + CONTROL_BYTES} bytes "
-        f"of one exchange take {wire(9600)} ms on the wire at 9600 baud, {wire(115200)} ms at 115200 "
-        f"(8N1, 10 bits a byte).\n\nPer run (median driver / median raw, paired ratio): "
-        + "; ".join(f"{ms(r['driver_median'])} / {ms(r['raw_median'])} ms, {r['paired_ratio']:.2f}x"
-                    for r in res["per_run"])
-        + f".\n\nThe responder served {res['served']} round trips; driver link counters: "
-        + (", ".join(f"{k}={v}" for k, v in trouble.items()) if trouble else "no retries, NAKs or timeouts")
-        + ".\n")
+        + report(res, 'driver `AgentTerminal.request("ST")`', res["request_bytes"] + res["reply_bytes"] + CONTROL_BYTES,
+                 10, "responder served", "no retries, NAKs or timeouts"))
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_run_options(ap: argparse.ArgumentParser) -> None:
+    """-n, --warmup, --block, --repeat and --json, as every round-trip benchmark takes them."""
     ap.add_argument("-n", type=int, default=500, help="timed round trips per path (default 500)")
     ap.add_argument("--warmup", type=int, default=50, help="untimed round trips per path first")
     ap.add_argument("--block", type=int, default=10, help="round trips per interleaved block")
     ap.add_argument("--repeat", type=int, default=3, help="runs, each on a fresh pty (default 3)")
     ap.add_argument("--json", type=Path, help="also write the results here")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_run_options(ap)
     args = ap.parse_args(argv)
     exit_cleanly_on_sigterm()
     return run_and_print(lambda: run(args.n, args.warmup, args.block, args.repeat), markdown,

@@ -7,7 +7,7 @@ logged for the same STAN (ZVT: the trace number, BMP 0B).
 import time
 from collections import defaultdict
 
-from bench.diagnosers import AGENT_REASON_CAUSE, ZVT_SALE_CAUSES, sale_failure_cause
+from bench.diagnosers import AGENT_REASON_CAUSE, NETWORK_CAUSES, ZVT_SALE_CAUSES, sale_failure_cause
 from bench.errors import ProtocolError, UnitNotResponding
 from drivers.terminal import has
 
@@ -22,6 +22,7 @@ def test_code01_origin(terminal, profile, host_log, record, supply_watch, actuat
     local: dict[str, list[str]] = defaultdict(list)  # reason -> STANs the unit showed 01 for itself
     failures: dict[tuple[str, str], list[str]] = defaultdict(list)  # (cause, strength) -> what failed
     mismatched: list[str] = []
+    offline = 0
     for amount in amounts:
         t0 = time.monotonic()
         if card:
@@ -56,6 +57,8 @@ def test_code01_origin(terminal, profile, host_log, record, supply_watch, actuat
             mismatched.append(f"STAN {sale.stan}: showed {sale.display_code}, host sent {host_code}")
         elif sale.display_code != "00" and (found := sale_failure_cause(terminal.protocol, sale)):
             failures[found].append(f"{sale.display_code}: {sale.reason or 'no reason given'}")
+            if host_code is None and found[0] not in NETWORK_CAUSES:
+                offline += 1  # refused before it went online: not a question of reaching the host
     n = len(amounts)
     if issuer_stans:
         record.evidence("issuer_referral", "decisive",
@@ -71,5 +74,5 @@ def test_code01_origin(terminal, profile, host_log, record, supply_watch, actuat
     sale_causes = ZVT_SALE_CAUSES if terminal.protocol == "zvt" else tuple(AGENT_REASON_CAUSE.values())
     record.measure("terminal_01_count", sum(map(len, local.values())), "count", lim["terminal_01_count"],
                    bears_on=("issuer_referral", *sale_causes))
-    record.measure("sale_host_answered_rate", round(answered / n, 3), "ratio",
+    record.measure("sale_host_answered_rate", round(answered / max(1, n - offline), 3), "ratio",
                    lim["sale_host_answered_rate"], bears_on=("network_unstable", "firewall"))

@@ -117,19 +117,26 @@ def test_usb_stable(mag_reader, profile, record, supply_watch):
                                    gone_at, time.monotonic())
         present = now_present
         time.sleep(0.05)
+    if not present and supply_watch is not None:  # gone at the end of the watch: judged all the same
+        supply_watch.attribute(record, f"the USB reader dropped off the bus and was still gone after "
+                                       f"{time.monotonic() - gone_at:.1f} s", gone_at, time.monotonic())
     record.measure("usb_drops", drops, "count", profile.limits["usb_drops"],
                    cause=None if supply_watch is not None else "pcb_intermittent", strength="moderate",
                    note=f"the reader left the bus {drops} time(s) in {spec.usb_watch_s:g} s")
     mag_reader.close()  # its handle is stale after a drop; the next user reconnects
 
 
-def _boot(power_switch, terminal, mag_reader, spec) -> tuple[float | None, float | None, float]:
+def _boot(power_switch, terminal, mag_reader, spec, watch) -> tuple[float | None, float | None, float]:
     """Power cycle; seconds from power-on until the ECR port answers and the USB reader
-    enumerates, and the monotonic time of power-on."""
+    enumerates, and the monotonic time of power-on. ``watch`` (the supply watch, or None) is told
+    the off time is the bench's own."""
+    t_off = time.monotonic()
     power_switch.off()
     time.sleep(spec.off_s)
     t0 = time.monotonic()
     power_switch.on()
+    if watch is not None:
+        watch.bench_switched(t_off, t0)
     try:
         terminal.wait_ready(terminal.boot_timeout)
         ecr = time.monotonic() - t0
@@ -158,7 +165,7 @@ def _judge_boot(record, supply_watch, ok: bool, what: str, t_on: float, t1: floa
 
 def test_cold_boot(power_switch, terminal, mag_reader, profile, record, supply_watch):
     spec = _power_spec(profile)
-    ecr, usb, t_on = _boot(power_switch, terminal, mag_reader, spec)
+    ecr, usb, t_on = _boot(power_switch, terminal, mag_reader, spec, supply_watch)
     lim = profile.limits
     ok = record.measure("cold_boot_s", None if ecr is None else round(ecr, 3), "s", lim["cold_boot_s"],
                         note="power-on until the unit answered its ECR port"
@@ -189,15 +196,18 @@ def test_cycle_soak(power_switch, terminal, mag_reader, profile, record, pytestc
     for n in range(1, cycles + 1):
         if cycles > spec.soak_cycles and (n == 1 or n % 10 == 0 or n == cycles):
             announce(f"soak: power cycle {n} of {cycles} ({failed} failed boots so far)")
-        ecr, _, t_on = _boot(power_switch, terminal, None, spec)
+        ecr, _, t_on = _boot(power_switch, terminal, None, spec, supply_watch)
         boots.append(ecr)
         _judge_boot(record, supply_watch, ecr is not None and ecr <= profile.limits["cold_boot_s"].max,
                     f"power cycle {n}: the boot was slow or failed", t_on, time.monotonic())
         if ecr is None:
             failed += 1
+            t_off = time.monotonic()
             power_switch.off()  # a unit stuck in a boot loop needs the supply removed
             time.sleep(spec.off_s)
             power_switch.on()
+            if supply_watch is not None:
+                supply_watch.bench_switched(t_off, time.monotonic())
             try:
                 terminal.wait_ready(terminal.boot_timeout)
             except UnitNotResponding:

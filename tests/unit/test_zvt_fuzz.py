@@ -118,3 +118,15 @@ def test_message_readers_raise_only_message_errors(data: bytes) -> None:
         with contextlib.suppress(ZvtMessageError):
             read(data)
     collector.result()
+
+
+def test_a_frame_split_anywhere_reads_the_same() -> None:
+    """The reader copies runs between DLEs: a split at any byte (a lone DLE ending a chunk, the
+    STX or a doubled DLE on the next) gives the same APDU and counts the same noise."""
+    apdu = bytes.fromhex("06 01 0A 04 00 00 00 01 10 00 49 09 78")  # a 10 to double
+    stream = b"\x00\x10\x15" + encode_frame(apdu) + encode_frame(b"\x80\x00\x00")
+    for cut in range(1, len(stream)):
+        reader = FrameReader(ChunkSource(stream, [cut, len(stream)]), t1_s=0.01)
+        assert reader.read_frame(0.01) == apdu, cut
+        assert reader.read_frame(0.01) == b"\x80\x00\x00", cut
+        assert reader.stats.noise_bytes == 3, cut

@@ -164,8 +164,8 @@ def _triage_until(tmp: Path, line_seen: str, sig: signal.Signals, delay_s: float
 
 @pytest.mark.timeout(150)
 @pytest.mark.parametrize("sig,after,delay_s", [
-    (signal.SIGTERM, "[6/16]", 0.0),                        # between tests, or in the next one
-    (signal.SIGHUP, "[3/16]", 0.05),                        # the terminal window closed
+    (signal.SIGTERM, "[6/", 0.0),                           # between tests, or in the next one
+    (signal.SIGHUP, "[3/", 0.05),                           # the terminal window closed
     (signal.SIGTERM, "starting the virtual bench", 0.3),    # while the bench starts
 ], ids=["sigterm-mid-run", "sighup-mid-run", "sigterm-at-start"])
 def test_a_signal_ends_the_triage_with_reports_and_cleans_up(tmp_path, sig, after, delay_s):
@@ -237,7 +237,7 @@ def test_two_triages_on_one_bench(tmp_path):
     winner, _, _ = next(x for x in results if x[0].returncode == 0)
     assert "the bench is in use" in loser.stdout and re.search(r"held by process \d+", loser.stdout), loser.stdout
     assert "since 20" in loser.stdout and "Traceback" not in loser.stdout + loser.stderr
-    assert loser.stdout.count("[1/16]") == 1 and "[2/16]" not in loser.stdout, "it went on after finding the bench in use"
+    assert loser.stdout.count("[1/") == 1 and "[2/" not in loser.stdout, "it went on after finding the bench in use"
     doc = json.loads(files["json"].read_text())
     assert doc["verdict"] == "bench_error" and doc["measurements"] == []
     assert "no fault found" in winner.stdout

@@ -23,6 +23,14 @@ from bench import taxonomy
 
 NOT_A_FAULT = ("issuer_referral", "operator_error")
 """Causes that explain a 01 without blaming the unit: the verdict stays pass, the cause is listed."""
+KNOWN_LIMITS = {
+    "zvt": "ZVT cannot tell `pcb_intermittent` from `application` on a serial link: garbled frames "
+           "make the PT look silent (the driver sees no ACK in time: a silence, not a garble) and "
+           "the silences outweigh the NAK count of the link test. The bench's USB drops on a steady "
+           "supply still point at the board; a ZVT terminal without a USB reader on the bench "
+           "leaves the two apart only by the link's NAK and repeat counts.",
+}
+"""What a protocol is known not to tell apart, stated under its calibration table."""
 CASE_TIMEOUT_S = 600.0
 """Seconds one triage may take before the case is recorded as a bench error."""
 
@@ -180,6 +188,8 @@ def markdown(scores: Scores, outcomes: list[Outcome], protocol: str = "agent") -
                   "| cause | why |", "|---|---|"]
         lines += [f"| {cause} | {'; '.join(sorted(whys))} |" for cause, whys in sorted(undecided.items())]
         lines.append("")
+    if protocol in KNOWN_LIMITS:
+        lines += [f"What `{protocol}` cannot tell apart: {KNOWN_LIMITS[protocol]}", ""]
     lines += ["### Confusion matrix (true cause → top-1 reported cause)", ""]
     predicted = sorted({p for row in scores.confusion.values() for p in row})
     lines.append("| true \\ reported | " + " | ".join(predicted) + " |")

@@ -38,6 +38,7 @@ Public API
 """
 from __future__ import annotations
 
+import abc
 import select
 import socket
 import time
@@ -391,7 +392,7 @@ class SerialTransport(ZvtLink):
 
 
 # -- TCP -------------------------------------------------------------------------------------------
-class _TcpApdus:
+class _TcpApdus(abc.ABC):
     """Bare APDUs over one connected TCP socket, reassembled from any segmentation by their length
     field [P16 4]: what the ECR's ``TcpTransport`` (connects) and the PT's ``TcpServerTransport``
     (accepts) share. ``rest_timeout_s`` bounds the rest of a message once its first byte came, and
@@ -402,13 +403,13 @@ class _TcpApdus:
         self._sock: socket.socket | None = None
         self._buffer = bytearray()
 
+    @abc.abstractmethod
     def _peer(self) -> str:
         """The other end, in error messages ("the PT at 192.0.2.1:20007")."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _connected(self, doing: str) -> socket.socket:
         """The connected socket (the ECR connects on demand; the PT needs an ECR)."""
-        raise NotImplementedError
 
     def _adopt(self, sock: socket.socket) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

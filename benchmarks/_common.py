@@ -1,11 +1,13 @@
 """Helpers shared by the benchmark scripts: statistics, machine description, clean exits."""
 from __future__ import annotations
 
+import multiprocessing
 import os
 import platform
 import statistics
 import sys
 from pathlib import Path
+from typing import Callable, Protocol
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as `python benchmarks/x.py` from anywhere
@@ -71,3 +73,116 @@ def run_and_print(run, markdown, json_path: Path | None, interrupted: str) -> in
     if json_path:
         json_path.write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
     return 0
+
+
+PEER_PLACES = ("process", "thread")
+"""Where a round-trip benchmark's peer (the terminal's end of the pty) runs: a process of its
+own (the default; a real terminal is never in the driver's process) or a thread of the
+benchmark's own process (the method up to 2026-11-28: the peer's Python then competes with the
+timed client's for the GIL)."""
+
+
+class Peer(Protocol):
+    """The terminal's end of a round-trip benchmark's pty."""
+
+    path: str
+    """The pty slave the timed clients open."""
+
+    @property
+    def served(self) -> int: ...
+    def check(self) -> None: ...
+    def state(self) -> str: ...
+    def close(self) -> None: ...
+
+
+class PeerProcess:
+    """A ``Peer`` built by ``make()`` in a child process (forked, so ``make`` needs no pickling)
+    and driven over a pipe: the timed client and the peer share no interpreter and no GIL, as
+    with a real terminal. ``pid`` is the child's."""
+
+    def __init__(self, make: Callable[[], Peer], start_timeout_s: float = 10.0):
+        ctx = multiprocessing.get_context("fork")
+        self._conn, child = ctx.Pipe()
+        self._process = ctx.Process(target=_serve_peer, args=(child, make), name="benchmark-peer", daemon=True)
+        self._process.start()
+        child.close()
+        self.pid = self._process.pid
+        try:
+            self._status = self._ask(None, start_timeout_s)
+        except BaseException:
+            self.close()
+            raise
+        self.path: str = self._status["path"]
+
+    def _ask(self, command: str | None, timeout_s: float = 10.0) -> dict:
+        if command is not None:
+            self._conn.send(command)
+        if not self._conn.poll(timeout_s):
+            raise RuntimeError(f"the peer process (pid {self.pid}) did not answer within {timeout_s:g} s")
+        status = self._conn.recv()
+        if status.get("failed"):
+            raise RuntimeError(f"the peer process failed: {status['failed']}")
+        return status
+
+    @property
+    def served(self) -> int:
+        return self._ask("status")["served"]
+
+    def check(self) -> None:
+        problem = self._ask("status")["problem"]
+        if problem:
+            raise RuntimeError(problem)
+
+    def state(self) -> str:
+        try:
+            return self._ask("status", 2.0)["state"]
+        except (RuntimeError, OSError, EOFError) as exc:
+            return f"peer process: {exc}"
+
+    def close(self) -> None:
+        if self._process.is_alive():
+            try:
+                self._ask("stop", 5.0)
+            except (RuntimeError, OSError, EOFError):
+                pass
+        self._process.join(3.0)
+        if self._process.is_alive():
+            self._process.terminate()
+            self._process.join(2.0)
+        self._conn.close()
+
+
+def _serve_peer(conn, make: Callable[[], Peer]) -> None:
+    """The child of ``PeerProcess``: build the peer, answer each request with its status; "stop"
+    closes the peer first."""
+    peer = None
+    closed = False
+
+    def status() -> dict:
+        try:
+            peer.check()
+            problem = ""
+        except Exception as exc:
+            problem = str(exc)
+        return {"path": peer.path, "served": peer.served, "problem": problem, "state": peer.state()}
+
+    try:
+        peer = make()
+        conn.send(status())
+        while conn.recv() != "stop":
+            conn.send(status())
+        closed = True
+        peer.close()
+        conn.send(status())
+    except BaseException as exc:  # reported to the parent (Ctrl-C included)
+        try:
+            conn.send({"failed": repr(exc)})
+        except Exception:
+            pass
+    finally:
+        if peer is not None and not closed:
+            try:
+                peer.close()
+            except Exception:
+                pass
+        conn.close()

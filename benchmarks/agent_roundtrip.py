@@ -1,19 +1,22 @@
 """ECR round trip: what the driver costs over the raw serial port.
 
-One pseudo-terminal. On its master a responder thread speaks the ECR link protocol at byte
-level with zero processing delay (no VirtualTerminal: its deliberate command delay would
-dominate): ACK the ENQ, read the frame to ETX+LRC, ACK, read EOT; then ENQ, wait ACK, send the
-reply frame, wait ACK, send EOT. On the slave, the same ``ST`` request is timed two ways:
+One pseudo-terminal. On its master a responder speaks the ECR link protocol at byte level with
+zero processing delay (no VirtualTerminal: its deliberate command delay would dominate): ACK the
+ENQ, read the frame to ETX+LRC, ACK, read EOT; then ENQ, wait ACK, send the reply frame, wait
+ACK, send EOT. On the slave, the same ``ST`` request is timed two ways:
 
   driver  ``AgentTerminal(url=slave).request("ST")`` (SerialBytePort + Link + message codec)
   raw     ``serial.Serial(slave)`` with plain write()/read() of the very same byte sequences
 
-Both run in short interleaved blocks after a warm-up, so drift (CPU placement of the two
-threads, other load on the machine) hits both alike; besides the pooled statistics the
-ratio is also given paired: median over block pairs of driver-block median / raw-block median.
+The responder runs in a process of its own (``--peer-in process``, the default), as a real
+terminal is never in the driver's process; ``--peer-in thread`` runs it in a thread of this
+process, the method before 2026-11-28, where its Python competes with the timed client's for
+the GIL. Both paths run in short interleaved blocks after a warm-up, so drift (CPU placement,
+other load on the machine) hits both alike; besides the pooled statistics the ratio is also
+given paired: median over block pairs of driver-block median / raw-block median.
 
     .venv/bin/python benchmarks/agent_roundtrip.py [-n 500] [--repeat 3] [--warmup 50] [--block 10]
-                                                 [--json FILE]
+                                                 [--peer-in process|thread] [--json FILE]
 """
 from __future__ import annotations
 
@@ -30,11 +33,13 @@ from pathlib import Path
 from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import exit_cleanly_on_sigterm, machine, ms, run_and_print, summary, table  # noqa: E402
+from _common import (PEER_PLACES, PeerProcess, exit_cleanly_on_sigterm, machine, ms, run_and_print,  # noqa: E402
+                     summary, table)
 
 import serial  # noqa: E402
 
 from drivers.serial.agent import AgentTerminal  # noqa: E402
+from drivers.serial.agent_link import Link  # noqa: E402
 from drivers.serial.agent_frame import (ACK, ENQ, EOT, ETX, STX, encode_frame,  # noqa: E402
                                       encode_message)
 
@@ -54,11 +59,12 @@ class Stopped(Exception):
     """The responder was told to stop."""
 
 
-def other_openers(path: str) -> list[str]:
-    """Other processes holding ``path`` open (a stale client that reopened a recycled pty)."""
+def other_openers(path: str, peer_pid: int | None = None) -> list[str]:
+    """Other processes holding ``path`` open (a stale client that reopened a recycled pty); not
+    this one, nor the peer's (``peer_pid``)."""
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
-        if int(pid) == os.getpid():
+        if int(pid) in (os.getpid(), peer_pid):
             continue
         try:
             fds = os.listdir(f"/proc/{pid}/fd")
@@ -143,6 +149,60 @@ class Responder(threading.Thread):
     def stop(self) -> None:
         self.stopping.set()
         self.join(2.0)
+
+
+class ResponderPeer:
+    """A fresh pty with a ``Responder`` thread on its master: ``path`` (the slave) for the
+    clients, ``served``, ``check()`` (raises if the responder failed or got a wrong request),
+    ``state()``, ``close()``. In a ``PeerProcess`` it is the peer in a process of its own."""
+
+    def __init__(self, responder: type[Responder] = Responder):
+        self.master, self.slave = os.openpty()
+        try:
+            tty.setraw(self.slave, termios.TCSANOW)
+            self.path = os.ttyname(self.slave)  # the slave fd stays open: the master never sees EIO
+            os.set_blocking(self.master, False)
+            self.responder = responder(self.master)
+            self.responder.start()
+        except BaseException:
+            self._close_fds()
+            raise
+        self.pid = os.getpid()
+
+    @property
+    def served(self) -> int:
+        return self.responder.served
+
+    def check(self) -> None:
+        if self.responder.error is not None:
+            raise RuntimeError(f"responder failed: {self.responder.error!r}")
+        if self.responder.bad_requests:
+            raise RuntimeError(f"{self.responder.bad_requests} requests differed from the expected frame")
+
+    def state(self) -> str:
+        r = self.responder
+        return f"responder {r.state}, served {r.served}, unread {bytes(r.buf)!r}"
+
+    def close(self) -> None:
+        try:
+            self.responder.stop()
+        finally:
+            self._close_fds()
+
+    def _close_fds(self) -> None:
+        for fd in (self.master, self.slave):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.master = self.slave = -1
+
+
+def start_peer(make: Callable[[], "ResponderPeer"], peer_in: str):
+    """``make()`` here (``peer_in`` "thread") or in a ``PeerProcess`` of its own ("process")."""
+    if peer_in not in PEER_PLACES:
+        raise ValueError(f"peer_in must be one of {PEER_PLACES}, got {peer_in!r}")
+    return make() if peer_in == "thread" else PeerProcess(make)
 
 
 class RawClient:
@@ -232,23 +292,15 @@ def compare(runs: list[dict]) -> dict:
     }
 
 
-def one_run(n: int, warmup: int, block: int) -> dict:
-    """One measurement on a fresh pty: ``n`` timed round trips per path, interleaved in blocks."""
-    master = slave = -1
-    responder = driver = raw = None
+def one_run(n: int, warmup: int, block: int, peer_in: str = "process") -> dict:
+    """One measurement on a fresh pty: ``n`` timed round trips per path, interleaved in blocks;
+    the peer in its own process or in a thread of this one (``peer_in``)."""
+    peer = driver = raw = None
     try:
-        master, slave = os.openpty()
-        tty.setraw(slave, termios.TCSANOW)
-        path = os.ttyname(slave)  # the slave fd stays open: the master never sees EIO
-        os.set_blocking(master, False)
-        responder = Responder(master)
-        responder.start()
+        peer = start_peer(ResponderPeer, peer_in)
+        path = peer.path
         driver = AgentTerminal(url=path).open()
         raw = RawClient(path)
-
-        def check_peer() -> None:
-            if responder.error is not None:
-                raise RuntimeError(f"responder failed: {responder.error!r}")
 
         def driver_rt() -> None:
             reply = driver.request("ST")
@@ -257,37 +309,80 @@ def one_run(n: int, warmup: int, block: int) -> dict:
 
         samples: dict[str, list[float]] = {"driver": [], "raw": []}
         try:
-            check_peer()
+            peer.check()
             pairs = timed_runs(driver_rt, raw.round_trip, n, warmup, block, samples)
-            check_peer()
+            peer.check()
         except Exception as exc:
-            others = other_openers(path)
+            others = other_openers(path, peer.pid)
             raise RuntimeError(
                 f"round trip failed after {len(samples['driver'])} driver / {len(samples['raw'])} raw "
-                f"timed round trips: {exc!r}; responder {responder.state}, served {responder.served}, "
-                f"unread {bytes(responder.buf)!r}; driver link {driver.link.stats.snapshot()}; "
+                f"timed round trips: {exc!r}; {peer.state()}; driver link {driver.link.stats.snapshot()}; "
                 f"other processes with {path} open: {others or 'none'}") from exc
-        if responder.bad_requests:
-            raise RuntimeError(f"{responder.bad_requests} requests differed from the expected frame")
-        return {"samples": samples, "pairs": pairs, "served": responder.served,
+        return {"samples": samples, "pairs": pairs, "served": peer.served,
                 "link": driver.link.stats.snapshot()}
     finally:
-        close_quietly(driver and driver.close, raw and raw.close, responder and responder.stop)
-        for fd in (master, slave):
-            if fd >= 0:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+        close_quietly(driver and driver.close, raw and raw.close, peer and peer.close)
 
 
-def run(n: int = 500, warmup: int = 50, block: int = 10, repeat: int = 3) -> dict:
+class InMemoryUnit:
+    """A byte port that answers the driver's link at once from memory (no pty, no peer): the
+    driver's own CPU per request, with no I/O."""
+
+    reopens = 0
+
+    def __init__(self) -> None:
+        self.pending = bytearray()
+        self.reply_sent = False
+
+    def write(self, data: bytes) -> None:
+        if data in (bytes([ENQ]), REQUEST_FRAME):
+            self.pending.append(ACK)
+        elif data == bytes([EOT]):
+            self.pending.append(ENQ)  # the driver's request is in: the unit's turn
+        elif data == bytes([ACK]):
+            if self.reply_sent:
+                self.pending.append(EOT)
+            else:
+                self.pending += REPLY_FRAME
+            self.reply_sent = not self.reply_sent
+
+    def read(self, size: int, timeout: float) -> bytes:
+        chunk = bytes(self.pending[:size])
+        del self.pending[:size]
+        return chunk
+
+    def discard_input(self) -> None:
+        self.pending.clear()
+
+    def close(self) -> None:
+        self.pending.clear()
+
+
+def driver_cpu_s(n: int = 5000) -> float:
+    """Seconds of the driver's own work per ``ST`` request against ``InMemoryUnit`` (best of 3)."""
+    driver = AgentTerminal(url="in-memory")
+    driver.port = InMemoryUnit()  # type: ignore[assignment]
+    driver.link = Link(driver.port, driver.timing, driver.device)
+    for _ in range(200):
+        if driver.request("ST").get("log_seq") != "212":
+            raise RuntimeError("driver: wrong reply from the in-memory unit")
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            driver.request("ST")
+        best = min(best, (time.perf_counter() - t0) / n)
+    return best
+
+
+def run(n: int = 500, warmup: int = 50, block: int = 10, repeat: int = 3, peer_in: str = "process") -> dict:
     """``repeat`` runs of ``one_run``; statistics over all samples, plus each run's paired ratio."""
-    runs = [one_run(n, warmup, block) for _ in range(repeat)]
+    runs = [one_run(n, warmup, block, peer_in) for _ in range(repeat)]
     return {
         "benchmark": "agent_roundtrip", "n": n, "repeat": repeat, "warmup": warmup, "block": block,
-        "request_bytes": len(REQUEST_FRAME), "reply_bytes": len(REPLY_FRAME), **compare(runs),
-        "process_cpu_s": time.process_time(), "machine": machine(),
+        "peer_in": peer_in, "request_bytes": len(REQUEST_FRAME), "reply_bytes": len(REPLY_FRAME),
+        **compare(runs), "driver_cpu_s": driver_cpu_s(), "process_cpu_s": time.process_time(),
+        "machine": machine(),
     }
 
 
@@ -319,22 +414,34 @@ def report(res: dict, driver_path: str, wire_bytes: int, bits_per_byte: int, ser
         + ".\n")
 
 
+def peer_place(res: dict) -> str:
+    """Where the peer ran, for the text (results from before ``peer_in`` existed: a thread)."""
+    return ("in a process of its own" if res.get("peer_in", "thread") == "process"
+            else "in a thread of the benchmark's process")
+
+
 def markdown(res: dict) -> str:
     return (
+        f"Peer {peer_place(res)}. "
         f"{res['repeat']} runs, each on a fresh pty: {res['warmup']} warm-up round trips per path, then "
         f"{res['n']} timed per path, interleaved in blocks of {res['block']} "
         f"({res['repeat'] * res['n']} samples per path in all); request frame {res['request_bytes']} B, reply frame {res['reply_bytes']} B. "
         f"Times per round trip in ms.\n\n"
         + report(res, 'driver `AgentTerminal.request("ST")`', res["request_bytes"] + res["reply_bytes"] + CONTROL_BYTES,
-                 10, "responder served", "no retries, NAKs or timeouts"))
+                 10, "responder served", "no retries, NAKs or timeouts")
+        + (f"\nThe driver's own work per request, against an in-memory unit (no pty, no peer, best of 3 x "
+           f"5000): **{res['driver_cpu_s'] * 1e6:.0f} µs**.\n" if "driver_cpu_s" in res else ""))
 
 
 def add_run_options(ap: argparse.ArgumentParser) -> None:
-    """-n, --warmup, --block, --repeat and --json, as every round-trip benchmark takes them."""
+    """-n, --warmup, --block, --repeat, --peer-in and --json, as every round-trip benchmark takes them."""
     ap.add_argument("-n", type=int, default=500, help="timed round trips per path (default 500)")
     ap.add_argument("--warmup", type=int, default=50, help="untimed round trips per path first")
     ap.add_argument("--block", type=int, default=10, help="round trips per interleaved block")
     ap.add_argument("--repeat", type=int, default=3, help="runs, each on a fresh pty (default 3)")
+    ap.add_argument("--peer-in", choices=PEER_PLACES, default="process",
+                    help="where the peer runs: a process of its own (default), or a thread of this "
+                         "process (the method before 2026-11-28; it shares the GIL with the client)")
     ap.add_argument("--json", type=Path, help="also write the results here")
 
 
@@ -343,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
     add_run_options(ap)
     args = ap.parse_args(argv)
     exit_cleanly_on_sigterm()
-    return run_and_print(lambda: run(args.n, args.warmup, args.block, args.repeat), markdown,
+    return run_and_print(lambda: run(args.n, args.warmup, args.block, args.repeat, args.peer_in), markdown,
                          args.json, "interrupted; pty and responder closed")
 
 

@@ -68,15 +68,15 @@ def zvt_section(zr: dict) -> str:
     lines += [
         f"- Where the time goes: the driver's own work per enquiry (the in-memory PT above) is "
         f"{zr['driver_cpu_s'] * 1e6:.0f} µs",
-        "  of Python: CRC-16 and frame reading for three frames, BMP and BER-TLV parsing of the",
-        "  completion, the result. The rest is the port layer (a `tcdrain` per write, a `tcflush` per",
-        "  command) and, with the peer in the same process, the GIL: the driver's CPU cannot overlap",
-        "  the peer's.",
-        "- Fixed in the driver: a table CRC instead of a bit loop, frames read run by run between DLEs",
-        "  instead of a call and a `del buffer[0]` per byte, the CRC computed once per frame, one walk of",
-        "  the TLV tree instead of one per tag, no decode and re-encode of every APDU before framing;",
-        "  and local serial ports read with one select and one read (`SerialBytePort.read`, shared with",
-        "  the agent driver).",
+        "  of Python, more than half of it reading the completion into a result (BMP and BER-TLV",
+        "  parsing, the `Collector`, the 37-field `ZvtResult`), the rest the link (three frames, CRC-16).",
+        "  It makes fewer system calls than the raw client; the extra is that Python, which runs",
+        "  between a frame's arrival and the driver's answer and so adds to the round trip.",
+        "- Fixed in the driver: CRC-16/KERMIT through `binascii.crc_hqx` on bit-reversed bytes",
+        "  instead of a table loop per byte, TLV and LL/LLL-prefix parsing without a generator per",
+        "  object or byte, the CRC bytes taken from the read buffer; and, shared with the agent",
+        "  driver, `SerialBytePort.write` with one `os.write` (no pyserial write loop and select) and",
+        "  no `tcdrain` on a pseudo-terminal, where it has nothing to wait for.",
         ""]
     return "\n".join(lines)
 
@@ -117,24 +117,25 @@ Each benchmark also runs on its own: `.venv/bin/python benchmarks/agent_roundtri
 
 What the ECR driver stack (`AgentTerminal` -> `Link` -> `SerialBytePort` -> pyserial) costs
 over bare pyserial for one `ST` request and its reply. Both run on the same pseudo-terminal
-against the same peer: a thread on the pty master that speaks the link protocol byte by byte
-with no processing delay (ACK the ENQ, read the frame to ETX+LRC, ACK, read EOT; then ENQ,
-wait for ACK, send the reply frame, wait for ACK, send EOT). The raw client writes and reads
-the same byte sequences with plain `write()`/`read()` and knows the reply length up front. The
-peer's cost is in both paths, so the ratio understates the driver's share and the difference
-(µs per round trip) is the better number.
+against the same peer: a responder on the pty master, in a process of its own as a real
+terminal is (`--peer-in thread` puts it in a thread of the benchmark's process, the method
+before 2026-11-28), that speaks the link protocol byte by byte with no processing delay (ACK the
+ENQ, read the frame to ETX+LRC, ACK, read EOT; then ENQ, wait for ACK, send the reply frame,
+wait for ACK, send EOT). The raw client writes and reads the same byte sequences with plain
+`write()`/`read()` and knows the reply length up front. The peer's cost is in both paths, so
+the ratio understates the driver's share and the difference (µs per round trip) is the better
+number.
 
 {agent_roundtrip.markdown(rt)}
-Reading it: the driver's extra time is CPU time in Python. The link reads a frame's body run by
-run up to ETX (it used to call `Link._byte` once per byte) and `SerialBytePort.read` reads a
-local port with one select and one read (no pyserial read loop, no `in_waiting` query); what is
-left is mostly the message codec (`agent_frame`: LRC, payload check and field parsing, a Python
-loop per byte of the 247-byte reply), then one `tcdrain` per write and a `tcflush` per request.
-On a real link this does not matter: the {extra_us:.0f} µs are about
-1/{wire_115k_us / max(extra_us, 1e-9):.0f} of the wire time of the same bytes at 115200 baud. The
-absolute times can differ between runs by up to about 2x (the two threads on the same or on
-different CPUs, other load on the machine); the paired per-block ratio and the µs difference are
-steadier than the pooled figures.
+Reading it: the driver's extra time is CPU time in Python (it makes fewer system calls than the
+raw client): the message codec (`agent_frame`: LRC, payload check, field parsing, now without a
+Python step per byte) and the link. `SerialBytePort` reads a local port with one select and one
+read, writes it with one `os.write`, and skips `tcdrain` on a pseudo-terminal (on a real tty
+each write still waits until its bytes are out). On a real link this does not matter: the
+{extra_us:.0f} µs are about 1/{wire_115k_us / max(extra_us, 1e-9):.0f} of the wire time of the same
+bytes at 115200 baud. The absolute times can differ between runs by up to about 3x (client and
+peer on the same or on different CPUs, other load on the machine), and the ratio with them; the
+paired per-block ratio and the µs difference are steadier than the pooled figures.
 
 ## ZVT round trip: driver vs raw pyserial (`benchmarks/zvt_roundtrip.py`)
 

@@ -20,11 +20,16 @@ Two peers (``--peer``):
 
   virtual    the virtual ZVT terminal (``bench/sim/zvt_terminal.py``) with its designed delays
              (command_s, jitter_s) set to 0; its own Python link and unit model run in both paths
-  responder  a zero-delay thread speaking the link at byte level, as in ``agent_roundtrip.py``:
+  responder  a zero-delay responder speaking the link at byte level, as in ``agent_roundtrip.py``:
              the ratio then means what the agent benchmark's ratio means
 
+Either peer runs in a process of its own (``--peer-in process``, the default), as a real PT is
+never in the driver's process; ``--peer-in thread`` runs it in a thread of this process (the
+method before 2026-11-28, where the peer's Python competes with the timed client's for the GIL).
+
     .venv/bin/python benchmarks/zvt_roundtrip.py [--peer virtual|responder|both] [-n 500] [--repeat 3]
-                                                 [--warmup 50] [--block 10] [--json FILE]
+                                                 [--warmup 50] [--block 10] [--peer-in process|thread]
+                                                 [--json FILE]
 """
 from __future__ import annotations
 
@@ -43,8 +48,8 @@ from _common import exit_cleanly_on_sigterm, machine, run_and_print  # noqa: E40
 import serial  # noqa: E402
 
 import agent_roundtrip  # noqa: E402
-from agent_roundtrip import (add_run_options, close_quietly, compare, other_openers, report,  # noqa: E402
-                             timed_runs)
+from agent_roundtrip import (add_run_options, close_quietly, compare, other_openers, peer_place,  # noqa: E402
+                             report, start_peer, timed_runs)
 from bench.profile import profile_for_model  # noqa: E402
 from bench.sim.unit import TerminalTiming  # noqa: E402
 from bench.sim.zvt_terminal import VirtualZvtTerminal  # noqa: E402
@@ -165,10 +170,12 @@ def learn_completion(path: str) -> bytes:
 
 
 class Peer:
-    """The PT on the pty master: ``path`` to open, ``served`` so far, ``check()`` raises if broken."""
+    """The PT on the pty master: ``path`` to open, ``served`` so far, ``check()`` raises if broken.
+    In an ``agent_roundtrip.start_peer`` process it is the PT in a process of its own."""
 
     def __init__(self, kind: str):
         self.kind = kind
+        self.pid = os.getpid()
         self.master = self.slave = -1
         self.responder: Responder | None = None
         self.virtual: VirtualZvtTerminal | None = None
@@ -263,11 +270,12 @@ def driver_cpu_s(n: int = 5000) -> float:
     return best
 
 
-def one_run(kind: str, n: int, warmup: int, block: int) -> dict:
-    """One measurement on a fresh pty and peer: ``n`` timed round trips per path, interleaved."""
+def one_run(kind: str, n: int, warmup: int, block: int, peer_in: str = "process") -> dict:
+    """One measurement on a fresh pty and peer: ``n`` timed round trips per path, interleaved;
+    the peer in its own process or in a thread of this one (``peer_in``)."""
     peer = driver = raw = None
     try:
-        peer = Peer(kind)
+        peer = start_peer(lambda: Peer(kind), peer_in)
         completion = COMPLETION_FRAME if kind == "responder" else learn_completion(peer.path)
         driver = ZvtTerminal.open_url(peer.path, 9600, LinkTiming(), password=PASSWORD)
         raw = RawClient(peer.path, completion)
@@ -286,26 +294,27 @@ def one_run(kind: str, n: int, warmup: int, block: int) -> dict:
                 f"round trip failed after {len(samples['driver'])} driver / {len(samples['raw'])} raw "
                 f"timed round trips: {exc!r}; {peer.state()}; driver link "
                 f"{driver.transport.stats.snapshot()}; other processes with {peer.path} open: "
-                f"{other_openers(peer.path) or 'none'}") from exc
+                f"{other_openers(peer.path, peer.pid) or 'none'}") from exc
         return {"samples": samples, "pairs": pairs, "served": peer.served, "completion_bytes": len(completion),
                 "link": driver.transport.stats.snapshot()}
     finally:
         close_quietly(driver and driver.close, raw and raw.close, peer and peer.close)
 
 
-def run_peer(kind: str, n: int, warmup: int, block: int, repeat: int) -> dict:
+def run_peer(kind: str, n: int, warmup: int, block: int, repeat: int, peer_in: str = "process") -> dict:
     """``repeat`` runs of ``one_run``; statistics over all samples, plus each run's paired ratio."""
-    runs = [one_run(kind, n, warmup, block) for _ in range(repeat)]
+    runs = [one_run(kind, n, warmup, block, peer_in) for _ in range(repeat)]
     return {
-        "peer": kind, "n": n, "repeat": repeat, "warmup": warmup, "block": block,
+        "peer": kind, "peer_in": peer_in, "n": n, "repeat": repeat, "warmup": warmup, "block": block,
         "request_bytes": len(REQUEST_FRAME), "answer_bytes": len(ANSWER_FRAME),
         "completion_bytes": runs[0]["completion_bytes"], **compare(runs),
     }
 
 
 def run(n: int = 500, warmup: int = 50, block: int = 10, repeat: int = 3,
-        peers: tuple[str, ...] = PEERS) -> dict:
-    return {"benchmark": "zvt_roundtrip", "peers": {kind: run_peer(kind, n, warmup, block, repeat) for kind in peers},
+        peers: tuple[str, ...] = PEERS, peer_in: str = "process") -> dict:
+    return {"benchmark": "zvt_roundtrip", "peer_in": peer_in,
+            "peers": {kind: run_peer(kind, n, warmup, block, repeat, peer_in) for kind in peers},
             "driver_cpu_s": driver_cpu_s(), "process_cpu_s": time.process_time(), "machine": machine()}
 
 
@@ -317,8 +326,8 @@ def markdown_peer(res: dict) -> str:
     peer = ("the virtual ZVT terminal, designed delays 0" if res["peer"] == "virtual"
             else "a zero-delay byte-level responder")
     return (
-        f"Peer: {peer}. {res['repeat']} runs, each on a fresh pty: {res['warmup']} warm-up round trips per "
-        f"path, then {res['n']} timed per path, interleaved in blocks of {res['block']} "
+        f"Peer: {peer}, {peer_place(res)}. {res['repeat']} runs, each on a fresh pty: {res['warmup']} "
+        f"warm-up round trips per path, then {res['n']} timed per path, interleaved in blocks of {res['block']} "
         f"({res['repeat'] * res['n']} samples per path in all); frames: command {res['request_bytes']} B, "
         f"80 00 00 {res['answer_bytes']} B (twice), completion {res['completion_bytes']} B, plus 4 ACKs. "
         f"Times per round trip in ms.\n\n"
@@ -328,7 +337,7 @@ def markdown_peer(res: dict) -> str:
 
 def markdown(res: dict) -> str:
     return "\n".join([markdown_peer(res["peers"][kind]) for kind in PEERS if kind in res["peers"]] + [
-        f"The driver's own work per enquiry, against an in-memory PT (no pty, no peer thread, best of "
+        f"The driver's own work per enquiry, against an in-memory PT (no pty, no peer, best of "
         f"3 x 5000): **{res['driver_cpu_s'] * 1e6:.0f} µs**.\n"])
 
 
@@ -339,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     exit_cleanly_on_sigterm()
     peers = PEERS if args.peer == "both" else (args.peer,)
-    return run_and_print(lambda: run(args.n, args.warmup, args.block, args.repeat, peers), markdown,
+    return run_and_print(lambda: run(args.n, args.warmup, args.block, args.repeat, peers, args.peer_in), markdown,
                          args.json, "interrupted; ptys, peers and ports closed")
 
 

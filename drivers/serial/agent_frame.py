@@ -18,13 +18,26 @@ MAX_MESSAGE = 4096
 
 _COMMAND_RE = re.compile(r"[A-Z][A-Z0-9]{1,7}")
 _KEY_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
+_MESSAGE_RE = re.compile(r"[A-Z][A-Z0-9]{1,7}(?:\x1c[a-z][a-z0-9_]{0,31}=[\x20-\x7e]*)*")
+"""A whole well-formed message: the command, then FS key=value per field (printable values)."""
+
+
+_ALLOWED = bytes([FS, *range(0x20, 0x7F)])
+"""The bytes a message may hold: printable ASCII and FS."""
 
 
 def lrc(data: bytes) -> int:
-    """XOR of every byte of ``data``."""
-    value = 0
-    for byte in data:
-        value ^= byte
+    """XOR of every byte of ``data``.
+
+    Folded as one integer (high half onto low half until one byte is left): a few big-int
+    operations instead of a Python step per byte."""
+    width = len(data)
+    value = int.from_bytes(data, "little")
+    while width > 1:
+        half = (width + 1) >> 1
+        bits = half << 3
+        value = (value & ((1 << bits) - 1)) ^ (value >> bits)
+        width = half
     return value
 
 
@@ -59,9 +72,9 @@ def decode_frame(frame: bytes) -> bytes:
 def _check_payload(message: bytes, error: type[Exception] = MessageError) -> None:
     if len(message) > MAX_MESSAGE:
         raise error(f"message of {len(message)} bytes exceeds {MAX_MESSAGE}")
-    for byte in message:
-        if byte != FS and not 0x20 <= byte <= 0x7E:
-            raise error(f"byte 0x{byte:02X} is not allowed in a message")
+    bad = bytes(message).translate(None, _ALLOWED)  # what is left once the allowed bytes are gone
+    if bad:
+        raise error(f"byte 0x{bad[0]:02X} is not allowed in a message")
 
 
 @dataclass
@@ -100,7 +113,7 @@ def encode_message(command: str, fields: list[tuple[str, str]] | dict[str, objec
         if not _KEY_RE.fullmatch(key):
             raise MessageError(f"bad field name {key!r}")
         text = str(value)
-        if any(not 0x20 <= ord(ch) <= 0x7E for ch in text):
+        if not (text.isascii() and text.isprintable()):  # i.e. every character in 0x20..0x7E
             raise MessageError(f"field {key!r} has a character a message cannot carry")
         parts.append(f"{key}={text}".encode("ascii"))
     message = bytes([FS]).join(parts)
@@ -115,6 +128,8 @@ def decode_message(payload: bytes) -> Message:
     except UnicodeDecodeError:
         raise MessageError("message is not ASCII") from None
     command, *rest = text.split(chr(FS))
+    if _MESSAGE_RE.fullmatch(text):  # one check of the whole message; else field by field for the error
+        return Message(command, [tuple(part.split("=", 1)) for part in rest])  # type: ignore[misc]
     if not _COMMAND_RE.fullmatch(command):
         raise MessageError(f"bad command code {command[:16]!r}")
     fields: list[tuple[str, str]] = []
@@ -122,7 +137,7 @@ def decode_message(payload: bytes) -> Message:
         key, sep, value = part.partition("=")
         if not sep or not _KEY_RE.fullmatch(key):
             raise MessageError(f"field {part[:24]!r} is not key=value")
-        if any(not 0x20 <= ord(ch) <= 0x7E for ch in value):
+        if not value.isprintable():  # ASCII already: every character in 0x20..0x7E
             raise MessageError(f"field {key!r} has a control character")
         fields.append((key, value))
     return Message(command, fields)

@@ -99,7 +99,12 @@ class Link:
     def _byte_until(self, deadline: float) -> int | None:
         """Next byte, or None once ``deadline`` (monotonic s) has passed, even under a stream of noise."""
         remaining = deadline - time.monotonic()
-        return None if remaining <= 0 else self._byte(remaining)
+        if remaining <= 0:
+            return None
+        if self._pos >= len(self._buffer) and not self._refill(remaining):  # ``_byte``, inlined
+            return None
+        self._pos += 1
+        return self._buffer[self._pos - 1]
 
     def _wait_for(self, wanted: set[int], timeout: float) -> int | None:
         """Return the first byte in ``wanted`` within ``timeout`` s; other bytes count as noise."""

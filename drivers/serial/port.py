@@ -32,6 +32,38 @@ def reopen_within(open_port: Callable[[], object], within_s: float, device: str,
         time.sleep(poll_s)
 
 
+def _write_all(fd: int, data: bytes, timeout_s: float = WRITE_TIMEOUT_S) -> None:
+    """Write all of ``data`` to the non-blocking descriptor of a local port, waiting at most
+    ``timeout_s`` seconds for room; the errors pyserial's ``write`` raises, with its messages."""
+    view = memoryview(data)
+    deadline = None
+    while view:
+        try:
+            view = view[os.write(fd, view):]
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError as exc:
+            raise serial.SerialException(f"write failed: {exc}") from None
+        if not view:
+            return
+        if deadline is None:
+            deadline = time.monotonic() + timeout_s
+        if not select.select([], [fd], [], max(0.0, deadline - time.monotonic()))[1]:
+            raise serial.SerialTimeoutException("Write timeout")
+
+
+PTY_SLAVE_MAJORS = range(136, 144)
+"""Linux device majors of pseudo-terminal slaves (/dev/pts/N)."""
+
+
+def _is_pty(fd: int) -> bool:
+    """A Linux pseudo-terminal slave: no transmitter, its output is the master's input at once."""
+    try:
+        return os.major(os.fstat(fd).st_rdev) in PTY_SLAVE_MAJORS
+    except OSError:
+        return False
+
+
 class SerialBytePort:
     """A ``BytePort`` on ``serial.serial_for_url``: local ttys, ``socket://``, ``rfc2217://``.
 
@@ -39,6 +71,8 @@ class SerialBytePort:
     network round trip); deadlines are kept by polling. A local port is read with one select on
     its descriptor up to the deadline and one read of what has arrived (pyserial's read loop
     and an ``in_waiting`` query per call cost more than the bytes themselves at 115200 baud).
+    A write waits until the bytes have left (``tcdrain``), so that deadlines after it do not
+    include the transmission; on a pseudo-terminal, where that wait is empty, it is skipped.
     """
 
     label = "ECR port"
@@ -54,6 +88,8 @@ class SerialBytePort:
         self._serial: serial.SerialBase | None = None
         self.reopens = 0
         self._pty_id: tuple[int, int] | None = None
+        self._drain = True
+        """``tcdrain`` after each write (not on a pseudo-terminal: nothing to wait for)."""
 
     def _check_pty(self) -> None:
         """A pseudo-terminal never comes back: a path like /dev/pts/7 that reappears belongs to a
@@ -90,6 +126,8 @@ class SerialBytePort:
             if "exclusively lock" in detail:
                 detail = f"another program has it open ({detail})"
             raise PortUnavailable(self.device, f"opening {self.label} {self.url}", detail) from None
+        fd = getattr(self._serial, "fd", None)
+        self._drain = not (isinstance(fd, int) and _is_pty(fd))
 
     def close(self) -> None:
         if self._serial is not None:
@@ -122,40 +160,58 @@ class SerialBytePort:
         try:
             return op(self._ser())
         except (serial.SerialException, OSError) as exc:
-            # The port vanished under us: try once to get it back, then it is a bench fault.
-            self.reopen()
-            try:
-                return op(self._ser())
-            except (serial.SerialException, OSError) as again:
-                raise PortLost(self.device, doing, f"{exc}; after reopening: {again}") from None
+            return self._retry(op, doing, exc)
 
+    def _retry(self, op, doing: str, exc: Exception):
+        """The port vanished under us (``exc``): try once to get it back, then it is a bench fault."""
+        self.reopen()
+        try:
+            return op(self._ser())
+        except (serial.SerialException, OSError) as again:
+            raise PortLost(self.device, doing, f"{exc}; after reopening: {again}") from None
+
+    # read and write call their work directly and build ``_io``'s closure and message only when
+    # the port failed: they run several times per message.
     def read(self, size: int, timeout: float) -> bytes:
         deadline = time.monotonic() + max(0.0, timeout)
+        try:
+            return self._read(self._ser() if self._serial is None else self._serial, size, deadline)
+        except (serial.SerialException, OSError) as exc:
+            return self._retry(lambda ser: self._read(ser, size, deadline), f"reading from {self.url}", exc)
 
-        def op(ser: serial.SerialBase) -> bytes:
-            fd = getattr(ser, "fd", None)
-            while isinstance(fd, int):  # a local port: one select and one read, no pyserial loop
-                if not select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
-                    return b""
-                try:
-                    chunk = os.read(fd, size)
-                except (BlockingIOError, InterruptedError):
-                    continue  # another reader was quicker: wait again (pyserial ignores these too)
-                if not chunk:  # readable but empty: the device went away (as pyserial reports it)
-                    raise serial.SerialException("device reports readiness to read but returned no data")
+    @staticmethod
+    def _read(ser: serial.SerialBase, size: int, deadline: float) -> bytes:
+        fd = getattr(ser, "fd", None)
+        while isinstance(fd, int):  # a local port: one select and one read, no pyserial loop
+            if not select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+                return b""
+            try:
+                chunk = os.read(fd, size)
+            except (BlockingIOError, InterruptedError):
+                continue  # another reader was quicker: wait again (pyserial ignores these too)
+            if not chunk:  # readable but empty: the device went away (as pyserial reports it)
+                raise serial.SerialException("device reports readiness to read but returned no data")
+            return chunk
+        while True:
+            waiting = ser.in_waiting
+            chunk = ser.read(max(1, min(size, waiting)))
+            if chunk or time.monotonic() >= deadline:
                 return chunk
-            while True:
-                waiting = ser.in_waiting
-                chunk = ser.read(max(1, min(size, waiting)))
-                if chunk or time.monotonic() >= deadline:
-                    return chunk
-        return self._io(op, f"reading from {self.url}")
 
     def write(self, data: bytes) -> None:
-        def op(ser: serial.SerialBase) -> None:
+        try:
+            self._write(self._ser() if self._serial is None else self._serial, data)
+        except (serial.SerialException, OSError) as exc:
+            self._retry(lambda ser: self._write(ser, data), f"writing to {self.url}", exc)
+
+    def _write(self, ser: serial.SerialBase, data: bytes) -> None:
+        fd = getattr(ser, "fd", None)
+        if isinstance(fd, int):  # a local port: os.write as pyserial does, without its per-call select
+            _write_all(fd, data)
+        else:
             ser.write(data)
+        if self._drain:
             ser.flush()
-        self._io(op, f"writing to {self.url}")
 
     def discard_input(self) -> None:
         """Drop unread input. Local ports purge the driver buffer; network URLs drain what has

@@ -196,15 +196,20 @@ def encode_lllvar(data: bytes) -> bytes:
     return _var_prefix(len(data), 3) + bytes(data)
 
 
+_VAR_DIGITS = bytes(range(0xF0, 0xFA))
+"""The bytes of an LL/LLL prefix: F0 .. F9, one decimal digit each."""
+_VAR_DIGIT_TEXT = bytes.maketrans(_VAR_DIGITS, b"0123456789")
+
+
 def read_var(data: bytes, pos: int, digits: int) -> tuple[bytes, int]:
     """Read an LLVAR (``digits`` 2) or LLLVAR (3) field at ``pos``; return it and the next position."""
     kind = _VAR_PREFIX[digits]
-    prefix = data[pos:pos + digits]
+    prefix = bytes(data[pos:pos + digits])
     if len(prefix) < digits:
         raise BmpError(f"{kind} prefix cut short at offset {pos}")
-    if any(b >> 4 != 0xF or b & 0x0F > 9 for b in prefix):
+    if prefix.translate(None, _VAR_DIGITS):  # a byte other than F0 .. F9 is left
         raise BmpError(f"bad {kind} prefix {prefix.hex(' ').upper()} at offset {pos}")
-    length = int("".join(str(b & 0x0F) for b in prefix))
+    length = int(prefix.translate(_VAR_DIGIT_TEXT))
     start = pos + digits
     if start + length > len(data):
         raise BmpError(f"{kind} at offset {pos} declares {length} bytes, {len(data) - start} left")
@@ -338,29 +343,42 @@ def _read_length(data: bytes, pos: int) -> tuple[int, int]:
     return int.from_bytes(data[pos + 1:pos + 1 + count], "big"), pos + 1 + count
 
 
-def _parse_tlv(data: bytes, depth: int) -> Iterator[Tlv]:
+def _parse_tlv(data: bytes, depth: int) -> tuple[Tlv, ...]:
     if depth > MAX_TLV_DEPTH:
         raise TlvError(f"constructed data objects nested deeper than {MAX_TLV_DEPTH}")
-    pos = 0
-    while pos < len(data):
+    items = []
+    pos, size = 0, len(data)
+    while pos < size:
         start = pos
-        tag, pos = _read_tag(data, pos)
-        length, pos = _read_length(data, pos)
-        if pos + length > len(data):
+        # One- and two-byte tags and short lengths, nearly all of ZVT's, are read in place; the
+        # rest (and every malformed one) by _read_tag / _read_length.
+        first = data[pos]
+        if first & 0x1F != 0x1F:
+            tag, pos = first, pos + 1
+        elif pos + 1 < size and not data[pos + 1] & 0x80:
+            tag, pos = first << 8 | data[pos + 1], pos + 2
+        else:
+            tag, pos = _read_tag(data, pos)
+        if pos < size and data[pos] < 0x80:
+            length, pos = data[pos], pos + 1
+        else:
+            length, pos = _read_length(data, pos)
+        if pos + length > size:
             raise TlvError(f"tag {tag_bytes(tag).hex().upper()} at offset {start} declares {length} "
-                           f"bytes, {len(data) - pos} left")
+                           f"bytes, {size - pos} left")
         value, pos = data[pos:pos + length], pos + length
         if tag in REDACTED_TLV_TAGS:
-            yield Tlv(tag, redacted_length=length)
-        elif data[start] & 0x20:
-            yield Tlv(tag, value, tuple(_parse_tlv(value, depth + 1)))
+            items.append(Tlv(tag, redacted_length=length))
+        elif first & 0x20:
+            items.append(Tlv(tag, value, _parse_tlv(value, depth + 1)))
         else:
-            yield Tlv(tag, value)
+            items.append(Tlv(tag, value))
+    return tuple(items)
 
 
 def parse_tlv(data: bytes) -> tuple[Tlv, ...]:
     """Parse a list of BER-TLV data objects (the content of BMP 06); ``TlvError`` when malformed."""
-    return tuple(_parse_tlv(bytes(data), 0))
+    return _parse_tlv(bytes(data), 0)
 
 
 def encode_tlv(tag: int, value: bytes | Sequence[Tlv] = b"") -> bytes:
@@ -399,9 +417,16 @@ def find_all_tlv(items: Sequence[Tlv], tag: int) -> list[Tlv]:
 def first_tlvs(items: Sequence[Tlv]) -> dict[int, Tlv]:
     """The first data object of every tag, depth first: ``find_tlv`` for all tags in one walk."""
     found: dict[int, Tlv] = {}
-    for item in _walk(items):
-        found.setdefault(item.tag, item)
+    _first_tlvs(items, found)
     return found
+
+
+def _first_tlvs(items: Sequence[Tlv], found: dict[int, Tlv]) -> None:
+    for item in items:
+        if item.tag not in found:
+            found[item.tag] = item
+        if item.children:
+            _first_tlvs(item.children, found)
 
 
 # -- BMP parsing -----------------------------------------------------------------------------------

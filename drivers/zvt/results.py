@@ -156,8 +156,12 @@ def _bcd_or_text(raw: bytes) -> str:
         return decode_text(raw).strip()
 
 
+_VAR_DIGITS = bytes(range(0xF0, 0xFA))
+"""The bytes of an LL/LLL prefix: F0 .. F9."""
+
+
 def _looks_like_lllvar(data: bytes) -> bool:
-    return len(data) >= 3 and all(b >> 4 == 0xF and b & 0x0F <= 9 for b in data[:3])
+    return len(data) >= 3 and not bytes(data[:3]).translate(None, _VAR_DIGITS)
 
 
 @dataclass
@@ -306,11 +310,8 @@ class Collector:
 
     def _take_tlv(self, items: tuple[Tlv, ...]) -> None:
         v = self.values
-        found = first_tlvs(items)
-
-        def first(tag: int) -> bytes | None:
-            item = found.get(tag)
-            return None if item is None else item.value
+        values = {tag: item.value for tag, item in first_tlvs(items).items()}
+        first = values.get  # the value of the first object with a tag, None when there is none
 
         if (raw := first(0x1F12)) is not None and raw:
             v["card_technology"] = raw[0]

@@ -39,6 +39,7 @@ Public API
 from __future__ import annotations
 
 import abc
+import binascii
 import select
 import socket
 import time
@@ -85,26 +86,17 @@ class ConnectionClosed(UnitNotResponding):
 
 
 # -- serial framing --------------------------------------------------------------------------------
-def _crc_table() -> tuple[int, ...]:
-    table = []
-    for byte in range(256):
-        crc = byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x8408 if crc & 1 else crc >> 1
-        table.append(crc)
-    return tuple(table)
-
-
-_CRC_TABLE = _crc_table()
-"""CRC-16/KERMIT of each byte value: the bitwise loop done once, a lookup per byte after."""
+_BIT_REVERSED = bytes(int(f"{byte:08b}"[::-1], 2) for byte in range(256))
+"""Each byte value with its bits in reverse order."""
 
 
 def crc16_kermit(data: bytes) -> int:
-    """CRC-16/KERMIT: reflected polynomial 0x8408, initial value 0, no final XOR."""
-    crc, table = 0, _CRC_TABLE
-    for byte in data:
-        crc = (crc >> 8) ^ table[(crc ^ byte) & 0xFF]
-    return crc
+    """CRC-16/KERMIT: reflected polynomial 0x8408, initial value 0, no final XOR.
+
+    That is CRC-16/XMODEM (polynomial 0x1021, not reflected, initial value 0: the stdlib's
+    ``binascii.crc_hqx``) over the bytes with their bits reversed, its result bit-reversed."""
+    crc = binascii.crc_hqx(bytes(data).translate(_BIT_REVERSED), 0)
+    return _BIT_REVERSED[crc >> 8] | _BIT_REVERSED[crc & 0xFF] << 8
 
 
 def encode_frame(apdu: bytes) -> bytes:
@@ -269,6 +261,10 @@ class FrameReader:
             apdu.append(DLE)
         apdu_bytes = bytes(apdu)
         expected = crc16_kermit(apdu_bytes + bytes((ETX,)))
+        buf, pos = self._buffer, self._pos
+        if pos + 2 <= len(buf) and buf[pos] != DLE:  # both CRC bytes read already, no DLE to undo
+            self._pos = pos + 2
+            return _check_apdu(apdu_bytes, buf[pos:pos + 2], expected)
         low = self._byte_within_t1(len(apdu))
         if low == DLE == expected & 0xFF and expected >> 8 != DLE:
             high = self._byte_within_t1(len(apdu))

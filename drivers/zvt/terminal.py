@@ -25,9 +25,14 @@ What the driver guarantees
 Transports: ``ZvtTerminal.open_url("tcp://host[:port]")`` for ZVT over TCP (default port 20007),
 any other URL (``/dev/ttyUSB0``, ``/dev/pts/N``, ``rfc2217://``, ``socket://``) for the serial
 link through ``SerialBytePort``. Written by hand: no maintained ZVT library exists on PyPI.
+
+Logging: the ``posbench.zvt`` logger has a DEBUG line per APDU sent and received
+(``apdu_summary``: ``ECR>PT 06 01``, ``PT>ECR 04 FF status=0A``, ``PT>ECR 06 1E rc=64``), never
+its data (``posbench triage --log FILE`` writes it).
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -36,7 +41,8 @@ from urllib.parse import urlsplit
 from bench.errors import ConfigError, PortLost, PortUnavailable, UnitError, UnitNotResponding
 
 from . import codes
-from .apdu import Apdu, ZvtMessageError, bcd_encode, decode_apdu, encode_apdu, encode_bmp, is_positive
+from .apdu import (Apdu, ZvtMessageError, bcd_encode, decode_apdu, encode_apdu, encode_bmp, is_positive,
+                   parse_bmps)
 from .results import Collector, ZvtResult
 from .transport import TCP_PORT, LinkTiming, SerialTransport, TcpTransport, Transport, ZvtLink
 
@@ -55,6 +61,29 @@ SLAVE_MESSAGES = {(0x04, 0xFF): "intermediate", (0x04, 0x0F): "status_informatio
 ACK_APDU = encode_apdu(0x80, 0x00)
 NOT_POSSIBLE_APDU = encode_apdu(0x84, 0x83)
 PROTOCOL_ERROR_APDU = encode_apdu(0x84, 0x9A)
+log = logging.getLogger("posbench.zvt")
+"""DEBUG: one line per APDU sent or received (``apdu_summary``); never payload or card data."""
+
+
+def apdu_summary(apdu: Apdu, status_enquiry: bool = False) -> str:
+    """An APDU for the log without its data: class and instruction, and only the result code
+    (06 1E; BMP 27 of 04 0F / 06 0F), intermediate status (04 FF) and card type (BMP 8A) it
+    carries: ``06 0F rc=00 card type=10``. A status enquiry's completion (``status_enquiry``)
+    starts with the software version, not BMPs: only its command is shown."""
+    text = f"{apdu.cls:02X} {apdu.instr:02X}"
+    data = apdu.data
+    if apdu.command in ((0x06, 0x1E), (0x04, 0xFF)) and data:
+        return text + (" rc=" if apdu.instr == 0x1E else " status=") + f"{data[0]:02X}"
+    if apdu.command == (0x06, 0x0F) and status_enquiry:
+        return text
+    if apdu.command in ((0x04, 0x0F), (0x06, 0x0F)):
+        try:
+            fields_ = parse_bmps(data)
+        except ZvtMessageError:
+            return text + " (malformed BMPs)"
+        text += "".join(f" rc={v[0]:02X}" for bmp, v in fields_ if bmp == 0x27 and v)  # type: ignore[index]
+        text += "".join(f" card type={v[0]}" for bmp, v in fields_ if bmp == 0x8A and v)  # type: ignore[index]
+    return text
 
 
 class CommandRejected(UnitError):
@@ -265,7 +294,7 @@ class ZvtTerminal:
                   status_enquiry: bool) -> ZvtResult:
         doing = f"ZVT {name} ({cls:02X} {instr:02X})"
         self.transport.discard_input()
-        self.transport.send(encode_apdu(cls, instr, data), doing)
+        self._send(encode_apdu(cls, instr, data), doing)
         answer = self._receive(self.t3_s, f"{doing}: waiting T3 = {self.t3_s:g} s for the PT's answer")
         self._check_answer(answer, doing)
         collector = Collector(name)
@@ -273,8 +302,21 @@ class ZvtTerminal:
             self._follow(collector, doing, status_enquiry)
         return collector.result()
 
+    def _send(self, apdu: bytes, doing: str) -> None:
+        self.transport.send(apdu, doing)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s: ECR>PT %s", self.device, apdu_summary(decode_apdu(apdu)))
+
     def _receive(self, timeout_s: float, doing: str) -> Apdu:
-        return decode_apdu(self.transport.receive(timeout_s, doing))
+        raw = self.transport.receive(timeout_s, doing)
+        try:
+            apdu = decode_apdu(raw)
+        except ZvtMessageError:
+            log.debug("%s: PT>ECR %d bytes, not an APDU", self.device, len(raw))
+            raise
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s: PT>ECR %s", self.device, apdu_summary(apdu, self._running == "status enquiry"))
+        return apdu
 
     def _check_answer(self, answer: Apdu, doing: str) -> None:
         if is_positive(answer):
@@ -299,7 +341,7 @@ class ZvtTerminal:
             try:
                 done = self._take(collector, message, status_enquiry)
             except ZvtMessageError:
-                self.transport.send(PROTOCOL_ERROR_APDU, f"{doing}: refusing a malformed message")
+                self._send(PROTOCOL_ERROR_APDU, f"{doing}: refusing a malformed message")
                 raise
             if message.command in ((0x04, 0xFF), (0x04, 0x0F)):
                 if message.command == (0x04, 0xFF) and collector.intermediates[-1].timeout_s:
@@ -317,7 +359,7 @@ class ZvtTerminal:
             getattr(collector, SLAVE_MESSAGES[message.command])(message.data)
         else:
             collector.refuse(name)
-            self.transport.send(NOT_POSSIBLE_APDU, f"refusing PT command {name}")
+            self._send(NOT_POSSIBLE_APDU, f"refusing PT command {name}")
             return False
-        self.transport.send(ACK_APDU, f"acknowledging PT message {name}")
+        self._send(ACK_APDU, f"acknowledging PT message {name}")
         return message.command in ((0x06, 0x0F), (0x06, 0x1E))

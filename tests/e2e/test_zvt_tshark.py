@@ -10,7 +10,9 @@ and received, and that the result codes the driver returned are the ones on the 
 
 Capturing needs root and tshark (Debian's ``tshark`` package, which ``.ci/run`` installs): without
 them the tests skip, except in CI, where they fail. ``capture_tcp`` and ``tshark_messages`` are
-meant for reuse (a whole ``posbench triage --protocol zvt-tcp`` run captured the same way).
+meant for reuse (``test_zvt_triage_capture`` captures a whole ``posbench triage`` over ZVT/TCP the
+same way). TCP retransmissions (loopback has them too, under load) are data already seen: no
+message of their own.
 
 Card data: the terminal sends the PAN masked and no track data; nothing here prints raw payloads,
 only command names, result codes and intermediate statuses.
@@ -164,6 +166,9 @@ class Decoded:
     unnamed: list[str] = field(default_factory=list)
     """Commands the dissector does not know (it leaves them as TCP payload, taken here by their
     bytes: "05 01"); no result code or status is read from them."""
+    retransmitted: list[int] = field(default_factory=list)
+    """Frames tshark calls TCP retransmissions (loopback retransmits too, e.g. a tail loss probe
+    when the reader is slow to ACK under load): data already seen, so no message of their own."""
     card_types: dict[int, str] = field(default_factory=dict)
     """BMP 8A value -> tshark's name for it ("10" -> "VISA")."""
 
@@ -207,6 +212,10 @@ def _payload_messages(packet: ET.Element, sender: str) -> list[Message]:
     return messages
 
 
+RETRANSMISSION_FLAGS = ("tcp.analysis.retransmission", "tcp.analysis.fast_retransmission",
+                        "tcp.analysis.spurious_retransmission")
+
+
 def tshark_messages(pcap: Path, port: int) -> Decoded:
     """Decode ``pcap`` with ``tshark -d tcp.port==PORT,zvt`` (PDML) into messages in wire order;
     the sender is the PT when the segment comes from ``port``."""
@@ -229,7 +238,10 @@ def tshark_messages(pcap: Path, port: int) -> Decoded:
                 decoded.length_warnings.append(f"frame {number}: {shown}")
         zvt = [p for p in packet.iter("proto") if p.get("name") == "zvt"]
         decoded.messages += [_zvt_message(p, sender, decoded.names) for p in zvt]
-        if not zvt and int(_value(packet, "tcp.len") or 0) > 0:
+        repeat = any(packet.find(f".//field[@name='{flag}']") is not None for flag in RETRANSMISSION_FLAGS)
+        if repeat:
+            decoded.retransmitted.append(number)
+        if not zvt and not repeat and int(_value(packet, "tcp.len") or 0) > 0:
             unnamed = _payload_messages(packet, sender)
             decoded.messages += unnamed
             decoded.unnamed += [m.command for m in unnamed]
@@ -456,3 +468,54 @@ def test_the_capture_stops_even_when_the_action_fails(tmp_path: Path) -> None:
     left = subprocess.run(["pgrep", "-f", f"dumpcap -i lo -f tcp port 9 -w {tmp_path}"],
                           capture_output=True, timeout=10)
     assert left.stdout == b"", "dumpcap still runs"
+
+
+def _pcap(segments: list[tuple[str, bytes, bool]], port: int) -> bytes:
+    """A pcap (raw IPv4) of one TCP connection ECR:40000 -> 127.0.0.1:``port``: handshake, then
+    ``(sender, payload, repeat)`` segments; ``repeat`` sends that sender's previous segment again
+    (same sequence number), as the kernel does when an ACK is slow."""
+    import struct
+    seq = {"ECR": 1001, "PT": 5001}
+    last = {"ECR": (1001, b""), "PT": (5001, b"")}
+    packets: list[bytes] = []
+
+    def packet(sender: str, flags: int, seq_no: int, payload: bytes = b"") -> None:
+        other = "PT" if sender == "ECR" else "ECR"
+        sport, dport = (40000, port) if sender == "ECR" else (port, 40000)
+        tcp = struct.pack("!HHIIBBHHH", sport, dport, seq_no, seq[other] if flags & 0x10 else 0,
+                          5 << 4, flags, 65535, 0, 0) + payload
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), len(packets), 0x4000, 64, 6, 0,
+                         bytes((127, 0, 0, 1)), bytes((127, 0, 0, 1)))
+        packets.append(ip + tcp)
+
+    packet("ECR", 0x02, 1000)
+    packet("PT", 0x12, 5000)
+    packet("ECR", 0x10, 1001)
+    for sender, payload, repeat in segments:
+        if repeat:
+            packet(sender, 0x18, *last[sender])
+            continue
+        last[sender] = (seq[sender], payload)
+        packet(sender, 0x18, seq[sender], payload)
+        seq[sender] += len(payload)
+    head = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 101)  # LINKTYPE_RAW
+    return head + b"".join(struct.pack("<IIII", 1, i * 1000, len(p), len(p)) + p for i, p in enumerate(packets))
+
+
+def test_a_retransmitted_segment_is_no_second_message(tmp_path: Path) -> None:
+    """Loopback retransmits too (a tail loss probe when the reader is slow to ACK under load):
+    tshark hands the repeated bytes to no dissector, and they are no message of their own."""
+    if shutil.which("tshark") is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must decode ZVT with tshark: tshark not installed")
+        pytest.skip("tshark not installed (Debian: apt-get install -y tshark)")
+    port = 20007
+    status_enquiry = bytes.fromhex("05 01 05 12 34 56 03 04")
+    completion, ack = bytes.fromhex("06 0F 02 27 00"), bytes.fromhex("80 00 00")
+    pcap = tmp_path / "repeat.pcap"
+    pcap.write_bytes(_pcap([("ECR", status_enquiry, False), ("ECR", b"", True), ("PT", ack, False),
+                            ("PT", completion, False), ("PT", b"", True), ("ECR", ack, False)], port))
+    decoded = tshark_messages(pcap, port)
+    assert decoded.retransmitted == [5, 8]
+    assert decoded.malformed == [] and decoded.expert_errors == []
+    assert [str(m) for m in decoded.messages] == ["ECR: 05 01", "PT: 80 00", "PT: 06 0F rc=00", "ECR: 80 00"]

@@ -480,3 +480,20 @@ def test_a_second_command_from_another_thread_is_refused_not_sent() -> None:
     results, pt = run(script, action)
     assert [r.result_code for r in results] == [0x6C]
     assert [m[:2] for m in pt.seen] == [h("06 01"), h("80 00"), h("80 00")]  # no 06 B0 was sent
+
+
+def test_each_apdu_is_logged_by_its_command_and_codes_never_its_data(caplog) -> None:
+    status_info = apdu(0x04, 0x0F, encode_bmp(0x27, h("01")), encode_bmp(0x22, h("47 61 73 90 01 01 00 10")),
+                       encode_bmp(0x23, TRACK2), encode_bmp(0x8A, h("0A")), encode_bmp(0xA0, h("01")))
+
+    def script(pt: TcpPT) -> None:
+        pt.exchange("06 01 0A 04 00 00 00 01 10 00 49 09 78", "04 FF 01 0A", status_info, "06 1E 01 01")
+
+    caplog.set_level("DEBUG", logger="posbench.zvt")
+    result, _ = run(script, lambda t: t.authorize(11000))
+    assert result.aborted and result.result_code == 0x01
+    assert [r.getMessage() for r in caplog.records if r.name == "posbench.zvt"] == [
+        "terminal: ECR>PT 06 01", "terminal: PT>ECR 80 00", "terminal: PT>ECR 04 FF status=0A",
+        "terminal: ECR>PT 80 00", "terminal: PT>ECR 04 0F rc=01 card type=10", "terminal: ECR>PT 80 00",
+        "terminal: PT>ECR 06 1E rc=01", "terminal: ECR>PT 80 00"]
+    assert "476173" not in caplog.text and "=2512" not in caplog.text and "11000" not in caplog.text

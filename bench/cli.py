@@ -63,8 +63,11 @@ def _faults(values: tuple[str, ...]) -> dict[str, float]:
 @store_option
 @click.option("--soak", type=click.IntRange(1, 1_000_000), metavar="N",
               help="power cycles of the soak test (default: the profile's short soak)")
+@click.option("--log", "log_path", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="debug log of the drivers (posbench.* loggers): a line per ZVT message sent and "
+                   "received, its command, result code and status, never card data")
 def triage(bench_path, virtual, fault, seed, protocol, unit, json_path, html_path, junit_path, store_url,
-           soak) -> None:
+           soak, log_path) -> None:
     """Run the HIL suite against a unit and name the most likely cause of its code 01."""
     console = Console(highlight=False)
     if bench_path and virtual:
@@ -78,11 +81,13 @@ def triage(bench_path, virtual, fault, seed, protocol, unit, json_path, html_pat
     json_path = json_path or REPORTS / f"{stem}.json"
     html_path = html_path or REPORTS / f"{stem}.html"
     junit_path = junit_path or REPORTS / f"{stem}.xml"
-    _preflight(bench_path, store_url, {"--json": json_path, "--html": html_path, "--junit": junit_path})
+    _preflight(bench_path, store_url, {"--json": json_path, "--html": html_path, "--junit": junit_path,
+                                       **({"--log": log_path} if log_path else {})})
 
     from bench.runner import run_hil
     vbench = None
     interrupted = STOPPED
+    unlog = _debug_log(log_path) if log_path else None
     try:
         if bench_path:
             bench_file = bench_path
@@ -97,6 +102,8 @@ def triage(bench_path, virtual, fault, seed, protocol, unit, json_path, html_pat
         extra = ["--reports-dir", str(REPORTS)] + (["--store", store_url] if store_url else []) \
             + (["--soak", str(soak)] if soak else [])
         result = run_hil(bench_file, json_path, html_path, junit_path, unit, console, extra)
+        if result.config_error:  # bench.toml or the DUT profile is wrong: a usage error
+            raise UsageFailure(result.config_error)
         doc = result.doc
         if doc is not None and vbench is not None and not vbench.alive():
             doc.setdefault("bench_errors", []).append("the virtual bench process died during the run")
@@ -114,6 +121,8 @@ def triage(bench_path, virtual, fault, seed, protocol, unit, json_path, html_pat
     finally:
         if vbench is not None:
             vbench.stop()
+        if unlog is not None:
+            unlog()
     if doc is None or result.code in (3, 4, 5) and not result.write_errors:  # internal error, usage, nothing ran
         say(console, f"[bold magenta]BENCH ERROR[/]: the HIL run did not complete (pytest exit {result.code})")
         sys.exit(EXIT_BENCH)
@@ -153,6 +162,26 @@ def _preflight(bench_path: Path | None, store_url: str | None, outputs: dict[str
         raise UsageFailure(str(exc)) from None
 
 
+def _debug_log(path: Path):
+    """Write the ``posbench`` loggers' DEBUG lines to ``path`` (only there: not into the reports'
+    captured logs); returns the function that undoes it."""
+    import logging
+    logger = logging.getLogger("posbench")
+    handler = logging.FileHandler(path, mode="w", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+    saved = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+
+    def undo() -> None:
+        logger.removeHandler(handler)
+        handler.close()
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
+    return undo
+
+
 def _rewrite(json_path: Path, doc: dict, errors: list[str]) -> None:
     from bench.outputs import ReportWriteFailed, write_text
     try:
@@ -181,8 +210,8 @@ def _print_verdict(console: Console, doc: dict, json_path: Path, html_path: Path
     say(console, f"[bold {colour}]{diagnosis.summary_line(doc)}[/]")
     if doc.get("unmeasured"):
         tests = {u["test"] for u in doc["unmeasured"]}
-        say(console, f"unmeasured: {len(doc['unmeasured'])} measurement(s) in {len(tests)} test(s) the unit's "
-                     "protocol cannot answer (listed in the verdict JSON)")
+        say(console, f"unmeasured: {len(doc['unmeasured'])} measurement(s) in {len(tests)} test(s) could not "
+                     "be taken here (each with the reason in the verdict JSON)")
     for cause, why in doc.get("undecided", {}).items():
         say(console, f"  not judged: {cause}: {escape(why)}")
     say(console, f"reports: {html_path}  {json_path}  {junit_path}")

@@ -9,8 +9,10 @@ what those errors make meaningless.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from bench.evidence import Recorder, RunRecord
-from bench.limits import Limit  # noqa: F401 - the type of the profile's limits
+from bench.limits import Limit
 
 REACHED_HOST = {"sale_host_answered_rate": lambda v: v > 0, "echo_loss_unit": lambda v: v < 1}
 """Measurements that show the unit reached its acquirer host, and when they show it."""
@@ -125,6 +127,9 @@ def zvt_failure_cause(result_code: int, technology: str | None, intermediates: t
 
 NETWORK_CAUSES = ("network_unstable", "firewall", "ip_conflict")
 
+SALE_CAUSES = {"agent": tuple(sorted(set(AGENT_REASON_CAUSE.values()))), "zvt": ZVT_SALE_CAUSES}
+"""Causes a sale the unit failed itself can speak to, per protocol."""
+
 
 def sale_failure_cause(protocol: str, sale) -> tuple[str, str] | None:
     """What a sale the unit failed itself (``drivers.terminal.SaleResult``) points to."""
@@ -134,20 +139,68 @@ def sale_failure_cause(protocol: str, sale) -> tuple[str, str] | None:
     return (cause, "moderate") if cause else None
 
 
-def judge_terminal_status(record: Recorder, protocol: str, status, limits: dict[str, Limit]) -> None:
-    """A terminal status code and lock bits (``drivers.terminal.Status``) as measurements against
-    the profile's ``terminal_status`` and ``locks`` limits, and the evidence each code gives."""
+def judge_terminal_status(record: Recorder, protocol: str, status) -> None:
+    """A terminal status code and lock bits (``drivers.terminal.Status``) as the declared
+    measurements ``terminal_status`` and ``locks``, and the evidence each code gives."""
     code = status.terminal_status
-    if code is not None:
-        record.measure("terminal_status", f"{code:02X}", "", limits["terminal_status"], bears_on=ZVT_STATUS_CAUSES,
+    if code is None:
+        record.unmeasured("terminal_status", "the terminal's status enquiry gave no terminal status byte")
+    else:
+        record.measure("terminal_status", f"{code:02X}",
                        note=f"the terminal reports status {code:02X}: {status.terminal_status_text}")
         if (found := ZVT_TERMINAL_STATUS_CAUSE.get(code) if protocol == "zvt" else None):
             record.evidence(found[0], found[1], f"the terminal reports status {code:02X}: "
                             f"{status.terminal_status_text}", measurement="terminal_status",
-                            value=f"{code:02X}", limit=str(limits["terminal_status"]))
-    record.measure("locks", len(status.locks), "count", limits["locks"], bears_on=ZVT_STATUS_CAUSES,
-                   note="locks set: " + (", ".join(status.locks) or "none"))
+                            value=f"{code:02X}", limit=str(record.limit("terminal_status")))
+    record.measure("locks", len(status.locks), note="locks set: " + (", ".join(status.locks) or "none"))
     for lock in status.locks:
         if (found := ZVT_LOCK_CAUSE.get(lock) if protocol == "zvt" else None):
             record.evidence(found[0], found[1], f"the terminal has the lock \"{lock}\" set",
                             measurement="locks", value=lock, limit="none set")
+
+
+# -- network rules ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EchoPath:
+    """What the echoes of one vantage point gave: ``loss`` (ratio), ``p95`` (s, None if none came
+    back); ``timed`` False when the p95 bounds the unit's own host checks, not echoes."""
+
+    path: str
+    loss: float
+    p95: float | None
+    timed: bool = True
+
+
+def judge_echo_paths(record: Recorder, bench: EchoPath, unit: EchoPath | None) -> None:
+    """Echoes from the bench and through the unit, judged together against the limits of
+    ``echo_loss_bench`` and ``echo_p95_s_bench`` (call only when the host port is open to all).
+
+    Both paths bad: the network between the LAN and the host (``network_unstable``), each symptom
+    seen on both its own observation; latency from two vantage points is decisive. Only the
+    unit's path bad: the unit's own place on the LAN (weakly ``ip_conflict``)."""
+    if unit is None:
+        return
+    loss_limit, p95_limit = record.limit("echo_loss_bench"), record.limit("echo_p95_s_bench")
+
+    def slow(p: EchoPath) -> bool:
+        return p.p95 is not None and not p95_limit.check(p.p95)
+
+    def bad(p: EchoPath, latency_counts: bool = True) -> bool:
+        return not loss_limit.check(p.loss) or (latency_counts and slow(p))
+
+    if bad(bench) and bad(unit):
+        if not loss_limit.check(bench.loss) and not loss_limit.check(unit.loss):
+            record.evidence("network_unstable", "strong",
+                            f"echoes lose {bench.loss:.0%} from the bench and {unit.loss:.0%} from the unit: "
+                            "the path to the host drops packets", measurement="echo_loss_bench",
+                            value=bench.loss, limit=str(loss_limit))
+        if slow(bench) and slow(unit):
+            record.evidence("network_unstable", "decisive",
+                            f"echo p95 {bench.p95:.3f} s from the bench and {unit.p95:.3f} s from the unit"
+                            + ("" if unit.timed else " (its host checks)") + ": "
+                            "the path to the host is slow and jittery", measurement="echo_p95_s_bench",
+                            value=bench.p95, limit=str(p95_limit))
+    elif bad(unit, latency_counts=unit.timed):
+        record.evidence("ip_conflict", "weak",
+                        f"only the unit's echoes fail ({unit.loss:.0%} lost, the bench's {bench.loss:.0%}): "
+                        "the unit's own place on the LAN is at fault")

@@ -96,17 +96,41 @@ class RunRecord:
     unmeasured: list[Unmeasured] = field(default_factory=list)
 
 
+class UndeclaredMeasurement(Exception):
+    """A HIL test recorded a measurement it does not declare, or gave one a limit of its own."""
+
+
 class Recorder:
-    """The ``record`` fixture: bound to one test, writing into the run's ``RunRecord``."""
+    """The ``record`` fixture: bound to one test, writing into the run's ``RunRecord``.
 
-    def __init__(self, run: RunRecord, test: str):
+    With ``declared`` (``bench.measures.bind``), the test's measurements take their unit, limit
+    and causes from their declaration; those its unit cannot give are listed as unmeasured
+    up front (``skipped``), and ``missing()`` names the ones it never accounted for.
+    """
+
+    def __init__(self, run: RunRecord, test: str, declared: dict | None = None):
         self.run, self.test = run, test
+        self.declared = declared
 
-    def measure(self, name: str, value: float | int | str | None, unit: str, limit: Limit,
-                cause: str | None = None, strength: str = "strong", note: str = "",
-                bears_on: str | tuple[str, ...] = ()) -> bool:
-        """Record ``value`` against ``limit``; a failed limit becomes evidence for ``cause``.
-        ``bears_on`` (default: ``cause``): the causes the measurement speaks to either way."""
+    def measure(self, name: str, value: float | int | str | None, unit: str | None = None,
+                limit: Limit | None = None, cause: str | None = None, strength: str = "strong",
+                note: str = "", bears_on: str | tuple[str, ...] = ()) -> bool:
+        """Record ``value`` against its limit; a failed limit becomes evidence for ``cause``.
+        ``bears_on`` (default: the declaration's, else ``cause``): the causes the measurement
+        speaks to either way. A declared measurement takes unit and limit from its declaration."""
+        if self.declared is not None:
+            bound = self.declared.get(name)
+            if bound is None:
+                raise UndeclaredMeasurement(f"{self.test} records {name}, which it does not declare (@measures)")
+            if unit is not None or limit is not None:
+                raise UndeclaredMeasurement(f"{self.test} gives {name} a unit or limit of its own: "
+                                            "they come from its declaration and the DUT profile")
+            if bound.limit is None:
+                raise UndeclaredMeasurement(f"{self.test} records {name}, which cannot be taken here: "
+                                            f"{bound.unjudged or 'its capability is missing'}")
+            unit, limit, bears_on = bound.unit, bound.limit, bears_on or bound.bears_on
+        elif unit is None or limit is None:
+            raise TypeError(f"measurement {name} needs a unit and a limit")
         passed = value is not None and limit.check(value)
         causes = (bears_on,) if isinstance(bears_on, str) else tuple(bears_on) or ((cause,) if cause else ())
         self.run.measurements.append(Measurement(name, value, unit, str(limit), passed, self.test, causes))
@@ -114,6 +138,24 @@ class Recorder:
             self.evidence(cause, strength, note or f"{name} = {value} {unit}, limit {limit}",
                           measurement=name, value=value, limit=str(limit))
         return passed
+
+    def limit(self, name: str) -> Limit:
+        """The bound limit of a declared measurement (for rules that compare values against it)."""
+        bound = (self.declared or {}).get(name)
+        if bound is None or bound.limit is None:
+            raise UndeclaredMeasurement(f"{self.test} has no bound limit for {name}")
+        return bound.limit
+
+    def wanted(self, name: str) -> bool:
+        """Whether the declared measurement ``name`` can be taken here (not already unmeasured)."""
+        return name in (self.declared or {}) and not any(
+            u.measurement == name and u.test == self.test for u in self.run.unmeasured)
+
+    def missing(self) -> list[str]:
+        """Declared measurements this test neither recorded nor listed as unmeasured."""
+        done = {m.name for m in self.run.measurements if m.test == self.test} | {
+            u.measurement for u in self.run.unmeasured if u.test == self.test}
+        return [name for name in (self.declared or {}) if name not in done]
 
     def evidence(self, cause: str, strength: str | float, note: str, measurement: str = "",
                  value: float | int | str | None = None, limit: str = "") -> None:
@@ -126,8 +168,14 @@ class Recorder:
             raise ValueError(f"origin must be issuer or terminal, not {origin!r}")
         self.run.code01.append(Code01Observation(origin, stan, host_code, reason, self.test))
 
-    def unmeasured(self, measurement: str, why: str, causes: tuple[str, ...] | list[str] = ()) -> None:
-        """Note a measurement that cannot be taken here (the protocol cannot answer it)."""
+    def unmeasured(self, measurement: str, why: str, causes: tuple[str, ...] | list[str] | None = None) -> None:
+        """Note a measurement that cannot be taken here (the protocol cannot answer it, the unit
+        gave too little to measure); ``causes`` defaults to those it is declared to bear on."""
+        if causes is None:
+            bound = (self.declared or {}).get(measurement)
+            causes = bound.bears_on if bound is not None else ()
+        if not self.wanted(measurement) and measurement in (self.declared or {}):
+            return  # listed once
         for cause in causes:
             taxonomy.get(cause)
         self.run.unmeasured.append(Unmeasured(self.test, measurement, why, tuple(causes)))

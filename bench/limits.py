@@ -39,3 +39,9 @@ class Limit(BaseModel):
         if self.min is not None:
             return f">= {self.min:g}"
         return f"<= {self.max:g}"
+
+
+HOLDS = Limit(equals=1)
+"""The limit of a check that holds (1) or not (0): a component allowed, the firmware new enough."""
+HEALTHY = Limit(equals="healthy")
+"""The limit of a read path's SPRT verdict."""

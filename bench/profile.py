@@ -144,3 +144,14 @@ def profile_for_model(model: str) -> Profile:
 
 def days_since(iso_day: str, today: date) -> int:
     return (today - date.fromisoformat(iso_day)).days
+
+
+def profile_for_bench(config) -> Profile | None:
+    """The DUT profile a bench description (``bench.config.BenchConfig``) names: ``[unit] profile``
+    (relative to the bench file), else the packaged one of ``[unit] model``; None when it names
+    neither (the profile then follows the model the unit reports)."""
+    unit = config.unit
+    if unit.profile:
+        base = config.source.parent if config.source else Path.cwd()
+        return load_profile(base / unit.profile)
+    return profile_for_model(unit.model) if unit.model else None

@@ -5,7 +5,8 @@ from collections import Counter
 from typing import Callable
 
 from bench.evidence import Recorder
-from bench.limits import Limit
+from bench.limits import HEALTHY, Limit
+from bench.measures import Measure
 from bench.profile import SprtSpec
 from bench.sprt import Sprt, SprtResult
 from bench.errors import UnitError, UnitNotResponding
@@ -59,10 +60,21 @@ def decide_path(spec: SprtSpec, read_once: Callable[[int], str],
     return test.result(dict(reasons)), interruptions
 
 
+def path_measures(path: str, spec: Callable[..., SprtSpec | None]) -> tuple[Measure, ...]:
+    """The declared measurements of a read path (``record_path``): ``spec(profile, **params)``
+    gives the path's SPRT from the profile, or None when the profile names no read paths."""
+    def limit(make: Callable[[SprtSpec], Limit]):
+        return lambda profile, **params: make(s) if (s := spec(profile, **params)) is not None else None
+    return (Measure(f"{path}_sprt_verdict", "", limit(lambda s: HEALTHY)),
+            Measure(f"{path}_failure_rate", "ratio", limit(lambda s: Limit(max=s.p1))),
+            Measure(f"{path}_reads", "count", limit(lambda s: Limit(max=s.max_trials))),
+            Measure(f"{path}_interruptions", "count", "reader_interruptions"))
+
+
 def record_path(record: Recorder, path: str, result: SprtResult, spec: SprtSpec, cause: str,
-                interruptions: int = 0, interruption_limit: Limit | None = None) -> None:
-    """Measurements ``<path>_sprt_verdict``, ``_failure_rate``, ``_reads`` and ``_interruptions``;
-    a faulty verdict is evidence for ``cause``.
+                interruptions: int = 0) -> None:
+    """Measurements ``<path>_sprt_verdict``, ``_failure_rate``, ``_reads`` and ``_interruptions``
+    (declared by ``path_measures``); a faulty verdict is evidence for ``cause``.
 
     The failure-rate limit is the profile's p1 (the rate from which a path counts as faulty);
     the verdict itself comes from the SPRT, stated with its alpha and beta.
@@ -71,12 +83,11 @@ def record_path(record: Recorder, path: str, result: SprtResult, spec: SprtSpec,
     note = result.summary()
     record.run.read_paths[path] = {**result.to_dict(), "interruptions": interruptions, "test": record.test}
     strength = "strong" if result.truncated else "decisive"
-    record.measure(f"{path}_sprt_verdict", result.verdict, "", Limit(equals="healthy"),
-                   cause=cause if result.verdict == "faulty" else None, strength=strength, note=note,
-                   bears_on=cause)
-    record.measure(f"{path}_failure_rate", round(result.failure_rate, 4), "ratio",
-                   Limit(max=spec.p1), note=f"95% CI {lo:.3f}..{hi:.3f} over {result.trials} reads")
-    record.measure(f"{path}_reads", result.trials, "count", Limit(max=spec.max_trials),
+    record.measure(f"{path}_sprt_verdict", result.verdict, cause=cause if result.verdict == "faulty" else None,
+                   strength=strength, note=note, bears_on=cause)
+    record.measure(f"{path}_failure_rate", round(result.failure_rate, 4), bears_on=cause,
+                   note=f"95% CI {lo:.3f}..{hi:.3f} over {result.trials} reads")
+    record.measure(f"{path}_reads", result.trials,
                    note=f"SPRT p0={spec.p0:g} p1={spec.p1:g} alpha={spec.alpha:g} beta={spec.beta:g}")
-    record.measure(f"{path}_interruptions", interruptions, "count", interruption_limit or Limit(max=0),
+    record.measure(f"{path}_interruptions", interruptions,
                    note="reads cut off by the reader leaving the bus or the unit resetting")

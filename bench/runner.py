@@ -27,6 +27,8 @@ class LiveProgress:
         self.console, self.total, self.done = console, 0, 0
         self.doc: dict | None = None
         self.write_errors: list[str] = []
+        self.config_error = ""
+        """A mistake in the bench description or DUT profile the run found (exit 3)."""
         self.writer_failed = ""
         """Why pytest-html or JUnit failed to write (which one is unknown: the first failure
         stops the writers after it), or empty."""
@@ -45,8 +47,9 @@ class LiveProgress:
             except OSError as exc:
                 self.writer_failed = f"{exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else "")
                 outcome.force_result(None)
-            from fixtures.plugin import WRITE_ERRORS_KEY, session_verdict
+            from fixtures.plugin import CONFIG_ERROR_KEY, WRITE_ERRORS_KEY, session_verdict
             self.write_errors += session.config.stash.get(WRITE_ERRORS_KEY, [])
+            self.config_error = session.config.stash.get(CONFIG_ERROR_KEY, "")
             self.doc = session_verdict(session)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
@@ -55,6 +58,9 @@ class LiveProgress:
         say(self.console, text)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
+        from fixtures.plugin import CONFIG_ERROR_KEY
+        if CONFIG_ERROR_KEY in session.config.stash:  # collection stopped on a config mistake
+            return
         self.total = len(session.items)
         self.say(f"running {self.total} HIL tests")
 
@@ -76,6 +82,8 @@ class HilRun:
     code: int
     doc: dict | None
     write_errors: list[str] = field(default_factory=list)
+    config_error: str = ""
+    """A mistake in bench.toml or the DUT profile found by the run: a usage error (exit 3)."""
 
 
 def run_hil(bench_file: Path, json_path: Path, html_path: Path, junit_path: Path,
@@ -112,4 +120,4 @@ def run_hil(bench_file: Path, json_path: Path, html_path: Path, junit_path: Path
         except ReportWriteFailed as exc:
             errors.append(str(exc))
     discard(*staged.values())
-    return HilRun(int(code), progress.doc, errors)
+    return HilRun(int(code), progress.doc, errors, progress.config_error)

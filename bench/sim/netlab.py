@@ -47,6 +47,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from bench.errors import BenchError
+from bench.procs import pid_alive
 from drivers.host.arp_probe import build_announcement, open_arp_socket
 
 from . import netns
@@ -360,7 +361,7 @@ def sweep_stale(prefix: str = "pbl", timeout: float = 10.0) -> list[str]:
     removed = []
     for name in netns.list_netns():
         match = pattern.fullmatch(name)
-        if match is None or _alive(int(match.group(1) or match.group(2))):
+        if match is None or pid_alive(int(match.group(1) or match.group(2))):
             continue
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -386,22 +387,6 @@ def root_nft_tables() -> list[str]:
     """Names of the nftables tables in the root namespace."""
     out = netns.run(["nft", "list", "tables"], timeout=5.0).stdout
     return [line.split()[-1] for line in out.splitlines() if line.startswith("table ")]
-
-
-def _alive(pid: int) -> bool:
-    """True while ``pid`` runs; a zombie (killed, not yet reaped) counts as gone."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-            state = fh.read().rsplit(")", 1)[-1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state not in ("Z", "X")
 
 
 @atexit.register

@@ -39,6 +39,7 @@ from bench import diagnosis
 from bench.errors import BenchError, PosbenchError
 from bench.evidence import Code01Observation, Evidence, Measurement, RunRecord, TestOutcome
 from bench.masking import scrub
+from bench.procs import pid_alive, pid_start
 from bench.store import migrations, schema as t
 
 DEFAULT_FILE = "posbench.sqlite"
@@ -98,7 +99,7 @@ class Writer:
             version = importlib_metadata.version("posbench")
         except importlib_metadata.PackageNotFoundError:
             version = "unknown"
-        return cls(socket.gethostname(), os.getpid(), _pid_start(os.getpid()), version, _identity())
+        return cls(socket.gethostname(), os.getpid(), pid_start(os.getpid()), version, _identity())
 
 
 @dataclass(frozen=True)
@@ -388,7 +389,7 @@ class Store:
         for row in rows:
             where = _where_written(row.host, row.writer_id, self.writer)
             if where == "here":
-                if _pid_alive(row.pid, row.pid_start):
+                if pid_alive(row.pid, row.pid_start):
                     continue
                 reason = f"the writer (pid {row.pid} on {row.host}) died before the run finished"
             elif where == "before reboot":
@@ -680,15 +681,6 @@ def _aware(when: datetime) -> datetime:
     return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
 
 
-def _proc_stat(pid: int) -> list[str] | None:
-    """Fields of /proc/PID/stat after the command name (which may hold spaces); None if gone."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return raw[raw.rfind(")") + 2:].split()
-
-
 def _identity() -> str | None:
     """``machine-id/boot-id/pid-namespace`` of this process; None where Linux does not say."""
     try:
@@ -722,22 +714,3 @@ def _where_written(host: str, writer_id: str | None, me: Writer) -> str:
     return "here" if pidns == my_pidns else "elsewhere"
 
 
-def _pid_start(pid: int) -> int | None:
-    fields = _proc_stat(pid)
-    return int(fields[19]) if fields and len(fields) > 19 else None  # field 22: starttime
-
-
-def _pid_alive(pid: int, start: int | None) -> bool:
-    """Is process ``pid`` still the one that started a run (not a zombie, not a reused pid)?"""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # exists, owned by another user
-    fields = _proc_stat(pid)
-    if fields is None:
-        return not Path("/proc/self/stat").exists()  # gone since kill(0); or no procfs: trust kill(0)
-    if fields[0] in ("Z", "X"):
-        return False
-    return start is None or len(fields) <= 19 or int(fields[19]) == start

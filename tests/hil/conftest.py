@@ -13,3 +13,12 @@ def pytest_collection_modifyitems(items):
     items.sort(key=rank)
     for item in items:
         item.add_marker(pytest.mark.hil)
+
+
+@pytest.fixture(autouse=True)
+def _unit_identified(request: pytest.FixtureRequest) -> None:
+    """A test that talks to the unit runs only once the unit has identified itself (``identity``
+    waits for it and power cycles a silent one): a port where nothing answers is no measurement
+    of the unit. Tests that need nothing of it (the LAN, the host port, the USB bus) run anyway."""
+    if "terminal" in request.fixturenames:
+        request.getfixturevalue("identity")

@@ -7,13 +7,18 @@ logged for the same STAN (ZVT: the trace number, BMP 0B).
 import time
 from collections import defaultdict
 
-from bench.diagnosers import AGENT_REASON_CAUSE, NETWORK_CAUSES, ZVT_SALE_CAUSES, sale_failure_cause
+from bench.diagnosers import NETWORK_CAUSES, SALE_CAUSES, sale_failure_cause
 from bench.errors import ProtocolError, UnitNotResponding
+from bench.measures import Measure, measures
 from drivers.terminal import has
 
 
-def test_code01_origin(terminal, profile, host_log, record, supply_watch, actuator, needs):
-    needs("sale", "terminal_01_count", "sale_host_answered_rate", causes=("issuer_referral",))
+@measures(
+    Measure("terminal_01_count", "count", "terminal_01_count", bears_on=("issuer_referral",)),
+    Measure("sale_host_answered_rate", "ratio", "sale_host_answered_rate", bears_on=("network_unstable", "firewall")),
+    needs="sale",
+)
+def test_code01_origin(terminal, unit, profile, host_log, record, actuator):
     amounts = profile.tests.sale_amounts
     # A terminal that reads the card in the sale gets one presented (the agent's sale reads none).
     card = profile.read_paths.chip.cards[0] if has(terminal, "card_sale") and profile.read_paths else None
@@ -23,19 +28,19 @@ def test_code01_origin(terminal, profile, host_log, record, supply_watch, actuat
     failures: dict[tuple[str, str], list[str]] = defaultdict(list)  # (cause, strength) -> what failed
     mismatched: list[str] = []
     offline = 0
+    tried = 0
     for amount in amounts:
-        t0 = time.monotonic()
+        tried += 1
+        t0, garbles = time.monotonic(), unit.garbles()
         if card:
             actuator.insert(card)
         try:
             sale = terminal.sale(amount)
         except UnitNotResponding as exc:
-            note = f"sale of {amount}: no reply ({exc.detail})"
-            if supply_watch is None or supply_watch.attribute(
-                    record, note, t0, time.monotonic(), steady_cause="") != "power_supply":
-                record.evidence("application", "moderate", note)
-            terminal.wait_ready(terminal.boot_timeout)
-            continue
+            unit.judge_silence(record, f"sale of {amount}: no reply ({exc.detail})", t0, garbles)
+            if unit.ready():
+                continue
+            break  # silent even after a power cycle: the sales not run are not counted
         except ProtocolError as exc:
             record.evidence("pcb_intermittent", "moderate", f"sale of {amount}: the reply arrived corrupted ({exc})")
             continue
@@ -59,7 +64,7 @@ def test_code01_origin(terminal, profile, host_log, record, supply_watch, actuat
             failures[found].append(f"{sale.display_code}: {sale.reason or 'no reason given'}")
             if host_code is None and found[0] not in NETWORK_CAUSES:
                 offline += 1  # refused before it went online: not a question of reaching the host
-    n = len(amounts)
+    n = tried
     if issuer_stans:
         record.evidence("issuer_referral", "decisive",
                         f"host log shows field 39 = 01 for {len(issuer_stans)} of {n} sales "
@@ -70,9 +75,6 @@ def test_code01_origin(terminal, profile, host_log, record, supply_watch, actuat
     if mismatched:
         record.evidence("application", "strong", "unit showed another code than the host sent: "
                         + "; ".join(mismatched))
-    lim = profile.limits
-    sale_causes = ZVT_SALE_CAUSES if terminal.protocol == "zvt" else tuple(AGENT_REASON_CAUSE.values())
-    record.measure("terminal_01_count", sum(map(len, local.values())), "count", lim["terminal_01_count"],
-                   bears_on=("issuer_referral", *sale_causes))
-    record.measure("sale_host_answered_rate", round(answered / max(1, n - offline), 3), "ratio",
-                   lim["sale_host_answered_rate"], bears_on=("network_unstable", "firewall"))
+    record.measure("terminal_01_count", sum(map(len, local.values())),
+                   bears_on=("issuer_referral", *SALE_CAUSES[terminal.protocol]))
+    record.measure("sale_host_answered_rate", round(answered / max(1, n - offline), 3))

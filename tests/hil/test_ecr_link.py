@@ -3,18 +3,29 @@ import statistics
 import time
 
 from bench.errors import ProtocolError, UnitNotResponding
+from bench.measures import Measure, measures
 from bench.stats import percentile
 
 
-def test_link_health(terminal, profile, record, needs):
+MIN_TIMED = 8
+"""Answered commands needed before reply latency and its growth are judged."""
+
+
+@measures(
+    Measure("ecr_success_rate", "ratio", "ecr_success_rate", bears_on=("application", "pcb_intermittent")),
+    Measure("app_restarts", "count", "app_restarts", bears_on=("application",), needs="boot_id"),
+    Measure("ecr_naks", "count", "ecr_naks", bears_on=("pcb_intermittent",), needs="link_counters"),
+    Measure("ecr_reply_p95_s", "s", "ecr_reply_p95_s", bears_on=("resources",)),
+    Measure("ecr_latency_slope_ms_per_cmd", "ms/command", "ecr_latency_slope_ms_per_cmd", bears_on=("resources",)),
+)
+def test_link_health(terminal, unit, profile, record):
     n = profile.tests.link_commands
     latencies: list[float] = []
     unanswered = corrupt = 0
     boot_ids: list[str] = []
     stats_before = terminal.link_counters()
-    boot_ids_told = needs("boot_id", "app_restarts", causes=("application",), skip=False)
     for i in range(n):
-        start = time.monotonic()
+        start, garbles = time.monotonic(), unit.garbles()
         try:
             if i % 2:
                 terminal.identify()
@@ -22,39 +33,39 @@ def test_link_health(terminal, profile, record, needs):
                 boot_ids.append(terminal.status().boot_id or "")
             latencies.append(time.monotonic() - start)
         except UnitNotResponding:
+            if unit.garbles() > garbles:  # no answer because its frames came damaged
+                corrupt += 1
+                continue
             unanswered += 1
-            try:
-                terminal.wait_ready(terminal.boot_timeout)
-            except UnitNotResponding:
+            if not unit.ready():
                 break  # the unit stayed silent: what was measured so far stands
         except ProtocolError:
             corrupt += 1
     stats = {k: v - stats_before.get(k, 0) for k, v in terminal.link_counters().items()}
     success = len(latencies) / n
-    limits = profile.limits
-    record.measure("ecr_success_rate", round(success, 3), "ratio", limits["ecr_success_rate"],
+    record.measure("ecr_success_rate", round(success, 3),
                    cause="application" if unanswered >= corrupt else "pcb_intermittent",
                    note=f"{unanswered} of {n} ECR commands unanswered, {corrupt} corrupt")
-    if boot_ids_told:
+    if record.wanted("app_restarts"):
         restarts = len(set(boot_ids)) - 1 if boot_ids else 0
-        record.measure("app_restarts", restarts, "count", limits["app_restarts"], cause="application",
+        record.measure("app_restarts", restarts, cause="application",
                        note=f"the payment app restarted {restarts} time(s) during {n} commands (boot id changed)")
-    if needs("link_counters", "ecr_naks", causes=("pcb_intermittent",), skip=False) and stats:
-        record.measure("ecr_naks", stats.get("naks_sent", 0) + stats.get("naks_received", 0), "count",
-                       limits["ecr_naks"], cause="pcb_intermittent", strength="moderate",
-                       note="frames with a bad checksum on the ECR link")
-    if len(latencies) >= 8:
-        p95 = percentile(latencies, 95)
-        record.measure("ecr_reply_p95_s", round(p95, 4), "s", limits["ecr_reply_p95_s"],
-                       cause="resources", strength="moderate")
-        slope, stderr = theil_sen_slope(latencies)
-        # Judge the slope's lower 3-sigma bound: a noisy link (remote serial, a busy bench host)
-        # widens the bound instead of posing as a unit that slows down.
-        lower_ms = (slope - 3 * stderr) * 1000
-        record.measure("ecr_latency_slope_ms_per_cmd", round(lower_ms, 3), "ms/command",
-                       limits["ecr_latency_slope_ms_per_cmd"], cause="resources", strength="strong",
-                       note=f"each reply took {slope * 1000:.2f} ms longer than the one before "
-                            f"(at least {lower_ms:.2f} ms at 3 sigma) over {len(latencies)} commands")
+    if record.wanted("ecr_naks"):
+        record.measure("ecr_naks", stats.get("naks_sent", 0) + stats.get("naks_received", 0),
+                       cause="pcb_intermittent", strength="moderate", note="frames with a bad checksum on the ECR link")
+    if len(latencies) < MIN_TIMED:
+        for name in ("ecr_reply_p95_s", "ecr_latency_slope_ms_per_cmd"):
+            record.unmeasured(name, f"only {len(latencies)} of {n} commands were answered: too few to time")
+        return
+    p95 = percentile(latencies, 95)
+    record.measure("ecr_reply_p95_s", round(p95, 4), cause="resources", strength="moderate")
+    slope, stderr = theil_sen_slope(latencies)
+    # Judge the slope's lower 3-sigma bound: a noisy link (remote serial, a busy bench host)
+    # widens the bound instead of posing as a unit that slows down.
+    lower_ms = (slope - 3 * stderr) * 1000
+    record.measure("ecr_latency_slope_ms_per_cmd", round(lower_ms, 3), cause="resources", strength="strong",
+                   note=f"each reply took {slope * 1000:.2f} ms longer than the one before "
+                        f"(at least {lower_ms:.2f} ms at 3 sigma) over {len(latencies)} commands")
 
 
 def theil_sen_slope(values: list[float]) -> tuple[float, float]:

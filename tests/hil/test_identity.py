@@ -1,24 +1,30 @@
 """Identity of the unit against its DUT profile: firmware release and component versions."""
-from bench.limits import Limit
+from bench.limits import HOLDS, Limit
+from bench.measures import Measure, measures
 from bench.profile import version_tuple
 
+def _firmware(check):
+    """A firmware limit, or None from a generic profile (no release named: the firmware is not judged)."""
+    return lambda profile: check(profile.firmware) if profile.firmware else None
 
-def test_identity(identity, profile, record, needs):
+
+@measures(
+    Measure("firmware_at_least_minimum", "bool", _firmware(lambda fw: HOLDS), bears_on=("maintenance",)),
+    Measure("firmware_version", "", _firmware(lambda fw: Limit(equals=fw.expected))),
+    Measure("component_{each}_allowed", "bool", lambda profile: HOLDS, bears_on=("firmware_driver",),
+            needs="components", each=lambda profile: profile.components),
+)
+def test_identity(identity, profile, record):
     fw = identity.firmware
-    if profile.firmware is None:
-        record.unmeasured("firmware_at_least_minimum", f"the DUT profile {profile.model} names no firmware "
-                          "release (a generic profile): the firmware is not judged", causes=("maintenance",))
-        return
-    record.measure("firmware_at_least_minimum", int(version_tuple(fw) >= version_tuple(profile.firmware.minimum)),
-                   "bool", Limit(equals=1), cause="maintenance", strength="strong",
-                   note=f"firmware {fw} is older than the supported minimum {profile.firmware.minimum}")
-    record.measure("firmware_version", fw, "", Limit(equals=profile.firmware.expected))
-    # a release between the minimum and the expected one is stale, not broken: no cause
-    if not needs("components", *(f"component_{name}_allowed" for name in profile.components),
-                 causes=("firmware_driver",), skip=False):
-        return
+    if record.wanted("firmware_version"):
+        record.measure("firmware_at_least_minimum", int(version_tuple(fw) >= version_tuple(profile.firmware.minimum)),
+                       cause="maintenance", strength="strong",
+                       note=f"firmware {fw} is older than the supported minimum {profile.firmware.minimum}")
+        record.measure("firmware_version", fw)
+        # a release between the minimum and the expected one is stale, not broken: no cause
     for name, allowed in profile.components.items():
-        have = identity.components.get(name)
-        record.measure(f"component_{name}_allowed", int(have in allowed), "bool", Limit(equals=1),
-                       cause="firmware_driver", strength="strong",
-                       note=f"component {name} is {have or 'missing'}; the profile allows {', '.join(allowed)}")
+        if record.wanted(f"component_{name}_allowed"):
+            have = identity.components.get(name)
+            record.measure(f"component_{name}_allowed", int(have in allowed), cause="firmware_driver",
+                           strength="strong",
+                           note=f"component {name} is {have or 'missing'}; the profile allows {', '.join(allowed)}")

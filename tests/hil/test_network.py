@@ -8,6 +8,8 @@ import statistics
 
 import pytest
 
+from bench.diagnosers import EchoPath, judge_echo_paths
+from bench.measures import Measure, measures
 from bench.stats import percentile
 from drivers.host.arp_probe import arp_probe
 from drivers.host.echo import echo_series
@@ -28,18 +30,19 @@ def host_address(bench_config):
     return bench_config.host.host_port
 
 
+@measures(Measure("arp_macs", "MACs", "arp_macs", bears_on=("ip_conflict",)))
 def test_address_conflict(network, profile, record):
     """RFC 5227 probe for the unit's address: more than one MAC answering is a conflict."""
     result = arp_probe(network.interface, network.unit_address, timeout_s=1.5, count=3, netns=network.netns)
     macs = sorted(result.macs)
-    record.measure("arp_macs", len(macs), "MACs", profile.limits["arp_macs"], cause="ip_conflict",
-                   strength="decisive",
+    record.measure("arp_macs", len(macs), cause="ip_conflict", strength="decisive",
                    note=f"{len(macs)} hosts answer for {network.unit_address}: {', '.join(macs)}")
     if not macs:
         record.evidence("ip_conflict", 1 / 4, f"nobody answered ARP for {network.unit_address}: "
                         "is the unit on this LAN at all?")
 
 
+@measures(Measure("host_port_state", "", "host_port_state", bears_on=("firewall",)))
 def test_host_port(host_address, network, profile, record):
     """The acquirer's port from the unit's LAN: open, refused (rejected) or filtered (dropped)."""
     host, port = host_address
@@ -48,28 +51,39 @@ def test_host_port(host_address, network, profile, record):
                       "listener)", "filtered": "dropped: connection attempts get no answer at all "
                       "(a firewall DROP rule)"}.get(probe.state, "open")
     times = ", ".join(f"{t:.3f}" for t in probe.times_s)
-    record.measure("host_port_state", probe.state, "", profile.limits["host_port_state"], cause="firewall",
-                   strength="decisive",
+    record.measure("host_port_state", probe.state, cause="firewall", strength="decisive",
                    note=f"{host}:{port} is {how}; attempts took {times} s ({probe.detail})")
 
 
-def _echo_measures(record, profile, path: str, answered: list[float | None], reconnects: int) -> tuple[float, float | None]:
-    lim = profile.limits
+def _echo_measures(record, path: str, answered: list[float | None], reconnects: int) -> EchoPath:
     loss = round(sum(a is None for a in answered) / len(answered), 3) if answered else 1.0
     ok = sorted(a for a in answered if a is not None)
     p95 = percentile(ok, 95)
     p95 = round(p95, 4) if p95 is not None else None
-    record.measure(f"echo_loss_{path}", loss, "ratio", lim["echo_loss"], bears_on="network_unstable",
+    record.measure(f"echo_loss_{path}", loss,
                    note=f"{sum(a is None for a in answered)} of {len(answered)} echoes unanswered ({path})")
-    record.measure(f"echo_p95_s_{path}", p95, "s", lim["echo_p95_s"], bears_on="network_unstable",
+    record.measure(f"echo_p95_s_{path}", p95,
                    note=f"echo latency ({path}): p50 {statistics.median(ok) if ok else float('nan'):.3f} s, "
                         f"max {max(ok) if ok else float('nan'):.3f} s")
-    record.measure(f"echo_reconnects_{path}", reconnects, "count", lim["echo_reconnects"],
-                   note=f"connections re-opened after a failed echo ({path})")
-    return loss, p95
+    record.measure(f"echo_reconnects_{path}", reconnects, note=f"connections re-opened after a failed echo ({path})")
+    return EchoPath(path, loss, p95)
 
 
-def test_echo_series(host_address, network, terminal, ask, profile, record, needs):
+ECHOES = tuple(Measure(f"echo_{what}_{path}", unit, limit, bears_on=("network_unstable",),
+                       needs="echo" if path == "unit" else None)
+               for path in ("bench", "unit")
+               for what, unit, limit in (("loss", "ratio", "echo_loss"), ("p95_s", "s", "echo_p95_s"),
+                                         ("reconnects", "count", "echo_reconnects"))
+               if (what, path) != ("loss", "unit"))
+"""Echo loss, p95 latency and reconnects from the bench and through the unit."""
+UNIT_LOSS = Measure("echo_loss_unit", "ratio", "echo_loss", bears_on=("network_unstable", "firewall"),
+                    needs=("echo", "host_diagnosis"))
+"""The unit's echoes lost, or where it cannot echo, the share of its own host checks (ZVT
+diagnosis) that failed."""
+
+
+@measures(*ECHOES, UNIT_LOSS)
+def test_echo_series(host_address, network, terminal, unit, profile, record):
     """0800/0810 echoes (70=301) from the bench and through the unit: loss, latency, reconnects.
 
     Both paths bad: the network between LAN and host (``network_unstable``). Only the unit's path
@@ -78,47 +92,28 @@ def test_echo_series(host_address, network, terminal, ask, profile, record, need
     n = profile.tests.echoes
     probe = probe_port(*host_address, timeout_s=1.0, attempts=3, netns=network.netns)
     direct = echo_series(host_address, count=n, interval_s=0.05, timeout_s=1.0, netns=network.netns)
-    d_loss, d_p95 = _echo_measures(record, profile, "bench", direct.latencies_s + [None] * (direct.sent - direct.answered),
-                                   direct.reconnects)
-    unit: list[float | None] = []
-    reconnects = 0
-    unit_timed = needs("echo", "echo_p95_s_unit", "echo_reconnects_unit", causes=("network_unstable",), skip=False)
-    if unit_timed:
-        while len(unit) < n:
-            got = ask(lambda: terminal.echo(min(4, n - len(unit)), per_echo_s=1.0), "echo through the unit")
-            unit += list(got.latencies_s)
+    bench = _echo_measures(record, "bench", direct.latencies_s + [None] * (direct.sent - direct.answered),
+                           direct.reconnects)
+    if record.wanted("echo_p95_s_unit"):
+        answered: list[float | None] = []
+        reconnects = 0
+        while len(answered) < n:
+            got = unit.ask(record, lambda: terminal.echo(min(4, n - len(answered)), per_echo_s=1.0),
+                           "echo through the unit")
+            answered += list(got.latencies_s)
             reconnects += got.reconnects
-        u_loss, u_p95 = _echo_measures(record, profile, "unit", unit, reconnects)
-    else:  # the unit's own host check (ZVT diagnosis): whether it reaches its host, not how fast
-        needs("host_diagnosis", "echo_loss_unit", causes=("network_unstable", "firewall"))
-        checks = [ask(terminal.host_check, "host check through the unit") for _ in range(max(2, n // 4))]
+        through_unit = _echo_measures(record, "unit", answered, reconnects)
+    elif record.wanted("echo_loss_unit"):  # its own host check (ZVT diagnosis): reached, or not
+        checks = [unit.ask(record, terminal.host_check, "host check through the unit") for _ in range(max(2, n // 4))]
         failed = [c for c in checks if not c.ok]
         # A host check holds at least one round trip to the host, plus the unit's own work: its
         # p95 is an upper bound of the unit's echo latency, judged only together with the bench's.
-        u_loss, u_p95 = round(len(failed) / len(checks), 3), percentile([c.duration_s for c in checks], 95)
-        record.measure("echo_loss_unit", u_loss, "ratio", profile.limits["echo_loss"],
-                       bears_on=("network_unstable", "firewall"),
+        through_unit = EchoPath("unit", round(len(failed) / len(checks), 3),
+                                percentile([c.duration_s for c in checks], 95), timed=False)
+        record.measure("echo_loss_unit", through_unit.loss,
                        note=f"{len(failed)} of {len(checks)} host checks by the unit failed"
                        + (f" ({failed[0].reason})" if failed else ""))
-    lim = profile.limits
-    if probe.state != "open":
-        return  # the port is closed to everyone: the reachability test names that, not a flaky link
-    bad = lambda loss, p95: not lim["echo_loss"].check(loss) or (p95 is not None and not lim["echo_p95_s"].check(p95))  # noqa: E731
-    if bad(d_loss, d_p95) and bad(u_loss, u_p95):
-        # Each symptom seen on both paths is its own observation: loss, and latency.
-        if not lim["echo_loss"].check(d_loss) and not lim["echo_loss"].check(u_loss):
-            record.evidence("network_unstable", "strong",
-                            f"echoes lose {d_loss:.0%} from the bench and {u_loss:.0%} from the unit: "
-                            "the path to the host drops packets", measurement="echo_loss_bench",
-                            value=d_loss, limit=str(lim["echo_loss"]))
-        slow = [p for p in (d_p95, u_p95) if p is not None and not lim["echo_p95_s"].check(p)]
-        if len(slow) == 2:  # measured from two vantage points: what network_unstable means
-            record.evidence("network_unstable", "decisive",
-                            f"echo p95 {d_p95:.3f} s from the bench and {u_p95:.3f} s from the unit"
-                            + ("" if unit_timed else " (its host checks)") + ": "
-                            "the path to the host is slow and jittery", measurement="echo_p95_s_bench",
-                            value=d_p95, limit=str(lim["echo_p95_s"]))
-    elif bad(u_loss, u_p95 if unit_timed else None):
-        record.evidence("ip_conflict", "weak",
-                        f"only the unit's echoes fail ({u_loss:.0%} lost, the bench's {d_loss:.0%}): "
-                        "the unit's own place on the LAN is at fault")
+    else:
+        through_unit = None
+    if probe.state == "open":  # closed to everyone: the reachability test names that, not a flaky link
+        judge_echo_paths(record, bench, through_unit)

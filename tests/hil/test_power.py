@@ -12,7 +12,7 @@ import pytest
 
 from bench import plots
 from bench.errors import BenchError, PortLost, PortUnavailable, PosbenchError, UnitError, UnitNotResponding
-from bench.limits import Limit
+from bench.measures import Measure, measures
 from drivers.terminal import has
 
 
@@ -44,7 +44,9 @@ LOAD_S = 0.4
 """Seconds each kind of read is repeated for, so the supply sampler sees it several times."""
 
 
-def test_load(supply_watch, terminal, actuator, nfc_reader, profile, record):
+@measures(Measure("supply_sag_v", "V", "supply_sag_v", bears_on=("power_supply",)),
+          Measure("peak_current_a", "A", "peak_current_a", bears_on=("power_supply",)))
+def test_load(supply_watch, terminal, unit, actuator, nfc_reader, profile, record):
     """Supply sag and peak current while the unit reads chip cards and contactless cards."""
     _needs_supply(supply_watch)
     spec = _power_spec(profile)
@@ -68,7 +70,7 @@ def test_load(supply_watch, terminal, actuator, nfc_reader, profile, record):
     marks.append((time.monotonic(), "taps"))
     tag = profile.read_paths.tap.cards[0]
     if nfc_reader.lost:
-        _reopen(terminal, nfc_reader)
+        unit.open_reader(nfc_reader.reopen)
     end = time.monotonic() + LOAD_S
     while time.monotonic() < end:
         actuator.tap(tag)
@@ -84,24 +86,17 @@ def test_load(supply_watch, terminal, actuator, nfc_reader, profile, record):
     low = min((r.volts for r in readings), default=None)
     peak = max((r.amps for r in readings), default=None)
     sag = round(spec.nominal_v - low, 3) if low is not None else None
-    record.measure("supply_sag_v", sag, "V", profile.limits["supply_sag_v"], cause="power_supply",
+    record.measure("supply_sag_v", sag, cause="power_supply",
                    note=f"the supply fell to {low} V (nominal {spec.nominal_v:g} V) during card reads")
-    record.measure("peak_current_a", peak, "A", profile.limits["peak_current_a"], cause="power_supply",
+    record.measure("peak_current_a", peak, cause="power_supply",
                    strength="moderate", note=f"the unit drew up to {peak} A during card reads")
-    _reopen(terminal, nfc_reader)  # leave the unit and its reader answering for the next test
+    try:  # leave the unit and its reader answering for the next test
+        unit.open_reader(nfc_reader.reopen)
+    except (UnitError, PortLost, PortUnavailable):
+        pass  # the next test that needs the reader finds it gone and says so
 
 
-def _reopen(terminal, nfc_reader) -> None:
-    """Bring the contactless reader back after the unit reset under it (best effort)."""
-    for _ in range(3):
-        try:
-            terminal.wait_ready(terminal.boot_timeout)
-            nfc_reader.reopen()
-            return
-        except (UnitError, PortLost, PortUnavailable):
-            time.sleep(0.5)
-
-
+@measures(Measure("usb_drops", "count", "usb_drops", bears_on=("power_supply", "pcb_intermittent")))
 def test_usb_stable(mag_reader, profile, record, supply_watch):
     """The unit's USB reader stays on the bus while watched; each drop is checked against the supply."""
     spec = _power_spec(profile)
@@ -120,23 +115,15 @@ def test_usb_stable(mag_reader, profile, record, supply_watch):
     if not present and supply_watch is not None:  # gone at the end of the watch: judged all the same
         supply_watch.attribute(record, f"the USB reader dropped off the bus and was still gone after "
                                        f"{time.monotonic() - gone_at:.1f} s", gone_at, time.monotonic())
-    record.measure("usb_drops", drops, "count", profile.limits["usb_drops"],
-                   cause=None if supply_watch is not None else "pcb_intermittent", strength="moderate",
+    record.measure("usb_drops", drops, cause=None if supply_watch is not None else "pcb_intermittent", strength="moderate",
                    note=f"the reader left the bus {drops} time(s) in {spec.usb_watch_s:g} s")
     mag_reader.close()  # its handle is stale after a drop; the next user reconnects
 
 
-def _boot(power_switch, terminal, mag_reader, spec, watch) -> tuple[float | None, float | None, float]:
+def _boot(unit, terminal, mag_reader, spec) -> tuple[float | None, float | None, float]:
     """Power cycle; seconds from power-on until the ECR port answers and the USB reader
-    enumerates, and the monotonic time of power-on. ``watch`` (the supply watch, or None) is told
-    the off time is the bench's own."""
-    t_off = time.monotonic()
-    power_switch.off()
-    time.sleep(spec.off_s)
-    t0 = time.monotonic()
-    power_switch.on()
-    if watch is not None:
-        watch.bench_switched(t_off, t0)
+    enumerates, and the monotonic time of power-on."""
+    t0 = unit.power_cycle(spec.off_s)
     try:
         terminal.wait_ready(terminal.boot_timeout)
         ecr = time.monotonic() - t0
@@ -163,86 +150,101 @@ def _judge_boot(record, supply_watch, ok: bool, what: str, t_on: float, t1: floa
         supply_watch.attribute(record, what, t_on, t1, steady_cause="", since=t_on + 0.05)
 
 
-def test_cold_boot(power_switch, terminal, mag_reader, profile, record, supply_watch):
+@measures(Measure("cold_boot_s", "s", "cold_boot_s"), Measure("usb_enumerate_s", "s", "usb_enumerate_s"))
+def test_cold_boot(power_switch, unit, terminal, mag_reader, profile, record, supply_watch):
     spec = _power_spec(profile)
-    ecr, usb, t_on = _boot(power_switch, terminal, mag_reader, spec, supply_watch)
-    lim = profile.limits
-    ok = record.measure("cold_boot_s", None if ecr is None else round(ecr, 3), "s", lim["cold_boot_s"],
+    ecr, usb, t_on = _boot(unit, terminal, mag_reader, spec)
+    ok = record.measure("cold_boot_s", None if ecr is None else round(ecr, 3),
                         note="power-on until the unit answered its ECR port"
                         + ("" if ecr is not None else f": it never answered within {terminal.boot_timeout:g} s"))
-    record.measure("usb_enumerate_s", None if usb is None else round(usb, 3), "s", lim["usb_enumerate_s"],
+    record.measure("usb_enumerate_s", None if usb is None else round(usb, 3),
                    note="power-on until the USB reader enumerated")
     _judge_boot(record, supply_watch, ok, "a cold boot was slow or failed", t_on, time.monotonic())
 
 
-def _snapshot(terminal, stored: bool):
+def _snapshot(unit, record) -> tuple | None:
     """Configuration checksum and the newest journal records (None where the protocol keeps
-    them to itself)."""
-    if not stored:
-        return None, None
-    return terminal.status().cfg_crc, [r.seq for r in terminal.transaction_log(5)]
+    them to itself); None when the unit would not tell (its silence is already evidence)."""
+    t = unit.terminal
+    try:
+        return (unit.ask(record, lambda: t.status().cfg_crc, "status") if record.wanted("config_lost") else None,
+                unit.ask(record, lambda: [r.seq for r in t.transaction_log(5)], "transaction log")
+                if record.wanted("log_corrupted") else None)
+    except UnitError:
+        return None
 
 
-def test_cycle_soak(power_switch, terminal, mag_reader, profile, record, pytestconfig, supply_watch, needs):
+@measures(
+    Measure("soak_cycles_missed", "count", "soak_cycles_missed"),
+    Measure("failed_boots", "count", "failed_boots"),
+    Measure("slow_boots", "count", "slow_boots"),
+    Measure("config_lost", "count", "config_lost", bears_on=("power_supply",), needs="config_checksum"),
+    Measure("log_corrupted", "count", "log_corrupted", bears_on=("power_supply",), needs="journal"),
+)
+def test_cycle_soak(power_switch, unit, terminal, profile, record, pytestconfig, supply_watch):
     """N power cycles: failed boots, lost configuration, a journal that lost or repeated records."""
     spec = _power_spec(profile)
-    stored = needs("config_checksum", "config_lost", causes=("power_supply",), skip=False) \
-        and needs("journal", "log_corrupted", causes=("power_supply",), skip=False)
     cycles = pytestconfig.getoption("soak") or spec.soak_cycles
+    boot_limit = profile.limit("cold_boot_s")  # a boot slower than a cold boot may take is slow
     boots: list[float | None] = []
-    failed = config_lost = corrupted = 0
+    failed = config_lost = corrupted = compared = 0
     from bench.console import announce
-    before, log_before = _snapshot(terminal, stored)
+    before = _snapshot(unit, record)
     for n in range(1, cycles + 1):
         if cycles > spec.soak_cycles and (n == 1 or n % 10 == 0 or n == cycles):
             announce(f"soak: power cycle {n} of {cycles} ({failed} failed boots so far)")
-        ecr, _, t_on = _boot(power_switch, terminal, None, spec, supply_watch)
+        ecr, _, t_on = _boot(unit, terminal, None, spec)
         boots.append(ecr)
-        _judge_boot(record, supply_watch, ecr is not None and ecr <= profile.limits["cold_boot_s"].max,
+        _judge_boot(record, supply_watch, ecr is not None and boot_limit.check(ecr),
                     f"power cycle {n}: the boot was slow or failed", t_on, time.monotonic())
         if ecr is None:
             failed += 1
-            t_off = time.monotonic()
-            power_switch.off()  # a unit stuck in a boot loop needs the supply removed
-            time.sleep(spec.off_s)
-            power_switch.on()
-            if supply_watch is not None:
-                supply_watch.bench_switched(t_off, time.monotonic())
+            unit.power_cycle(spec.off_s)  # a unit stuck in a boot loop needs the supply removed
             try:
                 terminal.wait_ready(terminal.boot_timeout)
             except UnitNotResponding:
                 break  # it stays dead: what was counted stands
-            before, log_before = _snapshot(terminal, stored)
+            before = _snapshot(unit, record)
             continue
-        after, log_after = _snapshot(terminal, stored)
-        config_lost += after != before
-        corrupted += log_after != log_before
-        before, log_before = after, log_after
-    lim = profile.limits
+        after = _snapshot(unit, record)
+        if before is not None and after is not None:
+            config_lost += after[0] != before[0]
+            corrupted += after[1] != before[1]
+            compared += 1
+        before = after
     record.plot(f"boot times over {cycles} power cycles",
-                plots.boot_times(boots, lim["cold_boot_s"].max, f"boot time per power cycle ({cycles} cycles)"))
-    record.measure("soak_cycles", len(boots), "count", Limit(min=cycles),
-                   note=f"{len(boots)} of {cycles} power cycles ran")
-    record.measure("failed_boots", failed, "count", lim["failed_boots"],
+                plots.boot_times(boots, boot_limit.max, f"boot time per power cycle ({cycles} cycles)"))
+    record.measure("soak_cycles_missed", cycles - len(boots), note=f"{len(boots)} of {cycles} power cycles ran")
+    record.measure("failed_boots", failed,
                    note=f"{failed} of {len(boots)} power cycles ended without the unit answering")
-    slow = sum(1 for b in boots if b is not None and b > lim["cold_boot_s"].max)
-    record.measure("slow_boots", slow, "count", Limit(max=0),
-                   note=f"{slow} boot(s) took longer than {lim['cold_boot_s'].max:g} s")
-    if stored:
-        record.measure("config_lost", config_lost, "count", lim["config_lost"], cause="power_supply",
-                       note=f"the configuration checksum changed after {config_lost} power cycle(s)")
-        record.measure("log_corrupted", corrupted, "count", lim["log_corrupted"], cause="power_supply",
-                       note=f"the journal changed across {corrupted} idle power cycle(s)")
+    slow = sum(1 for b in boots if b is not None and not boot_limit.check(b))
+    record.measure("slow_boots", slow, note=f"{slow} boot(s) took longer than {boot_limit}")
+    for name, count, note in (
+            ("config_lost", config_lost, f"the configuration checksum changed after {config_lost} of {compared} "
+                                         "power cycle(s)"),
+            ("log_corrupted", corrupted, f"the journal changed across {corrupted} of {compared} idle power cycle(s)")):
+        if not record.wanted(name):
+            continue
+        if compared:
+            record.measure(name, count, cause="power_supply", note=note)
+        else:
+            record.unmeasured(name, "the unit never told its configuration and journal on both sides of a power cycle")
 
 
-def test_brownout(supply, supply_watch, terminal, host_log, profile, record, bench_config, actuator, needs):
+@measures(
+    Measure("brownout_recovered", "", "brownout_recovered", bears_on=("power_supply",)),
+    Measure("brownout_records_added", "records", "brownout_records_added", bears_on=("power_supply",),
+            needs="journal"),
+    Measure("unreversed_sales", "count", "unreversed_sales", bears_on=("power_supply",)),
+)
+def test_brownout(supply, supply_watch, terminal, unit, host_log, profile, record, bench_config, actuator):
     """Drop the supply during a sale; the unit must recover, reverse or complete the sale, and
     keep its journal whole (one record for the sale, none lost, none repeated)."""
     _needs_supply(supply_watch)
     spec = _power_spec(profile)
-    terminal.wait_ready(terminal.boot_timeout)
-    journal = needs("journal", "brownout_records_added", causes=("power_supply",), skip=False)
-    seq_before = terminal.status().log_seq if journal else None
+    unit.revive()
+    journal = record.wanted("brownout_records_added")
+    seq_before = unit.ask(record, lambda: terminal.status().log_seq, "status") if journal else None
     card = profile.read_paths.chip.cards[0] if has(terminal, "card_sale") and profile.read_paths else None
     if card:
         actuator.insert(card)  # the terminal reads it in the sale; taken out after the brownout
@@ -278,15 +280,16 @@ def test_brownout(supply, supply_watch, terminal, host_log, profile, record, ben
     _window(supply_watch, record, start, time.monotonic(),
             f"brownout to {spec.brownout_v:g} V for {spec.brownout_s:g} s during a sale",
             spec.min_input_v, [(t_drop, "drop"), (t_back, "restore")])
-    lim = profile.limits
-    record.measure("brownout_recovered", recovered, "", lim["brownout_recovered"], cause="power_supply",
+    record.measure("brownout_recovered", recovered, cause="power_supply",
                    note=f"the unit did not answer within {terminal.boot_timeout:g} s after the brownout")
     if recovered != "yes":
+        for name in ("brownout_records_added", "unreversed_sales"):
+            record.unmeasured(name, "the unit did not come back after the brownout")
         return
-    log = [r for r in terminal.transaction_log(10) if r.seq > seq_before] if journal else None
+    log = [r for r in unit.ask(record, lambda: terminal.transaction_log(10), "transaction log")
+           if r.seq > seq_before] if journal else None
     if log is not None:
-        record.measure("brownout_records_added", len(log), "records", lim["brownout_records_added"],
-                       cause="power_supply", note=f"the interrupted sale left {len(log)} journal records")
+        record.measure("brownout_records_added", len(log), cause="power_supply", note=f"the interrupted sale left {len(log)} journal records")
     tid = bench_config.host.terminal_id if bench_config.host else None
     records = [r for r in host_log.records() if r.get("ts", "") >= since.isoformat(timespec="milliseconds")
                and (tid is None or r.get("tid") == tid)]
@@ -309,8 +312,7 @@ def test_brownout(supply, supply_watch, terminal, host_log, profile, record, ben
                       and r.get("ts", "") >= since.isoformat(timespec="milliseconds")}
         unreversed = len(approved - reversed_)
     # A unit that cannot reach its host cannot reverse: that is the network tests' finding.
-    record.measure("unreversed_sales", unreversed, "count", lim["unreversed_sales"],
-                   cause="power_supply" if host_reachable else None,
+    record.measure("unreversed_sales", unreversed, cause="power_supply" if host_reachable else None,
                    note=f"{unreversed} sale(s) the host approved were cut off by the brownout and never reversed"
                    + ("" if host_reachable else " (the unit could not reach its host afterwards either)"))
     if log is not None and len(log) == 0 and approved:

@@ -12,8 +12,9 @@ import pytest
 
 from bench.cards import TEST_TAG_ID, TEST_TAG_TEXT
 from bench.emv import BRAND_AIDS, PSE, AtrError, TlvError, fci_df_name, parse_atr
-from bench.errors import PortLost, PortUnavailable, UnitNotResponding
-from bench.readtest import ReadInterrupted, decide_path, record_path
+from bench.errors import PortLost, UnitNotResponding
+from bench.measures import measures
+from bench.readtest import ReadInterrupted, decide_path, path_measures, record_path
 from bench.tracks import TrackError, luhn_valid
 from drivers.usb.magstripe import SwipeTimeout
 from fixtures.devices import UsbGone
@@ -25,33 +26,9 @@ def _spec(profile, path):
     return getattr(profile.read_paths, path)
 
 
-class Recovery:
-    """Handles an interrupted read: wait for the unit, reconnect the reader, and say what the
-    supply did meanwhile. A reader that dropped while the unit kept running, on a steady supply,
-    points at the board; a unit that reset on a steady supply says nothing about power or board."""
-
-    def __init__(self, record, supply_watch, terminal, revive, reconnect):
-        self.record, self.watch, self.terminal, self.reconnect = record, supply_watch, terminal, reconnect
-        self.revive = revive
-        self.boot_id = terminal.status().boot_id
-
-    def __call__(self, exc: ReadInterrupted) -> None:
-        self.revive()
-        boot_id = self.terminal.status().boot_id
-        reset, self.boot_id = boot_id != self.boot_id, boot_id
-        if self.watch is not None:
-            what = exc.what + (" (the unit reset)" if reset else " (the unit kept running)")
-            self.watch.attribute(self.record, what, exc.t0, time.monotonic(),
-                                 steady_cause="" if reset else "pcb_intermittent")
-        for attempt in range(3):  # the unit may reset again while its reader comes up
-            try:
-                self.reconnect()
-                return
-            except (PortLost, PortUnavailable, UsbGone):
-                if attempt == 2:
-                    raise
-                time.sleep(0.5)
-                self.revive()
+def spec_of(path: str):
+    """The profile's SPRT for ``path`` (None: the profile names no read paths)."""
+    return lambda profile, **params: getattr(profile.read_paths, path) if profile.read_paths else None
 
 
 def swipe_failure(swipe, card) -> str:
@@ -72,7 +49,8 @@ def swipe_failure(swipe, card) -> str:
     return ""
 
 
-def test_swipe(mag_reader, actuator, deck, profile, record, terminal, supply_watch, revive):
+@measures(*path_measures("swipe", spec_of("swipe")))
+def test_swipe(mag_reader, actuator, deck, profile, record, terminal, unit):
     spec = _spec(profile, "swipe")
     mag_reader.flush()
 
@@ -89,10 +67,9 @@ def test_swipe(mag_reader, actuator, deck, profile, record, terminal, supply_wat
             raise ReadInterrupted("a swipe was cut off: the reader left the USB bus", t0, time.monotonic())
         return swipe_failure(swipe, card)
 
-    result, interrupted = decide_path(spec, read_once, Recovery(
-        record, supply_watch, terminal, revive, lambda: mag_reader.connect(terminal.boot_timeout)))
-    record_path(record, "swipe", result, spec, cause="msr_head", interruptions=interrupted,
-                interruption_limit=profile.limits.get("reader_interruptions"))
+    result, interrupted = decide_path(spec, read_once, unit.reader_recovery(
+        record, lambda: mag_reader.connect(terminal.boot_timeout)))
+    record_path(record, "swipe", result, spec, cause="msr_head", interruptions=interrupted)
 
 
 def tap_failure(tap, card) -> str:
@@ -107,7 +84,8 @@ def tap_failure(tap, card) -> str:
     return "" if BRAND_AIDS[card.brand] in (a.upper() for a in tap.aids) else "mismatch"
 
 
-def test_tap(nfc_reader, actuator, deck, profile, record, terminal, supply_watch, revive):
+@measures(*path_measures("tap", spec_of("tap")))
+def test_tap(nfc_reader, actuator, deck, profile, record, unit):
     spec = _spec(profile, "tap")
 
     def read_once(n: int) -> str:
@@ -126,14 +104,12 @@ def test_tap(nfc_reader, actuator, deck, profile, record, terminal, supply_watch
             actuator.missed("tap")
         return tap_failure(tap, card)
 
-    result, interrupted = decide_path(spec, read_once, Recovery(
-        record, supply_watch, terminal, revive, nfc_reader.reopen))
-    record_path(record, "tap", result, spec, cause="nfc_antenna", interruptions=interrupted,
-                interruption_limit=profile.limits.get("reader_interruptions"))
+    result, interrupted = decide_path(spec, read_once, unit.reader_recovery(record, nfc_reader.reopen))
+    record_path(record, "tap", result, spec, cause="nfc_antenna", interruptions=interrupted)
 
 
-def test_chip(terminal, actuator, ask, profile, record, supply_watch, revive, needs):
-    needs("chip_diagnostic", "chip_sprt_verdict", "chip_failure_rate", causes=("chip_contacts",))
+@measures(*path_measures("chip", spec_of("chip")), needs="chip_diagnostic")
+def test_chip(terminal, actuator, unit, profile, record):
     spec = _spec(profile, "chip")
     cards = spec.cards
 
@@ -142,7 +118,7 @@ def test_chip(terminal, actuator, ask, profile, record, supply_watch, revive, ne
         actuator.insert(card, n, spec.max_trials)
         t0 = time.monotonic()
         try:
-            result = ask(terminal.chip, "chip diagnostic")
+            result = unit.ask(record, terminal.chip, "chip diagnostic", wait_out_silence=False)
         except UnitNotResponding:  # the unit itself went silent: no chip read happened
             raise ReadInterrupted("a chip read was cut off: the unit stopped answering", t0,
                                   time.monotonic()) from None
@@ -166,9 +142,8 @@ def test_chip(terminal, actuator, ask, profile, record, supply_watch, revive, ne
             return "bad_fci"
         return ""
 
-    result, interrupted = decide_path(spec, read_once, Recovery(record, supply_watch, terminal, revive, lambda: None))
-    record_path(record, "chip", result, spec, cause="chip_contacts", interruptions=interrupted,
-                interruption_limit=profile.limits.get("reader_interruptions"))
+    result, interrupted = decide_path(spec, read_once, unit.reader_recovery(record, through_unit=True))
+    record_path(record, "chip", result, spec, cause="chip_contacts", interruptions=interrupted)
 
 
 SALE_READS = {"swipe": ("magstripe", "msr_head"), "insert": ("chip", "chip_contacts"),
@@ -194,11 +169,11 @@ def sale_read_failure(sale, technology: str) -> str:
 
 
 @pytest.mark.parametrize("how", ["swipe", "insert", "tap"])
-def test_card_reads_in_sales(how, terminal, actuator, profile, record, supply_watch, revive, needs):
+@measures(*path_measures("sale_{how}", lambda profile, how: spec_of(SPEC_OF[how])(profile)), needs="card_sale")
+def test_card_reads_in_sales(how, terminal, actuator, profile, record, unit):
     """The terminal's own reader for ``how``, judged through sales with a deck card presented."""
     technology, cause = SALE_READS[how]
     path = f"sale_{how}"
-    needs("card_sale", f"{path}_sprt_verdict", f"{path}_failure_rate", causes=(cause,))
     spec = _spec(profile, SPEC_OF[how])
     amount = profile.tests.sale_amounts[0]
     present = {"swipe": actuator.swipe, "insert": actuator.insert, "tap": actuator.tap}[how]
@@ -218,6 +193,5 @@ def test_card_reads_in_sales(how, terminal, actuator, profile, record, supply_wa
             actuator.remove()
         return sale_read_failure(sale, technology)
 
-    result, interrupted = decide_path(spec, read_once, Recovery(record, supply_watch, terminal, revive, lambda: None))
-    record_path(record, path, result, spec, cause=cause, interruptions=interrupted,
-                interruption_limit=profile.limits.get("reader_interruptions"))
+    result, interrupted = decide_path(spec, read_once, unit.reader_recovery(record, through_unit=True))
+    record_path(record, path, result, spec, cause=cause, interruptions=interrupted)

@@ -1,16 +1,24 @@
 """The unit's transaction log: gaps (lost records) and patterns of wrong use at the counter."""
+from bench.measures import Measure, measures
 from bench.sprt import wilson_interval
 
+RATE_UNIT = "ratio (95% lower bound)"
 
-def test_transaction_log(ask, terminal, profile, record, needs):
-    needs("journal", "log_records_read", "log_sequence_gaps", "wrong_pin_rate", "card_pulled_rate",
-          "amount_correction_rate", causes=("data_loss", "operator_error"))
+
+@measures(
+    Measure("log_records_read", "count", "log_records_read"),
+    Measure("log_sequence_gaps", "records", "log_sequence_gaps", bears_on=("data_loss",)),
+    Measure("wrong_pin_rate", RATE_UNIT, "wrong_pin_rate", bears_on=("operator_error",)),
+    Measure("card_pulled_rate", RATE_UNIT, "card_pulled_rate", bears_on=("operator_error",)),
+    Measure("amount_correction_rate", RATE_UNIT, "amount_correction_rate", bears_on=("operator_error",)),
+    needs="journal",
+)
+def test_transaction_log(unit, terminal, profile, record):
     n = profile.tests.log_records
-    log = ask(lambda: terminal.transaction_log(n), "transaction log")
-    lim = profile.limits
+    log = unit.ask(record, lambda: terminal.transaction_log(n), "transaction log")
     gaps = sum(b.seq - a.seq - 1 for a, b in zip(log, log[1:]) if b.seq > a.seq + 1)
-    record.measure("log_records_read", len(log), "count", lim["log_records_read"])
-    record.measure("log_sequence_gaps", gaps, "records", lim["log_sequence_gaps"], cause="data_loss",
+    record.measure("log_records_read", len(log))
+    record.measure("log_sequence_gaps", gaps, cause="data_loss",
                    note=f"{gaps} transaction record(s) missing from the journal")
     sales = [r for r in log if r.type == "SALE"] or log
 
@@ -19,7 +27,7 @@ def test_transaction_log(ask, terminal, profile, record, needs):
         careful counter can show a high rate by chance; the bound says what is sure."""
         hits, n = sum(event in r.events for r in log), max(1, len(sales))
         low, high = wilson_interval(min(hits, n), n)
-        record.measure(name, round(low, 3), "ratio (95% lower bound)", lim[name], cause="operator_error",
+        record.measure(name, round(low, 3), cause="operator_error",
                        strength=strength, note=f"{what}: {hits} of {n} sales ({hits / n:.1%}, "
                                               f"95% interval {low:.1%}..{high:.1%})")
 

@@ -1,0 +1,149 @@
+"""Declared measurements: limits bound from the DUT profile, a missing key a config error, and a
+declared measurement that a test never accounts for failing that test."""
+from pathlib import Path
+
+import pytest
+
+from bench.errors import ConfigError
+from bench.evidence import Recorder, RunRecord, UndeclaredMeasurement
+from bench.limits import HOLDS, Limit
+from bench.measures import Declaration, Measure, bind, measures
+from bench.profile import PROFILE_DIR, load_profile
+
+pytest_plugins = ["pytester"]
+PT100 = load_profile(PROFILE_DIR / "pt100.toml")
+
+
+def test_limits_bound_from_profile_with_params_and_each():
+    decl = Declaration((
+        Measure("ecr_naks", "count", "ecr_naks", bears_on=("pcb_intermittent",), needs="link_counters"),
+        Measure("sale_{how}_reads", "count", lambda profile, how: Limit(max=len(how))),
+        Measure("component_{each}_allowed", "bool", lambda profile, how: HOLDS,
+                each=lambda profile, how: ["kernel", "emv"]),
+    ), needs="status")
+    bound = bind(decl, PT100, {"how": "tap"})
+    assert sorted(bound) == ["component_emv_allowed", "component_kernel_allowed", "ecr_naks", "sale_tap_reads"]
+    assert bound["ecr_naks"].limit == PT100.limits["ecr_naks"]
+    assert bound["ecr_naks"].needs == ("status",) and bound["ecr_naks"].needs_any == ("link_counters",)
+    assert bound["sale_tap_reads"].limit == Limit(max=3)
+
+
+def test_missing_limit_key_names_profile_file_and_key():
+    decl = Declaration((Measure("x", "count", "no_such_key"),), None)
+    with pytest.raises(ConfigError) as err:
+        bind(decl, PT100, {}, "tests/hil/test_x.py::test_x")
+    assert err.value.file == str(PROFILE_DIR / "pt100.toml")
+    assert err.value.key == "limits.no_such_key"
+    assert "test_x" in str(err.value)
+
+
+def test_limit_source_none_means_not_judged():
+    bound = bind(Declaration((Measure("firmware_version", "", lambda profile: None),), None), PT100, {})
+    why = bound["firmware_version"].why_not(lambda capability: None)
+    assert why and "PT100" in why and "no limit" in why
+
+
+def test_why_not_names_missing_capability():
+    bound = bind(Declaration((Measure("m", "count", "ecr_naks", needs=("echo", "host_diagnosis")),), "status"),
+                 PT100, {})["m"]
+    lacks = {"echo": "no echo", "host_diagnosis": "no diagnosis"}
+    assert bound.why_not(lambda c: None) is None
+    assert bound.why_not(lambda c: "no status" if c == "status" else None) == "no status"
+    assert bound.why_not(lacks.get) == "no echo; no diagnosis"
+    assert bound.why_not(lambda c: lacks.get(c) if c == "echo" else None) is None  # any one will do
+
+
+def _recorder(run: RunRecord) -> Recorder:
+    decl = Declaration((Measure("ecr_naks", "count", "ecr_naks", bears_on=("pcb_intermittent",)),
+                        Measure("app_restarts", "count", "app_restarts", bears_on=("application",))), None)
+    return Recorder(run, "t", bind(decl, PT100, {}))
+
+
+def test_declared_measurement_takes_unit_and_limit_from_declaration():
+    run = RunRecord()
+    rec = _recorder(run)
+    assert rec.measure("ecr_naks", 5, cause="pcb_intermittent") is False
+    m = run.measurements[0]
+    assert (m.unit, m.limit, m.bears_on) == ("count", str(PT100.limits["ecr_naks"]), ("pcb_intermittent",))
+    assert run.evidence[0].cause == "pcb_intermittent"
+    assert rec.missing() == ["app_restarts"]
+    rec.unmeasured("app_restarts", "too few commands answered")
+    assert rec.missing() == [] and not rec.wanted("app_restarts")
+    assert run.unmeasured[0].causes == ("application",)  # the declaration's causes by default
+
+
+def test_undeclared_or_self_limited_measurement_is_refused():
+    rec = _recorder(RunRecord())
+    with pytest.raises(UndeclaredMeasurement, match="does not declare"):
+        rec.measure("free_memory_kib", 1)
+    with pytest.raises(UndeclaredMeasurement, match="limit of its own"):
+        rec.measure("ecr_naks", 0, "count", Limit(max=0))
+
+
+CONFTEST = '''
+import pytest
+from bench.profile import PROFILE_DIR, load_profile
+
+class Terminal:
+    protocol = "zvt"
+    capabilities = frozenset({"status"})
+
+@pytest.fixture(scope="session")
+def profile():
+    return load_profile(PROFILE_DIR / "pt100.toml")
+
+@pytest.fixture(scope="session")
+def terminal():
+    return Terminal()
+'''
+
+
+def _suite(pytester, body: str):
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile("from bench.measures import Measure, measures\n" + body)
+    return pytester.runpytest_inprocess("-p", "no:randomly", "-p", "no:cacheprovider")
+
+
+def test_a_declared_measurement_never_recorded_fails_the_test(pytester):
+    result = _suite(pytester, '''
+@measures(Measure("ecr_naks", "count", "ecr_naks"), Measure("app_restarts", "count", "app_restarts"))
+def test_forgets(record):
+    record.measure("ecr_naks", 0)
+''')
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*neither recorded nor listed as unmeasured: app_restarts*"])
+
+
+def test_a_test_whose_protocol_answers_none_of_it_is_skipped(pytester):
+    result = _suite(pytester, '''
+@measures(Measure("log_records_read", "count", "log_records_read"), needs="journal")
+def test_journal(record):
+    raise AssertionError("must not run")
+
+@measures(Measure("ecr_naks", "count", "ecr_naks", needs="link_counters"),
+          Measure("app_restarts", "count", "app_restarts"))
+def test_partly(record, run_record):
+    assert not record.wanted("ecr_naks")
+    record.measure("app_restarts", 0)
+    assert [u.measurement for u in run_record.unmeasured if u.test.endswith("test_partly")] == ["ecr_naks"]
+''')
+    result.assert_outcomes(passed=1, skipped=1)
+
+
+def test_bench_file_profile_missing_key_stops_at_collection(pytester, tmp_path: Path):
+    profile = tmp_path / "p.toml"
+    profile.write_text("\n".join(line for line in (PROFILE_DIR / "pt100.toml").read_text().splitlines()
+                                 if not line.startswith("ecr_naks")))
+    bench = tmp_path / "bench.toml"
+    bench.write_text(f'[bench]\nname = "b"\n[unit]\nprofile = "{profile}"\n'
+                     '[terminal]\nport = "/dev/null"\n')
+    pytester.makepyfile('''
+from bench.measures import Measure, measures
+
+@measures(Measure("ecr_naks", "count", "ecr_naks"))
+def test_x(record):
+    raise AssertionError("no device may be touched")
+''')
+    result = pytester.runpytest_inprocess("--bench", str(bench), "-p", "no:randomly")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{profile}: limits.ecr_naks: is missing*"])

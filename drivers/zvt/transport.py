@@ -23,6 +23,7 @@ Public API
   decode_frame(frame) -> bytes                         one whole serial frame to its APDU
   ZvtFrameError(FrameError)                            a bad frame (CRC, T1 gap, DLE misuse, length)
   TransmissionFailed(UnitError)                        NAKed / unacknowledged after 2 repeats
+  LinkDamaged(TransmissionFailed, ProtocolError)       NAKed 3 times, or bad frames kept coming
   NoAcknowledge(TransmissionFailed, UnitNotResponding) no ACK nor NAK at all to 3 sends
   ConnectionClosed(UnitNotResponding)                  the peer closed the TCP connection (or none is open)
   ByteSource                                           agent_link.BytePort: read(size, timeout) / write /
@@ -46,7 +47,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from bench.errors import FrameError, PortLost, PortUnavailable, UnitError, UnitNotResponding
+from bench.errors import FrameError, PortLost, PortUnavailable, ProtocolError, UnitError, UnitNotResponding
 from drivers.serial import agent_link
 from drivers.serial.agent_link import BytePort
 from drivers.serial.port import SerialBytePort
@@ -74,6 +75,14 @@ class ZvtFrameError(FrameError):
 
 class TransmissionFailed(UnitError):
     """ZVT transmission error [P16 3.5]: a message still not transferred after 2 repeats."""
+
+
+class LinkDamaged(TransmissionFailed, ProtocolError):
+    """A frame stayed NAKed, or bad frames kept coming: the link damages what it carries (a
+    ``ProtocolError``: the board's UART path, not a silent application)."""
+
+    def __init__(self, device: str, doing: str, detail: str = ""):
+        UnitError.__init__(self, device, doing, detail)
 
 
 class NoAcknowledge(TransmissionFailed, UnitNotResponding):
@@ -329,9 +338,8 @@ class ZvtLink:
         if not naks:
             raise NoAcknowledge(self.device, doing,
                                 f"no ACK within T2 = {t.t2_s:g} s to {sends} sends (transmission error)")
-        raise TransmissionFailed(self.device, doing,
-                                 f"frame not acknowledged after {sends} sends: {naks} NAK, "
-                                 f"{sends - naks} without answer")
+        raise LinkDamaged(self.device, doing,
+                          f"frame not acknowledged after {sends} sends: {naks} NAK, {sends - naks} without answer")
 
     def receive(self, timeout_s: float, doing: str = "waiting for a ZVT message") -> bytes:
         """Receive one APDU, waiting ``timeout_s`` seconds for its frame to start; a bad frame is
@@ -349,13 +357,12 @@ class ZvtLink:
                 continue
             if apdu is None:
                 if attempt:
-                    raise TransmissionFailed(self.device, doing,
-                                             f"bad frame NAKed ({last}) and not repeated within {wait:g} s")
+                    raise LinkDamaged(self.device, doing, f"bad frame NAKed ({last}) and not repeated within {wait:g} s")
                 raise UnitNotResponding(self.device, doing, f"no message within {timeout_s:g} s")
             self._write(bytes((ACK,)))
             self.stats.frames_received += 1
             return apdu
-        raise TransmissionFailed(self.device, doing, f"{1 + t.repeats} bad frames in a row, last: {last}")
+        raise LinkDamaged(self.device, doing, f"{1 + t.repeats} bad frames in a row, last: {last}")
 
     def _write(self, data: bytes) -> None:
         self.source.write(data)

@@ -272,16 +272,20 @@ def test_brownout(supply, supply_watch, terminal, unit, host_log, profile, recor
         actuator.remove()
     if isinstance(outcome.get("error"), BenchError):
         raise outcome["error"]
+    garbles = unit.garbles()
     try:
         terminal.wait_ready(terminal.boot_timeout)
         recovered = "yes"
     except UnitNotResponding:
         recovered = "no"
+    garbled = unit.garbles() - garbles
     _window(supply_watch, record, start, time.monotonic(),
             f"brownout to {spec.brownout_v:g} V for {spec.brownout_s:g} s during a sale",
             spec.min_input_v, [(t_drop, "drop"), (t_back, "restore")])
-    record.measure("brownout_recovered", recovered, cause="power_supply",
-                   note=f"the unit did not answer within {terminal.boot_timeout:g} s after the brownout")
+    record.measure("brownout_recovered", recovered, cause="pcb_intermittent" if garbled else "power_supply",
+                   note=f"the unit did not answer within {terminal.boot_timeout:g} s after the brownout"
+                   + (f", while its link damaged {garbled} frame(s): it runs, its replies do not arrive whole"
+                      if garbled else ""))
     if recovered != "yes":
         for name in ("brownout_records_added", "unreversed_sales"):
             record.unmeasured(name, "the unit did not come back after the brownout")

@@ -186,3 +186,27 @@ def _serve_peer(conn, make: Callable[[], Peer]) -> None:
             except Exception:
                 pass
         conn.close()
+
+
+class InMemoryPort:
+    """A byte port that answers a driver at once from memory (no pty, no peer): the driver's own
+    CPU per exchange, with no I/O. Subclasses append their answers to ``pending`` in ``write``."""
+
+    reopens = 0
+
+    def __init__(self) -> None:
+        self.pending = bytearray()
+
+    def write(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def read(self, size: int, timeout: float) -> bytes:
+        chunk = bytes(self.pending[:size])
+        del self.pending[:size]
+        return chunk
+
+    def discard_input(self) -> None:
+        self.pending.clear()
+
+    def close(self) -> None:
+        self.pending.clear()

@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (PEER_PLACES, PeerProcess, exit_cleanly_on_sigterm, machine, ms, run_and_print,  # noqa: E402
-                     summary, table)
+from _common import (PEER_PLACES, InMemoryPort, PeerProcess, exit_cleanly_on_sigterm, machine, ms,  # noqa: E402
+                     run_and_print, summary, table)
 
 import serial  # noqa: E402
 
@@ -324,14 +324,12 @@ def one_run(n: int, warmup: int, block: int, peer_in: str = "process") -> dict:
         close_quietly(driver and driver.close, raw and raw.close, peer and peer.close)
 
 
-class InMemoryUnit:
+class InMemoryUnit(InMemoryPort):
     """A byte port that answers the driver's link at once from memory (no pty, no peer): the
     driver's own CPU per request, with no I/O."""
 
-    reopens = 0
-
     def __init__(self) -> None:
-        self.pending = bytearray()
+        super().__init__()
         self.reply_sent = False
 
     def write(self, data: bytes) -> None:
@@ -345,17 +343,6 @@ class InMemoryUnit:
             else:
                 self.pending += REPLY_FRAME
             self.reply_sent = not self.reply_sent
-
-    def read(self, size: int, timeout: float) -> bytes:
-        chunk = bytes(self.pending[:size])
-        del self.pending[:size]
-        return chunk
-
-    def discard_input(self) -> None:
-        self.pending.clear()
-
-    def close(self) -> None:
-        self.pending.clear()
 
 
 def driver_cpu_s(n: int = 5000) -> float:

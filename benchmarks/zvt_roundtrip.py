@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import exit_cleanly_on_sigterm, machine, run_and_print  # noqa: E402
+from _common import InMemoryPort, exit_cleanly_on_sigterm, machine, run_and_print  # noqa: E402
 
 import serial  # noqa: E402
 
@@ -226,12 +226,12 @@ class Peer:
                     pass
 
 
-class InMemoryPT:
+class InMemoryPT(InMemoryPort):
     """A byte source that answers the driver's frames at once from memory (no pty, no thread):
     the driver's own CPU per enquiry, with no I/O and no peer."""
 
     def __init__(self) -> None:
-        self.pending = bytearray()
+        super().__init__()
         self.completion_sent = False
 
     def write(self, data: bytes) -> None:
@@ -243,17 +243,6 @@ class InMemoryPT:
             self.completion_sent = True
         elif data == ANSWER_FRAME:
             self.pending += bytes((ACK,))
-
-    def read(self, size: int, timeout: float) -> bytes:
-        chunk = bytes(self.pending[:size])
-        del self.pending[:size]
-        return chunk
-
-    def discard_input(self) -> None:
-        self.pending.clear()
-
-    def close(self) -> None:
-        self.pending.clear()
 
 
 def driver_cpu_s(n: int = 5000) -> float:

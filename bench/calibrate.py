@@ -24,11 +24,14 @@ from bench import taxonomy
 NOT_A_FAULT = ("issuer_referral", "operator_error")
 """Causes that explain a 01 without blaming the unit: the verdict stays pass, the cause is listed."""
 KNOWN_LIMITS = {
-    "zvt": "ZVT cannot tell `pcb_intermittent` from `application` on a serial link: garbled frames "
-           "make the PT look silent (the driver sees no ACK in time: a silence, not a garble) and "
-           "the silences outweigh the NAK count of the link test. The bench's USB drops on a steady "
-           "supply still point at the board; a ZVT terminal without a USB reader on the bench "
-           "leaves the two apart only by the link's NAK and repeat counts.",
+    "zvt": "On a serial link a garbled frame and a silent PT look alike to the ECR (no ACK in time). "
+           "posbench tells `pcb_intermittent` from `application` by what the link counted meanwhile: "
+           "a no-answer while the link NAKed or skipped damaged bytes, and frames that stay NAKed, "
+           "point at the board; a no-answer on a clean link at the application. A PT whose link "
+           "damages nothing that the bench can see (a board fault away from its UART) is told "
+           "only by the bench's own readers dropping on a steady supply. With `chip_contacts` at "
+           "severity 1, sales fail before they go online, so a `network_unstable` beside it is "
+           "seen only by the bench's echoes and the PT's host checks (missed in one pair run).",
 }
 """What a protocol is known not to tell apart, stated under its calibration table."""
 CASE_TIMEOUT_S = 600.0

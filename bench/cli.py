@@ -316,13 +316,15 @@ def sim(fault, seed, protocol, bench_path, timing, rules_path) -> None:
 def host(listen, log_path, rules_path, seed) -> None:
     """Run the ISO 8583 acquirer host simulator in the foreground until SIGINT/SIGTERM."""
     from bench.config import split_host_port
+    from bench.outputs import check_target
     from drivers.host.rules import RuleSet
     from drivers.host.simulator import HostSimulator
     try:
-        address = split_host_port(listen, allow_zero=True)
+        address = _listen_address(listen, *split_host_port(listen, allow_zero=True))
     except ValueError as exc:
         raise UsageFailure(f"--listen {listen!r}: {exc}") from None
     try:
+        check_target(log_path, "--log")
         rules = RuleSet.from_toml(rules_path) if rules_path else RuleSet([])
     except ConfigError as exc:
         raise UsageFailure(str(exc)) from None
@@ -331,10 +333,36 @@ def host(listen, log_path, rules_path, seed) -> None:
             print(f"host simulator listening on {sim_host.address[0]}:{sim_host.address[1]}; "
                   f"log {log_path}", flush=True)
             _until_signal()
-    except OSError as exc:
-        print(f"BENCH ERROR: the host simulator could not listen on {listen}: {exc}", file=sys.stderr)
+    except BenchError as exc:
+        print(f"BENCH ERROR: {exc}", file=sys.stderr)
         sys.exit(EXIT_BENCH)
     print("host simulator stopped", flush=True)
+
+
+def _listen_address(listen: str, host_name: str, port: int) -> tuple[str, int]:
+    """The IPv4 address ``--listen`` names, if this machine can listen there (``UsageFailure``
+    otherwise: an unknown name, an address of another machine, a port reserved for root).
+    A port in use is left to the simulator's bind: it is a bench failure, not a usage error."""
+    import errno
+    import socket
+    try:
+        ip = socket.getaddrinfo(host_name, None, socket.AF_INET, socket.SOCK_STREAM)[0][4][0]
+    except socket.gaierror as exc:
+        raise UsageFailure(f"--listen {listen!r}: {host_name} has no IPv4 address ({exc.strerror}); the "
+                           "host simulator listens on IPv4: name an address of this machine, e.g. "
+                           "127.0.0.1, or 0.0.0.0 for all") from None
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((ip, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRNOTAVAIL:
+                raise UsageFailure(f"--listen {listen!r}: {ip} is not an address of this machine "
+                                   "(`ip -brief address` lists them; 0.0.0.0 listens on all)") from None
+            if exc.errno == errno.EACCES:
+                raise UsageFailure(f"--listen {listen!r}: port {port} is reserved for root here; "
+                                   "use a port from 1024 up and point the unit at it") from None
+    return ip, port
 
 
 def _open_store(url: str | None):

@@ -41,7 +41,7 @@ def check_target(path: Path, option: str) -> None:
     except OSError as exc:
         raise ConfigError(where, "", f"cannot look at it: {exc.strerror or exc}") from None
     if st is not None and not stat.S_ISREG(st.st_mode):
-        raise ConfigError(where, "", f"it is {_kind(st.st_mode)}; reports are written only to "
+        raise ConfigError(where, "", f"it is {_kind(st.st_mode)}; posbench writes only to "
                                      "regular files (name a file, e.g. reports/unit.json)")
     if st is not None and not os.access(path, os.W_OK):
         raise ConfigError(where, "", "the file exists and is not writable")

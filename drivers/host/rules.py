@@ -129,8 +129,8 @@ class RuleSet:
                 data = tomllib.load(fh)
         except OSError as exc:
             raise ConfigError(str(path), "", f"a readable rules file ({exc.strerror})") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(str(path), "", f"valid TOML ({exc})") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(str(path), "", f"valid TOML in UTF-8 ({exc})") from None
         return cls.from_dict(data, source=str(path))
 
     @classmethod

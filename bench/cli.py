@@ -4,12 +4,15 @@ Exit statuses: 0 no fault found, 1 fault diagnosed, 2 bench error, 3 usage or co
 """
 from __future__ import annotations
 
+import inspect
 import json
 import random
 import signal
 import sys
 import threading
+import tomllib
 from datetime import datetime, timezone
+from importlib import metadata
 from pathlib import Path
 
 import click
@@ -21,6 +24,7 @@ from bench import diagnosis
 from bench.console import say
 from bench.signals import STOPPED, catch_stop_signals
 from bench.sim import PROTOCOLS
+from bench.sim.faults import INJECTABLE, NETWORK
 from bench.errors import BenchError, ConfigError
 
 EXIT_PASS, EXIT_FAULT, EXIT_BENCH, EXIT_USAGE = 0, 1, 2, 3
@@ -32,13 +36,58 @@ store_option = click.option("--store", "store_url", metavar="URL", envvar="POSBE
                             help="result store, an SQLAlchemy URL (default: SQLite in reports/)")
 
 
+FAULT_HELP = (f"virtual bench: inject a fault, severity in (0, 1] (default 1); repeatable. IDs: "
+              f"{', '.join(INJECTABLE)} ({', '.join(NETWORK)} need root)")
+
+
 class UsageFailure(click.ClickException):
     exit_code = EXIT_USAGE
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Command(click.Command):
+    """A command whose description ``posbench --help`` shows whole (click cuts it at the
+    width left beside the name)."""
+
+    def get_short_help_str(self, limit: int = 45) -> str:
+        return self.short_help or " ".join(inspect.cleandoc(self.help or "").split("\n\n")[0].split())
+
+
+class _Group(click.Group):
+    command_class = _Command
+
+
+def version() -> str:
+    """The installed distribution's version, else the one in the source tree's pyproject.toml."""
+    try:
+        return metadata.version("posbench")
+    except metadata.PackageNotFoundError:
+        pass
+    try:
+        with open(Path(__file__).resolve().parents[1] / "pyproject.toml", "rb") as fh:
+            return tomllib.load(fh)["project"]["version"]
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return "unknown"
+
+
+def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(f"posbench {version()}")
+        ctx.exit()
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_show_version,
+              help="Show the version and exit.")
 def cli() -> None:
-    """posbench: find out why a POS terminal shows response code 01."""
+    """posbench: find out why a POS terminal shows response code 01.
+
+    \b
+    Exit status:
+      0  no fault found
+      1  a fault found, or inconclusive (the unit needs a closer look)
+      2  bench error: the bench failed or the run was interrupted; the unit was not judged
+      3  usage or config mistake, found before the bench starts
+    """
 
 
 def _faults(values: tuple[str, ...]) -> dict[str, float]:
@@ -52,7 +101,7 @@ def _faults(values: tuple[str, ...]) -> dict[str, float]:
 @cli.command()
 @click.option("--bench", "bench_path", type=click.Path(path_type=Path), help="bench description (bench.toml)")
 @click.option("--virtual", is_flag=True, help="use a freshly started virtual bench (default without --bench)")
-@click.option("--fault", multiple=True, metavar="ID[=SEVERITY]", help="virtual bench: inject a fault (repeatable)")
+@click.option("--fault", multiple=True, metavar="ID[=SEVERITY]", help=FAULT_HELP)
 @click.option("--seed", type=int, help="virtual bench: seed for every random choice")
 @click.option("--protocol", type=click.Choice(PROTOCOLS), default=None,
               help="virtual bench: the ECR protocol the unit speaks (default agent)")
@@ -265,7 +314,7 @@ def _until_signal() -> None:
 
 
 @cli.command()
-@click.option("--fault", multiple=True, metavar="ID[=SEVERITY]", help="inject a fault (repeatable)")
+@click.option("--fault", multiple=True, metavar="ID[=SEVERITY]", help=FAULT_HELP.removeprefix("virtual bench: "))
 @click.option("--seed", type=int, help="seed for every random choice")
 @click.option("--protocol", type=click.Choice(PROTOCOLS), default="agent", show_default=True,
               help="the ECR protocol the virtual unit speaks")

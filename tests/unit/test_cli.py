@@ -1,0 +1,91 @@
+"""The ``posbench`` command's help, version and usage errors (click's CliRunner, no bench)."""
+import errno
+import inspect
+import re
+import socket
+import tomllib
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bench import cli as cli_module
+from bench.cli import EXIT_USAGE, cli
+from bench.diagnosis import EXIT_STATUS
+from bench.sim.faults import INJECTABLE, NETWORK
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, list(args), prog_name="posbench")
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def pyproject_version() -> str:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+
+
+def test_version_is_the_installed_distributions():
+    result = run("--version")
+    assert result.exit_code == 0
+    assert result.output == f"posbench {metadata.version('posbench')}\n"
+
+
+def test_version_falls_back_to_pyproject(monkeypatch):
+    def missing(name):
+        raise metadata.PackageNotFoundError(name)
+    monkeypatch.setattr(cli_module.metadata, "version", missing)
+    result = run("--version")
+    assert result.exit_code == 0 and result.output == f"posbench {pyproject_version()}\n"
+
+
+def test_help_states_each_exit_status_as_the_code_maps_it():
+    out = run("--help").output
+    lines = dict(re.findall(r"^\s+([0-3])\s+(.+)$", out, re.M))
+    assert set(lines) == {"0", "1", "2", "3"}
+    words = {"pass": "no fault found", "fault": "fault found", "inconclusive": "inconclusive",
+             "bench_error": "bench error"}
+    for verdict, code in EXIT_STATUS.items():
+        assert words[verdict] in lines[str(code)], (verdict, code, lines)
+    assert "usage or config" in lines[str(EXIT_USAGE)]
+
+
+@pytest.mark.parametrize("columns", ["80", "200"])
+def test_help_shows_every_command_description_whole(monkeypatch, columns):
+    monkeypatch.setenv("COLUMNS", columns)
+    out = flat(run("--help").output)
+    for name, command in cli.commands.items():
+        description = flat(inspect.cleandoc(command.help).split("\n\n")[0])
+        assert f"{name} {description}" in out, name
+    assert "..." not in out.split("Commands:", 1)[1]
+
+
+@pytest.mark.parametrize("command", ["triage", "sim"])
+def test_fault_help_lists_every_injectable_id(command):
+    out = flat(run(command, "--help").output)
+    fault_help = out.split("--fault ID[=SEVERITY]", 1)[1].split(" --seed ", 1)[0]
+    for cause in INJECTABLE:
+        assert cause in fault_help, cause
+    assert f"{', '.join(NETWORK)} need root" in fault_help
+
+
+def test_host_refuses_a_port_reserved_for_root(monkeypatch, tmp_path):
+    real_bind = socket.socket.bind
+
+    def bind(self, address):
+        if address[1] == 80:
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real_bind(self, address)
+    monkeypatch.setattr(socket.socket, "bind", bind)
+    result = run("host", "--listen", "127.0.0.1:80", "--log", str(tmp_path / "host.jsonl"))
+    assert result.exit_code == EXIT_USAGE and "reserved for root" in result.output
+
+
+def test_host_refuses_an_ipv6_address(tmp_path):
+    result = run("host", "--listen", "[::1]:0", "--log", str(tmp_path / "host.jsonl"))
+    assert result.exit_code == EXIT_USAGE and "IPv4" in result.output

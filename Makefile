@@ -4,9 +4,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: triage test test-slow bench clean
+.PHONY: deps triage test test-slow bench clean
 
-$(STAMP): pyproject.toml
+# The Debian packages the suite uses (.ci/deps): installed as root, else the apt-get line to run.
+deps:
+	@PYTHON="$(PYTHON)" .ci/deps
+
+$(STAMP): pyproject.toml | deps
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "posbench needs Python 3.11+"'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { \
 	  echo "cannot create $(VENV): on Debian run 'apt-get install python3-venv'" >&2; rm -rf $(VENV); exit 1; }
@@ -14,13 +18,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-triage: $(STAMP)
+triage: deps $(STAMP)
 	$(BIN)/posbench triage $(ARGS)
 
-test: $(STAMP)
+test: deps $(STAMP)
 	$(BIN)/python -m pytest -n 4 --dist worksteal $(ARGS)
 
-test-slow: $(STAMP)
+test-slow: deps $(STAMP)
 	$(BIN)/python -m pytest -m slow $(ARGS)
 
 bench: $(STAMP)

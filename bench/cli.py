@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
+import re
 import random
 import signal
 import sys
@@ -125,8 +127,11 @@ def triage(bench_path, virtual, fault, seed, protocol, unit, json_path, html_pat
         raise UsageFailure("--fault, --seed and --protocol apply to the virtual bench only (drop --bench; "
                            "bench.toml's [terminal] protocol says what a real unit speaks)")
     faults = _faults(fault)
+    if unit and not bench_path and (protocol or "agent") != "agent" and not unit.isdigit():
+        raise UsageFailure(f"--unit {unit}: a ZVT terminal reports its serial number in digits only (TLV 1F42)")
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     stem = f"{unit or 'triage'}-{stamp}"
+    named_by_us = {"json": json_path is None, "html": html_path is None, "xml": junit_path is None}
     json_path = json_path or REPORTS / f"{stem}.json"
     html_path = html_path or REPORTS / f"{stem}.html"
     junit_path = junit_path or REPORTS / f"{stem}.xml"
@@ -143,7 +148,9 @@ def triage(bench_path, virtual, fault, seed, protocol, unit, json_path, html_pat
         else:
             from bench.sim.launcher import VirtualBench
             seed = random.randrange(2**31) if seed is None else seed  # printed: a run can be repeated
-            vbench = VirtualBench(faults, seed, protocol=protocol or "agent")
+            # --unit on the virtual bench: the virtual unit reports that serial (a repair can be
+            # rehearsed: a fault, then none, same serial, and `history` shows before / after)
+            vbench = VirtualBench(faults, seed, protocol=protocol or "agent", serial=unit)
             say(console, "starting the virtual bench"
                           + (f" with faults {', '.join(fault)}" if fault else " (healthy unit)")
                           + f", seed {seed}" + (f", protocol {protocol}" if protocol else ""))
@@ -175,6 +182,7 @@ def triage(bench_path, virtual, fault, seed, protocol, unit, json_path, html_pat
     if doc is None or result.code in (3, 4, 5) and not result.write_errors:  # internal error, usage, nothing ran
         say(console, f"[bold magenta]BENCH ERROR[/]: the HIL run did not complete (pytest exit {result.code})")
         sys.exit(EXIT_BENCH)
+    json_path, html_path, junit_path = _name_by_serial(doc, stamp, named_by_us, json_path, html_path, junit_path)
     _print_verdict(console, doc, json_path, html_path, junit_path)
     if interrupted.get("by"):
         say(console, f"[bold magenta]INTERRUPTED[/] by {interrupted['by']}: the finished tests are "
@@ -185,6 +193,23 @@ def triage(bench_path, virtual, fault, seed, protocol, unit, json_path, html_pat
             say(console, f"[bold magenta]BENCH ERROR[/]: {escape(error)}")
         sys.exit(EXIT_BENCH)
     sys.exit(diagnosis.EXIT_STATUS.get(doc["verdict"], EXIT_BENCH))
+
+
+def _name_by_serial(doc: dict, stamp: str, named_by_us: dict[str, bool], *paths: Path) -> tuple[Path, ...]:
+    """Reports posbench named itself carry the serial the unit reported (``<serial>-<time>.*``),
+    not ``triage-<time>``; a name the technician gave is kept."""
+    serial = re.sub(r"[^A-Za-z0-9._-]", "_", doc["unit"].get("serial") or "")
+    out = []
+    for path in paths:
+        target = REPORTS / f"{serial}-{stamp}{path.suffix}"
+        if serial and named_by_us.get(path.suffix.lstrip(".")) and path != target and path.is_file():
+            try:
+                os.replace(path, target)
+                path = target
+            except OSError:
+                pass  # the report stays under its first name, which is printed
+        out.append(path)
+    return tuple(out)
 
 
 def _preflight(bench_path: Path | None, store_url: str | None, outputs: dict[str, Path]) -> None:
@@ -324,7 +349,9 @@ def _until_signal() -> None:
               help="virtual unit step time, e.g. boot_s=5 or host_timeout_s=3 (repeatable)")
 @click.option("--rules", "rules_path", type=click.Path(dir_okay=False, path_type=Path),
               help="host simulator rules (TOML [[rule]] tables), applied before the faults' rules")
-def sim(fault, seed, protocol, bench_path, timing, rules_path) -> None:
+@click.option("--serial", metavar="SERIAL", help="the serial number the virtual unit reports (default: from the "
+                                                 "seed; ZVT keeps its digits)")
+def sim(fault, seed, protocol, bench_path, timing, rules_path, serial) -> None:
     """Run the virtual bench in the foreground until SIGINT/SIGTERM."""
     from bench.profile import profile_for_model
     from bench.sim.bench import MODEL, SimBench
@@ -339,7 +366,7 @@ def sim(fault, seed, protocol, bench_path, timing, rules_path) -> None:
     except ConfigError as exc:
         raise UsageFailure(str(exc)) from None
     try:
-        with SimBench(faults, seed, timing=steps, host_rules=rules, protocol=protocol) as sim_bench:
+        with SimBench(faults, seed, serial=serial, timing=steps, host_rules=rules, protocol=protocol) as sim_bench:
             sim_bench.write_bench(bench_path)
             print(f"virtual bench running (seed {sim_bench.seed}); bench description: {bench_path}",
                   flush=True)
@@ -431,7 +458,7 @@ def history(serial, store_url) -> None:
     from bench.store.history import render_history
     with _open_store(store_url) as store:
         if not render_history(store, serial, Console(highlight=False)):
-            raise UsageFailure(f"no runs of unit {serial} in the store")
+            raise UsageFailure(f"no runs stored for unit {serial} in {store.url}")
 
 
 @cli.command()

@@ -98,7 +98,8 @@ def verdict_json(run: RunRecord, started: datetime, duration_s: float) -> dict:
     doc = {
         "schema": SCHEMA,
         "unit": {"serial": run.unit.get("serial", ""), "model": run.unit.get("model", ""),
-                 "firmware": run.unit.get("firmware", "")},
+                 "firmware": run.unit.get("firmware", ""),
+                 **({"serial_from": run.unit["serial_from"]} if run.unit.get("serial_from") else {})},
         "verdict": verdict,
         "code01_origin": code01_origin(run),
         "causes": [c.to_json() for c in causes],

@@ -31,8 +31,9 @@ class VirtualBench:
     """Context manager: a virtual bench in its own process, like devices on a real bench."""
 
     def __init__(self, faults: dict[str, float] | None = None, seed: int | None = None,
-                 start_timeout: float = 20.0, stop_timeout: float = 5.0, protocol: str = "agent"):
-        self.faults, self.seed, self.protocol = dict(faults or {}), seed, protocol
+                 start_timeout: float = 20.0, stop_timeout: float = 5.0, protocol: str = "agent",
+                 serial: str | None = None):
+        self.faults, self.seed, self.protocol, self.serial = dict(faults or {}), seed, protocol, serial
         self.start_timeout, self.stop_timeout = start_timeout, stop_timeout
         self._dir = Path(tempfile.mkdtemp(prefix="posbench-vbench-"))
         self.bench_file = self._dir / "bench.toml"
@@ -46,6 +47,8 @@ class VirtualBench:
         if self.seed is not None:
             cmd += ["--seed", str(self.seed)]
         cmd += ["--protocol", self.protocol]
+        if self.serial:
+            cmd += ["--serial", self.serial]
         with open(self._stderr, "wb") as err:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                          stderr=err, start_new_session=True,

@@ -40,8 +40,7 @@ def render_history(store: Store, serial: str, console: Console) -> list[RunSumma
     Returns the runs (newest first); none stored prints a line saying so.
     """
     runs = store.runs_for_unit(serial)
-    if not runs:
-        say(console, Text(f"no runs stored for unit {serial} in {store.url}"))
+    if not runs:  # the caller says so, once
         return runs
     say(console, Text(f"unit {serial}: {len(runs)} run(s), newest first", style="bold"))
     say(console, runs_table(runs, plain=not console.is_terminal))

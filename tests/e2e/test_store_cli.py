@@ -85,6 +85,40 @@ def test_history_and_report_of_stored_runs(tmp_path):
     assert unknown.returncode == 3 and "Traceback" not in unknown.stderr
     missing = posbench("history", "NO-SUCH-UNIT", cwd=tmp_path)
     assert missing.returncode == 3
+    assert (missing.stdout + missing.stderr).count("NO-SUCH-UNIT") == 1, "said once"
+
+
+@pytest.mark.timeout(300)
+def test_a_rehearsed_repair_under_one_serial(tmp_path):
+    """--unit on the virtual bench makes the unit report that serial; reports are named by it, and
+    history shows the repair's before / after."""
+    serial = "PT100-0042424"
+    faulty = posbench("triage", "--unit", serial, "--seed", "31", "--fault", "msr_head", cwd=tmp_path)
+    assert faulty.returncode == 1, faulty.stdout + faulty.stderr
+    repaired = posbench("triage", "--unit", serial, "--seed", "32", cwd=tmp_path)
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    assert len(list((tmp_path / "reports").glob(f"{serial}-*.json"))) == 2
+    runs = _runs(tmp_path / "reports" / "posbench.sqlite")
+    assert [s for _, _, s in runs] == [serial, serial]
+    hist = posbench("history", serial, cwd=tmp_path)
+    assert hist.returncode == 0 and f"before / after: {runs[0][0][:8]}" in hist.stdout, hist.stdout
+    assert "FAIL -> pass" in hist.stdout
+
+
+@pytest.mark.timeout(90)
+def test_a_unit_that_never_identifies_is_filed_under_the_serial_named(tmp_path):
+    master, slave = os.openpty()  # a port where no unit ever answers
+    try:
+        bench = tmp_path / "bench.toml"
+        bench.write_text(f'[unit]\nmodel = "PT100"\n[terminal]\nport = "{os.ttyname(slave)}"\n'
+                         "reply_timeout = 0.5\nboot_timeout = 1.0\n")
+        r = posbench("triage", "--bench", str(bench), "--unit", "PT100-0007777", "--json", "v.json", cwd=tmp_path)
+    finally:
+        os.close(master)
+        os.close(slave)
+    doc = json.loads((tmp_path / "v.json").read_text())
+    assert doc["unit"]["serial"] == "PT100-0007777" and "never identified" in doc["unit"]["serial_from"], r.stdout
+    assert [s for _, _, s in _runs(tmp_path / "reports" / "posbench.sqlite")] == ["PT100-0007777"]
 
 
 @pytest.mark.timeout(60)

@@ -89,3 +89,21 @@ def test_host_refuses_a_port_reserved_for_root(monkeypatch, tmp_path):
 def test_host_refuses_an_ipv6_address(tmp_path):
     result = run("host", "--listen", "[::1]:0", "--log", str(tmp_path / "host.jsonl"))
     assert result.exit_code == EXIT_USAGE and "IPv4" in result.output
+
+
+def test_a_zvt_virtual_unit_is_given_a_numeric_serial_only():
+    result = run("triage", "--protocol", "zvt", "--unit", "PT100-0001234")
+    assert result.exit_code == EXIT_USAGE and "digits only" in result.output
+
+
+def test_reports_posbench_named_are_renamed_by_the_reported_serial(tmp_path, monkeypatch):
+    monkeypatch.setattr(cli_module, "REPORTS", tmp_path)
+    paths = [tmp_path / f"triage-T{suffix}" for suffix in (".json", ".html", ".xml")]
+    for path in paths:
+        path.write_text("x")
+    given = tmp_path / "mine.xml"
+    given.write_text("x")
+    doc = {"unit": {"serial": "PT100/7"}}
+    out = cli_module._name_by_serial(doc, "T", {"json": True, "html": True, "xml": False}, *paths[:2], given)
+    assert [p.name for p in out] == ["PT100_7-T.json", "PT100_7-T.html", "mine.xml"]
+    assert all(p.exists() for p in out) and not paths[0].exists()

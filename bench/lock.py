@@ -39,10 +39,18 @@ def lock_dir() -> Path:
 
 
 def resource_key(resource: str) -> str:
-    """A device as one name: local paths resolved (two names of one tty are one device)."""
-    if resource.startswith("/"):
-        return os.path.realpath(resource)
-    return resource
+    """A device as one name: local paths resolved (two names of one tty are one device). A
+    pseudo-terminal also carries its creation time: /dev/pts/N is handed to a new pty as soon as
+    the old one is closed, and a triage still holding the old one's lock must not hold the new."""
+    if not resource.startswith("/"):
+        return resource
+    path = os.path.realpath(resource)
+    if path.startswith("/dev/pts/"):
+        try:
+            return f"{path}@{os.stat(path).st_ctime_ns}"
+        except OSError:
+            pass
+    return path
 
 
 def _lock_file(key: str) -> Path:
@@ -71,10 +79,10 @@ class BenchLock:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
                     os.close(fd)
-                    raise BenchInUse("bench", "reserving the bench", _in_use(path, key, what)) from None
+                    raise BenchInUse("bench", "reserving the bench", _in_use(path, key.split("@")[0], what)) from None
                 except OSError as exc:
                     os.close(fd)
-                    raise BenchError("bench", f"locking {what} {key}", str(exc)) from None
+                    raise BenchError("bench", f"locking {what} {key.split('@')[0]}", str(exc)) from None
                 self._fds.append(fd)
                 os.ftruncate(fd, 0)
                 os.pwrite(fd, holder.encode(), 0)

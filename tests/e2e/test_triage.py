@@ -204,8 +204,12 @@ def test_emulator_crash_mid_run_is_a_bench_error(run_triage, tmp_path):
 
 
 @pytest.mark.timeout(60)
-def test_a_different_unit_than_named_is_a_bench_error(run_triage):
-    r = run_triage("--seed", "4", "--unit", "PT100-NOT-THIS-ONE")
+def test_a_different_unit_than_named_is_a_bench_error(run_triage, tmp_path):
+    proc, bench = _start_sim(tmp_path, "--seed", "4")  # on the virtual bench --unit sets the serial
+    try:
+        r = run_triage("--bench", str(bench), "--unit", "PT100-NOT-THIS-ONE")
+    finally:
+        _stop(proc)
     assert r.code == 2, r.out + r.err
     assert r.doc["verdict"] == "bench_error"
     assert any("PT100-NOT-THIS-ONE was expected" in e for e in r.doc["bench_errors"])

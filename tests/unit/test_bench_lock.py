@@ -99,3 +99,18 @@ def test_a_second_writer_on_a_serial_port_is_refused():
         second.close()
         os.close(master)
         os.close(slave)
+
+
+def test_a_pty_path_handed_to_a_new_pty_is_another_device():
+    """/dev/pts/N is reused as soon as its pty closes: the key carries the pty's creation time."""
+    import os
+    from bench.lock import resource_key
+    master, slave = os.openpty()
+    path = os.ttyname(slave)
+    try:
+        key = resource_key(path)
+        assert key == f"{path}@{os.stat(path).st_ctime_ns}" and resource_key(path) == key
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert resource_key(path) != key or not os.path.exists(path)

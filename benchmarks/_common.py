@@ -1,6 +1,7 @@
 """Helpers shared by the benchmark scripts: statistics, machine description, clean exits."""
 from __future__ import annotations
 
+import abc
 import multiprocessing
 import os
 import platform
@@ -188,7 +189,7 @@ def _serve_peer(conn, make: Callable[[], Peer]) -> None:
         conn.close()
 
 
-class InMemoryPort:
+class InMemoryPort(abc.ABC):
     """A byte port that answers a driver at once from memory (no pty, no peer): the driver's own
     CPU per exchange, with no I/O. Subclasses append their answers to ``pending`` in ``write``."""
 
@@ -197,8 +198,9 @@ class InMemoryPort:
     def __init__(self) -> None:
         self.pending = bytearray()
 
+    @abc.abstractmethod
     def write(self, data: bytes) -> None:
-        raise NotImplementedError
+        """Take the driver's bytes and queue the peer's answer in ``pending``."""
 
     def read(self, size: int, timeout: float) -> bytes:
         chunk = bytes(self.pending[:size])

@@ -30,7 +30,8 @@ class SupplyWatch:
         self.floor_v, self.interval_s = floor_v, interval_s
         self.trace = None
         self.switched_off: list[tuple[float, float]] = []
-        """(off, on) monotonic seconds of the bench's own power-offs: no sag, whatever it read."""
+        """(off, on) monotonic seconds of the bench's own power-offs and brownouts: no sag of the
+        unit's supply, whatever it read."""
 
     def start(self) -> "SupplyWatch":
         self.trace = self._cm.__enter__()
@@ -47,8 +48,9 @@ class SupplyWatch:
         return None
 
     def bench_switched(self, off: float, on: float) -> None:
-        """The bench switched the unit off at ``off`` and on at ``on`` (monotonic s): readings in
-        between are the bench's doing, never a sag of the unit's supply."""
+        """The bench switched the unit off (or lowered its supply on purpose, a brownout test) at
+        ``off`` and restored it at ``on`` (monotonic s): readings in between, and until the output
+        is back above the floor, are the bench's doing, never a sag of the unit's supply."""
         self.switched_off.append((off, on))
 
     POWER_UP_S = 1.0

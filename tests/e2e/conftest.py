@@ -39,6 +39,15 @@ def run_triage(tmp_path: Path):
     return lambda *args, **kw: triage(tmp_path, *args, **kw)
 
 
+def causes_said(doc: dict | None) -> str:
+    """The verdict's causes with their evidence, for an assertion message."""
+    if doc is None:
+        return "no verdict JSON"
+    return "\n".join(f"{c['id']} {c['confidence']}: " + "; ".join(
+        f"{e['test'].split('::')[-1]} {e['measurement']}={e['value']} ({e['note']})" for e in c["evidence"])
+        for c in doc["causes"]) or "no causes"
+
+
 def card_secrets() -> list[str]:
     """Every full PAN and every track's text in the test deck (what must never leave a device)."""
     from bench.cards import load_deck

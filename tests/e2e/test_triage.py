@@ -14,7 +14,7 @@ import pytest
 
 from bench.sim.launcher import sim_workdir
 
-from .conftest import assert_no_card_data, triage
+from .conftest import assert_no_card_data, causes_said, triage
 
 SCHEMA_KEYS = {"schema", "unit", "verdict", "code01_origin", "causes", "measurements", "tests",
                "started", "duration_s"}
@@ -172,7 +172,8 @@ def test_sim_bench_file_gives_the_same_verdict(run_triage, tmp_path):
         _stop(proc)
     assert via_file.code == virtual.code == 1
     pick = lambda d: (d["verdict"], d["code01_origin"], [c["id"] for c in d["causes"]], d["unit"])
-    assert pick(via_file.doc) == pick(virtual.doc)
+    assert pick(via_file.doc) == pick(virtual.doc), \
+        f"via the file:\n{causes_said(via_file.doc)}\nvirtual:\n{causes_said(virtual.doc)}"
 
 
 @pytest.mark.timeout(60)

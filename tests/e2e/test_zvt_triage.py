@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import assert_no_card_data
+from .conftest import assert_no_card_data, causes_said
 from .test_triage import _start_sim, _stop
 
 
@@ -47,4 +47,5 @@ def test_a_zvt_sim_bench_file_gives_the_same_verdict(run_triage, tmp_path, proto
         _stop(proc)
     pick = lambda d: (d["verdict"], d["code01_origin"], [c["id"] for c in d["causes"]], d["unit"])  # noqa: E731
     assert via_file.code == virtual.code
-    assert pick(via_file.doc) == pick(virtual.doc)
+    assert pick(via_file.doc) == pick(virtual.doc), \
+        f"via the file:\n{causes_said(via_file.doc)}\nvirtual:\n{causes_said(virtual.doc)}"

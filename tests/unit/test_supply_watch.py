@@ -31,3 +31,12 @@ def test_the_bench_switching_the_unit_off_is_no_sag():
     assert watch.attribute(Recorder(run, "t"), "a read was cut off", 3.5, 6.0) == "pcb_intermittent"
     assert [e.cause for e in run.evidence] == ["pcb_intermittent"]
     assert watch.lowest(3.5, 6.0) == 12.0
+
+
+def test_the_benchs_own_brownout_is_no_sag_for_what_follows():
+    """A later silence looked up around a brownout the bench made must not blame the supply."""
+    watch = _watch([(t, 8.0 if 4.0 <= t <= 4.5 else v, a) for t, v, a in STEADY])
+    watch.bench_switched(4.0, 4.5)
+    run = RunRecord()
+    assert watch.attribute(Recorder(run, "t"), "the unit did not answer", 4.8, 5.2, steady_cause="") is None
+    assert run.evidence == []

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from bench import taxonomy
+from posbench import taxonomy
 
 NOT_A_FAULT = ("issuer_referral", "operator_error")
 """Causes that explain a 01 without blaming the unit: the verdict stays pass, the cause is listed."""
@@ -91,7 +91,7 @@ def default_pairs(causes: list[str]) -> list[tuple[str, str]]:
 def run_case(case: Case, workdir: Path) -> Outcome:
     """One triage on a fresh virtual bench; its verdict JSON is the outcome."""
     out = workdir / f"{case.protocol}-{case.label}-{case.seed}.json"
-    cmd = [sys.executable, "-m", "bench.cli", "triage", "--seed", str(case.seed), "--json", str(out),
+    cmd = [sys.executable, "-m", "posbench.cli", "triage", "--seed", str(case.seed), "--json", str(out),
            "--html", str(out.with_suffix(".html")), "--junit", str(out.with_suffix(".xml")),
            "--protocol", case.protocol]
     for cause, sev in case.faults:

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
 
-from bench.errors import ConfigError
-from bench.masking import mask_pan
-from bench.tracks import TrackError, parse_track1, parse_track2
+from posbench.errors import ConfigError
+from posbench.masking import mask_pan
+from posbench.tracks import TrackError, parse_track1, parse_track2
 
-DECK_PATH = Path(__file__).resolve().parent.parent / "fixtures" / "cards" / "deck.toml"
+DECK_PATH = Path(str(files("posbench.fixtures"))) / "cards" / "deck.toml"
+"""The deck shipped as package data (the repository's ``fixtures/cards/deck.toml``)."""
 
 
 @dataclass(frozen=True)

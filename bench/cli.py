@@ -22,12 +22,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from bench import diagnosis
-from bench.console import say
-from bench.signals import STOPPED, catch_stop_signals
-from bench.sim import PROTOCOLS
-from bench.sim.faults import INJECTABLE, NETWORK
-from bench.errors import BenchError, ConfigError
+from posbench import diagnosis
+from posbench.console import say
+from posbench.signals import STOPPED, catch_stop_signals
+from posbench.sim import PROTOCOLS
+from posbench.sim.faults import INJECTABLE, NETWORK
+from posbench.errors import BenchError, ConfigError
 
 EXIT_PASS, EXIT_FAULT, EXIT_BENCH, EXIT_USAGE = 0, 1, 2, 3
 
@@ -93,7 +93,7 @@ def cli() -> None:
 
 
 def _faults(values: tuple[str, ...]) -> dict[str, float]:
-    from bench.sim.faults import FaultSpecError, parse_faults
+    from posbench.sim.faults import FaultSpecError, parse_faults
     try:
         return parse_faults(values)
     except FaultSpecError as exc:
@@ -138,7 +138,7 @@ def triage(bench_path, virtual, fault, seed, protocol, unit, json_path, html_pat
     _preflight(bench_path, store_url, {"--json": json_path, "--html": html_path, "--junit": junit_path,
                                        **({"--log": log_path} if log_path else {})})
 
-    from bench.runner import run_hil
+    from posbench.runner import run_hil
     vbench = None
     interrupted = STOPPED
     unlog = _debug_log(log_path) if log_path else None
@@ -146,7 +146,7 @@ def triage(bench_path, virtual, fault, seed, protocol, unit, json_path, html_pat
         if bench_path:
             bench_file = bench_path
         else:
-            from bench.sim.launcher import VirtualBench
+            from posbench.sim.launcher import VirtualBench
             seed = random.randrange(2**31) if seed is None else seed  # printed: a run can be repeated
             # --unit on the virtual bench: the virtual unit reports that serial (a repair can be
             # rehearsed: a fault, then none, same serial, and `history` shows before / after)
@@ -215,10 +215,10 @@ def _name_by_serial(doc: dict, stamp: str, named_by_us: dict[str, bool], *paths:
 def _preflight(bench_path: Path | None, store_url: str | None, outputs: dict[str, Path]) -> None:
     """Usage and config mistakes, found before the bench starts (exit 3): the bench file, the
     store URL, and report targets that are not regular files or cannot be written."""
-    from bench.outputs import check_target
+    from posbench.outputs import check_target
     try:
         if bench_path:
-            from bench.config import load_bench
+            from posbench.config import load_bench
             load_bench(bench_path)
         for option, path in outputs.items():
             check_target(path, option)
@@ -257,7 +257,7 @@ def _debug_log(path: Path):
 
 
 def _rewrite(json_path: Path, doc: dict, errors: list[str]) -> None:
-    from bench.outputs import ReportWriteFailed, write_text
+    from posbench.outputs import ReportWriteFailed, write_text
     try:
         write_text(json_path, json.dumps(doc, indent=2) + "\n", "verdict JSON")
     except ReportWriteFailed as exc:
@@ -299,7 +299,7 @@ def _print_verdict(console: Console, doc: dict, json_path: Path, html_path: Path
               show_default=True, help="baud rates to probe, in order")
 def discover(probe, ports, baudrates) -> None:
     """List serial ports, and with --probe the terminals on them, with bench.toml snippets."""
-    from bench import discover as disc
+    from posbench import discover as disc
     console = Console(highlight=False)
     found = disc.serial_ports(ports)
     if not found:
@@ -353,10 +353,10 @@ def _until_signal() -> None:
                                                  "seed; ZVT keeps its digits)")
 def sim(fault, seed, protocol, bench_path, timing, rules_path, serial) -> None:
     """Run the virtual bench in the foreground until SIGINT/SIGTERM."""
-    from bench.profile import profile_for_model
-    from bench.sim.bench import MODEL, SimBench
-    from bench.sim.terminal import TerminalTiming
-    from drivers.host.rules import RuleSet
+    from posbench.profile import profile_for_model
+    from posbench.sim.bench import MODEL, SimBench
+    from posbench.sim.terminal import TerminalTiming
+    from posbench.drivers.host.rules import RuleSet
     faults = _faults(fault)
     try:
         steps = TerminalTiming.parse(timing, TerminalTiming(boot_s=profile_for_model(MODEL).boot_time_s))
@@ -391,10 +391,10 @@ def sim(fault, seed, protocol, bench_path, timing, rules_path, serial) -> None:
 @click.option("--seed", type=int, help="seed for rules with a probability")
 def host(listen, log_path, rules_path, seed) -> None:
     """Run the ISO 8583 acquirer host simulator in the foreground until SIGINT/SIGTERM."""
-    from bench.config import split_host_port
-    from bench.outputs import check_target
-    from drivers.host.rules import RuleSet
-    from drivers.host.simulator import HostSimulator
+    from posbench.config import split_host_port
+    from posbench.outputs import check_target
+    from posbench.drivers.host.rules import RuleSet
+    from posbench.drivers.host.simulator import HostSimulator
     try:
         address = _listen_address(listen, *split_host_port(listen, allow_zero=True))
     except ValueError as exc:
@@ -442,7 +442,7 @@ def _listen_address(listen: str, host_name: str, port: int) -> tuple[str, int]:
 
 
 def _open_store(url: str | None):
-    from bench.store import Store
+    from posbench.store import Store
     try:
         return Store.open(url, REPORTS)
     except BenchError as exc:
@@ -455,7 +455,7 @@ def _open_store(url: str | None):
 @store_option
 def history(serial, store_url) -> None:
     """A unit's runs, newest first, and what changed between its last two runs."""
-    from bench.store.history import render_history
+    from posbench.store.history import render_history
     with _open_store(store_url) as store:
         if not render_history(store, serial, Console(highlight=False)):
             raise UsageFailure(f"no runs stored for unit {serial} in {store.url}")
@@ -468,8 +468,8 @@ def history(serial, store_url) -> None:
               help="directory for the regenerated HTML and JSON")
 def report(run, store_url, out_dir) -> None:
     """Regenerate the HTML page and verdict JSON of a stored run (an id or its prefix)."""
-    from bench.store import UnknownRun
-    from bench.store.report import regenerate
+    from posbench.store import UnknownRun
+    from posbench.store.report import regenerate
     with _open_store(store_url) as store:
         try:
             html_path, json_path = regenerate(store, run, out_dir)
@@ -504,8 +504,8 @@ def calibrate(severities, seeds, healthy, pairs, causes, jobs, out_path, first_s
     import shlex
     import time
 
-    from bench import calibrate as cal
-    from bench.sim.faults import INJECTABLE
+    from posbench import calibrate as cal
+    from posbench.sim.faults import INJECTABLE
     console = Console(highlight=False)
     chosen = list(causes) or list(INJECTABLE)
     if unknown := [c for c in chosen if c not in INJECTABLE]:

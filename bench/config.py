@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from bench.errors import ConfigError
+from posbench.errors import ConfigError
 
 
 class _Section(BaseModel):

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.evidence import Recorder, RunRecord
-from bench.limits import Limit
+from posbench.evidence import Recorder, RunRecord
+from posbench.limits import Limit
 
 REACHED_HOST = {"sale_host_answered_rate": lambda v: v > 0, "echo_loss_unit": lambda v: v < 1}
 """Measurements that show the unit reached its acquirer host, and when they show it."""
@@ -132,7 +132,7 @@ SALE_CAUSES = {"agent": tuple(sorted(set(AGENT_REASON_CAUSE.values()))), "zvt": 
 
 
 def sale_failure_cause(protocol: str, sale) -> tuple[str, str] | None:
-    """What a sale the unit failed itself (``drivers.terminal.SaleResult``) points to."""
+    """What a sale the unit failed itself (``posbench.drivers.terminal.SaleResult``) points to."""
     if protocol == "zvt" and sale.result_code is not None:
         return zvt_failure_cause(sale.result_code, sale.card_technology, sale.intermediates)
     cause = AGENT_REASON_CAUSE.get(sale.reason)
@@ -140,7 +140,7 @@ def sale_failure_cause(protocol: str, sale) -> tuple[str, str] | None:
 
 
 def judge_terminal_status(record: Recorder, protocol: str, status) -> None:
-    """A terminal status code and lock bits (``drivers.terminal.Status``) as the declared
+    """A terminal status code and lock bits (``posbench.drivers.terminal.Status``) as the declared
     measurements ``terminal_status`` and ``locks``, and the evidence each code gives."""
     code = status.terminal_status
     if code is None:

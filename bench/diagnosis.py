@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from bench import taxonomy
-from bench.evidence import Evidence, RunRecord
+from posbench import taxonomy
+from posbench.evidence import Evidence, RunRecord
 
 SCHEMA = "posbench.verdict/1"
 PRIOR = 0.05

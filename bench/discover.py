@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 from serial.tools import list_ports
 
-from bench.errors import BenchError, UnitError
-from drivers.serial.agent import AgentTerminal, Identity
-from drivers.serial.agent_link import LinkTiming
+from posbench.errors import BenchError, UnitError
+from posbench.drivers.serial.agent import AgentTerminal, Identity
+from posbench.drivers.serial.agent_link import LinkTiming
 
 
 @dataclass

@@ -18,8 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterator, Literal
 
-from bench.errors import ProtocolError
-from bench.masking import mask_pan
+from posbench.errors import ProtocolError
+from posbench.masking import mask_pan
 
 CHIP = "chip reader"
 

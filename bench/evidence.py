@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bench import taxonomy
-from bench.limits import Limit
+from posbench import taxonomy
+from posbench.limits import Limit
 
 STRENGTH = {"weak": 4.0, "moderate": 15.0, "strong": 60.0, "decisive": 250.0}
 """Likelihood ratio P(observation | cause) / P(observation | no cause) for each strength word."""
@@ -103,7 +103,7 @@ class UndeclaredMeasurement(Exception):
 class Recorder:
     """The ``record`` fixture: bound to one test, writing into the run's ``RunRecord``.
 
-    With ``declared`` (``bench.measures.bind``), the test's measurements take their unit, limit
+    With ``declared`` (``posbench.measures.bind``), the test's measurements take their unit, limit
     and causes from their declaration; those its unit cannot give are listed as unmeasured
     up front (``skipped``), and ``missing()`` names the ones it never accounted for.
     """

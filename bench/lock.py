@@ -19,7 +19,7 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench.errors import BenchError
+from posbench.errors import BenchError
 
 
 class BenchInUse(BenchError):
@@ -121,7 +121,7 @@ def _in_use(path: Path, key: str, what: str) -> str:
 
 
 def bench_resources(config) -> dict[str, str]:
-    """The devices of a bench description (``bench.config.BenchConfig``) to lock."""
+    """The devices of a bench description (``posbench.config.BenchConfig``) to lock."""
     found: dict[str, str] = {}
     terminal = config.terminal
     for attr in ("port", "address"):

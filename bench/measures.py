@@ -12,15 +12,15 @@ the causes it bears on and the terminal capability it needs::
 Limits are bound from the profile when the suite is collected (``bind``): a missing limit key is
 a ``ConfigError`` naming the profile file and the key, before any device is touched. A test
 records each declared measurement or says why it could not (``Recorder.unmeasured``); one it
-never accounts for fails the test (``fixtures.plugin``).
+never accounts for fails the test (``posbench.fixtures.plugin``).
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from bench.errors import ConfigError
-from bench.limits import Limit
+from posbench.errors import ConfigError
+from posbench.limits import Limit
 
 LimitSource = str | Callable[..., "Limit | None"]
 """A key of the profile's ``[limits]``, or ``f(profile, **params) -> Limit | None`` for limits the
@@ -88,7 +88,7 @@ def declaration(fn) -> Declaration | None:
 
 
 def bind(decl: Declaration, profile, params: dict, test: str = "") -> dict[str, Bound]:
-    """The test's measurements by name, limits taken from ``profile`` (``bench.profile.Profile``).
+    """The test's measurements by name, limits taken from ``profile`` (``posbench.profile.Profile``).
     Raises ``ConfigError`` naming the profile file and the missing key."""
     out: dict[str, Bound] = {}
     for m in decl.measures:

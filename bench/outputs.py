@@ -13,7 +13,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from bench.errors import BenchError, ConfigError
+from posbench.errors import BenchError, ConfigError
 
 _KINDS = {stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device", stat.S_IFIFO: "a FIFO",
           stat.S_IFDIR: "a directory", stat.S_IFSOCK: "a socket", stat.S_IFLNK: "a symbolic link"}

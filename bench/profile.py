@@ -3,14 +3,16 @@ from __future__ import annotations
 
 import tomllib
 from datetime import date
+from importlib.resources import files
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bench.errors import ConfigError
-from bench.limits import Limit
+from posbench.errors import ConfigError
+from posbench.limits import Limit
 
-PROFILE_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "profiles"
+PROFILE_DIR = Path(str(files("posbench.fixtures"))) / "profiles"
+"""The DUT profiles shipped as package data (the repository's ``fixtures/profiles/``)."""
 
 
 class _Strict(BaseModel):
@@ -36,7 +38,7 @@ class TestSizes(_Strict):
 
 
 class SprtSpec(_Strict):
-    """A read test decided by a sequential probability ratio test (see ``bench.sprt``)."""
+    """A read test decided by a sequential probability ratio test (see ``posbench.sprt``)."""
     p0: float = Field(gt=0, lt=1)
     """Failure rate of a healthy read path (per read)."""
     p1: float = Field(gt=0, lt=1)
@@ -147,7 +149,7 @@ def days_since(iso_day: str, today: date) -> int:
 
 
 def profile_for_bench(config) -> Profile | None:
-    """The DUT profile a bench description (``bench.config.BenchConfig``) names: ``[unit] profile``
+    """The DUT profile a bench description (``posbench.config.BenchConfig``) names: ``[unit] profile``
     (relative to the bench file), else the packaged one of ``[unit] model``; None when it names
     neither (the profile then follows the model the unit reports)."""
     unit = config.unit

@@ -4,12 +4,12 @@ from __future__ import annotations
 from collections import Counter
 from typing import Callable
 
-from bench.evidence import Recorder
-from bench.limits import HEALTHY, Limit
-from bench.measures import Measure
-from bench.profile import SprtSpec
-from bench.sprt import Sprt, SprtResult
-from bench.errors import UnitError, UnitNotResponding
+from posbench.evidence import Recorder
+from posbench.limits import HEALTHY, Limit
+from posbench.measures import Measure
+from posbench.profile import SprtSpec
+from posbench.sprt import Sprt, SprtResult
+from posbench.errors import UnitError, UnitNotResponding
 
 MAX_INTERRUPTIONS = 5
 """Reads cut off (the reader left the bus, the unit reset) before the path counts as unjudgeable."""

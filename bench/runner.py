@@ -1,18 +1,20 @@
-"""Run the HIL suite (tests/hil) through pytest with live progress, and collect the verdict."""
+"""Run the HIL suite (``posbench.hil``) through pytest with live progress, and collect the verdict."""
 from __future__ import annotations
 
 import signal
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 from rich.markup import escape
 
-from bench.console import say
-from bench.outputs import ReportWriteFailed, commit, discard, staging_path
+from posbench.console import say
+from posbench.outputs import ReportWriteFailed, commit, discard, staging_path
 
-HIL_DIR = Path(__file__).resolve().parent.parent / "tests" / "hil"
+HIL_DIR = Path(str(files("posbench.hil")))
+"""The HIL suite, installed with the package (the repository's ``tests/hil``)."""
 
 TEST_TIMEOUT_S = 600
 """A HIL test still running after this many seconds is stopped (a driver must never hang)."""
@@ -47,7 +49,7 @@ class LiveProgress:
             except OSError as exc:
                 self.writer_failed = f"{exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else "")
                 outcome.force_result(None)
-            from fixtures.plugin import CONFIG_ERROR_KEY, WRITE_ERRORS_KEY, session_verdict
+            from posbench.fixtures.plugin import CONFIG_ERROR_KEY, WRITE_ERRORS_KEY, session_verdict
             self.write_errors += session.config.stash.get(WRITE_ERRORS_KEY, [])
             self.config_error = session.config.stash.get(CONFIG_ERROR_KEY, "")
             self.doc = session_verdict(session)
@@ -58,7 +60,7 @@ class LiveProgress:
         say(self.console, text)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        from fixtures.plugin import CONFIG_ERROR_KEY
+        from posbench.fixtures.plugin import CONFIG_ERROR_KEY
         if CONFIG_ERROR_KEY in session.config.stash:  # collection stopped on a config mistake
             return
         self.total = len(session.items)
@@ -89,7 +91,7 @@ class HilRun:
 def run_hil(bench_file: Path, json_path: Path, html_path: Path, junit_path: Path,
             unit: str | None, console: Console, extra: list[str] | None = None) -> HilRun:
     """Run the suite. Each report goes to a staged file beside its target and replaces the target
-    only when complete (``bench.outputs``); targets were checked before the bench started."""
+    only when complete (``posbench.outputs``); targets were checked before the bench started."""
     if not HIL_DIR.is_dir():
         raise FileNotFoundError(f"the HIL suite is missing: {HIL_DIR}")
     targets = {"verdict JSON": json_path, "HTML report": html_path, "JUnit report": junit_path}
@@ -98,7 +100,7 @@ def run_hil(bench_file: Path, json_path: Path, html_path: Path, junit_path: Path
             "--html", str(staged["HTML report"]), "--self-contained-html",
             "--junitxml", str(staged["JUnit report"]),
             "-p", "no:terminal", "-p", "no:cacheprovider", "-o", "addopts=", "--rootdir",
-            str(HIL_DIR.parent.parent), "-o", "junit_family=xunit2", "--timeout", str(TEST_TIMEOUT_S)]
+            str(HIL_DIR), "-o", "junit_family=xunit2", "--timeout", str(TEST_TIMEOUT_S)]
     if unit:
         args += ["--unit", unit]
     progress = LiveProgress(console)

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Callable, Literal
 
-from bench.errors import UnitError, UnitNotResponding
+from posbench.errors import UnitError, UnitNotResponding
 
 Decision = Literal["continue", "healthy", "faulty"]
 Verdict = Literal["healthy", "faulty", "undecided"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 
-from bench.evidence import Recorder
+from posbench.evidence import Recorder
 
 MARGIN_S = 0.6
 """Seconds of readings looked at on either side of an interruption (sampling lags a dip)."""
@@ -25,7 +25,7 @@ class SupplyWatch:
     """
 
     def __init__(self, meter, interval_s: float, floor_v: float):
-        from drivers.power.base import monitor
+        from posbench.drivers.power.base import monitor
         self._cm = monitor(meter, interval_s, name="supply")
         self.floor_v, self.interval_s = floor_v, interval_s
         self.trace = None

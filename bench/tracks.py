@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bench.errors import UnitError
-from bench.masking import mask_pan
+from posbench.errors import UnitError
+from posbench.masking import mask_pan
 
 REASONS = ("no_data", "start_sentinel", "end_sentinel", "parity", "lrc", "format", "luhn",
            "unreadable")

@@ -38,9 +38,9 @@ from _common import (PEER_PLACES, InMemoryPort, PeerProcess, exit_cleanly_on_sig
 
 import serial  # noqa: E402
 
-from drivers.serial.agent import AgentTerminal  # noqa: E402
-from drivers.serial.agent_link import Link  # noqa: E402
-from drivers.serial.agent_frame import (ACK, ENQ, EOT, ETX, STX, encode_frame,  # noqa: E402
+from posbench.drivers.serial.agent import AgentTerminal  # noqa: E402
+from posbench.drivers.serial.agent_link import Link  # noqa: E402
+from posbench.drivers.serial.agent_frame import (ACK, ENQ, EOT, ETX, STX, encode_frame,  # noqa: E402
                                       encode_message)
 
 REQUEST_FRAME = encode_frame(encode_message("ST", {}))

@@ -8,7 +8,7 @@ Three measurements:
 
 1. designed waits by formula, from the code: the PT100 profile's test sizes (``[tests]``),
    ``TerminalTiming`` and the number of commands each HIL test sends (see ``expected_commands``);
-2. one instrumented run, in a child process: the same suite (``bench.runner.run_hil``) against an
+2. one instrumented run, in a child process: the same suite (``posbench.runner.run_hil``) against an
    in-process ``SimBench`` with the same seed, counting the commands the virtual terminal
    really served (its own ``link.stats.frames_received``, per command code by wrapping its
    dispatcher) and summing the delays it really drew; this checks the formula;
@@ -16,7 +16,7 @@ Three measurements:
    --junit`` into a temporary directory, with the arrival time of every output line, so the
    wall time splits into CLI start-up, virtual-bench + pytest start-up, the tests, and the
    finish (reports + bench shutdown); plus ``K`` start/stop cycles of the virtual bench alone
-   (``bench.sim.launcher.VirtualBench``) to split the start-up further.
+   (``posbench.sim.launcher.VirtualBench``) to split the start-up further.
 
     .venv/bin/python benchmarks/triage_overhead.py [-k 3] [--seed 1] [--json FILE]
 """
@@ -59,9 +59,9 @@ def expected_commands(profile) -> dict[str, int]:
 
 
 def designed_waits() -> dict:
-    from bench.profile import profile_for_model
-    from bench.sim.bench import MODEL
-    from bench.sim.terminal import TerminalTiming
+    from posbench.profile import profile_for_model
+    from posbench.sim.bench import MODEL
+    from posbench.sim.terminal import TerminalTiming
     profile = profile_for_model(MODEL)
     timing = TerminalTiming(boot_s=profile.boot_time_s)  # what VirtualTerminal uses
     cmds = expected_commands(profile)
@@ -81,10 +81,10 @@ def count_commands(seed: int, out: Path) -> None:
 
     from rich.console import Console
 
-    from bench.runner import run_hil
-    from bench.sim.bench import SimBench
-    from bench.sim.terminal import VirtualTerminal
-    from drivers.serial.agent import AgentTerminal
+    from posbench.runner import run_hil
+    from posbench.sim.bench import SimBench
+    from posbench.sim.terminal import VirtualTerminal
+    from posbench.drivers.serial.agent import AgentTerminal
 
     counts: Counter[str] = Counter()
     drawn: list[float] = []
@@ -276,7 +276,7 @@ def timed_triage(seed: int, workdir: Path, index: int) -> dict:
 
 def time_vbench(seed: int, k: int) -> list[dict]:
     """Start and stop the virtual bench alone (its own process, as under triage)."""
-    from bench.sim.launcher import VirtualBench
+    from posbench.sim.launcher import VirtualBench
     out = []
     for _ in range(k):
         vb = VirtualBench(seed=seed)

@@ -50,12 +50,12 @@ import serial  # noqa: E402
 import agent_roundtrip  # noqa: E402
 from agent_roundtrip import (add_run_options, close_quietly, compare, other_openers, peer_place,  # noqa: E402
                              report, start_peer, timed_runs)
-from bench.profile import profile_for_model  # noqa: E402
-from bench.sim.unit import TerminalTiming  # noqa: E402
-from bench.sim.zvt_terminal import VirtualZvtTerminal  # noqa: E402
-from drivers.zvt.apdu import Tlv, bcd_digits, bcd_encode, encode_apdu, encode_bmp, encode_lllvar  # noqa: E402
-from drivers.zvt.terminal import ZvtTerminal  # noqa: E402
-from drivers.zvt.transport import ACK, DLE, ETX, STX, LinkTiming, ZvtLink, encode_frame  # noqa: E402
+from posbench.profile import profile_for_model  # noqa: E402
+from posbench.sim.unit import TerminalTiming  # noqa: E402
+from posbench.sim.zvt_terminal import VirtualZvtTerminal  # noqa: E402
+from posbench.drivers.zvt.apdu import Tlv, bcd_digits, bcd_encode, encode_apdu, encode_bmp, encode_lllvar  # noqa: E402
+from posbench.drivers.zvt.terminal import ZvtTerminal  # noqa: E402
+from posbench.drivers.zvt.transport import ACK, DLE, ETX, STX, LinkTiming, ZvtLink, encode_frame  # noqa: E402
 
 PASSWORD = "123456"
 SERIAL = "PT100-0000123"

@@ -175,13 +175,13 @@ def has(terminal: Terminal, capability: str) -> bool:
 
 
 def open_terminal(section, model: str | None = None) -> Terminal:
-    """The driver for bench.toml's ``[terminal]`` section (``bench.config.TerminalSection``),
+    """The driver for bench.toml's ``[terminal]`` section (``posbench.config.TerminalSection``),
     opened. ``model`` is the unit's model from ``[unit]`` (ZVT does not report one)."""
     if section.protocol == "zvt":
-        from drivers.zvt.payment_terminal import ZvtPaymentTerminal
+        from posbench.drivers.zvt.payment_terminal import ZvtPaymentTerminal
         url = section.port or f"tcp://{section.address}"
         return ZvtPaymentTerminal(url, section.password, section.currency, section.baudrate, model,
                                   section.sale_timeout, section.boot_timeout).open()
-    from drivers.serial.agent import AgentTerminal
+    from posbench.drivers.serial.agent import AgentTerminal
     return AgentTerminal(section.port, section.baudrate, section.reply_timeout, section.sale_timeout,
                          section.boot_timeout).open()

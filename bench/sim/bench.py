@@ -8,9 +8,9 @@ import tempfile
 import threading
 from pathlib import Path
 
-from bench.profile import Profile, profile_for_model
-from drivers.host.rules import Rule, RuleSet
-from drivers.host.simulator import HostSimulator
+from posbench.profile import Profile, profile_for_model
+from posbench.drivers.host.rules import Rule, RuleSet
+from posbench.drivers.host.simulator import HostSimulator
 
 from . import PROTOCOLS
 from .chip_card import ContactCard
@@ -83,7 +83,7 @@ class SimBench:
         self.dropper: UsbDropper | None = None
         self._reader_lock = threading.Lock()
         self.bench_file: Path | None = None
-        from bench.cards import load_deck
+        from posbench.cards import load_deck
         self.deck = load_deck()
 
     def start(self) -> "SimBench":
@@ -105,7 +105,7 @@ class SimBench:
             self.terminal = self._make_terminal()
             self.terminal.set_powered(False)  # the power model switches it on below
             if self.lab is not None:
-                from drivers.host.client import HostClient
+                from posbench.drivers.host.client import HostClient
 
                 from .netns import socket_in
                 unit_ns = self.lab.unit_ns  # the unit's host link starts in its own namespace
@@ -210,7 +210,7 @@ class SimBench:
         return self.deck[card_id]
 
     def _actions(self) -> dict:
-        """What the virtual actuator can do to the unit (see ``bench.sim.control``)."""
+        """What the virtual actuator can do to the unit (see ``posbench.sim.control``)."""
         def insert(request: dict) -> dict:
             card = self._card(request)
             assert self.terminal
@@ -232,14 +232,14 @@ class SimBench:
         def tap(request: dict) -> dict:
             assert self.nfc and self.power
             self.power.set_activity("field")
-            from bench.cards import TEST_TAG_ID, TEST_TAG_TEXT
+            from posbench.cards import TEST_TAG_ID, TEST_TAG_TEXT
             if request.get("card") == TEST_TAG_ID:
                 import ndef
                 self.nfc.present(Type2Tag(records=[ndef.TextRecord(TEST_TAG_TEXT)]))
                 return {}
             card = self._card(request)
             self._present(card, "contactless")
-            from bench.emv import BRAND_AIDS
+            from posbench.emv import BRAND_AIDS
             app = CardApplication(BRAND_AIDS[card.brand], card.brand.upper()[:16], 1)
             self.nfc.present(Iso14443_4Card(apps=(app,)))
             return {}

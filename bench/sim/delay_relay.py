@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from bench.errors import BenchError
+from posbench.errors import BenchError
 
 DEVICE = "delay relay"
 CHUNK = 65536

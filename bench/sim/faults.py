@@ -1,7 +1,7 @@
 """Faults the virtual bench can inject, by cause id, each with a severity in (0, 1]."""
 from __future__ import annotations
 
-from bench import taxonomy
+from posbench import taxonomy
 
 NETWORK = ("ip_conflict", "firewall", "network_unstable")
 """Faults made with real Linux networking (the network lab): they need root."""

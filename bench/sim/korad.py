@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from drivers.power.korad import MAX_AMPS, MAX_VOLTS, STATUS_BEEP, STATUS_CV, STATUS_OUTPUT
+from posbench.drivers.power.korad import MAX_AMPS, MAX_VOLTS, STATUS_BEEP, STATUS_CV, STATUS_OUTPUT
 
 from .power_model import UnitPower
 from .pty_port import PtyDevice, PtyPort

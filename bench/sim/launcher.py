@@ -11,7 +11,7 @@ import time
 import tomllib
 from pathlib import Path
 
-from bench.errors import BenchError
+from posbench.errors import BenchError
 
 from .bench import WORKDIR_PREFIX
 from .faults import format_faults
@@ -41,7 +41,7 @@ class VirtualBench:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> Path:
-        cmd = [sys.executable, "-m", "bench.cli", "sim", "--write-bench", str(self.bench_file)]
+        cmd = [sys.executable, "-m", "posbench.cli", "sim", "--write-bench", str(self.bench_file)]
         for fault in format_faults(self.faults):
             cmd += ["--fault", fault]
         if self.seed is not None:

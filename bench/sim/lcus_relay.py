@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from drivers.power.lcus_relay import OP_OFF, OP_ON, START, checksum
+from posbench.drivers.power.lcus_relay import OP_OFF, OP_ON, START, checksum
 
 from .power_model import NOMINAL_V, UnitPower
 from .pty_port import PtyDevice, PtyPort

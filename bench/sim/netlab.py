@@ -46,9 +46,9 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from bench.errors import BenchError
-from bench.procs import pid_alive
-from drivers.host.arp_probe import build_announcement, open_arp_socket
+from posbench.errors import BenchError
+from posbench.procs import pid_alive
+from posbench.drivers.host.arp_probe import build_announcement, open_arp_socket
 
 from . import netns
 from .delay_relay import DelayRelay

@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from bench.errors import BenchError
+from posbench.errors import BenchError
 
 DEVICE = "network lab"
 NETNS_DIR = "/run/netns"

@@ -4,7 +4,7 @@ nfcpy's own ``pn532`` driver opens the pty slave, initialises the chip (GetFirmw
 SAMConfiguration, ``stty`` + SetSerialBaudRate, the extended-frame Diagnose line test,
 SetParameters, RFConfiguration, Read/WriteRegister) and polls for cards with
 InListPassiveTarget, then talks to them with InCommunicateThru. Cards come from
-``bench.sim.nfc_cards``; a degraded antenna (cause ``nfc_antenna``) is modelled here, where the
+``posbench.sim.nfc_cards``; a degraded antenna (cause ``nfc_antenna``) is modelled here, where the
 RF front end is.
 
 Frames (PN532 user manual UM0701-02, 6.2.1): normal ``00 00 FF LEN LCS TFI PD.. DCS 00``,

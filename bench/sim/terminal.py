@@ -1,6 +1,6 @@
 """Virtual PT100 payment terminal speaking posbench's agent ECR protocol on a pseudo-terminal.
 
-The unit itself (state machine, journal, faults, host link) is ``bench.sim.unit.VirtualUnit``;
+The unit itself (state machine, journal, faults, host link) is ``posbench.sim.unit.VirtualUnit``;
 this module only turns agent-protocol requests (``drivers/serial/agent_frame.py`` messages over
 the ``agent_link`` handshake) into calls on it and its results into replies.
 """
@@ -9,17 +9,17 @@ from __future__ import annotations
 import random
 import time
 
-from bench.errors import MessageError
-from bench.profile import Profile
-from drivers.serial.agent_frame import MAX_MESSAGE, Message, decode_message, encode_message
-from drivers.serial.agent_link import Link
+from posbench.errors import MessageError
+from posbench.profile import Profile
+from posbench.drivers.serial.agent_frame import MAX_MESSAGE, Message, decode_message, encode_message
+from posbench.drivers.serial.agent_link import Link
 
 from .noisy_port import NoisyPort
 from .pty_port import PtyPort
 from .unit import TEST_PAN, LogEntry, TerminalTiming, UnitFrontEnd, VirtualUnit, frame_error_rate
 
 __all__ = ["VirtualTerminal", "TerminalTiming", "TEST_PAN"]
-"""``TerminalTiming`` and ``TEST_PAN`` live in ``bench.sim.unit``; importers of this module keep them."""
+"""``TerminalTiming`` and ``TEST_PAN`` live in ``posbench.sim.unit``; importers of this module keep them."""
 
 STATUS_COMMANDS = ("ST", "ID", "LOG")
 """Commands the ``application`` fault may crash the app on."""

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
-from bench.errors import ProtocolError, UnitError
-from bench.masking import mask_pan
-from bench.profile import Profile
-from drivers.host.client import HostClient
+from posbench.errors import ProtocolError, UnitError
+from posbench.masking import mask_pan
+from posbench.profile import Profile
+from posbench.drivers.host.client import HostClient
 
 from .chip_card import PSE, ContactCard
 from .magstripe import swipe_failure_probability

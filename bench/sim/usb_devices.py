@@ -2,7 +2,7 @@
 
 Speaks the Linux USB/IP protocol (the ``usbip`` package's wire code does the framing), so the
 Debian ``usbip`` tool lists the devices (``usbip --tcp-port P list -r 127.0.0.1``), the kernel
-could attach them, and pyusb reaches them through ``drivers.usb.backend``.
+could attach them, and pyusb reaches them through ``posbench.drivers.usb.backend``.
 
 Own listener instead of ``USBDevice.plug(via=USBIP(host, port))`` because the package's
 listeners are process-global and keyed by the *requested* address: two servers on port 0

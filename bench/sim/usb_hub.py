@@ -21,7 +21,7 @@ from usbip.core import Setup, Stall
 from usbip.device import In, USBDevice
 from usbip.function import Interface
 
-from drivers.usb.hub import (DT_HUB, PORT_POWER, PORT_STAT_CONNECTION, PORT_STAT_ENABLE,
+from posbench.drivers.usb.hub import (DT_HUB, PORT_POWER, PORT_STAT_CONNECTION, PORT_STAT_ENABLE,
                              PORT_STAT_POWER, REQ_CLEAR_FEATURE, REQ_GET_DESCRIPTOR,
                              REQ_GET_STATUS, REQ_SET_FEATURE)
 

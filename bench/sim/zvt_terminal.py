@@ -1,6 +1,6 @@
 """Virtual ZVT payment terminal: the PT side of ZVT [PA00P015, PA00P016] over the unit model.
 
-Serial on a pseudo-terminal (9600 8N2 framing, ACK/NAK, T2 and repeats: ``drivers.zvt.transport``'s
+Serial on a pseudo-terminal (9600 8N2 framing, ACK/NAK, T2 and repeats: ``posbench.drivers.zvt.transport``'s
 ``ZvtLink``) or TCP (bare APDUs, one ECR connection at a time: the same module's
 ``TcpServerTransport``), the ECR driver's own link code either way. The ECR sends a command; the PT
 answers ``80 00 00``, becomes master and sends intermediate statuses (04 FF), status
@@ -8,7 +8,7 @@ information (04 0F) and print lines (06 D1), each acknowledged by the ECR with `
 (``ecr_answer_s`` seconds each, else the transaction ends), and ends with a completion (06 0F)
 or an abort (06 1E + result code). Unknown commands or BMPs get ``84 83 00``.
 
-The unit behind it (``bench.sim.unit.VirtualUnit``) owns the state, journal, host link, card
+The unit behind it (``posbench.sim.unit.VirtualUnit``) owns the state, journal, host link, card
 readers and power; the faults show here the way a real ZVT terminal shows them:
 
 - msr_head: swipe: 04 FF 0C (or E2, cleaning card) then 06 1E 64, TLV 1F12 = 00
@@ -40,15 +40,15 @@ import time
 from datetime import datetime, timezone
 from typing import Callable
 
-from bench.cards import Card
-from bench.errors import UnitError, UnitNotResponding
-from bench.masking import mask_pan
-from bench.profile import Profile
-from drivers.zvt.apdu import (BmpError, Tlv, ZvtMessageError, bcd_decode, bcd_digits, bcd_encode,
+from posbench.cards import Card
+from posbench.errors import UnitError, UnitNotResponding
+from posbench.masking import mask_pan
+from posbench.profile import Profile
+from posbench.drivers.zvt.apdu import (BmpError, Tlv, ZvtMessageError, bcd_decode, bcd_digits, bcd_encode,
                               bcd_text, decode_apdu, encode_apdu, encode_bmp, encode_lllvar,
                               parse_bmps)
-from drivers.zvt.codes import CARD_TECHNOLOGY, LOCK_BITS, SCHEME_CARD_TYPES
-from drivers.zvt.transport import LinkTiming, TcpServerTransport, TransmissionFailed, ZvtLink
+from posbench.drivers.zvt.codes import CARD_TECHNOLOGY, LOCK_BITS, SCHEME_CARD_TYPES
+from posbench.drivers.zvt.transport import LinkTiming, TcpServerTransport, TransmissionFailed, ZvtLink
 
 from .noisy_port import NoisyPort
 from .pty_port import PtyPort

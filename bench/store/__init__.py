@@ -3,7 +3,7 @@
 ``Store.open(url, reports_dir)`` opens it; ``history.render_history`` and ``report.regenerate``
 read it back for ``posbench history`` and ``posbench report``.
 """
-from bench.store.store import (
+from posbench.store.store import (
     AmbiguousRun,
     MeasurementChange,
     RunSummary,

@@ -14,8 +14,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from bench.console import say
-from bench.store.store import MeasurementChange, RunSummary, Store
+from posbench.console import say
+from posbench.store.store import MeasurementChange, RunSummary, Store
 
 REL_TOL = 0.05
 """Relative change below which a number that still passes/fails the same way is "unchanged"."""

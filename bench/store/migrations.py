@@ -40,7 +40,7 @@ from sqlalchemy import (
     text,
 )
 
-from bench.store import schema
+from posbench.store import schema
 
 WRITE = "posbench_write"
 """Execution option that makes a SQLite transaction start with ``BEGIN IMMEDIATE``."""

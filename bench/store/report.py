@@ -10,9 +10,9 @@ import json
 from html import escape
 from pathlib import Path
 
-from bench import diagnosis, taxonomy
-from bench.store.history import when
-from bench.store.store import Store, StoredRun
+from posbench import diagnosis, taxonomy
+from posbench.store.history import when
+from posbench.store.store import Store, StoredRun
 
 _COLOURS = {"pass": "#1e7d32", "fault": "#b3261e", "inconclusive": "#a15c00", "bench_error": "#5b4a9e"}
 

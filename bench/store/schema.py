@@ -9,7 +9,7 @@ queries; ``value_kind`` says which Python type to rebuild (null, bool, int, floa
 The verdict JSON of a finished run is stored in full as text (``runs.verdict_json``): JSON
 text, not a JSON column, so it comes back exactly as written on SQLite and PostgreSQL alike.
 
-``bench.store.migrations`` creates and upgrades these tables; this module only describes them.
+``posbench.store.migrations`` creates and upgrades these tables; this module only describes them.
 """
 from __future__ import annotations
 

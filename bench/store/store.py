@@ -11,7 +11,7 @@ is on disk when it returns: power loss keeps it). ``Store.open(url)`` takes any 
 ``postgresql://`` URLs use psycopg 3, so several benches can share one PostgreSQL database.
 
 Card data: every text written (messages, notes, values, unit fields, the verdict JSON) passes
-``bench.masking.scrub`` first; an integer value that looks like a PAN is stored masked, as text.
+``posbench.masking.scrub`` first; an integer value that looks like a PAN is stored masked, as text.
 """
 from __future__ import annotations
 
@@ -35,12 +35,12 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
-from bench import diagnosis
-from bench.errors import BenchError, PosbenchError
-from bench.evidence import Code01Observation, Evidence, Measurement, RunRecord, TestOutcome
-from bench.masking import scrub
-from bench.procs import pid_alive, pid_start
-from bench.store import migrations, schema as t
+from posbench import diagnosis
+from posbench.errors import BenchError, PosbenchError
+from posbench.evidence import Code01Observation, Evidence, Measurement, RunRecord, TestOutcome
+from posbench.masking import scrub
+from posbench.procs import pid_alive, pid_start
+from posbench.store import migrations, schema as t
 
 DEFAULT_FILE = "posbench.sqlite"
 BUSY_TIMEOUT_MS = 30_000

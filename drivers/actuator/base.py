@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from bench.errors import BenchError
+from posbench.errors import BenchError
 
 
 class ActuatorError(BenchError):

@@ -1,7 +1,7 @@
 """The virtual bench presents the cards: one action per request on its control port."""
 from __future__ import annotations
 
-from bench.sim import control
+from posbench.sim import control
 
 from .base import ActuatorError
 

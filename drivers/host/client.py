@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any
 
-from bench.errors import ProtocolError
+from posbench.errors import ProtocolError
 
 from .iso_spec import decode, encode, response_mti
 from .wire import ConnectionClosed, recv_message, send_message
@@ -24,7 +24,7 @@ class HostClient:
 
     ``timeout``: default seconds for connecting and for one exchange.
     ``sock_factory``: makes the (unconnected TCP) socket of each connection instead of
-    ``socket.create_connection``, e.g. one inside a network namespace (``bench.sim.netns.socket_in``).
+    ``socket.create_connection``, e.g. one inside a network namespace (``posbench.sim.netns.socket_in``).
     """
 
     def __init__(self, address: tuple[str, int], timeout: float = 5.0,

@@ -15,8 +15,8 @@ from iso8583.decoder import DecodeError
 from iso8583.encoder import EncodeError
 from iso8583.specs import default
 
-from bench.errors import ProtocolError
-from bench.masking import scrub
+from posbench.errors import ProtocolError
+from posbench.masking import scrub
 
 DEVICE = "host"
 

@@ -8,7 +8,7 @@ before its delay ran out is never sent. Other request MTIs are answered with cod
 transaction); a request missing a mandatory field is answered with 30 (format error).
 Undecodable bytes close that connection only.
 
-The JSONL log at ``log_path`` is the host's word on what it said (see ``drivers.host.log``):
+The JSONL log at ``log_path`` is the host's word on what it said (see ``posbench.drivers.host.log``):
 one object per message in and out, written before the reply is sent. PANs are masked.
 """
 from __future__ import annotations
@@ -28,8 +28,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from bench.errors import HostUnavailable, ProtocolError
-from bench.masking import mask_pan, scrub
+from posbench.errors import HostUnavailable, ProtocolError
+from posbench.masking import mask_pan, scrub
 
 from .iso_spec import decode, encode, response_mti
 from .rules import Decision, RuleSet, amount_of, pan_of
@@ -124,7 +124,7 @@ class HostSimulator:
     auth codes repeatable. ``idle_timeout``: seconds a connection may stay silent.
     ``send_timeout``: seconds a reply may take to write, and a started request to arrive.
     ``listen_sock``: a TCP socket to serve on instead of a new one (bound to ``listen`` unless
-    already bound), e.g. one made inside a network namespace by ``bench.sim.netns.socket_in``;
+    already bound), e.g. one made inside a network namespace by ``posbench.sim.netns.socket_in``;
     the simulator closes it on ``stop``, so it serves one start only.
     """
 

@@ -30,8 +30,8 @@ import nfc.tag
 import nfc.tag.tt2
 import nfc.tag.tt4
 
-from bench.errors import PortLost, PortUnavailable
-from bench.masking import scrub
+from posbench.errors import PortLost, PortUnavailable
+from posbench.masking import scrub
 
 from .fci import PPSE_NAME, FciError, parse_ppse_fci
 

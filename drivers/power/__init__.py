@@ -21,7 +21,7 @@ __all__ = ["Ask", "KoradSupply", "LcusRelay", "ManualPower", "MonitorStuck",
 def open_power(driver: str, port: str | None = None, channel: int = 1, *,
                ask: Ask | None = None, timeout_s: float = 120.0) -> PowerSwitch:
     """The ``PowerSwitch`` a ``[power]`` section names: "korad", "lcus-relay" or "manual"
-    (``ask`` defaults to ``stdin_ask``). "usb-hub" is built by ``drivers.usb.hub``."""
+    (``ask`` defaults to ``stdin_ask``). "usb-hub" is built by ``posbench.drivers.usb.hub``."""
     if driver in ("korad", "lcus-relay") and not port:
         raise ValueError(f"power driver {driver!r} needs a port")
     if driver == "korad":

@@ -22,8 +22,8 @@ try:
 except ImportError:  # not POSIX
     _TermiosError = OSError
 
-from bench.errors import BenchError, PortLost
-from drivers.serial.port import SerialBytePort
+from posbench.errors import BenchError, PortLost
+from posbench.drivers.serial.port import SerialBytePort
 
 # -- errors --------------------------------------------------------------------------------------
 
@@ -236,7 +236,7 @@ _IO_ERRORS = (serial.SerialException, OSError, _TermiosError)
 class SerialLink(SerialBytePort):
     """A power device's port on ``serial.serial_for_url`` (tty, ``socket://``, ``rfc2217://``).
 
-    Opening, closing and reopening come from ``drivers.serial.port.SerialBytePort`` (its
+    Opening, closing and reopening come from ``posbench.drivers.serial.port.SerialBytePort`` (its
     messages then name the power device's port); an I/O error closes the port and reopens it for up to
     ``reopen_s`` seconds (a USB-serial adapter re-enumerating), retries the operation once, and
     raises ``PortLost`` if it does not come back. ``reopens`` counts successful reopens.

@@ -1,13 +1,13 @@
 """USB hub per-port power as a ``PowerSwitch``: the unit (or its reader) on one hub port.
 
-The hub protocol (uhubctl-compatible control transfers) lives in ``drivers.usb.hub``; this only
+The hub protocol (uhubctl-compatible control transfers) lives in ``posbench.drivers.usb.hub``; this only
 binds one port of one hub to the switch a test asks for.
 """
 from __future__ import annotations
 
 import time
 
-from drivers.usb.hub import UsbHubPower
+from posbench.drivers.usb.hub import UsbHubPower
 
 
 class HubPortPower:

@@ -1,15 +1,15 @@
 """Driver of the posbench agent protocol (``docs/agent-protocol.md``): units that run posbench's
 diagnostic agent answer identity, a rich status, sales, the journal, a chip diagnostic and echo
-series over a serial ECR link. Implements ``drivers.terminal.Terminal``."""
+series over a serial ECR link. Implements ``posbench.drivers.terminal.Terminal``."""
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
 
-from bench.errors import MessageError, PortLost, UnitError
-from bench.masking import mask_pan
+from posbench.errors import MessageError, PortLost, UnitError
+from posbench.masking import mask_pan
 
-from drivers.terminal import (ChipResult, EchoResult, HostCheck, Identity, LogRecord, SaleResult, Status,
+from posbench.drivers.terminal import (ChipResult, EchoResult, HostCheck, Identity, LogRecord, SaleResult, Status,
                               Unsupported)
 
 from .agent_frame import Message, decode_message, encode_message

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from bench.errors import FrameError, MessageError
+from posbench.errors import FrameError, MessageError
 
 STX, ETX, EOT, ENQ, ACK, NAK, FS = 0x02, 0x03, 0x04, 0x05, 0x06, 0x15, 0x1C
 MAX_MESSAGE = 4096

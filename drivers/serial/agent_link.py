@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from bench.errors import FrameError, UnitNotResponding
+from posbench.errors import FrameError, UnitNotResponding
 
 from .agent_frame import ACK, ENQ, EOT, ETX, MAX_MESSAGE, NAK, STX, decode_frame, encode_frame
 

@@ -8,7 +8,7 @@ from typing import Callable
 
 import serial
 
-from bench.errors import PortLost, PortUnavailable
+from posbench.errors import PortLost, PortUnavailable
 
 POLL_S = 0.05
 """pyserial read timeout in seconds; reads return as soon as a byte arrives."""

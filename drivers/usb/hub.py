@@ -18,7 +18,7 @@ import time
 import usb.core
 import usb.util
 
-from bench.errors import BenchError, PortLost, PortUnavailable
+from posbench.errors import BenchError, PortLost, PortUnavailable
 
 from .backend import backend_name, find_devices
 

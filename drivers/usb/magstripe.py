@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 import usb.core
 import usb.util
 
-from bench.errors import PortLost, PortUnavailable, ProtocolError, UnitError, UnitNotResponding
-from bench.masking import mask_pan
-from bench.tracks import TrackData, TrackError, parse_track
+from posbench.errors import PortLost, PortUnavailable, ProtocolError, UnitError, UnitNotResponding
+from posbench.masking import mask_pan
+from posbench.tracks import TrackData, TrackError, parse_track
 
 from .backend import backend_name, find_devices
 from .hid_keyboard import KeyboardDecoder

@@ -1,4 +1,4 @@
-"""A ZVT payment terminal behind the neutral ``drivers.terminal.Terminal`` interface.
+"""A ZVT payment terminal behind the neutral ``posbench.drivers.terminal.Terminal`` interface.
 
 ZVT tells little about a terminal's insides: its status enquiry gives a terminal status byte,
 lock bits and a software version; a sale gives a result code, intermediate statuses and the card
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import time
 
-from bench.errors import UnitError
-from drivers.terminal import (ChipResult, EchoResult, HostCheck, Identity, LogRecord, SaleResult, Status,
+from posbench.errors import UnitError
+from posbench.drivers.terminal import (ChipResult, EchoResult, HostCheck, Identity, LogRecord, SaleResult, Status,
                               Unsupported)
 
 from . import codes

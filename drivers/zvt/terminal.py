@@ -38,7 +38,7 @@ import time
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
-from bench.errors import ConfigError, PortLost, PortUnavailable, UnitError, UnitNotResponding
+from posbench.errors import ConfigError, PortLost, PortUnavailable, UnitError, UnitNotResponding
 
 from . import codes
 from .apdu import (Apdu, ZvtMessageError, bcd_encode, decode_apdu, encode_apdu, encode_bmp, is_positive,

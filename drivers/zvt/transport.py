@@ -47,10 +47,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from bench.errors import FrameError, PortLost, PortUnavailable, ProtocolError, UnitError, UnitNotResponding
-from drivers.serial import agent_link
-from drivers.serial.agent_link import BytePort
-from drivers.serial.port import SerialBytePort
+from posbench.errors import FrameError, PortLost, PortUnavailable, ProtocolError, UnitError, UnitNotResponding
+from posbench.drivers.serial import agent_link
+from posbench.drivers.serial.agent_link import BytePort
+from posbench.drivers.serial.port import SerialBytePort
 
 from .apdu import MAX_DATA, apdu_size, decode_apdu
 

@@ -22,7 +22,7 @@ class Triage:
 
 
 def posbench(*args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bench.cli", *args], cwd=cwd, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "posbench.cli", *args], cwd=cwd, capture_output=True,
                           text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
@@ -50,7 +50,7 @@ def causes_said(doc: dict | None) -> str:
 
 def card_secrets() -> list[str]:
     """Every full PAN and every track's text in the test deck (what must never leave a device)."""
-    from bench.cards import load_deck
+    from posbench.cards import load_deck
     secrets = []
     for card in load_deck().values():
         secrets += [card.pan, card.track1, card.track2, card.track2.split("=", 1)[1]]

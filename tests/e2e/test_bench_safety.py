@@ -28,7 +28,7 @@ def _need_root(why: str) -> None:
 
 
 def _need_lab() -> None:
-    from bench.sim.netns import have_netns
+    from posbench.sim.netns import have_netns
     ok, reason = have_netns()
     if not ok:
         if os.environ.get("CI"):
@@ -143,7 +143,7 @@ def _triage_until(tmp: Path, line_seen: str, sig: signal.Signals, delay_s: float
     private = tmp / "tmp"
     private.mkdir()
     args, files = _outputs(tmp)
-    proc = subprocess.Popen([sys.executable, "-m", "bench.cli", "triage", "--seed", "14", *args], cwd=tmp,
+    proc = subprocess.Popen([sys.executable, "-m", "posbench.cli", "triage", "--seed", "14", *args], cwd=tmp,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
                             env={**os.environ, "TMPDIR": str(private)})
     seen = ""
@@ -192,7 +192,7 @@ def test_a_bench_killed_mid_run_leaves_no_unit_finding(tmp_path):
     proc, bench = _start_sim(tmp_path, "--seed", "33")
     args, files = _outputs(tmp_path)
     try:
-        triage = subprocess.Popen([sys.executable, "-m", "bench.cli", "triage", "--bench", str(bench), *args],
+        triage = subprocess.Popen([sys.executable, "-m", "posbench.cli", "triage", "--bench", str(bench), *args],
                                   cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                   stdin=subprocess.DEVNULL, text=True)
         seen = ""
@@ -203,7 +203,7 @@ def test_a_bench_killed_mid_run_leaves_no_unit_finding(tmp_path):
         proc.kill()
         out = seen + triage.communicate(timeout=180)[0]
     finally:
-        from bench.sim.launcher import sim_workdir
+        from posbench.sim.launcher import sim_workdir
         workdir = sim_workdir(bench)
         _stop(proc)
         if workdir is not None:

@@ -4,7 +4,7 @@ import tomllib
 
 import pytest
 
-from bench.discover import Found, probe
+from posbench.discover import Found, probe
 from .conftest import posbench
 from .test_triage import _start_sim, _stop
 

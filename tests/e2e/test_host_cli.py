@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from drivers.host.client import HostClient
-from drivers.host.log import HostLog
+from posbench.drivers.host.client import HostClient
+from posbench.drivers.host.log import HostLog
 
 
 @pytest.mark.timeout(60)
@@ -15,7 +15,7 @@ def test_host_command_answers_by_rules_and_logs(tmp_path):
     rules = tmp_path / "rules.toml"
     rules.write_text('[[rule]]\ncode = "01"\nmin_amount = 5000\nname = "refer large"\n')
     log = tmp_path / "host.jsonl"
-    proc = subprocess.Popen([sys.executable, "-m", "bench.cli", "host", "--listen", "127.0.0.1:0",
+    proc = subprocess.Popen([sys.executable, "-m", "posbench.cli", "host", "--listen", "127.0.0.1:0",
                              "--log", str(log), "--rules", str(rules)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             stdin=subprocess.DEVNULL)
@@ -40,13 +40,13 @@ def test_host_command_answers_by_rules_and_logs(tmp_path):
 def test_host_command_rejects_a_bad_rules_file(tmp_path):
     rules = tmp_path / "rules.toml"
     rules.write_text('[[rule]]\ncod = "01"\n')
-    proc = subprocess.run([sys.executable, "-m", "bench.cli", "host", "--log", str(tmp_path / "l"),
+    proc = subprocess.run([sys.executable, "-m", "posbench.cli", "host", "--log", str(tmp_path / "l"),
                            "--rules", str(rules)], capture_output=True, text=True, timeout=20)
     assert proc.returncode == 3 and "rule[0].cod" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def _host(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bench.cli", "host", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "posbench.cli", "host", *args], capture_output=True,
                           text=True, timeout=20, stdin=subprocess.DEVNULL)
 
 

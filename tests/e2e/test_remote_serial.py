@@ -14,11 +14,11 @@ from collections.abc import Callable, Iterator
 import pytest
 import serial
 
-from bench.errors import BenchError, PortLost, PortUnavailable, UnitError
-from bench.sim.bench import SimBench
-from bench.sim.pty_port import PtyPort
-from bench.sim.serial_bridge import SerialBridge
-from drivers.serial.agent import AgentTerminal
+from posbench.errors import BenchError, PortLost, PortUnavailable, UnitError
+from posbench.sim.bench import SimBench
+from posbench.sim.pty_port import PtyPort
+from posbench.sim.serial_bridge import SerialBridge
+from posbench.drivers.serial.agent import AgentTerminal
 
 from .conftest import triage
 

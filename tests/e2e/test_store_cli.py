@@ -20,7 +20,7 @@ def _runs(db):
 @pytest.mark.timeout(240)
 def test_killed_triage_keeps_finished_tests_and_the_next_run_works(tmp_path):
     db = tmp_path / "reports" / "posbench.sqlite"
-    proc = subprocess.Popen([sys.executable, "-m", "bench.cli", "triage", "--seed", "2121"], cwd=tmp_path,
+    proc = subprocess.Popen([sys.executable, "-m", "posbench.cli", "triage", "--seed", "2121"], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
     try:
         deadline = time.monotonic() + 90
@@ -57,7 +57,7 @@ def _sims_with_seed(seed: str) -> list[int]:
             args = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
         except OSError:
             continue
-        if b"bench.cli" in args and b"sim" in args and seed.encode() in args:
+        if b"posbench.cli" in args and b"sim" in args and seed.encode() in args:
             found.append(int(pid))
     return found
 
@@ -131,12 +131,12 @@ def test_unreachable_store_is_a_bench_error(tmp_path):
 def test_two_triages_at_once_into_one_postgresql_store(tmp_path):
     import sqlalchemy as sa
 
-    from bench.store import Store
-    from bench.store.schema import runs
+    from posbench.store import Store
+    from posbench.store.schema import runs
     from tests.pg_server import create_database, postgres_server
     with postgres_server() as socket_dir:
         url = create_database(socket_dir, "posbench_e2e")
-        procs = [subprocess.Popen([sys.executable, "-m", "bench.cli", "triage", "--seed", str(seed),
+        procs = [subprocess.Popen([sys.executable, "-m", "posbench.cli", "triage", "--seed", str(seed),
                                    "--store", url], cwd=tmp_path, stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
                  for seed in (31, 32)]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.sim.launcher import sim_workdir
+from posbench.sim.launcher import sim_workdir
 
 from .conftest import assert_no_card_data, causes_said, triage
 
@@ -55,7 +55,7 @@ NETWORK = {"ip_conflict", "firewall", "network_unstable"}
 
 
 def _needs_lab(cause: str) -> None:
-    from bench.sim.netns import have_netns
+    from posbench.sim.netns import have_netns
     ok, reason = have_netns()
     if cause in NETWORK and not ok:
         if os.environ.get("CI"):
@@ -141,7 +141,7 @@ def test_usage_errors_exit_3(run_triage, args, needle):
 
 def _start_sim(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, Path]:
     bench = tmp_path / "sim-bench.toml"
-    proc = subprocess.Popen([sys.executable, "-m", "bench.cli", "sim", "--write-bench", str(bench),
+    proc = subprocess.Popen([sys.executable, "-m", "posbench.cli", "sim", "--write-bench", str(bench),
                              *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + 20
@@ -234,7 +234,7 @@ def test_a_silent_unit_is_inconclusive_and_says_why(run_triage, tmp_path):
 
 @pytest.mark.timeout(60)
 def test_launcher_removes_what_a_killed_sim_left_behind():
-    from bench.sim.launcher import VirtualBench
+    from posbench.sim.launcher import VirtualBench
     vbench = VirtualBench(seed=2)
     bench = vbench.start()
     workdir = sim_workdir(bench)
@@ -257,13 +257,13 @@ def test_losing_the_bench_supply_link_is_a_bench_error(tmp_path):
     """The bench's own supply link dies mid-run (its USB cable pulled): bench error, exit 2."""
     import json as _json
 
-    from bench.config import load_bench, split_host_port
-    from bench.sim import control
+    from posbench.config import load_bench, split_host_port
+    from posbench.sim import control
     proc, bench = _start_sim(tmp_path, "--seed", "23")
     try:
         address = split_host_port(load_bench(bench).sim.control)
         triage_proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.cli", "triage", "--bench", str(bench), "--json", str(tmp_path / "v.json"),
+            [sys.executable, "-m", "posbench.cli", "triage", "--bench", str(bench), "--json", str(tmp_path / "v.json"),
              "--html", str(tmp_path / "v.html"), "--junit", str(tmp_path / "v.xml")],
             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
         seen = ""

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.sim.launcher import sim_workdir
+from posbench.sim.launcher import sim_workdir
 
 from .conftest import assert_no_card_data, triage
 from .test_zvt_tshark import UNKNOWN_TO_TSHARK, Message, capture_tcp, need_capture_tools, tshark_messages
@@ -51,7 +51,7 @@ HIL_TESTS = 19
 """Tests in the HIL suite when this was written: a run with fewer means the triage stopped short."""
 LOG_LINE = re.compile(r" posbench\.zvt \S+: (ECR|PT)>(?:PT|ECR) ([0-9A-F]{2} [0-9A-F]{2})((?: rc=[0-9A-F]{2})*)"
                       r"(?: status=([0-9A-F]{2}))?(?: card type=(\d+))?$")
-"""One APDU in the driver's log (``drivers.zvt.terminal.apdu_summary``)."""
+"""One APDU in the driver's log (``posbench.drivers.zvt.terminal.apdu_summary``)."""
 
 
 # -- the virtual bench, run as a user runs it ---------------------------------------------------
@@ -77,7 +77,7 @@ def zvt_sim(tmp_path: Path) -> Iterator[Path]:
     bench = tmp_path / "sim-bench.toml"
     output = tmp_path / "sim.out"
     with open(output, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "bench.cli", "sim", *SIM_ARGS, "--write-bench", str(bench)],
+        proc = subprocess.Popen([sys.executable, "-m", "posbench.cli", "sim", *SIM_ARGS, "--write-bench", str(bench)],
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path,
                                 start_new_session=True, env={**os.environ, "POSBENCH_PARENT_PID": str(os.getpid())})
     workdir = None

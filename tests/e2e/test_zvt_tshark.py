@@ -32,16 +32,16 @@ from typing import TypeVar
 
 import pytest
 
-from bench.cards import load_deck
-from bench.profile import profile_for_model
-from bench.sim.terminal import TerminalTiming
-from bench.sim.zvt_terminal import VirtualZvtTerminal
-from drivers.host.rules import Rule, RuleSet
-from drivers.host.simulator import HostSimulator
-from drivers.zvt.apdu import apdu_size, decode_apdu, parse_bmps
-from drivers.zvt.results import ZvtResult
-from drivers.zvt.terminal import ZvtTerminal
-from drivers.zvt.transport import TcpTransport, Transport
+from posbench.cards import load_deck
+from posbench.profile import profile_for_model
+from posbench.sim.terminal import TerminalTiming
+from posbench.sim.zvt_terminal import VirtualZvtTerminal
+from posbench.drivers.host.rules import Rule, RuleSet
+from posbench.drivers.host.simulator import HostSimulator
+from posbench.drivers.zvt.apdu import apdu_size, decode_apdu, parse_bmps
+from posbench.drivers.zvt.results import ZvtResult
+from posbench.drivers.zvt.terminal import ZvtTerminal
+from posbench.drivers.zvt.transport import TcpTransport, Transport
 
 T = TypeVar("T")
 PASSWORD = "123456"

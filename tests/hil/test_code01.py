@@ -7,10 +7,10 @@ logged for the same STAN (ZVT: the trace number, BMP 0B).
 import time
 from collections import defaultdict
 
-from bench.diagnosers import NETWORK_CAUSES, SALE_CAUSES, sale_failure_cause
-from bench.errors import ProtocolError, UnitNotResponding
-from bench.measures import Measure, measures
-from drivers.terminal import has
+from posbench.diagnosers import NETWORK_CAUSES, SALE_CAUSES, sale_failure_cause
+from posbench.errors import ProtocolError, UnitNotResponding
+from posbench.measures import Measure, measures
+from posbench.drivers.terminal import has
 
 
 @measures(

@@ -2,9 +2,9 @@
 import statistics
 import time
 
-from bench.errors import ProtocolError, UnitNotResponding
-from bench.measures import Measure, measures
-from bench.stats import percentile
+from posbench.errors import ProtocolError, UnitNotResponding
+from posbench.measures import Measure, measures
+from posbench.stats import percentile
 
 
 MIN_TIMED = 8

@@ -8,12 +8,12 @@ import statistics
 
 import pytest
 
-from bench.diagnosers import EchoPath, judge_echo_paths
-from bench.measures import Measure, measures
-from bench.stats import percentile
-from drivers.host.arp_probe import arp_probe
-from drivers.host.echo import echo_series
-from drivers.host.reachability import probe_port
+from posbench.diagnosers import EchoPath, judge_echo_paths
+from posbench.measures import Measure, measures
+from posbench.stats import percentile
+from posbench.drivers.host.arp_probe import arp_probe
+from posbench.drivers.host.echo import echo_series
+from posbench.drivers.host.reachability import probe_port
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from bench import plots
-from bench.errors import BenchError, PortLost, PortUnavailable, PosbenchError, UnitError, UnitNotResponding
-from bench.measures import Measure, measures
-from drivers.terminal import has
+from posbench import plots
+from posbench.errors import BenchError, PortLost, PortUnavailable, PosbenchError, UnitError, UnitNotResponding
+from posbench.measures import Measure, measures
+from posbench.drivers.terminal import has
 
 
 def _power_spec(profile):
@@ -188,7 +188,7 @@ def test_cycle_soak(power_switch, unit, terminal, profile, record, pytestconfig,
     boot_limit = profile.limit("cold_boot_s")  # a boot slower than a cold boot may take is slow
     boots: list[float | None] = []
     failed = config_lost = corrupted = compared = 0
-    from bench.console import announce
+    from posbench.console import announce
     before = _snapshot(unit, record)
     for n in range(1, cycles + 1):
         if cycles > spec.soak_cycles and (n == 1 or n % 10 == 0 or n == cycles):

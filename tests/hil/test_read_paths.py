@@ -10,14 +10,14 @@ import time
 
 import pytest
 
-from bench.cards import TEST_TAG_ID, TEST_TAG_TEXT
-from bench.emv import BRAND_AIDS, PSE, AtrError, TlvError, fci_df_name, parse_atr
-from bench.errors import PortLost, UnitNotResponding
-from bench.measures import measures
-from bench.readtest import ReadInterrupted, decide_path, path_measures, record_path
-from bench.tracks import TrackError, luhn_valid
-from drivers.usb.magstripe import SwipeTimeout
-from fixtures.devices import UsbGone
+from posbench.cards import TEST_TAG_ID, TEST_TAG_TEXT
+from posbench.emv import BRAND_AIDS, PSE, AtrError, TlvError, fci_df_name, parse_atr
+from posbench.errors import PortLost, UnitNotResponding
+from posbench.measures import measures
+from posbench.readtest import ReadInterrupted, decide_path, path_measures, record_path
+from posbench.tracks import TrackError, luhn_valid
+from posbench.drivers.usb.magstripe import SwipeTimeout
+from posbench.fixtures.devices import UsbGone
 
 
 def _spec(profile, path):
@@ -161,7 +161,7 @@ def sale_read_failure(sale, technology: str) -> str:
     abort key from a reader that never noticed the card, and the first is no reader fault."""
     if sale.result_code is None or sale.result_code == 0 or sale.display_code == "00":
         return ""
-    from bench.diagnosers import ZVT_READ_ERRORS
+    from posbench.diagnosers import ZVT_READ_ERRORS
     if sale.result_code in ZVT_READ_ERRORS or sale.result_code in (0x72, 0xE2) or "contactless_error" in sale.details:
         tech = sale.card_technology or technology
         return f"rc_{sale.result_code:02X}_{tech}" + ("_rf" if "contactless_error" in sale.details else "")

@@ -2,10 +2,10 @@
 and where the protocol reports them a terminal status code and lock bits."""
 from datetime import date, datetime, timezone
 
-from bench.diagnosers import ZVT_STATUS_CAUSES, judge_terminal_status
-from bench.limits import HOLDS
-from bench.measures import Measure, measures
-from bench.profile import days_since
+from posbench.diagnosers import ZVT_STATUS_CAUSES, judge_terminal_status
+from posbench.limits import HOLDS
+from posbench.measures import Measure, measures
+from posbench.profile import days_since
 
 
 @measures(

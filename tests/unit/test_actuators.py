@@ -1,10 +1,10 @@
 """Who presents the cards: the technician prompted (manual) and the virtual bench (control port)."""
 import pytest
 
-from bench.sim.control import ControlServer, request
-from drivers.actuator.base import ActuatorError, Skipped
-from drivers.actuator.manual import ManualActuator
-from drivers.actuator.virtual import VirtualActuator
+from posbench.sim.control import ControlServer, request
+from posbench.drivers.actuator.base import ActuatorError, Skipped
+from posbench.drivers.actuator.manual import ManualActuator
+from posbench.drivers.actuator.virtual import VirtualActuator
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.errors import FrameError, MessageError, ProtocolError
-from drivers.serial.agent_frame import (
+from posbench.errors import FrameError, MessageError, ProtocolError
+from posbench.drivers.serial.agent_frame import (
     ACK,
     ENQ,
     EOT,

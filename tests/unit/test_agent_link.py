@@ -20,8 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.errors import FrameError, MessageError, UnitNotResponding
-from drivers.serial.agent_frame import (
+from posbench.errors import FrameError, MessageError, UnitNotResponding
+from posbench.drivers.serial.agent_frame import (
     ACK,
     ENQ,
     EOT,
@@ -34,7 +34,7 @@ from drivers.serial.agent_frame import (
     encode_frame,
     encode_message,
 )
-from drivers.serial.agent_link import Link, LinkStats, LinkTiming
+from posbench.drivers.serial.agent_link import Link, LinkStats, LinkTiming
 
 FAST = LinkTiming(enq_tries=3, enq_wait=0.1, frame_tries=3, ack_wait=0.2, inter_byte=0.05, eot_wait=0.1)
 
@@ -771,8 +771,8 @@ def test_a_pty_that_went_away_is_lost_not_reopened():
     which may already be a stranger's pty, nor open one whose node was made anew."""
     import os
 
-    from bench.errors import PortLost, PortUnavailable
-    from drivers.serial.port import SerialBytePort
+    from posbench.errors import PortLost, PortUnavailable
+    from posbench.drivers.serial.port import SerialBytePort
     master, slave = os.openpty()
     path = os.ttyname(slave)
     port = SerialBytePort(path, 115200, "test", reopen_s=0.5)

@@ -5,9 +5,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.errors import MessageError, ProtocolError
-from drivers.serial.agent import AgentTerminal, LogRecord, parse_log_record
-from drivers.serial.agent_frame import Message
+from posbench.errors import MessageError, ProtocolError
+from posbench.drivers.serial.agent import AgentTerminal, LogRecord, parse_log_record
+from posbench.drivers.serial.agent_frame import Message
 
 printable = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40)
 

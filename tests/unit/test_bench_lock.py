@@ -9,9 +9,9 @@ import textwrap
 
 import pytest
 
-from bench.config import parse_bench
-from bench.errors import PortUnavailable
-from bench.lock import BenchInUse, BenchLock, bench_resources
+from posbench.config import parse_bench
+from posbench.errors import PortUnavailable
+from posbench.lock import BenchInUse, BenchLock, bench_resources
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ def lock_dir(tmp_path, monkeypatch):
 
 HOLD = textwrap.dedent("""
     import sys, time
-    from bench.lock import BenchLock
+    from posbench.lock import BenchLock
     with BenchLock({sys.argv[1]: "ECR link"}):
         print("held", flush=True)
         time.sleep(60)
@@ -84,7 +84,7 @@ def test_the_resources_of_a_bench_description():
 
 
 def test_a_second_writer_on_a_serial_port_is_refused():
-    from drivers.serial.port import SerialBytePort
+    from posbench.drivers.serial.port import SerialBytePort
     master, slave = os.openpty()
     path = os.ttyname(slave)
     first, second = SerialBytePort(path), SerialBytePort(path)
@@ -104,7 +104,7 @@ def test_a_second_writer_on_a_serial_port_is_refused():
 def test_a_pty_path_handed_to_a_new_pty_is_another_device():
     """/dev/pts/N is reused as soon as its pty closes: the key carries the pty's creation time."""
     import os
-    from bench.lock import resource_key
+    from posbench.lock import resource_key
     master, slave = os.openpty()
     path = os.ttyname(slave)
     try:

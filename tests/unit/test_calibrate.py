@@ -1,6 +1,6 @@
 """The calibration arithmetic: confusion, top-1, false-fault rate, reliability bins."""
-from bench.calibrate import Case, Outcome, default_pairs, markdown, matrix, score
-from bench.calibrate import page as calibrate_page
+from posbench.calibrate import Case, Outcome, default_pairs, markdown, matrix, score
+from posbench.calibrate import page as calibrate_page
 
 
 def out(faults, verdict, causes, seed=1):

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from bench import cli as cli_module
-from bench.cli import EXIT_USAGE, cli
-from bench.diagnosis import EXIT_STATUS
-from bench.sim.faults import INJECTABLE, NETWORK
+from posbench import cli as cli_module
+from posbench.cli import EXIT_USAGE, cli
+from posbench.diagnosis import EXIT_STATUS
+from posbench.sim.faults import INJECTABLE, NETWORK
 
 ROOT = Path(__file__).resolve().parents[2]
 

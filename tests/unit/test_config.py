@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import BenchConfig, load_bench, parse_bench
-from bench.errors import ConfigError
-from bench.limits import Limit
-from bench.profile import PROFILE_DIR, Profile, load_profile, profile_for_model, version_tuple
+from posbench.config import BenchConfig, load_bench, parse_bench
+from posbench.errors import ConfigError
+from posbench.limits import Limit
+from posbench.profile import PROFILE_DIR, Profile, load_profile, profile_for_model, version_tuple
 
 pytestmark = pytest.mark.timeout(30)
 

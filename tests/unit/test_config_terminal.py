@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench.config import parse_bench
-from bench.errors import ConfigError
+from posbench.config import parse_bench
+from posbench.errors import ConfigError
 
 
 def terminal(**keys: object) -> dict:

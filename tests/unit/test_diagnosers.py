@@ -1,10 +1,10 @@
 """Rules across tests that tell a wrong bench description from a fault at the unit's site."""
 from __future__ import annotations
 
-from bench.diagnosers import apply_bench_rules, wrong_host_address
-from bench.diagnosis import decide
-from bench.evidence import Recorder, RunRecord
-from bench.limits import Limit
+from posbench.diagnosers import apply_bench_rules, wrong_host_address
+from posbench.diagnosis import decide
+from posbench.evidence import Recorder, RunRecord
+from posbench.limits import Limit
 
 PORT_TEST = "tests/hil/test_network.py::test_host_port"
 

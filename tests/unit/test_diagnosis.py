@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from bench import diagnosis, taxonomy
-from bench.diagnosis import (
+from posbench import diagnosis, taxonomy
+from posbench.diagnosis import (
     EXIT_STATUS,
     PRIOR,
     REPORT_THRESHOLD,
@@ -19,9 +19,9 @@ from bench.diagnosis import (
     summary_line,
     verdict_json,
 )
-from bench.evidence import STRENGTH, Evidence, Measurement, Recorder, RunRecord
-from bench.evidence import TestOutcome as Outcome  # not collected as a test class
-from bench.limits import Limit
+from posbench.evidence import STRENGTH, Evidence, Measurement, Recorder, RunRecord
+from posbench.evidence import TestOutcome as Outcome  # not collected as a test class
+from posbench.limits import Limit
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench import taxonomy
-from bench.sim.faults import INJECTABLE, FaultSpecError, format_faults, parse_fault, parse_faults
+from posbench import taxonomy
+from posbench.sim.faults import INJECTABLE, FaultSpecError, format_faults, parse_fault, parse_faults
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -76,7 +76,7 @@ def test_every_cause_of_the_taxonomy_can_be_injected():
 
 
 def test_a_cause_the_bench_cannot_produce_is_refused(monkeypatch):
-    from bench.sim import faults
+    from posbench.sim import faults
     monkeypatch.setattr(faults, "INJECTABLE", ("resources",))
     with pytest.raises(FaultSpecError, match="cannot inject 'msr_head' yet"):
         parse_fault("msr_head")

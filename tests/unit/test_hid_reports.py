@@ -5,12 +5,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.cards import load_deck
-from bench.errors import ProtocolError
-from bench.tracks import REASONS, TrackError
-from drivers.usb.hid_keyboard import (KeyboardDecoder, char_reports, decode_reports,
+from posbench.cards import load_deck
+from posbench.errors import ProtocolError
+from posbench.tracks import REASONS, TrackError
+from posbench.drivers.usb.hid_keyboard import (KeyboardDecoder, char_reports, decode_reports,
                                       text_reports)
-from drivers.usb.magstripe import (REPORT_LEN, STATUS_LRC, STATUS_NO_DATA, STATUS_OK,
+from posbench.drivers.usb.magstripe import (REPORT_LEN, STATUS_LRC, STATUS_NO_DATA, STATUS_OK,
                                    STATUS_PARITY, Swipe, build_hid_report, parse_hid_report,
                                    parse_keyboard_text)
 
@@ -132,6 +132,6 @@ def test_fuzz_keyboard_text_parser(text):
 
 def test_status_codes_cover_the_decoder_reasons():
     assert {STATUS_PARITY, STATUS_LRC, STATUS_NO_DATA} and STATUS_OK == 0
-    from drivers.usb.magstripe import REASON_STATUS
+    from posbench.drivers.usb.magstripe import REASON_STATUS
     assert set(REASON_STATUS) == {"no_data", "start_sentinel", "end_sentinel", "parity", "lrc"}
     assert len(set(REASON_STATUS.values())) == len(REASON_STATUS) and 0 not in REASON_STATUS.values()

@@ -1,12 +1,12 @@
-"""drivers.host.iso_spec: the ISO 8583 codec of the host link."""
+"""posbench.drivers.host.iso_spec: the ISO 8583 codec of the host link."""
 from __future__ import annotations
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.errors import ProtocolError
-from drivers.host import iso_spec
+from posbench.errors import ProtocolError
+from posbench.drivers.host import iso_spec
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -1,4 +1,4 @@
-"""drivers.host.log: reading the host's JSONL log."""
+"""posbench.drivers.host.log: reading the host's JSONL log."""
 from __future__ import annotations
 
 import json
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.errors import HostUnavailable
-from drivers.host.log import HostLog
+from posbench.errors import HostUnavailable
+from posbench.drivers.host.log import HostLog
 
 pytestmark = pytest.mark.timeout(10)
 

@@ -1,4 +1,4 @@
-"""drivers.host.rules: rule matching and loading."""
+"""posbench.drivers.host.rules: rule matching and loading."""
 from __future__ import annotations
 
 import random
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.errors import ConfigError
-from drivers.host.rules import Decision, Rule, RuleSet, amount_of, pan_of
+from posbench.errors import ConfigError
+from posbench.drivers.host.rules import Decision, Rule, RuleSet, amount_of, pan_of
 
 pytestmark = pytest.mark.timeout(10)
 

@@ -1,4 +1,4 @@
-"""drivers.host.simulator + client over real TCP on 127.0.0.1."""
+"""posbench.drivers.host.simulator + client over real TCP on 127.0.0.1."""
 from __future__ import annotations
 
 import json
@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from bench.errors import HostUnavailable
-from drivers.host.client import HostClient, echo
-from drivers.host.iso_spec import decode, encode
-from drivers.host.log import HostLog
-from drivers.host.rules import Rule, RuleSet
-from drivers.host.simulator import HostSimulator
-from drivers.host.wire import ConnectionClosed, recv_message, send_message
+from posbench.errors import HostUnavailable
+from posbench.drivers.host.client import HostClient, echo
+from posbench.drivers.host.iso_spec import decode, encode
+from posbench.drivers.host.log import HostLog
+from posbench.drivers.host.rules import Rule, RuleSet
+from posbench.drivers.host.simulator import HostSimulator
+from posbench.drivers.host.wire import ConnectionClosed, recv_message, send_message
 
 pytestmark = pytest.mark.timeout(15)
 

@@ -1,4 +1,4 @@
-"""drivers.host.wire: 2-byte big-endian length framing over real sockets."""
+"""posbench.drivers.host.wire: 2-byte big-endian length framing over real sockets."""
 from __future__ import annotations
 
 import socket
@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.errors import ProtocolError
-from drivers.host.wire import MAX_MESSAGE, ConnectionClosed, recv_message, send_message
+from posbench.errors import ProtocolError
+from posbench.drivers.host.wire import MAX_MESSAGE, ConnectionClosed, recv_message, send_message
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.masking import mask_pan, scrub
+from posbench.masking import mask_pan, scrub
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -16,14 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from bench.errors import BenchError
-from bench.sim import netns
-from bench.sim.netlab import NetLab, root_links, root_nft_tables, sweep_stale
-from drivers.host.arp_probe import arp_probe
-from drivers.host.echo import echo_series
-from drivers.host.log import HostLog
-from drivers.host.reachability import probe_port
-from drivers.host.simulator import HostSimulator
+from posbench.errors import BenchError
+from posbench.sim import netns
+from posbench.sim.netlab import NetLab, root_links, root_nft_tables, sweep_stale
+from posbench.drivers.host.arp_probe import arp_probe
+from posbench.drivers.host.echo import echo_series
+from posbench.drivers.host.log import HostLog
+from posbench.drivers.host.reachability import probe_port
+from posbench.drivers.host.simulator import HostSimulator
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -237,7 +237,7 @@ def test_failed_start_removes_what_was_built(monkeypatch: pytest.MonkeyPatch) ->
 
 KILLED_CHILD = """
 import sys, time
-from bench.sim.netlab import NetLab
+from posbench.sim.netlab import NetLab
 lab = NetLab(1, {"ip_conflict": 1.0}, name_prefix="pblk").start()
 print(" ".join(lab.namespaces), flush=True)
 time.sleep(60)

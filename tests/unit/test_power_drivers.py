@@ -17,18 +17,18 @@ from dataclasses import dataclass
 import pytest
 import serial
 
-from bench.errors import BenchError, PortLost, PortUnavailable, UnitError
-from bench.sim.korad import KoradEmulator
-from bench.sim.lcus_relay import LcusRelayEmulator
-from bench.sim.power_model import UnitPower
-from bench.sim.pty_port import PtyPort
-from bench.sim.serial_bridge import SerialBridge
-from drivers.power import (KoradSupply, LcusRelay, ManualPower, MonitorStuck, OperatorNotConfirmed,
+from posbench.errors import BenchError, PortLost, PortUnavailable, UnitError
+from posbench.sim.korad import KoradEmulator
+from posbench.sim.lcus_relay import LcusRelayEmulator
+from posbench.sim.power_model import UnitPower
+from posbench.sim.pty_port import PtyPort
+from posbench.sim.serial_bridge import SerialBridge
+from posbench.drivers.power import (KoradSupply, LcusRelay, ManualPower, MonitorStuck, OperatorNotConfirmed,
                            OperatorSkipped, OperatorTimeout, PowerMonitor, PowerSwitch,
                            Reading, SupplyNotResponding, SupplyProtocolError, Trace, monitor,
                            open_power, stdin_ask)
-from drivers.power import manual as manual_mod
-from drivers.power.lcus_relay import frame
+from posbench.drivers.power import manual as manual_mod
+from posbench.drivers.power.lcus_relay import frame
 
 BOOT_S = 0.3
 

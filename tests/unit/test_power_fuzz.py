@@ -10,13 +10,13 @@ import serial
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.errors import BenchError
-from bench.sim.korad import KoradEmulator, KoradParser
-from bench.sim.lcus_relay import LcusParser
-from bench.sim.power_model import UnitPower
-from drivers.power import KoradSupply, SupplyProtocolError
-from drivers.power.korad import parse_amps, parse_identity, parse_status, parse_volts
-from drivers.power.lcus_relay import checksum, frame
+from posbench.errors import BenchError
+from posbench.sim.korad import KoradEmulator, KoradParser
+from posbench.sim.lcus_relay import LcusParser
+from posbench.sim.power_model import UnitPower
+from posbench.drivers.power import KoradSupply, SupplyProtocolError
+from posbench.drivers.power.korad import parse_amps, parse_identity, parse_status, parse_volts
+from posbench.drivers.power.lcus_relay import checksum, frame
 
 FUZZ = settings(max_examples=300, deadline=None)
 COMMAND_CHARS = set(b"0123456789.:?*ABCDEFGHIJKLMNOPQRSTUVWXYZ")

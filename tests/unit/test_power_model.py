@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from bench.sim.power_model import (ACTIVITY_MA, MAX_BOOT_ATTEMPTS, NOMINAL_V, R_PATH_OHM,
+from posbench.sim.power_model import (ACTIVITY_MA, MAX_BOOT_ATTEMPTS, NOMINAL_V, R_PATH_OHM,
                                    RESET_HOLD_S, UnitPower, draw_load_sag, operating_point)
 
 BOOT_S = 0.3

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.errors import BenchError, PortLost, ProtocolError, UnitNotResponding
-from bench.sprt import (Sprt, expected_trials, operating_characteristic, run_sprt,
+from posbench.errors import BenchError, PortLost, ProtocolError, UnitNotResponding
+from posbench.sprt import (Sprt, expected_trials, operating_characteristic, run_sprt,
                         wilson_interval)
 
 pytestmark = pytest.mark.timeout(60)

@@ -24,15 +24,15 @@ from hypothesis import strategies as st
 from rich.console import Console
 from sqlalchemy import inspect, text
 
-from bench import diagnosis
-from bench.errors import BenchError
-from bench.evidence import Measurement, Recorder, RunRecord
-from bench.evidence import TestOutcome as Outcome  # not collected as a test class
-from bench.limits import Limit
-from bench.masking import scrub
-from bench.store import AmbiguousRun, Store, StoreUnavailable, UnknownRun, Writer, migrations
-from bench.store.history import annotate_repeats, render_history, repeat_notes
-from bench.store.report import regenerate
+from posbench import diagnosis
+from posbench.errors import BenchError
+from posbench.evidence import Measurement, Recorder, RunRecord
+from posbench.evidence import TestOutcome as Outcome  # not collected as a test class
+from posbench.limits import Limit
+from posbench.masking import scrub
+from posbench.store import AmbiguousRun, Store, StoreUnavailable, UnknownRun, Writer, migrations
+from posbench.store.history import annotate_repeats, render_history, repeat_notes
+from posbench.store.report import regenerate
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -173,7 +173,7 @@ def test_each_test_is_committed_when_it_is_recorded(store: Store):
 CHILD = """
 import sys, time
 from pathlib import Path
-from bench.store import Store
+from posbench.store import Store
 from tests.unit.test_store import play
 url = sys.argv[1] or None
 store = Store.open(url, Path(sys.argv[2]))
@@ -237,7 +237,7 @@ def test_sigkilled_writer_leaves_finished_tests_and_an_incomplete_run(tmp_path: 
 WRITER = """
 import sys, time
 from pathlib import Path
-from bench.store import Store
+from posbench.store import Store
 from tests.unit.test_store import play
 go = Path(sys.argv[3])
 Path(sys.argv[3] + "." + sys.argv[4]).touch()  # imports done: ready

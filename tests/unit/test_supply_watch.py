@@ -1,9 +1,9 @@
 """The session's supply watch: a sag is the supply's, the bench's own power-off is not."""
 from __future__ import annotations
 
-from bench.evidence import Recorder, RunRecord
-from bench.supply_watch import SupplyWatch
-from drivers.power.base import Reading, Trace
+from posbench.evidence import Recorder, RunRecord
+from posbench.supply_watch import SupplyWatch
+from posbench.drivers.power.base import Reading, Trace
 
 
 def _watch(points: list[tuple[float, float, float]]) -> SupplyWatch:

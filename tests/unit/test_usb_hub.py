@@ -8,14 +8,14 @@ import subprocess
 
 import pytest
 
-from bench.cards import load_deck
-from bench.sim.magstripe import VirtualMagstripeReader
-from bench.sim.usb_devices import UsbipServer
-from bench.sim.usb_hub import VirtualUsbHub
-from bench.errors import PortLost
-from drivers.usb.backend import find_devices, open_backend
-from drivers.usb.hub import HubPowerUnsupported, UsbHubPower
-from drivers.usb.magstripe import MAGTEK_VID, PID_HID, MagstripeReader
+from posbench.cards import load_deck
+from posbench.sim.magstripe import VirtualMagstripeReader
+from posbench.sim.usb_devices import UsbipServer
+from posbench.sim.usb_hub import VirtualUsbHub
+from posbench.errors import PortLost
+from posbench.drivers.usb.backend import find_devices, open_backend
+from posbench.drivers.usb.hub import HubPowerUnsupported, UsbHubPower
+from posbench.drivers.usb.magstripe import MAGTEK_VID, PID_HID, MagstripeReader
 
 USBIP_TOOL = "/usr/sbin/usbip"
 

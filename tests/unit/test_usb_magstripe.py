@@ -14,13 +14,13 @@ import pytest
 import usb.core
 import usb.util
 
-from bench.cards import load_deck
-from bench.errors import ConfigError, PortLost, PortUnavailable, UnitNotResponding
-from bench.sim.magstripe import VirtualMagstripeReader
-from bench.sim.usb_devices import UsbipServer
-from bench.tracks import REASONS
-from drivers.usb.backend import UsbipBackend, find_devices, open_backend
-from drivers.usb.magstripe import (MAGTEK_VID, PID_HID, PID_KEYBOARD, MagstripeReader,
+from posbench.cards import load_deck
+from posbench.errors import ConfigError, PortLost, PortUnavailable, UnitNotResponding
+from posbench.sim.magstripe import VirtualMagstripeReader
+from posbench.sim.usb_devices import UsbipServer
+from posbench.tracks import REASONS
+from posbench.drivers.usb.backend import UsbipBackend, find_devices, open_backend
+from posbench.drivers.usb.magstripe import (MAGTEK_VID, PID_HID, PID_KEYBOARD, MagstripeReader,
                                    SwipeTimeout)
 
 DECK = load_deck()

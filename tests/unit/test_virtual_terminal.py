@@ -16,15 +16,15 @@ from datetime import date, datetime, timezone
 
 import pytest
 
-from bench.errors import MessageError, UnitNotResponding
-from bench.limits import Limit
-from bench.profile import Profile, version_tuple
-from bench.sim.bench import SimBench
-from bench.sim.terminal import TEST_PAN
-from drivers.host.log import HostLog
-from drivers.serial.agent import AgentTerminal, UnitRejected
-from drivers.serial.agent_frame import ACK, ENQ, EOT, NAK, decode_message, encode_frame
-from drivers.serial.agent_link import LinkTiming
+from posbench.errors import MessageError, UnitNotResponding
+from posbench.limits import Limit
+from posbench.profile import Profile, version_tuple
+from posbench.sim.bench import SimBench
+from posbench.sim.terminal import TEST_PAN
+from posbench.drivers.host.log import HostLog
+from posbench.drivers.serial.agent import AgentTerminal, UnitRejected
+from posbench.drivers.serial.agent_frame import ACK, ENQ, EOT, NAK, decode_message, encode_frame
+from posbench.drivers.serial.agent_link import LinkTiming
 
 SEED = 20240501
 BOOT_TIMEOUT = 10.0
@@ -334,8 +334,8 @@ def test_host_stopped_sale_fails_locally(host_down):
 @pytest.fixture(scope="module")
 def slow_host() -> Iterator[Rig]:
     """The issuer answers large amounts after 1.5 s; the unit waits only 0.5 s for the host."""
-    from bench.sim.terminal import TerminalTiming
-    from drivers.host.rules import Rule, RuleSet
+    from posbench.sim.terminal import TerminalTiming
+    from posbench.drivers.host.rules import Rule, RuleSet
     sim = SimBench(seed=SEED, timing=TerminalTiming(boot_s=0.3, host_timeout_s=0.5),
                    host_rules=RuleSet([Rule(code="00", min_amount=10000, delay_s=1.5, name="slow")]))
     term = None

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bench.errors import MessageError
-from drivers.zvt import codes
-from drivers.zvt.apdu import (
+from posbench.errors import MessageError
+from posbench.drivers.zvt import codes
+from posbench.drivers.zvt.apdu import (
     BMPS,
     Apdu,
     ApduError,
@@ -35,7 +35,7 @@ from drivers.zvt.apdu import (
     parse_tlv,
     read_var,
 )
-from drivers.zvt.transport import ZvtFrameError, decode_frame, encode_frame
+from posbench.drivers.zvt.transport import ZvtFrameError, decode_frame, encode_frame
 
 
 def h(text: str) -> bytes:

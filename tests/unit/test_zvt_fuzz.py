@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.errors import UnitError
-from drivers.zvt.apdu import (
+from posbench.errors import UnitError
+from posbench.drivers.zvt.apdu import (
     ApduError,
     TlvError,
     ZvtMessageError,
@@ -18,8 +18,8 @@ from drivers.zvt.apdu import (
     parse_bmps,
     parse_tlv,
 )
-from drivers.zvt.results import Collector
-from drivers.zvt.transport import (
+from posbench.drivers.zvt.results import Collector
+from posbench.drivers.zvt.transport import (
     ACK,
     NAK,
     FrameReader,

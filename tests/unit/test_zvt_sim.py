@@ -14,19 +14,19 @@ from datetime import datetime, timezone
 
 import pytest
 
-from bench.errors import UnitError
-from bench.sim.bench import ZVT_PASSWORD, SimBench
-from bench.sim.control import request as control
-from bench.sim.terminal import TerminalTiming
-from bench.sim.unit import TEST_PAN
-from bench.sim.zvt_terminal import ECR_ANSWER_S
-from drivers.host.log import HostLog
-from drivers.zvt import codes
-from drivers.zvt.apdu import bcd_digits, bcd_encode, encode_apdu, encode_bmp, parse_bmps, read_var
-from drivers.zvt.codes import SCHEME_CARD_TYPES
-from drivers.zvt.terminal import CommandRejected, ZvtTerminal
-from drivers.zvt.transport import LinkTiming
-from drivers.zvt.results import ZvtResult
+from posbench.errors import UnitError
+from posbench.sim.bench import ZVT_PASSWORD, SimBench
+from posbench.sim.control import request as control
+from posbench.sim.terminal import TerminalTiming
+from posbench.sim.unit import TEST_PAN
+from posbench.sim.zvt_terminal import ECR_ANSWER_S
+from posbench.drivers.host.log import HostLog
+from posbench.drivers.zvt import codes
+from posbench.drivers.zvt.apdu import bcd_digits, bcd_encode, encode_apdu, encode_bmp, parse_bmps, read_var
+from posbench.drivers.zvt.codes import SCHEME_CARD_TYPES
+from posbench.drivers.zvt.terminal import CommandRejected, ZvtTerminal
+from posbench.drivers.zvt.transport import LinkTiming
+from posbench.drivers.zvt.results import ZvtResult
 
 SEED = 20240601
 READY_S = 10.0
@@ -451,7 +451,7 @@ def test_operator_error_abort_key_or_wrong_pins():
 
 # -- network faults: the unit's host link in the network lab (root) ------------------------------
 def _netlab_or_skip() -> None:
-    from bench.sim.netns import have_netns
+    from posbench.sim.netns import have_netns
     ok, reason = have_netns()
     if not ok:
         pytest.skip(f"the network lab cannot run here: {reason}")

@@ -15,10 +15,10 @@ from typing import Callable, Iterator
 
 import pytest
 
-from bench.errors import PortUnavailable, UnitNotResponding
-from bench.sim.pty_port import PtyPort
-from drivers.zvt.apdu import encode_apdu
-from drivers.zvt.transport import (
+from posbench.errors import PortUnavailable, UnitNotResponding
+from posbench.sim.pty_port import PtyPort
+from posbench.drivers.zvt.apdu import encode_apdu
+from posbench.drivers.zvt.transport import (
     ACK,
     NAK,
     ConnectionClosed,

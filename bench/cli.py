@@ -23,7 +23,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from posbench import diagnosis
-from posbench.console import say
+from posbench.console import make_console, say
 from posbench.signals import STOPPED, catch_stop_signals
 from posbench.sim import PROTOCOLS
 from posbench.sim.faults import INJECTABLE, NETWORK
@@ -120,7 +120,7 @@ def _faults(values: tuple[str, ...]) -> dict[str, float]:
 def triage(bench_path, virtual, fault, seed, protocol, unit, json_path, html_path, junit_path, store_url,
            soak, log_path) -> None:
     """Run the HIL suite against a unit and name the most likely cause of its code 01."""
-    console = Console(highlight=False)
+    console = make_console()
     if bench_path and virtual:
         raise UsageFailure("--bench and --virtual exclude each other")
     if bench_path and (fault or seed is not None or protocol):
@@ -300,7 +300,7 @@ def _print_verdict(console: Console, doc: dict, json_path: Path, html_path: Path
 def discover(probe, ports, baudrates) -> None:
     """List serial ports, and with --probe the terminals on them, with bench.toml snippets."""
     from posbench import discover as disc
-    console = Console(highlight=False)
+    console = make_console()
     found = disc.serial_ports(ports)
     if not found:
         say(console, "no serial ports found (name one with --port)")
@@ -446,7 +446,7 @@ def _open_store(url: str | None):
     try:
         return Store.open(url, REPORTS)
     except BenchError as exc:
-        Console(stderr=True, highlight=False).print(f"[bold magenta]BENCH ERROR[/]: {escape(str(exc))}")
+        make_console(stderr=True).print(f"[bold magenta]BENCH ERROR[/]: {escape(str(exc))}")
         sys.exit(EXIT_BENCH)
 
 
@@ -457,7 +457,7 @@ def history(serial, store_url) -> None:
     """A unit's runs, newest first, and what changed between its last two runs."""
     from posbench.store.history import render_history
     with _open_store(store_url) as store:
-        if not render_history(store, serial, Console(highlight=False)):
+        if not render_history(store, serial, make_console()):
             raise UsageFailure(f"no runs stored for unit {serial} in {store.url}")
 
 
@@ -475,7 +475,7 @@ def report(run, store_url, out_dir) -> None:
             html_path, json_path = regenerate(store, run, out_dir)
         except UnknownRun as exc:
             raise UsageFailure(str(exc)) from None
-    say(Console(highlight=False), f"wrote {html_path} and {json_path}")
+    say(make_console(), f"wrote {html_path} and {json_path}")
 
 
 def _floats(text: str, what: str) -> list[float]:
@@ -506,7 +506,7 @@ def calibrate(severities, seeds, healthy, pairs, causes, jobs, out_path, first_s
 
     from posbench import calibrate as cal
     from posbench.sim.faults import INJECTABLE
-    console = Console(highlight=False)
+    console = make_console()
     chosen = list(causes) or list(INJECTABLE)
     if unknown := [c for c in chosen if c not in INJECTABLE]:
         raise UsageFailure(f"--cause: cannot inject {', '.join(unknown)}; injectable: {', '.join(INJECTABLE)}")

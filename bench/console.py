@@ -1,7 +1,29 @@
 """Terminal output of the posbench command."""
 from __future__ import annotations
 
+import os
+import sys
+from typing import TextIO
+
 from rich.console import Console
+
+PIPE_WIDTH = 200
+"""Columns of output that is not a terminal (a pipe, a file, CI): lines are never wrapped there
+(soft wrap); tables get this much room. ``COLUMNS`` overrides it."""
+
+
+def make_console(stderr: bool = False, file: TextIO | None = None) -> Console:
+    """The console every posbench command prints on: on a terminal as wide as the terminal; into
+    a pipe or file line by line, never wrapped at 80 columns."""
+    stream = file if file is not None else (sys.stderr if stderr else sys.stdout)
+    try:
+        tty = stream.isatty()
+    except (AttributeError, ValueError, OSError):
+        tty = False
+    if tty:
+        return Console(file=file, stderr=stderr, highlight=False)
+    width = int(os.environ["COLUMNS"]) if os.environ.get("COLUMNS", "").isdigit() else PIPE_WIDTH
+    return Console(file=file, stderr=stderr, highlight=False, soft_wrap=True, width=width)
 
 
 def say(console: Console, text: object) -> None:

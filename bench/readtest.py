@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Callable
 
+from posbench import progress
 from posbench.evidence import Recorder
 from posbench.limits import HEALTHY, Limit
 from posbench.measures import Measure
@@ -28,7 +29,7 @@ class ReadInterrupted(Exception):
 
 
 def decide_path(spec: SprtSpec, read_once: Callable[[int], str],
-                on_interrupt: Callable[[ReadInterrupted], None] = lambda exc: None
+                on_interrupt: Callable[[ReadInterrupted], None] = lambda exc: None, what: str = "reads"
                 ) -> tuple[SprtResult, int]:
     """Read until the SPRT decides; returns its result and the number of interrupted reads.
 
@@ -36,28 +37,38 @@ def decide_path(spec: SprtSpec, read_once: Callable[[int], str],
     ("t1_parity", "no_card", "timeout", ...); it raises ``ReadInterrupted`` for a read that was
     cut off, which ``on_interrupt`` handles (reconnect, evidence) before the read is tried again.
     After ``MAX_INTERRUPTIONS`` the test stops with whatever it has (verdict ``undecided``).
+    ``what`` names the reads while they are shown (``posbench.progress``).
     """
     test = Sprt(spec.p0, spec.p1, spec.alpha, spec.beta, spec.max_trials)
     reasons: Counter[str] = Counter()
     interruptions = n = 0
-    while not test.done:
-        n += 1
-        try:
-            outcome = read_once(n)
-        except ReadInterrupted as exc:
-            interruptions += 1
-            on_interrupt(exc)
-            if interruptions >= MAX_INTERRUPTIONS:
-                break
-            continue
-        except UnitNotResponding:
-            outcome = "timeout"
-        except UnitError as exc:
-            outcome = type(exc).__name__
-        if outcome:
-            reasons[outcome] += 1
-        test.update(bool(outcome))
+    with progress.waiting(f"the {what} to decide the path", None):
+        while not test.done:
+            n += 1
+            progress.step(what, n, spec.max_trials)
+            outcome = _read(read_once, n, on_interrupt)
+            if outcome is None:
+                interruptions += 1
+                if interruptions >= MAX_INTERRUPTIONS:
+                    break
+                continue
+            if outcome:
+                reasons[outcome] += 1
+            test.update(bool(outcome))
     return test.result(dict(reasons)), interruptions
+
+
+def _read(read_once: Callable[[int], str], n: int, on_interrupt: Callable[[ReadInterrupted], None]) -> str | None:
+    """Read ``n``'s failure reason ("" when good), or None when it was cut off (handled)."""
+    try:
+        return read_once(n)
+    except ReadInterrupted as exc:
+        on_interrupt(exc)
+        return None
+    except UnitNotResponding:
+        return "timeout"
+    except UnitError as exc:
+        return type(exc).__name__
 
 
 def path_measures(path: str, spec: Callable[..., SprtSpec | None]) -> tuple[Measure, ...]:

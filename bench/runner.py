@@ -1,16 +1,21 @@
 """Run the HIL suite (``posbench.hil``) through pytest with live progress, and collect the verdict."""
 from __future__ import annotations
 
+import os
 import signal
+import threading
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 
 import pytest
 from rich.console import Console
+from rich.live import Live
 from rich.markup import escape
+from rich.text import Text
 
-from posbench.console import say
+from posbench import progress
+from posbench.console import make_console, say
 from posbench.outputs import ReportWriteFailed, commit, discard, staging_path
 
 HIL_DIR = Path(str(files("posbench.hil")))
@@ -22,11 +27,94 @@ TEST_TIMEOUT_S = 600
 _MARK = {"passed": "[green]pass[/]", "failed": "[red]FAIL[/]", "skipped": "[yellow]skip[/]"}
 
 
+SHOW_AFTER_S = 1.5
+"""Seconds a wait of the bench lasts before it is shown (most waits for a ready unit end at once)."""
+STILL_AFTER_S = 6.0
+"""Seconds after which output that is no terminal says a wait is still going on (else it says
+each wait once, when it ends)."""
+TICK_S = 0.25
+"""Seconds between looks at the bench's waits (and refreshes of the live line)."""
+READYING_S = 1.0
+"""Seconds of a test's setup worth a word on its line (the unit was brought back before it)."""
+
+
+def _wait_text(wait: progress.Wait) -> str:
+    bound = f" (up to {wait.up_to_s:g} s)" if wait.up_to_s else ""
+    return f"waiting for {wait.what}{bound}"
+
+
+class WaitDisplay:
+    """Shows what the bench waits for (``posbench.progress``) once a wait lasts ``SHOW_AFTER_S``:
+    on a terminal one live line with the time so far (rich), gone when the wait ends; elsewhere
+    (a pipe, CI) a line when it ends, and one while it lasts if it passes ``STILL_AFTER_S``."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="wait-display", daemon=True)
+        self._live: Live | None = None
+
+    def __enter__(self) -> "WaitDisplay":
+        progress.listen(self)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        progress.unlisten(self)
+        self._stop.set()
+        self._thread.join(2 * TICK_S + 1.0)
+        self._show_live(False)
+
+    # -- progress.Listener ---------------------------------------------------------------------
+    def started(self, wait: progress.Wait) -> None:
+        """Nothing yet: a wait is shown only once it lasts."""
+
+    def ended(self, wait: progress.Wait) -> None:
+        if not self.console.is_terminal and (took := wait.elapsed()) >= SHOW_AFTER_S:
+            bound = f" (up to {wait.up_to_s:g} s)" if wait.up_to_s else ""
+            say(self.console, f"      waited {took:.1f} s for {escape(wait.what)}{bound}")
+
+    # -- display -------------------------------------------------------------------------------
+    def __rich__(self) -> Text:
+        waits = [w for w in progress.current() if w.elapsed() >= SHOW_AFTER_S]
+        if not waits:
+            return Text("")
+        shown = [waits[0]] if len(waits) == 1 else [waits[0], waits[-1]]  # the whole, and the moment
+        text = " · ".join(f"{_wait_text(w)}: {w.elapsed():.0f} s" + (f", {w.step}" if w.step else "") for w in shown)
+        return Text(f"      {text}", style="cyan")
+
+    def _show_live(self, on: bool) -> None:
+        if on and self._live is None:
+            self._live = Live(self, console=self.console, transient=True, refresh_per_second=1 / TICK_S)
+            self._live.start()
+        elif not on and self._live is not None:
+            self._live.stop()
+            self._live = None
+
+    def _run(self) -> None:
+        while not self._stop.wait(TICK_S):
+            waits = [w for w in progress.current() if w.elapsed() >= SHOW_AFTER_S]
+            for wait in waits:
+                if not wait.shown and not self.console.is_terminal and wait.elapsed() >= STILL_AFTER_S:
+                    wait.shown = True
+                    step = f" ({wait.step})" if wait.step else ""
+                    say(self.console, f"      still {escape(_wait_text(wait))}{escape(step)} ...")
+            if self.console.is_terminal and not self.console.quiet:
+                try:
+                    self._show_live(bool(waits))
+                except OSError:  # the terminal went away: the run goes on without it
+                    self.console.quiet = True
+
+
 class LiveProgress:
-    """A short line per test as it finishes."""
+    """A short line per test as it finishes: its outcome and its whole time (the unit brought
+    back before it included)."""
 
     def __init__(self, console: Console):
         self.console, self.total, self.done = console, 0, 0
+        self._spent: dict[str, list[float]] = {}
+        """Per test: seconds of setup and of the whole test so far."""
+        self._outcome: dict[str, str] = {}
         self.doc: dict | None = None
         self.write_errors: list[str] = []
         self.config_error = ""
@@ -67,13 +155,41 @@ class LiveProgress:
         self.say(f"running {self.total} HIL tests")
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        spent = self._spent.setdefault(report.nodeid, [0.0, 0.0])
+        spent[1] += report.duration
+        if report.when == "setup":
+            spent[0] = report.duration
         if report.when == "call" or (report.when == "setup" and not report.passed):
-            self.done += 1
             mark = _MARK.get(report.outcome, report.outcome)
             if report.when == "setup" and report.failed:
                 mark = "[magenta]ERROR[/]"
-            name = escape(f"{report.nodeid.split('::')[-1]:<28}")  # "[swipe]" is no markup
-            self.say(f"  [{self.done}/{self.total}] {mark}  {name} {report.duration:6.2f} s")
+            self._outcome[report.nodeid] = mark
+        if report.when == "teardown" and report.failed:
+            self._outcome[report.nodeid] = "[magenta]ERROR[/]"
+        if report.when == "teardown":
+            self._finished(report.nodeid)
+
+    def _finished(self, nodeid: str) -> None:
+        self.done += 1
+        setup, whole = self._spent.pop(nodeid, [0.0, 0.0])
+        mark = self._outcome.pop(nodeid, "[magenta]ERROR[/]")
+        name = escape(f"{nodeid.split('::')[-1]:<28}")  # "[swipe]" is no markup
+        readying = f"  ({setup:.1f} s of it bringing the unit up first)" if setup >= READYING_S else ""
+        self.say(f"  [{self.done}/{self.total}] {mark}  {name} {whole:6.2f} s{readying}")
+
+
+def _own_output(console: Console) -> tuple[Console, object | None]:
+    """A console on its own copy of ``console``'s file descriptor: pytest captures fd 1 while a
+    test runs, and the bench's waits are shown during tests. Returns it and the file to close
+    (None when ``console`` writes to no descriptor, e.g. a buffer: then ``console`` itself)."""
+    try:
+        fd = os.dup(console.file.fileno())
+    except (AttributeError, OSError, ValueError):
+        return console, None
+    own = os.fdopen(fd, "w", buffering=1, encoding="utf-8", errors="replace")
+    out = make_console(file=own)
+    out.quiet = console.quiet
+    return out, own
 
 
 @dataclass
@@ -103,14 +219,19 @@ def run_hil(bench_file: Path, json_path: Path, html_path: Path, junit_path: Path
             str(HIL_DIR), "-o", "junit_family=xunit2", "--timeout", str(TEST_TIMEOUT_S)]
     if unit:
         args += ["--unit", unit]
-    progress = LiveProgress(console)
+    out, own = _own_output(console)
+    progress = LiveProgress(out)
     try:
-        code = pytest.main(args + list(extra or []), plugins=[progress])
+        with WaitDisplay(out):
+            code = pytest.main(args + list(extra or []), plugins=[progress])
     except KeyboardInterrupt:  # a signal held back while the reports were written: keep them
         code = pytest.ExitCode.INTERRUPTED
     except BaseException:
         discard(*staged.values())
         raise
+    finally:
+        if own is not None:
+            own.close()
     errors = list(progress.write_errors)
     if progress.writer_failed:  # a staged page may be half written: keep neither third-party report
         for what in ("HTML report", "JUnit report"):

@@ -7,6 +7,7 @@ logged for the same STAN (ZVT: the trace number, BMP 0B).
 import time
 from collections import defaultdict
 
+from posbench import progress
 from posbench.diagnosers import NETWORK_CAUSES, SALE_CAUSES, sale_failure_cause
 from posbench.errors import ProtocolError, UnitNotResponding
 from posbench.measures import Measure, measures
@@ -29,41 +30,43 @@ def test_code01_origin(terminal, unit, profile, host_log, record, actuator):
     mismatched: list[str] = []
     offline = 0
     tried = 0
-    for amount in amounts:
-        tried += 1
-        t0, garbles = time.monotonic(), unit.garbles()
-        if card:
-            actuator.insert(card)
-        try:
-            sale = terminal.sale(amount)
-        except UnitNotResponding as exc:
-            unit.judge_silence(record, f"sale of {amount}: no reply ({exc.detail})", t0, garbles)
-            if unit.ready():
-                continue
-            break  # silent even after a power cycle: the sales not run are not counted
-        except ProtocolError as exc:
-            record.evidence("pcb_intermittent", "moderate", f"sale of {amount}: the reply arrived corrupted ({exc})")
-            continue
-        finally:
+    with progress.waiting(f"{len(amounts)} sales", None):
+        for amount in amounts:
+            progress.step("sales", tried + 1, len(amounts))
+            tried += 1
+            t0, garbles = time.monotonic(), unit.garbles()
             if card:
-                actuator.remove()
-        host_code = host_log.answer_for(sale.terminal_id, sale.stan) if sale.stan else None
-        answered += host_code is not None
-        if sale.display_code == "01":
-            origin = "issuer" if host_code == "01" else "terminal"
-            record.code01(origin, sale.stan, host_code, sale.reason)
-            if origin == "issuer":
-                issuer_stans.append(sale.stan)
-            else:
-                local[sale.reason or "unstated"].append(sale.stan)
-                if found := sale_failure_cause(terminal.protocol, sale):
-                    failures[found].append(f"01 shown for '{sale.reason}' (STAN {sale.stan})")
-        elif host_code is not None and sale.display_code != host_code:
-            mismatched.append(f"STAN {sale.stan}: showed {sale.display_code}, host sent {host_code}")
-        elif sale.display_code != "00" and (found := sale_failure_cause(terminal.protocol, sale)):
-            failures[found].append(f"{sale.display_code}: {sale.reason or 'no reason given'}")
-            if host_code is None and found[0] not in NETWORK_CAUSES:
-                offline += 1  # refused before it went online: not a question of reaching the host
+                actuator.insert(card)
+            try:
+                sale = terminal.sale(amount)
+            except UnitNotResponding as exc:
+                unit.judge_silence(record, f"sale of {amount}: no reply ({exc.detail})", t0, garbles)
+                if unit.ready():
+                    continue
+                break  # silent even after a power cycle: the sales not run are not counted
+            except ProtocolError as exc:
+                record.evidence("pcb_intermittent", "moderate", f"sale of {amount}: the reply arrived corrupted ({exc})")
+                continue
+            finally:
+                if card:
+                    actuator.remove()
+            host_code = host_log.answer_for(sale.terminal_id, sale.stan) if sale.stan else None
+            answered += host_code is not None
+            if sale.display_code == "01":
+                origin = "issuer" if host_code == "01" else "terminal"
+                record.code01(origin, sale.stan, host_code, sale.reason)
+                if origin == "issuer":
+                    issuer_stans.append(sale.stan)
+                else:
+                    local[sale.reason or "unstated"].append(sale.stan)
+                    if found := sale_failure_cause(terminal.protocol, sale):
+                        failures[found].append(f"01 shown for '{sale.reason}' (STAN {sale.stan})")
+            elif host_code is not None and sale.display_code != host_code:
+                mismatched.append(f"STAN {sale.stan}: showed {sale.display_code}, host sent {host_code}")
+            elif sale.display_code != "00" and (found := sale_failure_cause(terminal.protocol, sale)):
+                failures[found].append(f"{sale.display_code}: {sale.reason or 'no reason given'}")
+                if host_code is None and found[0] not in NETWORK_CAUSES:
+                    offline += 1  # refused before it went online: not a question of reaching the host
     n = tried
     if issuer_stans:
         record.evidence("issuer_referral", "decisive",

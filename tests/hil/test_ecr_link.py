@@ -2,6 +2,7 @@
 import statistics
 import time
 
+from posbench import progress
 from posbench.errors import ProtocolError, UnitNotResponding
 from posbench.measures import Measure, measures
 from posbench.stats import percentile
@@ -24,23 +25,25 @@ def test_link_health(terminal, unit, profile, record):
     unanswered = corrupt = 0
     boot_ids: list[str] = []
     stats_before = terminal.link_counters()
-    for i in range(n):
-        start, garbles = time.monotonic(), unit.garbles()
-        try:
-            if i % 2:
-                terminal.identify()
-            else:
-                boot_ids.append(terminal.status().boot_id or "")
-            latencies.append(time.monotonic() - start)
-        except UnitNotResponding:
-            if unit.garbles() > garbles:  # no answer because its frames came damaged
+    with progress.waiting(f"{n} ECR commands to the unit", None):
+        for i in range(n):
+            progress.step("commands", i + 1, n)
+            start, garbles = time.monotonic(), unit.garbles()
+            try:
+                if i % 2:
+                    terminal.identify()
+                else:
+                    boot_ids.append(terminal.status().boot_id or "")
+                latencies.append(time.monotonic() - start)
+            except UnitNotResponding:
+                if unit.garbles() > garbles:  # no answer because its frames came damaged
+                    corrupt += 1
+                    continue
+                unanswered += 1
+                if not unit.ready():
+                    break  # the unit stayed silent: what was measured so far stands
+            except ProtocolError:
                 corrupt += 1
-                continue
-            unanswered += 1
-            if not unit.ready():
-                break  # the unit stayed silent: what was measured so far stands
-        except ProtocolError:
-            corrupt += 1
     stats = {k: v - stats_before.get(k, 0) for k, v in terminal.link_counters().items()}
     success = len(latencies) / n
     record.measure("ecr_success_rate", round(success, 3),

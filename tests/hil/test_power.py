@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from posbench import plots
+from posbench import plots, progress
 from posbench.errors import BenchError, PortLost, PortUnavailable, PosbenchError, UnitError, UnitNotResponding
 from posbench.measures import Measure, measures
 from posbench.drivers.terminal import has
@@ -102,16 +102,17 @@ def test_usb_stable(mag_reader, profile, record, supply_watch):
     spec = _power_spec(profile)
     drops, present, gone_at = 0, True, 0.0
     end = time.monotonic() + spec.usb_watch_s
-    while time.monotonic() < end:
-        now_present = mag_reader.present()
-        if present and not now_present:
-            drops += 1
-            gone_at = time.monotonic()
-        elif not present and now_present and supply_watch is not None:
-            supply_watch.attribute(record, f"the USB reader dropped off the bus for {time.monotonic() - gone_at:.1f} s",
-                                   gone_at, time.monotonic())
-        present = now_present
-        time.sleep(0.05)
+    with progress.waiting("the USB reader to stay on the bus", spec.usb_watch_s):
+        while time.monotonic() < end:
+            now_present = mag_reader.present()
+            if present and not now_present:
+                drops += 1
+                gone_at = time.monotonic()
+            elif not present and now_present and supply_watch is not None:
+                supply_watch.attribute(record, f"the USB reader dropped off the bus for {time.monotonic() - gone_at:.1f} s",
+                                       gone_at, time.monotonic())
+            present = now_present
+            time.sleep(0.05)
     if not present and supply_watch is not None:  # gone at the end of the watch: judged all the same
         supply_watch.attribute(record, f"the USB reader dropped off the bus and was still gone after "
                                        f"{time.monotonic() - gone_at:.1f} s", gone_at, time.monotonic())
@@ -123,19 +124,20 @@ def test_usb_stable(mag_reader, profile, record, supply_watch):
 def _boot(unit, terminal, mag_reader, spec) -> tuple[float | None, float | None, float]:
     """Power cycle; seconds from power-on until the ECR port answers and the USB reader
     enumerates, and the monotonic time of power-on."""
-    t0 = unit.power_cycle(spec.off_s)
-    try:
-        terminal.wait_ready(terminal.boot_timeout)
-        ecr = time.monotonic() - t0
-    except UnitNotResponding:
-        return None, None, t0
-    usb = None
-    if mag_reader is not None:
-        while time.monotonic() - t0 < terminal.boot_timeout:
-            if mag_reader.present():
-                usb = time.monotonic() - t0
-                break
-            time.sleep(0.05)
+    with progress.waiting("the unit to boot after power-on", spec.off_s + terminal.boot_timeout):
+        t0 = unit.power_cycle(spec.off_s)
+        try:
+            terminal.wait_ready(terminal.boot_timeout)
+            ecr = time.monotonic() - t0
+        except UnitNotResponding:
+            return None, None, t0
+        usb = None
+        if mag_reader is not None:
+            while time.monotonic() - t0 < terminal.boot_timeout:
+                if mag_reader.present():
+                    usb = time.monotonic() - t0
+                    break
+                time.sleep(0.05)
     return ecr, usb, t0
 
 
@@ -190,28 +192,30 @@ def test_cycle_soak(power_switch, unit, terminal, profile, record, pytestconfig,
     failed = config_lost = corrupted = compared = 0
     from posbench.console import announce
     before = _snapshot(unit, record)
-    for n in range(1, cycles + 1):
-        if cycles > spec.soak_cycles and (n == 1 or n % 10 == 0 or n == cycles):
-            announce(f"soak: power cycle {n} of {cycles} ({failed} failed boots so far)")
-        ecr, _, t_on = _boot(unit, terminal, None, spec)
-        boots.append(ecr)
-        _judge_boot(record, supply_watch, ecr is not None and boot_limit.check(ecr),
-                    f"power cycle {n}: the boot was slow or failed", t_on, time.monotonic())
-        if ecr is None:
-            failed += 1
-            unit.power_cycle(spec.off_s)  # a unit stuck in a boot loop needs the supply removed
-            try:
-                terminal.wait_ready(terminal.boot_timeout)
-            except UnitNotResponding:
-                break  # it stays dead: what was counted stands
-            before = _snapshot(unit, record)
-            continue
-        after = _snapshot(unit, record)
-        if before is not None and after is not None:
-            config_lost += after[0] != before[0]
-            corrupted += after[1] != before[1]
-            compared += 1
-        before = after
+    with progress.waiting(f"{cycles} power cycles of the unit", None):
+        for n in range(1, cycles + 1):
+            progress.step("power cycles", n, cycles)
+            if cycles > spec.soak_cycles and (n == 1 or n % 10 == 0 or n == cycles):
+                announce(f"soak: power cycle {n} of {cycles} ({failed} failed boots so far)")
+            ecr, _, t_on = _boot(unit, terminal, None, spec)
+            boots.append(ecr)
+            _judge_boot(record, supply_watch, ecr is not None and boot_limit.check(ecr),
+                        f"power cycle {n}: the boot was slow or failed", t_on, time.monotonic())
+            if ecr is None:
+                failed += 1
+                unit.power_cycle(spec.off_s)  # a unit stuck in a boot loop needs the supply removed
+                try:
+                    terminal.wait_ready(terminal.boot_timeout)
+                except UnitNotResponding:
+                    break  # it stays dead: what was counted stands
+                before = _snapshot(unit, record)
+                continue
+            after = _snapshot(unit, record)
+            if before is not None and after is not None:
+                config_lost += after[0] != before[0]
+                corrupted += after[1] != before[1]
+                compared += 1
+            before = after
     record.plot(f"boot times over {cycles} power cycles",
                 plots.boot_times(boots, boot_limit.max, f"boot time per power cycle ({cycles} cycles)"))
     record.measure("soak_cycles_missed", cycles - len(boots), note=f"{len(boots)} of {cycles} power cycles ran")
@@ -258,17 +262,18 @@ def test_brownout(supply, supply_watch, terminal, unit, host_log, profile, recor
         except PosbenchError as exc:  # the unit's silence, or the bench's: judged after the join
             outcome["error"] = exc
 
-    seller = threading.Thread(target=sale, daemon=True)
-    start = time.monotonic()
-    seller.start()
-    time.sleep(spec.brownout_at_s)
-    t_drop = time.monotonic()
-    supply.set_voltage(spec.brownout_v)
-    time.sleep(spec.brownout_s)
-    supply.set_voltage(spec.nominal_v)
-    t_back = time.monotonic()
-    supply_watch.bench_switched(t_drop, t_back)  # the bench's brownout is no sag of the unit's supply
-    seller.join(spec.brownout_at_s + spec.brownout_s + 3.0)
+    with progress.waiting(f"a brownout to {spec.brownout_v:g} V during a sale", spec.brownout_at_s + spec.brownout_s + 3.0):
+        seller = threading.Thread(target=sale, daemon=True)
+        start = time.monotonic()
+        seller.start()
+        time.sleep(spec.brownout_at_s)
+        t_drop = time.monotonic()
+        supply.set_voltage(spec.brownout_v)
+        time.sleep(spec.brownout_s)
+        supply.set_voltage(spec.nominal_v)
+        t_back = time.monotonic()
+        supply_watch.bench_switched(t_drop, t_back)  # the bench's brownout is no sag of the unit's supply
+        seller.join(spec.brownout_at_s + spec.brownout_s + 3.0)
     if card:
         actuator.remove()
     if isinstance(outcome.get("error"), BenchError):

@@ -68,7 +68,7 @@ def test_swipe(mag_reader, actuator, deck, profile, record, terminal, unit):
         return swipe_failure(swipe, card)
 
     result, interrupted = decide_path(spec, read_once, unit.reader_recovery(
-        record, lambda: mag_reader.connect(terminal.boot_timeout)))
+        record, lambda: mag_reader.connect(terminal.boot_timeout)), what="swipes")
     record_path(record, "swipe", result, spec, cause="msr_head", interruptions=interrupted)
 
 
@@ -104,7 +104,7 @@ def test_tap(nfc_reader, actuator, deck, profile, record, unit):
             actuator.missed("tap")
         return tap_failure(tap, card)
 
-    result, interrupted = decide_path(spec, read_once, unit.reader_recovery(record, nfc_reader.reopen))
+    result, interrupted = decide_path(spec, read_once, unit.reader_recovery(record, nfc_reader.reopen), what="taps")
     record_path(record, "tap", result, spec, cause="nfc_antenna", interruptions=interrupted)
 
 
@@ -142,7 +142,8 @@ def test_chip(terminal, actuator, unit, profile, record):
             return "bad_fci"
         return ""
 
-    result, interrupted = decide_path(spec, read_once, unit.reader_recovery(record, through_unit=True))
+    result, interrupted = decide_path(spec, read_once, unit.reader_recovery(record, through_unit=True),
+                                      what="chip reads")
     record_path(record, "chip", result, spec, cause="chip_contacts", interruptions=interrupted)
 
 
@@ -193,5 +194,6 @@ def test_card_reads_in_sales(how, terminal, actuator, profile, record, unit):
             actuator.remove()
         return sale_read_failure(sale, technology)
 
-    result, interrupted = decide_path(spec, read_once, unit.reader_recovery(record, through_unit=True))
+    result, interrupted = decide_path(spec, read_once, unit.reader_recovery(record, through_unit=True),
+                                      what=f"sales by {how}")
     record_path(record, path, result, spec, cause=cause, interruptions=interrupted)

@@ -198,3 +198,24 @@ def test_debian_usbip_tool_lists_the_virtual_devices(bench):
     listed = re.findall(r"^\s*(\d+-[\d.]+): .*\((\w{4}):(\w{4})\)", result.stdout, re.M)
     assert sorted(listed) == [("1-1", "0801", "0002"), ("1-2", "0801", "0001")]
     assert "Human Interface Device" in result.stdout
+
+
+def test_a_reader_that_dropped_between_two_looks_is_back_at_another_address():
+    """``UsbReader.where()``: a drop shorter than the watch's look interval still shows, as a
+    real re-enumeration does, by the new device address."""
+    from posbench.fixtures.devices import UsbReader
+    server = UsbipServer()
+    sim = VirtualMagstripeReader("hid", rng=random.Random(3))
+    server.add(sim)
+    reader = UsbReader(server.url, f"{MAGTEK_VID:04x}:{PID_HID:04x}")
+    try:
+        first = reader.where()
+        assert first is not None and reader.where() == first
+        assert server.remove(sim)
+        assert reader.where() is None and not reader.present()
+        server.add(sim)
+        again = reader.where()
+        assert again is not None and again != first
+    finally:
+        reader.backend.close()
+        assert server.stop(timeout=3.0)

@@ -29,7 +29,8 @@ from posbench.sim import PROTOCOLS
 from posbench.sim.faults import INJECTABLE, NETWORK
 from posbench.errors import BenchError, ConfigError
 
-EXIT_PASS, EXIT_FAULT, EXIT_BENCH, EXIT_USAGE = 0, 1, 2, 3
+EXIT_BENCH, EXIT_USAGE = 2, 3
+"""Exit statuses of a bench failure and of a usage or config mistake (a verdict's own: diagnosis.EXIT_STATUS)."""
 
 REPORTS = Path("reports")
 

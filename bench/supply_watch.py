@@ -7,8 +7,6 @@ supply holds steady has a board problem. Every interruption a test sees goes thr
 """
 from __future__ import annotations
 
-import contextlib
-
 from posbench.evidence import Recorder
 
 MARGIN_S = 0.6
@@ -104,7 +102,3 @@ class SupplyWatch:
                             measurement="supply_min_v", value=round(low, 3), limit=f">= {self.floor_v:g}")
         return steady_cause or None
 
-
-@contextlib.contextmanager
-def no_watch():
-    yield None

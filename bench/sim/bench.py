@@ -107,7 +107,7 @@ class SimBench:
             if self.lab is not None:
                 from posbench.drivers.host.client import HostClient
 
-                from .netns import socket_in
+                from posbench.netns import socket_in
                 unit_ns = self.lab.unit_ns  # the unit's host link starts in its own namespace
                 self.terminal.connect_host = lambda address, timeout: HostClient(
                     address, timeout=timeout, sock_factory=lambda: socket_in(unit_ns))
@@ -154,7 +154,7 @@ class SimBench:
 
     def _start_lab(self) -> None:
         from .faults import NETWORK
-        from .netns import have_netns
+        from posbench.netns import have_netns
         wanted = self.want_lab
         if wanted is None:
             wanted = have_netns()[0]

@@ -7,14 +7,13 @@ the messages are tiny and any client (``nc``, a test) can speak them; no library
 from __future__ import annotations
 
 import json
-import socket
 import socketserver
 import threading
 from typing import Callable
 
+from posbench.drivers.actuator.virtual import MAX_LINE  # one wire limit, the client's (bytes)
+
 Handler = Callable[[dict], dict]
-MAX_LINE = 4096
-"""Bytes; a longer request is refused (the control port never buffers without bound)."""
 
 
 class _RequestHandler(socketserver.StreamRequestHandler):
@@ -85,18 +84,3 @@ class ControlServer:
             self._thread.join(timeout)
         self._server.server_close()
 
-
-def request(address: tuple[str, int], payload: dict, timeout: float = 5.0) -> dict:
-    """Send one action and return the reply; ``OSError``/``TimeoutError`` when the bench is gone."""
-    with socket.create_connection(address, timeout=timeout) as sock:
-        sock.settimeout(timeout)
-        sock.sendall(json.dumps(payload).encode() + b"\n")
-        buf = b""
-        while not buf.endswith(b"\n"):
-            chunk = sock.recv(MAX_LINE)
-            if not chunk:
-                raise ConnectionError("the virtual bench closed its control port mid-reply")
-            buf += chunk
-            if len(buf) > MAX_LINE * 4:
-                raise ConnectionError("reply from the control port too long")
-    return json.loads(buf)

@@ -33,7 +33,7 @@ def parse_fault(text: str) -> tuple[str, float]:
     if not 0.0 < severity <= 1.0:
         raise FaultSpecError(f"severity of {cause} must be in (0, 1], got {severity:g}")
     if cause in NETWORK:
-        from .netns import have_netns
+        from posbench.netns import have_netns
         ok, reason = have_netns()
         if not ok:
             raise FaultSpecError(f"{cause} is made in the network lab, which cannot run here: {reason}")

@@ -50,7 +50,7 @@ from posbench.errors import BenchError
 from posbench.procs import pid_alive
 from posbench.drivers.host.arp_probe import build_announcement, open_arp_socket
 
-from . import netns
+from posbench import netns
 from .delay_relay import DelayRelay
 
 DEVICE = "network lab"

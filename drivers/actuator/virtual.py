@@ -1,9 +1,31 @@
 """The virtual bench presents the cards: one action per request on its control port."""
 from __future__ import annotations
 
-from posbench.sim import control
+import json
+import socket
 
 from .base import ActuatorError
+
+MAX_LINE = 4096
+"""Bytes of one request line on a virtual bench's control port (a JSON object and a newline)."""
+
+
+def request(address: tuple[str, int], payload: dict, timeout: float = 5.0) -> dict:
+    """Send one action to the control port at ``address`` and return the reply (one JSON line
+    each way); ``OSError``/``TimeoutError`` when the bench is gone, ``ValueError`` for a reply
+    that is not JSON."""
+    with socket.create_connection(address, timeout=timeout) as sock:
+        sock.settimeout(timeout)
+        sock.sendall(json.dumps(payload).encode() + b"\n")
+        buf = b""
+        while not buf.endswith(b"\n"):
+            chunk = sock.recv(MAX_LINE)
+            if not chunk:
+                raise ConnectionError("the virtual bench closed its control port mid-reply")
+            buf += chunk
+            if len(buf) > MAX_LINE * 4:
+                raise ConnectionError("reply from the control port too long")
+    return json.loads(buf)
 
 
 class VirtualActuator:
@@ -16,7 +38,7 @@ class VirtualActuator:
 
     def _do(self, action: str, **fields: object) -> dict:
         try:
-            reply = control.request(self.address, {"action": action, **fields}, self.timeout)
+            reply = request(self.address, {"action": action, **fields}, self.timeout)
         except (OSError, ValueError) as exc:
             raise ActuatorError("virtual actuator", f"{action} via {self.address[0]}:{self.address[1]}",
                                 str(exc)) from None

@@ -145,7 +145,7 @@ def open_arp_socket(interface: str, netns: str | None = None, timeout_s: float =
         if netns is None:
             sock = make()
         else:
-            from posbench.sim.netns import call_in  # the lab's helper: only needed with a namespace
+            from posbench.netns import call_in  # the lab's helper: only needed with a namespace
             sock = call_in(netns, make, timeout=timeout_s)
     except PermissionError:
         raise BenchError(DEVICE, f"opening a raw ARP socket on {interface}",

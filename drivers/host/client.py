@@ -24,7 +24,7 @@ class HostClient:
 
     ``timeout``: default seconds for connecting and for one exchange.
     ``sock_factory``: makes the (unconnected TCP) socket of each connection instead of
-    ``socket.create_connection``, e.g. one inside a network namespace (``posbench.sim.netns.socket_in``).
+    ``socket.create_connection``, e.g. one inside a network namespace (``posbench.netns.socket_in``).
     """
 
     def __init__(self, address: tuple[str, int], timeout: float = 5.0,

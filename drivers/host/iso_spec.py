@@ -23,9 +23,6 @@ DEVICE = "host"
 SPEC: dict[str, dict[str, Any]] = copy.deepcopy(default)
 SPEC["h"]["max_len"] = 0
 
-SENSITIVE_FIELDS = frozenset({"2", "35", "36", "45", "52"})
-"""Fields that must never appear in a log line or an exception message."""
-
 _MTI_RE = re.compile(r"[0-9]{4}")
 
 

@@ -75,7 +75,7 @@ def _attempt(host: str, port: int, timeout_s: float, netns: str | None) -> tuple
     if netns is None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     else:
-        from posbench.sim.netns import socket_in  # only needed with a namespace
+        from posbench.netns import socket_in  # only needed with a namespace
         sock = socket_in(netns, socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.settimeout(timeout_s)

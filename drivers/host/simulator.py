@@ -124,7 +124,7 @@ class HostSimulator:
     auth codes repeatable. ``idle_timeout``: seconds a connection may stay silent.
     ``send_timeout``: seconds a reply may take to write, and a started request to arrive.
     ``listen_sock``: a TCP socket to serve on instead of a new one (bound to ``listen`` unless
-    already bound), e.g. one made inside a network namespace by ``posbench.sim.netns.socket_in``;
+    already bound), e.g. one made inside a network namespace by ``posbench.netns.socket_in``;
     the simulator closes it on ``stop``, so it serves one start only.
     """
 

@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, NoReturn, TypeVar
+from typing import NoReturn
 
 import ndef
 import nfc
@@ -32,6 +32,7 @@ import nfc.tag.tt4
 
 from posbench.errors import PortLost, PortUnavailable
 from posbench.masking import scrub
+from posbench.threads import call_with_deadline
 
 from .fci import PPSE_NAME, FciError, parse_ppse_fci
 
@@ -40,7 +41,6 @@ log = logging.getLogger(__name__)
 SELECT_PPSE = bytes([0x00, 0xA4, 0x04, 0x00, len(PPSE_NAME)]) + PPSE_NAME + b"\x00"
 """SELECT by DF name, first occurrence, Le = 00 (EMV Book A/B)."""
 
-T = TypeVar("T")
 
 _nfc_log = logging.getLogger("nfc")
 if _nfc_log.level == logging.NOTSET:
@@ -82,26 +82,6 @@ class TapResult:
         return self.reason == "ok"
 
 
-def _run_with_deadline(fn: Callable[[], T], timeout: float, what: str) -> T:
-    """Run ``fn`` in a worker thread; ``TimeoutError`` if it does not return within ``timeout``."""
-    box: dict[str, object] = {}
-
-    def work() -> None:
-        try:
-            box["value"] = fn()
-        except BaseException as exc:  # handed back to the caller's thread
-            box["error"] = exc
-
-    worker = threading.Thread(target=work, name=f"nfc-{what}", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if worker.is_alive():
-        raise TimeoutError(f"{what} did not finish within {timeout:g} s")
-    if "error" in box:
-        raise box["error"]  # type: ignore[misc]
-    return box["value"]  # type: ignore[return-value]
-
-
 def _record_text(record: ndef.Record) -> str:
     if isinstance(record, ndef.TextRecord):
         return record.text
@@ -136,7 +116,7 @@ class NfcReader:
             return clf
 
         try:
-            self._clf = _run_with_deadline(attempt, timeout, "open")
+            self._clf = call_with_deadline(attempt, timeout, "nfc open")
         except TimeoutError as exc:
             abandoned.set()
             raise PortUnavailable(self.device_name, "opening the reader", str(exc)) from None
@@ -194,7 +174,7 @@ class NfcReader:
         if clf is None:
             return
         try:
-            _run_with_deadline(clf.close, self.timeout if timeout is None else timeout, "close")
+            call_with_deadline(clf.close, self.timeout if timeout is None else timeout, "nfc close")
         except TimeoutError:
             log.warning("%s: close did not finish in time; releasing the port", self.device_name)
             self._force_release(clf)

@@ -165,10 +165,6 @@ class Trace:
         """Samples taken from ``start`` to ``end`` (monotonic seconds), to correlate with events."""
         return [r for r in self.snapshot() if start <= r.t <= end]
 
-    def below(self, volts: float) -> list[Reading]:
-        """Samples under ``volts`` (a sag below a brownout threshold, say)."""
-        return [r for r in self.snapshot() if r.volts < volts]
-
     def to_dict(self) -> dict:
         """JSON-ready: times in seconds since ``t0``, volts, amps and the summary statistics."""
         samples = self.snapshot()

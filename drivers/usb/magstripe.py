@@ -31,7 +31,6 @@ import usb.core
 import usb.util
 
 from posbench.errors import PortLost, PortUnavailable, ProtocolError, UnitError, UnitNotResponding
-from posbench.masking import mask_pan
 from posbench.tracks import TrackData, TrackError, parse_track
 
 from .backend import backend_name, find_devices
@@ -360,12 +359,3 @@ class MagstripeReader:
     def __exit__(self, *exc) -> None:
         self.close()
 
-
-def describe_swipe(swipe: Swipe) -> str:
-    """A log-safe one-liner: per-track status and the masked PAN of track 2 when it parses."""
-    pan = ""
-    try:
-        pan = " pan " + mask_pan(swipe.track_data(2).pan)
-    except (TrackError, KeyError):
-        pass
-    return repr(swipe) + pan

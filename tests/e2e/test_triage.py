@@ -55,7 +55,7 @@ NETWORK = {"ip_conflict", "firewall", "network_unstable"}
 
 
 def _needs_lab(cause: str) -> None:
-    from posbench.sim.netns import have_netns
+    from posbench.netns import have_netns
     ok, reason = have_netns()
     if cause in NETWORK and not ok:
         if os.environ.get("CI"):
@@ -258,7 +258,7 @@ def test_losing_the_bench_supply_link_is_a_bench_error(tmp_path):
     import json as _json
 
     from posbench.config import load_bench, split_host_port
-    from posbench.sim import control
+    from posbench.drivers.actuator import virtual as control
     proc, bench = _start_sim(tmp_path, "--seed", "23")
     try:
         address = split_host_port(load_bench(bench).sim.control)

@@ -1,4 +1,6 @@
 """The HIL suite: every test here runs against the bench named by --bench (or a virtual one)."""
+from pathlib import Path
+
 import pytest
 
 ORDER = ["test_identity", "test_ecr_link", "test_status", "test_transaction_log", "test_code01",
@@ -6,13 +8,21 @@ ORDER = ["test_identity", "test_ecr_link", "test_status", "test_transaction_log"
 """Cheap checks first, so a unit that fails early has told what it can."""
 
 
+HERE = Path(__file__).resolve().parent
+
+
 def pytest_collection_modifyitems(items):
+    """The suite's own tests (those under this directory, whatever else a session collected)
+    run in ``ORDER`` after everything else, each marked ``hil``."""
+    def ours(item) -> bool:
+        return HERE in item.path.resolve().parents
     def rank(item):
         module = item.path.stem
-        return ORDER.index(module) if module in ORDER else len(ORDER)
+        return (1, ORDER.index(module) if module in ORDER else len(ORDER)) if ours(item) else (0, 0)
     items.sort(key=rank)
     for item in items:
-        item.add_marker(pytest.mark.hil)
+        if ours(item):
+            item.add_marker(pytest.mark.hil)
 
 
 @pytest.fixture(autouse=True)

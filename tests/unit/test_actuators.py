@@ -1,7 +1,8 @@
 """Who presents the cards: the technician prompted (manual) and the virtual bench (control port)."""
 import pytest
 
-from posbench.sim.control import ControlServer, request
+from posbench.drivers.actuator.virtual import request
+from posbench.sim.control import ControlServer
 from posbench.drivers.actuator.base import ActuatorError, Skipped
 from posbench.drivers.actuator.manual import ManualActuator
 from posbench.drivers.actuator.virtual import VirtualActuator
@@ -25,9 +26,11 @@ def test_manual_prompts_name_the_card_and_count_and_skip_stops_that_kind():
 
 
 def test_manual_without_an_answer_retries():
-    act = ManualActuator(lambda text: None, lambda text, timeout: None, answer_s=0.1)
+    said = []
+    act = ManualActuator(said.append, lambda text, timeout: None, answer_s=0.1)
     act.missed("tap")  # nobody answered: not a skip
-    act.tap("MC-T1")
+    act.tap("MC-T1", 2, 12)  # so the next tap is still asked for
+    assert said[-1] == "Hold MC-T1 on the contactless reader (2 of 12)"
 
 
 def test_virtual_actuator_reaches_the_bench_and_reports_refusals():

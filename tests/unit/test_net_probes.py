@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from posbench.errors import BenchError
-from posbench.sim import netns
+from posbench import netns
 from posbench.sim.delay_relay import DelayRelay
 from posbench.drivers.host import arp_probe as arp
 from posbench.drivers.host.echo import echo_series, percentile
@@ -320,7 +320,7 @@ def test_call_in_unknown_namespace_is_bench_error() -> None:
 
 def test_have_netns_without_root_gives_reason() -> None:
     code = ("import os\n"
-            "from posbench.sim.netns import have_netns\n"
+            "from posbench.netns import have_netns\n"
             "if os.geteuid() == 0: os.setgid(65534); os.setuid(65534)\n"
             "print(have_netns())\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=20,

@@ -296,13 +296,13 @@ def test_supply_fault_sag_shows_in_the_readings_when_the_unit_resets():
             for _ in range(8):
                 rig.power.set_activity("field")
                 time.sleep(0.6)
-                if trace.below(10.5):
+                if [r for r in trace.snapshot() if r.volts < 10.5]:
                     break
                 rig.power.wait_state("on", 2.0)
                 rig.power.set_activity("idle")
         resets = [t for t, kind, _ in rig.power.events if kind == "brownout"]
         assert resets, rig.power.events
-        low = trace.below(10.5)
+        low = [r for r in trace.snapshot() if r.volts < 10.5]
         assert low, trace.to_dict()
         # The low reading comes from the dip that reset the unit (within its 0.5 s).
         assert any(abs(r.t - t) < 0.6 for r in low for t in resets)
@@ -372,7 +372,7 @@ def test_trace_helpers():
     assert tr.mean_volts() == pytest.approx(34.1 / 3)
     assert (tr.min_amps(), tr.max_amps()) == (0.25, 1.5)
     assert tr.times == pytest.approx([0.0, 0.1, 0.2])
-    assert [r.volts for r in tr.below(10.5)] == [10.2]
+    assert [r.volts for r in tr.snapshot() if r.volts < 10.5] == [10.2]
     assert [r.volts for r in tr.between(100.05, 100.3)] == [10.2, 11.9]
     assert tr.to_dict()["min_volts"] == 10.2
 

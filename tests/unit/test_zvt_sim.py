@@ -16,7 +16,7 @@ import pytest
 
 from posbench.errors import UnitError
 from posbench.sim.bench import ZVT_PASSWORD, SimBench
-from posbench.sim.control import request as control
+from posbench.drivers.actuator.virtual import request as control
 from posbench.sim.terminal import TerminalTiming
 from posbench.sim.unit import TEST_PAN
 from posbench.sim.zvt_terminal import ECR_ANSWER_S
@@ -451,7 +451,7 @@ def test_operator_error_abort_key_or_wrong_pins():
 
 # -- network faults: the unit's host link in the network lab (root) ------------------------------
 def _netlab_or_skip() -> None:
-    from posbench.sim.netns import have_netns
+    from posbench.netns import have_netns
     ok, reason = have_netns()
     if not ok:
         pytest.skip(f"the network lab cannot run here: {reason}")

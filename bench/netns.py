@@ -1,4 +1,7 @@
-"""Linux network namespace primitives for the network lab: run ``ip``/``nft``, enter a namespace.
+"""Linux network namespace primitives: run ``ip``/``nft``, enter a namespace, make a socket in one.
+
+Neutral ground: the virtual bench's network lab builds its namespaces with them, and the host
+drivers (echo, reachability, ARP probe) reach a unit inside a namespace with them, whoever made it.
 
 Namespace membership is per thread, not per process: ``setns(2)`` moves only the calling
 thread. Python 3.11 has no ``os.setns``, so ``call_in`` calls libc's ``setns(fd, CLONE_NEWNET)``
@@ -20,11 +23,11 @@ import os
 import shutil
 import socket
 import subprocess
-import threading
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from posbench.errors import BenchError
+from posbench.threads import call_with_deadline
 
 DEVICE = "network lab"
 NETNS_DIR = "/run/netns"
@@ -78,24 +81,15 @@ def call_in(ns_name: str, fn: Callable[[], T], timeout: float = 10.0) -> T:
     entered or ``fn`` does not return within ``timeout`` seconds (the thread is then left
     to finish on its own; it is a daemon).
     """
-    outcome: dict[str, object] = {}
+    def body() -> T:
+        _enter(ns_name)
+        return fn()
 
-    def body() -> None:
-        try:
-            _enter(ns_name)
-            outcome["value"] = fn()
-        except BaseException as exc:  # handed to the caller, re-raised there
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=body, name=f"netns-{ns_name}", daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
+    try:
+        return call_with_deadline(body, timeout, f"netns-{ns_name}")
+    except TimeoutError:
         raise BenchError(DEVICE, f"running {getattr(fn, '__name__', 'a call')} in namespace {ns_name}",
-                         f"no return within {timeout:g} s")
-    if "error" in outcome:
-        raise outcome["error"]  # type: ignore[misc]
-    return outcome["value"]  # type: ignore[return-value]
+                         f"no return within {timeout:g} s") from None
 
 
 def socket_in(ns_name: str | None, family: int = socket.AF_INET, type: int = socket.SOCK_STREAM,

@@ -155,6 +155,9 @@ def triage(bench_path, virtual, fault, seed, protocol, unit, json_path, html_pat
                           + (f" with faults {', '.join(fault)}" if fault else " (healthy unit)")
                           + f", seed {seed}" + (f", protocol {protocol}" if protocol else ""))
             bench_file = vbench.start()
+        from posbench.preflight import preflight  # every device checked at once, before any test
+        whole_lines = Console(highlight=False, soft_wrap=True)
+        preflight(bench_file, lambda text: say(whole_lines, text))
         extra = ["--reports-dir", str(REPORTS)] + (["--store", store_url] if store_url else []) \
             + (["--soak", str(soak)] if soak else [])
         result = run_hil(bench_file, json_path, html_path, junit_path, unit, console, extra)
@@ -223,12 +226,11 @@ def _preflight(bench_path: Path | None, store_url: str | None, outputs: dict[str
         for option, path in outputs.items():
             check_target(path, option)
         if store_url:
-            from sqlalchemy.engine import make_url
-            from sqlalchemy.exc import ArgumentError
+            from posbench.preflight import check_store_url
             try:
-                make_url(store_url)
-            except ArgumentError as exc:
-                raise UsageFailure(f"--store {store_url!r}: not a database URL ({exc}); e.g. "
+                check_store_url(store_url)
+            except ValueError as exc:
+                raise UsageFailure(f"--store {store_url!r}: {exc}; e.g. "
                                    "sqlite:///reports/posbench.sqlite or postgresql://user@host/db") from None
         else:
             check_target(REPORTS / "posbench.sqlite", "the default result store (--store)")

@@ -77,7 +77,7 @@ def permission_hint(path: str) -> str:
         group = grp.getgrgid(os.stat(path).st_gid).gr_name
     except (OSError, KeyError):
         group = "dialout"
-    if group == "root":
+    if group in ("root", "tty", "nogroup", "nobody"):  # none a technician should join (or unmapped)
         group = "dialout"
     return f"add yourself to the `{group}` group (`sudo usermod -aG {group} $USER`, then log in again), {UDEV}"
 

@@ -292,8 +292,8 @@ def host(config: BenchConfig) -> Check:
         return Check("host", address, OK, "listening")
     said = f"port {probe.state}: {probe.detail}"
     if config.network is not None:  # the path to the host is judged by the suite (test_host_port)
-        return Check("host", address, WARN, said, "the suite judges the path to the host (a firewall?); "
-                     "is the host simulator running there?")
+        return Check("host", address, WARN, said, "is [host] address right and the host simulator running "
+                     "there? The suite judges the path to it from the unit's LAN")
     return Check("host", address, FAIL, said, f"start the host simulator: `posbench host --listen {address} "
                  f"--log {config.host.log or 'host.jsonl'}`")
 

@@ -139,7 +139,7 @@ def triage(bench_path, virtual, fault, seed, protocol, unit, json_path, html_pat
                                        **({"--log": log_path} if log_path else {})})
 
     from posbench.runner import run_hil
-    vbench = None
+    vbench = bench_lock = None
     interrupted = STOPPED
     unlog = _debug_log(log_path) if log_path else None
     try:
@@ -157,7 +157,7 @@ def triage(bench_path, virtual, fault, seed, protocol, unit, json_path, html_pat
             bench_file = vbench.start()
         from posbench.preflight import preflight  # every device checked at once, before any test
         whole_lines = Console(highlight=False, soft_wrap=True)
-        preflight(bench_file, lambda text: say(whole_lines, text))
+        bench_lock = preflight(bench_file, lambda text: say(whole_lines, text))
         extra = ["--reports-dir", str(REPORTS)] + (["--store", store_url] if store_url else []) \
             + (["--soak", str(soak)] if soak else [])
         result = run_hil(bench_file, json_path, html_path, junit_path, unit, console, extra)
@@ -178,6 +178,8 @@ def triage(bench_path, virtual, fault, seed, protocol, unit, json_path, html_pat
                      "the unit was not judged")
         sys.exit(EXIT_BENCH)
     finally:
+        if bench_lock is not None:
+            bench_lock.release()
         if vbench is not None:
             vbench.stop()
         if unlog is not None:

@@ -116,17 +116,22 @@ def line(check: Check) -> str:
     return text + (f"\n        → {escape(check.hint)}" if check.hint and check.state != OK else "")
 
 
-def preflight(bench_file: Path, say: Callable[[str], None]) -> list[Check]:
-    """Check the bench described in ``bench_file`` under its lock; print a line per device.
+def preflight(bench_file: Path, say: Callable[[str], None]):
+    """Lock the bench described in ``bench_file`` for this run, check it, print a line per device;
+    returns the lock (held until released or the process ends: the HIL session shares it).
     ``ConfigError`` for a mistake in the file, ``PreflightFailed`` when a device failed."""
     from posbench.lock import BenchLock, bench_resources
     config = load_bench(bench_file)
     start = time.monotonic()
-    with BenchLock(bench_resources(config)):
+    lock = BenchLock(bench_resources(config)).acquire()
+    try:
         checks = check_bench(config)
-    say(f"preflight: {len(checks)} devices checked in {time.monotonic() - start:.1f} s")
-    for check in checks:
-        say(line(check))
-    if any(c.state == FAIL for c in checks):
-        raise PreflightFailed(checks)
-    return checks
+        say(f"preflight: {len(checks)} devices checked in {time.monotonic() - start:.1f} s")
+        for check in checks:
+            say(line(check))
+        if any(c.state == FAIL for c in checks):
+            raise PreflightFailed(checks)
+    except BaseException:
+        lock.release()
+        raise
+    return lock.hold_for_run()

@@ -140,7 +140,7 @@ def triage(bench_path, virtual, fault, seed, protocol, unit, json_path, html_pat
                                        **({"--log": log_path} if log_path else {})})
 
     from posbench.runner import run_hil
-    vbench = None
+    vbench = bench_lock = None
     interrupted = STOPPED
     unlog = _debug_log(log_path) if log_path else None
     try:
@@ -156,6 +156,9 @@ def triage(bench_path, virtual, fault, seed, protocol, unit, json_path, html_pat
                           + (f" with faults {', '.join(fault)}" if fault else " (healthy unit)")
                           + f", seed {seed}" + (f", protocol {protocol}" if protocol else ""))
             bench_file = vbench.start()
+        from posbench.preflight import preflight  # every device checked at once, before any test
+        whole_lines = Console(highlight=False, soft_wrap=True)
+        bench_lock = preflight(bench_file, lambda text: say(whole_lines, text))
         extra = ["--reports-dir", str(REPORTS)] + (["--store", store_url] if store_url else []) \
             + (["--soak", str(soak)] if soak else [])
         result = run_hil(bench_file, json_path, html_path, junit_path, unit, console, extra)
@@ -176,6 +179,8 @@ def triage(bench_path, virtual, fault, seed, protocol, unit, json_path, html_pat
                      "the unit was not judged")
         sys.exit(EXIT_BENCH)
     finally:
+        if bench_lock is not None:
+            bench_lock.release()
         if vbench is not None:
             vbench.stop()
         if unlog is not None:
@@ -224,12 +229,11 @@ def _preflight(bench_path: Path | None, store_url: str | None, outputs: dict[str
         for option, path in outputs.items():
             check_target(path, option)
         if store_url:
-            from sqlalchemy.engine import make_url
-            from sqlalchemy.exc import ArgumentError
+            from posbench.preflight import check_store_url
             try:
-                make_url(store_url)
-            except ArgumentError as exc:
-                raise UsageFailure(f"--store {store_url!r}: not a database URL ({exc}); e.g. "
+                check_store_url(store_url)
+            except ValueError as exc:
+                raise UsageFailure(f"--store {store_url!r}: {exc}; e.g. "
                                    "sqlite:///reports/posbench.sqlite or postgresql://user@host/db") from None
         else:
             check_target(REPORTS / "posbench.sqlite", "the default result store (--store)")
@@ -321,6 +325,26 @@ def discover(probe, ports, baudrates) -> None:
         if item.identity or not probe:
             snippet = "\n".join("  " + line for line in item.bench_snippet().splitlines())
             say(console, f"[dim]{escape(snippet)}[/]")
+
+
+@cli.command("udev-rules")
+@click.option("--bench", "bench_path", type=click.Path(path_type=Path),
+              help="rules for the devices of this bench description (default: the known set)")
+def udev_rules(bench_path) -> None:
+    """Print udev rules that let a non-root technician open the bench's devices (docs/bench-setup.md)."""
+    from posbench.udev_rules import known_rules, rules_for_bench
+    if not bench_path:
+        click.echo(known_rules(), nl=False)
+        return
+    from posbench.config import load_bench
+    try:
+        text, missing = rules_for_bench(load_bench(bench_path))
+    except ConfigError as exc:
+        raise UsageFailure(str(exc)) from None
+    click.echo(text, nl=False)
+    for port in missing:
+        click.echo(f"# {port}: no USB adapter found there now (plug it in, or use the known set: "
+                   "`posbench udev-rules`)")
 
 
 def _until_signal() -> None:

@@ -5,6 +5,7 @@ file, the key and what was expected. Behaviour lives in drivers, not here.
 """
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -135,8 +136,24 @@ class UsbSection(_Section):
         raise ValueError('expected "libusb1" or "usbip://<host>:<port>"')
 
 
+NFC_PATHS = re.compile(r"/\S+|usb(:[0-9a-fA-F]{4}(:[0-9a-fA-F]{4})?|:[0-9]{1,3}(:[0-9]{1,3})?)?"
+                       r"|(tty|com)(:[a-zA-Z0-9-]+)?(:[a-zA-Z0-9]+)?|udp(:[^:\s]+)?(:[0-9]{1,5})?")
+"""The paths nfcpy 1.0.4 accepts (its USB, TTY and UDP transports' patterns), or a device path."""
+
+
 class NfcSection(_Section):
     path: str = Field(min_length=1)
+    """An nfcpy path (usb:072f:2200, tty:USB0:pn532, udp:HOST:PORT) or a device path (/dev/pts/3)."""
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        if not NFC_PATHS.fullmatch(v):
+            hint = f' (nfcpy cannot name /dev/{v.split(":")[1]}: give "/dev/{v.split(":")[1]}")' \
+                if v.startswith("tty:") and "/" in v else ""
+            raise ValueError('expected an nfcpy path: "usb:072f:2200" (ACR122U), "usb:BUS:DEV", '
+                             '"tty:USB0:pn532", "udp:HOST:PORT", or a device path like "/dev/ttyUSB0"' + hint)
+        return v
 
 
 class PowerSection(_Section):

@@ -59,6 +59,11 @@ def _lock_file(key: str) -> Path:
     return lock_dir() / f"{readable}-{digest}.lock"
 
 
+_RUN_LOCK: "BenchLock | None" = None
+"""The lock a triage took for its whole run (``hold_for_run``): other locks in this process
+(the HIL session's) count its devices as theirs already."""
+
+
 class BenchLock:
     """``acquire()`` every device or none; ``release()`` (or process exit) frees them."""
 
@@ -66,6 +71,7 @@ class BenchLock:
         """``resources``: device key -> what it is ("terminal", "supply", ...)."""
         self.resources = {resource_key(k): what for k, what in resources.items() if k}
         self._fds: list[int] = []
+        self.held: set[str] = set()
 
     def acquire(self) -> "BenchLock":
         holder = json.dumps({"pid": os.getpid(), "command": " ".join(Path(sys.argv[0]).name.split()
@@ -73,6 +79,8 @@ class BenchLock:
                              "since": datetime.now(timezone.utc).isoformat(timespec="seconds")})
         try:
             for key, what in sorted(self.resources.items()):
+                if _RUN_LOCK is not None and _RUN_LOCK is not self and key in _RUN_LOCK.held:
+                    continue  # this run holds it already (the preflight's lock)
                 path = _lock_file(key)
                 fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
                 try:
@@ -84,6 +92,7 @@ class BenchLock:
                     os.close(fd)
                     raise BenchError("bench", f"locking {what} {key.split('@')[0]}", str(exc)) from None
                 self._fds.append(fd)
+                self.held.add(key)
                 os.ftruncate(fd, 0)
                 os.pwrite(fd, holder.encode(), 0)
         except BaseException:
@@ -91,7 +100,17 @@ class BenchLock:
             raise
         return self
 
+    def hold_for_run(self) -> "BenchLock":
+        """Keep these devices for the whole run of this process: later locks here share them."""
+        global _RUN_LOCK
+        _RUN_LOCK = self
+        return self
+
     def release(self) -> None:
+        global _RUN_LOCK
+        if _RUN_LOCK is self:
+            _RUN_LOCK = None
+        self.held = set()
         fds, self._fds = self._fds, []
         for fd in fds:
             try:

@@ -198,6 +198,10 @@ class NfcReader:
         self.close(0.5 if self.lost else None)
         self._open(self.timeout if timeout is None else timeout)
 
+    def describe(self) -> str:
+        """What nfcpy says the open reader is (chip, firmware, path)."""
+        return str(self._clf.device) if self._clf is not None else "closed"
+
     def probe(self) -> bool:
         """True if the reader still answers GetFirmwareVersion-level traffic; never raises."""
         clf = self._clf

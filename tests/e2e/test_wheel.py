@@ -42,7 +42,8 @@ def test_the_wheel_holds_one_package_with_its_suite_and_data(wheel: Path):
     assert top == {"posbench", next(t for t in top if t.endswith(".dist-info"))}, top
     for part in ("posbench/hil/conftest.py", "posbench/hil/test_power.py", "posbench/hil/test_read_paths.py",
                  "posbench/fixtures/cards/deck.toml", "posbench/fixtures/profiles/pt100.toml",
-                 "posbench/fixtures/profiles/zvt-generic.toml", "posbench/sim/zvt_terminal.py"):
+                 "posbench/fixtures/profiles/zvt-generic.toml", "posbench/sim/zvt_terminal.py",
+                 "posbench/udev/70-posbench.rules", "posbench/preflight.py"):
         assert part in names, f"{part} is not in the wheel"
     assert not any(name.startswith(("benchmarks/", "tests/", "bench/", "drivers/", "fixtures/")) for name in names)
     entry_points = next(zipfile.Path(wheel, n) for n in names if n.endswith(".dist-info/entry_points.txt")).read_text()
@@ -74,3 +75,6 @@ def test_an_installed_wheel_runs_a_triage(wheel: Path, tmp_path: Path):
     assert run.returncode == 0, run.stdout + run.stderr
     assert "running 19 HIL tests" in run.stdout, run.stdout
     assert (tmp_path / "v.html").exists()
+    rules = subprocess.run([str(venv / "bin" / "posbench"), "udev-rules"], capture_output=True, text=True,
+                           timeout=60, cwd=tmp_path)
+    assert rules.returncode == 0 and 'ATTR{idVendor}=="072f"' in rules.stdout, rules.stdout + rules.stderr

@@ -35,6 +35,7 @@ REASON = {
 }
 """Failure reasons the unit or a read test reports, in words."""
 
+_NODE = re.compile(r"^[\w./-]+\.py::\S+?: |^HIL suite \([^)]*\): ")
 _SILENT = re.compile(r"no ENQ|no ACK|no reply|did not answer|not answer|timed out|no answer", re.I)
 
 
@@ -134,6 +135,11 @@ def sentence(record: dict, read_paths: dict | None = None) -> tuple[str, str]:
         if _SILENT.search(unhandled):
             return "the unit stopped answering", unhandled.split(":")[0] if ":" in unhandled else ""
         return f"a command failed: {unhandled}", ""
+    if m := re.search(r"while the supply sagged to ([\d.]+) V(?: \(unit minimum ([\d.]+) V\))?", note):
+        return f"the unit failed as the supply sagged to {m.group(1)} V" + (
+            f" (minimum {m.group(2)} V)" if m.group(2) else ""), ""
+    if m := re.match(r"(.+?) while the supply held steady", note):
+        return f"{m.group(1)} on a steady supply", ""
     if m := re.match(r"sale of \S+: the reply arrived corrupted", note):
         return "a sale's reply arrived corrupted", ""
     text = re.sub(r"\s*\(STAN[^)]*\)|;\s*SPRT p0=.*$", "", note)
@@ -182,3 +188,12 @@ def code01_sentence(doc: dict) -> str:
             return "code 01 not checked: no sale could be run"
         return "no code 01 reproduced" + (f" in {sales} sale{'s' if sales != 1 else ''}" if sales else "")
     return f"code 01 origin: {origin or 'unknown'}"
+
+
+def bench_errors(doc: dict) -> list[str]:
+    """The bench errors without the test ids they came from, identical ones once with a count."""
+    counted: dict[str, int] = {}
+    for error in doc.get("bench_errors", []):
+        text = scrub(_NODE.sub("", str(error)))
+        counted[text] = counted.get(text, 0) + 1
+    return [text + (f" ×{n}" if n > 1 else "") for text, n in counted.items()]

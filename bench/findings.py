@@ -7,6 +7,7 @@ Everything it returns has passed ``posbench.masking.scrub``.
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -45,6 +46,7 @@ class Finding:
 
     text: str
     ratio: float
+    """The strongest likelihood ratio among its records."""
     records: list[dict] = field(default_factory=list)
     subjects: list[str] = field(default_factory=list)
     """What the grouped records were about (the commands that went unanswered, say)."""
@@ -52,6 +54,11 @@ class Finding:
     @property
     def count(self) -> int:
         return len(self.records)
+
+    @property
+    def weight(self) -> float:
+        """How far its records together moved the cause's odds (sum of log likelihood ratios)."""
+        return sum(math.log(max(float(r.get("ratio", 1.0)), 1e-12)) for r in self.records)
 
     @property
     def label(self) -> str:
@@ -152,7 +159,7 @@ def sentence(record: dict, read_paths: dict | None = None) -> tuple[str, str]:
 
 def group(evidence: list[dict], read_paths: dict | None = None) -> list[Finding]:
     """Every record as a finding; identical or near-identical sentences (they differ only in
-    numbers) are one finding with a count. Strongest first, then the most frequent."""
+    numbers) are one finding with a count. Strongest first: by the weight of all its records."""
     found: dict[str, Finding] = {}
     for record in sorted(evidence, key=lambda e: -float(e.get("ratio", 1.0))):
         text, subject = sentence(record, read_paths)
@@ -164,12 +171,12 @@ def group(evidence: list[dict], read_paths: dict | None = None) -> list[Finding]
         item.records.append(record)
         if subject and subject not in item.subjects:
             item.subjects.append(subject)
-    return sorted(found.values(), key=lambda f: (-f.ratio, -f.count))
+    return sorted(found.values(), key=lambda f: (-f.weight, -f.ratio))
 
 
 def key_findings(cause: dict, doc: dict, limit: int = KEY_FINDINGS) -> list[Finding]:
-    """The cause's strongest findings for it (likelihood ratio above 1), at most ``limit``."""
-    return [f for f in group(cause.get("evidence", []), doc.get("read_paths")) if f.ratio > 1][:limit]
+    """The cause's strongest findings for it (their records together for it), at most ``limit``."""
+    return [f for f in group(cause.get("evidence", []), doc.get("read_paths")) if f.weight > 0][:limit]
 
 
 def code01_sentence(doc: dict) -> str:

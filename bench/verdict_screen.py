@@ -81,16 +81,26 @@ def screen(doc: dict, reports: str, width: int = 80) -> list[str]:
                 add(f"  and {len(errors) - i} more")
                 break
     elif causes and doc["verdict"] in ("fault", "pass"):
+        # every cause's name and repair action first, as many as fit; then their findings
+        used, shown, more = rows(body), [], 0
         for i, cause in enumerate(causes):
-            later = 1 if i < len(causes) - 1 else 0
             head = [f"also: {_t(taxonomy.name(cause['id']))} ({_pct(cause)} confidence)"] if i else []
             block = [*head, f"  repair: {_t(cause.get('action', ''))}"]
-            if rows([*body, *block]) + later > budget:
-                add(f"and {len(causes) - i} more cause(s): see --verbose")
+            if used + rows(block) + (1 if i < len(causes) - 1 else 0) > budget:
+                more = len(causes) - i
                 break
-            body += block
-            for line in _cause_lines(cause, doc):
-                add(line, reserve=later)
+            shown.append((block, _cause_lines(cause, doc), []))
+            used += rows(block)
+        for _, candidates, chosen in shown:
+            for line in candidates:
+                if used + rows([line]) + (1 if more else 0) > budget:
+                    break
+                chosen.append(line)
+                used += rows([line])
+        for block, _, chosen in shown:
+            body += block + chosen
+        if more:
+            body.append(f"and {more} more cause(s): see --verbose")
     return body + tail
 
 

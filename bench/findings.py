@@ -191,7 +191,9 @@ def code01_sentence(doc: dict) -> str:
             return f"the unit showed code 01 itself in {counted}: the host never sent it"
         return f"code 01 came from the card issuer in {counted}: the host sent it, the unit showed it"
     if origin == "none":
-        if sales == 0:
+        ran = any("test_code01_origin" in t.get("nodeid", "") and t.get("outcome") in ("passed", "failed")
+                  for t in doc.get("tests", []))
+        if sales == 0 or (sales is None and doc.get("tests") is not None and not ran):
             return "code 01 not checked: no sale could be run"
         return "no code 01 reproduced" + (f" in {sales} sale{'s' if sales != 1 else ''}" if sales else "")
     return f"code 01 origin: {origin or 'unknown'}"

@@ -77,6 +77,8 @@ def test_code01_sentences():
     assert code01_sentence({"code01_origin": "none", "code01_sales": 8}) == "no code 01 reproduced in 8 sales"
     assert code01_sentence({"code01_origin": "none"}) == "no code 01 reproduced"
     assert code01_sentence({"code01_origin": "none", "code01_sales": 0}) == "code 01 not checked: no sale could be run"
+    errored = {"code01_origin": "none", "tests": [{"nodeid": "test_code01.py::test_code01_origin", "outcome": "error"}]}
+    assert code01_sentence(errored) == "code 01 not checked: no sale could be run"  # a bench error stopped it
     terminal = {"code01_origin": "terminal", "code01_sales": 8,
                 "code01": [{"origin": "terminal"}, {"origin": "terminal"}, {"origin": "issuer"}]}
     assert code01_sentence(terminal) == "the unit showed code 01 itself in 2 of 8 sales: the host never sent it"

@@ -74,6 +74,10 @@ def reason_words(code: str) -> str:
         return f"{TRACK_REASON.get(m.group(2), m.group(2).replace('_', ' '))} on track {m.group(1)}"
     if m := re.fullmatch(r"sw_(\w+)", code):
         return f"card refused (status {m.group(1)})"
+    if m := re.fullmatch(r"rc_([0-9A-F]{2})_(\w+?)(_rf)?", code):  # a ZVT sale's result code (test_read_paths)
+        from posbench.drivers.zvt.codes import RESULT_CODES
+        meaning = RESULT_CODES.get(int(m.group(1), 16), f"result code {m.group(1)}")
+        return meaning + (" (contactless)" if m.group(3) else "")
     if code.startswith("atr_"):
         return "bad answer from the chip"
     return REASON.get(code, code.replace("_", " "))

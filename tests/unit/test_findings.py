@@ -40,6 +40,7 @@ def test_reason_words():
     assert reason_words("t2_parity") == "parity error on track 2"
     assert reason_words("sw_6A82") == "card refused (status 6A82)"
     assert reason_words("something_new") == "something new"
+    assert reason_words("rc_64_chip") == "card not readable (LRC/parity error)"  # a ZVT sale's result code
 
 
 def test_near_identical_evidence_is_one_finding_with_a_count():

@@ -20,7 +20,6 @@ from pathlib import Path
 import click
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from posbench import diagnosis
 from posbench.console import make_console, say
@@ -118,8 +117,10 @@ def _faults(values: tuple[str, ...]) -> dict[str, float]:
 @click.option("--log", "log_path", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="debug log of the drivers (posbench.* loggers): a line per ZVT message sent and "
                    "received, its command, result code and status, never card data")
+@click.option("--verbose", "-v", is_flag=True, help="print every finding behind the verdict: evidence lines, "
+                                                    "test ids, statistics, unmeasured measurements")
 def triage(bench_path, virtual, fault, seed, protocol, unit, json_path, html_path, junit_path, store_url,
-           soak, log_path) -> None:
+           soak, log_path, verbose) -> None:
     """Run the HIL suite against a unit and name the most likely cause of its code 01."""
     console = make_console()
     if bench_path and virtual:
@@ -157,8 +158,7 @@ def triage(bench_path, virtual, fault, seed, protocol, unit, json_path, html_pat
                           + f", seed {seed}" + (f", protocol {protocol}" if protocol else ""))
             bench_file = vbench.start()
         from posbench.preflight import preflight  # every device checked at once, before any test
-        whole_lines = Console(highlight=False, soft_wrap=True)
-        bench_lock = preflight(bench_file, lambda text: say(whole_lines, text))
+        bench_lock = preflight(bench_file, lambda text: say(console, text))
         extra = ["--reports-dir", str(REPORTS)] + (["--store", store_url] if store_url else []) \
             + (["--soak", str(soak)] if soak else [])
         result = run_hil(bench_file, json_path, html_path, junit_path, unit, console, extra)
@@ -189,7 +189,7 @@ def triage(bench_path, virtual, fault, seed, protocol, unit, json_path, html_pat
         say(console, f"[bold magenta]BENCH ERROR[/]: the HIL run did not complete (pytest exit {result.code})")
         sys.exit(EXIT_BENCH)
     json_path, html_path, junit_path = _name_by_serial(doc, stamp, named_by_us, json_path, html_path, junit_path)
-    _print_verdict(console, doc, json_path, html_path, junit_path)
+    _print_verdict(console, doc, verbose, html_path, json_path, junit_path)
     if interrupted.get("by"):
         say(console, f"[bold magenta]INTERRUPTED[/] by {interrupted['by']}: the finished tests are "
                      "reported and stored; the unit was not judged")
@@ -271,29 +271,15 @@ def _rewrite(json_path: Path, doc: dict, errors: list[str]) -> None:
 
 
 
-def _print_verdict(console: Console, doc: dict, json_path: Path, html_path: Path, junit_path: Path) -> None:
-    for note in doc.get("seen_before_notes", []):
-        say(console, f"[bold]seen before:[/] {escape(note)}")
-    table = Table(title=f"unit {doc['unit']['serial'] or '?'}  ·  code 01 origin: {doc['code01_origin']}",
-                  show_lines=False)
-    table.add_column("cause")
-    table.add_column("confidence", justify="right")
-    table.add_column("strongest evidence")
-    table.add_column("action")
-    for cause in doc["causes"]:
-        ev = cause["evidence"][0]["note"] if cause["evidence"] else ""
-        table.add_row(cause["id"], f"{cause['confidence']:.0%}", ev, cause["action"])
-    if doc["causes"]:
-        say(console, table)
-    colour = {"pass": "green", "fault": "red", "bench_error": "magenta"}.get(doc["verdict"], "yellow")
-    say(console, f"[bold {colour}]{diagnosis.summary_line(doc)}[/]")
-    if doc.get("unmeasured"):
-        tests = {u["test"] for u in doc["unmeasured"]}
-        say(console, f"unmeasured: {len(doc['unmeasured'])} measurement(s) in {len(tests)} test(s) could not "
-                     "be taken here (each with the reason in the verdict JSON)")
-    for cause, why in doc.get("undecided", {}).items():
-        say(console, f"  not judged: {cause}: {escape(why)}")
-    say(console, f"reports: {html_path}  {json_path}  {junit_path}")
+def _print_verdict(console: Console, doc: dict, verbose: bool, *paths: Path) -> None:
+    """The verdict's first screen (``posbench.verdict_screen``); ``--verbose`` puts every detail before it."""
+    from posbench import verdict_screen
+    if verbose:
+        for line in verdict_screen.details(doc):
+            say(console, line)
+        say(console, "reports: " + "  ".join(str(p) for p in paths))
+    for line in verdict_screen.screen(doc, str(paths[0]), console.width):
+        say(console, line)
 
 
 @cli.command()
@@ -491,16 +477,17 @@ def history(serial, store_url) -> None:
 @store_option
 @click.option("--out", "out_dir", default="reports", show_default=True, type=click.Path(path_type=Path),
               help="directory for the regenerated HTML and JSON")
-def report(run, store_url, out_dir) -> None:
+@click.option("--verbose", "-v", is_flag=True, help="print every finding behind the verdict")
+def report(run, store_url, out_dir, verbose) -> None:
     """Regenerate the HTML page and verdict JSON of a stored run (an id or its prefix)."""
     from posbench.store import UnknownRun
     from posbench.store.report import regenerate
     with _open_store(store_url) as store:
         try:
-            html_path, json_path = regenerate(store, run, out_dir)
+            html_path, json_path, doc = regenerate(store, run, out_dir)
         except UnknownRun as exc:
             raise UsageFailure(str(exc)) from None
-    say(make_console(), f"wrote {html_path} and {json_path}")
+    _print_verdict(make_console(), doc, verbose, html_path, json_path)
 
 
 def _floats(text: str, what: str) -> list[float]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from posbench import taxonomy
+from posbench import findings, taxonomy
 from posbench.evidence import Evidence, RunRecord
 
 SCHEMA = "posbench.verdict/1"
@@ -34,7 +34,7 @@ class RankedCause:
     evidence: list[Evidence] = field(default_factory=list)
 
     def to_json(self) -> dict:
-        return {"id": self.id, "group": self.group, "confidence": round(self.confidence, 3),
+        return {"id": self.id, "name": taxonomy.name(self.id), "group": self.group, "confidence": round(self.confidence, 3),
                 "evidence": [e.to_json() for e in self.evidence], "action": self.action}
 
 
@@ -69,7 +69,7 @@ def contradictions(evidence: list[Evidence]) -> list[str]:
         pro = [e for e in cause.evidence if e.ratio >= CONTRADICTION_RATIO]
         con = [e for e in cause.evidence if e.ratio <= 1 / CONTRADICTION_RATIO]
         if pro and con:
-            reasons.append(f"{cause.id}: {pro[0].note} — but {con[0].note}")
+            reasons.append(f"{taxonomy.name(cause.id)}: {pro[0].note} — but {con[0].note}")
     return reasons
 
 
@@ -102,6 +102,7 @@ def verdict_json(run: RunRecord, started: datetime, duration_s: float) -> dict:
                  **({"serial_from": run.unit["serial_from"]} if run.unit.get("serial_from") else {})},
         "verdict": verdict,
         "code01_origin": code01_origin(run),
+        **({"code01_sales": run.code01_sales} if run.code01_sales is not None else {}),
         "causes": [c.to_json() for c in causes],
         "measurements": [m.to_json() for m in run.measurements],
         "tests": [{"nodeid": t.nodeid, "outcome": t.outcome, "duration_s": round(t.duration_s, 3)}
@@ -125,6 +126,7 @@ def verdict_json(run: RunRecord, started: datetime, duration_s: float) -> dict:
     if run.code01:
         doc["code01"] = [{"origin": o.origin, "stan": o.stan, "host_code": o.host_code,
                           "reason": o.reason} for o in run.code01]
+    doc["code01_meaning"] = findings.code01_sentence(doc)
     return doc
 
 
@@ -141,14 +143,14 @@ def undecided_causes(run: RunRecord) -> dict[str, str]:
 
 
 def summary_line(doc: dict) -> str:
-    """The one line a technician reads first."""
+    """The one line a technician reads first (the cause by its name)."""
     verdict = doc["verdict"]
     causes = doc["causes"]
     if verdict == "bench_error":
         return "BENCH ERROR: the bench failed, the unit was not judged: " + "; ".join(doc.get("bench_errors", []))
     if verdict == "fault":
         top = causes[0]
-        return f"FAULT: {top['id']} ({top['confidence']:.0%} confidence): {top['action']}"
+        return f"FAULT: {taxonomy.name(top['id'])} ({top['confidence']:.0%} confidence): {top['action']}"
     if verdict == "inconclusive" and doc.get("contradictions"):
         return "INCONCLUSIVE: the evidence contradicts itself: " + "; ".join(doc["contradictions"])
     if verdict == "inconclusive":
@@ -157,7 +159,8 @@ def summary_line(doc: dict) -> str:
                else "tests failed but no cause reached the reporting threshold")
         return f"INCONCLUSIVE: {why}" + (f" (first failure: {first})" if first else "")
     if causes:
-        return f"no fault found ({causes[0]['id']}: {taxonomy.get(causes[0]['id']).meaning})"
+        cause = taxonomy.CAUSES.get(causes[0]["id"])
+        return f"no fault found ({taxonomy.name(causes[0]['id'])}: {cause.meaning if cause else causes[0]['id']})"
     return "no fault found"
 
 

@@ -94,6 +94,8 @@ class RunRecord:
     read_paths: dict[str, dict] = field(default_factory=dict)
     """Per read path ("swipe", "tap", "chip"): the SPRT's verdict, reads, rate and interval."""
     unmeasured: list[Unmeasured] = field(default_factory=list)
+    code01_sales: int | None = None
+    """How many sales the code 01 check ran (None: it did not run)."""
 
 
 class UndeclaredMeasurement(Exception):
@@ -167,6 +169,10 @@ class Recorder:
         if origin not in ("issuer", "terminal"):
             raise ValueError(f"origin must be issuer or terminal, not {origin!r}")
         self.run.code01.append(Code01Observation(origin, stan, host_code, reason, self.test))
+
+    def code01_sales(self, count: int) -> None:
+        """How many sales the code 01 check ran: what "no code 01 reproduced" rests on."""
+        self.run.code01_sales = (self.run.code01_sales or 0) + count
 
     def unmeasured(self, measurement: str, why: str, causes: tuple[str, ...] | list[str] | None = None) -> None:
         """Note a measurement that cannot be taken here (the protocol cannot answer it, the unit

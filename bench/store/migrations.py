@@ -31,6 +31,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -146,10 +147,26 @@ def _v2_reason_writer_history_index(conn: Connection) -> None:
     Index("ix_runs_unit_started", schema.runs.c.unit_serial, schema.runs.c.started).create(conn)
 
 
+def _v3_plots(conn: Connection) -> None:
+    """Version 3: the plots of each test (PNG), so ``posbench report`` regenerates them too."""
+    md = MetaData()
+    Table("runs", md, Column("id", Integer, primary_key=True))
+    Table("tests", md, Column("id", Integer, primary_key=True))
+    Table("plots", md,
+          Column("id", Integer, primary_key=True),
+          Column("run_pk", Integer, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False, index=True),
+          Column("test_pk", Integer, ForeignKey("tests.id", ondelete="CASCADE"), index=True),
+          Column("test", Text, nullable=False),
+          Column("title", Text, nullable=False),
+          Column("png", LargeBinary, nullable=False))
+    md.tables["plots"].create(conn)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial tables", _v1_initial),
     Migration(2, "runs.reason, runs.writer_id; index on runs (unit_serial, started)",
               _v2_reason_writer_history_index),
+    Migration(3, "plots (PNG per test)", _v3_plots),
 ]
 LATEST = MIGRATIONS[-1].version
 

@@ -1,8 +1,9 @@
 """``posbench report RUN``: regenerate a stored run's verdict JSON and a standalone HTML page.
 
 The JSON is the verdict document exactly as ``finish_run`` stored it (for a run that never
-finished: one rebuilt from its stored tests, verdict ``bench_error``). The HTML page needs
-nothing but a browser: inline CSS, no scripts, every stored text passed through ``html.escape``.
+finished: one rebuilt from its stored tests, verdict ``bench_error``). The HTML page opens with
+the same verdict panel as the live report (``posbench.verdict_html``, with the stored plots) and
+needs nothing but a browser: inline CSS and images, no scripts, every stored text escaped.
 """
 from __future__ import annotations
 
@@ -10,19 +11,15 @@ import json
 from html import escape
 from pathlib import Path
 
-from posbench import diagnosis, taxonomy
 from posbench.store.history import when
 from posbench.store.store import Store, StoredRun
-
-_COLOURS = {"pass": "#1e7d32", "fault": "#b3261e", "inconclusive": "#a15c00", "bench_error": "#5b4a9e"}
+from posbench.verdict_html import COLOURS, panel
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2em;color:#222;max-width:75em}
 h1{font-size:1.4em} h2{font-size:1.15em;margin-top:1.6em}
 table{border-collapse:collapse;margin:.4em 0} th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}
 th{background:#f3f3f3} td.num{text-align:right;font-variant-numeric:tabular-nums}
-.panel{border:3px solid var(--c);padding:1em;border-radius:6px} .panel h2{color:var(--c);margin-top:0}
-.bar{background:#eee;width:10em} .bar div{background:var(--c);color:#fff;padding:0 .3em;white-space:nowrap}
 .fail{color:#b3261e;font-weight:bold} .banner{background:#fff3cd;border:1px solid #e0b000;padding:.6em;margin:1em 0}
 small{color:#555} ul{margin:0;padding-left:1.2em} code{font-size:.95em}
 """
@@ -33,10 +30,10 @@ def json_text(doc: dict) -> str:
     return json.dumps(doc, indent=2) + "\n"
 
 
-def regenerate(store: Store, run_id: str, out_dir: Path) -> tuple[Path, Path]:
+def regenerate(store: Store, run_id: str, out_dir: Path) -> tuple[Path, Path, dict]:
     """Write ``run-<id>.html`` and ``run-<id>.json`` for a stored run into ``out_dir``.
 
-    ``run_id`` may be an unambiguous prefix. Returns (html path, json path).
+    ``run_id`` may be an unambiguous prefix. Returns (html path, json path, verdict JSON).
     """
     run = store.run(run_id)
     doc = run.verdict_doc()
@@ -46,12 +43,12 @@ def regenerate(store: Store, run_id: str, out_dir: Path) -> tuple[Path, Path]:
     html_path = out_dir / f"run-{run.run_id}.html"
     json_path.write_text(json_text(doc), encoding="utf-8")
     html_path.write_text(render_html(run, doc), encoding="utf-8")
-    return html_path, json_path
+    return html_path, json_path, doc
 
 
 def render_html(run: StoredRun, doc: dict) -> str:
     """The standalone HTML page of a stored run."""
-    colour = _COLOURS.get(doc.get("verdict", ""), "#333")
+    colour = COLOURS.get(doc.get("verdict", ""), "#333")
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
              f"<title>posbench run {escape(run.run_id[:8])}: {escape(doc.get('verdict', '?'))}</title>"
              f"<style>{_CSS}</style></head><body style='--c:{colour}'>",
@@ -61,48 +58,11 @@ def render_html(run: StoredRun, doc: dict) -> str:
                      + (f": {escape(run.reason)}" if run.reason else "")
                      + (". The verdict below was rebuilt from the tests stored before it stopped."
                         if run.doc is None else ".") + "</div>")
-    parts.append(_panel(doc))
+    parts.append(panel(doc, run.plots))  # first after the title, as in the live report
     parts.append(_run_facts(run, doc))
-    parts.append(_code01(doc))
-    parts.append(_measurements(doc))
     parts.append(_tests(run, doc))
     parts.append("</body></html>\n")
     return "".join(parts)
-
-
-def _panel(doc: dict) -> str:
-    unit = doc.get("unit", {})
-    errors = "".join(f"<li>{escape(str(e))}</li>" for e in doc.get("bench_errors", []))
-    return (
-        "<div class='panel' id='posbench-verdict'>"
-        f"<h2>Verdict: {escape(diagnosis.summary_line(doc))}</h2>"
-        f"<p>Unit <b>{escape(unit.get('serial') or '?')}</b> (model {escape(unit.get('model') or '?')}, "
-        f"firmware {escape(unit.get('firmware') or '?')}) &middot; code 01 origin: "
-        f"<b>{escape(str(doc.get('code01_origin', '?')))}</b> &middot; started {escape(str(doc.get('started', '?')))}, "
-        f"{float(doc.get('duration_s', 0.0)):.1f} s</p>"
-        + (f"<p><b>Bench errors</b> (the unit was not judged):</p><ul>{errors}</ul>" if errors else "")
-        + _causes(doc) + "</div>")
-
-
-def _causes(doc: dict) -> str:
-    causes = doc.get("causes", [])
-    if not causes:
-        return "<p>No cause above the reporting threshold.</p>"
-    rows = []
-    for cause in causes:
-        pct = max(0, min(100, int(round(float(cause.get("confidence", 0.0)) * 100))))
-        action = cause.get("action") or (taxonomy.CAUSES[cause["id"]].action if cause["id"] in taxonomy.CAUSES else "")
-        evidence = "".join(
-            f"<li>{escape(str(e.get('note', '')))}<br><small>{escape(str(e.get('test', '')))}"
-            + (f" &middot; {escape(str(e['measurement']))} = {escape(str(e.get('value')))}"
-               f" (limit {escape(str(e.get('limit', '')))})" if e.get("measurement") else "")
-            + (f" &middot; likelihood ratio {escape(str(e['ratio']))}" if "ratio" in e else "")
-            + "</small></li>" for e in cause.get("evidence", []))
-        rows.append(f"<tr><td><b>{escape(str(cause['id']))}</b><br><small>{escape(str(cause.get('group', '')))}"
-                    f"</small></td><td><div class='bar'><div style='width:{pct}%'>{pct}%</div></div></td>"
-                    f"<td><ul>{evidence}</ul></td><td>{escape(action)}</td></tr>")
-    return ("<table class='causes'><tr><th>cause</th><th>confidence</th><th>evidence</th>"
-            "<th>repair action</th></tr>" + "".join(rows) + "</table>")
 
 
 def _run_facts(run: StoredRun, doc: dict) -> str:
@@ -117,32 +77,6 @@ def _run_facts(run: StoredRun, doc: dict) -> str:
              ("written by", f"posbench {run.version} on {run.host}, pid {run.pid}")]
     rows = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in facts if v)
     return f"<h2>Run</h2><table>{rows}</table>"
-
-
-def _code01(doc: dict) -> str:
-    seen = doc.get("code01") or []
-    if not seen:
-        return ""
-    rows = "".join(f"<tr><td>{escape(str(o.get('origin')))}</td><td>{escape(str(o.get('stan')))}</td>"
-                   f"<td>{escape(str(o.get('host_code')))}</td><td>{escape(str(o.get('reason', '')))}</td></tr>"
-                   for o in seen)
-    return ("<h2>Code 01 seen</h2><table><tr><th>origin</th><th>STAN</th><th>host field 39</th>"
-            f"<th>reason</th></tr>{rows}</table>")
-
-
-def _measurements(doc: dict) -> str:
-    items = doc.get("measurements", [])
-    failed = sum(not m.get("passed") for m in items)
-    rows = "".join(
-        f"<tr><td>{escape(str(m.get('name')))}</td><td class='num'>{escape(str(m.get('value')))}</td>"
-        f"<td>{escape(str(m.get('unit', '')))}</td><td>{escape(str(m.get('limit', '')))}</td>"
-        f"<td>{'pass' if m.get('passed') else '<span class=fail>FAIL</span>'}</td>"
-        f"<td><small>{escape(str(m.get('test', '')))}</small></td></tr>" for m in items)
-    head = f"<h2>Measurements ({len(items)}, {failed} outside their limits)</h2>"
-    if not items:
-        return head + "<p>Nothing was measured.</p>"
-    return (head + "<table><tr><th>measurement</th><th>value</th><th>unit</th><th>limit</th><th></th>"
-            f"<th>test</th></tr>{rows}</table>")
 
 
 def _tests(run: StoredRun, doc: dict) -> str:

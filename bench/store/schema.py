@@ -1,7 +1,7 @@
 """The result store's tables (SQLAlchemy Core), as of the latest schema version.
 
-One row per run, per finished test, per measurement, per piece of evidence, per code 01 seen
-and per reported cause. Child rows point at ``runs.id`` (an integer) and, where they came from
+One row per run, per finished test, per measurement, per piece of evidence, per code 01 seen,
+per reported cause and per plot (PNG, for ``posbench report``). Child rows point at ``runs.id`` (an integer) and, where they came from
 a test, at ``tests.id``. Times are UTC. A measured value is kept twice: ``value_text`` is its
 exact text (``repr`` for numbers, so it comes back bit for bit) and ``value_num`` a number for
 queries; ``value_kind`` says which Python type to rebuild (null, bool, int, float, text).
@@ -22,6 +22,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -128,4 +129,14 @@ run_causes = Table(
     Column("cause_id", String(40), nullable=False),
     Column("cause_group", String(16), nullable=False),
     Column("confidence", Float, nullable=False),
+)
+
+plots = Table(  # schema v3
+    "plots", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("run_pk", Integer, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("test_pk", Integer, ForeignKey("tests.id", ondelete="CASCADE"), index=True),
+    Column("test", Text, nullable=False, default=""),
+    Column("title", Text, nullable=False, default=""),
+    Column("png", LargeBinary, nullable=False),
 )

@@ -154,6 +154,8 @@ class StoredRun(RunSummary):
     measurements: list[Measurement] = field(default_factory=list)
     evidence: list[Evidence] = field(default_factory=list)
     code01: list[Code01Observation] = field(default_factory=list)
+    plots: list[tuple[str, str, bytes]] = field(default_factory=list)
+    """(test, title, PNG) in the order recorded."""
 
     def record(self) -> RunRecord:
         """The run's rows as the ``RunRecord`` the plugin had built (for a run that never finished)."""
@@ -298,8 +300,10 @@ class Store:
                          .values(**_bench_columns(_scrub_obj(dict(bench)))))
 
     def record_test(self, run_id: str, outcome: TestOutcome, measurements: Sequence[Measurement] = (),
-                    evidence: Sequence[Evidence] = (), code01: Sequence[Code01Observation] = ()) -> None:
-        """Commit one finished test with what it recorded, in a single transaction.
+                    evidence: Sequence[Evidence] = (), code01: Sequence[Code01Observation] = (),
+                    plots: Sequence[tuple[str, str, bytes]] = ()) -> None:
+        """Commit one finished test with what it recorded (``plots``: (test, title, PNG)), in a
+        single transaction.
 
         Recording the same nodeid again replaces that test's row and everything recorded with it.
         """
@@ -317,7 +321,7 @@ class Store:
                                        ).inserted_primary_key[0]
             else:
                 conn.execute(update(t.tests).where(t.tests.c.id == test_pk).values(**test_row))
-                for table in (t.measurements, t.evidence, t.code01):
+                for table in (t.measurements, t.evidence, t.code01, t.plots):
                     conn.execute(delete(table).where(table.c.test_pk == test_pk))
             link = {"run_pk": run_pk, "test_pk": test_pk}
             if measurements:
@@ -337,6 +341,9 @@ class Store:
                                 host_code=None if o.host_code is None else scrub(o.host_code),
                                 reason=scrub(o.reason), test=scrub(o.test))
                     for o in code01])
+            if plots:
+                conn.execute(t.plots.insert(), [link | dict(test=scrub(test), title=scrub(title), png=bytes(png))
+                                                for test, title, png in plots])
             conn.execute(update(t.runs).where(t.runs.c.id == run_pk).values(heartbeat=now))
 
     def finish_run(self, run_id: str, verdict_doc: dict, exit_status: int,
@@ -463,10 +470,13 @@ class Store:
             code01 = [Code01Observation(r.origin, r.stan, r.host_code, r.reason, r.test)
                       for r in conn.execute(select(t.code01).where(t.code01.c.run_pk == pk)
                                             .order_by(t.code01.c.id))]
+            plots = [(r.test, r.title, bytes(r.png)) for r in conn.execute(
+                select(t.plots.c.test, t.plots.c.title, t.plots.c.png).where(t.plots.c.run_pk == pk)
+                .order_by(t.plots.c.id))]
         return StoredRun(**vars(summary), bench=json.loads(row.bench_json or "{}"),
                          doc=json.loads(row.verdict_json) if row.verdict_json else None,
                          version=row.posbench_version, host=row.host, pid=row.pid, tests=tests,
-                         measurements=measurements, evidence=evidence, code01=code01)
+                         measurements=measurements, evidence=evidence, code01=code01, plots=plots)
 
     def changed_measurements(self, run_a: str, run_b: str, rel_tol: float = 0.0) -> list[MeasurementChange]:
         """Measurements whose value or pass/fail differs from run ``run_a`` (before) to ``run_b``.

@@ -48,6 +48,14 @@ def causes_said(doc: dict | None) -> str:
         for c in doc["causes"]) or "no causes"
 
 
+def verdict_screen(out: str) -> list[str]:
+    """What ``posbench triage`` prints after its last progress line (the verdict's first screen)."""
+    lines = out.splitlines()
+    last = max((i for i, line in enumerate(lines) if line.lstrip().startswith("[") and "/" in line.split()[0]),
+               default=-1)
+    return [line for line in lines[last + 1:] if line.strip()]
+
+
 def card_secrets() -> list[str]:
     """Every full PAN and every track's text in the test deck (what must never leave a device)."""
     from posbench.cards import load_deck

@@ -31,13 +31,16 @@ def test_verdict_panel_renders_with_the_right_verdict(run_triage, chromium, tmp_
     page = result.files["html"].resolve().as_uri()
     dom = chromium("--dump-dom", page)
     assert dom.returncode == 0, dom.stderr[-2000:]
-    panel = re.search(r'<div id="posbench-verdict".*?</div>\s*</div>', dom.stdout, re.S)
+    panel = re.search(r'<section id="posbench-verdict".*?</section>', dom.stdout, re.S)
     assert panel, "the verdict panel is missing from the rendered page"
-    text = re.sub(r"<[^>]+>", " ", panel.group(0))
-    assert "Verdict: FAULT: maintenance" in text
+    assert dom.stdout.index('id="posbench-verdict"') < dom.stdout.index('id="environment"'), \
+        "the page must open with the verdict panel"
+    text = re.sub(r"<[^>]+>", " ", re.sub(r"<style>.*?</style>", "", panel.group(0), flags=re.S))
+    assert "Verdict: FAULT: Overdue maintenance" in text
     assert re.search(r"\b\d{1,3}%", text), "no confidence bar"
     assert "perform scheduled maintenance" in text  # the repair action
     assert result.doc["unit"]["serial"] in text
+    assert "no code 01 reproduced in" in text
     shot = tmp_path / "report.png"
     done = chromium(f"--screenshot={shot}", "--window-size=1280,1600", page)
     assert done.returncode == 0 and shot.stat().st_size > 10_000  # a page, not a blank

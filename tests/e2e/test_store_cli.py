@@ -1,6 +1,7 @@
 """The result store through the real command: a row per test as it finishes, history, report."""
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -67,7 +68,7 @@ def test_history_and_report_of_stored_runs(tmp_path):
     first = posbench("triage", "--seed", "22", "--fault", "msr_head", cwd=tmp_path)
     assert first.returncode == 1, first.stdout + first.stderr
     second = posbench("triage", "--seed", "22", "--fault", "msr_head", cwd=tmp_path)
-    assert "seen before" in second.stdout and "msr_head" in second.stdout
+    assert "seen on this unit before" in second.stdout and "Magstripe read head" in second.stdout
     (run_id, _, serial), (run2, _, _) = _runs(tmp_path / "reports" / "posbench.sqlite")
     hist = posbench("history", serial, cwd=tmp_path)
     assert hist.returncode == 0, hist.stderr
@@ -78,7 +79,13 @@ def test_history_and_report_of_stored_runs(tmp_path):
     doc = json.loads(next((tmp_path / "regen").glob("*.json")).read_text())
     assert doc["verdict"] == "fault" and doc["causes"][0]["id"] == "msr_head"
     page = next((tmp_path / "regen").glob("*.html")).read_text()
-    assert "msr_head" in page
+    assert "Magstripe read head" in page and rep.stdout.startswith("FAULT: Magstripe read head"), rep.stdout
+    live = (tmp_path / "reports").glob(f"{serial}-*.html")
+    first_live = min(live, key=lambda p: p.stat().st_mtime).read_text()
+    panel = lambda text: re.search(r'<section id="posbench-verdict".*?</section>', text, re.S).group(0)
+    same = lambda text: re.sub(r"Found on this unit before:.*?</p>|run [0-9a-f-]{36}", "", panel(text), flags=re.S)
+    assert same(page) == same(first_live), "posbench report renders another panel than the live report"
+    assert page.count("data:image/png;base64,") == first_live.count("data:image/png;base64,") >= 2  # the plots
     with open(tmp_path / "reports" / "posbench.sqlite", "rb") as f:  # nor in the store's bytes
         assert_no_card_data(f.read().decode("latin-1"), page)
     unknown = posbench("report", "ffffffff", cwd=tmp_path)

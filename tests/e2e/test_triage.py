@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -14,7 +15,7 @@ import pytest
 
 from posbench.sim.launcher import sim_workdir
 
-from .conftest import assert_no_card_data, causes_said, triage
+from .conftest import assert_no_card_data, causes_said, triage, verdict_screen
 
 SCHEMA_KEYS = {"schema", "unit", "verdict", "code01_origin", "causes", "measurements", "tests",
                "started", "duration_s"}
@@ -37,7 +38,13 @@ def test_healthy_unit_passes_with_reports(run_triage):
     assert all("card_reads_in_sales" in t for t in skipped), skipped  # the agent protocol reads no card in a sale
     assert all(m["passed"] for m in doc["measurements"])
     page = r.files["html"].read_text()
-    assert "id='posbench-verdict'" in page and "Verdict: no fault found" in page
+    assert 'id="posbench-verdict"' in page and "Verdict: no fault found" in page
+    assert page.index('id="posbench-verdict"') < page.index('<div id="environment-header">'), \
+        "the page must open with the verdict, pytest-html's environment table below it"
+    assert page.count("data:image/png;base64,") >= 2  # the supply and boot plots
+    screen = verdict_screen(r.out)
+    assert screen[0].startswith("no fault found") and len(screen) <= 10, r.out
+    assert f"no code 01 reproduced in {doc['code01_sales']} sales" in screen and doc["code01_sales"] >= 1
     assert "<testsuite" in r.files["xml"].read_text()
     assert_no_card_data(*(path.read_text() for path in r.files.values()))  # never in an artifact
     assert {"swipe", "tap", "chip"} <= r.doc["read_paths"].keys()
@@ -163,6 +170,27 @@ def _stop(proc: subprocess.Popen) -> tuple[str, str]:
 
 
 @pytest.mark.timeout(120)
+def test_a_fault_verdict_reads_as_a_technician_needs_it(run_triage):
+    """The first screen: the cause by its name, the repair action, at most three findings in
+    words, the code 01 sentence; statistics and test ids only with --verbose."""
+    r = run_triage("--fault", "msr_head=0.3", "--seed", "42")
+    assert r.code == 1, r.out + r.err
+    screen = verdict_screen(r.out)
+    text = "\n".join(screen)
+    assert len(screen) <= 10, text
+    assert screen[0].startswith("FAULT: Magstripe read head (") and "msr_head" not in text
+    assert "repair: clean or replace the MSR read head" in text
+    assert re.search(r"- \d+ of \d+ swipes failed: ", text), text
+    assert sum(line.startswith("  - ") for line in screen) <= 3
+    assert f"no code 01 reproduced in {r.doc['code01_sales']} sales" in text
+    assert "SPRT" not in text and "test_swipe" not in text
+    verbose = run_triage("--fault", "msr_head=0.3", "--seed", "42", "--verbose", name="verbose")
+    assert "SPRT p0=" in verbose.out and "test_read_paths.py::test_swipe" in verbose.out
+    assert verbose.out.index("SPRT p0=") < verbose.out.index("FAULT: Magstripe read head"), \
+        "the details come first, the verdict's screen stays last"
+
+
+@pytest.mark.timeout(120)
 def test_sim_bench_file_gives_the_same_verdict(run_triage, tmp_path):
     virtual = run_triage("--fault", "data_loss=0.6", "--seed", "21", name="virtual")
     proc, bench = _start_sim(tmp_path, "--fault", "data_loss=0.6", "--seed", "21")
@@ -202,6 +230,10 @@ def test_emulator_crash_mid_run_is_a_bench_error(run_triage, tmp_path):
     assert r.code == 2, r.out + r.err
     assert r.doc is None or r.doc["verdict"] == "bench_error"
     assert "BENCH ERROR" in r.out
+    if r.doc is not None:  # the first screen says what failed on the bench, without test ids
+        screen = verdict_screen(r.out)
+        assert screen[0].startswith("BENCH ERROR: the bench failed, the unit was not judged"), r.out
+        assert len(screen) <= 10 and not any(".py::" in line for line in screen), r.out
 
 
 @pytest.mark.timeout(60)

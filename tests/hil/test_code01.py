@@ -68,6 +68,7 @@ def test_code01_origin(terminal, unit, profile, host_log, record, actuator):
                 if host_code is None and found[0] not in NETWORK_CAUSES:
                     offline += 1  # refused before it went online: not a question of reaching the host
     n = tried
+    record.code01_sales(n)
     if issuer_stans:
         record.evidence("issuer_referral", "decisive",
                         f"host log shows field 39 = 01 for {len(issuer_stans)} of {n} sales "

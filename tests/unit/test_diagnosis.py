@@ -123,7 +123,7 @@ def test_rank_unknown_cause_raises():
 def test_ranked_cause_json():
     (cause,) = rank([ev("msr_head", "strong", note="7/15 swipes failed LRC")])
     doc = cause.to_json()
-    assert doc["id"] == "msr_head" and doc["group"] == "hardware"
+    assert doc["id"] == "msr_head" and doc["name"] == "Magstripe read head" and doc["group"] == "hardware"
     assert doc["confidence"] == round(60 / 79, 3)
     assert doc["action"] == taxonomy.get("msr_head").action
     assert doc["evidence"][0]["note"] == "7/15 swipes failed LRC"
@@ -311,13 +311,14 @@ def test_verdict_json_bench_error():
 
 def test_summary_line_fault():
     doc = verdict_json(run_with(ev("msr_head", "strong"), ev("msr_head", "strong")), STARTED, 1.0)
-    assert summary_line(doc) == ("FAULT: msr_head (100% confidence): "
+    assert summary_line(doc) == ("FAULT: Magstripe read head (100% confidence): "
                                  + taxonomy.get("msr_head").action)
 
 
 def test_summary_line_fault_names_top_cause():
     doc = verdict_json(run_with(ev("application", "strong"), ev("resources", "decisive")), STARTED, 1.0)
-    assert summary_line(doc).startswith("FAULT: resources (93% confidence): ")
+    assert summary_line(doc).startswith("FAULT: Memory or CPU exhausted (93% confidence): ")
+    assert "resources" not in summary_line(doc)  # the name, not the id
 
 
 def test_summary_line_inconclusive():
@@ -330,7 +331,7 @@ def test_summary_line_issuer_referral():
     Recorder(run, "t").code01("issuer", "000007", "01")
     doc = verdict_json(run, STARTED, 1.0)
     assert doc["verdict"] == "pass" and doc["code01_origin"] == "issuer"
-    assert summary_line(doc) == f"no fault found (issuer_referral: {taxonomy.get('issuer_referral').meaning})"
+    assert summary_line(doc) == f"no fault found (Issuer referral: {taxonomy.get('issuer_referral').meaning})"
 
 
 def test_now_is_utc():
@@ -483,7 +484,7 @@ def test_self_contradicting_evidence_is_inconclusive_with_the_reason():
     verdict, causes = decide(run)
     assert (verdict, causes) == ("inconclusive", [])
     doc = verdict_json(run, datetime.now(timezone.utc), 1.0)
-    assert doc["contradictions"] and "power_supply" in doc["contradictions"][0]
+    assert doc["contradictions"] and "Power supply" in doc["contradictions"][0]
     assert "contradicts itself" in summary_line(doc) and "steady" in summary_line(doc)
 
 

@@ -1,6 +1,7 @@
 """The result store on SQLite: bench/store (store, migrations, history, report)."""
 from __future__ import annotations
 
+import base64
 import io
 import json
 import math
@@ -39,6 +40,7 @@ pytestmark = pytest.mark.timeout(60)
 ROOT = Path(__file__).resolve().parents[2]
 NODES = [f"tests/hil/test_store_demo.py::test_{name}" for name in ("identity", "swipe", "echo", "firmware")]
 PAN = "4111111111111111"
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))  # binary, with NUL and every byte value
 
 
 def play(store: Store, serial: str = "SN100", faulty: bool = False, tests: int = 4,
@@ -53,7 +55,7 @@ def play(store: Store, serial: str = "SN100", faulty: bool = False, tests: int =
     store.set_bench(run_id, bench)
     for i, node in enumerate(NODES[:tests]):
         rec = Recorder(run, node)
-        m0, e0, c0 = len(run.measurements), len(run.evidence), len(run.code01)
+        m0, e0, c0, p0 = len(run.measurements), len(run.evidence), len(run.code01), len(run.plots)
         if i == 0:
             rec.unit(serial=serial, model="PT100", firmware="2.1.0")
             store.set_unit(run_id, serial, "PT100", "2.1.0")
@@ -65,13 +67,15 @@ def play(store: Store, serial: str = "SN100", faulty: bool = False, tests: int =
         elif i == 2:
             rec.measure("echo_latency", latency_ms, "ms", Limit(max=500), cause="network_unstable")
             rec.code01("issuer", "000123", "01", "host answered 01")
+            rec.plot("echo latency over time", PNG)
         else:
             rec.measure("firmware_version", "2.1.0", "", Limit(equals="2.1.0"), cause="firmware_driver")
         failed = bool(rec.failed())
         outcome = Outcome(node, "failed" if failed else "passed", 0.1 * (i + 1),
                           message if (message and i == 1) else ("limits failed" if failed else ""))
         run.tests.append(outcome)
-        store.record_test(run_id, outcome, run.measurements[m0:], run.evidence[e0:], run.code01[c0:])
+        store.record_test(run_id, outcome, run.measurements[m0:], run.evidence[e0:], run.code01[c0:],
+                          run.plots[p0:])
         if on_recorded:
             on_recorded(run_id, i + 1)
     doc = diagnosis.verdict_json(run, started, 1.25)
@@ -278,7 +282,7 @@ def two_writers_at_once(url: str | None, reports: Path) -> None:
             assert (stored.status, stored.unit["serial"], len(stored.tests)) == ("complete", serial, 4)
             assert stored.doc["verdict"] == "pass"
         with store.engine.connect() as conn:
-            assert conn.execute(text("SELECT version FROM schema_version ORDER BY version")).scalars().all() == [1, 2]
+            assert conn.execute(text("SELECT version FROM schema_version ORDER BY version")).scalars().all() == [1, 2, 3]
             assert conn.execute(text("SELECT count(*) FROM runs")).scalar() == 2
             # the two runs overlapped in time: each started before the other finished
             spans = conn.execute(text("SELECT started, finished FROM runs")).all()
@@ -342,15 +346,18 @@ def write_v1_database(url: str | None, reports: Path) -> None:
 
 def check_migrated(store: Store) -> None:
     with store.engine.connect() as conn:
-        assert migrations.current_version(conn) == migrations.LATEST == 2
-        assert conn.execute(text("SELECT version FROM schema_version ORDER BY version")).scalars().all() == [1, 2]
+        assert migrations.current_version(conn) == migrations.LATEST == 3
+        assert conn.execute(text("SELECT version FROM schema_version ORDER BY version")).scalars().all() == [1, 2, 3]
+        assert inspect(conn).has_table("plots")
         assert "ix_runs_unit_started" in {i["name"] for i in inspect(conn).get_indexes("runs")}
     kept = store.run("0badc0de")
     assert (kept.bench_name, kept.unit["serial"], kept.status, kept.reason) == ("v1 bench", "SN-OLD", "complete", None)
     assert [(x.nodeid, x.outcome) for x in kept.tests] == [("n::a", "passed")]
     assert kept.measurements[0].value == 12.0 and kept.started == datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+    assert kept.plots == []  # a run from before plots were stored
     new_id, _ = play(store, serial="SN-OLD")  # the new columns are in use
     assert [r.run_id for r in store.runs_for_unit("SN-OLD")] == [new_id, kept.run_id]
+    assert store.run(new_id).plots == [(NODES[2], "echo latency over time", PNG)]
 
 
 def test_migration_from_version_1_keeps_rows(tmp_path: Path):
@@ -368,13 +375,13 @@ def test_sweep_of_v1_runs_checks_the_pid_by_host_name(store: Store):
 def test_a_failing_migration_step_rolls_back_entirely(store: Store, monkeypatch: pytest.MonkeyPatch):
     def broken(conn):
         conn.execute(text("CREATE TABLE half_done (x INTEGER)"))
-        raise RuntimeError("step 3 failed halfway")
-    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, migrations.Migration(3, "broken", broken)])
-    monkeypatch.setattr(migrations, "LATEST", 3)
+        raise RuntimeError("step 4 failed halfway")
+    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, migrations.Migration(4, "broken", broken)])
+    monkeypatch.setattr(migrations, "LATEST", 4)
     with pytest.raises(RuntimeError, match="halfway"):
-        migrations.migrate(store.engine, 3)
+        migrations.migrate(store.engine, 4)
     with store.engine.connect() as conn:
-        assert migrations.current_version(conn) == 2
+        assert migrations.current_version(conn) == 3
         assert not inspect(conn).has_table("half_done")  # DDL rolled back with the version row
 
 
@@ -568,15 +575,16 @@ class _Tags(HTMLParser):
 
 def test_report_regenerates_the_stored_verdict_and_a_standalone_page(store: Store, tmp_path: Path):
     run_id, doc = play(store, serial="SN-<b>R&D</b>", faulty=True, message="<script>alert(1)</script>")
-    html_path, json_path = regenerate(store, run_id[:10], tmp_path / "out")
+    html_path, json_path, _ = regenerate(store, run_id[:10], tmp_path / "out")
     assert json.loads(json_path.read_text()) == doc == store.run(run_id).doc
     assert json_path.read_text() == json.dumps(doc, indent=2) + "\n"
     page = html_path.read_text()
     assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "SN-&lt;b&gt;R&amp;D&lt;/b&gt;" in page
     assert "clean or replace the MSR read head" in page and "swipe_success_rate" in page
-    assert all(node in page for node in NODES) and "FAULT: msr_head" in page
-    assert "<link" not in page and "src=" not in page and "<style>" in page  # self-contained
+    assert all(node in page for node in NODES) and "FAULT: Magstripe read head" in page
+    assert "<link" not in page and "<style>" in page  # self-contained: the only sources are inline images
+    assert re.findall(r"src=\"([^\"]*)\"", page) == ["data:image/png;base64," + base64.b64encode(PNG).decode()]
     parser = _Tags()
     parser.feed(page)
     assert parser.errors == [] and parser.stack == [] and "table" in parser.tags
@@ -588,7 +596,7 @@ def test_report_of_a_run_that_never_finished(store: Store, tmp_path: Path):
     store.record_test(other, Outcome(NODES[0], "passed", 0.3),
                       [Measurement("supply_voltage", 12.0, "V", ">= 11", True, NODES[0])])
     store.mark_incomplete(other, "bench host lost power")
-    html_path, json_path = regenerate(store, other, tmp_path)
+    html_path, json_path, _ = regenerate(store, other, tmp_path)
     doc = json.loads(json_path.read_text())
     assert doc["verdict"] == "bench_error" and "bench host lost power" in doc["bench_errors"][0]
     assert doc["measurements"][0]["value"] == 12.0

@@ -64,7 +64,8 @@ def test_round_trip_on_postgresql(pg_url: str, tmp_path: Path):
         assert [r.run_id for r in store.runs_for_unit("SN-PG")] == [run_id, first]
         assert [c.name for c in store.changed_measurements(first, run_id)] == ["swipe_success_rate", "swipe_lrc_errors"]
         assert [r for r, _ in store.previous_causes("SN-PG", exclude_run=run_id)["msr_head"]] == [first]
-        _, json_path = regenerate(store, run_id, tmp_path)
+        _, json_path, _ = regenerate(store, run_id, tmp_path)
+        assert store.run(run_id).plots and store.run(run_id).plots[0][2].startswith(b"\x89PNG")
         assert json.loads(json_path.read_text()) == doc
 
 

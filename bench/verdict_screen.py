@@ -1,0 +1,143 @@
+"""The verdict on the terminal: a first screen a repair technician reads (the cause by its name,
+the repair action, at most three key findings), and with ``--verbose`` every line behind it.
+
+Lines are rich markup; every text taken from the verdict passes ``escape`` and ``scrub``.
+"""
+from __future__ import annotations
+
+from rich.cells import cell_len
+from rich.markup import escape
+from rich.text import Text
+
+from posbench import diagnosis, findings, taxonomy
+from posbench.masking import scrub
+
+SCREEN_LINES = 10
+"""The first screen of a verdict, the reports line included, fits in this many lines."""
+
+_COLOUR = {"pass": "green", "fault": "red", "bench_error": "magenta"}
+
+
+def _t(text: object) -> str:
+    return escape(scrub(str(text)))
+
+
+def _pct(cause: dict) -> str:
+    return f"{float(cause.get('confidence', 0.0)):.0%}"
+
+
+def _cause_lines(cause: dict, doc: dict) -> list[str]:
+    """The key findings of a cause and, if so, the earlier runs that found it too."""
+    lines = [f"  - {_t(f.label)}" for f in findings.key_findings(cause, doc)]
+    if earlier := cause.get("seen_before"):
+        runs = ", ".join(f"{e['run'][:8]} ({e['started'][:16].replace('T', ' ')})" for e in earlier[:2])
+        lines.append(f"  seen on this unit before: run {_t(runs)}" + (" and more" if len(earlier) > 2 else ""))
+    return lines
+
+
+def _headline(doc: dict) -> str:
+    verdict, causes = doc["verdict"], doc.get("causes", [])
+    colour = _COLOUR.get(verdict, "yellow")
+    if verdict == "fault":
+        top = causes[0]
+        return f"[bold {colour}]FAULT: {_t(taxonomy.name(top['id']))}[/] ({_pct(top)} confidence)"
+    if verdict == "bench_error":
+        return f"[bold {colour}]BENCH ERROR: the bench failed, the unit was not judged[/]"
+    if verdict == "pass" and causes:
+        top = causes[0]
+        return f"[bold {colour}]no fault found[/]: {_t(taxonomy.name(top['id']))} ({_pct(top)} confidence)"
+    return f"[bold {colour}]{_t(diagnosis.summary_line(doc))}[/]"
+
+
+def screen(doc: dict, reports: str, width: int = 80) -> list[str]:
+    """The verdict's first screen: at most ``SCREEN_LINES`` lines on a terminal ``width`` wide.
+    The top cause's findings come first; what does not fit is left to ``--verbose``."""
+    def rows(lines: list[str]) -> int:
+        return sum(max(1, -(-cell_len(Text.from_markup(line).plain) // max(width, 20))) for line in lines)
+
+    causes = doc.get("causes", [])
+    serial = doc["unit"].get("serial") or "?"
+    tail = [_t(findings.code01_sentence(doc))]
+    if doc.get("unmeasured"):
+        tests = {u["test"] for u in doc["unmeasured"]}
+        tail.append(f"unmeasured: {len(doc['unmeasured'])} measurement(s) in {len(tests)} test(s) could not be "
+                    "taken here")
+    if undecided := doc.get("undecided"):
+        tail.append("not judged: " + _t(", ".join(taxonomy.name(c) for c in undecided)))
+    tail.append(f"report: {_t(reports)} · every detail: --verbose")
+    body = [f"{_headline(doc)} · unit {_t(serial)}"]
+    budget = SCREEN_LINES - rows(tail)
+
+    def add(line: str, reserve: int = 0) -> bool:
+        if rows([*body, line]) + reserve > budget:
+            return False
+        body.append(line)
+        return True
+
+    if doc["verdict"] == "bench_error":
+        errors = findings.bench_errors(doc)
+        for i, error in enumerate(errors):
+            if not add(f"  - {_t(error)}", reserve=1 if i < len(errors) - 1 else 0):
+                add(f"  and {len(errors) - i} more")
+                break
+    elif causes and doc["verdict"] in ("fault", "pass"):
+        # every cause's name and repair action first, as many as fit; then their findings
+        used, shown, more = rows(body), [], 0
+        for i, cause in enumerate(causes):
+            head = [f"also: {_t(taxonomy.name(cause['id']))} ({_pct(cause)} confidence)"] if i else []
+            block = [*head, f"  repair: {_t(cause.get('action', ''))}"]
+            if used + rows(block) + (1 if i < len(causes) - 1 else 0) > budget:
+                more = len(causes) - i
+                break
+            shown.append((block, _cause_lines(cause, doc), []))
+            used += rows(block)
+        for _, candidates, chosen in shown:
+            for line in candidates:
+                if used + rows([line]) + (1 if more else 0) > budget:
+                    break
+                chosen.append(line)
+                used += rows([line])
+        for block, _, chosen in shown:
+            body += block + chosen
+        if more:
+            body.append(f"and {more} more cause(s): see --verbose")
+    return body + tail
+
+
+def details(doc: dict) -> list[str]:
+    """Everything behind the verdict, for ``--verbose``: each cause's evidence with its test,
+    measurement and likelihood ratio (grouped with counts), the read paths' SPRT statistics,
+    code 01 observations, unmeasured measurements, undecided causes, bench errors, failed tests."""
+    out = ["[bold]details[/]"]
+    for cause in doc.get("causes", []):
+        out.append(f"cause {_t(taxonomy.name(cause['id']))} [dim]({_t(cause['id'])}, {_t(cause.get('group', ''))})"
+                   f"[/]: {_pct(cause)} confidence; repair: {_t(cause.get('action', ''))}")
+        for found in findings.group(cause.get("evidence", []), doc.get("read_paths")):
+            out.append(f"  - {_t(found.label)} [dim](likelihood ratio {found.ratio:g})[/]")
+            for e in found.records:
+                measured = (f" · {e['measurement']} = {e.get('value')} (limit {e.get('limit', '')})"
+                            if e.get("measurement") else "")
+                out.append(f"      [dim]{_t(e.get('test', ''))}{_t(measured)} · ratio {e.get('ratio')}: "
+                           f"{_t(e.get('note', ''))}[/]")
+    for path, stats in doc.get("read_paths", {}).items():
+        lo, hi = (stats.get("ci") or [0.0, 1.0])[:2]
+        out.append(f"read path {_t(path)}: {_t(stats.get('verdict'))} after {stats.get('trials')} reads, "
+                   f"{stats.get('failures')} failed ({float(stats.get('failure_rate', 0)):.1%}, 95% CI {lo:.1%}.."
+                   f"{hi:.1%}); SPRT p0={stats.get('p0')} p1={stats.get('p1')} alpha={stats.get('alpha')} "
+                   f"beta={stats.get('beta')} max {stats.get('max_trials')} reads [dim]({_t(stats.get('test', ''))})[/]")
+    out.append(f"code 01 origin: {_t(doc.get('code01_origin'))}: {_t(findings.code01_sentence(doc))}")
+    for o in doc.get("code01", []):
+        out.append(f"  STAN {_t(o.get('stan'))}: shown by the unit, host field 39 {_t(o.get('host_code'))}, "
+                   f"origin {_t(o.get('origin'))}" + (f", reason {_t(o['reason'])}" if o.get("reason") else ""))
+    for u in doc.get("unmeasured", []):
+        out.append(f"unmeasured {_t(u['measurement'])} [dim]({_t(u['test'])})[/]: {_t(u['why'])}")
+    for cause, why in doc.get("undecided", {}).items():
+        out.append(f"not judged: {_t(taxonomy.name(cause))} [dim]({_t(cause)})[/]: {_t(why)}")
+    for error in doc.get("bench_errors", []):
+        out.append(f"bench error: {_t(error)}")
+    for reason in doc.get("contradictions", []):
+        out.append(f"contradiction: {_t(reason)}")
+    for t in doc.get("tests", []):
+        if t.get("outcome") in ("failed", "error"):
+            out.append(f"{_t(t['outcome'])} {_t(t['nodeid'])}: {_t(t.get('message', ''))}")
+    return out

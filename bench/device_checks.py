@@ -23,6 +23,9 @@ OK, WARN, FAIL, ABSENT = "ok", "warn", "fail", "absent"
 whether that is the bench's (``FAIL``) or may be the unit's (``WARN``) from the terminal's check."""
 PROBE_S = 1.5
 """Seconds a device has to answer its identity question."""
+BOOT_WAIT_S = 5.0
+"""Seconds a silent unit is asked again (it may be booting) before it is a warning; within the
+preflight's own deadline."""
 READER_WAIT_S = 3.0
 """Seconds a reader of the unit may take to appear (a USB device re-enumerating is gone ~0.3 s)."""
 DISCOVER = "`posbench discover` lists ports"
@@ -95,7 +98,7 @@ def terminal(config: BenchConfig) -> Check:
     if path and local_node(config, "terminal.port", path) is None:
         return port_problem("terminal", path, "")
     try:
-        ident = _identify(config)
+        ident = _identify_while_booting(config)
     except PortUnavailable as exc:
         if path:
             return port_problem("terminal", path, exc.detail)
@@ -109,6 +112,21 @@ def terminal(config: BenchConfig) -> Check:
                                                             "the baud rate (`posbench discover --probe`)"))
     return Check("terminal", where, OK, f"{section.protocol} unit {ident.model or '?'} serial {ident.serial} "
                  f"firmware {ident.firmware}")
+
+
+def _identify_while_booting(config: BenchConfig):
+    """``_identify``, asked again for up to ``BOOT_WAIT_S`` while the unit stays silent (one just
+    powered on is still booting; the other devices are checked meanwhile)."""
+    give_up = time.monotonic() + min(config.terminal.boot_timeout, BOOT_WAIT_S)
+    while True:
+        try:
+            return _identify(config)
+        except PortUnavailable:
+            raise
+        except UnitError:
+            if time.monotonic() + PROBE_S > give_up:
+                raise
+            time.sleep(0.3)
 
 
 def _identify(config: BenchConfig):

@@ -30,7 +30,11 @@ def lock_dir() -> Path:
     """Where the lock files live (shared by every user of this host: sticky and world-writable)."""
     path = Path(os.environ.get("POSBENCH_LOCK_DIR") or Path(tempfile.gettempdir()) / "posbench-locks")
     if not path.is_dir():
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BenchError("bench", "making the lock directory",
+                             f"{path}: {exc.strerror or exc} (POSBENCH_LOCK_DIR names another)") from None
         try:
             path.chmod(0o1777)
         except OSError:
@@ -82,7 +86,11 @@ class BenchLock:
                 if _RUN_LOCK is not None and _RUN_LOCK is not self and key in _RUN_LOCK.held:
                     continue  # this run holds it already (the preflight's lock)
                 path = _lock_file(key)
-                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+                try:
+                    fd, writable = _open_lock(path)
+                except OSError as exc:
+                    raise BenchError("bench", f"locking {what} {key.split('@')[0]}",
+                                     f"cannot open the lock file {path}: {exc.strerror or exc}") from None
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
@@ -93,8 +101,9 @@ class BenchLock:
                     raise BenchError("bench", f"locking {what} {key.split('@')[0]}", str(exc)) from None
                 self._fds.append(fd)
                 self.held.add(key)
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, holder.encode(), 0)
+                if writable:
+                    os.ftruncate(fd, 0)
+                    os.pwrite(fd, holder.encode(), 0)
         except BaseException:
             self.release()
             raise
@@ -124,6 +133,32 @@ class BenchLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def _open_lock(path: Path) -> tuple[int, bool]:
+    """The lock file's descriptor, and whether the holder's note can be written into it.
+
+    Every user of the host shares the lock files: a new one is made writable by all (whatever
+    the umask), and an existing one is opened without ``O_CREAT`` (Linux refuses ``O_CREAT`` on
+    another user's file in a sticky directory, ``fs.protected_regular``). A file another user
+    made read-only still locks: ``flock`` needs no write access, only the note is left out."""
+    for _ in range(3):
+        try:
+            return os.open(path, os.O_RDWR), True
+        except PermissionError:
+            return os.open(path, os.O_RDONLY), False
+        except FileNotFoundError:
+            pass
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue  # another process made it meanwhile: open theirs
+        try:
+            os.fchmod(fd, 0o666)
+        except OSError:
+            pass
+        return fd, True
+    raise FileExistsError(f"{path} keeps appearing and vanishing")
 
 
 def _in_use(path: Path, key: str, what: str) -> str:

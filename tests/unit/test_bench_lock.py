@@ -114,3 +114,50 @@ def test_a_pty_path_handed_to_a_new_pty_is_another_device():
         os.close(master)
         os.close(slave)
     assert resource_key(path) != key or not os.path.exists(path)
+
+
+def test_a_new_lock_file_is_writable_by_every_user_whatever_the_umask(lock_dir):
+    old = os.umask(0o022)
+    try:
+        with BenchLock({"/dev/ttyS7": "ECR link"}):
+            (path,) = lock_dir.glob("*.lock")
+            assert path.stat().st_mode & 0o777 == 0o666
+    finally:
+        os.umask(old)
+
+
+def test_another_users_read_only_lock_file_still_locks(lock_dir, tmp_path):
+    """A lock file another user made (an older posbench, a different umask) and this one cannot
+    write: the device is locked all the same, only the holder's note is left out."""
+    import shutil
+    with BenchLock({"/dev/ttyS8": "ECR link"}):
+        (path,) = lock_dir.glob("*.lock")
+    wrap: list[str] = []
+    if os.geteuid() == 0:  # root writes anything: another user's file, seen from a user namespace
+        if not shutil.which("unshare"):
+            pytest.skip("as root, a file root cannot write needs a user namespace and `unshare` is missing")
+        wrap = ["unshare", "--user", "--map-root-user"]
+        os.chown(path, 65534, 65534)
+    os.chmod(path, 0o644 if wrap else 0o444)
+    probe = subprocess.run([*wrap, sys.executable, "-c", f"open({str(path)!r}, 'r+b')"], capture_output=True, text=True)
+    if "PermissionError" not in probe.stderr:
+        pytest.skip(f"cannot make the lock file unwritable here: {probe.stderr.strip()[-200:]}")
+    code = textwrap.dedent("""
+        import sys
+        from posbench.lock import BenchLock
+        with BenchLock({"/dev/ttyS8": "ECR link"}) as lock:
+            print("held", len(lock.held))
+    """)
+    done = subprocess.run([*wrap, sys.executable, "-c", code], capture_output=True, text=True, timeout=30,
+                          env=os.environ.copy())
+    assert done.stdout.strip() == "held 1", done.stdout + done.stderr
+
+
+def test_a_lock_directory_nobody_may_write_is_a_bench_error(lock_dir, tmp_path, monkeypatch):
+    """Not a traceback, not the unit's fault: the lock file cannot be made."""
+    from posbench.errors import BenchError
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_text("")
+    monkeypatch.setenv("POSBENCH_LOCK_DIR", str(blocked / "locks"))
+    with pytest.raises(BenchError, match="lock directory"):
+        BenchLock({"/dev/ttyS9": "ECR link"}).acquire()

@@ -1,10 +1,12 @@
 """--fault ID[=SEVERITY] parsing of the virtual bench (bench/sim/faults.py)."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from posbench import taxonomy
-from posbench.sim.faults import INJECTABLE, FaultSpecError, format_faults, parse_fault, parse_faults
+from posbench.sim.faults import INJECTABLE, NETWORK, FaultSpecError, format_faults, parse_fault, parse_faults
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -16,6 +18,16 @@ def test_injectable_ids_are_known_causes():
 
 @pytest.mark.parametrize("cause", INJECTABLE)
 def test_default_severity_is_one(cause):
+    """A network fault needs the network lab: where it cannot run (not root), asking for one is
+    refused with the reason, never a lab half made."""
+    from posbench.netns import have_netns
+    lab, reason = have_netns()
+    if cause in NETWORK and not lab:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the network lab: {reason}")
+        with pytest.raises(FaultSpecError, match="network lab"):
+            parse_fault(cause)
+        return
     assert parse_fault(cause) == (cause, 1.0)
 
 

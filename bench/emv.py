@@ -344,6 +344,14 @@ class Tlv:
         for child in self.children:
             yield from child.walk()
 
+    def find(self, tag: int) -> "Tlv | None":
+        """The first direct child with ``tag``, or None."""
+        return next((child for child in self.children if child.tag == tag), None)
+
+    def find_all(self, tag: int) -> list["Tlv"]:
+        """Every direct child with ``tag``, in order."""
+        return [child for child in self.children if child.tag == tag]
+
     def __repr__(self) -> str:
         if self.tag == 0x5A:
             shown = mask_pan(self.value.hex().upper().rstrip("F"))
@@ -415,6 +423,20 @@ def parse_tlv(data: bytes) -> list[Tlv]:
     00/FF padding between objects skipped. Raises ``TlvError`` on anything malformed."""
     data = bytes(data)
     return _parse(data, 0, len(data), 0)
+
+
+def encode_tlv(tag: int, value: bytes) -> bytes:
+    """One data object with a definite length (short form below 128 bytes, else 81 / 82)."""
+    n = len(value)
+    if n < 0x80:
+        length = bytes([n])
+    elif n <= 0xFF:
+        length = bytes([0x81, n])
+    elif n <= 0xFFFF:
+        length = bytes([0x82]) + n.to_bytes(2, "big")
+    else:
+        raise ValueError(f"value of {n} bytes is too long for a card")
+    return _tag_bytes(tag) + length + bytes(value)
 
 
 def find_tag(objects: list[Tlv], tag: int) -> Tlv | None:

@@ -30,11 +30,12 @@ import nfc.tag
 import nfc.tag.tt2
 import nfc.tag.tt4
 
+from posbench.emv import PPSE as PPSE_NAME
 from posbench.errors import PortLost, PortUnavailable
 from posbench.masking import scrub
 from posbench.threads import call_with_deadline
 
-from .fci import PPSE_NAME, FciError, parse_ppse_fci
+from .fci import FciError, parse_ppse_fci
 
 log = logging.getLogger(__name__)
 

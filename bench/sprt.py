@@ -33,12 +33,9 @@ truncated test by dynamic programming (``operating_characteristic``).
 from __future__ import annotations
 
 import math
-from collections import Counter
 from dataclasses import dataclass, field
 from statistics import NormalDist
-from typing import Callable, Literal
-
-from posbench.errors import UnitError, UnitNotResponding
+from typing import Literal
 
 Decision = Literal["continue", "healthy", "faulty"]
 Verdict = Literal["healthy", "faulty", "undecided"]
@@ -211,33 +208,6 @@ class Sprt:
         return (f"Sprt(p0={self.p0:g}, p1={self.p1:g}, alpha={self.alpha:g}, beta={self.beta:g}, "
                 f"max_trials={self.max_trials}, trials={self.trials}, failures={self.failures}, "
                 f"decision={self.decision!r})")
-
-
-def run_sprt(trial: Callable[[], object], *, p0: float, p1: float, alpha: float, beta: float,
-             max_trials: int, on_truncation: Truncation = "likelihood") -> SprtResult:
-    """Run reads until the SPRT decides.
-
-    ``trial()`` performs one read and returns something **truthy when the read failed**:
-    ``True`` or, better, a short reason id (``"lrc"``, ``"parity"``, ``"luhn"``, ``"no_data"``,
-    ``"mismatch"``); ``False``/``None``/``""`` for a good read. A ``UnitError`` raised by
-    ``trial`` is a failed read too (reason ``timeout`` for ``UnitNotResponding``, else the
-    error class name); a ``BenchError`` (the bench failed, not the unit) propagates.
-    Each read must carry its own I/O timeout: the loop makes at most ``max_trials`` calls.
-    """
-    test = Sprt(p0, p1, alpha, beta, max_trials, on_truncation)
-    reasons: Counter[str] = Counter()
-    while not test.done:
-        try:
-            outcome = trial()
-        except UnitNotResponding:
-            outcome = "timeout"
-        except UnitError as exc:
-            outcome = type(exc).__name__
-        failed = bool(outcome)
-        if failed:
-            reasons[outcome if isinstance(outcome, str) else "failed"] += 1
-        test.update(failed)
-    return test.result(dict(reasons))
 
 
 def expected_trials(p: float, p0: float, p1: float, alpha: float, beta: float) -> float:

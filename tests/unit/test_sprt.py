@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from posbench.errors import BenchError, PortLost, ProtocolError, UnitNotResponding
-from posbench.sprt import (Sprt, expected_trials, operating_characteristic, run_sprt,
+from posbench.sprt import (Sprt, expected_trials, operating_characteristic,
                         wilson_interval)
 
 pytestmark = pytest.mark.timeout(60)
@@ -218,12 +218,12 @@ def test_asn_underestimates_the_coarse_plan_by_its_overshoot_only():
         assert 0.7 * exact <= expected_trials(p, **PLAN) <= exact
 
 
-# -- run_sprt ---------------------------------------------------------------------------------
+# -- the read loop: posbench.readtest.decide_path --------------------------------------------
 def scripted(items):
     """A read function that returns (or raises) the next of ``items``."""
     it = iter(items)
 
-    def trial():
+    def trial(n: int = 0):
         item = next(it)
         if isinstance(item, Exception):
             raise item
@@ -231,9 +231,18 @@ def scripted(items):
     return trial
 
 
+def run_sprt(trial, max_trials: int, **plan):
+    """``decide_path`` on a plan, the way a HIL read test runs it."""
+    from posbench.profile import SprtSpec
+    from posbench.readtest import decide_path
+    result, interrupted = decide_path(SprtSpec(**plan, max_trials=max_trials, cards=["VISA-T1"]), trial)
+    assert interrupted == 0
+    return result
+
+
 def test_run_sprt_counts_failure_reasons_and_unit_errors():
-    trial = scripted(["lrc", None, UnitNotResponding("msr", "reading a swipe", "no data in 5 s"),
-                      "parity"] + [None] * 100)
+    trial = scripted(["lrc", "", UnitNotResponding("msr", "reading a swipe", "no data in 5 s"),
+                      "parity"] + [""] * 100)
     res = run_sprt(trial, max_trials=50, **PLAN)
     assert res.verdict == "faulty" and res.trials == 3 and res.failures == 2
     assert res.reasons == {"lrc": 1, "timeout": 1}
@@ -241,16 +250,16 @@ def test_run_sprt_counts_failure_reasons_and_unit_errors():
     assert "faulty after 3 reads" in res.summary() and "lrc 1" in res.summary()
 
 
-def test_run_sprt_other_unit_errors_and_bool_trials():
-    res = run_sprt(scripted([ProtocolError("bad LRC", device="msr"), True, False]),
+def test_run_sprt_other_unit_errors_count_by_their_class():
+    res = run_sprt(scripted([ProtocolError("bad LRC", device="msr"), "no_data", ""]),
                    max_trials=50, **PLAN)
-    assert res.reasons == {"ProtocolError": 1, "failed": 1} and res.verdict == "faulty"
+    assert res.reasons == {"ProtocolError": 1, "no_data": 1} and res.verdict == "faulty"
 
 
 def test_run_sprt_lets_bench_errors_through():
     calls = []
 
-    def trial():
+    def trial(n):
         calls.append(1)
         raise PortLost("msr reader", "reading a swipe")
 
@@ -260,7 +269,7 @@ def test_run_sprt_lets_bench_errors_through():
 
 
 def test_run_sprt_healthy_report():
-    res = run_sprt(lambda: False, max_trials=50, **PLAN)
+    res = run_sprt(lambda n: "", max_trials=50, **PLAN)
     assert (res.verdict, res.trials, res.failures, res.truncated) == ("healthy", 12, 0, False)
     assert res.interval() == pytest.approx((0.0, 0.2425), abs=1e-4)
     assert res.summary().startswith("healthy after 12 reads: 0/12 failed (0.0%, 95% CI 0.0%..24.2%)")

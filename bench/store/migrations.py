@@ -144,7 +144,10 @@ def _v2_reason_writer_history_index(conn: Connection) -> None:
     """
     conn.execute(text("ALTER TABLE runs ADD COLUMN reason TEXT"))
     conn.execute(text("ALTER TABLE runs ADD COLUMN writer_id TEXT"))
-    Index("ix_runs_unit_started", schema.runs.c.unit_serial, schema.runs.c.started).create(conn)
+    # A table of its own, not schema.runs: an Index attaches itself to the table it names, and
+    # this step must never add a second copy to the declared schema.
+    runs = Table("runs", MetaData(), Column("unit_serial", Text), Column("started", DateTime(timezone=True)))
+    Index("ix_runs_unit_started", runs.c.unit_serial, runs.c.started).create(conn)
 
 
 def _v3_plots(conn: Connection) -> None:

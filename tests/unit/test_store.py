@@ -603,3 +603,39 @@ def test_report_of_a_run_that_never_finished(store: Store, tmp_path: Path):
     assert "This run is incomplete" in html_path.read_text()
     with pytest.raises(UnknownRun):
         regenerate(store, "0000000", tmp_path)
+
+
+def _shape(engine) -> dict:
+    """Tables, columns (type, nullable, default), primary and foreign keys, indexes and unique
+    constraints of a database, as SQLAlchemy reflects them."""
+    insp = inspect(engine)
+    shape = {}
+    for table in sorted(insp.get_table_names()):
+        shape[table] = {
+            "columns": {c["name"]: (str(c["type"]), c["nullable"]) for c in insp.get_columns(table)},
+            "pk": tuple(insp.get_pk_constraint(table)["constrained_columns"]),
+            "fks": sorted((tuple(f["constrained_columns"]), f["referred_table"], tuple(f["referred_columns"]),
+                           (f.get("options") or {}).get("ondelete")) for f in insp.get_foreign_keys(table)),
+            "indexes": sorted((i["name"], tuple(i["column_names"]), bool(i["unique"])) for i in insp.get_indexes(table)),
+            "unique": sorted(tuple(u["column_names"]) for u in insp.get_unique_constraints(table)),
+        }
+    return shape
+
+
+def test_a_database_migrated_from_version_1_equals_the_declared_schema(tmp_path: Path):
+    """The migrations and ``schema.metadata`` describe one schema: a v1 database brought up to
+    date has exactly the tables, columns, keys and indexes the store's queries are written against."""
+    from sqlalchemy import create_engine
+    from posbench.store import schema
+    write_v1_database(None, tmp_path / "reports")
+    with Store.open(None, tmp_path / "reports") as store:
+        migrated = _shape(store.engine)
+    declared_engine = create_engine(f"sqlite:///{tmp_path / 'declared.sqlite'}")
+    try:
+        schema.metadata.create_all(declared_engine)
+        declared = _shape(declared_engine)
+    finally:
+        declared_engine.dispose()
+    assert migrated.keys() == declared.keys()
+    for table in declared:
+        assert migrated[table] == declared[table], table

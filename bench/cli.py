@@ -13,9 +13,12 @@ import signal
 import sys
 import threading
 import tomllib
+from collections.abc import Callable
+from contextlib import AbstractContextManager as ContextManager
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
+from typing import TypeVar
 
 import click
 from rich.console import Console
@@ -28,6 +31,7 @@ from posbench.sim import PROTOCOLS
 from posbench.sim.faults import INJECTABLE, NETWORK
 from posbench.errors import BenchError, ConfigError
 
+T = TypeVar("T")
 EXIT_BENCH, EXIT_USAGE = 2, 3
 """Exit statuses of a bench failure and of a usage or config mistake (a verdict's own: diagnosis.EXIT_STATUS)."""
 
@@ -376,20 +380,31 @@ def sim(fault, seed, protocol, bench_path, timing, rules_path, serial) -> None:
         raise UsageFailure(f"--timing: {exc}") from None
     except ConfigError as exc:
         raise UsageFailure(str(exc)) from None
+    def started(sim_bench) -> None:
+        sim_bench.write_bench(bench_path)
+        print(f"virtual bench running (seed {sim_bench.seed}); bench description: {bench_path}", flush=True)
+        term = sim_bench.terminal
+        where = ("{}:{}".format(*term.address) if getattr(term, "address", None) else term.port.path)
+        print(f"  terminal ({protocol}) {where}  host {sim_bench.host.address[0]}:"
+              f"{sim_bench.host.address[1]}  unit {sim_bench.serial}", flush=True)
+
+    _in_foreground(lambda: SimBench(faults, seed, serial=serial, timing=steps, host_rules=rules, protocol=protocol),
+                   started, "the virtual bench", "virtual bench stopped; everything it created is removed")
+
+
+def _in_foreground(make: Callable[[], ContextManager[T]], started: Callable[[T], None], what: str,
+                   stopped: str) -> None:
+    """Run the server ``make()`` returns until SIGINT/SIGTERM, ``started(server)`` once it is up,
+    then say ``stopped``. A server that cannot start (a port in use, a tool missing, a bench
+    device gone) is a bench failure: its message and exit 2, never a traceback."""
     try:
-        with SimBench(faults, seed, serial=serial, timing=steps, host_rules=rules, protocol=protocol) as sim_bench:
-            sim_bench.write_bench(bench_path)
-            print(f"virtual bench running (seed {sim_bench.seed}); bench description: {bench_path}",
-                  flush=True)
-            term = sim_bench.terminal
-            where = ("{}:{}".format(*term.address) if getattr(term, "address", None) else term.port.path)
-            print(f"  terminal ({protocol}) {where}  host {sim_bench.host.address[0]}:"
-                  f"{sim_bench.host.address[1]}  unit {sim_bench.serial}", flush=True)
+        with make() as server:
+            started(server)
             _until_signal()
-    except OSError as exc:
-        print(f"BENCH ERROR: the virtual bench could not start: {exc}", file=sys.stderr)
+    except (OSError, BenchError) as exc:
+        print(f"BENCH ERROR: {what} could not start: {exc}", file=sys.stderr)
         sys.exit(EXIT_BENCH)
-    print("virtual bench stopped; everything it created is removed", flush=True)
+    print(stopped, flush=True)
 
 
 @cli.command()
@@ -415,15 +430,10 @@ def host(listen, log_path, rules_path, seed) -> None:
         rules = RuleSet.from_toml(rules_path) if rules_path else RuleSet([])
     except ConfigError as exc:
         raise UsageFailure(str(exc)) from None
-    try:
-        with HostSimulator(address, rules, log_path=log_path, seed=seed) as sim_host:
-            print(f"host simulator listening on {sim_host.address[0]}:{sim_host.address[1]}; "
-                  f"log {log_path}", flush=True)
-            _until_signal()
-    except BenchError as exc:
-        print(f"BENCH ERROR: {exc}", file=sys.stderr)
-        sys.exit(EXIT_BENCH)
-    print("host simulator stopped", flush=True)
+    _in_foreground(lambda: HostSimulator(address, rules, log_path=log_path, seed=seed),
+                   lambda sim_host: print(f"host simulator listening on {sim_host.address[0]}:{sim_host.address[1]}; "
+                                          f"log {log_path}", flush=True),
+                   "the host simulator", "host simulator stopped")
 
 
 def _listen_address(listen: str, host_name: str, port: int) -> tuple[str, int]:

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import random
-import threading
 from typing import Callable
+
+from .worker import Worker
 
 
 def drop_rate(severity: float) -> float:
@@ -11,7 +12,7 @@ def drop_rate(severity: float) -> float:
     return 0.5 + 2.0 * severity if severity else 0.0
 
 
-class UsbDropper:
+class UsbDropper(Worker):
     """Unplugs a device for ``outage_s`` at random times (a Poisson process of ``drop_rate``).
 
     ``unplug``/``replug`` act on the device; ``may_drop()`` says whether it is plugged at all
@@ -19,19 +20,17 @@ class UsbDropper:
     tells this fault from a power fault.
     """
 
+    thread_name = "usb-dropper"
+
     def __init__(self, rng: random.Random, severity: float, unplug: Callable[[], bool],
                  replug: Callable[[], None], outage_s: float = 0.3):
         self.rng, self.rate, self.outage_s = rng, drop_rate(severity), outage_s
         self.unplug, self.replug = unplug, replug
         self.drops = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._init_thread()
 
-    def start(self) -> "UsbDropper":
-        if self.rate:
-            self._thread = threading.Thread(target=self._run, name="usb-dropper", daemon=True)
-            self._thread.start()
-        return self
+    def _wanted(self) -> bool:
+        return bool(self.rate)  # a sound joint never drops
 
     def _run(self) -> None:
         while not self._stop.wait(self.rng.expovariate(self.rate)):
@@ -40,7 +39,3 @@ class UsbDropper:
                 self._stop.wait(self.outage_s)
                 self.replug()
 
-    def stop(self, timeout: float = 2.0) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout)

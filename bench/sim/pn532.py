@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 
 from .nfc_cards import Card, Reply
-from .pty_port import PtyPort
+from .pty_port import PtyDevice, PtyPort
 
 log = logging.getLogger(__name__)
 
@@ -168,13 +168,15 @@ class Counters:
     commands: dict[int, int] = field(default_factory=dict)
 
 
-class PN532Emulator:
+class PN532Emulator(PtyDevice):
     """A PN532 on a pty. ``antenna_fault`` is the ``nfc_antenna`` severity in [0, 1].
 
     The antenna fault acts where a weak antenna does: the card sits in a dead spot for a while
     (no detection), single polls miss it, and a marginal field browns the card out soon after
     activation so its next answers come back as RF errors (CRC, parity, format, timeout).
     """
+
+    thread_name = "pn532-emulator"
 
     DEAD_SPOT_S = 0.3
     """Seconds one draw of 'the card is in a dead spot' lasts (a hand never holds still longer)."""
@@ -187,8 +189,7 @@ class PN532Emulator:
         self.path = self.port.path
         self.counters = Counters()
         self._lock = threading.RLock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._init_thread()
         self._parser = FrameParser()
         self._card: Card | None = None
         self._powered = True
@@ -198,21 +199,6 @@ class PN532Emulator:
         self._reset_chip()
 
     # -- bench side ------------------------------------------------------------------------
-    def start(self) -> "PN532Emulator":
-        self._thread = threading.Thread(target=self._run, name="pn532-emulator", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 2.0) -> None:
-        """Stop the thread (waits at most ``timeout`` seconds) and close the pty."""
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout)
-        self.port.close()
-
-    @property
-    def running(self) -> bool:
-        return bool(self._thread and self._thread.is_alive())
 
     def present(self, card: Card) -> None:
         """Put ``card`` in the field (replacing any other)."""

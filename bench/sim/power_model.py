@@ -41,6 +41,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .worker import Worker
+
 NOMINAL_V = 12.0
 """Volts the unit is designed for (its load currents are given at this voltage)."""
 ACTIVITY_MA: dict[str, float] = {
@@ -106,7 +108,7 @@ def draw_load_sag(rng: random.Random, severity: float, now: float) -> Dip:
     return Dip(start, start + 0.25 + 0.25 * length_u, depth_u * severity * SAG_SCALE_V, "load")
 
 
-class UnitPower:
+class UnitPower(Worker):
     """The virtual unit's power state. ``boot_s``: seconds from power-up to ready.
 
     Inputs: ``set_source(volts, limit_a)`` (from an emulator), ``set_activity(name)`` (from the
@@ -117,6 +119,8 @@ class UnitPower:
     ``clock`` (default ``time.monotonic``) lets tests drive time by hand without the thread; any
     query advances the model to ``clock()``.
     """
+
+    thread_name = "unit-power"
 
     def __init__(self, boot_s: float, *, brownout_v: float = 10.5, supply_fault: float = 0.0,
                  rng: random.Random | None = None, r_path_ohm: float = R_PATH_OHM,
@@ -146,8 +150,7 @@ class UnitPower:
         self._pending: deque[str] = deque()
         self.callback_errors: list[str] = []
         self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._init_thread()
         self._t = clock()
         self._step(self._t)
 
@@ -332,26 +335,10 @@ class UnitPower:
             return
 
     # -- thread ---------------------------------------------------------------------------------------
-    def start(self) -> "UnitPower":
-        """Run the background thread that advances the model and delivers ``on_change`` calls."""
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="unit-power", daemon=True)
-            self._thread.start()
-        return self
-
     def stop(self, timeout: float = 2.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def __enter__(self) -> "UnitPower":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        """Stop the thread that advances the model and delivers ``on_change`` calls (``Worker``)."""
+        self._wake.set()  # it sleeps on _wake: let it see _stop now
+        super().stop(timeout)
 
     def _run(self) -> None:
         while not self._stop.is_set():

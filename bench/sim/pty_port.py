@@ -4,8 +4,9 @@ from __future__ import annotations
 import os
 import select
 import termios
-import threading
 import tty
+
+from .worker import Worker
 
 
 class PtyPort:
@@ -54,32 +55,12 @@ class PtyPort:
                 pass
 
 
-class PtyDevice:
-    """Life cycle of an emulator serving one ``PtyPort`` from a thread: ``start()``, and
-    ``stop(timeout)`` which closes the pty (its path disappears: the device is unplugged).
-    Subclasses set ``self.port`` and ``thread_name``, call ``_init_thread()`` and define
-    ``_run()``, the serving loop (it returns once ``self._stop`` is set)."""
+class PtyDevice(Worker):
+    """An emulator serving one ``PtyPort`` from its thread (``Worker``); ``stop`` also closes the
+    pty (its path disappears: the device is unplugged). Subclasses set ``self.port``."""
 
     thread_name = "pty-device"
     port: PtyPort
 
-    def _init_thread(self) -> None:
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self):
-        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 2.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+    def _stopped(self) -> None:
         self.port.close()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()

@@ -718,11 +718,8 @@ class UnitFrontEnd(PtyDevice, ABC):
         """A card in the chip slot (``None`` takes it out)."""
         self.unit.insert_card(card)
 
-    def stop(self, timeout: float = 2.0) -> None:
-        """Stop serving within ``timeout`` seconds, drop the host link, close the ECR port."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+    def _stopped(self) -> None:
+        """Serving stopped: drop the host link, close the ECR port."""
         self.unit.close()
         self._close_transport()
 

@@ -12,7 +12,7 @@ the causes it bears on and the terminal capability it needs::
 Limits are bound from the profile when the suite is collected (``bind``): a missing limit key is
 a ``ConfigError`` naming the profile file and the key, before any device is touched. A test
 records each declared measurement or says why it could not (``Recorder.unmeasured``); one it
-never accounts for fails the test (``posbench.fixtures.plugin``).
+never accounts for fails the test (``posbench.fixtures.outcomes``).
 """
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Whether a process is still the one we mean: by pid, on Linux's /proc."""
+"""Whether a process is still the one we mean (by pid), and where this one runs (machine, boot,
+pid namespace): from Linux's /proc."""
 from __future__ import annotations
 
 import os
@@ -36,3 +37,18 @@ def pid_alive(pid: int, start: int | None = None) -> bool:
     if fields[0] in ("Z", "X"):
         return False
     return start is None or len(fields) <= 19 or int(fields[19]) == start
+
+
+def process_identity() -> str | None:
+    """``machine-id/boot-id/pid-namespace`` of this process; None where Linux does not say."""
+    try:
+        machine = (Path("/etc/machine-id").read_text().strip()
+                   or Path("/var/lib/dbus/machine-id").read_text().strip())
+    except OSError:
+        machine = ""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        pidns = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+    return f"{machine or '-'}/{boot}/{pidns}"

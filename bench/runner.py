@@ -137,7 +137,8 @@ class LiveProgress:
             except OSError as exc:
                 self.writer_failed = f"{exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else "")
                 outcome.force_result(None)
-            from posbench.fixtures.plugin import CONFIG_ERROR_KEY, WRITE_ERRORS_KEY, session_verdict
+            from posbench.fixtures.keys import CONFIG_ERROR_KEY, WRITE_ERRORS_KEY
+            from posbench.fixtures.report import session_verdict
             self.write_errors += session.config.stash.get(WRITE_ERRORS_KEY, [])
             self.config_error = session.config.stash.get(CONFIG_ERROR_KEY, "")
             self.doc = session_verdict(session)
@@ -148,7 +149,7 @@ class LiveProgress:
         say(self.console, text)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        from posbench.fixtures.plugin import CONFIG_ERROR_KEY
+        from posbench.fixtures.keys import CONFIG_ERROR_KEY
         if CONFIG_ERROR_KEY in session.config.stash:  # collection stopped on a config mistake
             return
         self.total = len(session.items)

@@ -23,7 +23,7 @@ class SupplyWatch:
     """
 
     def __init__(self, meter, interval_s: float, floor_v: float):
-        from posbench.drivers.power.base import monitor
+        from posbench.drivers.power.trace import monitor
         self._cm = monitor(meter, interval_s, name="supply")
         self.floor_v, self.interval_s = floor_v, interval_s
         self.trace = None

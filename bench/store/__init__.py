@@ -3,16 +3,14 @@
 ``Store.open(url, reports_dir)`` opens it; ``history.render_history`` and ``report.regenerate``
 read it back for ``posbench history`` and ``posbench report``.
 """
+from posbench.store.errors import AmbiguousRun, StoreUnavailable, UnknownRun
 from posbench.store.store import (
-    AmbiguousRun,
     MeasurementChange,
     RunSummary,
     Store,
     StoredCause,
     StoredRun,
     StoredTest,
-    StoreUnavailable,
-    UnknownRun,
     Writer,
 )
 

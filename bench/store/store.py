@@ -25,30 +25,26 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Engine, create_engine, delete, event, select, update
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
-from sqlalchemy.pool import StaticPool
+from sqlalchemy import Connection, Engine, delete, select, update
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import SQLAlchemyError
 
 from posbench import diagnosis
-from posbench.errors import BenchError, PosbenchError
 from posbench.evidence import Code01Observation, Evidence, Measurement, RunRecord, TestOutcome
 from posbench.masking import scrub
-from posbench.procs import pid_alive, pid_start
+from posbench.procs import pid_alive, pid_start, process_identity
 from posbench.store import migrations, schema as t
+from posbench.store.encoding import (bench_columns, decode_value, encode_value, read_utc, scrub_obj, to_utc,
+                                     utcnow)
+from posbench.store.engine import hide_password, make_engine, parse_url
+from posbench.store.errors import AmbiguousRun, StoreUnavailable, UnknownRun
 
 DEFAULT_FILE = "posbench.sqlite"
-BUSY_TIMEOUT_MS = 30_000
-"""SQLite: how long a writer waits for another process's write lock, milliseconds."""
-PG_CONNECT_TIMEOUT_S = 10
-"""PostgreSQL: connect timeout, seconds."""
-PG_STATEMENT_TIMEOUT_MS = 60_000
-PG_LOCK_TIMEOUT_MS = 30_000
 STALE_AFTER_S = 12 * 3600.0
 """A ``running`` run of another host with no test recorded for this long (seconds) is abandoned.
 
@@ -57,25 +53,6 @@ so a slow soak on another bench is never swept while it is still writing.
 """
 MIN_PREFIX = 4
 """Shortest run id prefix accepted (like git's abbreviated hashes)."""
-
-
-class StoreUnavailable(BenchError):
-    """The result store cannot be opened or written (wrong URL, server down, disk full).
-
-    Names the store by its URL with the password hidden.
-    """
-
-    def __init__(self, url: str, doing: str, detail: str = ""):
-        self.url = url
-        super().__init__(f"result store {url}", doing, detail)
-
-
-class UnknownRun(PosbenchError, LookupError):
-    """No stored run matches the id (or prefix) given."""
-
-
-class AmbiguousRun(UnknownRun):
-    """A run id prefix matches more than one stored run."""
 
 
 @dataclass(frozen=True)
@@ -99,7 +76,7 @@ class Writer:
             version = importlib_metadata.version("posbench")
         except importlib_metadata.PackageNotFoundError:
             version = "unknown"
-        return cls(socket.gethostname(), os.getpid(), pid_start(os.getpid()), version, _identity())
+        return cls(socket.gethostname(), os.getpid(), pid_start(os.getpid()), version, process_identity())
 
 
 @dataclass(frozen=True)
@@ -217,9 +194,9 @@ class Store:
                                        str(exc)) from None
             parsed = URL.create("sqlite", database=str(reports_dir.resolve() / DEFAULT_FILE))
         else:
-            parsed = _parse(url)
+            parsed = parse_url(url)
         safe = parsed.render_as_string(hide_password=True)
-        engine = _engine(parsed, safe)
+        engine = make_engine(parsed, safe)
         store = cls(engine, safe, Writer.current())
         try:
             with store._guard("opening"):
@@ -253,7 +230,7 @@ class Store:
             yield
         except (SQLAlchemyError, sqlite3.Error) as exc:
             detail = " ".join(str(getattr(exc, "orig", None) or exc).split())
-            raise StoreUnavailable(self.url, doing, _hide_password(scrub(detail), self.engine.url)) from None
+            raise StoreUnavailable(self.url, doing, hide_password(scrub(detail), self.engine.url)) from None
 
     @contextmanager
     def _write(self, doing: str) -> Iterator[Connection]:
@@ -272,15 +249,15 @@ class Store:
         """Store a new ``running`` run; returns its id (a UUID string)."""
         writer = writer or self.writer
         run_id = str(uuid.uuid4())
-        bench = _scrub_obj(dict(bench or {}))
+        bench = scrub_obj(dict(bench or {}))
         unit = unit or {}
-        now = _utcnow()
+        now = utcnow()
         with self._write("starting a run") as conn:
             conn.execute(t.runs.insert().values(
-                run_id=run_id, **_bench_columns(bench),
+                run_id=run_id, **bench_columns(bench),
                 unit_serial=scrub(str(unit.get("serial", ""))), unit_model=scrub(str(unit.get("model", ""))),
                 unit_firmware=scrub(str(unit.get("firmware", ""))),
-                started=_utc(started), heartbeat=now, status="running",
+                started=to_utc(started), heartbeat=now, status="running",
                 posbench_version=writer.version[:40], host=writer.host, pid=writer.pid,
                 pid_start=writer.pid_start, writer_id=writer.identity))
         return run_id
@@ -297,7 +274,7 @@ class Store:
         """Fill in the bench description (name, virtual, seed, faults) once it is known."""
         with self._write("setting the bench of a run") as conn:
             conn.execute(update(t.runs).where(t.runs.c.id == self._pk(conn, run_id))
-                         .values(**_bench_columns(_scrub_obj(dict(bench)))))
+                         .values(**bench_columns(scrub_obj(dict(bench)))))
 
     def record_test(self, run_id: str, outcome: TestOutcome, measurements: Sequence[Measurement] = (),
                     evidence: Sequence[Evidence] = (), code01: Sequence[Code01Observation] = (),
@@ -307,7 +284,7 @@ class Store:
 
         Recording the same nodeid again replaces that test's row and everything recorded with it.
         """
-        now = _utcnow()
+        now = utcnow()
         with self._write(f"recording {scrub(outcome.nodeid)}") as conn:
             run_pk = self._pk(conn, run_id)
             test_row = dict(outcome=outcome.outcome, duration_s=float(outcome.duration_s),
@@ -326,13 +303,13 @@ class Store:
             link = {"run_pk": run_pk, "test_pk": test_pk}
             if measurements:
                 conn.execute(t.measurements.insert(), [
-                    link | dict(test=scrub(m.test), name=scrub(m.name), **_encode(m.value), unit=scrub(m.unit),
+                    link | dict(test=scrub(m.test), name=scrub(m.name), **encode_value(m.value), unit=scrub(m.unit),
                                 limit_spec=scrub(str(m.limit)), passed=bool(m.passed))
                     for m in measurements])
             if evidence:
                 conn.execute(t.evidence.insert(), [
                     link | dict(cause=e.cause, ratio=float(e.ratio), test=scrub(e.test), note=scrub(e.note),
-                                measurement=scrub(e.measurement), **_encode(e.value),
+                                measurement=scrub(e.measurement), **encode_value(e.value),
                                 limit_spec=scrub(str(e.limit)))
                     for e in evidence])
             if code01:
@@ -353,16 +330,16 @@ class Store:
         ``incomplete_reason``: the run ended early (interrupted) but still has a verdict: keep
         the verdict and mark the run ``incomplete`` with that reason.
         """
-        doc = _scrub_obj(verdict_doc)
+        doc = scrub_obj(verdict_doc)
         unit = doc.get("unit") or {}
         values: dict[str, Any] = dict(
-            finished=_utcnow(), status="incomplete" if incomplete_reason else "complete",
+            finished=utcnow(), status="incomplete" if incomplete_reason else "complete",
             reason=scrub(incomplete_reason) if incomplete_reason else None,
             verdict=doc.get("verdict"), code01_origin=doc.get("code01_origin"), exit_status=int(exit_status),
             verdict_json=json.dumps(doc, ensure_ascii=False))
         values.update({f"unit_{k}": str(unit[k]) for k in ("serial", "model", "firmware") if unit.get(k)})
         if doc.get("bench"):
-            values.update(_bench_columns(doc["bench"]))
+            values.update(bench_columns(doc["bench"]))
         with self._write("storing the verdict") as conn:
             run_pk = self._pk(conn, run_id)
             conn.execute(update(t.runs).where(t.runs.c.id == run_pk).values(**values))
@@ -387,7 +364,7 @@ class Store:
         host, container or unknown origin (a shared PostgreSQL store) is only abandoned after
         ``stale_after_s`` seconds without a test recorded: its process cannot be checked here.
         """
-        now = now or _utcnow()
+        now = now or utcnow()
         with self._read("looking for abandoned runs") as conn:
             rows = conn.execute(select(t.runs.c.id, t.runs.c.run_id, t.runs.c.host, t.runs.c.pid,
                                        t.runs.c.pid_start, t.runs.c.heartbeat, t.runs.c.writer_id)
@@ -402,7 +379,7 @@ class Store:
             elif where == "before reboot":
                 reason = f"the bench host {row.host} restarted during the run (writer pid {row.pid})"
             else:
-                idle = (now - _aware(row.heartbeat)).total_seconds()
+                idle = (now - read_utc(row.heartbeat)).total_seconds()
                 if idle < stale_after_s:
                     continue
                 reason = (f"no test recorded for {idle / 3600:.1f} h (writer pid {row.pid} on "
@@ -414,7 +391,7 @@ class Store:
 
     def _end_running(self, conn: Connection, run_pk: int, reason: str) -> bool:
         result = conn.execute(update(t.runs).where(t.runs.c.id == run_pk, t.runs.c.status == "running")
-                              .values(status="incomplete", reason=scrub(reason), finished=_utcnow()))
+                              .values(status="incomplete", reason=scrub(reason), finished=utcnow()))
         return result.rowcount == 1
 
     # -- reading ----------------------------------------------------------------------------
@@ -460,11 +437,11 @@ class Store:
             row = conn.execute(select(t.runs).where(t.runs.c.id == pk)).one()
             summary = _summary(row, self._causes(conn, [pk]).get(pk, []))
             tests = [StoredTest(r.nodeid, r.outcome, r.duration_s, r.message, bool(r.bench_error),
-                                _aware(r.finished_at))
+                                read_utc(r.finished_at))
                      for r in conn.execute(select(t.tests).where(t.tests.c.run_pk == pk).order_by(t.tests.c.id))]
             measurements = self._measurements(conn, pk)
             evidence = [Evidence(r.cause, r.ratio, r.test, r.note, r.measurement,
-                                 _decode(r.value_kind, r.value_text), r.limit_spec)
+                                 decode_value(r.value_kind, r.value_text), r.limit_spec)
                         for r in conn.execute(select(t.evidence).where(t.evidence.c.run_pk == pk)
                                               .order_by(t.evidence.c.id))]
             code01 = [Code01Observation(r.origin, r.stan, r.host_code, r.reason, r.test)
@@ -512,7 +489,7 @@ class Store:
             rows = conn.execute(query).all()
         found: dict[str, list[tuple[str, datetime]]] = {}
         for r in rows:
-            found.setdefault(r.cause_id, []).append((r.run_id, _aware(r.started)))
+            found.setdefault(r.cause_id, []).append((r.run_id, read_utc(r.started)))
         return found
 
     def _causes(self, conn: Connection, pks: list[int]) -> dict[int, list[StoredCause]]:
@@ -524,132 +501,9 @@ class Store:
         return found
 
     def _measurements(self, conn: Connection, pk: int) -> list[Measurement]:
-        return [Measurement(r.name, _decode(r.value_kind, r.value_text), r.unit, r.limit_spec, bool(r.passed), r.test)
+        return [Measurement(r.name, decode_value(r.value_kind, r.value_text), r.unit, r.limit_spec, bool(r.passed), r.test)
                 for r in conn.execute(select(t.measurements).where(t.measurements.c.run_pk == pk)
                                       .order_by(t.measurements.c.id))]
-
-
-# -- engines -----------------------------------------------------------------------------------
-def _parse(url: str) -> URL:
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        # the text is not a URL at all; show it without anything that looks like a password
-        shown = re.sub(r":[^:@/]*@", ":***@", str(url))
-        raise StoreUnavailable(shown, "opening", "not a SQLAlchemy URL: use sqlite:///FILE or "
-                                                 "postgresql+psycopg://USER:PASSWORD@HOST/DB") from None
-    if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
-        raise StoreUnavailable(parsed.render_as_string(hide_password=True), "opening",
-                               "unsupported database: use sqlite:///FILE or postgresql+psycopg://...")
-    return parsed
-
-
-def _engine(url: URL, safe: str) -> Engine:
-    try:
-        if url.get_backend_name() == "sqlite":
-            return _sqlite_engine(url)
-        return create_engine(url, pool_pre_ping=True, connect_args={
-            "connect_timeout": PG_CONNECT_TIMEOUT_S, "application_name": "posbench",
-            "options": f"-c statement_timeout={PG_STATEMENT_TIMEOUT_MS} -c lock_timeout={PG_LOCK_TIMEOUT_MS}"})
-    except (NoSuchModuleError, ImportError, ArgumentError) as exc:
-        raise StoreUnavailable(safe, "opening", f"no driver for this URL: {exc}") from None
-    except OSError as exc:
-        raise StoreUnavailable(safe, "creating its directory", str(exc)) from None
-
-
-def _sqlite_engine(url: URL) -> Engine:
-    memory = url.database in (None, "", ":memory:")
-    if not memory:
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, poolclass=StaticPool if memory else None,
-                           connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False})
-
-    @event.listens_for(engine, "connect")
-    def _connect(dbapi_conn, _record) -> None:
-        # SQLAlchemy's documented recipe: let SQLAlchemy, not the sqlite3 module, say when a
-        # transaction begins, so DDL (migrations) is transactional and writers take the lock first.
-        dbapi_conn.isolation_level = None
-        cur = dbapi_conn.cursor()
-        cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        if not memory:
-            mode = cur.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise sqlite3.OperationalError(f"SQLite refused WAL journal mode (got {mode})")
-        cur.execute("PRAGMA synchronous = FULL")
-        cur.execute("PRAGMA foreign_keys = ON")
-        cur.close()
-
-    @event.listens_for(engine, "begin")
-    def _begin(conn: Connection) -> None:
-        # IMMEDIATE takes the write lock up front: a deferred transaction that upgrades to a
-        # write later can fail with SQLITE_BUSY at once instead of waiting busy_timeout
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(migrations.WRITE)
-                             else "BEGIN")
-
-    return engine
-
-
-def _hide_password(text: str, url: URL) -> str:
-    return text.replace(url.password, "***") if url.password else text
-
-
-# -- values ------------------------------------------------------------------------------------
-def _encode(value: Any) -> dict:
-    """A measured value as (kind, number, exact text); a PAN-like integer becomes masked text."""
-    if value is None:
-        return {"value_kind": "null", "value_num": None, "value_text": None}
-    if isinstance(value, bool):
-        return {"value_kind": "bool", "value_num": float(value), "value_text": "true" if value else "false"}
-    if isinstance(value, int):
-        digits = str(value)
-        if scrub(digits) != digits:
-            return {"value_kind": "text", "value_num": None, "value_text": scrub(digits)}
-        try:
-            num = float(value)
-        except OverflowError:
-            num = None
-        return {"value_kind": "int", "value_num": num, "value_text": digits}
-    if isinstance(value, float):
-        # floats are not scrubbed: repr(0.1 + 0.2) has 17 digits in a row, and a PAN is never a float
-        return {"value_kind": "float", "value_num": value if math.isfinite(value) else None,
-                "value_text": repr(value)}
-    return {"value_kind": "text", "value_num": None, "value_text": scrub(str(value))}
-
-
-def _decode(kind: str, text: str | None) -> Any:
-    if kind == "null" or text is None:
-        return None
-    if kind == "bool":
-        return text == "true"
-    if kind == "int":
-        return int(text)
-    if kind == "float":
-        return float(text)
-    return text
-
-
-def _scrub_obj(obj: Any, key: str = "") -> Any:
-    """Scrub every string (and PAN-like integer) in a JSON-like structure; a ``seed`` stays."""
-    if isinstance(obj, str):
-        return scrub(obj)
-    if isinstance(obj, bool) or obj is None or isinstance(obj, float):
-        return obj
-    if isinstance(obj, int):
-        return obj if key == "seed" or scrub(str(obj)) == str(obj) else scrub(str(obj))
-    if isinstance(obj, dict):
-        return {scrub(str(k)): _scrub_obj(v, str(k)) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_scrub_obj(v, key) for v in obj]
-    return scrub(str(obj))
-
-
-def _bench_columns(bench: dict) -> dict:
-    seed = bench.get("seed")
-    return {"bench_name": str(bench.get("name", "")), "bench_json": json.dumps(bench, ensure_ascii=False),
-            "seed": seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
-            "faults_json": json.dumps(bench.get("faults") or [], ensure_ascii=False)}
 
 
 def _keyed(items: list[Measurement]) -> dict[tuple[str, int], Measurement]:
@@ -672,38 +526,9 @@ def _summary(row: Any, causes: list[StoredCause]) -> RunSummary:
     return RunSummary(
         run_id=row.run_id, bench_name=row.bench_name,
         unit={"serial": row.unit_serial, "model": row.unit_model, "firmware": row.unit_firmware},
-        started=_aware(row.started), finished=_aware(row.finished) if row.finished else None,
+        started=read_utc(row.started), finished=read_utc(row.finished) if row.finished else None,
         status=row.status, reason=row.reason, verdict=row.verdict, code01_origin=row.code01_origin,
         exit_status=row.exit_status, causes=causes)
-
-
-# -- time and processes ------------------------------------------------------------------------
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _utc(when: datetime) -> datetime:
-    return (when if when.tzinfo else when.astimezone()).astimezone(timezone.utc)
-
-
-def _aware(when: datetime) -> datetime:
-    """SQLite gives naive datetimes back; everything stored is UTC."""
-    return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
-
-
-def _identity() -> str | None:
-    """``machine-id/boot-id/pid-namespace`` of this process; None where Linux does not say."""
-    try:
-        machine = (Path("/etc/machine-id").read_text().strip()
-                   or Path("/var/lib/dbus/machine-id").read_text().strip())
-    except OSError:
-        machine = ""
-    try:
-        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-        pidns = os.readlink("/proc/self/ns/pid")
-    except OSError:
-        return None
-    return f"{machine or '-'}/{boot}/{pidns}"
 
 
 def _where_written(host: str, writer_id: str | None, me: Writer) -> str:
@@ -722,5 +547,3 @@ def _where_written(host: str, writer_id: str | None, me: Writer) -> str:
     if boot != my_boot:
         return "before reboot"
     return "here" if pidns == my_pidns else "elsewhere"
-
-

@@ -5,12 +5,13 @@ One driver per module: ``korad`` (KA3005P bench supply), ``lcus_relay`` (LCUS-1 
 """
 from __future__ import annotations
 
-from .base import (MonitorStuck, OperatorNotConfirmed, OperatorSkipped, OperatorTimeout,
-                   PowerMonitor, PowerSwitch, PowerSwitchFailed, Reading, SupplyNotResponding,
-                   SupplyProtocolError, Trace, monitor)
+from .errors import (MonitorStuck, OperatorNotConfirmed, OperatorSkipped, OperatorTimeout,
+                     PowerSwitchFailed, SupplyNotResponding, SupplyProtocolError)
 from .korad import KoradSupply
 from .lcus_relay import LcusRelay
 from .manual import Ask, ManualPower, stdin_ask
+from .protocols import PowerMonitor, PowerSwitch, Reading
+from .trace import Trace, monitor
 
 __all__ = ["Ask", "KoradSupply", "LcusRelay", "ManualPower", "MonitorStuck",
            "OperatorNotConfirmed", "OperatorSkipped", "OperatorTimeout", "PowerMonitor",

@@ -15,8 +15,9 @@ import threading
 import time
 from dataclasses import dataclass
 
-from .base import (PowerSwitchFailed, Reading, SerialDevice, SerialLink, SupplyNotResponding,
-                   SupplyProtocolError)
+from .errors import PowerSwitchFailed, SupplyNotResponding, SupplyProtocolError
+from .protocols import Reading
+from .serial_link import SerialDevice, SerialLink
 
 COMMAND_GAP_S = 0.055
 """Seconds between the end of one command and the next: the supply's 50 ms plus 5 ms margin."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 
-from .base import SerialDevice, SerialLink
+from .serial_link import SerialDevice, SerialLink
 
 START = 0xA0
 OP_OFF = 0x00

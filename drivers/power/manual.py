@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from .base import OperatorNotConfirmed, OperatorSkipped, OperatorTimeout
+from .errors import OperatorNotConfirmed, OperatorSkipped, OperatorTimeout
 
 Ask = Callable[[str, float], "str | None"]
 

@@ -17,7 +17,7 @@ from posbench.measures import measures
 from posbench.readtest import ReadInterrupted, decide_path, path_measures, record_path
 from posbench.tracks import TrackError, luhn_valid
 from posbench.drivers.usb.magstripe import SwipeTimeout
-from posbench.fixtures.devices import UsbGone
+from posbench.drivers.usb.reconnecting import UsbGone
 
 
 def _spec(profile, path):

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from posbench.evidence import Recorder, RunRecord
 from posbench.supply_watch import SupplyWatch
-from posbench.drivers.power.base import Reading, Trace
+from posbench.drivers.power.protocols import Reading
+from posbench.drivers.power.trace import Trace
 
 
 def _watch(points: list[tuple[float, float, float]]) -> SupplyWatch:

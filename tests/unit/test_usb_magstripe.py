@@ -203,7 +203,7 @@ def test_debian_usbip_tool_lists_the_virtual_devices(bench):
 def test_a_reader_that_dropped_between_two_looks_is_back_at_another_address():
     """``UsbReader.where()``: a drop shorter than the watch's look interval still shows, as a
     real re-enumeration does, by the new device address."""
-    from posbench.fixtures.devices import UsbReader
+    from posbench.drivers.usb.reconnecting import UsbReader
     server = UsbipServer()
     sim = VirtualMagstripeReader("hid", rng=random.Random(3))
     server.add(sim)

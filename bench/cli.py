@@ -12,6 +12,7 @@ import random
 import signal
 import sys
 import threading
+import time
 import tomllib
 from collections.abc import Callable
 from contextlib import AbstractContextManager as ContextManager
@@ -161,8 +162,16 @@ def triage(bench_path, virtual, fault, seed, protocol, unit, json_path, html_pat
                           + (f" with faults {', '.join(fault)}" if fault else " (healthy unit)")
                           + f", seed {seed}" + (f", protocol {protocol}" if protocol else ""))
             bench_file = vbench.start()
-        from posbench.preflight import preflight  # every device checked at once, before any test
-        bench_lock = preflight(bench_file, lambda text: say(console, text))
+        from posbench.preflight import PreflightFailed, failed_verdict, preflight
+        checked = datetime.now(timezone.utc), time.monotonic()
+        try:  # every device checked at once, before any test
+            bench_lock = preflight(bench_file, lambda text: say(console, text))
+        except PreflightFailed as exc:  # the verdict JSON says so too: automation reads it
+            errors: list[str] = []
+            _rewrite(json_path, failed_verdict(exc, checked[0], time.monotonic() - checked[1]), errors)
+            for error in errors:
+                say(console, f"[bold magenta]BENCH ERROR[/]: {escape(error)}")
+            raise
         extra = ["--reports-dir", str(REPORTS)] + (["--store", store_url] if store_url else []) \
             + (["--soak", str(soak)] if soak else [])
         result = run_hil(bench_file, json_path, html_path, junit_path, unit, console, extra)

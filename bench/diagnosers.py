@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from posbench.evidence import Recorder, RunRecord
-from posbench.limits import Limit
 
 REACHED_HOST = {"sale_host_answered_rate": lambda v: v > 0, "echo_loss_unit": lambda v: v < 1}
 """Measurements that show the unit reached its acquirer host, and when they show it."""

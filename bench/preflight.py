@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 from posbench import device_checks as dc
@@ -24,11 +25,24 @@ DEADLINE_S = 12.0
 class PreflightFailed(BenchError):
     """Devices of the bench are absent or unusable; ``checks`` says which and what to check."""
 
-    def __init__(self, checks: list[Check]):
-        self.checks = checks
+    def __init__(self, checks: list[Check], config: BenchConfig | None = None):
+        self.checks, self.config = checks, config
         bad = [c for c in checks if c.state == FAIL]
         super().__init__("bench", "preflight", f"{len(bad)} of {len(checks)} device(s) not ready "
                          f"({', '.join(c.device for c in bad)}); no test was run")
+
+
+def failed_verdict(failed: PreflightFailed, started: datetime, duration_s: float) -> dict:
+    """The verdict JSON of a run the preflight stopped: ``bench_error``, each device that failed
+    with what to check, the unit as bench.toml names it; no test ran, nothing of the unit judged."""
+    from posbench.diagnosis import verdict_json
+    from posbench.evidence import RunRecord
+    config = failed.config
+    run = RunRecord(unit={"serial": config.unit.serial or "", "model": config.unit.model or ""} if config else {},
+                    bench={"name": config.bench.name, "virtual": config.bench.virtual} if config else {})
+    run.bench_errors = [f"preflight: {c.device} {c.where}: {c.said}" + (f" ({c.hint})" if c.hint else "")
+                        for c in failed.checks if c.state == FAIL]
+    return verdict_json(run, started, duration_s)
 
 
 def check_store_url(url: str) -> None:
@@ -130,7 +144,7 @@ def preflight(bench_file: Path, say: Callable[[str], None]):
         for check in checks:
             say(line(check))
         if any(c.state == FAIL for c in checks):
-            raise PreflightFailed(checks)
+            raise PreflightFailed(checks, config)
     except BaseException:
         lock.release()
         raise

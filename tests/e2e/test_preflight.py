@@ -50,7 +50,12 @@ log = "{gone}/host.jsonl"
     r = triage(tmp_path, "--bench", str(bench), "--store", f"sqlite:///{tmp_path}/s.sqlite", timeout=60)
     out = r.out + r.err
     assert r.code == 2, out
-    assert "Traceback" not in out and "HIL tests" not in out and r.doc is None, out  # no test ran
+    assert "Traceback" not in out and "HIL tests" not in out, out  # no test ran
+    # the verdict JSON says it too, device by device, and judges nothing of the unit
+    assert r.doc["verdict"] == "bench_error" and r.doc["causes"] == [] and r.doc["tests"] == []
+    said = " ".join(r.doc["bench_errors"])
+    for device in ("terminal", "supply", "magstripe reader", "nfc reader", "host"):
+        assert f"preflight: {device} " in said, said
     fails = {line.split()[1:3][0] if line.split()[1] != "magstripe" else "magstripe"
              for line in out.splitlines() if line.strip().startswith("FAIL")}
     assert {"terminal", "supply", "magstripe", "nfc", "host"} <= fails, out

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from .conftest import ROOT, assert_no_card_data, posbench
+from .conftest import assert_no_card_data, posbench
 
 
 def _runs(db):

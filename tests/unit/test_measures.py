@@ -7,7 +7,7 @@ import pytest
 from posbench.errors import ConfigError
 from posbench.evidence import Recorder, RunRecord, UndeclaredMeasurement
 from posbench.limits import HOLDS, Limit
-from posbench.measures import Declaration, Measure, bind, measures
+from posbench.measures import Declaration, Measure, bind
 from posbench.profile import PROFILE_DIR, load_profile
 
 pytest_plugins = ["pytester"]

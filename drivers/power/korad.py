@@ -136,10 +136,10 @@ class KoradSupply(SerialDevice):
                 reopens = self.link.reopens
                 self.link.discard_input(doing)
                 self.link.write(cmd.encode("ascii"), doing)
-                data = self.link.read(answer, self.timeout, doing, quiet_s) if answer else b""
+                data = self.link.collect(answer, self.timeout, doing, quiet_s) if answer else b""
                 self._last = time.monotonic()
                 # The mandatory gap is spent listening: bytes now are not part of any answer.
-                stray = self.link.read(64, self.command_gap_s, doing)
+                stray = self.link.collect(64, self.command_gap_s, doing)
                 if answer and not data and self.link.reopens != reopens and attempt == 1:
                     continue  # the port vanished mid-command and came back: ask once more
                 break

@@ -53,7 +53,7 @@ class LcusRelay(SerialDevice):
                 self.link.write(frame(self.channel, on), doing)
                 # The board never answers: listening out the settle time is how a port that
                 # vanished (read error, socket closed) is noticed now rather than at the next frame.
-                self.link.read(64, self.settle_s, doing)
+                self.link.collect(64, self.settle_s, doing)
                 if self.link.reopens == reopens:
                     break  # else the port came back mid-frame: send it again (switching is idempotent)
             self._on = on

@@ -1,98 +1,44 @@
-"""The serial transport the serial power drivers share: ``SerialLink`` (pyserial
-``serial_for_url``, reopened once when the port vanishes) and ``SerialDevice`` (a power device's
-open/close life cycle on it)."""
+"""The serial transport of the serial power drivers: ``SerialLink`` (the ECR link's
+``SerialBytePort`` with a power device's names and a read that collects a whole answer) and
+``SerialDevice`` (a power device's open/close life cycle on it)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
-import serial
-
-try:
-    from termios import error as _TermiosError  # tcflush on a vanished tty raises this, not OSError
-except ImportError:  # not POSIX
-    _TermiosError = OSError
-
-from posbench.errors import PortLost
 from posbench.drivers.serial.port import SerialBytePort
-
-POLL_S = 0.02
-"""pyserial read timeout in seconds; reads return as soon as a byte arrives."""
-WRITE_TIMEOUT_S = 2.0
-"""pyserial write timeout in seconds (where the transport supports one)."""
-_IO_ERRORS = (serial.SerialException, OSError, _TermiosError)
 
 
 class SerialLink(SerialBytePort):
-    """A power device's port on ``serial.serial_for_url`` (tty, ``socket://``, ``rfc2217://``).
-
-    Opening, closing and reopening come from ``posbench.drivers.serial.port.SerialBytePort`` (its
-    messages then name the power device's port); an I/O error closes the port and reopens it for up to
-    ``reopen_s`` seconds (a USB-serial adapter re-enumerating), retries the operation once, and
-    raises ``PortLost`` if it does not come back. ``reopens`` counts successful reopens.
-    """
+    """A power device's port on ``serial.serial_for_url`` (tty, ``socket://``, ``rfc2217://``):
+    open, close, reopen within ``reopen_s`` seconds after an I/O error (a USB-serial adapter
+    re-enumerating), ``PortLost`` when it does not come back, exactly as ``SerialBytePort``.
+    What it adds is ``collect``: supplies and relays answer without a frame, so an answer is what
+    arrives until its size, a quiet line or the timeout."""
 
     label = "port"
-    poll_s = POLL_S  # short: the supply answers in ~10 ms and commands are 50 ms apart
-
-    def __init__(self, url: str, device: str, baudrate: int = 9600, reopen_s: float = 2.0):
-        super().__init__(url, baudrate, device, reopen_s)
+    poll_s = 0.02
+    """Seconds; short: a supply answers in ~10 ms and its commands are 50 ms apart."""
 
     @property
     def is_open(self) -> bool:
         return self._serial is not None
 
-
-    def _io(self, op: Callable[[serial.SerialBase], object], doing: str):
-        if self._serial is None:
-            self.open()
-        try:
-            return op(self._serial)
-        except _IO_ERRORS as exc:
-            self.reopen()
-            try:
-                return op(self._serial)
-            except _IO_ERRORS as again:
-                self.close()
-                raise PortLost(self.device, doing, f"{exc}; after reopening: {again}") from None
-
-    def write(self, data: bytes, doing: str) -> None:
-        def op(ser: serial.SerialBase) -> None:
-            ser.write(data)
-            ser.flush()
-        self._io(op, doing)
-
-    def read(self, size: int, timeout: float, doing: str, quiet_s: float | None = None) -> bytes:
+    def collect(self, size: int, timeout: float, doing: str, quiet_s: float | None = None) -> bytes:
         """Up to ``size`` bytes within ``timeout`` seconds. With ``quiet_s``, also stop once bytes
-        have arrived and the line then stays quiet for ``quiet_s`` seconds (answers without a
-        terminator end by silence)."""
-        def op(ser: serial.SerialBase) -> bytes:
-            got = bytearray()
-            deadline = time.monotonic() + max(0.0, timeout)
-            last = time.monotonic()
-            while len(got) < size:
-                chunk = ser.read(max(1, min(size - len(got), ser.in_waiting)))
-                now = time.monotonic()
-                if chunk:
-                    got += chunk
-                    last = now
-                elif got and quiet_s is not None and now - last >= quiet_s:
-                    break
-                if now >= deadline:
-                    break
-            return bytes(got)
-        return self._io(op, doing)
-
-    def discard_input(self, doing: str) -> None:
-        if "://" not in self.url:
-            self._io(lambda ser: ser.reset_input_buffer(), doing)
-            return
-
-        def drain(ser: serial.SerialBase) -> None:
-            deadline = time.monotonic() + 0.5
-            while (waiting := ser.in_waiting) and time.monotonic() < deadline:
-                ser.read(waiting)
-        self._io(drain, doing)
+        have arrived and the line then stays quiet for ``quiet_s`` seconds."""
+        got = bytearray()
+        deadline = time.monotonic() + max(0.0, timeout)
+        while len(got) < size:
+            now = time.monotonic()
+            if now >= deadline:
+                break
+            wait = deadline - now if not got or quiet_s is None else min(quiet_s, deadline - now)
+            chunk = self.read(size - len(got), wait, doing)
+            if chunk:
+                got += chunk
+            elif got and quiet_s is not None:
+                break  # quiet for quiet_s after an answer began: it is complete
+        return bytes(got)
 
 
 class SerialDevice:

@@ -10,10 +10,17 @@ import serial
 
 from posbench.errors import PortLost, PortUnavailable
 
+try:
+    from termios import error as _TermiosError  # tcflush on a vanished tty raises this, not OSError
+except ImportError:  # not POSIX
+    _TermiosError = OSError
+
 POLL_S = 0.05
 """pyserial read timeout in seconds; reads return as soon as a byte arrives."""
 WRITE_TIMEOUT_S = 2.0
 """pyserial write timeout in seconds (where the transport supports one)."""
+IO_ERRORS = (serial.SerialException, OSError, _TermiosError)
+"""What a port that went away raises under pyserial."""
 
 
 def reopen_within(open_port: Callable[[], object], within_s: float, device: str, doing: str,
@@ -159,7 +166,7 @@ class SerialBytePort:
     def _io(self, op, doing: str):
         try:
             return op(self._ser())
-        except (serial.SerialException, OSError) as exc:
+        except IO_ERRORS as exc:
             return self._retry(op, doing, exc)
 
     def _retry(self, op, doing: str, exc: Exception):
@@ -167,17 +174,20 @@ class SerialBytePort:
         self.reopen()
         try:
             return op(self._ser())
-        except (serial.SerialException, OSError) as again:
+        except IO_ERRORS as again:
+            self.close()
             raise PortLost(self.device, doing, f"{exc}; after reopening: {again}") from None
 
     # read and write call their work directly and build ``_io``'s closure and message only when
     # the port failed: they run several times per message.
-    def read(self, size: int, timeout: float) -> bytes:
+    def read(self, size: int, timeout: float, doing: str | None = None) -> bytes:
+        """What has arrived (at most ``size`` bytes) as soon as anything has, or b"" after
+        ``timeout`` seconds; ``doing`` names the errand in a ``PortLost``."""
         deadline = time.monotonic() + max(0.0, timeout)
         try:
             return self._read(self._ser() if self._serial is None else self._serial, size, deadline)
-        except (serial.SerialException, OSError) as exc:
-            return self._retry(lambda ser: self._read(ser, size, deadline), f"reading from {self.url}", exc)
+        except IO_ERRORS as exc:
+            return self._retry(lambda ser: self._read(ser, size, deadline), doing or f"reading from {self.url}", exc)
 
     @staticmethod
     def _read(ser: serial.SerialBase, size: int, deadline: float) -> bytes:
@@ -198,11 +208,11 @@ class SerialBytePort:
             if chunk or time.monotonic() >= deadline:
                 return chunk
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes, doing: str | None = None) -> None:
         try:
             self._write(self._ser() if self._serial is None else self._serial, data)
-        except (serial.SerialException, OSError) as exc:
-            self._retry(lambda ser: self._write(ser, data), f"writing to {self.url}", exc)
+        except IO_ERRORS as exc:
+            self._retry(lambda ser: self._write(ser, data), doing or f"writing to {self.url}", exc)
 
     def _write(self, ser: serial.SerialBase, data: bytes) -> None:
         fd = getattr(ser, "fd", None)
@@ -213,16 +223,17 @@ class SerialBytePort:
         if self._drain:
             ser.flush()
 
-    def discard_input(self) -> None:
+    def discard_input(self, doing: str | None = None) -> None:
         """Drop unread input. Local ports purge the driver buffer; network URLs drain what has
         arrived (an rfc2217 purge is a round trip plus a 50 ms sleep, and some terminal servers
         never answer it)."""
+        doing = doing or f"flushing {self.url}"
         if "://" not in self.url:
-            self._io(lambda ser: ser.reset_input_buffer(), f"flushing {self.url}")
+            self._io(lambda ser: ser.reset_input_buffer(), doing)
             return
         deadline = time.monotonic() + 1.0
 
         def drain(ser: serial.SerialBase) -> None:
             while (waiting := ser.in_waiting) and time.monotonic() < deadline:
                 ser.read(waiting)
-        self._io(drain, f"flushing {self.url}")
+        self._io(drain, doing)

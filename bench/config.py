@@ -8,9 +8,10 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo,
+                      field_validator, model_validator)
 from pydantic_core import PydanticCustomError
 
 from posbench.errors import ConfigError
@@ -18,6 +19,27 @@ from posbench.errors import ConfigError
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class UsbId(NamedTuple):
+    """A USB device's vendor and product id, parsed once from bench.toml's "<vid>:<pid>" (hex)."""
+
+    vid: int
+    pid: int
+
+    @classmethod
+    def parse(cls, text: str) -> "UsbId":
+        vid, sep, pid = text.partition(":")
+        try:
+            ids = cls(int(vid, 16), int(pid, 16))
+            if not sep or not all(0 <= x < 0x10000 for x in ids):
+                raise ValueError
+        except ValueError:
+            raise ValueError('expected "<vid>:<pid>" in hex, e.g. "0801:0002"') from None
+        return ids
+
+    def __str__(self) -> str:
+        return f"{self.vid:04x}:{self.pid:04x}"
 
 
 class BenchSection(_Section):
@@ -110,20 +132,13 @@ class HostSection(_Section):
 class UsbSection(_Section):
     backend: str = "libusb1"
     """pyusb backend: "libusb1" (devices on this host) or "usbip://<host>:<port>" (USB/IP)."""
-    reader: str | None = None
-    """"<vid>:<pid>" in hex of the magstripe reader; default: the first known reader found."""
+    reader: UsbId | None = None
+    """The magstripe reader, "<vid>:<pid>" in hex; default: the first known reader found."""
 
-    @field_validator("reader")
+    @field_validator("reader", mode="before")
     @classmethod
-    def _reader(cls, v: str | None) -> str | None:
-        if v is not None:
-            vid, sep, pid = v.partition(":")
-            try:
-                if not sep or not (0 <= int(vid, 16) < 0x10000 and 0 <= int(pid, 16) < 0x10000):
-                    raise ValueError
-            except ValueError:
-                raise ValueError('expected "<vid>:<pid>" in hex, e.g. "0801:0002"') from None
-        return v
+    def _reader(cls, v: object) -> object:
+        return UsbId.parse(v) if isinstance(v, str) else v
 
     @field_validator("backend")
     @classmethod
@@ -162,6 +177,28 @@ class PowerSection(_Section):
     """pyserial port or URL of the supply or relay; for "usb-hub" the hub as "<vid>:<pid>"."""
     channel: int = Field(1, ge=1, le=8)
     """Supply channel, relay channel or hub port."""
+
+    _hub: UsbId | None = PrivateAttr(None)
+
+    @field_validator("port")
+    @classmethod
+    def _hub_port(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is not None and info.data.get("driver") == "usb-hub":
+            UsbId.parse(v)  # a wrong one is named at power.port
+        return v
+
+    @model_validator(mode="after")
+    def _hub_ids(self) -> "PowerSection":
+        if self.driver in ("korad", "lcus-relay") and not self.port:
+            raise ValueError(f"the {self.driver} driver needs port = its serial port or URL (e.g. \"/dev/ttyACM0\")")
+        if self.driver == "usb-hub" and self.port is not None:
+            self._hub = UsbId.parse(self.port)
+        return self
+
+    @property
+    def hub(self) -> UsbId | None:
+        """The hub of a "usb-hub" driver, parsed from ``port`` once; None: the first hub found."""
+        return self._hub
 
 
 class ActuatorSection(_Section):

@@ -176,13 +176,11 @@ def power(config: BenchConfig) -> Check:
 
 
 def _hub(config: BenchConfig) -> Check:
-    from posbench.drivers.power.usb_hub import HubPortPower
-    from posbench.drivers.usb.backend import open_backend
+    from posbench.drivers.power import open_power
     section, spec = config.power, config.usb.backend if config.usb else "libusb1"
     where = f"hub {section.port or '(first hub)'} port {section.channel}"
     try:
-        backend = open_backend(spec)
-        switch = HubPortPower(backend, section.port, section.channel)
+        switch = open_power(section, spec)
     except BenchError as exc:
         return Check("usb hub", where, FAIL, exc.detail or str(exc), _usb_hint(spec, section.port or ""))
     try:
@@ -193,8 +191,7 @@ def _hub(config: BenchConfig) -> Check:
     except BenchError as exc:
         return Check("usb hub", where, FAIL, exc.detail or str(exc), _usb_hint(spec, section.port or ""))
     finally:
-        switch.hub.close()
-        getattr(backend, "close", lambda: None)()
+        switch.close()
     return Check("usb hub", where, OK, f"{switch.hub!r}, port {section.channel} "
                  + ("powered" if powered else "unpowered"))
 
@@ -214,7 +211,7 @@ def magstripe(config: BenchConfig) -> Check:
     from posbench.drivers.usb.magstripe import MagstripeReader
     spec, ids = config.usb.backend, config.usb.reader
     where = f"{ids or '0801:*'} on {spec}"
-    vid, pid = (int(x, 16) for x in ids.split(":")) if ids else (0x0801, None)
+    vid, pid = ids if ids else (0x0801, None)
     try:
         backend = open_backend(spec)
     except BenchError as exc:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from importlib.resources import files
 
-from posbench.config import BenchConfig
+from posbench.config import BenchConfig, UsbId
 
 RULES = files("posbench.udev") / "70-posbench.rules"
 SERIAL = 'SUBSYSTEM=="tty", ATTRS{{idVendor}}=="{vid}", ATTRS{{idProduct}}=="{pid}", GROUP="dialout", ' \
@@ -44,11 +44,10 @@ def rules_for_bench(config: BenchConfig) -> tuple[str, list[str]]:
         else:
             missing.append(f"{what} {port}")
     usb = [("magstripe reader", config.usb.reader if config.usb else None),
-           ("usb hub", config.power.port if config.power and config.power.driver == "usb-hub" else None)]
+           ("usb hub", config.power.hub if config.power else None)]
     if config.nfc and (m := re.fullmatch(r"usb:([0-9a-fA-F]{4}):([0-9a-fA-F]{4})", config.nfc.path)):
-        usb.append(("nfc reader", f"{m[1]}:{m[2]}"))
+        usb.append(("nfc reader", UsbId(int(m[1], 16), int(m[2], 16))))
     for what, ids in usb:
         if ids:
-            vid, pid = ids.lower().split(":")
-            lines += [f"# {what} {ids}", USB.format(vid=vid, pid=pid)]
+            lines += [f"# {what} {ids}", USB.format(vid=f"{ids.vid:04x}", pid=f"{ids.pid:04x}")]
     return "\n".join(lines) + "\n", missing

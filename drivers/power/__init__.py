@@ -1,9 +1,12 @@
 """Bench power: switch the unit (``PowerSwitch``), measure its supply (``PowerMonitor``).
 
 One driver per module: ``korad`` (KA3005P bench supply), ``lcus_relay`` (LCUS-1 USB relay),
-``manual`` (the technician). USB hub port power lives in ``drivers/usb/hub.py``.
+``manual`` (the technician), ``usb_hub`` (a port of a USB hub; its protocol is in
+``drivers/usb/hub.py``). ``open_power`` picks one by the ``[power] driver`` name.
 """
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from .errors import (MonitorStuck, OperatorNotConfirmed, OperatorSkipped, OperatorTimeout,
                      PowerSwitchFailed, SupplyNotResponding, SupplyProtocolError)
@@ -16,20 +19,32 @@ from .trace import Trace, monitor
 __all__ = ["Ask", "KoradSupply", "LcusRelay", "ManualPower", "MonitorStuck",
            "OperatorNotConfirmed", "OperatorSkipped", "OperatorTimeout", "PowerMonitor",
            "PowerSwitch", "PowerSwitchFailed", "Reading", "SupplyNotResponding",
-           "SupplyProtocolError", "Trace", "monitor", "open_power", "stdin_ask"]
+           "SupplyProtocolError", "Trace", "monitor", "open_power", "POWER_DRIVERS", "stdin_ask"]
 
 
-def open_power(driver: str, port: str | None = None, channel: int = 1, *,
-               ask: Ask | None = None, timeout_s: float = 120.0) -> PowerSwitch:
-    """The ``PowerSwitch`` a ``[power]`` section names: "korad", "lcus-relay" or "manual"
-    (``ask`` defaults to ``stdin_ask``). "usb-hub" is built by ``posbench.drivers.usb.hub``."""
-    if driver in ("korad", "lcus-relay") and not port:
-        raise ValueError(f"power driver {driver!r} needs a port")
-    if driver == "korad":
-        return KoradSupply(port, channel).open()
-    if driver == "lcus-relay":
-        return LcusRelay(port, channel).open()
-    if driver == "manual":
-        return ManualPower(ask or stdin_ask, timeout_s)
-    raise ValueError(f"open_power cannot build power driver {driver!r}; "
-                     "known here: korad, lcus-relay, manual")
+def _usb_hub(section, usb_backend: str | None, ask: Ask | None) -> PowerSwitch:
+    from posbench.drivers.usb.backend import open_backend
+    from .usb_hub import HubPortPower
+    backend = open_backend(usb_backend or "libusb1")
+    try:
+        return HubPortPower(backend, section.hub, section.channel)
+    except BaseException:
+        getattr(backend, "close", lambda: None)()  # no hub there: the backend is not left open
+        raise
+
+
+POWER_DRIVERS: dict[str, Callable[[object, str | None, Ask | None], PowerSwitch]] = {
+    "korad": lambda section, usb_backend, ask: KoradSupply(section.port, section.channel).open(),
+    "lcus-relay": lambda section, usb_backend, ask: LcusRelay(section.port, section.channel).open(),
+    "usb-hub": _usb_hub,
+    "manual": lambda section, usb_backend, ask: ManualPower(ask or stdin_ask),
+}
+"""The one place a ``[power] driver`` name becomes a driver: name -> factory(section,
+usb_backend, ask). bench.toml's allowed names (``posbench.config.PowerSection``) are these."""
+
+
+def open_power(section, usb_backend: str | None = None, ask: Ask | None = None) -> PowerSwitch:
+    """The opened ``PowerSwitch`` of a validated ``[power]`` section
+    (``posbench.config.PowerSection``); ``usb_backend`` is ``[usb] backend`` (where a hub is
+    reached), ``ask`` how the technician is asked (default ``stdin_ask``). Close it after use."""
+    return POWER_DRIVERS[section.driver](section, usb_backend, ask)

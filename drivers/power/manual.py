@@ -47,6 +47,9 @@ class ManualPower:
         self.ask, self.timeout_s = ask, timeout_s
         self._on = initially_on
 
+    def close(self) -> None:
+        """Nothing to release: the technician stays."""
+
     def _prompt(self, prompt: str, doing: str) -> str:
         for _ in range(TRIES):
             answer = self.ask(prompt, self.timeout_s)

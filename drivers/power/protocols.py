@@ -24,6 +24,9 @@ class PowerSwitch(Protocol):
     def cycle(self, off_s: float) -> None:
         """Power off, wait ``off_s`` seconds, power on."""
 
+    def close(self) -> None:
+        """Release the device (a port, a USB handle); the unit's power stays as it is."""
+
 
 @dataclass(frozen=True)
 class Reading:

@@ -11,15 +11,18 @@ from posbench.drivers.usb.hub import UsbHubPower
 
 
 class HubPortPower:
-    """Port ``port`` of the hub ``vid:pid`` reached through pyusb ``backend``."""
+    """Port ``port`` of the hub ``hub`` = (vid, pid) (None: the first hub that switches port
+    power) reached through pyusb ``backend``; ``close()`` releases the hub and the backend."""
 
-    def __init__(self, backend, hub: str | None, port: int):
-        vid = pid = None
-        if hub:
-            vid, pid = (int(x, 16) for x in hub.split(":"))
-        self.hub = UsbHubPower(backend, vid=vid, pid=pid)
+    def __init__(self, backend, hub: tuple[int, int] | None, port: int):
+        self.backend = backend
+        self.hub = UsbHubPower(backend, vid=hub[0] if hub else None, pid=hub[1] if hub else None)
         self.port = port
         self.name = f"usb-hub port {port}"
+
+    def close(self) -> None:
+        self.hub.close()
+        getattr(self.backend, "close", lambda: None)()
 
     def on(self) -> None:
         self.hub.power(self.port, True)

@@ -21,14 +21,13 @@ class UsbReader:
     (``UsbGone``); a backend that cannot be reached is the bench's (``PortUnavailable``).
     """
 
-    def __init__(self, spec: str, reader: str | None):
+    def __init__(self, spec: str, reader: tuple[int, int] | None):
+        """``spec``: the pyusb backend ("libusb1", "usbip://host:port"); ``reader``: its
+        (vid, pid), or None for the first known reader."""
         from posbench.drivers.usb.backend import open_backend
         self.spec = spec
         self.backend = open_backend(spec)
-        self.ids = {}
-        if reader:
-            vid, pid = (int(x, 16) for x in reader.split(":"))
-            self.ids = {"vid": vid, "pid": pid}
+        self.ids = {"vid": reader[0], "pid": reader[1]} if reader else {}
         self.driver = None
 
     def present(self) -> bool:

@@ -119,7 +119,8 @@ def test_full_bench(tmp_path):
 
 @pytest.mark.parametrize("driver", ["korad", "lcus-relay", "usb-hub", "manual"])
 def test_every_power_driver_is_accepted(driver):
-    cfg = parse_bench({"terminal": {"port": "/dev/ttyS0"}, "power": {"driver": driver}})
+    port = {"korad": "/dev/ttyACM0", "lcus-relay": "/dev/ttyUSB1"}.get(driver)
+    cfg = parse_bench({"terminal": {"port": "/dev/ttyS0"}, "power": {"driver": driver, **({"port": port} if port else {})}})
     assert cfg.power is not None and cfg.power.driver == driver
 
 
@@ -390,3 +391,20 @@ def test_version_tuple_values():
     assert version_tuple("3.2") == version_tuple("3.2.0")
     assert version_tuple("3.x.1") == (3, 0, 1)
     assert version_tuple("3.4.2") == version_tuple("3.4.2")
+
+
+@pytest.mark.parametrize("driver", ["korad", "lcus-relay"])
+def test_a_serial_power_driver_without_a_port_is_named(driver):
+    import tomllib
+    with pytest.raises(ConfigError, match=f"the {driver} driver needs port"):
+        parse_bench(tomllib.loads(f'[terminal]\nport = "/dev/ttyS0"\n[power]\ndriver = "{driver}"\n'), "b.toml")
+
+
+def test_usb_ids_are_parsed_once_when_the_file_is_read():
+    import tomllib
+    config = parse_bench(tomllib.loads('[terminal]\nport = "/dev/ttyS0"\n[usb]\nreader = "0801:0002"\n'
+                                       '[power]\ndriver = "usb-hub"\nport = "2109:2817"\nchannel = 3\n'), "b.toml")
+    assert config.usb.reader == (0x0801, 0x0002) and str(config.usb.reader) == "0801:0002"
+    assert config.power.hub == (0x2109, 0x2817)
+    with pytest.raises(ConfigError, match="power.port"):
+        parse_bench(tomllib.loads('[terminal]\nport = "/dev/ttyS0"\n[power]\ndriver = "usb-hub"\nport = "hub"\n'), "b.toml")

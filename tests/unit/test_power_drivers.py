@@ -456,18 +456,23 @@ def test_relay_missing_port():
 
 
 def test_open_power_builds_the_configured_driver():
+    from posbench.config import PowerSection
     with relay_rig() as rig:
         rig.relay.close()  # ports are opened exclusively: one opener at a time
-        relay = open_power("lcus-relay", rig.emu.path)
+        relay = open_power(PowerSection(driver="lcus-relay", port=rig.emu.path))
         try:
             assert isinstance(relay, LcusRelay) and relay.name == "lcus-relay"
         finally:
             relay.close()
-    assert isinstance(open_power("manual", ask=lambda p, t: ""), ManualPower)
-    with pytest.raises(ValueError, match="usb-hub"):
-        open_power("usb-hub", "1d6b:0002")
-    with pytest.raises(ValueError, match="needs a port"):
-        open_power("korad")
+    assert isinstance(open_power(PowerSection(driver="manual"), ask=lambda p, t: ""), ManualPower)
+
+
+def test_every_power_driver_bench_toml_allows_has_a_factory():
+    """bench.toml's driver names and the registry's are one list."""
+    from typing import get_args
+    from posbench.config import PowerSection
+    from posbench.drivers.power import POWER_DRIVERS
+    assert set(get_args(PowerSection.model_fields["driver"].annotation)) == set(POWER_DRIVERS)
 
 
 # -- manual --------------------------------------------------------------------------------------------

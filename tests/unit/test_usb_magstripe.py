@@ -207,7 +207,7 @@ def test_a_reader_that_dropped_between_two_looks_is_back_at_another_address():
     server = UsbipServer()
     sim = VirtualMagstripeReader("hid", rng=random.Random(3))
     server.add(sim)
-    reader = UsbReader(server.url, f"{MAGTEK_VID:04x}:{PID_HID:04x}")
+    reader = UsbReader(server.url, (MAGTEK_VID, PID_HID))
     try:
         first = reader.where()
         assert first is not None and reader.where() == first

@@ -250,10 +250,23 @@ class BenchConfig(_Section):
     usb: UsbSection | None = None
     nfc: NfcSection | None = None
     power: PowerSection | None = None
-    actuator: ActuatorSection = ActuatorSection()
     network: NetworkSection | None = None
-    sim: SimSection | None = None
+    sim: SimSection | None = None  # before actuator: its address may come from here
+    actuator: ActuatorSection = ActuatorSection()
     source: Path | None = Field(None, exclude=True)
+
+    @field_validator("actuator")
+    @classmethod
+    def _actuator_address(cls, v: ActuatorSection, info: ValidationInfo) -> ActuatorSection:
+        """A virtual actuator without an address reaches the virtual bench's control port
+        (``[sim] control``); one with neither is a mistake."""
+        if v.kind == "virtual" and not v.address:
+            sim = info.data.get("sim")
+            if sim is None or not sim.control:
+                raise ValueError('a virtual actuator needs address = "<host>:<port>" of the virtual '
+                                 "bench's control port (or a [sim] control)")
+            return ActuatorSection(kind="virtual", address=sim.control)
+        return v
 
 
 def _loc(err: dict) -> str:

@@ -408,3 +408,11 @@ def test_usb_ids_are_parsed_once_when_the_file_is_read():
     assert config.power.hub == (0x2109, 0x2817)
     with pytest.raises(ConfigError, match="power.port"):
         parse_bench(tomllib.loads('[terminal]\nport = "/dev/ttyS0"\n[power]\ndriver = "usb-hub"\nport = "hub"\n'), "b.toml")
+
+
+def test_a_virtual_actuator_takes_the_sims_control_address_or_is_named():
+    cfg = parse_bench({"terminal": {"port": "/dev/ttyS0"}, "actuator": {"kind": "virtual"},
+                       "sim": {"control": "127.0.0.1:5000"}})
+    assert cfg.actuator.address == "127.0.0.1:5000"
+    with pytest.raises(ConfigError, match="actuator: a virtual actuator needs address"):
+        parse_bench({"terminal": {"port": "/dev/ttyS0"}, "actuator": {"kind": "virtual"}}, "b.toml")

@@ -111,7 +111,7 @@ class LiveProgress:
     back before it included)."""
 
     def __init__(self, console: Console):
-        self.console, self.total, self.done = console, 0, 0
+        self.console, self.total, self.done, self.width = console, 0, 0, 28
         self._spent: dict[str, list[float]] = {}
         """Per test: seconds of setup and of the whole test so far."""
         self._outcome: dict[str, str] = {}
@@ -153,6 +153,7 @@ class LiveProgress:
         if CONFIG_ERROR_KEY in session.config.stash:  # collection stopped on a config mistake
             return
         self.total = len(session.items)
+        self.width = max((len(item.nodeid.split("::")[-1]) for item in session.items), default=0)
         self.say(f"running {self.total} HIL tests")
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -174,7 +175,7 @@ class LiveProgress:
         self.done += 1
         setup, whole = self._spent.pop(nodeid, [0.0, 0.0])
         mark = self._outcome.pop(nodeid, "[magenta]ERROR[/]")
-        name = escape(f"{nodeid.split('::')[-1]:<28}")  # "[swipe]" is no markup
+        name = escape(f"{nodeid.split('::')[-1]:<{self.width}}")  # "[swipe]" is no markup
         readying = f"  ({setup:.1f} s of it bringing the unit up first)" if setup >= READYING_S else ""
         self.say(f"  [{self.done}/{self.total}] {mark}  {name} {whole:6.2f} s{readying}")
 

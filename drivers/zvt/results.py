@@ -260,7 +260,7 @@ class Collector:
     # -- fields ------------------------------------------------------------------------------------
     @staticmethod
     def _tlvs(fields_: list[tuple[int, BmpValue]]) -> tuple[Tlv, ...]:
-        return tuple(item for bmp, value in fields_ if bmp == 0x06 for item in value)  # type: ignore[union-attr]
+        return tuple(item for bmp, value in fields_ if bmp == 0x06 and isinstance(value, tuple) for item in value)
 
     def _result_code(self, code: int) -> None:
         self.values["result_code"] = code

@@ -238,6 +238,8 @@ class VirtualUnit:
 
     def _build_unit(self) -> None:
         p, rng = self.profile, self.rng
+        if p.firmware is None:
+            raise ValueError(f"the virtual unit needs a profile with [firmware]; {p.model}'s has none")
         self.firmware = p.firmware.expected
         self.components = {name: versions[-1] for name, versions in p.components.items()}
         if self.sev("maintenance"):

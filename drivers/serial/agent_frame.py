@@ -136,7 +136,7 @@ def decode_message(payload: bytes) -> Message:
         raise MessageError("message is not ASCII") from None
     command, *rest = text.split(chr(FS))
     if _MESSAGE_RE.fullmatch(text):  # one check of the whole message; else field by field for the error
-        return Message(command, [tuple(part.split("=", 1)) for part in rest])  # type: ignore[misc]
+        return Message(command, [(key, value) for key, _, value in (part.partition("=") for part in rest)])
     if not _COMMAND_RE.fullmatch(command):
         raise MessageError(f"bad command code {command[:16]!r}")
     fields: list[tuple[str, str]] = []

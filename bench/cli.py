@@ -452,7 +452,7 @@ def _listen_address(listen: str, host_name: str, port: int) -> tuple[str, int]:
     import errno
     import socket
     try:
-        ip = socket.getaddrinfo(host_name, None, socket.AF_INET, socket.SOCK_STREAM)[0][4][0]
+        ip = str(socket.getaddrinfo(host_name, None, socket.AF_INET, socket.SOCK_STREAM)[0][4][0])  # AF_INET: a str
     except socket.gaierror as exc:
         raise UsageFailure(f"--listen {listen!r}: {host_name} has no IPv4 address ({exc.strerror}); the "
                            "host simulator listens on IPv4: name an address of this machine, e.g. "

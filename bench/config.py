@@ -8,7 +8,8 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Literal, NamedTuple
+from collections.abc import Mapping
+from typing import Any, Literal, NamedTuple
 
 from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo,
                       field_validator, model_validator)
@@ -269,11 +270,11 @@ class BenchConfig(_Section):
         return v
 
 
-def _loc(err: dict) -> str:
+def _loc(err: Mapping[str, Any]) -> str:
     return ".".join(str(p) for p in err["loc"]) or "(top level)"
 
 
-def _expected(err: dict) -> str:
+def _expected(err: Mapping[str, Any]) -> str:
     kind, msg = err["type"], err["msg"]
     if kind == "missing":
         return "is required but missing"

@@ -14,9 +14,12 @@ import socket
 import stat
 import time
 from dataclasses import dataclass
+from typing import TypeVar
 
 from posbench.config import BenchConfig, split_host_port
 from posbench.errors import BenchError, ConfigError, PortUnavailable, UnitError
+
+_S = TypeVar("_S")
 
 OK, WARN, FAIL, ABSENT = "ok", "warn", "fail", "absent"
 """Check states. ``ABSENT``: a reader inside the unit is not there; the preflight decides
@@ -85,6 +88,13 @@ def permission_hint(path: str) -> str:
     return f"add yourself to the `{group}` group (`sudo usermod -aG {group} $USER`, then log in again), {UDEV}"
 
 
+def _described(section: _S | None, name: str) -> _S:
+    """A section of bench.toml a check needs; the preflight runs the check only when it is there."""
+    if section is None:
+        raise ValueError(f"bench.toml has no [{name}]: the preflight does not check it")
+    return section
+
+
 def _serial_url(port: str) -> str | None:
     """The local path of a pyserial port, None for a URL (rfc2217://, socket://)."""
     return None if "://" in port else port
@@ -93,7 +103,7 @@ def _serial_url(port: str) -> str | None:
 # -- the terminal --------------------------------------------------------------------------------
 def terminal(config: BenchConfig) -> Check:
     section = config.terminal
-    where = section.port or section.address
+    where = section.port or section.address or ""  # TerminalSection requires one of them
     path = _serial_url(section.port) if section.port else None
     if path and local_node(config, "terminal.port", path) is None:
         return port_problem("terminal", path, "")
@@ -133,6 +143,7 @@ def _identify(config: BenchConfig):
     """The unit's identity through its driver, every wait short."""
     section = config.terminal
     if section.protocol == "agent":
+        assert section.port is not None  # TerminalSection: the agent protocol needs a port
         from posbench.drivers.serial.agent import AgentTerminal
         from posbench.drivers.serial.agent_link import LinkTiming
         timing = LinkTiming(enq_tries=2, enq_wait=0.3, frame_tries=1, ack_wait=PROBE_S, inter_byte=0.2)
@@ -142,45 +153,47 @@ def _identify(config: BenchConfig):
     from posbench.drivers.zvt.payment_terminal import ZvtPaymentTerminal
     with ZvtPaymentTerminal(section.port or f"tcp://{section.address}", section.password, section.currency,
                             section.baudrate, config.unit.model) as zvt:
+        assert zvt.driver is not None  # opened by the with statement
         zvt.driver.wait_ready(PROBE_S, poll_s=0.3)  # a status enquiry with every wait bounded
         return zvt.identify()
 
 
 # -- power ---------------------------------------------------------------------------------------
 def power(config: BenchConfig) -> Check:
-    section = config.power
+    section = _described(config.power, "power")
     if section.driver == "manual":
         return Check("power", "manual", OK, "the technician switches the unit's power when asked")
     if section.driver == "usb-hub":
         return _hub(config)
-    path = _serial_url(section.port or "")
+    port = section.port
+    assert port is not None  # PowerSection: the korad and lcus-relay drivers need a port
+    path = _serial_url(port)
     device = "supply" if section.driver == "korad" else "relay"
     if path and local_node(config, "power.port", path) is None:
         return port_problem(device, path, "")
     from posbench.drivers.power import KoradSupply, LcusRelay
-    driver = KoradSupply(section.port, section.channel) if section.driver == "korad" else \
-        LcusRelay(section.port, section.channel)
+    driver = KoradSupply(port, section.channel) if section.driver == "korad" else LcusRelay(port, section.channel)
     try:
         driver.open()
-        if section.driver == "lcus-relay":  # the board never answers: an open port is all there is
-            return Check(device, section.port, OK, f"LCUS relay port open (channel {section.channel})")
+        if isinstance(driver, LcusRelay):  # the board never answers: an open port is all there is
+            return Check(device, port, OK, f"LCUS relay port open (channel {section.channel})")
         ident = driver.identify()
     except PortUnavailable as exc:
-        return port_problem(device, path, exc.detail) if path else Check(device, section.port, FAIL, exc.detail)
+        return port_problem(device, path, exc.detail) if path else Check(device, port, FAIL, exc.detail)
     except BenchError as exc:
-        return Check(device, section.port, FAIL, exc.detail or str(exc),
+        return Check(device, port, FAIL, exc.detail or str(exc),
                      "is the supply switched on and this its port? (a Korad answers *IDN? at 9600 baud)")
     finally:
         driver.close()
-    return Check(device, section.port, OK, f"{ident.maker} {ident.model or ''} {ident.version or ''}".strip())
+    return Check(device, port, OK, f"{ident.maker} {ident.model or ''} {ident.version or ''}".strip())
 
 
 def _hub(config: BenchConfig) -> Check:
-    from posbench.drivers.power import open_power
-    section, spec = config.power, config.usb.backend if config.usb else "libusb1"
+    from posbench.drivers.power import open_usb_hub
+    section, spec = _described(config.power, "power"), config.usb.backend if config.usb else "libusb1"
     where = f"hub {section.port or '(first hub)'} port {section.channel}"
     try:
-        switch = open_power(section, spec)
+        switch = open_usb_hub(section, spec)
     except BenchError as exc:
         return Check("usb hub", where, FAIL, exc.detail or str(exc), _usb_hint(spec, section.port or ""))
     try:
@@ -209,9 +222,10 @@ def _usb_hint(spec: str, ids: str, detail: str = "") -> str:
 def magstripe(config: BenchConfig) -> Check:
     from posbench.drivers.usb.backend import find_devices, open_backend
     from posbench.drivers.usb.magstripe import MagstripeReader
-    spec, ids = config.usb.backend, config.usb.reader
+    usb = _described(config.usb, "usb")
+    spec, ids = usb.backend, str(usb.reader) if usb.reader else ""
     where = f"{ids or '0801:*'} on {spec}"
-    vid, pid = ids if ids else (0x0801, None)
+    vid, pid = usb.reader if usb.reader else (0x0801, None)
     try:
         backend = open_backend(spec)
     except BenchError as exc:
@@ -245,7 +259,7 @@ def magstripe(config: BenchConfig) -> Check:
 
 def nfc(config: BenchConfig) -> Check:
     from posbench.drivers.nfc.reader import NfcReader, ReaderSilent
-    path = config.nfc.path
+    path = _described(config.nfc, "nfc").path
     node = path if path.startswith("/") else _nfc_tty(path)
     if node and local_node(config, "nfc.path", node) is None:
         missing = port_problem("nfc reader", node, "")
@@ -297,10 +311,11 @@ def _pn533_hint() -> str:
 # -- host and actuator ---------------------------------------------------------------------------
 def host(config: BenchConfig) -> Check:
     from posbench.drivers.host.reachability import probe_port
-    address = config.host.address
+    section = _described(config.host, "host")
+    address = section.address
     netns = config.network.netns if config.network else None
     try:
-        probe = probe_port(*config.host.host_port, timeout_s=1.0, attempts=1, netns=netns)
+        probe = probe_port(*section.host_port, timeout_s=1.0, attempts=1, netns=netns)
     except BenchError as exc:
         return Check("host", address, FAIL, exc.detail or str(exc), "check [host] address")
     if probe.state == "open":
@@ -310,11 +325,11 @@ def host(config: BenchConfig) -> Check:
         return Check("host", address, WARN, said, "is [host] address right and the host simulator running "
                      "there? The suite judges the path to it from the unit's LAN")
     return Check("host", address, FAIL, said, f"start the host simulator: `posbench host --listen {address} "
-                 f"--log {config.host.log or 'host.jsonl'}`")
+                 f"--log {section.log or 'host.jsonl'}`")
 
 
 def host_log(config: BenchConfig) -> Check:
-    path = str(config.host.log)
+    path = str(_described(config.host, "host").log)
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -339,7 +354,8 @@ def actuator(config: BenchConfig) -> Check:
     section = config.actuator
     if section.kind == "manual":
         return Check("actuator", "manual", OK, "the technician presents the cards when prompted")
-    address = section.address  # a virtual one always has it (posbench.config)
+    address = section.address
+    assert address is not None  # a virtual actuator always has one (posbench.config)
     try:
         socket.create_connection(split_host_port(address), timeout=1.0).close()
     except OSError as exc:

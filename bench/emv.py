@@ -95,7 +95,7 @@ def _tck_required(levels: tuple[InterfaceBytes, ...] | list[InterfaceBytes]) -> 
     return any(lv.td is not None and lv.td & 0x0F != 0 for lv in levels)
 
 
-def _xor(data: bytes) -> int:
+def _xor(data: bytes | bytearray) -> int:
     value = 0
     for b in data:
         value ^= b

@@ -6,6 +6,8 @@ means the unit under test misbehaved (no answer, a malformed frame): that is evi
 """
 from __future__ import annotations
 
+import os
+
 
 class PosbenchError(Exception):
     """Base of every posbench error."""
@@ -14,7 +16,7 @@ class PosbenchError(Exception):
 class ConfigError(PosbenchError):
     """A bench description or DUT profile is wrong. Names the file, the key and what is expected."""
 
-    def __init__(self, file: str, key: str, expected: str):
+    def __init__(self, file: str | os.PathLike[str], key: str, expected: str):
         self.file, self.key, self.expected = str(file), key, expected
         where = f"{self.file}: {key}" if key else self.file
         super().__init__(f"{where}: {expected}")

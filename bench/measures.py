@@ -62,8 +62,8 @@ class Bound:
         for capability in self.needs:
             if why := lacks(capability):
                 return why
-        whys = [lacks(c) for c in self.needs_any]
-        if whys and all(whys):
+        whys = [why for c in self.needs_any if (why := lacks(c))]
+        if whys and len(whys) == len(self.needs_any):  # none of them can be answered
             return "; ".join(whys)
         return self.unjudged or None
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 
 import matplotlib
 
@@ -17,7 +18,7 @@ def _png(fig) -> bytes:
 
 
 def supply_trace(times_s: list[float], volts: list[float], amps: list[float], title: str,
-                 floor_v: float | None = None, marks: list[tuple[float, str]] = ()) -> bytes:
+                 floor_v: float | None = None, marks: Sequence[tuple[float, str]] = ()) -> bytes:
     """Voltage and current against time (seconds from the start of the trace)."""
     fig, (ax_v, ax_a) = plt.subplots(2, 1, sharex=True, figsize=(7, 4))
     ax_v.plot(times_s, volts, color="#1f5fa8", drawstyle="steps-post")

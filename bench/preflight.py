@@ -106,10 +106,11 @@ def check_bench(config: BenchConfig, deadline_s: float = DEADLINE_S) -> list[Che
         thread.start()
     for thread in threads:  # daemon threads: one stuck in a driver is left behind, never waited for
         thread.join(max(0.0, deadline - time.monotonic()))
+    checks: list[Check] = []
     for name in todo:
         if isinstance(got := results.get(name), ConfigError):
             raise got
-    checks = [results.get(name) or Check(name, "", FAIL, f"no answer within {deadline_s:g} s") for name in todo]
+        checks.append(got or Check(name, "", FAIL, f"no answer within {deadline_s:g} s"))
     return [_judge_absent(c, checks[0]) for c in checks]
 
 

@@ -7,6 +7,7 @@ import threading
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
+from typing import TextIO
 
 import pytest
 from rich.console import Console
@@ -139,7 +140,8 @@ class LiveProgress:
                 outcome.force_result(None)
             from posbench.fixtures.keys import CONFIG_ERROR_KEY, WRITE_ERRORS_KEY
             from posbench.fixtures.report import session_verdict
-            self.write_errors += session.config.stash.get(WRITE_ERRORS_KEY, [])
+            write_errors: list[str] = session.config.stash.get(WRITE_ERRORS_KEY, [])
+            self.write_errors += write_errors
             self.config_error = session.config.stash.get(CONFIG_ERROR_KEY, "")
             self.doc = session_verdict(session)
         finally:
@@ -180,7 +182,7 @@ class LiveProgress:
         self.say(f"  [{self.done}/{self.total}] {mark}  {name} {whole:6.2f} s{readying}")
 
 
-def _own_output(console: Console) -> tuple[Console, object | None]:
+def _own_output(console: Console) -> tuple[Console, TextIO | None]:
     """A console on its own copy of ``console``'s file descriptor: pytest captures fd 1 while a
     test runs, and the bench's waits are shown during tests. Returns it and the file to close
     (None when ``console`` writes to no descriptor, e.g. a buffer: then ``console`` itself)."""

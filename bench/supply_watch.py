@@ -7,7 +7,12 @@ supply holds steady has a board problem. Every interruption a test sees goes thr
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from posbench.evidence import Recorder
+
+if TYPE_CHECKING:
+    from posbench.drivers.power.trace import Trace
 
 MARGIN_S = 0.6
 """Seconds of readings looked at on either side of an interruption (sampling lags a dip)."""
@@ -26,7 +31,7 @@ class SupplyWatch:
         from posbench.drivers.power.trace import monitor
         self._cm = monitor(meter, interval_s, name="supply")
         self.floor_v, self.interval_s = floor_v, interval_s
-        self.trace = None
+        self.trace: Trace | None = None
         self.switched_off: list[tuple[float, float]] = []
         """(off, on) monotonic seconds of the bench's own power-offs and brownouts: no sag of the
         unit's supply, whatever it read."""

@@ -12,19 +12,20 @@ def call_with_deadline(fn: Callable[[], T], timeout: float, name: str) -> T:
     """``fn()`` run in a fresh daemon thread named ``name``; its result, or its exception re-raised
     here. ``TimeoutError`` when it does not return within ``timeout`` seconds (the thread is then
     left to finish on its own: whatever it opens late, ``fn`` must close itself)."""
-    box: dict[str, object] = {}
+    values: list[T] = []
+    errors: list[BaseException] = []
 
     def work() -> None:
         try:
-            box["value"] = fn()
+            values.append(fn())
         except BaseException as exc:  # handed back to the caller's thread
-            box["error"] = exc
+            errors.append(exc)
 
     worker = threading.Thread(target=work, name=name, daemon=True)
     worker.start()
     worker.join(timeout)
     if worker.is_alive():
         raise TimeoutError(f"{name} did not finish within {timeout:g} s")
-    if "error" in box:
-        raise box["error"]  # type: ignore[misc]
-    return box["value"]  # type: ignore[return-value]
+    if errors:
+        raise errors[0]
+    return values[0]

@@ -47,7 +47,7 @@ def rules_for_bench(config: BenchConfig) -> tuple[str, list[str]]:
            ("usb hub", config.power.hub if config.power else None)]
     if config.nfc and (m := re.fullmatch(r"usb:([0-9a-fA-F]{4}):([0-9a-fA-F]{4})", config.nfc.path)):
         usb.append(("nfc reader", UsbId(int(m[1], 16), int(m[2], 16))))
-    for what, ids in usb:
-        if ids:
-            lines += [f"# {what} {ids}", USB.format(vid=f"{ids.vid:04x}", pid=f"{ids.pid:04x}")]
+    for what, usb_id in usb:
+        if usb_id:
+            lines += [f"# {what} {usb_id}", USB.format(vid=f"{usb_id.vid:04x}", pid=f"{usb_id.pid:04x}")]
     return "\n".join(lines) + "\n", missing

@@ -82,7 +82,8 @@ def screen(doc: dict, reports: str, width: int = 80) -> list[str]:
                 break
     elif causes and doc["verdict"] in ("fault", "pass"):
         # every cause's name and repair action first, as many as fit; then their findings
-        used, shown, more = rows(body), [], 0
+        shown: list[tuple[list[str], list[str], list[str]]] = []  # (cause block, its lines, those that fit)
+        used, more = rows(body), 0
         for i, cause in enumerate(causes):
             head = [f"also: {_t(taxonomy.name(cause['id']))} ({_pct(cause)} confidence)"] if i else []
             block = [*head, f"  repair: {_t(cause.get('action', ''))}"]

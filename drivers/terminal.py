@@ -10,7 +10,10 @@ not report is None.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from posbench.config import TerminalSection
 
 CAPABILITIES: dict[str, str] = {
     "identity": "tell its serial number and firmware",
@@ -174,7 +177,7 @@ def has(terminal: Terminal, capability: str) -> bool:
     return capability in terminal.capabilities
 
 
-def open_terminal(section, model: str | None = None) -> Terminal:
+def open_terminal(section: TerminalSection, model: str | None = None) -> Terminal:
     """The driver for bench.toml's ``[terminal]`` section (``posbench.config.TerminalSection``),
     opened. ``model`` is the unit's model from ``[unit]`` (ZVT does not report one)."""
     if section.protocol == "zvt":
@@ -183,5 +186,7 @@ def open_terminal(section, model: str | None = None) -> Terminal:
         return ZvtPaymentTerminal(url, section.password, section.currency, section.baudrate, model,
                                   section.sale_timeout, section.boot_timeout).open()
     from posbench.drivers.serial.agent import AgentTerminal
+    if section.port is None:  # TerminalSection refuses this when bench.toml is read
+        raise ValueError("the agent protocol needs a port")
     return AgentTerminal(section.port, section.baudrate, section.reply_timeout, section.sale_timeout,
                          section.boot_timeout).open()

@@ -7,6 +7,7 @@ import shutil
 import tempfile
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from posbench.profile import Profile, profile_for_model
 from posbench.drivers.host.rules import Rule, RuleSet
@@ -26,6 +27,9 @@ from .usb_devices import UsbipServer
 from .usb_hub import VirtualUsbHub
 from .terminal import TerminalTiming, VirtualTerminal
 from .zvt_terminal import VirtualZvtTerminal
+
+if TYPE_CHECKING:
+    from .netlab import NetLab  # imported where it starts: it needs root
 
 MODEL = "PT100"
 WORKDIR_PREFIX = "posbench-sim-"
@@ -58,7 +62,7 @@ class SimBench:
         self.protocol = protocol
         self.faults = dict(faults or {})
         self.want_lab = netlab
-        self.lab = None
+        self.lab: NetLab | None = None
         self.timing, self.host_rules = timing, host_rules
         self.seed = random.SystemRandom().randrange(2**31) if seed is None else seed
         self.profile = profile_for_model(MODEL)
@@ -128,10 +132,11 @@ class SimBench:
 
     def _make_terminal(self) -> VirtualTerminal | VirtualZvtTerminal:
         assert self.host
-        common = dict(seed=self.seed, serial=self.serial, terminal_id=self.terminal_id, timing=self.timing)
         if self.protocol == "agent":
-            return VirtualTerminal(self.host.address, self.profile, self.faults, **common)
-        return VirtualZvtTerminal(self.host.address, self.profile, self.faults, **common,
+            return VirtualTerminal(self.host.address, self.profile, self.faults, seed=self.seed, serial=self.serial,
+                                   terminal_id=self.terminal_id, timing=self.timing)
+        return VirtualZvtTerminal(self.host.address, self.profile, self.faults, seed=self.seed, serial=self.serial,
+                                  terminal_id=self.terminal_id, timing=self.timing,
                                   transport="tcp" if self.protocol == "zvt-tcp" else "serial",
                                   password=ZVT_PASSWORD, currency=CURRENCY)
 
@@ -252,7 +257,12 @@ class SimBench:
             assert self.power
             self.power.set_activity("reading")  # the head amplifier and decoder wake up
             self.reader.swipe(card)
-            threading.Timer(0.2, lambda: self.power and self.power.set_activity("idle")).start()
+
+            def idle() -> None:
+                if self.power:
+                    self.power.set_activity("idle")
+
+            threading.Timer(0.2, idle).start()
             return {"swiped": True}
 
         def unplug(request: dict) -> dict:
@@ -291,8 +301,11 @@ class SimBench:
         """The [terminal] section: where the unit's ECR link is and the protocol it speaks."""
         term = self.terminal
         if isinstance(term, VirtualZvtTerminal):
-            where = (f'address = "{term.address[0]}:{term.address[1]}"\n' if term.address
-                     else f'port = "{term.port.path}"\nbaudrate = 9600\n')
+            if term.address:
+                where = f'address = "{term.address[0]}:{term.address[1]}"\n'
+            else:
+                assert term.port is not None  # a serial ZVT terminal: its pty
+                where = f'port = "{term.port.path}"\nbaudrate = 9600\n'
             head = (f'[terminal]\nprotocol = "zvt"\n{where}'
                     f'password = "{ZVT_PASSWORD}"\ncurrency = "{CURRENCY}"\n')
         else:

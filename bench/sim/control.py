@@ -20,7 +20,8 @@ class _RequestHandler(socketserver.StreamRequestHandler):
     timeout = 5.0  # seconds a client may stay silent before the connection is dropped
 
     def handle(self) -> None:
-        server: ControlServer = self.server.owner  # type: ignore[attr-defined]
+        assert isinstance(self.server, _Server)
+        server = self.server.owner
         while True:
             try:
                 line = self.rfile.readline(MAX_LINE + 1)
@@ -36,6 +37,7 @@ class _RequestHandler(socketserver.StreamRequestHandler):
 
 
 class _Server(socketserver.ThreadingTCPServer):
+    owner: ControlServer
     daemon_threads = True
     allow_reuse_address = True
 
@@ -46,7 +48,7 @@ class ControlServer:
     def __init__(self, handlers: dict[str, Handler], host: str = "127.0.0.1", port: int = 0):
         self.handlers = handlers
         self._server = _Server((host, port), _RequestHandler)
-        self._server.owner = self  # type: ignore[attr-defined]
+        self._server.owner = self
         self._thread: threading.Thread | None = None
 
     @property

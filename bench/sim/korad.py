@@ -151,7 +151,7 @@ class KoradEmulator(PtyDevice):
         self.beep = True
         self.memory = [(volts, amps)] * 5
         self.parser = KoradParser(channel)
-        self.port = PtyPort()
+        self.port: PtyPort = PtyPort()
         self.commands: list[tuple[float, str]] = []
         self.spacing_violations = 0
         self.unsent = 0
@@ -217,9 +217,9 @@ class KoradEmulator(PtyDevice):
             return f"{min(99.99, self.power.voltage() if self.output else 0.0):05.2f}".encode()
         if name == "IOUT?":
             return f"{min(9.999, self.power.current() if self.output else 0.0):.3f}".encode()
-        if name == "VSET" and 0.0 <= value <= MAX_VOLTS:
+        if name == "VSET" and value is not None and 0.0 <= value <= MAX_VOLTS:
             self.volts = round(value, 2)
-        elif name == "ISET" and 0.0 <= value <= MAX_AMPS:
+        elif name == "ISET" and value is not None and 0.0 <= value <= MAX_AMPS:
             self.amps = round(value, 3)
         elif name == "OUT":
             self.output = bool(value)
@@ -229,9 +229,9 @@ class KoradEmulator(PtyDevice):
             self.ovp = bool(value)
         elif name == "BEEP":
             self.beep = bool(value)
-        elif name == "SAV":
+        elif name == "SAV" and isinstance(value, int):  # the parser gives SAV and RCL an int
             self.memory[value - 1] = (self.volts, self.amps)
-        elif name == "RCL":
+        elif name == "RCL" and isinstance(value, int):
             self.volts, self.amps = self.memory[value - 1]
         self._apply()
         return b""

@@ -73,7 +73,7 @@ class LcusRelayEmulator(PtyDevice):
         self.relays = [False] * channels
         self.relays[unit_channel - 1] = closed
         self.parser = LcusParser()
-        self.port = PtyPort()
+        self.port: PtyPort = PtyPort()
         self.frames: list[tuple[float, int, int]] = []
         self.ignored = 0
         self._init_thread()

@@ -141,6 +141,7 @@ class VirtualMagstripeReader(USBDevice):
             typed = ""
             for n, (status, text) in sorted(reads.items()):
                 if status == STATUS_OK:
+                    assert text is not None  # read_tracks decodes every OK track
                     typed += KEYBOARD_SENTINEL[n] + text[1:] if n == 3 else text
                 elif status != STATUS_NO_DATA:
                     typed += f"{KEYBOARD_SENTINEL[n]}E?"

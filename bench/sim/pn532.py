@@ -185,7 +185,7 @@ class PN532Emulator(PtyDevice):
         if not 0.0 <= antenna_fault <= 1.0:
             raise ValueError(f"antenna_fault severity must be in [0, 1], got {antenna_fault:g}")
         self.rng, self.severity = rng, float(antenna_fault)
-        self.port = PtyPort()
+        self.port: PtyPort = PtyPort()
         self.path = self.port.path
         self.counters = Counters()
         self._lock = threading.RLock()

@@ -5,6 +5,7 @@ import os
 import select
 import termios
 import tty
+from typing import Protocol
 
 from .worker import Worker
 
@@ -55,12 +56,22 @@ class PtyPort:
                 pass
 
 
+class ServedPort(Protocol):
+    """The port a ``PtyDevice`` serves: a ``PtyPort`` or a wrapper of one (``NoisyPort``)."""
+
+    path: str
+
+    def close(self) -> None: ...
+
+
 class PtyDevice(Worker):
     """An emulator serving one ``PtyPort`` from its thread (``Worker``); ``stop`` also closes the
     pty (its path disappears: the device is unplugged). Subclasses set ``self.port``."""
 
     thread_name = "pty-device"
-    port: PtyPort
+    port: ServedPort | None
+    """None for a front end without a pty (a ZVT terminal on TCP)."""
 
     def _stopped(self) -> None:
-        self.port.close()
+        if self.port is not None:
+            self.port.close()

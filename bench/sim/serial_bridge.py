@@ -80,7 +80,9 @@ class _Session:
         conn.settimeout(SEND_TIMEOUT_S)
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         # PortManager starts the telnet negotiation at once, through write() below.
-        self.manager = None if raw else serial.rfc2217.PortManager(port, self)
+        # PortManager duck-types both (pyserial's stubs ask for serial.Serial): it reads and sets
+        # the port's settings and lines through the wrapper and writes to the client through us
+        self.manager = None if raw else serial.rfc2217.PortManager(port, self)  # type: ignore[arg-type]
         self.threads = [threading.Thread(target=self._serial_to_socket, daemon=True,
                                          name="serial-bridge serial->socket"),
                         threading.Thread(target=self._socket_to_serial, daemon=True,

@@ -36,7 +36,8 @@ class VirtualTerminal(UnitFrontEnd):
                  timing: TerminalTiming | None = None):
         self.unit = VirtualUnit(host_address, profile, faults, seed, serial, terminal_id, timing)
         self.pty = PtyPort()
-        self.port = NoisyPort(self.pty, random.Random(seed + 7), frame_error_rate(self.sev("pcb_intermittent")))
+        self.port: NoisyPort = NoisyPort(self.pty, random.Random(seed + 7),
+                                         frame_error_rate(self.sev("pcb_intermittent")))
         self.link = Link(self.port, device="virtual-terminal")
         self._init_thread()
 

@@ -16,7 +16,7 @@ import zlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Callable
+from typing import Any, Callable
 
 from posbench.errors import ProtocolError, UnitError
 from posbench.masking import mask_pan
@@ -238,6 +238,8 @@ class VirtualUnit:
 
     def _build_unit(self) -> None:
         p, rng = self.profile, self.rng
+        if p.firmware is None:
+            raise ValueError(f"the virtual unit needs a profile with [firmware]; {p.model}'s has none")
         self.firmware = p.firmware.expected
         self.components = {name: versions[-1] for name, versions in p.components.items()}
         if self.sev("maintenance"):
@@ -674,11 +676,11 @@ class _UnitAttr:
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
 
-    def __get__(self, obj: object, owner: type | None = None):
-        return self if obj is None else getattr(obj.unit, self.name)  # type: ignore[attr-defined]
+    def __get__(self, obj: UnitFrontEnd | None, owner: type | None = None) -> Any:
+        return self if obj is None else getattr(obj.unit, self.name)
 
-    def __set__(self, obj: object, value: object) -> None:
-        setattr(obj.unit, self.name, value)  # type: ignore[attr-defined]
+    def __set__(self, obj: UnitFrontEnd, value: object) -> None:
+        setattr(obj.unit, self.name, value)
 
 
 class UnitFrontEnd(PtyDevice, ABC):

@@ -349,7 +349,9 @@ class VirtualZvtTerminal(UnitFrontEnd):
         if data:
             self._check_password(data)
             fields = dict(parse_bmps(data, 3))
-            service = fields.get(0x03, b"\x00")[0]  # type: ignore[index]
+            service_byte = fields.get(0x03, b"\x00")
+            assert isinstance(service_byte, bytes)  # BMP 03 is a raw byte field
+            service = service_byte[0]
         self._accept()
         unit = self.unit
         body = encode_lllvar(f"{unit.profile.model} {unit.firmware}".encode()) + bytes((self._terminal_status(),))

@@ -56,7 +56,7 @@ def make_engine(url: URL, safe: str) -> Engine:
 
 def _sqlite_engine(url: URL) -> Engine:
     memory = url.database in (None, "", ":memory:")
-    if not memory:
+    if not memory and url.database is not None:
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, poolclass=StaticPool if memory else None,
                            connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False})

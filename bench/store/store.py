@@ -294,8 +294,10 @@ class Store:
             test_pk = conn.execute(select(t.tests.c.id).where(
                 t.tests.c.run_pk == run_pk, t.tests.c.nodeid == nodeid)).scalar()
             if test_pk is None:
-                test_pk = conn.execute(t.tests.insert().values(run_pk=run_pk, nodeid=nodeid, **test_row)
-                                       ).inserted_primary_key[0]
+                inserted = conn.execute(t.tests.insert().values(run_pk=run_pk, nodeid=nodeid, **test_row)
+                                        ).inserted_primary_key
+                assert inserted is not None  # set for a single-row INSERT
+                test_pk = inserted[0]
             else:
                 conn.execute(update(t.tests).where(t.tests.c.id == test_pk).values(**test_row))
                 for table in (t.measurements, t.evidence, t.code01, t.plots):

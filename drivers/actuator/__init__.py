@@ -5,13 +5,23 @@ technician, prompted), ``virtual`` (the virtual bench's control port).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-def open_actuator(section, say=None, ask=None):
+if TYPE_CHECKING:
+    from posbench.config import ActuatorSection
+
+    from .base import Actuator
+
+
+def open_actuator(section: ActuatorSection, say: Callable[[str], None] | None = None,
+                  ask: Callable[[str, float], str | None] | None = None) -> Actuator:
     """The actuator a validated ``[actuator]`` section (``posbench.config.ActuatorSection``)
     names. ``say`` and ``ask`` reach the technician (default: the controlling terminal)."""
     if section.kind == "virtual":
         from posbench.config import split_host_port
         from .virtual import VirtualActuator
+        assert section.address is not None  # posbench.config settles it for a virtual actuator
         return VirtualActuator(split_host_port(section.address))
     from .manual import ManualActuator
     if say is None or ask is None:

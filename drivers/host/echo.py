@@ -115,4 +115,5 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, ConnectionClosed):
         return "connection closed by the host"
     name = type(exc).__name__
-    return f"{name}: {exc.strerror}" if getattr(exc, "strerror", None) else name
+    strerror = getattr(exc, "strerror", None)
+    return f"{name}: {strerror}" if strerror else name

@@ -176,7 +176,9 @@ def _rule_from_table(source: str, index: int, table: Any) -> Rule:
         types, expected = _FIELD_TYPES[key]
         if isinstance(value, bool) and bool not in types or not isinstance(value, types):
             raise ConfigError(source, f"{prefix}.{key}", f"{expected}, got {type(value).__name__}")
-        kwargs[key] = float(value) if float in types else value
+        if float in types and isinstance(value, (int, float)):  # a number, as checked just above
+            value = float(value)
+        kwargs[key] = value
     try:
         return Rule(**kwargs)
     except InvalidRule as exc:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TextIO
 
 from posbench.errors import HostUnavailable, ProtocolError
 from posbench.masking import mask_pan, scrub
@@ -63,7 +63,7 @@ class _JsonlLog:
     def __init__(self, path: Path):
         self._lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(path, "a", encoding="utf-8")
+        self._fh: TextIO | None = open(path, "a", encoding="utf-8")
 
     def write(self, record: dict[str, Any]) -> None:
         line = json.dumps({"ts": _now_iso(), **record}, separators=(",", ":")) + "\n"

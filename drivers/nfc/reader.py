@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import ndef
 import nfc
@@ -305,11 +305,11 @@ class NfcReader:
                             detail=f"unsupported tag type {tag.type}")
 
     def _result(self, reason: str, started: float, polls: int, tag_type: str = "", uid: str = "",
-                **kw: object) -> TapResult:
+                **kw: Any) -> TapResult:
         detail = scrub(str(kw.pop("detail", "")))
         tag_type, _, product = tag_type.partition("|")
         return TapResult(reason, tag_type, product, uid, polls=polls,
-                         duration_s=time.monotonic() - started, detail=detail, **kw)  # type: ignore[arg-type]
+                         duration_s=time.monotonic() - started, detail=detail, **kw)
 
     def _require_open(self, doing: str) -> nfc.ContactlessFrontend:
         if self.lost:

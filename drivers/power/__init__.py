@@ -7,6 +7,7 @@ One driver per module: ``korad`` (KA3005P bench supply), ``lcus_relay`` (LCUS-1 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .errors import (MonitorStuck, OperatorNotConfirmed, OperatorSkipped, OperatorTimeout,
                      PowerSwitchFailed, SupplyNotResponding, SupplyProtocolError)
@@ -16,13 +17,19 @@ from .manual import Ask, ManualPower, stdin_ask
 from .protocols import PowerMonitor, PowerSwitch, Reading
 from .trace import Trace, monitor
 
+if TYPE_CHECKING:
+    from posbench.config import PowerSection
+
+    from .usb_hub import HubPortPower
+
 __all__ = ["Ask", "KoradSupply", "LcusRelay", "ManualPower", "MonitorStuck",
            "OperatorNotConfirmed", "OperatorSkipped", "OperatorTimeout", "PowerMonitor",
            "PowerSwitch", "PowerSwitchFailed", "Reading", "SupplyNotResponding",
-           "SupplyProtocolError", "Trace", "monitor", "open_power", "POWER_DRIVERS", "stdin_ask"]
+           "SupplyProtocolError", "Trace", "monitor", "open_power", "open_usb_hub", "POWER_DRIVERS", "stdin_ask"]
 
 
-def _usb_hub(section, usb_backend: str | None, ask: Ask | None) -> PowerSwitch:
+def open_usb_hub(section: PowerSection, usb_backend: str | None) -> HubPortPower:
+    """The switch of a ``[power] driver = "usb-hub"`` section, with its hub (``.hub``) to ask."""
     from posbench.drivers.usb.backend import open_backend
     from .usb_hub import HubPortPower
     backend = open_backend(usb_backend or "libusb1")
@@ -33,17 +40,23 @@ def _usb_hub(section, usb_backend: str | None, ask: Ask | None) -> PowerSwitch:
         raise
 
 
-POWER_DRIVERS: dict[str, Callable[[object, str | None, Ask | None], PowerSwitch]] = {
-    "korad": lambda section, usb_backend, ask: KoradSupply(section.port, section.channel).open(),
-    "lcus-relay": lambda section, usb_backend, ask: LcusRelay(section.port, section.channel).open(),
-    "usb-hub": _usb_hub,
+def _port(section: PowerSection) -> str:
+    if section.port is None:  # PowerSection refuses this when bench.toml is read
+        raise ValueError(f"the {section.driver} driver needs a port")
+    return section.port
+
+
+POWER_DRIVERS: dict[str, Callable[[PowerSection, str | None, Ask | None], PowerSwitch]] = {
+    "korad": lambda section, usb_backend, ask: KoradSupply(_port(section), section.channel).open(),
+    "lcus-relay": lambda section, usb_backend, ask: LcusRelay(_port(section), section.channel).open(),
+    "usb-hub": lambda section, usb_backend, ask: open_usb_hub(section, usb_backend),
     "manual": lambda section, usb_backend, ask: ManualPower(ask or stdin_ask),
 }
 """The one place a ``[power] driver`` name becomes a driver: name -> factory(section,
 usb_backend, ask). bench.toml's allowed names (``posbench.config.PowerSection``) are these."""
 
 
-def open_power(section, usb_backend: str | None = None, ask: Ask | None = None) -> PowerSwitch:
+def open_power(section: PowerSection, usb_backend: str | None = None, ask: Ask | None = None) -> PowerSwitch:
     """The opened ``PowerSwitch`` of a validated ``[power]`` section
     (``posbench.config.PowerSection``); ``usb_backend`` is ``[usb] backend`` (where a hub is
     reached), ``ask`` how the technician is asked (default ``stdin_ask``). Close it after use."""

@@ -3,7 +3,9 @@
 ``SerialDevice`` (a power device's open/close life cycle on it)."""
 from __future__ import annotations
 
+import threading
 import time
+from typing import Self
 
 from posbench.drivers.serial.port import SerialBytePort
 
@@ -44,7 +46,10 @@ class SerialLink(SerialBytePort):
 class SerialDevice:
     """Life cycle of a power device on a ``SerialLink`` (``self.link``, guarded by ``self._lock``)."""
 
-    def open(self):
+    link: SerialLink
+    _lock: threading.Lock | threading.RLock  # set by the driver's __init__
+
+    def open(self) -> Self:
         with self._lock:
             self.link.open()
         return self
@@ -53,7 +58,7 @@ class SerialDevice:
         with self._lock:
             self.link.close()
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self.open()
 
     def __exit__(self, *exc) -> None:

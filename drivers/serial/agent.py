@@ -198,6 +198,7 @@ class AgentTerminal:
     def transaction_log(self, last: int) -> list[LogRecord]:
         """The newest ``last`` records, oldest first, read in pages."""
         newest = self.status().log_seq
+        assert newest is not None  # status() always reads log_seq from the agent (_int)
         start = max(1, newest - last + 1)
         records: list[LogRecord] = []
         while start <= newest and len(records) < last:

@@ -8,7 +8,9 @@ Every parse error is a ``FrameError`` or ``MessageError`` (both ``ProtocolError`
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import overload
 
 from posbench.errors import FrameError, MessageError
 
@@ -84,6 +86,11 @@ class Message:
     command: str
     fields: list[tuple[str, str]] = field(default_factory=list)
 
+    @overload
+    def get(self, key: str) -> str | None: ...
+    @overload
+    def get(self, key: str, default: str) -> str: ...
+
     def get(self, key: str, default: str | None = None) -> str | None:
         for k, v in self.fields:
             if k == key:
@@ -103,7 +110,7 @@ class Message:
         return encode_message(self.command, self.fields)
 
 
-def encode_message(command: str, fields: list[tuple[str, str]] | dict[str, object] = ()) -> bytes:
+def encode_message(command: str, fields: Sequence[tuple[str, object]] | dict[str, object] = ()) -> bytes:
     """Encode a command and its fields; raises ``MessageError`` for names or values it cannot carry."""
     if not _COMMAND_RE.fullmatch(command):
         raise MessageError(f"bad command code {command!r}")
@@ -129,7 +136,7 @@ def decode_message(payload: bytes) -> Message:
         raise MessageError("message is not ASCII") from None
     command, *rest = text.split(chr(FS))
     if _MESSAGE_RE.fullmatch(text):  # one check of the whole message; else field by field for the error
-        return Message(command, [tuple(part.split("=", 1)) for part in rest])  # type: ignore[misc]
+        return Message(command, [(key, value) for key, _, value in (part.partition("=") for part in rest)])
     if not _COMMAND_RE.fullmatch(command):
         raise MessageError(f"bad command code {command[:16]!r}")
     fields: list[tuple[str, str]] = []

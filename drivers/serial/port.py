@@ -10,8 +10,10 @@ import serial
 
 from posbench.errors import PortLost, PortUnavailable
 
+_TermiosError: type[Exception]
 try:
-    from termios import error as _TermiosError  # tcflush on a vanished tty raises this, not OSError
+    import termios
+    _TermiosError = termios.error  # tcflush on a vanished tty raises this, not OSError
 except ImportError:  # not POSIX
     _TermiosError = OSError
 
@@ -92,7 +94,9 @@ class SerialBytePort:
     def __init__(self, url: str, baudrate: int = 9600, device: str = "terminal",
                  reopen_s: float = 3.0):
         self.url, self.baudrate, self.device, self.reopen_s = url, baudrate, device, reopen_s
-        self._serial: serial.SerialBase | None = None
+        # what serial_for_url returns: a tty's serial.Serial, or its URL handler's class (which
+        # has the same interface; pyserial's stubs declare them all serial.Serial)
+        self._serial: serial.Serial | None = None
         self.reopens = 0
         self._pty_id: tuple[int, int] | None = None
         self._drain = True
@@ -157,7 +161,7 @@ class SerialBytePort:
                       f"reopening {self.label} {self.url}", poll_s=0.2)
         self.reopens += 1
 
-    def _ser(self) -> serial.SerialBase:
+    def _ser(self) -> serial.Serial:
         if self._serial is None:
             self.open()
         assert self._serial is not None
@@ -190,7 +194,7 @@ class SerialBytePort:
             return self._retry(lambda ser: self._read(ser, size, deadline), doing or f"reading from {self.url}", exc)
 
     @staticmethod
-    def _read(ser: serial.SerialBase, size: int, deadline: float) -> bytes:
+    def _read(ser: serial.Serial, size: int, deadline: float) -> bytes:
         fd = getattr(ser, "fd", None)
         while isinstance(fd, int):  # a local port: one select and one read, no pyserial loop
             if not select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
@@ -214,7 +218,7 @@ class SerialBytePort:
         except IO_ERRORS as exc:
             self._retry(lambda ser: self._write(ser, data), doing or f"writing to {self.url}", exc)
 
-    def _write(self, ser: serial.SerialBase, data: bytes) -> None:
+    def _write(self, ser: serial.Serial, data: bytes) -> None:
         fd = getattr(ser, "fd", None)
         if isinstance(fd, int):  # a local port: os.write as pyserial does, without its per-call select
             _write_all(fd, data)
@@ -233,7 +237,7 @@ class SerialBytePort:
             return
         deadline = time.monotonic() + 1.0
 
-        def drain(ser: serial.SerialBase) -> None:
+        def drain(ser: serial.Serial) -> None:
             while (waiting := ser.in_waiting) and time.monotonic() < deadline:
                 ser.read(waiting)
         self._io(drain, doing)

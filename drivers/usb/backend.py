@@ -368,7 +368,7 @@ class UsbipBackend(usb.backend.IBackend):
         if index not in cache:
             session = self._session_for(dev)
             temporary = session is None
-            if temporary:
+            if session is None:
                 session = self._import(dev)
             try:
                 timeout_ms = int(self.timeout * 1000)
@@ -513,7 +513,7 @@ def _parse_config(raw: bytes):
                           bMaxPower=power, extra_descriptors=[])
     interfaces: list[list[tuple[SimpleNamespace, list[SimpleNamespace]]]] = []
     numbers: dict[int, int] = {}
-    current = None
+    current: tuple[SimpleNamespace, list[SimpleNamespace]] | None = None
     last = cfg
     off = raw[0]
     while off + 2 <= len(raw):

@@ -113,7 +113,7 @@ class Swipe:
         """Parsed ISO 7813 fields of track 1 or 2; ``TrackError`` when the track failed or its
         content is invalid (the reason names what failed)."""
         read = self.tracks[track]
-        if not read.ok:
+        if not read.ok or read.raw is None:  # ok implies raw
             raise TrackError(track, read.reason or "no_data", "reported by the reader")
         return parse_track(track, read.raw)
 

@@ -6,8 +6,12 @@ The backend and magstripe drivers (pyusb) are imported on first use: importing t
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from posbench.errors import PortLost, PortUnavailable, UnitError
+
+if TYPE_CHECKING:
+    from posbench.drivers.usb.magstripe import MagstripeReader
 
 
 class UsbGone(UnitError):
@@ -27,8 +31,9 @@ class UsbReader:
         from posbench.drivers.usb.backend import open_backend
         self.spec = spec
         self.backend = open_backend(spec)
+        self.reader = reader
         self.ids = {"vid": reader[0], "pid": reader[1]} if reader else {}
-        self.driver = None
+        self.driver: MagstripeReader | None = None
 
     def present(self) -> bool:
         return self.where() is not None
@@ -48,7 +53,8 @@ class UsbReader:
         self.close()
         while True:
             try:
-                self.driver = MagstripeReader(self.backend, **self.ids)
+                self.driver = (MagstripeReader(self.backend, vid=self.reader[0], pid=self.reader[1])
+                               if self.reader else MagstripeReader(self.backend))
                 return time.monotonic() - start
             except PortUnavailable as exc:
                 if time.monotonic() - start >= timeout:

@@ -109,14 +109,14 @@ def encode_apdu(cls: int, instr: int, data: bytes = b"") -> bytes:
     return bytes((cls, instr, 0xFF, len(data) & 0xFF, len(data) >> 8)) + data
 
 
-def header_size(head: bytes) -> int | None:
+def header_size(head: bytes | bytearray) -> int | None:
     """Header size (3, or 5 with extended length) once ``head`` holds its first 3 bytes."""
     if len(head) < 3:
         return None
     return 5 if head[2] == 0xFF else 3
 
 
-def apdu_size(head: bytes) -> int | None:
+def apdu_size(head: bytes | bytearray) -> int | None:
     """Total APDU size in bytes from its first bytes; None while the header is incomplete."""
     size = header_size(head)
     if size is None or len(head) < size:
@@ -129,13 +129,13 @@ def apdu_size(head: bytes) -> int | None:
 def decode_apdu(raw: bytes) -> Apdu:
     """Exactly one APDU; ``ApduError`` when the length field and the byte count disagree."""
     raw = bytes(raw)
-    total = apdu_size(raw)
-    if total is None:
+    total, head = apdu_size(raw), header_size(raw)
+    if total is None or head is None:  # head is None only if total is
         raise ApduError(f"APDU of {len(raw)} bytes is shorter than its header")
     if len(raw) != total:
-        raise ApduError(f"APDU {raw[:2].hex(' ').upper()} declares {total - header_size(raw)} data "
-                        f"bytes but carries {len(raw) - header_size(raw)}")
-    return Apdu(raw[0], raw[1], raw[header_size(raw):])
+        raise ApduError(f"APDU {raw[:2].hex(' ').upper()} declares {total - head} data "
+                        f"bytes but carries {len(raw) - head}")
+    return Apdu(raw[0], raw[1], raw[head:])
 
 
 def is_positive(apdu: Apdu) -> bool:

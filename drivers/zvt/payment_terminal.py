@@ -70,7 +70,9 @@ class ZvtPaymentTerminal:
         self.close()
 
     def _zvt(self) -> ZvtTerminal:
-        return self.open().driver  # type: ignore[return-value]
+        driver = self.open().driver
+        assert driver is not None  # open() sets it
+        return driver
 
     def _ensure_registered(self) -> None:
         """Register once (after every restart the PT needs it again: ``wait_ready`` resets it)."""

@@ -260,7 +260,7 @@ class Collector:
     # -- fields ------------------------------------------------------------------------------------
     @staticmethod
     def _tlvs(fields_: list[tuple[int, BmpValue]]) -> tuple[Tlv, ...]:
-        return tuple(item for bmp, value in fields_ if bmp == 0x06 for item in value)  # type: ignore[union-attr]
+        return tuple(item for bmp, value in fields_ if bmp == 0x06 and isinstance(value, tuple) for item in value)
 
     def _result_code(self, code: int) -> None:
         self.values["result_code"] = code
@@ -269,11 +269,13 @@ class Collector:
     def _take(self, fields_: list[tuple[int, BmpValue]]) -> None:
         for bmp, value in fields_:
             if bmp == 0x06:
-                self._take_tlv(value)  # type: ignore[arg-type]
+                assert isinstance(value, tuple)  # parse_bmps gives BMP 06 as its TLV items
+                self._take_tlv(value)
             elif bmp == 0x22:
                 self.values["pan"] = value
             elif not isinstance(value, Redacted):
-                self._take_bmp(bmp, value)  # type: ignore[arg-type]
+                assert isinstance(value, bytes)  # only BMP 22 (masked PAN) is a str, only 06 a tuple
+                self._take_bmp(bmp, value)
 
     def _take_bmp(self, bmp: int, raw: bytes) -> None:
         v = self.values

@@ -81,8 +81,8 @@ def apdu_summary(apdu: Apdu, status_enquiry: bool = False) -> str:
             fields_ = parse_bmps(data)
         except ZvtMessageError:
             return text + " (malformed BMPs)"
-        text += "".join(f" rc={v[0]:02X}" for bmp, v in fields_ if bmp == 0x27 and v)  # type: ignore[index]
-        text += "".join(f" card type={v[0]}" for bmp, v in fields_ if bmp == 0x8A and v)  # type: ignore[index]
+        text += "".join(f" rc={v[0]:02X}" for bmp, v in fields_ if bmp == 0x27 and isinstance(v, bytes) and v)
+        text += "".join(f" card type={v[0]}" for bmp, v in fields_ if bmp == 0x8A and isinstance(v, bytes) and v)
     return text
 
 
@@ -269,10 +269,10 @@ class ZvtTerminal:
                 time.sleep(min(max(0.0, poll_s - (now - tried)), deadline - now))
         finally:
             self.t3_s, self.t4_s = saved
-            if saved_link is not None:
-                transport.timing = saved_link  # type: ignore[attr-defined]
-            if saved_connect is not None:
-                transport.connect_timeout_s = saved_connect  # type: ignore[attr-defined]
+            if isinstance(transport, ZvtLink) and saved_link is not None:
+                transport.timing = saved_link
+            if isinstance(transport, TcpTransport) and saved_connect is not None:
+                transport.connect_timeout_s = saved_connect
 
     # -- flow --------------------------------------------------------------------------------------
     def _password(self) -> bytes:

@@ -118,7 +118,7 @@ def encode_frame(apdu: bytes) -> bytes:
     return bytes((DLE, STX)) + stuffed + bytes((DLE, ETX, crc & 0xFF, crc >> 8))
 
 
-def _check_apdu(apdu: bytes, crc_bytes: bytes, expected: int | None = None) -> bytes:
+def _check_apdu(apdu: bytes, crc_bytes: bytes | bytearray, expected: int | None = None) -> bytes:
     if expected is None:
         expected = crc16_kermit(apdu + bytes((ETX,)))
     got = crc_bytes[0] | crc_bytes[1] << 8

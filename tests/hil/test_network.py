@@ -90,7 +90,8 @@ def test_echo_series(host_address, network, terminal, unit, profile, record):
     bad: something about the unit's own place on the LAN (an address conflict, its link).
     """
     n = profile.tests.echoes
-    probe = probe_port(*host_address, timeout_s=1.0, attempts=3, netns=network.netns)
+    host, port = host_address
+    probe = probe_port(host, port, timeout_s=1.0, attempts=3, netns=network.netns)
     direct = echo_series(host_address, count=n, interval_s=0.05, timeout_s=1.0, netns=network.netns)
     bench = _echo_measures(record, "bench", direct.latencies_s + [None] * (direct.sent - direct.answered),
                            direct.reconnects)

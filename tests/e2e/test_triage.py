@@ -35,7 +35,10 @@ def test_healthy_unit_passes_with_reports(run_triage):
     skipped = {t["nodeid"] for t in doc["tests"] if t["outcome"] == "skipped"}
     assert skipped == {u["test"] for u in doc.get("unmeasured", []) if u["test"] in skipped}, \
         "a skipped test that is not listed as unmeasured"
-    assert all("card_reads_in_sales" in t for t in skipped), skipped  # the agent protocol reads no card in a sale
+    from posbench.netns import have_netns
+    # the agent protocol reads no card in a sale; without root there is no network lab either
+    skips = ("card_reads_in_sales",) + (() if have_netns()[0] else ("test_network.py::",))
+    assert all(any(k in t for k in skips) for t in skipped), skipped
     assert all(m["passed"] for m in doc["measurements"])
     page = r.files["html"].read_text()
     assert 'id="posbench-verdict"' in page and "Verdict: no fault found" in page

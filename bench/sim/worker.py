@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import threading
+from abc import ABC, abstractmethod
 
 
-class Worker:
+class Worker(ABC):
     """A daemon thread running ``_run()`` until ``_stop`` is set.
 
     ``start()`` (idempotent while running), ``stop(timeout)`` (waits at most ``timeout`` seconds,
@@ -20,8 +21,9 @@ class Worker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    @abstractmethod
     def _run(self) -> None:
-        raise NotImplementedError  # pragma: no cover - every subclass defines its loop
+        """The serving loop; returns once ``self._stop`` is set."""
 
     def _wanted(self) -> bool:
         return True

@@ -1,38 +1,122 @@
-"""`posbench discover`: serial ports, and which of them answer as an ECR terminal."""
+"""`posbench discover`: next to a running `posbench sim`, every virtual device is found by probing
+it, and the bench.toml written from that triages like the sim's own; next to nothing it says what
+it tried and writes nothing."""
+from __future__ import annotations
+
 import os
 import tomllib
+from pathlib import Path
 
 import pytest
 
-from posbench.discover import Found, probe
-from .conftest import posbench
+from .conftest import posbench, triage
 from .test_triage import _start_sim, _stop
+
+DEVICES = ("terminal", "usb", "nfc", "power")
+
+
+@pytest.fixture(autouse=True)
+def own_device_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's sims announce their devices, and discover looks, in a directory of its own (other
+    tests' sims run in parallel)."""
+    root = tmp_path / "devices"
+    monkeypatch.setenv("POSBENCH_DEVICE_DIR", str(root))
+    return root
+
+
+def _discover_next_to_sim(tmp_path: Path, protocol: str) -> tuple[dict, dict, str, Path]:
+    """Start a sim speaking ``protocol``, run ``discover --probe --write``; both descriptions
+    (the sim's, the written one), discover's output and the written file."""
+    proc, sim_file = _start_sim(tmp_path, "--protocol", protocol, "--timing", "boot_s=0.2", "--seed", "12")
+    written = tmp_path / "found.toml"
+    try:
+        out = posbench("discover", "--probe", "--write", str(written), cwd=tmp_path, timeout=60)
+        assert out.returncode == 0, out.stdout + out.stderr
+        return tomllib.loads(sim_file.read_text()), tomllib.loads(written.read_text()), out.stdout, written
+    finally:
+        _stop(proc)
+
+
+IDENTIFIES = ("agent", "zvt")
+"""Protocols whose terminal tells its serial number (Caisse-AP and Concert do not)."""
+
+
+def _same_devices(sim: dict, found: dict) -> None:
+    for section in DEVICES:
+        for key in ("port", "address", "protocol", "backend", "reader", "path", "driver"):
+            if key in sim[section]:
+                assert found[section].get(key) == sim[section][key], (section, key, found[section])
+    assert found["unit"]["model"] == sim["unit"]["model"]
+    if sim["terminal"].get("protocol", "agent") in IDENTIFIES:  # the unit told its serial when asked
+        assert found["unit"]["serial"] == sim["unit"]["serial"]
+    else:  # no probe can learn it, and the sim's serial is no instrument setting: left out
+        assert "serial" not in found["unit"]
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("protocol", ["agent", "zvt-tcp", "concert", "caisse-ap"])
+def test_the_file_written_next_to_a_virtual_bench_triages_like_the_sims_own(tmp_path, protocol):
+    proc, sim_file = _start_sim(tmp_path, "--protocol", protocol, "--timing", "boot_s=0.2", "--seed", "12")
+    written = tmp_path / "found.toml"
+    try:
+        out = posbench("discover", "--probe", "--write", str(written), cwd=tmp_path, timeout=60)
+        assert out.returncode == 0, out.stdout + out.stderr
+        sim, found = tomllib.loads(sim_file.read_text()), tomllib.loads(written.read_text())
+        _same_devices(sim, found)
+        result = triage(tmp_path, "--bench", str(written), "--store", f"sqlite:///{tmp_path / 'store.sqlite'}")
+    finally:
+        _stop(proc)
+    # how each device answered, said for a person
+    said = " ".join(out.stdout.split())
+    assert {"agent": "answered ID: PT100", "zvt-tcp": "answered the status enquiry 80 00",
+            "concert": "terminal: concert at 9600 8N1, answered ENQ with ACK (8N1)",
+            "caisse-ap": "terminal: caisse-ap, answered: Caisse-AP terminal, version"}[protocol] in said
+    assert "supply: korad at 9600 8N1, answered *IDN?: KORAD KA3005P" in said
+    assert "nfc reader: pn532" in said and "0801:0002 magstripe reader: MagTek" in said
+    assert "switches port power one by one (4 ports)" in said
+    text = written.read_text()
+    assert "from the running virtual bench's own description" in text and "[host]" in text
+    # the sim's own file gives a healthy verdict for this seed (tests/e2e/test_triage.py): so must this one
+    assert result.code == 0 and result.doc is not None, result.out + result.err
+    assert result.doc["verdict"] == "pass"
+    if protocol not in ("concert", "caisse-ap"):
+        assert result.doc["unit"]["serial"] == sim["unit"]["serial"]
+
+
+@pytest.mark.timeout(90)
+def test_a_serial_zvt_terminal_is_found_at_its_line_settings(tmp_path):
+    sim, found, out, _ = _discover_next_to_sim(tmp_path, "zvt")
+    _same_devices(sim, found)
+    assert found["terminal"]["baudrate"] == 9600
+    assert "terminal: zvt at 9600 8N2, answered the status enquiry 80 00" in out
 
 
 @pytest.mark.timeout(60)
-def test_discover_probes_the_virtual_terminal_and_prints_a_usable_snippet(tmp_path):
-    proc, bench = _start_sim(tmp_path, "--timing", "boot_s=0.2", "--seed", "12")
-    try:
-        config = tomllib.loads(bench.read_text())
-        port, serial = config["terminal"]["port"], config["unit"]["serial"]
-        out = posbench("discover", "--probe", "--port", port, "--port", "/dev/ttyPOSBENCH-NONE",
-                       cwd=tmp_path, timeout=40)
-    finally:
-        _stop(proc)
-    assert out.returncode == 0, out.stderr
-    assert f"ECR terminal PT100 serial {serial}" in out.stdout
-    snippet = out.stdout.split(f"serial {serial} firmware")[1].split("\n", 1)[1].split("/dev/ttyPOSBENCH")[0]
-    parsed = tomllib.loads("\n".join(line.strip() for line in snippet.splitlines()))
-    assert parsed["terminal"]["port"] == port and parsed["unit"]["serial"] == serial
-    assert "could not open port /dev/ttyPOSBENCH-NONE" in " ".join(out.stdout.split())
-
-
-@pytest.mark.timeout(30)  # one ENQ per rate: a silent port must never hang the probe
-def test_probe_of_a_silent_port_reports_no_terminal(tmp_path):
+def test_next_to_nothing_it_says_what_it_tried_and_writes_nothing(tmp_path):
     master, slave = os.openpty()
+    silent = os.ttyname(slave)
+    written = tmp_path / "f.toml"
     try:
-        found = probe(Found(os.ttyname(slave), "", ""), [9600, 115200], enq_wait=0.2)
+        out = posbench("discover", "--probe", "--write", str(written), "--port", silent, "--port",
+                       "/dev/ttyPOSBENCH-NONE", cwd=tmp_path, timeout=40)
     finally:
         os.close(master)
         os.close(slave)
-    assert found.identity is None and "no ECR terminal answered" in found.problem
+    said = " ".join(out.stdout.split())
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert not written.exists() and f"no terminal answered: {written} not written" in said
+    assert (f"{silent} named on the command line nothing answered; tried agent (ID) at 9600 8N1, 115200 8N1; zvt (status enquiry 05 01) "
+            "at 9600 8N2, 115200 8N2; concert (ENQ) at 9600 8N1, 9600 7E1; korad (*IDN?) at 9600 8N1; pn532") in said
+    assert "/dev/ttyPOSBENCH-NONE named on the command line cannot be opened: [Errno 2] could not open port" in said
+    assert said.count("ttyPOSBENCH-NONE: [Errno 2] No such file") == 1  # said once, not per protocol
+
+
+@pytest.mark.timeout(30)
+def test_an_existing_file_is_never_overwritten(tmp_path):
+    written = tmp_path / "bench.toml"
+    written.write_text("# mine\n")
+    out = posbench("discover", "--probe", "--write", str(written), cwd=tmp_path, timeout=20)
+    assert out.returncode == 3 and "the file exists; discover never overwrites" in " ".join(out.stderr.split())
+    assert written.read_text() == "# mine\n"
+    without_probe = posbench("discover", "--write", str(tmp_path / "new.toml"), cwd=tmp_path, timeout=20)
+    assert without_probe.returncode == 3 and "--write needs --probe" in without_probe.stderr

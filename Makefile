@@ -22,7 +22,7 @@ triage: deps $(STAMP)
 	$(BIN)/posbench triage $(ARGS)
 
 test: deps $(STAMP)
-	$(BIN)/python -m pytest -n 4 --dist worksteal $(ARGS)
+	$(BIN)/python -m pytest -n 6 --dist worksteal $(ARGS)
 
 test-slow: deps $(STAMP)
 	$(BIN)/python -m pytest -m slow $(ARGS)

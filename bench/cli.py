@@ -112,6 +112,15 @@ def _faults(values: tuple[str, ...]) -> dict[str, float]:
 @click.option("--seed", type=int, help="virtual bench: seed for every random choice")
 @click.option("--protocol", type=click.Choice(PROTOCOLS), default=None,
               help="virtual bench: the ECR protocol the unit speaks (default agent)")
+@click.option("--place", metavar="NAME", help="bench room: acquire this labgrid place and triage its unit")
+@click.option("--reserve", metavar="TAGS", help="bench room: take any free place with these tags (e.g. model=PT100), "
+                                                "waiting for one up to --wait seconds")
+@click.option("--coordinator", metavar="HOST[:PORT]", envvar="LG_COORDINATOR",
+              help="bench room: the labgrid coordinator (default: $LG_COORDINATOR)")
+@click.option("--wait", "wait_s", type=click.FloatRange(0, 86400), default=600.0, show_default=True,
+              metavar="SECONDS", help="bench room: how long --reserve waits for a free place")
+@click.option("--parallel", type=click.IntRange(1, 64), metavar="N",
+              help="bench room: triage N units at once with --reserve (a process and a place each), into one store")
 @click.option("--unit", metavar="SERIAL", help="serial number of the unit under test")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="verdict JSON file")
 @click.option("--html", "html_path", type=click.Path(path_type=Path), help="HTML report file")
@@ -124,17 +133,22 @@ def _faults(values: tuple[str, ...]) -> dict[str, float]:
                    "received, its command, result code and status, never card data")
 @click.option("--verbose", "-v", is_flag=True, help="print every finding behind the verdict: evidence lines, "
                                                     "test ids, statistics, unmeasured measurements")
-def triage(bench_path, virtual, fault, seed, protocol, unit, json_path, html_path, junit_path, store_url,
-           soak, log_path, verbose) -> None:
+def triage(bench_path, virtual, fault, seed, protocol, place, reserve, coordinator, wait_s, parallel, unit,
+           json_path, html_path, junit_path, store_url, soak, log_path, verbose) -> None:
     """Run the HIL suite against a unit and name the most likely cause of its code 01."""
     console = make_console()
+    room = _room_request(bench_path, virtual, fault, seed, protocol, place, reserve, coordinator, parallel,
+                         (json_path, html_path, junit_path, log_path))
+    if parallel:
+        from posbench.room.parallel import run_parallel
+        sys.exit(run_parallel(parallel, sys.argv[1:], console))
     if bench_path and virtual:
         raise UsageFailure("--bench and --virtual exclude each other")
     if bench_path and (fault or seed is not None or protocol):
         raise UsageFailure("--fault, --seed and --protocol apply to the virtual bench only (drop --bench; "
                            "bench.toml's [terminal] protocol says what a real unit speaks)")
     faults = _faults(fault)
-    if unit and not bench_path and (protocol or "agent") != "agent" and not unit.isdigit():
+    if unit and not bench_path and protocol in ("zvt", "zvt-tcp") and not unit.isdigit():
         raise UsageFailure(f"--unit {unit}: a ZVT terminal reports its serial number in digits only (TLV 1F42)")
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     stem = f"{unit or 'triage'}-{stamp}"
@@ -146,12 +160,17 @@ def triage(bench_path, virtual, fault, seed, protocol, unit, json_path, html_pat
                                        **({"--log": log_path} if log_path else {})})
 
     from posbench.runner import run_hil
-    vbench = bench_lock = None
+    vbench = bench_lock = place_bench = None
     interrupted = STOPPED
     unlog = _debug_log(log_path) if log_path else None
     try:
+        _check_store(store_url)
         if bench_path:
             bench_file = bench_path
+        elif room is not None:
+            from posbench.room.place_bench import PlaceBench
+            place_bench = PlaceBench(room[0], place, room[1], wait_s, lambda text: say(console, escape(text)))
+            bench_file = place_bench.start()
         else:
             from posbench.sim.launcher import VirtualBench
             seed = random.randrange(2**31) if seed is None else seed  # printed: a run can be repeated
@@ -166,11 +185,15 @@ def triage(bench_path, virtual, fault, seed, protocol, unit, json_path, html_pat
         checked = datetime.now(timezone.utc), time.monotonic()
         try:  # every device checked at once, before any test
             bench_lock = preflight(bench_file, lambda text: say(console, text))
-        except PreflightFailed as exc:  # the verdict JSON says so too: automation reads it
+        except PreflightFailed as exc:  # the verdict JSON, the store and the HTML say so too
             errors: list[str] = []
-            _rewrite(json_path, failed_verdict(exc, checked[0], time.monotonic() - checked[1]), errors)
+            failed = failed_verdict(exc, checked[0], time.monotonic() - checked[1])
+            _rewrite(json_path, failed, errors)
+            _store_failed_preflight(store_url, failed, checked[0], html_path, errors)
             for error in errors:
                 say(console, f"[bold magenta]BENCH ERROR[/]: {escape(error)}")
+            if not errors:
+                say(console, f"report: {escape(str(html_path))}")
             raise
         extra = ["--reports-dir", str(REPORTS)] + (["--store", store_url] if store_url else []) \
             + (["--soak", str(soak)] if soak else [])
@@ -194,10 +217,16 @@ def triage(bench_path, virtual, fault, seed, protocol, unit, json_path, html_pat
     finally:
         if bench_lock is not None:
             bench_lock.release()
+        if place_bench is not None:
+            place_bench.stop()
         if vbench is not None:
             vbench.stop()
         if unlog is not None:
             unlog()
+    if doc is None and interrupted.get("by"):  # stopped while pytest collected: no test had run
+        say(console, f"[bold magenta]INTERRUPTED[/] ({interrupted['by']}): before the first test; "
+                     "the unit was not judged")
+        sys.exit(EXIT_BENCH)
     if doc is None or result.code in (3, 4, 5) and not result.write_errors:  # internal error, usage, nothing ran
         say(console, f"[bold magenta]BENCH ERROR[/]: the HIL run did not complete (pytest exit {result.code})")
         sys.exit(EXIT_BENCH)
@@ -212,6 +241,38 @@ def triage(bench_path, virtual, fault, seed, protocol, unit, json_path, html_pat
             say(console, f"[bold magenta]BENCH ERROR[/]: {escape(error)}")
         sys.exit(EXIT_BENCH)
     sys.exit(diagnosis.EXIT_STATUS.get(doc["verdict"], EXIT_BENCH))
+
+
+def _room_request(bench_path, virtual, fault, seed, protocol, place, reserve, coordinator, parallel,
+                  outputs) -> tuple[str, dict[str, str] | None] | None:
+    """The coordinator and the tags of a bench-room triage (``--place`` / ``--reserve``), None
+    for another bench; ``UsageFailure`` for options that do not go together."""
+    if not (place or reserve):
+        if parallel:
+            raise UsageFailure("--parallel takes places by --reserve TAGS")
+        return None
+    if place and reserve:
+        raise UsageFailure("--place and --reserve exclude each other")
+    if bench_path or virtual or fault or seed is not None or protocol:
+        raise UsageFailure("--place / --reserve take the bench from the place: drop --bench, --virtual, --fault, "
+                           "--seed and --protocol")
+    if parallel and not reserve:
+        raise UsageFailure("--parallel takes places by --reserve TAGS (one place per unit)")
+    if parallel and any(outputs):
+        raise UsageFailure("--parallel: each run names its reports by its unit's serial; drop --json, --html, "
+                           "--junit and --log")
+    if not coordinator:
+        raise UsageFailure("--place / --reserve need the labgrid coordinator: --coordinator HOST[:PORT] "
+                           "or LG_COORDINATOR")
+    try:
+        import labgrid  # noqa: F401 - the optional extra
+    except ImportError:
+        raise UsageFailure("--place / --reserve need labgrid: pip install 'posbench[labgrid]'") from None
+    from posbench.room.client import coordinator_address, parse_tags
+    try:
+        return coordinator_address(coordinator), parse_tags(reserve) if reserve else None
+    except ConfigError as exc:
+        raise UsageFailure(str(exc)) from None
 
 
 def _name_by_serial(doc: dict, stamp: str, named_by_us: dict[str, bool], *paths: Path) -> tuple[Path, ...]:
@@ -252,6 +313,35 @@ def _preflight(bench_path: Path | None, store_url: str | None, outputs: dict[str
             check_target(REPORTS / "posbench.sqlite", "the default result store (--store)")
     except ConfigError as exc:
         raise UsageFailure(str(exc)) from None
+
+
+def _store_failed_preflight(store_url: str | None, doc: dict, started: datetime, html_path: Path,
+                            errors: list[str]) -> None:
+    """A bench whose preflight failed is a run too: stored (``posbench runs`` then shows the broken
+    bench or place) and given its HTML page, the stored run's page. Failures go into ``errors``."""
+    from posbench.outputs import ReportWriteFailed, write_text
+    from posbench.store import Store, StoreUnavailable
+    from posbench.store.report import render_html
+    try:
+        with Store.open(store_url, REPORTS, sweep=False) as store:
+            run_id = store.begin_run(doc.get("bench"), started, unit=doc.get("unit"))
+            store.finish_run(run_id, doc, EXIT_BENCH)
+            page = render_html(store.run(run_id), doc)
+    except StoreUnavailable as exc:
+        errors.append(str(exc))
+        return
+    try:
+        write_text(html_path, page, "HTML report")
+    except ReportWriteFailed as exc:
+        errors.append(str(exc))
+
+
+def _check_store(store_url: str | None) -> None:
+    """Open the result store once before any device is touched: one that cannot be reached (a
+    server down, a wrong password) is a bench error now, not 19 errored tests after the bench
+    started. ``StoreUnavailable`` (a ``BenchError``) names it."""
+    from posbench.store import Store
+    Store.open(store_url, REPORTS, sweep=False).close()
 
 
 def _debug_log(path: Path):
@@ -296,34 +386,67 @@ def _print_verdict(console: Console, doc: dict, verbose: bool, *paths: Path) -> 
 
 
 @cli.command()
-@click.option("--probe", is_flag=True, help="ask each port for an ECR terminal's identity")
+@click.option("--probe", is_flag=True, help="ask every serial port which protocol it speaks (terminals, "
+                                            "supplies, PN532 readers) and every announced TCP endpoint")
 @click.option("--port", "ports", multiple=True, metavar="PORT",
               help="also look at this port or URL (a pty, rfc2217://...); repeatable")
-@click.option("--baudrate", "baudrates", multiple=True, type=int, default=(9600, 115200),
-              show_default=True, help="baud rates to probe, in order")
-def discover(probe, ports, baudrates) -> None:
-    """List serial ports, and with --probe the terminals on them, with bench.toml snippets."""
-    from posbench import discover as disc
+@click.option("--address", "addresses", multiple=True, metavar="HOST[:PORT]",
+              help="try the TCP terminal protocols at HOST (ZVT on 20007), or all of them at PORT; repeatable")
+@click.option("--usb", "usb_backends", multiple=True, metavar="usbip://HOST:PORT",
+              help="also enumerate this USB/IP server (usbipd); repeatable")
+@click.option("--write", "write_path", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="write a bench.toml of what was found (needs --probe; never overwrites)")
+def discover(probe, ports, addresses, usb_backends, write_path) -> None:
+    """Find the bench's devices (serial, TCP, USB, NFC), and with --write describe them in a bench.toml.
+
+    \b
+    Exit status 0 also when nothing was found; 3 for a usage mistake (--write to a file that
+    exists, a malformed --usb).
+    """
+    from posbench.discover import report, survey, writer
+    from posbench.outputs import check_target
     console = make_console()
-    found = disc.serial_ports(ports)
-    if not found:
-        say(console, "no serial ports found (name one with --port)")
-        return
-    for item in found:
+    if write_path is not None:
+        if not probe:
+            raise UsageFailure("--write needs --probe: only a port that answered is written as a device")
+        if os.path.lexists(write_path):
+            raise UsageFailure(f"--write {write_path}: the file exists; discover never overwrites a bench "
+                               "description (move it away or name another file)")
+        try:
+            check_target(write_path, "--write")
+        except ConfigError as exc:
+            raise UsageFailure(str(exc)) from None
+    for spec in usb_backends:
+        if not spec.startswith("usbip://"):
+            raise UsageFailure(f"--usb {spec}: expected usbip://HOST:PORT (the local bus is always enumerated)")
+    found = survey.survey(probe, ports, addresses, usb_backends)
+    for line in report.lines(found):
+        say(console, escape(line))
+    if write_path is None:
         if probe:
-            disc.probe(item, list(baudrates))
-        about = "  ".join(t for t in (item.description, item.hwid) if t and t != "n/a")
-        head = f"[bold]{escape(item.port)}[/]  {escape(about)}".rstrip()
-        if item.identity:
-            ident = item.identity
-            head += (f"\n  [green]ECR terminal[/] {ident.model} serial {ident.serial} firmware "
-                     f"{ident.firmware} at {item.baudrate} baud")
-        elif item.problem:
-            head += f"\n  [yellow]{escape(item.problem)}[/]"
-        say(console, head)
-        if item.identity or not probe:
-            snippet = "\n".join("  " + line for line in item.bench_snippet().splitlines())
-            say(console, f"[dim]{escape(snippet)}[/]")
+            say(console, "(--write FILE describes what was found in a bench.toml)")
+        return
+    plan = writer.compose(found)
+    if plan is None:
+        say(console, escape(f"no terminal answered: {write_path} not written (a bench.toml needs its [terminal]). "
+                            "Check the unit is on and its ECR cable in, or name its port (--port) or address "
+                            "(--address)."))
+        return
+    try:
+        writer.write(write_path, plan.text)
+    except FileExistsError:
+        raise UsageFailure(f"--write {write_path}: the file appeared meanwhile; not overwritten") from None
+    except ConfigError as exc:  # discover composed something config refuses: discover's own fault
+        say(console, f"[bold magenta]BENCH ERROR[/]: the composed bench.toml is not valid: {escape(str(exc))}")
+        sys.exit(EXIT_BENCH)
+    except OSError as exc:
+        say(console, f"[bold magenta]BENCH ERROR[/]: cannot write {escape(str(write_path))}: {escape(str(exc))}")
+        sys.exit(EXIT_BENCH)
+    say(console, f"wrote {escape(str(write_path))}: " + escape("; ".join(plan.used)))
+    if plan.left:
+        say(console, escape("not used (comments in the file): " + "; ".join(plan.left)))
+    say(console, "lines marked FILL IN are yours to complete; check it with "
+                 f"`posbench triage --bench {escape(str(write_path))}`")
 
 
 @cli.command("udev-rules")
@@ -375,7 +498,10 @@ def _until_signal() -> None:
               help="host simulator rules (TOML [[rule]] tables), applied before the faults' rules")
 @click.option("--serial", metavar="SERIAL", help="the serial number the virtual unit reports (default: from the "
                                                  "seed; ZVT keeps its digits)")
-def sim(fault, seed, protocol, bench_path, timing, rules_path, serial) -> None:
+@click.option("--announce/--no-announce", default=True, show_default=True,
+              help="make the devices findable by `posbench discover --probe` (links in $POSBENCH_DEVICE_DIR, "
+                   "see posbench.device_dir)")
+def sim(fault, seed, protocol, bench_path, timing, rules_path, serial, announce) -> None:
     """Run the virtual bench in the foreground until SIGINT/SIGTERM."""
     from posbench.profile import profile_for_model
     from posbench.sim.bench import MODEL, SimBench
@@ -397,7 +523,8 @@ def sim(fault, seed, protocol, bench_path, timing, rules_path, serial) -> None:
         print(f"  terminal ({protocol}) {where}  host {sim_bench.host.address[0]}:"
               f"{sim_bench.host.address[1]}  unit {sim_bench.serial}", flush=True)
 
-    _in_foreground(lambda: SimBench(faults, seed, serial=serial, timing=steps, host_rules=rules, protocol=protocol),
+    _in_foreground(lambda: SimBench(faults, seed, serial=serial, timing=steps, host_rules=rules, protocol=protocol,
+                                    announce=announce),
                    started, "the virtual bench", "virtual bench stopped; everything it created is removed")
 
 
@@ -478,6 +605,52 @@ def _open_store(url: str | None):
     except BenchError as exc:
         make_console(stderr=True).print(f"[bold magenta]BENCH ERROR[/]: {escape(str(exc))}")
         sys.exit(EXIT_BENCH)
+
+
+@cli.command()
+@click.option("--bench", "bench_path", required=True, type=click.Path(path_type=Path),
+              help="the bench description (bench.toml) of this bench host")
+@click.option("--place", metavar="NAME", help="the place's name (default: the bench's [bench] name)")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="the exporter config to write (default: <place>.exporter.yaml); never overwritten")
+@click.option("--coordinator", metavar="HOST[:PORT]", envvar="LG_COORDINATOR", default="127.0.0.1:20408",
+              show_default=True, help="the coordinator named in the commands printed")
+def export(bench_path, place, out_path, coordinator) -> None:
+    """Write the labgrid exporter config that serves this bench as a place of a bench room."""
+    from posbench.config import load_bench
+    from posbench.room.exported import exporter_config, place_commands, place_name
+    try:
+        config = load_bench(bench_path)
+        name = place_name(config, place)
+        text = exporter_config(config, name)
+    except ConfigError as exc:
+        raise UsageFailure(str(exc)) from None
+    out_path = out_path or Path(f"{name}.exporter.yaml")
+    try:
+        with open(out_path, "x", encoding="utf-8") as fh:
+            fh.write(text)
+    except FileExistsError:
+        raise UsageFailure(f"--out {out_path}: exists; posbench export never overwrites (remove it or "
+                           "name another file)") from None
+    except OSError as exc:
+        raise UsageFailure(f"--out {out_path}: cannot be written: {exc.strerror or exc}") from None
+    click.echo(f"wrote {out_path}: place {name}. On this bench host, serve it (ser2net installed):")
+    click.echo(f"  labgrid-exporter -c {coordinator} -n $(hostname) {out_path}")
+    click.echo("Create the place once, from any host:")
+    for command in place_commands(config, name, coordinator):
+        click.echo(f"  {command}")
+
+
+@cli.command()
+@store_option
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100_000), help="how many runs")
+@click.option("--bench", "bench_name", metavar="NAME", help="only this bench's or place's runs")
+def runs(store_url, limit, bench_name) -> None:
+    """The newest runs of every bench in the store (a bench room's: each place's): time, place, unit, verdict, causes."""
+    from posbench.store.history import render_runs
+    with _open_store(store_url) as store:
+        if not render_runs(store, make_console(), limit, bench_name):
+            raise UsageFailure(f"no runs stored in {store.url}" + (f" for {bench_name}" if bench_name else ""))
 
 
 @cli.command()

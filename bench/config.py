@@ -57,18 +57,30 @@ class UnitSection(_Section):
     """Explicit DUT profile file; overrides the one chosen by model."""
 
 
+SERIAL_ONLY = ("agent", "concert")
+"""Protocols reached only over a serial port (or a serial URL)."""
+
+
 class TerminalSection(_Section):
-    protocol: Literal["agent", "zvt"] = "agent"
-    """ECR protocol the unit speaks: posbench's agent protocol (serial) or ZVT (serial or TCP)."""
+    protocol: Literal["agent", "zvt", "concert", "caisse-ap"] = "agent"
+    """ECR protocol the unit speaks: posbench's agent protocol (serial), ZVT (serial or TCP),
+    Concert V2 (serial) or Caisse-AP (Concert V3, TCP)."""
     port: str | None = Field(None, min_length=1, validate_default=True)
     """pyserial port or URL of the unit's ECR link (/dev/ttyUSB0, socket://h:p, rfc2217://h:p)."""
     address: str | None = Field(None, validate_default=True)
-    """<host>:<port> of a unit reached over TCP (ZVT: the terminal listens on 20007)."""
+    """<host>:<port> of a unit reached over TCP (ZVT: the terminal listens on 20007). Caisse-AP:
+    "<host>" alone means its usual port, 8888 (written out when bench.toml is read)."""
     password: str = Field("123456", pattern=r"^[0-9]{6}$")
     """ZVT password (6 digits) sent with registration, reversal, end of day."""
     currency: str = Field("978", pattern=r"^[0-9]{3}$")
     """ISO 4217 numeric currency code (3 digits; 978 = EUR)."""
     baudrate: int = Field(9600, gt=0)
+    line: Literal["8N1", "7E1"] = "8N1"
+    """Concert: data bits, parity and stop bits of the link (8N1, or 7E1 on some terminals)."""
+    delay_code: str = Field("A010", pattern=r"^A01[01]$")
+    """Concert: the request's delay field that asks for the answer at the end of the sale."""
+    pos_number: str = Field("01", pattern=r"^[0-9]{2}$")
+    """Concert: the POS (checkout) number sent with each sale."""
     reply_timeout: float = Field(3.0, gt=0, le=120)
     """Seconds to wait for a reply to a short command."""
     sale_timeout: float = Field(40.0, gt=0, le=600)
@@ -79,8 +91,10 @@ class TerminalSection(_Section):
     @field_validator("port")
     @classmethod
     def _port(cls, v: str | None, info: ValidationInfo) -> str | None:
-        if v is None and info.data.get("protocol") == "agent":
+        if v is None and info.data.get("protocol") in SERIAL_ONLY:
             raise PydanticCustomError("missing", "Field required")  # a serial-only protocol
+        if v is not None and info.data.get("protocol") == "caisse-ap":
+            raise ValueError('protocol "caisse-ap" is TCP only: give address ("<host>" or "<host>:<port>"), not port')
         return v
 
     @field_validator("address")
@@ -90,9 +104,13 @@ class TerminalSection(_Section):
         if v is None:
             if protocol == "zvt" and port is None:
                 raise ValueError('protocol "zvt" needs port (serial) or address ("<host>:<port>", TCP)')
+            if protocol == "caisse-ap":
+                raise ValueError('protocol "caisse-ap" needs address ("<host>" or "<host>:<port>"; port 8888 by default)')
             return None
-        if protocol == "agent":
-            raise ValueError('protocol "agent" is serial only: give port, not address')
+        if protocol == "caisse-ap" and (v.endswith("]") or ":" not in v):
+            v = f"{v}:8888"  # a host alone ("192.0.2.7", "[::1]"): Caisse-AP's usual port
+        if protocol in SERIAL_ONLY:
+            raise ValueError(f'protocol "{protocol}" is serial only: give port, not address')
         if port is not None:
             raise ValueError("give port (serial) or address (TCP), not both")
         return _host_port(v)
@@ -152,14 +170,16 @@ class UsbSection(_Section):
         raise ValueError('expected "libusb1" or "usbip://<host>:<port>"')
 
 
-NFC_PATHS = re.compile(r"/\S+|usb(:[0-9a-fA-F]{4}(:[0-9a-fA-F]{4})?|:[0-9]{1,3}(:[0-9]{1,3})?)?"
+NFC_PATHS = re.compile(r"/\S+|(rfc2217|socket)://\S+|usb(:[0-9a-fA-F]{4}(:[0-9a-fA-F]{4})?|:[0-9]{1,3}(:[0-9]{1,3})?)?"
                        r"|(tty|com)(:[a-zA-Z0-9-]+)?(:[a-zA-Z0-9]+)?|udp(:[^:\s]+)?(:[0-9]{1,5})?")
-"""The paths nfcpy 1.0.4 accepts (its USB, TTY and UDP transports' patterns), or a device path."""
+"""The paths nfcpy 1.0.4 accepts (its USB, TTY and UDP transports' patterns), a device path, or
+a pyserial URL of a PN532's serial port (a bench room serves it by RFC 2217)."""
 
 
 class NfcSection(_Section):
     path: str = Field(min_length=1)
-    """An nfcpy path (usb:072f:2200, tty:USB0:pn532, udp:HOST:PORT) or a device path (/dev/pts/3)."""
+    """An nfcpy path (usb:072f:2200, tty:USB0:pn532, udp:HOST:PORT), a device path (/dev/pts/3), or
+    an rfc2217:// URL of a PN532 on HSU."""
 
     @field_validator("path")
     @classmethod
@@ -243,6 +263,15 @@ class SimSection(_Section):
     """<host>:<port> of the virtual bench's control port."""
 
 
+class PlaceSection(_Section):
+    """The labgrid place a bench description was built from (``posbench triage --place``)."""
+    name: str
+    coordinator: str
+    """<host>:<port> of the labgrid coordinator."""
+    addresses: dict[str, str] = {}
+    """Resource name -> the address its serial port resolved to when the place was acquired."""
+
+
 class BenchConfig(_Section):
     bench: BenchSection = BenchSection()
     unit: UnitSection = UnitSection()
@@ -254,6 +283,7 @@ class BenchConfig(_Section):
     network: NetworkSection | None = None
     sim: SimSection | None = None  # before actuator: its address may come from here
     actuator: ActuatorSection = ActuatorSection()
+    place: PlaceSection | None = None
     source: Path | None = Field(None, exclude=True)
 
     @field_validator("actuator")

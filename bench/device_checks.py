@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from posbench.config import BenchConfig, split_host_port
-from posbench.errors import BenchError, ConfigError, PortUnavailable, UnitError
+from posbench.errors import BenchError, ConfigError, PortUnavailable, UnitError, UnitNotResponding
 
 _S = TypeVar("_S")
 
@@ -108,6 +108,10 @@ def terminal(config: BenchConfig) -> Check:
     if path and local_node(config, "terminal.port", path) is None:
         return port_problem("terminal", path, "")
     try:
+        if section.protocol == "concert":  # no identity in Concert: its ENQ handshake is all it answers
+            if _concert_answers(config):
+                return Check("terminal", where, OK, f"concert unit answers ENQ with ACK ({section.line})")
+            raise UnitNotResponding("terminal", "probing", f"no ACK to ENQ at 9600 {section.line}")
         ident = _identify_while_booting(config)
     except PortUnavailable as exc:
         if path:
@@ -120,8 +124,24 @@ def terminal(config: BenchConfig) -> Check:
                      "the unit may be off or booting: the suite waits for it (and power cycles it if the bench "
                      "can); if it never answers, check " + ("its network cable and ECR port" if tcp else
                                                             "the baud rate (`posbench discover --probe`)"))
+    if not ident.serial:  # its protocol tells neither serial number nor firmware (Caisse-AP)
+        return Check("terminal", where, OK, f"{section.protocol} unit answers (its protocol tells no serial "
+                     "number or firmware)")
     return Check("terminal", where, OK, f"{section.protocol} unit {ident.model or '?'} serial {ident.serial} "
                  f"firmware {ident.firmware}")
+
+
+def _concert_answers(config: BenchConfig) -> bool:
+    """A Concert terminal's ENQ handshake, tried again for up to ``BOOT_WAIT_S`` (it may be booting)."""
+    from posbench.drivers.concert.link import probe
+    section = config.terminal
+    assert section.port is not None  # TerminalSection: Concert needs a port
+    give_up = time.monotonic() + min(section.boot_timeout, BOOT_WAIT_S)
+    while not probe(section.port, section.line, PROBE_S):
+        if time.monotonic() + PROBE_S > give_up:
+            return False
+        time.sleep(0.3)
+    return True
 
 
 def _identify_while_booting(config: BenchConfig):
@@ -150,6 +170,12 @@ def _identify(config: BenchConfig):
         with AgentTerminal(section.port, section.baudrate, min(section.reply_timeout, PROBE_S),
                            timing=timing) as agent:
             return agent.identify()
+    if section.protocol == "caisse-ap":
+        assert section.address is not None  # TerminalSection: Caisse-AP needs an address
+        from posbench.drivers.caisse_ap.payment_terminal import CaisseApPaymentTerminal
+        from posbench.drivers.terminal import Identity
+        CaisseApPaymentTerminal(section.address, section.currency, reply_timeout=PROBE_S).wait_ready(PROBE_S)
+        return Identity(model=config.unit.model or "", serial="", firmware="", components={})
     from posbench.drivers.zvt.payment_terminal import ZvtPaymentTerminal
     with ZvtPaymentTerminal(section.port or f"tcp://{section.address}", section.password, section.currency,
                             section.baudrate, config.unit.model) as zvt:

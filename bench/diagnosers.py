@@ -2,10 +2,10 @@
 from the unit's faults.
 
 Two kinds live here. Protocol rules: what a code the unit reported (an agent failure reason, a
-ZVT result code, terminal status or lock bit) says about the causes of code 01; tests call them
+ZVT result code, terminal status or lock bit, a Caisse-AP AF reason) says about the causes of code 01; tests call them
 and stay free of cause tables. Bench rules: read a whole run's measurements, where one test
 alone cannot tell who is wrong; each returns the bench errors it found and takes out of the run
-what those errors make meaningless.
+what those errors (or the run as a whole) make meaningless.
 """
 from __future__ import annotations
 
@@ -40,7 +40,26 @@ def wrong_host_address(run: RunRecord) -> list[str]:
             "at the host the unit uses (and make sure the bench sits on the unit's LAN)"]
 
 
-BENCH_RULES = (wrong_host_address,)
+SALE_READ_TEST = "test_card_reads_in_sales["
+"""The read-path sales (``tests/hil/test_read_paths.py``): one parametrized test per path."""
+
+
+def refusals_on_every_path(run: RunRecord) -> list[str]:
+    """The sales failed to read the card by every path: the terminal refused them all alike.
+
+    A terminal that gives no reason for a refusal (Concert) refuses at once, before any card is
+    read, for low voltage, a full memory, a diagnosis due or the abort key; each such refusal
+    looks like a card not read by the path presented. One worn reader fails one path; all three
+    failing together is the terminal's refusal, not three readers: that evidence is taken out
+    (the readers stay judged by the bench's own readers). No bench error: returns nothing."""
+    from_sales = [e for e in run.evidence if SALE_READ_TEST in e.test and e.cause in READ_PATH_CAUSE.values()]
+    if {e.cause for e in from_sales} != set(READ_PATH_CAUSE.values()):
+        return []
+    run.evidence[:] = [e for e in run.evidence if e not in from_sales]
+    return []
+
+
+BENCH_RULES = (wrong_host_address, refusals_on_every_path)
 
 
 def apply_bench_rules(run: RunRecord) -> None:
@@ -124,18 +143,64 @@ def zvt_failure_cause(result_code: int, technology: str | None, intermediates: t
     return ZVT_RESULT_CAUSE.get(result_code)
 
 
+CAISSE_AP_NOT_ENDED = 7
+"""AF 07 "not ended": the terminal gave up on the card before going online (a card it could not
+read; its message, field 44, says how). Caisse-AP names no reason per reader: the read path is
+the one the bench presented the card on (or CC's contactless application)."""
+CAISSE_AP_REASON_CAUSE: dict[int, tuple[str, str]] = {
+    0: ("application", "moderate"),         # unknown: the terminal cannot say what became of the sale
+    5: ("data_loss", "moderate"),           # forbidden: the terminal will not pay (keys, merchant record)
+    10: ("firmware_driver", "moderate"),    # bad selection: the kernel could not select the application
+    11: ("network_unstable", "weak"),       # acquirer abandon: the host did not answer
+    6: ("operator_error", "moderate"),      # abandon: the abort key, the PIN try limit
+    8: ("operator_error", "weak"),          # no card or PIN in time
+}
+"""Caisse-AP AF reasons of a sale the terminal did not do, and the cause each points to. 02
+(phone call) and 04 (refused) carry the issuer's decision (field 39); 09, 12 and 13 answer a
+request the bench got wrong."""
+CAISSE_AP_SALE_CAUSES = tuple(sorted({c for c, _ in CAISSE_AP_REASON_CAUSE.values()} | set(READ_PATH_CAUSE.values())))
+"""Causes a Caisse-AP sale's AF reason can speak to."""
+
 NETWORK_CAUSES = ("network_unstable", "firewall", "ip_conflict")
 
-SALE_CAUSES = {"agent": tuple(sorted(set(AGENT_REASON_CAUSE.values()))), "zvt": ZVT_SALE_CAUSES}
-"""Causes a sale the unit failed itself can speak to, per protocol."""
+SALE_CAUSES = {"agent": tuple(sorted(set(AGENT_REASON_CAUSE.values()))), "zvt": ZVT_SALE_CAUSES,
+               "caisse-ap": CAISSE_AP_SALE_CAUSES, "concert": ()}
+"""Causes a sale the unit failed itself can speak to, per protocol. A Concert refusal gives no
+reason (status 7): it speaks to no cause by itself; the read-path sales and the host log do."""
 
 
 def sale_failure_cause(protocol: str, sale) -> tuple[str, str] | None:
     """What a sale the unit failed itself (``posbench.drivers.terminal.SaleResult``) points to."""
     if protocol == "zvt" and sale.result_code is not None:
         return zvt_failure_cause(sale.result_code, sale.card_technology, sale.intermediates)
+    if protocol == "caisse-ap":
+        if sale.result_code == CAISSE_AP_NOT_ENDED:
+            return (READ_PATH_CAUSE[sale.card_technology], "moderate") if sale.card_technology in READ_PATH_CAUSE \
+                else None
+        return CAISSE_AP_REASON_CAUSE.get(sale.result_code) if sale.result_code is not None else None
+    if protocol == "concert":
+        return None  # a refusal without a reason
     cause = AGENT_REASON_CAUSE.get(sale.reason)
     return (cause, "moderate") if cause else None
+
+
+def sale_read_failure(protocol: str, sale, technology: str) -> str:
+    """Why a sale did not read the card presented by ``technology`` ("" when it read it): the
+    protocol's code with the technology the terminal reported (else the one presented). A
+    refusal for another reason (host, keys) is no read error, nor is an abort before any card
+    was read (ZVT 6C, Caisse-AP AF 08): a cashier's abort or a missed presentation is no reader
+    fault. Concert has no result code: a refusal whose report carries no PAN is a card not read."""
+    if protocol == "concert":
+        return f"refused_unread_{technology}" if sale.details.get("card_read") == "no" and sale.display_code != "00" \
+            else ""
+    if sale.result_code is None or sale.result_code == 0 or sale.display_code == "00":
+        return ""
+    tech = sale.card_technology or technology
+    if protocol == "caisse-ap":
+        return f"af07_{tech}" if sale.result_code == CAISSE_AP_NOT_ENDED else ""
+    if sale.result_code in ZVT_READ_ERRORS or sale.result_code in (0x72, 0xE2) or "contactless_error" in sale.details:
+        return f"rc_{sale.result_code:02X}_{tech}" + ("_rf" if "contactless_error" in sale.details else "")
+    return ""
 
 
 def judge_terminal_status(record: Recorder, protocol: str, status) -> None:
@@ -170,16 +235,36 @@ class EchoPath:
     timed: bool = True
 
 
+def echoes_judged(probe_state: str, bench_answered: int) -> bool:
+    """Whether the echoes speak to the link at all: not when the host port is closed to everyone
+    (the reachability test names that). An echo the host answered proves the port open even when
+    every probe of it was lost (seen: network_unstable=1 over Caisse-AP lost 75 % of the bench's
+    echoes and all three probes, and no cause was named)."""
+    return probe_state == "open" or bench_answered > 0
+
+
 def judge_echo_paths(record: Recorder, bench: EchoPath, unit: EchoPath | None) -> None:
     """Echoes from the bench and through the unit, judged together against the limits of
     ``echo_loss_bench`` and ``echo_p95_s_bench`` (call only when the host port is open to all).
 
     Both paths bad: the network between the LAN and the host (``network_unstable``), each symptom
     seen on both its own observation; latency from two vantage points is decisive. Only the
-    unit's path bad: the unit's own place on the LAN (weakly ``ip_conflict``)."""
-    if unit is None:
-        return
+    unit's path bad: the unit's own place on the LAN (weakly ``ip_conflict``). A unit whose
+    protocol can neither echo nor check its host (``unit`` None: Concert, Caisse-AP) leaves the
+    bench's echoes alone: the bench sits on the unit's LAN, so bad ones point at the path to the
+    host, from one vantage point only."""
     loss_limit, p95_limit = record.limit("echo_loss_bench"), record.limit("echo_p95_s_bench")
+    if unit is None:
+        lossy, slow_ = not loss_limit.check(bench.loss), bench.p95 is not None and not p95_limit.check(bench.p95)
+        if lossy or slow_:
+            record.evidence("network_unstable", "decisive" if lossy and slow_ else "strong",
+                            f"the bench's echoes to the host lose {bench.loss:.0%}"
+                            + (f", p95 {bench.p95:.3f} s" if bench.p95 is not None else "")
+                            + " (the unit's protocol cannot echo: the bench's vantage point only)",
+                            measurement="echo_loss_bench" if lossy else "echo_p95_s_bench",
+                            value=bench.loss if lossy else bench.p95,
+                            limit=str(loss_limit if lossy else p95_limit))
+        return
 
     def slow(p: EchoPath) -> bool:
         return p.p95 is not None and not p95_limit.check(p.p95)
@@ -203,3 +288,4 @@ def judge_echo_paths(record: Recorder, bench: EchoPath, unit: EchoPath | None) -
         record.evidence("ip_conflict", "weak",
                         f"only the unit's echoes fail ({unit.loss:.0%} lost, the bench's {bench.loss:.0%}): "
                         "the unit's own place on the LAN is at fault")
+

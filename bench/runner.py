@@ -1,6 +1,7 @@
 """Run the HIL suite (``posbench.hil``) through pytest with live progress, and collect the verdict."""
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import threading
@@ -18,9 +19,17 @@ from rich.text import Text
 from posbench import progress
 from posbench.console import make_console, say
 from posbench.outputs import ReportWriteFailed, commit, discard, staging_path
+from posbench.signals import STOPPED
 
 HIL_DIR = Path(str(files("posbench.hil")))
 """The HIL suite, installed with the package (the repository's ``tests/hil``)."""
+
+PLUGINS_OFF = ("-p", "no:terminal", "-p", "no:cacheprovider", "-p", "no:labgrid", "-p", "no:unraisableexception")
+"""pytest plugins the HIL run leaves out: its own live lines replace pytest's terminal output,
+and labgrid's plugin (auto-loaded once ``posbench[labgrid]`` is installed) would restyle the
+logging, read ``LG_ENV`` and ask for the terminal's options (it fails without them). pytest's
+unraisable-exception plugin would take the place of ``posbench.signals``' hook for the whole run,
+turning a stop signal that lands in a finalizer into a warning: the run would go on to its end."""
 
 TEST_TIMEOUT_S = 600
 """A HIL test still running after this many seconds is stopped (a driver must never hang)."""
@@ -37,6 +46,8 @@ TICK_S = 0.25
 """Seconds between looks at the bench's waits (and refreshes of the live line)."""
 READYING_S = 1.0
 """Seconds of a test's setup worth a word on its line (the unit was brought back before it)."""
+OVERRUN_SHOWN_S = 0.1
+"""Seconds past its bound a finished wait lasted before its line says so, instead of "up to"."""
 
 
 def _wait_text(wait: progress.Wait) -> str:
@@ -73,6 +84,8 @@ class WaitDisplay:
     def ended(self, wait: progress.Wait) -> None:
         if not self.console.is_terminal and (took := wait.elapsed()) >= SHOW_AFTER_S:
             bound = f" (up to {wait.up_to_s:g} s)" if wait.up_to_s else ""
+            if wait.up_to_s and took >= wait.up_to_s + OVERRUN_SHOWN_S:  # the wait's end took its own time
+                bound = f" ({took - wait.up_to_s:.1f} s past its {wait.up_to_s:g} s bound)"
             say(self.console, f"      waited {took:.1f} s for {escape(wait.what)}{bound}")
 
     # -- display -------------------------------------------------------------------------------
@@ -154,9 +167,15 @@ class LiveProgress:
         from posbench.fixtures.keys import CONFIG_ERROR_KEY
         if CONFIG_ERROR_KEY in session.config.stash:  # collection stopped on a config mistake
             return
+        if STOPPED.get("by"):  # a stop signal cut the collection short: no count to announce
+            return
         self.total = len(session.items)
         self.width = max((len(item.nodeid.split("::")[-1]) for item in session.items), default=0)
         self.say(f"running {self.total} HIL tests")
+        # What is alive now (modules, classes, pytest's collection) lives until the run ends: out
+        # of the collector's sight, every collection during the tests (and pytest's five at the
+        # end) scans only what the tests make. Saves about 0.7 CPU s per triage.
+        gc.freeze()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         spent = self._spent.setdefault(report.nodeid, [0.0, 0.0])
@@ -219,7 +238,7 @@ def run_hil(bench_file: Path, json_path: Path, html_path: Path, junit_path: Path
     args = [str(HIL_DIR), "--bench", str(bench_file), "--verdict-json", str(staged["verdict JSON"]),
             "--html", str(staged["HTML report"]), "--self-contained-html",
             "--junitxml", str(staged["JUnit report"]),
-            "-p", "no:terminal", "-p", "no:cacheprovider", "-o", "addopts=", "--rootdir",
+            *PLUGINS_OFF, "-o", "addopts=", "--rootdir",
             str(HIL_DIR), "-o", "junit_family=xunit2", "--timeout", str(TEST_TIMEOUT_S)]
     if unit:
         args += ["--unit", unit]

@@ -71,11 +71,37 @@ class SupplyWatch:
             spans.append((off - 0.05, max(up - 0.001, on + self.interval_s)))
         return [r for r in readings if not any(lo <= r.t <= hi for lo, hi in spans)]
 
-    def lowest(self, t0: float, t1: float, since: float | None = None) -> float | None:
-        """Lowest reading (volts) from ``t0 - MARGIN_S`` (not before ``since``) to
-        ``t1 + MARGIN_S``, the bench's own power-offs left out; None if none."""
+    def dark_for(self) -> float:
+        """Seconds the unit has drawn no current (under ``DARK_A``) on a live supply (at or above
+        ``floor_v``), from the newest reading back; 0.0 when the newest reading shows it drawing
+        current, a supply below the floor (the bench switched it off, a sag) or no reading."""
+        readings = self.trace.snapshot() if self.trace else []
+        since = None
+        for r in reversed(readings):
+            if r.amps >= DARK_A or r.volts < self.floor_v:
+                break
+            since = r.t
+        return readings[-1].t - since if since is not None else 0.0
+
+    def lost_power_since(self, since: float) -> str | None:
+        """Why the unit cannot be answering what it was asked at ``since`` (monotonic s): a
+        reading since then shows it drawing no current (it was off, if only for a moment, and
+        lost what it was doing), or None. The bench's own power-offs and brownouts are left out."""
+        dark = next((r for r in self._readings(since, float("inf")) if r.amps < DARK_A), None)
+        if dark is None:
+            return None
+        return (f"it lost power {dark.t - since:.1f} s after it was last heard from or asked (it drew "
+                f"{dark.amps:.3f} A at {dark.volts:.2f} V): what it was doing is lost")
+
+    def _window(self, t0: float, t1: float, since: float | None) -> list:
+        """Readings from ``t0 - MARGIN_S`` (not before ``since``) to ``t1 + MARGIN_S``, the
+        bench's own power-offs left out."""
         start = t0 - MARGIN_S if since is None else max(since, t0 - MARGIN_S)
-        return min((r.volts for r in self._readings(start, t1 + MARGIN_S)), default=None)
+        return self._readings(start, t1 + MARGIN_S)
+
+    def lowest(self, t0: float, t1: float, since: float | None = None) -> float | None:
+        """Lowest reading (volts) in ``_window``; None if none."""
+        return min((r.volts for r in self._window(t0, t1, since)), default=None)
 
     def attribute(self, record: Recorder, what: str, t0: float, t1: float,
                   steady_cause: str = "pcb_intermittent", since: float | None = None) -> str | None:
@@ -85,16 +111,19 @@ class SupplyWatch:
         ``since`` clips the window (readings from a deliberate power-off are no sag).
         Returns the cause blamed, or None when no reading covers the moment.
         """
-        low = self.lowest(t0, t1, since)
-        if low is None:
+        readings = self._window(t0, t1, since)
+        if not readings:
             return None
-        tail = self._readings(t1 - 2 * MARGIN_S, t1 + MARGIN_S)
-        dark = bool(tail) and low >= self.floor_v and max(r.amps for r in tail) < DARK_A
-        if dark:
+        low = min(r.volts for r in readings)
+        # dark at any moment of the window, not only at its end: a unit whose supply path
+        # failed and that is booting again by the time it is judged was still switched off,
+        # and a hung or restarting application never stops drawing its idle current
+        dark = [r for r in readings if r.amps < DARK_A]
+        if dark and low >= self.floor_v:
             record.evidence("power_supply", "moderate",
                             f"{what}: the unit went dark on a steady supply ({low:.2f} V, it drew "
                             f"no current: switched off, not hung)", measurement="supply_current_a",
-                            value=round(max(r.amps for r in tail), 3), limit=f">= {DARK_A:g}")
+                            value=round(min(r.amps for r in dark), 3), limit=f">= {DARK_A:g}")
             return "power_supply"
         if low < self.floor_v:
             record.evidence("power_supply", "moderate",

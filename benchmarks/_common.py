@@ -5,8 +5,11 @@ import abc
 import multiprocessing
 import os
 import platform
+import signal
 import statistics
+import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Callable, Protocol
 
@@ -212,3 +215,60 @@ class InMemoryPort(abc.ABC):
 
     def close(self) -> None:
         self.pending.clear()
+
+
+# -- child processes (a `posbench triage` and the virtual bench it starts) -----------------------
+def _start_time(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _descendants(pid: int) -> list[tuple[int, str | None]]:
+    """(pid, start time) of every descendant, so a later kill hits only those very processes."""
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                kids = Path(f"/proc/{parent}/task/{tid}/children").read_text().split()
+            except OSError:
+                continue
+            for kid in map(int, kids):
+                found.append((kid, _start_time(kid)))
+                todo.append(kid)
+    return found
+
+
+def stop_child(proc: subprocess.Popen, grace: float = 12.0) -> None:
+    """SIGINT (posbench then stops its own virtual bench), SIGKILL after ``grace`` s; then any
+    descendant still alive (a virtual bench orphaned by the kill) gets SIGTERM, then SIGKILL."""
+    if proc.poll() is not None:
+        return
+    kids = _descendants(proc.pid)
+    try:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+    except ProcessLookupError:
+        pass
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        alive = [pid for pid, st in kids if st is not None and _start_time(pid) == st]
+        for pid in alive:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 5
+        while alive and time.monotonic() < deadline:
+            alive = [pid for pid in alive if _start_time(pid) is not None]
+            time.sleep(0.05)
+        if not alive:
+            break

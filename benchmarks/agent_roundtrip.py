@@ -16,7 +16,11 @@ other load on the machine) hits both alike; besides the pooled statistics the ra
 given paired: median over block pairs of driver-block median / raw-block median.
 
     .venv/bin/python benchmarks/agent_roundtrip.py [-n 500] [--repeat 3] [--warmup 50] [--block 10]
-                                                 [--peer-in process|thread] [--json FILE]
+                                                 [--peer-in process|thread] [--raw-read known|frame-end]
+                                                 [--json FILE]
+
+``--raw-read frame-end`` checks the method's fairness: the raw client then reads the reply frame
+until it sees its end (ETX and the LRC), as the driver must, instead of by its known length.
 """
 from __future__ import annotations
 
@@ -205,11 +209,37 @@ def start_peer(make: Callable[[], "ResponderPeer"], peer_in: str):
     return make() if peer_in == "thread" else PeerProcess(make)
 
 
-class RawClient:
-    """The same exchange with nothing but pyserial write()/read()."""
+RAW_READS = ("known", "frame-end")
+"""How the raw client reads a frame: ``known``, its length known up front (one ``read(n)``, the
+method of docs/benchmarks.md), or ``frame-end``, as a client that cannot know it must (what has
+arrived, ``in_waiting``, until the frame's end is seen; no check of its content)."""
 
-    def __init__(self, path: str):
+
+def read_to_frame_end(ser: serial.Serial, frame_end: Callable[[bytes | bytearray], int | None]) -> bytes:
+    """Read what has arrived until ``frame_end(bytes so far)`` gives the frame's length; the frame.
+    Nothing follows a frame in these exchanges before the client answers it."""
+    got = bytearray()
+    while (end := frame_end(got)) is None:
+        chunk = ser.read(max(1, ser.in_waiting))
+        if not chunk:
+            raise RuntimeError(f"raw: frame cut off after {len(got)} bytes")
+        got += chunk
+    return bytes(got[:end])
+
+
+def agent_frame_end(got: bytes | bytearray) -> int | None:
+    """STX .. ETX LRC: the length once the LRC after the ETX is in."""
+    etx = got.find(ETX)
+    return etx + 2 if 0 <= etx < len(got) - 1 else None
+
+
+class RawClient:
+    """The same exchange with nothing but pyserial write()/read(); the reply frame read by its
+    known length or, ``frame_end``, until its end is seen (see ``RAW_READS``)."""
+
+    def __init__(self, path: str, frame_end: bool = False):
         self.ser = serial.Serial(path, timeout=1.0)
+        self.frame_end = frame_end
 
     def round_trip(self) -> None:
         ser = self.ser
@@ -223,7 +253,8 @@ class RawClient:
         if ser.read(1) != b"\x05":
             raise RuntimeError("raw: no ENQ from the peer")
         ser.write(b"\x06")
-        if ser.read(len(REPLY_FRAME)) != REPLY_FRAME:
+        reply = read_to_frame_end(ser, agent_frame_end) if self.frame_end else ser.read(len(REPLY_FRAME))
+        if reply != REPLY_FRAME:
             raise RuntimeError("raw: reply frame short or wrong")
         ser.write(b"\x06")
         if ser.read(1) != b"\x04":
@@ -292,7 +323,7 @@ def compare(runs: list[dict]) -> dict:
     }
 
 
-def one_run(n: int, warmup: int, block: int, peer_in: str = "process") -> dict:
+def one_run(n: int, warmup: int, block: int, peer_in: str = "process", raw_read: str = "known") -> dict:
     """One measurement on a fresh pty: ``n`` timed round trips per path, interleaved in blocks;
     the peer in its own process or in a thread of this one (``peer_in``)."""
     peer = driver = raw = None
@@ -300,7 +331,7 @@ def one_run(n: int, warmup: int, block: int, peer_in: str = "process") -> dict:
         peer = start_peer(ResponderPeer, peer_in)
         path = peer.path
         driver = AgentTerminal(url=path).open()
-        raw = RawClient(path)
+        raw = RawClient(path, frame_end=raw_read == "frame-end")
 
         def driver_rt() -> None:
             reply = driver.request("ST")
@@ -362,12 +393,13 @@ def driver_cpu_s(n: int = 5000) -> float:
     return best
 
 
-def run(n: int = 500, warmup: int = 50, block: int = 10, repeat: int = 3, peer_in: str = "process") -> dict:
+def run(n: int = 500, warmup: int = 50, block: int = 10, repeat: int = 3, peer_in: str = "process",
+        raw_read: str = "known") -> dict:
     """``repeat`` runs of ``one_run``; statistics over all samples, plus each run's paired ratio."""
-    runs = [one_run(n, warmup, block, peer_in) for _ in range(repeat)]
+    runs = [one_run(n, warmup, block, peer_in, raw_read) for _ in range(repeat)]
     return {
         "benchmark": "agent_roundtrip", "n": n, "repeat": repeat, "warmup": warmup, "block": block,
-        "peer_in": peer_in, "request_bytes": len(REQUEST_FRAME), "reply_bytes": len(REPLY_FRAME),
+        "peer_in": peer_in, "raw_read": raw_read, "request_bytes": len(REQUEST_FRAME), "reply_bytes": len(REPLY_FRAME),
         **compare(runs), "driver_cpu_s": driver_cpu_s(), "process_cpu_s": time.process_time(),
         "machine": machine(),
     }
@@ -407,9 +439,15 @@ def peer_place(res: dict) -> str:
             else "in a thread of the benchmark's process")
 
 
+def raw_reading(res: dict) -> str:
+    """How the raw client read frames, for the text (results from before ``raw_read``: known)."""
+    return ("" if res.get("raw_read", "known") == "known"
+            else "The raw client reads each frame until it sees its end, not knowing its length. ")
+
+
 def markdown(res: dict) -> str:
     return (
-        f"Peer {peer_place(res)}. "
+        f"Peer {peer_place(res)}. {raw_reading(res)}"
         f"{res['repeat']} runs, each on a fresh pty: {res['warmup']} warm-up round trips per path, then "
         f"{res['n']} timed per path, interleaved in blocks of {res['block']} "
         f"({res['repeat'] * res['n']} samples per path in all); request frame {res['request_bytes']} B, reply frame {res['reply_bytes']} B. "
@@ -429,6 +467,9 @@ def add_run_options(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--peer-in", choices=PEER_PLACES, default="process",
                     help="where the peer runs: a process of its own (default), or a thread of this "
                          "process (the method before 2026-11-28; it shares the GIL with the client)")
+    ap.add_argument("--raw-read", choices=RAW_READS, default="known",
+                    help="the raw client reads a frame by its length known up front (default, the "
+                         "documented method) or until its end is seen, as the driver must")
     ap.add_argument("--json", type=Path, help="also write the results here")
 
 
@@ -437,7 +478,8 @@ def main(argv: list[str] | None = None) -> int:
     add_run_options(ap)
     args = ap.parse_args(argv)
     exit_cleanly_on_sigterm()
-    return run_and_print(lambda: run(args.n, args.warmup, args.block, args.repeat, args.peer_in), markdown,
+    return run_and_print(lambda: run(args.n, args.warmup, args.block, args.repeat, args.peer_in, args.raw_read),
+                         markdown,
                          args.json, "interrupted; pty and responder closed")
 
 

@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/run_all.py [--out docs/benchmarks.md] [--json FILE]
 
-Takes well under two minutes. Ctrl-C stops it cleanly (ptys, threads and child processes
+Takes about three minutes (the parallel triage benchmark in its quick mode: N = 1 and 4, one
+faulty unit). Ctrl-C stops it cleanly (ptys, threads and child processes
 are closed by each benchmark) and leaves the document untouched.
 """
 from __future__ import annotations
@@ -22,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, exit_cleanly_on_sigterm, machine  # noqa: E402
 
 import agent_roundtrip  # noqa: E402
+import parallel_triage  # noqa: E402
 import sprt_vs_fixed  # noqa: E402
 import triage_overhead  # noqa: E402
 import zvt_roundtrip  # noqa: E402
@@ -81,7 +83,7 @@ def zvt_section(zr: dict) -> str:
     return "\n".join(lines)
 
 
-def document(rt: dict, tr: dict, sv: dict, meta: dict, zr: dict) -> str:
+def document(rt: dict, tr: dict, sv: dict, meta: dict, zr: dict, pt: dict) -> str:
     m = meta["machine"]
     make_note = "what `make bench` runs" if meta["command"] == MAKE_COMMAND else \
         f"`make bench` runs `{MAKE_COMMAND}`"
@@ -111,6 +113,7 @@ Do not edit by hand: the next run rewrites this file.
 Each benchmark also runs on its own: `.venv/bin/python benchmarks/agent_roundtrip.py --help`,
 `.venv/bin/python benchmarks/zvt_roundtrip.py --help`,
 `.venv/bin/python benchmarks/triage_overhead.py --help`,
+`.venv/bin/python benchmarks/parallel_triage.py --help`,
 `.venv/bin/python benchmarks/sprt_vs_fixed.py --help`.
 
 ## ECR round trip: driver vs raw pyserial (`benchmarks/agent_roundtrip.py`)
@@ -166,6 +169,12 @@ Reading it:
   ({link_n} commands), {per_sale_ms:.1f} ms per sale in `test_code01_origin` (ISO 8583 exchange
   with the host simulator included).
 
+## Triage cost: benches at once, CPU, faulty units (`benchmarks/parallel_triage.py`)
+
+Quick mode (`--quick`: N = 1 and 4, one faulty unit, no profile); the whole benchmark is
+`.venv/bin/python benchmarks/parallel_triage.py --profile` (N = 1, 2, 4, 8 and four faulty units).
+
+{parallel_triage.markdown(pt)}
 ## Read tests: SPRT vs a fixed 50-read test (`benchmarks/sprt_vs_fixed.py`)
 
 How many reads a read-path test (swipes, chip resets, taps) needs to call a unit healthy or
@@ -199,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
         print("triage_overhead ...", flush=True)
         tr = triage_overhead.run()
         print(triage_overhead.markdown(tr), flush=True)
+        print("parallel_triage (quick) ...", flush=True)
+        pt = parallel_triage.run([1, 4], 1, parallel_triage.QUICK_FAULT_RUNS, False)
+        print(parallel_triage.markdown(pt), flush=True)
         print("sprt_vs_fixed ...", flush=True)
         sv = sprt_vs_fixed.run()
         print(sprt_vs_fixed.markdown(sv), flush=True)
@@ -210,11 +222,11 @@ def main(argv: list[str] | None = None) -> int:
             "git": git_revision()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_name(f".{args.out.name}.tmp")
-    tmp.write_text(document(rt, tr, sv, meta, zr), encoding="utf-8")
+    tmp.write_text(document(rt, tr, sv, meta, zr, pt), encoding="utf-8")
     os.replace(tmp, args.out)
     if args.json:
         args.json.write_text(json.dumps({"meta": meta, "agent_roundtrip": rt, "zvt_roundtrip": zr,
-                                         "triage_overhead": tr, "sprt_vs_fixed": sv},
+                                         "triage_overhead": tr, "parallel_triage": pt, "sprt_vs_fixed": sv},
                                         indent=2) + "\n", encoding="utf-8")
     print(f"wrote {_rel(str(args.out))} ({meta['elapsed_s']:.0f} s)")
     return 0

@@ -1,17 +1,19 @@
-"""`posbench triage` wall time against the waits the virtual devices impose by design.
+"""`posbench triage` wall time against the waits the virtual devices and the suite impose by design.
 
-A healthy virtual unit makes the suite wait on purpose: ``TerminalTiming.boot_s`` once after
-power-on, ``command_s`` + U(0, ``jitter_s``) per ECR command, ``card_read_s`` per sale (the host
-simulator adds no delay for a healthy unit). Everything above that is the bench's own cost.
+A healthy virtual unit makes the suite wait on purpose: its boots (``TerminalTiming.boot_s``),
+``command_s`` + U(0, ``jitter_s``) per ECR command, ``card_read_s`` per card read or sale, and
+the suite waits on purpose too (a baseline of supply readings, the USB watch window, a power
+cycle's off time, a brownout's timing). Everything above that is the bench's own cost.
 
 Three measurements:
 
-1. designed waits by formula, from the code: the PT100 profile's test sizes (``[tests]``),
-   ``TerminalTiming`` and the number of commands each HIL test sends (see ``expected_commands``);
-2. one instrumented run, in a child process: the same suite (``posbench.runner.run_hil``) against an
-   in-process ``SimBench`` with the same seed, counting the commands the virtual terminal
-   really served (its own ``link.stats.frames_received``, per command code by wrapping its
-   dispatcher) and summing the delays it really drew; this checks the formula;
+1. one instrumented run, in a child process: the same suite (``posbench.runner.run_hil``) against
+   an in-process ``SimBench`` with the same seed, logging every designed wait as an interval
+   (``time.sleep`` called from the virtual unit's code or the suite's, every boot from
+   ``UnitPower.events``) and every test's span, so each test's designed waits are the union of
+   those within it; it also counts the commands the virtual terminal really served;
+2. designed ECR waits by formula for the first five tests, from the code (the PT100 profile's
+   ``[tests]``, ``TerminalTiming``, ``expected_commands``), checked against the count;
 3. ``K`` timed runs of the real command, ``.venv/bin/posbench triage --seed S --json --html
    --junit`` into a temporary directory, with the arrival time of every output line, so the
    wall time splits into CLI start-up, virtual-bench + pytest start-up, the tests, and the
@@ -27,7 +29,6 @@ import json
 import math
 import os
 import re
-import signal
 import statistics
 import subprocess
 import sys
@@ -36,7 +37,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, exit_cleanly_on_sigterm, machine, run_and_print, table  # noqa: E402
+from _common import ROOT, exit_cleanly_on_sigterm, machine, run_and_print, stop_child, table  # noqa: E402
 
 POSBENCH = ROOT / ".venv" / "bin" / "posbench"
 LOG_PAGE = 20
@@ -117,6 +118,11 @@ def count_commands(seed: int, out: Path) -> None:
     VirtualTerminal._dispatch, VirtualTerminal._latency = _dispatch, _latency
     VirtualTerminal._serve_one = _serve_one
     AgentTerminal.__post_init__, AgentTerminal.request = _post, _request
+    waits: list[tuple[str, float, float]] = []
+    spans: dict[str, list[float]] = {}
+    _record_sleeps(waits)
+    _record_windows(waits)
+    _record_test_spans(spans)
     out.parent.mkdir(parents=True, exist_ok=True)
     with SimBench(seed=seed) as sim:
         term = sim.terminal
@@ -139,64 +145,99 @@ def count_commands(seed: int, out: Path) -> None:
             "driver_link_stats": [d.link.stats.snapshot() for d in drivers],
             "suite_s": suite_s, "sim_workdir": str(sim.workdir),
         }
+        assert sim.power is not None
+        waits += boots(sim.power.events)
+        result["designed_per_test"] = designed_per_test(waits, spans)
+        first = min(t0 for t0, _ in spans.values())
+        result["designed_before_tests_s"] = round(_union([(a, min(b, first)) for _, a, b in waits if a < first]), 3)
     out.write_text(json.dumps(result, indent=2), encoding="utf-8")
 
 
-# -- child process handling ---------------------------------------------------------------------------
-def _start_time(pid: int) -> str | None:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
+DEVICE_FILES = ("bench/sim/unit.py", "bench/sim/terminal.py", "bench/sim/zvt_terminal.py")
+"""Where the virtual unit waits on purpose: per-command latency, card reads, printing."""
+SUITE_FILES = ("tests/hil/", "fixtures/unit.py", "drivers/host/echo.py")
+"""Where the suite waits on purpose: baselines, observation windows, a power cycle's off time,
+a brownout's timing, the pause between echoes (and short polls, which the union of intervals
+absorbs into the waits they poll). The ARP probe's listening window (``arp_probe(timeout_s)``) is
+logged by wrapping it."""
 
 
-def _descendants(pid: int) -> list[tuple[int, str | None]]:
-    """(pid, start time) of every descendant, so a later kill hits only those very processes."""
-    found, todo = [], [pid]
-    while todo:
-        parent = todo.pop()
+def _record_sleeps(waits: list[tuple[str, float, float]]) -> None:
+    """Every ``time.sleep`` called from the virtual unit's or the suite's own code is logged as a
+    designed wait (kind, start, end in ``time.time()`` seconds: pytest's clock for test spans)."""
+    real_sleep = time.sleep
+
+    def sleep(seconds: float) -> None:
+        code = sys._getframe(1).f_code
+        caller = code.co_filename.replace(os.sep, "/") if code.co_name != "_run" else ""  # not an idle loop
+        kind = "device" if caller.endswith(DEVICE_FILES) else "suite" if any(f in caller for f in SUITE_FILES) else ""
+        if kind:
+            t = time.time()
+            waits.append((kind, t, t + seconds))
+        real_sleep(seconds)
+    time.sleep = sleep
+
+
+def _record_windows(waits: list[tuple[str, float, float]]) -> None:
+    """The suite's listening windows that are no sleep: the ARP probe listens ``timeout_s``."""
+    from posbench.drivers.host import arp_probe as module
+    original = module.arp_probe
+
+    def arp_probe(*args, **kwargs):
+        t = time.time()
         try:
-            tasks = os.listdir(f"/proc/{parent}/task")
-        except OSError:
+            return original(*args, **kwargs)
+        finally:
+            waits.append(("suite", t, t + kwargs.get("timeout_s", 0.0)))
+    module.arp_probe = arp_probe  # the HIL module imports the name when it is collected, after this
+
+
+def _record_test_spans(spans: dict[str, list[float]]) -> None:
+    """Each test's [start, stop] (``time.time()``), setup and teardown included, from its reports."""
+    from posbench import runner
+    original = runner.LiveProgress.pytest_runtest_logreport
+
+    def logreport(self, report):
+        name = report.nodeid.split("::")[-1]
+        span = spans.setdefault(name, [report.start, report.stop])
+        span[0], span[1] = min(span[0], report.start), max(span[1], report.stop)
+        return original(self, report)
+    runner.LiveProgress.pytest_runtest_logreport = logreport
+
+
+def boots(events: list[tuple[float, str, float]]) -> list[tuple[str, float, float]]:
+    """The unit's boots (``UnitPower.events`` boot_start -> ready, monotonic) as ``time.time()`` intervals."""
+    offset = time.time() - time.monotonic()
+    out, start = [], None
+    for t, kind, _ in events:
+        if kind == "boot_start":
+            start = t
+        elif kind == "ready" and start is not None:
+            out.append(("boot", start + offset, t + offset))
+            start = None
+    return out
+
+
+def designed_per_test(waits: list[tuple[str, float, float]], spans: dict[str, list[float]]) -> dict[str, dict]:
+    """Per test: its seconds, and the union of the designed waits within its span (overlaps, such
+    as a poll during a boot, count once), by kind."""
+    out = {}
+    for name, (t0, t1) in spans.items():
+        inside = [(k, max(a, t0), min(b, t1)) for k, a, b in waits if b > t0 and a < t1]
+        by_kind = {k: round(_union([(a, b) for kk, a, b in inside if kk == k]), 3) for k in ("device", "boot", "suite")}
+        out[name] = {"test_s": round(t1 - t0, 3), "designed_s": round(_union([(a, b) for _, a, b in inside]), 3),
+                     **by_kind}
+    return out
+
+
+def _union(intervals: list[tuple[float, float]]) -> float:
+    total, end = 0.0, float("-inf")
+    for a, b in sorted(intervals):
+        if b <= end:
             continue
-        for tid in tasks:
-            try:
-                kids = Path(f"/proc/{parent}/task/{tid}/children").read_text().split()
-            except OSError:
-                continue
-            for kid in map(int, kids):
-                found.append((kid, _start_time(kid)))
-                todo.append(kid)
-    return found
-
-
-def stop_child(proc: subprocess.Popen, grace: float = 12.0) -> None:
-    """SIGINT (posbench then stops its own virtual bench), SIGKILL after ``grace`` s; then any
-    descendant still alive (a virtual bench orphaned by the kill) gets SIGTERM, then SIGKILL."""
-    if proc.poll() is not None:
-        return
-    kids = _descendants(proc.pid)
-    try:
-        os.killpg(proc.pid, signal.SIGINT)
-        proc.wait(grace)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(5)
-    except ProcessLookupError:
-        pass
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        alive = [pid for pid, st in kids if st is not None and _start_time(pid) == st]
-        for pid in alive:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + 5
-        while alive and time.monotonic() < deadline:
-            alive = [pid for pid in alive if _start_time(pid) is not None]
-            time.sleep(0.05)
-        if not alive:
-            break
+        total += b - max(a, end)
+        end = b
+    return total
 
 
 def run_counted(seed: int, workdir: Path) -> dict:
@@ -259,7 +300,7 @@ def timed_triage(seed: int, workdir: Path, index: int) -> dict:
     t_running = when(lambda l: re.match(r"running \d+ HIL tests", l))
     tests = [(t, _TEST_LINE.match(l)) for t, l in lines if _TEST_LINE.match(l)]
     t_last_test = tests[-1][0]
-    t_reports = when(lambda l: l.startswith("reports:"))
+    t_reports = when(lambda l: l.startswith(("report:", "reports:")))  # the last line: where the reports are
     return {
         "wall_s": wall, "exit": code, "verdict": doc["verdict"], "pytest_session_s": doc["duration_s"],
         "tests": {t["nodeid"].split("::")[-1]: t["duration_s"] for t in doc["tests"]},
@@ -303,6 +344,8 @@ def run(k: int = 3, seed: int = 1) -> dict:
         + counted["commands"].get("SALE", 0) * counted["card_read_s"]
     walls = [r["wall_s"] for r in runs]
     med = statistics.median
+    suite_designed = sum(t["designed_s"] for t in counted["designed_per_test"].values()) \
+        + counted["designed_before_tests_s"]
     return {
         "benchmark": "triage_overhead", "k": k, "seed": seed,
         "command": f"{POSBENCH.relative_to(ROOT)} triage --seed {seed} --json DIR/verdict.json "
@@ -310,7 +353,8 @@ def run(k: int = 3, seed: int = 1) -> dict:
         "designed": design, "counted": counted, "designed_exact_s": exact,
         "vbench": vbench, "runs": runs,
         "wall": {"median": med(walls), "min": min(walls), "max": max(walls)},
-        "ratio": med(walls) / design["total"],
+        "designed_suite_s": suite_designed,
+        "ratio": med(walls) / suite_designed,
         "machine": machine(),
     }
 
@@ -322,41 +366,47 @@ def markdown(res: dict) -> str:
     med = statistics.median
     s = lambda x: f"{x:.2f}"  # noqa: E731
     wall = res["wall"]
+    total = res["designed_suite_s"]
+    per_test = c["designed_per_test"]
     out = [f"`{res['command']}`, {res['k']} runs, healthy unit, seed {res['seed']}; every run "
            f"exited 0 with verdict `pass`. Times in seconds.\n"]
     out.append(table(
         ["", "median", "min", "max"],
         [["wall time of `posbench triage`", s(wall["median"]), s(wall["min"]), s(wall["max"])],
-         ["designed waits (formula)", s(d["total"]), "", ""],
+         ["designed waits of the whole suite (instrumented run)", s(total), "", ""],
          ["**overhead = wall / designed waits**", f"**{res['ratio']:.2f}x**",
-          f"{wall['min'] / d['total']:.2f}x", f"{wall['max'] / d['total']:.2f}x"],
-         ["time beyond the designed waits", s(wall["median"] - d["total"]),
-          s(wall["min"] - d["total"]), s(wall["max"] - d["total"])]]))
+          f"{wall['min'] / total:.2f}x", f"{wall['max'] / total:.2f}x"],
+         ["time beyond the designed waits", s(wall["median"] - total),
+          s(wall["min"] - total), s(wall["max"] - total)]]))
+    kinds = {k: sum(v[k] for v in per_test.values()) for k in ("device", "boot", "suite")}
+    out.append(
+        f"\n**Designed waits**, measured in one instrumented run of the same suite and seed (an "
+        f"in-process `SimBench`, `posbench.runner.run_hil`): every `time.sleep` the virtual unit takes "
+        f"on purpose (`{'`, `'.join(DEVICE_FILES)}`: per-command latency, card reads, printing), "
+        f"every boot of the unit (`UnitPower.events`, boot_start -> ready), and every `time.sleep` "
+        f"the suite itself takes (`{'`, `'.join(SUITE_FILES)}`: baselines, observation windows, a "
+        f"power cycle's off time, a brownout's timing), as intervals; per test the union of those "
+        f"within its span (a poll during a boot counts once). Whole suite {total:.2f} s: unit "
+        f"{kinds['device']:.2f} s, boots {kinds['boot']:.2f} s, the suite's own {kinds['suite']:.2f} s "
+        f"(overlaps counted in each), {c['designed_before_tests_s']:.2f} s of it before the first test.\n")
     cmds = d["commands"]
     counted_cmds = c["commands"]
     agree = counted_cmds == cmds and c["frames_received"] == d["n_commands"]
     out.append(
-        f"\n**Designed waits** = boot_s + N_cmd x (command_s + jitter_s/2) + N_sale x card_read_s "
-        f"= {t['boot_s']:g} + {d['n_commands']} x ({t['command_s']:g} + {t['jitter_s']:g}/2) + "
-        f"{cmds['SALE']} x {t['card_read_s']:g} = {d['parts']['boot']:.2f} + {d['parts']['commands']:.2f} + "
-        f"{d['parts']['card_reads']:.2f} = **{d['total']:.2f} s**. Values from `TerminalTiming` "
-        f"(boot_s = the profile's `boot_time_s`) and `fixtures/profiles/pt100.toml` `[tests]`; "
-        f"N_cmd by command: " + ", ".join(f"{k} {v}" for k, v in cmds.items())
-        + " (1 ST + 1 ID in the identity fixture; link_commands alternating ST/ID; 1 ST in test_status; "
-        f"1 ST + ceil(log_records/{LOG_PAGE}) LOG in test_transaction_log; one SALE per sale amount).\n")
-    out.append(
-        "**Check by instrumented run** (same suite, same seed, in-process SimBench): the virtual "
-        "terminal served " + ", ".join(f"{k} {v}" for k, v in counted_cmds.items())
-        + f" = {c['frames_received']} frames (its own `link.stats.frames_received`), "
-        + ("matching the formula" if agree else "**not** matching the formula")
-        + f"; the delays it actually drew sum to {c['command_delay_drawn_s']:.3f} s, so the exact "
-        f"designed waits of this seed are {res['designed_exact_s']:.2f} s. The suite's first request "
-        f"came {c['first_request_after_power_on_s']:.2f} s after the unit's power-on; the unit was "
-        f"ready at {c['boot_s']:g} s but first acknowledged an ENQ at "
-        f"{c['first_enq_acked_after_power_on_s']:.2f} s ({c['driver_enq_retries']} ENQ retries "
-        f"by the driver while it booted).\n")
+        f"**ECR commands by formula** (the check kept from the five-test suite): boot_s + N_cmd x "
+        f"(command_s + jitter_s/2) + N_sale x card_read_s = {t['boot_s']:g} + {d['n_commands']} x "
+        f"({t['command_s']:g} + {t['jitter_s']:g}/2) + {cmds['SALE']} x {t['card_read_s']:g} = "
+        f"{d['total']:.2f} s for the first five tests; N_cmd by command: "
+        + ", ".join(f"{k} {v}" for k, v in cmds.items())
+        + ". The instrumented run's terminal served " + ", ".join(f"{k} {v}" for k, v in counted_cmds.items())
+        + f" = {c['frames_received']} frames in the whole suite"
+        + (" (the formula's count)" if agree else " (the later tests send more)")
+        + f"; its drawn delays sum to {c['command_delay_drawn_s']:.3f} s. The suite's first request came "
+        f"{c['first_request_after_power_on_s']:.2f} s after the unit's power-on; the unit was ready at "
+        f"{c['boot_s']:g} s and first acknowledged an ENQ at {c['first_enq_acked_after_power_on_s']:.2f} s "
+        f"({c['driver_enq_retries']} ENQ retries by the driver while it booted).\n")
     split_names = [("cli_startup", "CLI start-up (interpreter, imports) to the first line"),
-                   ("bench_and_pytest_startup", "virtual bench start-up + pytest start-up and collection"),
+                   ("bench_and_pytest_startup", "virtual bench start-up, preflight, pytest start-up and collection"),
                    ("tests", "the HIL tests (fixtures included)"),
                    ("finish", "verdict, JSON/HTML/JUnit reports, virtual bench stop"),
                    ("exit", "interpreter exit")]
@@ -370,12 +420,22 @@ def markdown(res: dict) -> str:
         f"\nThe virtual bench alone (`VirtualBench`, its own process, {len(vb)} cycles): start "
         f"{s(med([v['start_s'] for v in vb]))} s, stop {s(med([v['stop_s'] for v in vb]))} s (medians).\n")
     names = list(runs[0]["tests"])
-    designed_per_test = _designed_per_test(d)
-    rows = [[n, s(med([r["tests"][n] for r in runs])), designed_per_test.get(n, "")] for n in names]
+    formula = _designed_per_test(d)
+    rows = []
+    for n in names:
+        got = med([r["tests"][n] for r in runs])
+        dt = per_test.get(n)
+        rows.append([n, s(got), s(dt["designed_s"]) if dt else "",
+                     f"{got / dt['designed_s']:.2f}x" if dt and dt["designed_s"] > 0.05 else "",
+                     f"{dt['device']:.2f} / {dt['boot']:.2f} / {dt['suite']:.2f}" if dt else "",
+                     formula.get(n, "")])
+    before = c["designed_before_tests_s"]
+    rows.append(["before the first test (the unit's first boot, overlapping the start-up)", "", s(before), "",
+                 "", ""])
     rows.append(["pytest session (verdict `duration_s`)", s(med([r["pytest_session_s"] for r in runs])),
-                 s(d["total"])])
+                 s(total - before), f"{med([r['pytest_session_s'] for r in runs]) / (total - before):.2f}x", "", ""])
     out.append("**Per test** (verdict JSON `duration_s`: setup + call + teardown), against its designed waits:\n")
-    out.append(table(["test", "median", "designed waits"], rows))
+    out.append(table(["test", "median", "designed waits", "ratio", "unit / boots / suite", "ECR formula"], rows))
     return "\n".join(out) + "\n"
 
 

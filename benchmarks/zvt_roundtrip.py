@@ -29,7 +29,11 @@ method before 2026-11-28, where the peer's Python competes with the timed client
 
     .venv/bin/python benchmarks/zvt_roundtrip.py [--peer virtual|responder|both] [-n 500] [--repeat 3]
                                                  [--warmup 50] [--block 10] [--peer-in process|thread]
-                                                 [--json FILE]
+                                                 [--raw-read known|frame-end] [--json FILE]
+
+``--raw-read frame-end`` checks the method's fairness: the raw client then reads the PT's frames
+until it sees their end (DLE ETX and the CRC), as the driver must, instead of by their known
+lengths.
 """
 from __future__ import annotations
 
@@ -49,7 +53,7 @@ import serial  # noqa: E402
 
 import agent_roundtrip  # noqa: E402
 from agent_roundtrip import (add_run_options, close_quietly, compare, other_openers, peer_place,  # noqa: E402
-                             report, start_peer, timed_runs)
+                             raw_reading, read_to_frame_end, report, start_peer, timed_runs)
 from posbench.profile import profile_for_model  # noqa: E402
 from posbench.sim.unit import TerminalTiming  # noqa: E402
 from posbench.sim.zvt_terminal import VirtualZvtTerminal  # noqa: E402
@@ -100,22 +104,38 @@ class Responder(agent_roundtrip.Responder):
             self.error = exc
 
 
-class RawClient:
-    """The same exchange with nothing but pyserial write()/read()."""
+def zvt_frame_end(got: bytes | bytearray) -> int | None:
+    """DLE STX .. DLE ETX crc crc: the length once both CRC bytes after the (undoubled) DLE ETX
+    are in (a DLE in the CRC is never doubled by the peers here)."""
+    scan = 2
+    while (dle := got.find(DLE, scan)) >= 0 and dle + 1 < len(got):
+        if got[dle + 1] == ETX:
+            return dle + 4 if dle + 4 <= len(got) else None
+        scan = dle + 2  # a doubled DLE
+    return None
 
-    def __init__(self, path: str, completion: bytes):
+
+class RawClient:
+    """The same exchange with nothing but pyserial write()/read(); the PT's frames read by their
+    known length or, ``frame_end``, until their end is seen (``agent_roundtrip.RAW_READS``)."""
+
+    def __init__(self, path: str, completion: bytes, frame_end: bool = False):
         self.ser = serial.Serial(path, baudrate=9600, stopbits=serial.STOPBITS_TWO, timeout=1.0)
         self.completion = completion
+        self.frame_end = frame_end
+
+    def _frame(self, size: int) -> bytes:
+        return read_to_frame_end(self.ser, zvt_frame_end) if self.frame_end else self.ser.read(size)
 
     def round_trip(self) -> None:
         ser = self.ser
         ser.write(REQUEST_FRAME)
         if ser.read(1) != b"\x06":
             raise RuntimeError("raw: the command was not ACKed")
-        if ser.read(len(ANSWER_FRAME)) != ANSWER_FRAME:
+        if self._frame(len(ANSWER_FRAME)) != ANSWER_FRAME:
             raise RuntimeError("raw: no 80 00 00 frame from the PT")
         ser.write(b"\x06")
-        if ser.read(len(self.completion)) != self.completion:
+        if self._frame(len(self.completion)) != self.completion:
             raise RuntimeError("raw: completion frame short or wrong")
         ser.write(b"\x06")
         ser.write(ANSWER_FRAME)
@@ -259,7 +279,7 @@ def driver_cpu_s(n: int = 5000) -> float:
     return best
 
 
-def one_run(kind: str, n: int, warmup: int, block: int, peer_in: str = "process") -> dict:
+def one_run(kind: str, n: int, warmup: int, block: int, peer_in: str = "process", raw_read: str = "known") -> dict:
     """One measurement on a fresh pty and peer: ``n`` timed round trips per path, interleaved;
     the peer in its own process or in a thread of this one (``peer_in``)."""
     peer = driver = raw = None
@@ -267,7 +287,7 @@ def one_run(kind: str, n: int, warmup: int, block: int, peer_in: str = "process"
         peer = start_peer(lambda: Peer(kind), peer_in)
         completion = COMPLETION_FRAME if kind == "responder" else learn_completion(peer.path)
         driver = ZvtTerminal.open_url(peer.path, 9600, LinkTiming(), password=PASSWORD)
-        raw = RawClient(peer.path, completion)
+        raw = RawClient(peer.path, completion, frame_end=raw_read == "frame-end")
 
         def driver_rt() -> None:
             if driver.status_enquiry().terminal_status != 0:
@@ -290,20 +310,21 @@ def one_run(kind: str, n: int, warmup: int, block: int, peer_in: str = "process"
         close_quietly(driver and driver.close, raw and raw.close, peer and peer.close)
 
 
-def run_peer(kind: str, n: int, warmup: int, block: int, repeat: int, peer_in: str = "process") -> dict:
+def run_peer(kind: str, n: int, warmup: int, block: int, repeat: int, peer_in: str = "process",
+             raw_read: str = "known") -> dict:
     """``repeat`` runs of ``one_run``; statistics over all samples, plus each run's paired ratio."""
-    runs = [one_run(kind, n, warmup, block, peer_in) for _ in range(repeat)]
+    runs = [one_run(kind, n, warmup, block, peer_in, raw_read) for _ in range(repeat)]
     return {
-        "peer": kind, "peer_in": peer_in, "n": n, "repeat": repeat, "warmup": warmup, "block": block,
+        "peer": kind, "peer_in": peer_in, "raw_read": raw_read, "n": n, "repeat": repeat, "warmup": warmup, "block": block,
         "request_bytes": len(REQUEST_FRAME), "answer_bytes": len(ANSWER_FRAME),
         "completion_bytes": runs[0]["completion_bytes"], **compare(runs),
     }
 
 
 def run(n: int = 500, warmup: int = 50, block: int = 10, repeat: int = 3,
-        peers: tuple[str, ...] = PEERS, peer_in: str = "process") -> dict:
-    return {"benchmark": "zvt_roundtrip", "peer_in": peer_in,
-            "peers": {kind: run_peer(kind, n, warmup, block, repeat, peer_in) for kind in peers},
+        peers: tuple[str, ...] = PEERS, peer_in: str = "process", raw_read: str = "known") -> dict:
+    return {"benchmark": "zvt_roundtrip", "peer_in": peer_in, "raw_read": raw_read,
+            "peers": {kind: run_peer(kind, n, warmup, block, repeat, peer_in, raw_read) for kind in peers},
             "driver_cpu_s": driver_cpu_s(), "process_cpu_s": time.process_time(), "machine": machine()}
 
 
@@ -315,7 +336,7 @@ def markdown_peer(res: dict) -> str:
     peer = ("the virtual ZVT terminal, designed delays 0" if res["peer"] == "virtual"
             else "a zero-delay byte-level responder")
     return (
-        f"Peer: {peer}, {peer_place(res)}. {res['repeat']} runs, each on a fresh pty: {res['warmup']} "
+        f"Peer: {peer}, {peer_place(res)}. {raw_reading(res)}{res['repeat']} runs, each on a fresh pty: {res['warmup']} "
         f"warm-up round trips per path, then {res['n']} timed per path, interleaved in blocks of {res['block']} "
         f"({res['repeat'] * res['n']} samples per path in all); frames: command {res['request_bytes']} B, "
         f"80 00 00 {res['answer_bytes']} B (twice), completion {res['completion_bytes']} B, plus 4 ACKs. "
@@ -337,7 +358,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     exit_cleanly_on_sigterm()
     peers = PEERS if args.peer == "both" else (args.peer,)
-    return run_and_print(lambda: run(args.n, args.warmup, args.block, args.repeat, peers, args.peer_in), markdown,
+    return run_and_print(lambda: run(args.n, args.warmup, args.block, args.repeat, peers, args.peer_in,
+                                     args.raw_read), markdown,
                          args.json, "interrupted; ptys, peers and ports closed")
 
 

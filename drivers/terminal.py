@@ -150,7 +150,7 @@ class Terminal(Protocol):
     ``Unsupported``; ``capabilities`` says which those are before anything is asked."""
 
     protocol: str
-    """"agent" | "zvt": in skip reasons and the verdict."""
+    """"agent" | "zvt" | "concert" | "caisse-ap": in skip reasons and the verdict."""
     capabilities: frozenset[str]
     boot_timeout: float
     """Seconds the unit may take to answer again after power-on or a reboot."""
@@ -171,6 +171,44 @@ class Terminal(Protocol):
     def abort(self) -> None: ...
 
 
+class FewAnswers:
+    """Base of a driver whose protocol answers few of ``Terminal``'s questions (ZVT, Concert,
+    Caisse-AP): each question it does not define raises ``Unsupported`` naming the capability it
+    lacks. ``protocol`` is set by the driver."""
+
+    protocol: str
+
+    def identify(self) -> Identity:
+        raise Unsupported(self.protocol, "identity")
+
+    def status(self) -> Status:
+        raise Unsupported(self.protocol, "status")
+
+    def reverse_last(self) -> SaleResult:
+        raise Unsupported(self.protocol, "reversal")
+
+    def transaction_log(self, last: int) -> list[LogRecord]:
+        raise Unsupported(self.protocol, "journal")
+
+    def chip(self) -> ChipResult:
+        raise Unsupported(self.protocol, "chip_diagnostic")
+
+    def echo(self, count: int, per_echo_s: float = 1.0) -> EchoResult:
+        raise Unsupported(self.protocol, "echo")
+
+    def host_check(self) -> HostCheck:
+        raise Unsupported(self.protocol, "host_diagnosis")
+
+    def link_counters(self) -> dict[str, int]:
+        raise Unsupported(self.protocol, "link_counters")
+
+    def reboot(self) -> None:
+        raise Unsupported(self.protocol, "reboot")
+
+    def abort(self) -> None:
+        raise Unsupported(self.protocol, "abort")
+
+
 def has(terminal: Terminal, capability: str) -> bool:
     if capability not in CAPABILITIES:
         raise KeyError(f"unknown capability {capability!r}")
@@ -179,12 +217,25 @@ def has(terminal: Terminal, capability: str) -> bool:
 
 def open_terminal(section: TerminalSection, model: str | None = None) -> Terminal:
     """The driver for bench.toml's ``[terminal]`` section (``posbench.config.TerminalSection``),
-    opened. ``model`` is the unit's model from ``[unit]`` (ZVT does not report one)."""
+    opened. ``model`` is the unit's model from ``[unit]`` (ZVT and Caisse-AP do not report one)."""
+    if section.protocol == "caisse-ap":
+        from posbench.drivers.caisse_ap.payment_terminal import CaisseApPaymentTerminal
+        if section.address is None:  # TerminalSection refuses this when bench.toml is read
+            raise ValueError("the caisse-ap protocol needs an address")
+        return CaisseApPaymentTerminal(section.address, section.currency, model, section.reply_timeout,
+                                       section.sale_timeout, section.boot_timeout).open()
     if section.protocol == "zvt":
         from posbench.drivers.zvt.payment_terminal import ZvtPaymentTerminal
         url = section.port or f"tcp://{section.address}"
         return ZvtPaymentTerminal(url, section.password, section.currency, section.baudrate, model,
                                   section.sale_timeout, section.boot_timeout).open()
+    if section.protocol == "concert":
+        from posbench.drivers.concert.payment_terminal import ConcertPaymentTerminal
+        if section.port is None:  # TerminalSection refuses this when bench.toml is read
+            raise ValueError("the concert protocol needs a port")
+        return ConcertPaymentTerminal(section.port, section.line, section.currency, section.baudrate,
+                                      section.pos_number, section.delay_code, section.sale_timeout,
+                                      section.boot_timeout).open()
     from posbench.drivers.serial.agent import AgentTerminal
     if section.port is None:  # TerminalSection refuses this when bench.toml is read
         raise ValueError("the agent protocol needs a port")

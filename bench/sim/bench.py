@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from posbench.device_dir import Announcer
 from posbench.profile import Profile, profile_for_model
 from posbench.drivers.host.rules import Rule, RuleSet
 from posbench.drivers.host.simulator import HostSimulator
@@ -26,7 +27,13 @@ from .power_model import UnitPower
 from .usb_devices import UsbipServer
 from .usb_hub import VirtualUsbHub
 from .terminal import TerminalTiming, VirtualTerminal
+from .unit import ReadsPresentedCards
 from .zvt_terminal import VirtualZvtTerminal
+from .caisse_ap_terminal import VirtualCaisseApTerminal
+from .concert_terminal import VirtualConcertTerminal
+
+FrontEnd = VirtualTerminal | VirtualZvtTerminal | VirtualConcertTerminal | VirtualCaisseApTerminal
+"""The unit's ECR front end, one per protocol."""
 
 if TYPE_CHECKING:
     from .netlab import NetLab  # imported where it starts: it needs root
@@ -51,12 +58,13 @@ class SimBench:
     def __init__(self, faults: dict[str, float] | None = None, seed: int | None = None,
                  serial: str | None = None, timing: TerminalTiming | None = None,
                  host_rules: RuleSet | None = None, netlab: bool | None = None,
-                 protocol: str = "agent"):
+                 protocol: str = "agent", announce: bool = False):
         """``timing`` overrides the virtual unit's step times; ``host_rules`` come before the
         rules the faults add (a training bench's own issuer behaviour). ``netlab``: put the
         unit, the host and the bench in network namespaces (default: when this host can,
         i.e. as root; network faults need it); False keeps everything on loopback.
-        ``protocol``: the ECR protocol the unit speaks (one of ``PROTOCOLS``)."""
+        ``protocol``: the ECR protocol the unit speaks (one of ``PROTOCOLS``). ``announce``: make
+        the devices findable by ``posbench discover`` (``posbench.device_dir``)."""
         if protocol not in PROTOCOLS:
             raise ValueError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
         self.protocol = protocol
@@ -68,7 +76,7 @@ class SimBench:
         self.profile = profile_for_model(MODEL)
         rng = random.Random(self.seed)
         self.serial = serial or f"PT100-{rng.randrange(10**7):07d}"
-        if protocol != "agent":  # a ZVT PT reports its serial number in BCD (TLV 1F42): digits only
+        if protocol in ("zvt", "zvt-tcp"):  # a ZVT PT reports its serial number in BCD (TLV 1F42): digits only
             self.serial = "".join(c for c in self.serial if c.isdigit())
         tid_digits = f"{rng.randrange(10**6):06d}"
         # ZVT carries the terminal id as 8 BCD digits (BMP 29); the agent protocol as text.
@@ -76,7 +84,7 @@ class SimBench:
         self.workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX))
         self.host_log = self.workdir / "host.jsonl"
         self.host: HostSimulator | None = None
-        self.terminal: VirtualTerminal | VirtualZvtTerminal | None = None
+        self.terminal: FrontEnd | None = None
         self.control: ControlServer | None = None
         self.usb: UsbipServer | None = None
         self.hub: VirtualUsbHub | None = None
@@ -87,6 +95,7 @@ class SimBench:
         self.dropper: UsbDropper | None = None
         self._reader_lock = threading.Lock()
         self.bench_file: Path | None = None
+        self.announcer: Announcer | None = Announcer() if announce else None
         from posbench.cards import load_deck
         self.deck = load_deck()
 
@@ -125,26 +134,52 @@ class SimBench:
             self.dropper = UsbDropper(random.Random(self.seed + 19), self.faults.get("pcb_intermittent", 0.0),
                                       self._unplug_reader, self._plug_reader).start()
             self.control = ControlServer(self._actions()).start()
+            self._announce()
         except BaseException:
             self.close()
             raise
         return self
 
-    def _make_terminal(self) -> VirtualTerminal | VirtualZvtTerminal:
+    def _make_terminal(self) -> FrontEnd:
         assert self.host
+        if self.protocol == "caisse-ap":
+            return VirtualCaisseApTerminal(self.host.address, self.profile, self.faults, seed=self.seed,
+                                           serial=self.serial, terminal_id=self.terminal_id, timing=self.timing,
+                                           currency=CURRENCY)
         if self.protocol == "agent":
             return VirtualTerminal(self.host.address, self.profile, self.faults, seed=self.seed, serial=self.serial,
                                    terminal_id=self.terminal_id, timing=self.timing)
+        if self.protocol == "concert":
+            return VirtualConcertTerminal(self.host.address, self.profile, self.faults, seed=self.seed,
+                                          serial=self.serial, terminal_id=self.terminal_id, timing=self.timing,
+                                          currency=CURRENCY)
         return VirtualZvtTerminal(self.host.address, self.profile, self.faults, seed=self.seed, serial=self.serial,
                                   terminal_id=self.terminal_id, timing=self.timing,
                                   transport="tcp" if self.protocol == "zvt-tcp" else "serial",
                                   password=ZVT_PASSWORD, currency=CURRENCY)
 
-    def _present(self, card, technology: str) -> bool:
-        """Hand ``card`` to a ZVT terminal's own reader; False when the unit speaks another
-        protocol or is unpowered (nothing reads the card)."""
+    def _announce(self) -> None:
+        """Put every device where ``posbench discover`` looks, as a real bench's would be: the
+        serial ones as links beside /dev/serial/by-id's, a TCP terminal's endpoint, the USB/IP
+        server. Named by number only: discover finds out what each is by probing it."""
+        if self.announcer is None:
+            return
+        assert self.terminal and self.nfc and self.supply and self.usb
         term = self.terminal
-        if not isinstance(term, VirtualZvtTerminal) or not term.powered:
+        address = getattr(term, "address", None)  # a terminal on TCP (ZVT, and any later one)
+        if address:
+            self.announcer.tcp(*address)
+        elif term.port is not None:
+            self.announcer.serial(term.port.path)
+        self.announcer.serial(self.nfc.path)
+        self.announcer.serial(self.supply.path)
+        self.announcer.usbip(self.usb.url)
+
+    def _present(self, card, technology: str) -> bool:
+        """Hand ``card`` to the terminal's own reader (ZVT, Concert, Caisse-AP); False when the unit speaks
+        the agent protocol or is unpowered (nothing reads the card)."""
+        term = self.terminal
+        if not isinstance(term, ReadsPresentedCards) or not term.powered:
             return False
         term.present(card, technology)
         return True
@@ -226,7 +261,7 @@ class SimBench:
         def remove(request: dict) -> dict:
             if self.terminal:
                 self.terminal.insert_card(None)
-            if isinstance(self.terminal, VirtualZvtTerminal):
+            if isinstance(self.terminal, ReadsPresentedCards):
                 self.terminal.remove()
             if self.nfc:
                 self.nfc.remove()
@@ -251,7 +286,7 @@ class SimBench:
 
         def swipe(request: dict) -> dict:
             card = self._card(request)
-            presented = self._present(card, "magstripe")  # a ZVT unit reads it with its own head
+            presented = self._present(card, "magstripe")  # a ZVT or Caisse-AP unit reads it with its own head
             if self.reader is None or not self.usb or not self.usb.is_exported(self.reader):
                 return {"swiped": presented}  # the reader is unpowered: the swipe goes nowhere
             assert self.power
@@ -308,10 +343,20 @@ class SimBench:
                 where = f'port = "{term.port.path}"\nbaudrate = 9600\n'
             head = (f'[terminal]\nprotocol = "zvt"\n{where}'
                     f'password = "{ZVT_PASSWORD}"\ncurrency = "{CURRENCY}"\n')
+        elif isinstance(term, VirtualCaisseApTerminal):
+            head = (f'[terminal]\nprotocol = "caisse-ap"\naddress = "{term.address[0]}:{term.address[1]}"\n'
+                    f'currency = "{CURRENCY}"\n')
+        elif isinstance(term, VirtualConcertTerminal):
+            head = (f'[terminal]\nprotocol = "concert"\nport = "{term.port.path}"\nbaudrate = 9600\n'
+                    f'line = "8N1"\ncurrency = "{CURRENCY}"\n')
         else:
             assert term is not None
             head = f'[terminal]\nport = "{term.port.path}"\nbaudrate = 115200\n'
-        return head + "reply_timeout = 1.0\nsale_timeout = 5.0\nboot_timeout = 10.0\n\n"
+        # A Concert request carries no timeout (ZVT's BMP 01 cuts the PT's host wait short): the
+        # ECR waits for the terminal's worst case, a queued reversal and the sale each given the
+        # unit's host timeout.
+        sale_s = 10.0 if isinstance(term, VirtualConcertTerminal) else 5.0
+        return head + f"reply_timeout = 1.0\nsale_timeout = {sale_s:g}\nboot_timeout = 10.0\n\n"
 
     def write_bench(self, path: str | Path) -> Path:
         """Write the bench description atomically (readers never see half a file)."""
@@ -320,9 +365,13 @@ class SimBench:
         tmp.write_text(self.bench_toml(), encoding="utf-8")
         os.replace(tmp, path)
         self.bench_file = path
+        if self.announcer is not None:
+            self.announcer.description(path)
         return path
 
     def close(self) -> None:
+        if self.announcer is not None:
+            self.announcer.remove()
         if self.control:
             self.control.stop(timeout=2.0)
             self.control = None

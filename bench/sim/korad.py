@@ -23,6 +23,11 @@ from .pty_port import PtyDevice, PtyPort
 
 IDLE_S = 0.03
 """Silence (seconds) after which a pending command is completed or dropped."""
+POLL_S = 0.01
+"""Seconds the emulator waits for bytes while it has something to time: a pending command's
+silence, an armed over-current protection."""
+QUIET_POLL_S = 0.2
+"""Seconds it waits for bytes otherwise (only ``stop()`` waits on it)."""
 SPACING_S = 0.045
 """Commands closer than this (the 50 ms the unit needs, less 5 ms of pty and scheduling jitter)
 count as ``spacing_violations``."""
@@ -70,6 +75,11 @@ class KoradParser:
         self._times += [now] * len(data)
         self._last = now
         return self._parse(final=False)
+
+    @property
+    def pending(self) -> bool:
+        """Whether part of a command waits for more bytes or for its silence."""
+        return bool(self._buf)
 
     def idle(self, now: float) -> list[Command]:
         """Call when nothing arrived: after ``idle_s`` of silence a pending command completes."""
@@ -171,7 +181,8 @@ class KoradEmulator(PtyDevice):
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                data = self.port.read(256, 0.01)
+                timing = self.parser.pending or (self.ocp and self.output)
+                data = self.port.read(256, POLL_S if timing else QUIET_POLL_S)
             except OSError:
                 return  # pty closed under us
             now = time.monotonic()

@@ -41,7 +41,8 @@ class VirtualBench:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> Path:
-        cmd = [sys.executable, "-m", "posbench.cli", "sim", "--write-bench", str(self.bench_file)]
+        # a triage's own bench: not announced, `posbench discover` must not probe it mid-run
+        cmd = [sys.executable, "-m", "posbench.cli", "sim", "--no-announce", "--write-bench", str(self.bench_file)]
         for fault in format_faults(self.faults):
             cmd += ["--fault", fault]
         if self.seed is not None:

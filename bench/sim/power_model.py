@@ -73,7 +73,10 @@ HYSTERESIS_V = 0.5
 RESET_HOLD_S = 0.1
 """Seconds a unit stays off after losing power before it can boot (its rails discharge)."""
 TICK_S = 0.01
-"""Seconds between evaluations of the background thread."""
+"""Seconds between looks of ``wait_state`` at the state."""
+IDLE_WAKE_S = 1.0
+"""Most seconds the background thread sleeps when nothing is due (it wakes at once on an input,
+a state change, or the next instant the model changes by itself)."""
 STATES = ("off", "booting", "on")
 
 
@@ -253,6 +256,7 @@ class UnitPower(Worker):
         self._state, self._since = state, now
         self.events.append((now, kind, round(volts, 3)))
         self._pending.append(state)
+        self._wake.set()  # a change another thread's query made: the background thread tells it now
 
     def _start_boot(self, now: float, volts: float) -> None:
         self._activity = "booting"
@@ -341,12 +345,18 @@ class UnitPower(Worker):
         super().stop(timeout)
 
     def _run(self) -> None:
+        """Advance the model and deliver ``on_change`` calls. It sleeps until the next instant the
+        model changes by itself (a dip starts or ends, a boot completes, the reset hold ends) or
+        an input or another thread's query wakes it, instead of ticking: an idle bench costs no CPU."""
         while not self._stop.is_set():
+            self._wake.clear()  # a wake-up from here on is seen by the wait below
             with self._lock:
-                self._step(self.clock())
+                now = self.clock()
+                self._step(now)
                 pending = list(self._pending)
                 self._pending.clear()
                 callbacks = list(self._callbacks)
+                due = self._next_instant(now, float("inf"))
             for state in pending:
                 for callback in callbacks:
                     if self._stop.is_set():
@@ -355,5 +365,6 @@ class UnitPower(Worker):
                         callback(state)
                     except Exception as exc:  # noqa: BLE001 - a faulty listener must not stop the model
                         self.callback_errors.append(f"{getattr(callback, '__name__', callback)}({state}): {exc!r}")
-            self._wake.wait(TICK_S)
-            self._wake.clear()
+            if pending:
+                continue  # the calls may have changed the model: look again before sleeping
+            self._wake.wait(IDLE_WAKE_S if due is None else min(IDLE_WAKE_S, max(0.0, due - self.clock())))

@@ -37,7 +37,8 @@ class VirtualTerminal(UnitFrontEnd):
         self.unit = VirtualUnit(host_address, profile, faults, seed, serial, terminal_id, timing)
         self.pty = PtyPort()
         self.port: NoisyPort = NoisyPort(self.pty, random.Random(seed + 7),
-                                         frame_error_rate(self.sev("pcb_intermittent")))
+                                         frame_error_rate(self.sev("pcb_intermittent")),
+                                         powered=lambda: self.unit.powered)
         self.link = Link(self.port, device="virtual-terminal")
         self._init_thread()
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
+from posbench.cards import Card
 from posbench.errors import ProtocolError, UnitError
 from posbench.masking import mask_pan
 from posbench.profile import Profile
@@ -668,6 +669,58 @@ class VirtualUnit:
         if self._host is not None:
             self._host.close()
             self._host = None
+
+
+class PresentedCard:
+    """The card the bench's actuator presents to a terminal's own readers: swiped
+    ("magstripe"), inserted ("chip") or tapped ("contactless"). A swipe or a tap is read once,
+    by the next sale waiting for a card; an inserted card stays until ``remove()``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._presented: tuple[Card, str] | None = None
+
+    def present(self, card: Card, technology: str) -> None:
+        if technology not in TECHNOLOGIES:
+            raise ValueError(f"technology must be one of {', '.join(TECHNOLOGIES)}, got {technology!r}")
+        with self._lock:
+            self._presented = (card, technology)
+
+    def remove(self) -> None:
+        """The card leaves the slot, the field or the swipe track."""
+        with self._lock:
+            self._presented = None
+
+    def take(self) -> tuple[Card, str] | None:
+        """The card presented now and how, or None (a swipe or a tap is gone once taken)."""
+        with self._lock:
+            presented = self._presented
+            if presented is not None and presented[1] != "chip":
+                self._presented = None
+            return presented
+
+    def wait(self, deadline: float, alive: Callable[[], bool], poll_s: float = 0.05) -> tuple[Card, str] | None:
+        """The card presented before ``deadline`` (monotonic seconds), or None when none came
+        or ``alive()`` turned False (the unit lost power)."""
+        while (presented := self.take()) is None:
+            if time.monotonic() >= deadline or not alive():
+                return None
+            time.sleep(poll_s)
+        return presented
+
+
+class ReadsPresentedCards:
+    """A front end whose unit reads, with its own readers, the cards the bench's actuator
+    presents (ZVT, Concert, Caisse-AP): ``present`` and ``remove`` go to its ``card``."""
+
+    card: PresentedCard
+
+    def present(self, card: Card, technology: str) -> None:
+        """See ``PresentedCard.present``."""
+        self.card.present(card, technology)
+
+    def remove(self) -> None:
+        self.card.remove()
 
 
 class _UnitAttr:

@@ -35,7 +35,6 @@ never sent. Amounts are minor units, times seconds.
 from __future__ import annotations
 
 import random
-import threading
 import time
 from datetime import datetime, timezone
 from typing import Callable
@@ -52,7 +51,7 @@ from posbench.drivers.zvt.transport import LinkTiming, TcpServerTransport, Trans
 
 from .noisy_port import NoisyPort
 from .pty_port import PtyPort
-from .unit import TECHNOLOGIES, TerminalTiming, UnitFrontEnd, VirtualUnit, frame_error_rate
+from .unit import PresentedCard, ReadsPresentedCards, TerminalTiming, UnitFrontEnd, VirtualUnit, frame_error_rate
 
 DEVICE = "virtual ZVT terminal"
 ECR_ANSWER_S = 5.0
@@ -137,7 +136,7 @@ class _EcrPort:
         self._closer()
 
 
-class VirtualZvtTerminal(UnitFrontEnd):
+class VirtualZvtTerminal(ReadsPresentedCards, UnitFrontEnd):
     """A ZVT PT on a pty (``transport="serial"``: ``.port.path``) or on TCP (``"tcp"``:
     ``.address``, listening on ``address``, default 127.0.0.1 and any free port).
 
@@ -165,7 +164,7 @@ class VirtualZvtTerminal(UnitFrontEnd):
         drops = frame_error_rate(self.sev("pcb_intermittent"))
         self.port: NoisyPort | None = None
         if transport == "serial":
-            self.port = NoisyPort(PtyPort(), random.Random(seed + 7), drops)
+            self.port = NoisyPort(PtyPort(), random.Random(seed + 7), drops, powered=lambda: self.unit.powered)
             link = ZvtLink(self.port, link_timing or LinkTiming(), DEVICE)
             self._ecr = _EcrPort(link, self.port.close)
         else:
@@ -174,8 +173,7 @@ class VirtualZvtTerminal(UnitFrontEnd):
         self.transport = transport
         self.registered: int | None = None
         """Config byte of the last registration (None: not registered, or logged off)."""
-        self._presented: tuple[Card, str] | None = None
-        self._card_lock = threading.Lock()
+        self.card = PresentedCard()
         self._alive: Callable[[], bool] = self.unit.watch_power()
         self._last_eod = datetime.now(timezone.utc)
         """The journal before the PT started was closed by earlier ends of day."""
@@ -192,21 +190,6 @@ class VirtualZvtTerminal(UnitFrontEnd):
         """The PT's end of the serial link (its ``timing`` and ``stats``), None on TCP."""
         transport = self._ecr.transport
         return transport if isinstance(transport, ZvtLink) else None
-
-    # -- the actuator's side ----------------------------------------------------------------
-    def present(self, card: Card, technology: str) -> None:
-        """A card is swiped ("magstripe"), inserted ("chip") or tapped ("contactless"). A swipe
-        or tap is read by the next sale waiting for a card; an inserted card stays until
-        ``remove()``."""
-        if technology not in TECHNOLOGIES:
-            raise ValueError(f"technology must be one of {', '.join(TECHNOLOGIES)}, got {technology!r}")
-        with self._card_lock:
-            self._presented = (card, technology)
-
-    def remove(self) -> None:
-        """The card leaves the slot, the field or the swipe track."""
-        with self._card_lock:
-            self._presented = None
 
     # -- the serving loop -------------------------------------------------------------------
     def _idle(self) -> None:
@@ -507,10 +490,7 @@ class VirtualZvtTerminal(UnitFrontEnd):
         """The card presented before ``deadline`` (monotonic s); None on timeout or when the ECR
         aborts (06 B0, acknowledged ``80 00 00``)."""
         while True:
-            with self._card_lock:
-                presented = self._presented
-                if presented is not None and presented[1] != "chip":
-                    self._presented = None  # a swipe or a tap is read once
+            presented = self.card.take()
             if presented is not None:
                 return presented
             remaining = deadline - time.monotonic()

@@ -57,11 +57,25 @@ def render_history(store: Store, serial: str, console: Console) -> list[RunSumma
     return runs
 
 
-def runs_table(runs: list[RunSummary], plain: bool = False) -> Table:
-    """One row per run: id prefix, start, verdict (or INCOMPLETE and why), causes, bench/firmware."""
+def render_runs(store: Store, console: Console, limit: int, bench: str | None = None) -> list[RunSummary]:
+    """``posbench runs``: the newest runs of every bench (a bench room's: one row per triage, its
+    place as the bench), newest first. Returns them; none stored prints nothing."""
+    runs = store.recent_runs(limit, bench)
+    if runs:
+        where = f"bench or place {bench}" if bench else "every bench"
+        say(console, Text(f"{len(runs)} run(s) of {where} in {store.url}, newest first", style="bold"))
+        say(console, runs_table(runs, plain=not console.is_terminal, with_unit=True))
+    return runs
+
+
+def runs_table(runs: list[RunSummary], plain: bool = False, with_unit: bool = False) -> Table:
+    """One row per run: id prefix, start, (the unit,) verdict (or INCOMPLETE and why), causes,
+    bench (a place's name for a bench room's run) / firmware."""
     table = Table(box=box.ASCII if plain else box.ROUNDED, highlight=False)
     table.add_column("run", no_wrap=True)
     table.add_column("started", no_wrap=True)
+    if with_unit:
+        table.add_column("unit", no_wrap=True)
     table.add_column("verdict")
     table.add_column("causes (confidence)")
     table.add_column("bench / firmware")
@@ -76,7 +90,8 @@ def runs_table(runs: list[RunSummary], plain: bool = False) -> Table:
             if run.reason:
                 verdict.append(f"\n{run.reason}", style="dim")
         causes = ", ".join(f"{c.id} {c.confidence:.0%}" for c in run.causes) or "-"
-        table.add_row(short(run.run_id), when(run.started), verdict, Text(causes),
+        unit = [Text(f"{run.unit.get('serial') or '?'} ({run.unit.get('model') or '?'})")] if with_unit else []
+        table.add_row(short(run.run_id), when(run.started), *unit, verdict, Text(causes),
                       Text(f"{run.bench_name or '?'} / {run.unit.get('firmware') or '?'}"))
     return table
 

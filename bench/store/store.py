@@ -432,6 +432,17 @@ class Store:
             causes = self._causes(conn, [r.id for r in rows])
         return [_summary(r, causes.get(r.id, [])) for r in rows]
 
+    def recent_runs(self, limit: int = 50, bench: str | None = None) -> list[RunSummary]:
+        """The newest ``limit`` runs of every bench (or of the bench or place named ``bench``),
+        newest first."""
+        query = select(t.runs).order_by(t.runs.c.started.desc(), t.runs.c.id.desc()).limit(limit)
+        if bench is not None:
+            query = query.where(t.runs.c.bench_name == bench)
+        with self._read("listing the stored runs") as conn:
+            rows = conn.execute(query).all()
+            causes = self._causes(conn, [r.id for r in rows])
+        return [_summary(r, causes.get(r.id, [])) for r in rows]
+
     def run(self, run_id: str) -> StoredRun:
         """Everything stored about a run (full id or unambiguous prefix); ``UnknownRun`` if none."""
         with self._read("reading a run") as conn:

@@ -6,6 +6,7 @@ as they are: the caller knows whether the bench or the unit is at fault.
 from __future__ import annotations
 
 import contextlib
+import select
 import socket
 import time
 from collections.abc import Callable
@@ -34,8 +35,26 @@ class HostClient:
         self.sock_factory = sock_factory
         self._sock: socket.socket | None = None
 
+    def _peer_hung_up(self) -> bool:
+        """True when the host has closed the open connection (hosts close silent ones): a peek
+        that does not wait finds its end of stream or a reset. Pending bytes (a late reply)
+        and nothing at all both mean it is still open."""
+        assert self._sock is not None
+        readable = select.poll()  # poll, not select: any descriptor number
+        readable.register(self._sock, select.POLLIN)
+        try:
+            # look first: a socket with a timeout waits for readability inside recv itself
+            if not readable.poll(0):
+                return False
+            return self._sock.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
+
     def connect(self, timeout: float | None = None) -> None:
-        """Open the connection now within ``timeout`` seconds (``exchange`` does it lazily)."""
+        """Open the connection now within ``timeout`` seconds (``exchange`` does it lazily);
+        one the host has hung up on since is opened again, as a terminal dials again."""
+        if self._sock is not None and self._peer_hung_up():
+            self.close()
         if self._sock is None:
             limit = self.timeout if timeout is None else timeout
             if self.sock_factory is None:

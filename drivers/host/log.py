@@ -76,6 +76,22 @@ class HostLog:
                 return str(rc) if rc is not None else None
         return None
 
+    def mark(self) -> int:
+        """How many records the log holds now: ``answer_since`` looks only after it."""
+        return len(self.records())
+
+    def answer_since(self, mark: int, amount: int, mti: str = "0200") -> str | None:
+        """Field 39 the host sent to the first ``mti`` request for ``amount`` (minor units)
+        logged after ``mark`` (``mark()`` taken before the sale): how a sale is found when the
+        terminal's protocol carries no trace number (Caisse-AP). The bench's host serves the unit
+        under test alone, so the amount and the moment identify the sale. None as ``answer_for``."""
+        records = self.records()
+        request = next((r for r in records[mark:] if r.get("dir") == "in" and r.get("mti") == mti
+                        and r.get("amount") == amount), None)
+        if request is None:
+            return None
+        return self.answer_for(request.get("tid"), request.get("stan") or "", mti)
+
     def received(self, tid: str | None, stan: str | int, mti: str = "0200") -> bool:
         """True when the host received an ``mti`` request (tid, stan)."""
         return self.request(tid, stan, mti) is not None

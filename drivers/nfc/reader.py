@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import errno
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import ndef
+import serial
+import serial.rfc2217
 import nfc
 import nfc.clf
 import nfc.clf.pn532
@@ -30,6 +33,7 @@ import nfc.tag
 import nfc.tag.tt2
 import nfc.tag.tt4
 
+from posbench.drivers.serial import relocation
 from posbench.emv import PPSE as PPSE_NAME
 from posbench.errors import PortLost, PortUnavailable
 from posbench.masking import scrub
@@ -48,6 +52,42 @@ if _nfc_log.level == logging.NOTSET:
     # nfcpy logs every ISO-DEP retry and missed poll as a warning; that is expected noise on a
     # faulty antenna. Errors stay visible. A caller who configured the "nfc" logger keeps theirs.
     _nfc_log.setLevel(logging.ERROR)
+
+
+URL_PATHS = re.compile(r"(rfc2217|socket)://")
+"""A PN532 reached through a pyserial URL (a bench room's RFC 2217 port), not a local tty."""
+
+
+class _Rfc2217LocalTimeout(serial.rfc2217.Serial):
+    """pyserial's RFC 2217 client whose read timeout is the client's own business.
+
+    nfcpy sets ``tty.timeout`` before every read. pyserial 3.5 answers that by renegotiating
+    baud rate, data size, parity and stop bits with the server and waiting for each to be
+    acknowledged: four round trips per read, and an nfc open over ser2net no longer fits its
+    3 s. The timeout only bounds this client's wait on its own read buffer, so it is kept here.
+    (labgrid's fork of pyserial, ``pyserial-labgrid``, does the same; which of the two provides
+    ``serial`` depends on pip's install order, so posbench must not rely on either.)"""
+
+    @property
+    def timeout(self) -> float | None:
+        return self._timeout
+
+    @timeout.setter
+    def timeout(self, timeout: float | None) -> None:
+        if timeout is not None and timeout < 0:
+            raise ValueError(f"Not a valid timeout: {timeout!r}")
+        self._timeout = timeout
+
+
+class _UrlTTY(nfc.clf.transport.TTY):
+    """nfcpy's TTY transport on ``serial.serial_for_url`` (nfcpy itself opens local ports only):
+    the same framing and timeouts, over a serial port a bench room serves by RFC 2217."""
+
+    def open(self, port, baudrate=115200):
+        self.close()
+        self.tty: serial.SerialBase = (_Rfc2217LocalTimeout(port, baudrate, timeout=0.05)
+                                       if port.startswith("rfc2217://")
+                                       else serial.serial_for_url(port, baudrate, timeout=0.05))
 
 
 class ReaderSilent(PortUnavailable):
@@ -108,6 +148,7 @@ class NfcReader:
 
     # -- open / close --------------------------------------------------------------------------
     def _open(self, timeout: float) -> None:
+        self.path = relocation.current(self.path)  # a bench room's port moves when its server restarts
         abandoned = threading.Event()
 
         def attempt() -> nfc.ContactlessFrontend:
@@ -125,7 +166,7 @@ class NfcReader:
         log.info("%s: opened %s", self.device_name, self._clf.device)
 
     def _open_clf(self) -> nfc.ContactlessFrontend:
-        if self.path.startswith("/"):
+        if self.path.startswith("/") or URL_PATHS.match(self.path):
             return self._open_plain_tty()
         try:
             return nfc.ContactlessFrontend(self.path)
@@ -152,7 +193,7 @@ class NfcReader:
         # nfcpy is patched, so other nfcpy users in the process (other readers, nfcpy paths)
         # are unaffected; the only internal API touched is ContactlessFrontend.device.
         try:
-            transport = nfc.clf.transport.TTY(self.path)
+            transport = (_UrlTTY if URL_PATHS.match(self.path) else nfc.clf.transport.TTY)(self.path)
         except OSError as exc:  # pyserial's SerialException is an OSError
             raise PortUnavailable(self.device_name, "opening the serial port", str(exc)) from None
         try:
@@ -195,7 +236,8 @@ class NfcReader:
                 pass
 
     def reopen(self, timeout: float | None = None) -> None:
-        """Close whatever is left and open the reader again (after the unit was power-cycled)."""
+        """Close whatever is left and open the reader again (after the unit was power-cycled),
+        where its port is now (a bench room's port moves when its server restarts)."""
         self.close(0.5 if self.lost else None)
         self._open(self.timeout if timeout is None else timeout)
 

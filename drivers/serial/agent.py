@@ -109,7 +109,7 @@ class AgentTerminal:
                   timeout: float | None = None) -> Message:
         doing = f"{command} command"
         self.link.send(encode_message(command, fields or {}), doing)
-        reply = decode_message(self.link.receive(timeout or self.reply_timeout, doing))
+        reply = self.link.receive_as(decode_message, timeout or self.reply_timeout, doing)
         if reply.command != command:
             raise MessageError(f"reply to {command} carries command {reply.command}",
                                self.device, doing)

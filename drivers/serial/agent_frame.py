@@ -22,6 +22,8 @@ _COMMAND_RE = re.compile(r"[A-Z][A-Z0-9]{1,7}")
 _KEY_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 _MESSAGE_RE = re.compile(r"[A-Z][A-Z0-9]{1,7}(?:\x1c[a-z][a-z0-9_]{0,31}=[\x20-\x7e]*)*")
 """A whole well-formed message: the command, then FS key=value per field (printable values)."""
+_FIELD_RE = re.compile(r"\x1c([a-z][a-z0-9_]{0,31})=([\x20-\x7e]*)")
+"""One field of a message ``_MESSAGE_RE`` matched: (key, value) pairs in one ``findall``."""
 
 
 _ALLOWED = bytes([FS, *range(0x20, 0x7F)])
@@ -134,9 +136,10 @@ def decode_message(payload: bytes) -> Message:
         text = bytes(payload).decode("ascii")
     except UnicodeDecodeError:
         raise MessageError("message is not ASCII") from None
-    command, *rest = text.split(chr(FS))
     if _MESSAGE_RE.fullmatch(text):  # one check of the whole message; else field by field for the error
-        return Message(command, [(key, value) for key, _, value in (part.partition("=") for part in rest)])
+        command = text.partition("\x1c")[0]
+        return Message(command, _FIELD_RE.findall(text))
+    command, *rest = text.split(chr(FS))
     if not _COMMAND_RE.fullmatch(command):
         raise MessageError(f"bad command code {command[:16]!r}")
     fields: list[tuple[str, str]] = []

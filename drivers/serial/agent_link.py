@@ -10,17 +10,30 @@ Receiver: ENQ -> ACK ; frame -> ACK (or NAK on a bad LRC, up to 3) ; EOT
 """
 from __future__ import annotations
 
+import abc
+import functools
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Callable, Protocol, TypeVar, overload
 
 from posbench.errors import FrameError, UnitNotResponding
 
 from .agent_frame import ACK, ENQ, EOT, ETX, MAX_MESSAGE, NAK, STX, decode_frame, encode_frame
 
 
+T = TypeVar("T")
+
 SETTLE_S = 0.05
 """Seconds to wait for a late ACK after an ENQ retry succeeded."""
+_ENQ, _ACK, _NAK, _EOT = bytes((ENQ,)), bytes((ACK,)), bytes((NAK,)), bytes((EOT,))
+_ACK_ONLY, _ACK_OR_NAK, _EOT_ONLY = frozenset({ACK}), frozenset({ACK, NAK}), frozenset({EOT})
+
+
+@functools.lru_cache(maxsize=64)
+def _encoded_frame(message: bytes) -> bytes:
+    """``encode_frame`` remembered for messages sent again and again (``ST``, ``ID``), so that
+    they are not checked and LRC'd anew each time."""
+    return encode_frame(message)
 
 
 class BytePort(Protocol):
@@ -65,8 +78,41 @@ class LinkStats:
         return dict(self.__dict__)
 
 
+class ReadAhead(abc.ABC):
+    """Bytes read ahead from a port and taken by position: what the serial link layers (this
+    one's ``Link`` and ZVT's frame reader) wait in for single control bytes."""
+
+    _buffer: bytearray
+    _pos: int
+    stats: LinkStats
+
+    @abc.abstractmethod
+    def _refill(self, timeout: float) -> bool:
+        """Read what arrives within ``timeout`` s (the buffer used up); False if nothing came."""
+
+    def _wait_for(self, wanted: frozenset[int], timeout: float) -> int | None:
+        """Return the first byte in ``wanted`` within ``timeout`` s; other bytes count as noise.
+        Bytes already read are looked at first; the deadline is kept from the first refill on."""
+        deadline = None
+        while True:
+            buf, pos = self._buffer, self._pos
+            if pos < len(buf):
+                byte = buf[pos]
+                self._pos = pos + 1
+                if byte in wanted:
+                    return byte
+                self.stats.noise_bytes += 1
+                continue
+            if deadline is None:
+                deadline, remaining = time.monotonic() + timeout, timeout
+            else:
+                remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._refill(remaining):
+                return None
+
+
 @dataclass
-class Link:
+class Link(ReadAhead):
     """One end of an ECR link over a ``BytePort``."""
 
     port: BytePort
@@ -106,17 +152,6 @@ class Link:
         self._pos += 1
         return self._buffer[self._pos - 1]
 
-    def _wait_for(self, wanted: set[int], timeout: float) -> int | None:
-        """Return the first byte in ``wanted`` within ``timeout`` s; other bytes count as noise."""
-        deadline = time.monotonic() + timeout
-        while True:
-            byte = self._byte_until(deadline)
-            if byte is None:
-                return None
-            if byte in wanted:
-                return byte
-            self.stats.noise_bytes += 1
-
     def _write(self, data: bytes) -> None:
         self.port.write(data)
 
@@ -124,17 +159,18 @@ class Link:
     def send(self, message: bytes, doing: str = "sending a message") -> None:
         """Deliver ``message``; ``UnitNotResponding`` or ``FrameError`` when the peer will not take it."""
         t = self.timing
-        frame = encode_frame(message)  # before the ENQ: a bad message must not open a session
+        # before the ENQ: a bad message must not open a session
+        frame = _encoded_frame(message) if type(message) is bytes else encode_frame(message)
         self._drop_buffered()
         self.port.discard_input()
         for attempt in range(t.enq_tries):
-            self._write(bytes([ENQ]))
-            if self._wait_for({ACK}, t.enq_wait) == ACK:
+            self._write(_ENQ)
+            if self._wait_for(_ACK_ONLY, t.enq_wait) == ACK:
                 if attempt:
                     self._settle()
                 break
             self.stats.enq_retries += 1
-            self._write(bytes([EOT]))
+            self._write(_EOT)
         else:
             raise UnitNotResponding(self.device, doing, f"no ACK to ENQ after {t.enq_tries} tries")
         naks = 0
@@ -142,17 +178,17 @@ class Link:
             if attempt:
                 self.stats.retransmits += 1
             self._write(frame)
-            reply = self._wait_for({ACK, NAK}, t.ack_wait)
+            reply = self._wait_for(_ACK_OR_NAK, t.ack_wait)
             if reply == ACK:
                 self.stats.frames_sent += 1
-                self._write(bytes([EOT]))
+                self._write(_EOT)
                 return
             if reply == NAK:
                 naks += 1
                 self.stats.naks_received += 1
             else:
                 self.stats.ack_timeouts += 1
-        self._write(bytes([EOT]))
+        self._write(_EOT)
         if naks == t.frame_tries:
             raise FrameError(f"frame rejected with NAK {naks} times", self.device, doing)
         raise UnitNotResponding(self.device, doing, f"frame not acknowledged after {t.frame_tries} tries")
@@ -175,19 +211,33 @@ class Link:
             if byte is None:
                 return False
             if byte == ENQ:
-                self._write(bytes([ACK]))
+                self._write(_ACK)
                 return True
             if byte != EOT:
                 self.stats.noise_bytes += 1
 
     def receive(self, timeout: float, doing: str = "waiting for a message") -> bytes:
         """Receive one message, waiting up to ``timeout`` s for it to start."""
+        return self.receive_as(bytes, timeout, doing)
+
+    def receive_as(self, parse: Callable[[bytes], T], timeout: float, doing: str = "waiting for a message") -> T:
+        """``parse(receive(...))``, the parsing done while the peer sends its EOT (see
+        ``receive_after_enq``)."""
         if not self.wait_enq(timeout):
             raise UnitNotResponding(self.device, doing, f"no ENQ within {timeout:g} s")
-        return self.receive_after_enq(doing)
+        return self.receive_after_enq(doing, parse)
 
-    def receive_after_enq(self, doing: str = "waiting for a message") -> bytes:
-        """Receive the frame that follows an acknowledged ENQ, NAKing bad ones."""
+    @overload
+    def receive_after_enq(self, doing: str = ...) -> bytes: ...
+    @overload
+    def receive_after_enq(self, doing: str, parse: Callable[[bytes], T]) -> T: ...
+
+    def receive_after_enq(self, doing: str = "waiting for a message",
+                          parse: Callable[[bytes], object] = bytes) -> object:
+        """Receive the frame that follows an acknowledged ENQ, NAKing bad ones; ``parse(message)``
+        is what it returns (the message itself by default). The parsing runs between our ACK and
+        the peer's EOT, while the peer works anyway; an error it raises comes after the EOT, as
+        if it had run after the exchange."""
         t = self.timing
         last_error: FrameError | None = None
         for _ in range(t.frame_tries):
@@ -197,12 +247,14 @@ class Link:
             except FrameError as exc:
                 last_error = exc
                 self.stats.naks_sent += 1
-                self._write(bytes([NAK]))
+                self._write(_NAK)
                 continue
-            self._write(bytes([ACK]))
+            self._write(_ACK)
             self.stats.frames_received += 1
-            self._wait_for({EOT}, t.eot_wait)
-            return message
+            try:
+                return parse(message)
+            finally:
+                self._wait_for(_EOT_ONLY, t.eot_wait)
         assert last_error is not None
         raise FrameError(f"{t.frame_tries} bad frames in a row, last: {last_error.detail}",
                          self.device, doing)
@@ -217,7 +269,7 @@ class Link:
             if byte == STX:
                 break
             if byte == ENQ:  # the peer restarted its handshake: acknowledge it again
-                self._write(bytes([ACK]))
+                self._write(_ACK)
                 continue
             self.stats.noise_bytes += 1
         # The body is copied run by run up to ETX (a call per byte cost more CPU than the bytes

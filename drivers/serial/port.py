@@ -8,7 +8,8 @@ from typing import Callable
 
 import serial
 
-from posbench.errors import PortLost, PortUnavailable
+from posbench.drivers.serial import relocation
+from posbench.errors import PortLost, PortUnavailable, UnitNotResponding
 
 _TermiosError: type[Exception]
 try:
@@ -19,6 +20,8 @@ except ImportError:  # not POSIX
 
 POLL_S = 0.05
 """pyserial read timeout in seconds; reads return as soon as a byte arrives."""
+GONE_LOOK_S = 0.25
+"""Seconds between looks at ``SerialBytePort.gone`` while a read waits."""
 WRITE_TIMEOUT_S = 2.0
 """pyserial write timeout in seconds (where the transport supports one)."""
 IO_ERRORS = (serial.SerialException, OSError, _TermiosError)
@@ -44,7 +47,17 @@ def reopen_within(open_port: Callable[[], object], within_s: float, device: str,
 def _write_all(fd: int, data: bytes, timeout_s: float = WRITE_TIMEOUT_S) -> None:
     """Write all of ``data`` to the non-blocking descriptor of a local port, waiting at most
     ``timeout_s`` seconds for room; the errors pyserial's ``write`` raises, with its messages."""
-    view = memoryview(data)
+    if not data:
+        return
+    try:
+        written = os.write(fd, data)
+    except (BlockingIOError, InterruptedError):
+        written = 0
+    except OSError as exc:
+        raise serial.SerialException(f"write failed: {exc}") from None
+    if written == len(data):  # the common case: all of it at once, no view, no loop
+        return
+    view = memoryview(data)[written:]
     deadline = None
     while view:
         try:
@@ -89,7 +102,10 @@ class SerialBytePort:
     poll_s = POLL_S
     """pyserial read timeout: how often a waiting read looks at its deadline (seconds)."""
     stopbits: float = serial.STOPBITS_ONE
-    """Stop bits (8 data bits, no parity); a protocol needing 2 (ZVT) sets it on the instance."""
+    """Stop bits; a protocol needing 2 (ZVT) sets it on the instance."""
+    bytesize: int = serial.EIGHTBITS
+    parity: str = serial.PARITY_NONE
+    """Data bits and parity (8N by default); a terminal on 7E1 (Concert) sets them on the instance."""
 
     def __init__(self, url: str, baudrate: int = 9600, device: str = "terminal",
                  reopen_s: float = 3.0):
@@ -101,6 +117,12 @@ class SerialBytePort:
         self._pty_id: tuple[int, int] | None = None
         self._drain = True
         """``tcdrain`` after each write (not on a pseudo-terminal: nothing to wait for)."""
+        self.gone: Callable[[float], str | None] | None = None
+        """Set by whoever can tell that the device cannot answer any more (the unit strategy, from
+        the supply: the unit lost power): called with the monotonic time of the last byte written
+        or read, it returns why, or None. A read waiting longer than ``GONE_LOOK_S`` asks it every
+        ``GONE_LOOK_S`` and ends with ``UnitNotResponding`` instead of waiting out its timeout."""
+        self._last_io = time.monotonic()
 
     def _check_pty(self) -> None:
         """A pseudo-terminal never comes back: a path like /dev/pts/7 that reappears belongs to a
@@ -121,6 +143,9 @@ class SerialBytePort:
                                   "a different pseudo-terminal now has this path")
 
     def open(self) -> None:
+        """Open the port, at the address it has now if it moved (a bench room's port is served on
+        a new TCP port after its server restarted: ``posbench.drivers.serial.relocation``)."""
+        self.url = relocation.current(self.url)
         self._check_pty()
         # pyserial's rfc2217 client refuses write_timeout (NotImplementedError from open()); its
         # socket already bounds a send to 5 s, so the write deadline holds there too.
@@ -131,8 +156,11 @@ class SerialBytePort:
         try:
             self._serial = serial.serial_for_url(self.url, baudrate=self.baudrate, timeout=self.poll_s,
                                                  write_timeout=write_timeout, exclusive=local or None,
-                                                 stopbits=self.stopbits)
-        except (serial.SerialException, OSError, ValueError, NotImplementedError) as exc:
+                                                 stopbits=self.stopbits, bytesize=self.bytesize,
+                                                 parity=self.parity)
+        except (*IO_ERRORS, ValueError, NotImplementedError) as exc:
+            # termios.error: a line setting the tty refuses (a pseudo-terminal on some kernels
+            # takes no 7-bit or parity setting)
             detail = str(exc)
             if "exclusively lock" in detail:
                 detail = f"another program has it open ({detail})"
@@ -149,7 +177,8 @@ class SerialBytePort:
             self._serial = None
 
     def reopen(self, within_s: float | None = None) -> None:
-        """Reopen a port that went away (USB adapter re-enumerating, unit power-cycled).
+        """Reopen a port that went away (USB adapter re-enumerating, unit power-cycled), at the
+        address it has now if it moved (a bench room's port after its exporter restarted).
 
         Not a pseudo-terminal: once its master side is gone (the emulator stopped), its path can
         only come back as another process's pty, so that is ``PortLost`` at once."""
@@ -157,8 +186,8 @@ class SerialBytePort:
         if self.url.startswith("/dev/pts/"):
             raise PortLost(self.device, f"reopening {self.label} {self.url}",
                            "a pseudo-terminal does not come back: its emulator is gone")
-        reopen_within(self.open, self.reopen_s if within_s is None else within_s, self.device,
-                      f"reopening {self.label} {self.url}", poll_s=0.2)
+        within = relocation.patience(self.url, self.reopen_s if within_s is None else within_s)
+        reopen_within(self.open, within, self.device, f"reopening {self.label} {self.url}", poll_s=0.2)
         self.reopens += 1
 
     def _ser(self) -> serial.Serial:
@@ -187,11 +216,35 @@ class SerialBytePort:
     def read(self, size: int, timeout: float, doing: str | None = None) -> bytes:
         """What has arrived (at most ``size`` bytes) as soon as anything has, or b"" after
         ``timeout`` seconds; ``doing`` names the errand in a ``PortLost``."""
-        deadline = time.monotonic() + max(0.0, timeout)
+        now = time.monotonic()
+        deadline = now + max(0.0, timeout)
+        if self.gone is not None and timeout > GONE_LOOK_S:
+            return self._read_watched(size, deadline, doing)
         try:
-            return self._read(self._ser() if self._serial is None else self._serial, size, deadline)
+            chunk = self._read(self._ser() if self._serial is None else self._serial, size, deadline)
         except IO_ERRORS as exc:
-            return self._retry(lambda ser: self._read(ser, size, deadline), doing or f"reading from {self.url}", exc)
+            chunk = self._retry(lambda ser: self._read(ser, size, deadline), doing or f"reading from {self.url}", exc)
+        if chunk:
+            self._last_io = time.monotonic()
+        return chunk
+
+    def _read_watched(self, size: int, deadline: float, doing: str | None) -> bytes:
+        """``read`` in steps of ``GONE_LOOK_S``, asking ``gone`` between them."""
+        assert self.gone is not None
+        while True:
+            step = min(deadline, time.monotonic() + GONE_LOOK_S)
+            try:
+                chunk = self._read(self._ser() if self._serial is None else self._serial, size, step)
+            except IO_ERRORS as exc:
+                chunk = self._retry(lambda ser: self._read(ser, size, step), doing or f"reading from {self.url}", exc)
+            now = time.monotonic()
+            if chunk:
+                self._last_io = now
+                return chunk
+            if now >= deadline:
+                return b""
+            if (why := self.gone(self._last_io)) is not None:
+                raise UnitNotResponding(self.device, doing or f"reading from {self.url}", why)
 
     @staticmethod
     def _read(ser: serial.Serial, size: int, deadline: float) -> bytes:
@@ -213,6 +266,7 @@ class SerialBytePort:
                 return chunk
 
     def write(self, data: bytes, doing: str | None = None) -> None:
+        self._last_io = time.monotonic()
         try:
             self._write(self._ser() if self._serial is None else self._serial, data)
         except IO_ERRORS as exc:
@@ -231,10 +285,13 @@ class SerialBytePort:
         """Drop unread input. Local ports purge the driver buffer; network URLs drain what has
         arrived (an rfc2217 purge is a round trip plus a 50 ms sleep, and some terminal servers
         never answer it)."""
-        doing = doing or f"flushing {self.url}"
-        if "://" not in self.url:
-            self._io(lambda ser: ser.reset_input_buffer(), doing)
+        if "://" not in self.url:  # called before every exchange: no closure, no message unless it fails
+            try:
+                (self._ser() if self._serial is None else self._serial).reset_input_buffer()
+            except IO_ERRORS as exc:
+                self._retry(lambda ser: ser.reset_input_buffer(), doing or f"flushing {self.url}", exc)
             return
+        doing = doing or f"flushing {self.url}"
         deadline = time.monotonic() + 1.0
 
         def drain(ser: serial.Serial) -> None:

@@ -361,6 +361,8 @@ def lock_names(raw: bytes) -> tuple[str, ...]:
     """Names of the locks set in a 1F55 value (2 bytes; a shorter value is read as its high bytes,
     a longer one has its extra bytes ignored), most significant bit first."""
     value = int.from_bytes(bytes(raw[:2]).ljust(2, b"\0"), "big")
+    if not value:  # a healthy PT: no lock set
+        return ()
     return tuple(name for bit, name in LOCK_BITS.items() if value >> bit & 1)
 
 

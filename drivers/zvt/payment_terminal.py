@@ -11,8 +11,7 @@ from __future__ import annotations
 import time
 
 from posbench.errors import UnitError
-from posbench.drivers.terminal import (ChipResult, EchoResult, HostCheck, Identity, LogRecord, SaleResult, Status,
-                              Unsupported)
+from posbench.drivers.terminal import FewAnswers, HostCheck, Identity, SaleResult, Status
 
 from . import codes
 from .results import ZvtResult
@@ -32,9 +31,10 @@ def display_code(result_code: int) -> str:
     return f"{result_code:02d}" if codes.is_host_code(result_code) or result_code == 0 else f"{result_code:02X}"
 
 
-class ZvtPaymentTerminal:
+class ZvtPaymentTerminal(FewAnswers):
     """``Terminal`` over a ``ZvtTerminal``; ``model`` is what bench.toml says the unit is (ZVT has
-    no model field of its own; the software version is the firmware)."""
+    no model field of its own; the software version is the firmware). What ZVT cannot answer
+    (journal, chip diagnostic, echo timing) raises ``Unsupported`` (``FewAnswers``)."""
 
     protocol = "zvt"
     capabilities = ZVT_CAPABILITIES
@@ -147,16 +147,6 @@ class ZvtPaymentTerminal:
 
     def abort(self) -> None:
         self._zvt().abort()
-
-    # -- questions ZVT cannot answer ----------------------------------------------------------
-    def transaction_log(self, last: int) -> list[LogRecord]:
-        raise Unsupported(self.protocol, "journal")
-
-    def chip(self) -> ChipResult:
-        raise Unsupported(self.protocol, "chip_diagnostic")
-
-    def echo(self, count: int, per_echo_s: float = 1.0) -> EchoResult:
-        raise Unsupported(self.protocol, "echo")
 
 
 def sale_result(result: ZvtResult) -> SaleResult:

@@ -32,10 +32,12 @@ its data (``posbench triage --log FILE`` writes it).
 """
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from dataclasses import dataclass, field, replace
+from typing import Callable, TypeVar
 from urllib.parse import urlsplit
 
 from posbench.errors import ConfigError, PortLost, PortUnavailable, UnitError, UnitNotResponding
@@ -46,6 +48,7 @@ from .apdu import (Apdu, ZvtMessageError, bcd_encode, decode_apdu, encode_apdu, 
 from .results import Collector, ZvtResult
 from .transport import TCP_PORT, LinkTiming, SerialTransport, TcpTransport, Transport, ZvtLink
 
+T = TypeVar("T")
 T3_S = 5.0
 """Longest wait for the PT's answer (80 00 / 84 xx) to a command, seconds [P16 5.2.5]."""
 T4_S = 180.0
@@ -61,6 +64,9 @@ SLAVE_MESSAGES = {(0x04, 0xFF): "intermediate", (0x04, 0x0F): "status_informatio
 ACK_APDU = encode_apdu(0x80, 0x00)
 NOT_POSSIBLE_APDU = encode_apdu(0x84, 0x83)
 PROTOCOL_ERROR_APDU = encode_apdu(0x84, 0x9A)
+ACKNOWLEDGING = {command: f"acknowledging PT message {command[0]:02X} {command[1]:02X}"
+                 for command in ((0x06, 0x0F), *SLAVE_MESSAGES)}
+"""What answering each slave-phase message is doing, in error messages (worded once)."""
 log = logging.getLogger("posbench.zvt")
 """DEBUG: one line per APDU sent or received (``apdu_summary``); never payload or card data."""
 
@@ -107,6 +113,25 @@ class TerminalBusy(RuntimeError):
 NOT_READY_CODES = frozenset({0x9C, 0xA0})
 """``84 xx`` answers to a status enquiry that mean "not yet" to ``wait_ready``: please wait,
 receiver not ready."""
+
+
+# What a command is doing, for error messages: worded once per command and timeout, not on every
+# exchange (these run on every command's round trip).
+@functools.lru_cache(maxsize=256)
+def _doing(name: str, cls: int, instr: int) -> str:
+    return f"ZVT {name} ({cls:02X} {instr:02X})"
+
+
+@functools.lru_cache(maxsize=256)
+def _waiting(doing: str, t3_s: float | None = None, t4_s: float | None = None) -> str:
+    if t3_s is not None:
+        return f"{doing}: waiting T3 = {t3_s:g} s for the PT's answer"
+    return f"{doing}: waiting for the PT (T4 = {t4_s:g} s)"
+
+
+@functools.lru_cache(maxsize=16)
+def _bcd_password(password: str) -> bytes:
+    return bcd_encode(password, 3)
 
 
 def _check_range(what: str, value: int, top: int) -> None:
@@ -276,7 +301,7 @@ class ZvtTerminal:
 
     # -- flow --------------------------------------------------------------------------------------
     def _password(self) -> bytes:
-        return bcd_encode(self.password, 3)
+        return _bcd_password(self.password)
 
     def _run(self, name: str, cls: int, instr: int, data: bytes = b"", slave: bool = True,
              status_enquiry: bool = False) -> ZvtResult:
@@ -292,20 +317,32 @@ class ZvtTerminal:
 
     def _exchange(self, name: str, cls: int, instr: int, data: bytes, slave: bool,
                   status_enquiry: bool) -> ZvtResult:
-        doing = f"ZVT {name} ({cls:02X} {instr:02X})"
+        doing = _doing(name, cls, instr)
         self.transport.discard_input()
         self._send(encode_apdu(cls, instr, data), doing)
-        answer = self._receive(self.t3_s, f"{doing}: waiting T3 = {self.t3_s:g} s for the PT's answer")
+        answer = self._receive(self.t3_s, _waiting(doing, t3_s=self.t3_s))
         self._check_answer(answer, doing)
         collector = Collector(name)
         if slave:
-            self._follow(collector, doing, status_enquiry)
+            return self._follow(collector, doing, status_enquiry)
         return collector.result()
 
     def _send(self, apdu: bytes, doing: str) -> None:
         self.transport.send(apdu, doing)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s: ECR>PT %s", self.device, apdu_summary(decode_apdu(apdu)))
+
+    def _send_then(self, apdu: bytes, doing: str, work: Callable[[], T]) -> T:
+        """``_send(apdu)`` and ``work()``: on the serial link ``work`` runs while the PT checks the
+        frame and ACKs it (off the round trip); over TCP, where nothing is awaited, after sending."""
+        if isinstance(self.transport, ZvtLink):
+            result = self.transport.send_then(apdu, doing, work)
+        else:
+            self.transport.send(apdu, doing)
+            result = work()
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s: ECR>PT %s", self.device, apdu_summary(decode_apdu(apdu)))
+        return result
 
     def _receive(self, timeout_s: float, doing: str) -> Apdu:
         raw = self.transport.receive(timeout_s, doing)
@@ -328,18 +365,18 @@ class ZvtTerminal:
         raise UnexpectedMessage(f"PT answered {answer.cls:02X} {answer.instr:02X} instead of 80 00 / 84 xx",
                                 self.device, doing)
 
-    def _follow(self, collector: Collector, doing: str, status_enquiry: bool) -> None:
-        """Slave phase: take the PT's messages until 06 0F / 06 1E. T4 runs from the answer and
-        restarts with every 04 FF / 04 0F; a 04 FF timeout becomes the new T4."""
+    def _follow(self, collector: Collector, doing: str, status_enquiry: bool) -> ZvtResult:
+        """Slave phase: take the PT's messages until 06 0F / 06 1E, the command's result. T4 runs
+        from the answer and restarts with every 04 FF / 04 0F; a 04 FF timeout becomes the new T4."""
         t4_s = self.t4_s
         deadline = time.monotonic() + t4_s
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise UnitNotResponding(self.device, doing, f"no completion within T4 = {t4_s:g} s")
-            message = self._receive(remaining, f"{doing}: waiting for the PT (T4 = {t4_s:g} s)")
+            message = self._receive(remaining, _waiting(doing, t4_s=t4_s))
             try:
-                done = self._take(collector, message, status_enquiry)
+                result = self._take(collector, message, status_enquiry)
             except ZvtMessageError:
                 self._send(PROTOCOL_ERROR_APDU, f"{doing}: refusing a malformed message")
                 raise
@@ -347,19 +384,23 @@ class ZvtTerminal:
                 if message.command == (0x04, 0xFF) and collector.intermediates[-1].timeout_s:
                     t4_s = collector.intermediates[-1].timeout_s
                 deadline = time.monotonic() + t4_s
-            if done:
-                return
+            if result is not None:
+                return result
 
-    def _take(self, collector: Collector, message: Apdu, status_enquiry: bool) -> bool:
-        """Read one slave-phase message and answer it; True when it ends the command."""
-        name = f"{message.cls:02X} {message.instr:02X}"
-        if message.command == (0x06, 0x0F):
+    def _take(self, collector: Collector, message: Apdu, status_enquiry: bool) -> ZvtResult | None:
+        """Read one slave-phase message and answer it; the command's result when it ends the
+        command (built while the PT acknowledges our answer), else None."""
+        command = message.command
+        if command == (0x06, 0x0F):
             collector.completion(message.data, status_enquiry)
-        elif message.command in SLAVE_MESSAGES:
-            getattr(collector, SLAVE_MESSAGES[message.command])(message.data)
+        elif command in SLAVE_MESSAGES:
+            getattr(collector, SLAVE_MESSAGES[command])(message.data)
         else:
+            name = f"{message.cls:02X} {message.instr:02X}"
             collector.refuse(name)
             self._send(NOT_POSSIBLE_APDU, f"refusing PT command {name}")
-            return False
-        self._send(ACK_APDU, f"acknowledging PT message {name}")
-        return message.command in ((0x06, 0x0F), (0x06, 0x1E))
+            return None
+        if command in ((0x06, 0x0F), (0x06, 0x1E)):
+            return self._send_then(ACK_APDU, ACKNOWLEDGING[command], collector.result)
+        self._send(ACK_APDU, ACKNOWLEDGING[command])
+        return None

@@ -41,11 +41,12 @@ from __future__ import annotations
 
 import abc
 import binascii
+import functools
 import select
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Callable, Protocol, TypeVar
 
 from posbench.errors import FrameError, PortLost, PortUnavailable, ProtocolError, UnitError, UnitNotResponding
 from posbench.drivers.serial import agent_link
@@ -55,6 +56,7 @@ from posbench.drivers.serial.port import SerialBytePort
 from .apdu import MAX_DATA, apdu_size, decode_apdu
 
 DLE, STX, ETX, ACK, NAK = 0x10, 0x02, 0x03, 0x06, 0x15
+T = TypeVar("T")
 T1_S = 0.2
 """Longest gap between two bytes of a frame (seconds) [P16 3.4.1]."""
 T2_S = 5.0
@@ -108,19 +110,36 @@ def crc16_kermit(data: bytes) -> int:
     return _BIT_REVERSED[crc >> 8] | _BIT_REVERSED[crc & 0xFF] << 8
 
 
+_ETX_REVERSED = bytes((_BIT_REVERSED[ETX],))
+
+
+def _frame_crc(apdu: bytes) -> int:
+    """``crc16_kermit(apdu + ETX)`` without building that concatenation (``crc_hqx`` continues
+    from a previous value)."""
+    crc = binascii.crc_hqx(_ETX_REVERSED, binascii.crc_hqx(apdu.translate(_BIT_REVERSED), 0))
+    return _BIT_REVERSED[crc >> 8] | _BIT_REVERSED[crc & 0xFF] << 8
+
+
 def encode_frame(apdu: bytes) -> bytes:
     """``DLE STX <apdu, DLE doubled> DLE ETX crc-lo crc-hi`` for one well-formed APDU."""
     apdu = bytes(apdu)
     if apdu_size(apdu) != len(apdu):
         decode_apdu(apdu)  # raises the ApduError naming what is wrong, before anything is sent
-    crc = crc16_kermit(apdu + bytes((ETX,)))
+    crc = _frame_crc(apdu)
     stuffed = apdu.replace(bytes((DLE,)), bytes((DLE, DLE)))
     return bytes((DLE, STX)) + stuffed + bytes((DLE, ETX, crc & 0xFF, crc >> 8))
 
 
+@functools.lru_cache(maxsize=64)
+def _encoded_frame(apdu: bytes) -> bytes:
+    """``encode_frame`` remembered for the APDUs a link sends again and again (80 00 00, a status
+    enquiry), so that they are not checked, CRC'd and stuffed anew each time."""
+    return encode_frame(apdu)
+
+
 def _check_apdu(apdu: bytes, crc_bytes: bytes | bytearray, expected: int | None = None) -> bytes:
     if expected is None:
-        expected = crc16_kermit(apdu + bytes((ETX,)))
+        expected = _frame_crc(apdu)
     got = crc_bytes[0] | crc_bytes[1] << 8
     if got != expected:
         raise ZvtFrameError(f"CRC mismatch: got 0x{got:04X}, computed 0x{expected:04X}")
@@ -166,9 +185,12 @@ ByteSource = BytePort
 
 
 _DLE_STX = bytes((DLE, STX))
+_ACK_OR_NAK = frozenset({ACK, NAK})
+_DLE = bytes((DLE,))
+_DLE_DLE = bytes((DLE, DLE))
 
 
-class FrameReader:
+class FrameReader(agent_link.ReadAhead):
     """Reads frames and single ACK/NAK bytes from a ``ByteSource``, keeping bytes read ahead.
 
     Bytes are taken from the buffer by position and a frame's body is copied run by run between
@@ -186,7 +208,7 @@ class FrameReader:
         self._buffer.clear()
         self._pos = 0
 
-    def _fill(self, timeout_s: float) -> bool:
+    def _refill(self, timeout_s: float) -> bool:
         """Read what arrives within ``timeout_s`` seconds after what is still unread; False when
         nothing came."""
         chunk = self.source.read(4096, max(0.0, timeout_s))
@@ -202,25 +224,14 @@ class FrameReader:
 
     def next_byte(self, timeout_s: float) -> int | None:
         """The next byte, or None when none arrives within ``timeout_s`` seconds."""
-        if self._pos >= len(self._buffer) and not self._fill(timeout_s):
+        if self._pos >= len(self._buffer) and not self._refill(timeout_s):
             return None
         self._pos += 1
         return self._buffer[self._pos - 1]
 
-    def _until(self, deadline: float) -> int | None:
-        if self._pos < len(self._buffer):
-            return self.next_byte(0.0)
-        remaining = deadline - time.monotonic()
-        return None if remaining <= 0 else self.next_byte(remaining)
-
     def read_control(self, timeout_s: float) -> int | None:
         """The first ACK or NAK within ``timeout_s`` seconds (other bytes are noise), or None."""
-        deadline = time.monotonic() + timeout_s
-        while (byte := self._until(deadline)) is not None:
-            if byte in (ACK, NAK):
-                return byte
-            self.stats.noise_bytes += 1
-        return None
+        return self._wait_for(_ACK_OR_NAK, timeout_s)
 
     def read_frame(self, timeout_s: float) -> bytes | None:
         """One frame's APDU. None when no ``DLE STX`` starts within ``timeout_s`` seconds;
@@ -237,7 +248,7 @@ class FrameReader:
             self.stats.noise_bytes += max(0, len(buf) - pos - keep)
             self._pos = len(buf) - keep
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not self._fill(remaining):
+            if remaining <= 0 or not self._refill(remaining):
                 return None
 
     def _byte_within_t1(self, got: int) -> int:
@@ -246,11 +257,39 @@ class FrameReader:
             raise ZvtFrameError(f"gap above T1 ({self.t1_s:g} s) after {got} bytes of a frame")
         return byte
 
+    def _whole_frame(self) -> bytes | None:
+        """The frame's APDU when the buffer already holds all of it up to the CRC, with no DLE
+        in the CRC's first byte (nearly every frame): found with one ``find`` per DLE and
+        unstuffed with one ``replace``. None (nothing consumed) otherwise: ``_read_body`` then
+        reads it byte run by byte run and words any error."""
+        buf, pos = self._buffer, self._pos
+        size, scan, doubled = len(buf), pos, False
+        while True:
+            dle = buf.find(DLE, scan)
+            if dle < 0 or dle + 3 >= size:
+                return None
+            follower = buf[dle + 1]
+            if follower == DLE:
+                scan, doubled = dle + 2, True
+                continue
+            if follower != ETX or buf[dle + 2] == DLE:
+                return None
+            break
+        body = buf[pos:dle]
+        apdu = bytes(body.replace(_DLE_DLE, _DLE) if doubled else body)
+        if len(apdu) > MAX_DATA + 5:
+            return None
+        self._pos = dle + 4
+        return _check_apdu(apdu, buf[dle + 2:dle + 4])
+
     def _read_body(self) -> bytes:
+        whole = self._whole_frame()
+        if whole is not None:
+            return whole
         apdu = bytearray()
         limit = MAX_DATA + 5
         while True:
-            if self._pos >= len(self._buffer) and not self._fill(self.t1_s):
+            if self._pos >= len(self._buffer) and not self._refill(self.t1_s):
                 raise ZvtFrameError(f"gap above T1 ({self.t1_s:g} s) after {len(apdu)} bytes of a frame")
             buf, pos = self._buffer, self._pos
             dle = buf.find(DLE, pos)
@@ -269,7 +308,7 @@ class FrameReader:
                 raise ZvtFrameError(f"DLE followed by 0x{follower:02X} inside a frame")
             apdu.append(DLE)
         apdu_bytes = bytes(apdu)
-        expected = crc16_kermit(apdu_bytes + bytes((ETX,)))
+        expected = _frame_crc(apdu_bytes)
         buf, pos = self._buffer, self._pos
         if pos + 2 <= len(buf) and buf[pos] != DLE:  # both CRC bytes read already, no DLE to undo
             self._pos = pos + 2
@@ -318,17 +357,32 @@ class ZvtLink:
     def send(self, apdu: bytes, doing: str = "sending a ZVT message") -> None:
         """Send ``apdu`` and wait T2 for its ACK, repeating at most ``repeats`` times;
         ``NoAcknowledge`` when nothing answered, ``TransmissionFailed`` when it stayed NAKed."""
-        frame = encode_frame(apdu)
+        self.send_then(apdu, doing, _nothing)
+
+    def send_then(self, apdu: bytes, doing: str, work: Callable[[], T]) -> T:
+        """``send(apdu)``, running ``work()`` once, after the first write and before waiting for
+        the ACK: the sender's own work done while the PT checks the frame and answers. What
+        ``work`` returns or raises is returned or raised once the frame is acknowledged; a link
+        error is raised as ``send`` raises it."""
+        frame = _encoded_frame(apdu) if type(apdu) is bytes else encode_frame(apdu)
         t = self.timing
         naks = 0
+        failure: Exception | None = None
         for attempt in range(1 + t.repeats):
             if attempt:
                 self.stats.retransmits += 1
             self.source.write(frame)
+            if not attempt:
+                try:
+                    result = work()
+                except Exception as exc:
+                    failure = exc
             reply = self.reader.read_control(t.t2_s)
             if reply == ACK:
                 self.stats.frames_sent += 1
-                return
+                if failure is not None:
+                    raise failure
+                return result
             if reply == NAK:
                 naks += 1
                 self.stats.naks_received += 1
@@ -371,6 +425,10 @@ class ZvtLink:
         """Drop bytes received but not read (stale ACKs, late repeats)."""
         self.reader.clear()
         self.source.discard_input()
+
+
+def _nothing() -> None:
+    return None
 
 
 class SerialTransport(ZvtLink):

@@ -167,11 +167,13 @@ def _triage_until(tmp: Path, line_seen: str, sig: signal.Signals, delay_s: float
     (signal.SIGTERM, "[6/", 0.0),                           # between tests, or in the next one
     (signal.SIGHUP, "[3/", 0.05),                           # the terminal window closed
     (signal.SIGTERM, "starting the virtual bench", 0.3),    # while the bench starts
-], ids=["sigterm-mid-run", "sighup-mid-run", "sigterm-at-start"])
+    (signal.SIGTERM, "actuator ", 0.05),                    # while pytest collects the suite
+], ids=["sigterm-mid-run", "sighup-mid-run", "sigterm-at-start", "sigterm-in-collection"])
 def test_a_signal_ends_the_triage_with_reports_and_cleans_up(tmp_path, sig, after, delay_s):
     code, out, files, private = _triage_until(tmp_path, after, sig, delay_s)
     assert code == 2, out
     assert "Traceback" not in out and "INTERRUPTED" in out and sig.name in out
+    assert "did not complete" not in out, out  # a stop is a stop, not a broken run
     left = sorted(p.name for p in private.iterdir() if p.name != "posbench-locks")
     assert left == [], f"temporary directories left behind: {left}"
     if not after.startswith("["):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import triage
+from .conftest import posbench, triage
 
 
 def _closed_port() -> int:
@@ -63,6 +63,12 @@ log = "{gone}/host.jsonl"
     assert "is the USB-serial cable plugged in?" in out and "`posbench discover` lists ports" in out
     assert "usbip list -r 127.0.0.1" in out  # what to check for the USB reader's backend
     assert "posbench host --listen" in out  # and for the host
+    # a broken bench is a run too: stored (the bench room lists it) and given its HTML page
+    page = r.files["html"].read_text()
+    assert "bench_error" in page and f"no such port {gone}-ttyUSB0" in page, page[:2000]
+    assert f"report: {r.files['html']}" in out
+    runs = posbench("runs", "--store", f"sqlite:///{tmp_path}/s.sqlite", cwd=tmp_path)
+    assert runs.returncode == 0 and "1 run(s)" in runs.stdout and "bench_" in runs.stdout, runs.stdout + runs.stderr
 
 
 @pytest.mark.parametrize("key,edit", [
@@ -88,6 +94,14 @@ def test_unsupported_store_is_a_usage_error_before_the_bench_starts(tmp_path):
     r = triage(tmp_path, "--store", "foo://bar", timeout=60)
     assert r.code == 3, r.out + r.err
     assert "--store 'foo://bar'" in r.err and "starting the virtual bench" not in r.out
+
+
+def test_an_unreachable_store_is_a_bench_error_before_the_bench_starts(tmp_path):
+    url = f"postgresql://tech:secret@127.0.0.1:{_closed_port()}/posbench"
+    r = triage(tmp_path, "--store", url, timeout=60)
+    assert r.code == 2, r.out + r.err
+    assert "BENCH ERROR" in r.out and "result store" in r.out and "opening failed" in r.out, r.out
+    assert "starting the virtual bench" not in r.out and "secret" not in r.out + r.err, r.out + r.err
 
 
 def test_permission_denied_names_dialout_and_udev():

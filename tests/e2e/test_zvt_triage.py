@@ -1,6 +1,8 @@
 """`posbench triage` against a unit that speaks ZVT (serial on a pty, and TCP), end to end."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from .conftest import assert_no_card_data, causes_said
@@ -17,8 +19,11 @@ def test_a_healthy_zvt_unit_passes_and_says_what_went_unmeasured(run_triage, pro
     unmeasured = {(u["test"].split("::")[-1], u["measurement"]) for u in doc["unmeasured"]}
     assert ("test_transaction_log", "log_sequence_gaps") in unmeasured
     assert ("test_status", "free_memory_kib") in unmeasured
-    assert all("the zvt protocol cannot" in u["why"] for u in doc["unmeasured"]
-               if not u["measurement"].startswith("component_"))
+    # what the protocol cannot tell; and, as a normal user, the network lab the virtual bench
+    # builds only as root (namespaces): the bench's own limit, named as such
+    bench_limits = () if os.geteuid() == 0 else ("has no [network] section",)
+    assert all("the zvt protocol cannot" in u["why"] or any(b in u["why"] for b in bench_limits)
+               for u in doc["unmeasured"] if not u["measurement"].startswith("component_")), doc["unmeasured"]
     names = {m["name"] for m in doc["measurements"]}
     assert {"terminal_status", "locks", "sale_swipe_sprt_verdict", "sale_insert_sprt_verdict",
             "sale_tap_sprt_verdict", "sale_host_answered_rate"} <= names

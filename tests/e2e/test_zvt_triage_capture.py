@@ -132,6 +132,26 @@ def first_difference(ours: list[Message], theirs: list[Message]) -> str:
     return ""
 
 
+def sales(messages: list[Message]) -> list[list[Message]]:
+    """Each authorisation (06 01) with what followed it up to the ECR's next command."""
+    found: list[list[Message]] = []
+    current: list[Message] | None = None
+    for m in messages:
+        if m.sender == "ECR" and m.command[:2] not in ("80", "84"):
+            current = [m] if m.command == "06 01" else None
+            if current is not None:
+                found.append(current)
+        elif current is not None:
+            current.append(m)
+    return found
+
+
+def shown(sale_list: list[list[Message]]) -> str:
+    """Sales one per line, for a failure message."""
+    return "\n".join(" | ".join(f"{m.sender} {m.command} {m.result_codes or ''}".strip() for m in sale)
+                     for sale in sale_list)
+
+
 # -- the test -----------------------------------------------------------------------------------
 @pytest.mark.timeout(TRIAGE_S + 120)
 def test_a_whole_zvt_triage_reads_the_same_in_tshark(tmp_path: Path) -> None:
@@ -171,5 +191,11 @@ def test_a_whole_zvt_triage_reads_the_same_in_tshark(tmp_path: Path) -> None:
     referred = [m for m in theirs if m.command == "04 0F"]
     aborts = [m for m in theirs if m.command == "06 1E"]
     assert referred and all(m.result_codes == (0x01,) for m in referred)
-    assert len(aborts) == len(referred) == sent["06 01"] and all(m.result_codes == (0x01,) for m in aborts)
+    assert len(aborts) == len(referred) and all(m.result_codes == (0x01,) for m in aborts), shown(sales(theirs))
+    # every sale ends in the issuer's referral, but the one test_brownout cuts off: on a loaded
+    # machine the supply drops before the PT's status information, and the PT says nothing more
+    cut_off = [sale for sale in sales(theirs) if not any(m.command == "04 0F" for m in sale)]
+    assert len(cut_off) <= 1 and len(referred) + len(cut_off) == sent["06 01"], shown(sales(theirs))
+    assert not any(m.sender == "PT" and m.command in ("06 0F", "06 1E") for sale in cut_off for m in sale), \
+        shown(cut_off)
     assert all(m.sender == "PT" for m in referred + aborts)

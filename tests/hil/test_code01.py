@@ -1,8 +1,9 @@
 """The first question of a triage: did the 01 come from the issuer or from the unit itself?
 
 Runs sales through the terminal against the acquirer host simulator and compares what the
-terminal displayed (agent: its display code; ZVT: the result code, BMP 27) with what the host
-logged for the same STAN (ZVT: the trace number, BMP 0B).
+terminal displayed (agent: its display code; ZVT: the result code, BMP 27; Caisse-AP: the field
+39 AF passes on) with what the host logged for the same STAN (ZVT: the trace number, BMP 0B;
+Caisse-AP carries none: the sale's amount after the moment it began).
 """
 import time
 from collections import defaultdict
@@ -35,6 +36,7 @@ def test_code01_origin(terminal, unit, profile, host_log, record, actuator):
             progress.step("sales", tried + 1, len(amounts))
             tried += 1
             t0, garbles = time.monotonic(), unit.garbles()
+            mark = host_log.mark()  # a sale without a trace number is found in the log by amount after this
             if card:
                 actuator.insert(card)
             try:
@@ -50,7 +52,8 @@ def test_code01_origin(terminal, unit, profile, host_log, record, actuator):
             finally:
                 if card:
                     actuator.remove()
-            host_code = host_log.answer_for(sale.terminal_id, sale.stan) if sale.stan else None
+            host_code = host_log.answer_for(sale.terminal_id, sale.stan) if sale.stan \
+                else host_log.answer_since(mark, amount) if sale.host_answered else None
             answered += host_code is not None
             if sale.display_code == "01":
                 origin = "issuer" if host_code == "01" else "terminal"
@@ -61,12 +64,15 @@ def test_code01_origin(terminal, unit, profile, host_log, record, actuator):
                     local[sale.reason or "unstated"].append(sale.stan)
                     if found := sale_failure_cause(terminal.protocol, sale):
                         failures[found].append(f"01 shown for '{sale.reason}' (STAN {sale.stan})")
-            elif host_code is not None and sale.display_code != host_code:
+            elif host_code is not None and sale.display_code and sale.display_code != host_code:
+                # (a unit that shows no code, "", never got the host's answer: the host link's doing)
                 mismatched.append(f"STAN {sale.stan}: showed {sale.display_code}, host sent {host_code}")
             elif sale.display_code != "00" and (found := sale_failure_cause(terminal.protocol, sale)):
                 failures[found].append(f"{sale.display_code}: {sale.reason or 'no reason given'}")
                 if host_code is None and found[0] not in NETWORK_CAUSES:
                     offline += 1  # refused before it went online: not a question of reaching the host
+            elif host_code is None and sale.details.get("card_read") == "no":
+                offline += 1  # refused before a card was read (Concert: no reason given): not online either
     n = tried
     record.code01_sales(n)
     if issuer_stans:

@@ -6,6 +6,7 @@ from posbench import progress
 from posbench.errors import ProtocolError, UnitNotResponding
 from posbench.measures import Measure, measures
 from posbench.stats import percentile
+from posbench.drivers.terminal import has
 
 
 MIN_TIMED = 8
@@ -18,6 +19,7 @@ MIN_TIMED = 8
     Measure("ecr_naks", "count", "ecr_naks", bears_on=("pcb_intermittent",), needs="link_counters"),
     Measure("ecr_reply_p95_s", "s", "ecr_reply_p95_s", bears_on=("resources",)),
     Measure("ecr_latency_slope_ms_per_cmd", "ms/command", "ecr_latency_slope_ms_per_cmd", bears_on=("resources",)),
+    needs="status",  # the commands it repeats (status, identity)
 )
 def test_link_health(terminal, unit, profile, record):
     n = profile.tests.link_commands
@@ -25,12 +27,13 @@ def test_link_health(terminal, unit, profile, record):
     unanswered = corrupt = 0
     boot_ids: list[str] = []
     stats_before = terminal.link_counters()
+    identifies = has(terminal, "identity")  # else every command is a status question (Caisse-AP's probe)
     with progress.waiting(f"{n} ECR commands to the unit", None):
         for i in range(n):
             progress.step("commands", i + 1, n)
             start, garbles = time.monotonic(), unit.garbles()
             try:
-                if i % 2:
+                if i % 2 and identifies:
                     terminal.identify()
                 else:
                     boot_ids.append(terminal.status().boot_id or "")

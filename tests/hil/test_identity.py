@@ -9,10 +9,12 @@ def _firmware(check):
 
 
 @measures(
-    Measure("firmware_at_least_minimum", "bool", _firmware(lambda fw: HOLDS), bears_on=("maintenance",)),
-    Measure("firmware_version", "", _firmware(lambda fw: Limit(equals=fw.expected))),
+    Measure("firmware_at_least_minimum", "bool", _firmware(lambda fw: HOLDS), bears_on=("maintenance",),
+            needs="identity"),
+    Measure("firmware_version", "", _firmware(lambda fw: Limit(equals=fw.expected)), needs="identity"),
     Measure("component_{each}_allowed", "bool", lambda profile: HOLDS, bears_on=("firmware_driver",),
             needs="components", each=lambda profile: profile.components),
+    needs="identity",
 )
 def test_identity(identity, profile, record):
     fw = identity.firmware

@@ -8,7 +8,7 @@ import statistics
 
 import pytest
 
-from posbench.diagnosers import EchoPath, judge_echo_paths
+from posbench.diagnosers import EchoPath, echoes_judged, judge_echo_paths
 from posbench.measures import Measure, measures
 from posbench.stats import percentile
 from posbench.drivers.host.arp_probe import arp_probe
@@ -116,5 +116,5 @@ def test_echo_series(host_address, network, terminal, unit, profile, record):
                        + (f" ({failed[0].reason})" if failed else ""))
     else:
         through_unit = None
-    if probe.state == "open":  # closed to everyone: the reachability test names that, not a flaky link
+    if echoes_judged(probe.state, direct.answered):
         judge_echo_paths(record, bench, through_unit)

@@ -1,6 +1,6 @@
 """Card read paths: magstripe over USB, contactless over NFC, chip through the terminal, and a
 terminal's own readers through sales (ZVT: a deck card presented, the read judged by the result
-code, the intermediate statuses and the card technology).
+code, the intermediate statuses and the card technology; Caisse-AP: by the AF reason).
 
 Each path is judged by an SPRT (healthy failure rate p0 vs faulty p1 from the profile): it reads
 until the decision is clear, then states the reads used, the observed failure rate with its
@@ -11,6 +11,7 @@ import time
 import pytest
 
 from posbench.cards import TEST_TAG_ID, TEST_TAG_TEXT
+from posbench.diagnosers import sale_read_failure
 from posbench.emv import BRAND_AIDS, PSE, AtrError, TlvError, fci_df_name, parse_atr
 from posbench.errors import PortLost, UnitNotResponding
 from posbench.measures import measures
@@ -155,20 +156,6 @@ SPEC_OF = {"swipe": "swipe", "insert": "chip", "tap": "tap"}
 """Which read path's SPRT limits of the profile apply."""
 
 
-def sale_read_failure(sale, technology: str) -> str:
-    """Why a sale did not read the presented card ("" when it read it): the result code with the
-    technology the terminal reported. A refusal for another reason (host, keys) is no read error,
-    nor is an abort before any card was read (6C, no technology): ZVT cannot tell the cashier's
-    abort key from a reader that never noticed the card, and the first is no reader fault."""
-    if sale.result_code is None or sale.result_code == 0 or sale.display_code == "00":
-        return ""
-    from posbench.diagnosers import ZVT_READ_ERRORS
-    if sale.result_code in ZVT_READ_ERRORS or sale.result_code in (0x72, 0xE2) or "contactless_error" in sale.details:
-        tech = sale.card_technology or technology
-        return f"rc_{sale.result_code:02X}_{tech}" + ("_rf" if "contactless_error" in sale.details else "")
-    return ""  # a refusal for another reason, or an abort at the counter before any card was read
-
-
 @pytest.mark.parametrize("how", ["swipe", "insert", "tap"])
 @measures(*path_measures("sale_{how}", lambda profile, how: spec_of(SPEC_OF[how])(profile)), needs="card_sale")
 def test_card_reads_in_sales(how, terminal, actuator, profile, record, unit):
@@ -192,7 +179,7 @@ def test_card_reads_in_sales(how, terminal, actuator, profile, record, unit):
                                   time.monotonic()) from None
         finally:
             actuator.remove()
-        return sale_read_failure(sale, technology)
+        return sale_read_failure(terminal.protocol, sale, technology)
 
     result, interrupted = decide_path(spec, read_once, unit.reader_recovery(record, through_unit=True),
                                       what=f"sales by {how}")

@@ -792,3 +792,35 @@ def test_a_pty_that_went_away_is_lost_not_reopened():
         for m, s in others:
             os.close(m)
             os.close(s)
+
+
+def test_a_read_ends_once_the_port_is_told_the_unit_is_gone():
+    """``SerialBytePort.gone``: a waiting read asks it between steps and ends with
+    UnitNotResponding (its reason in the detail) instead of waiting out its timeout."""
+    import os
+
+    from posbench.drivers.serial import port as port_mod
+    from posbench.errors import UnitNotResponding
+    master, slave = os.openpty()
+    port = port_mod.SerialBytePort(os.ttyname(slave), 115200, "test")
+    asked: list[float] = []
+    try:
+        port.open()
+        port.write(b"\x05")  # what was last asked: the unit's silence counts from here
+        os.read(master, 1)
+
+        def gone(since: float) -> str | None:
+            asked.append(since)
+            return "it lost power" if len(asked) >= 2 else None
+        port.gone = gone
+        with pytest.raises(UnitNotResponding, match="it lost power"):
+            port.read(1, 3600.0)
+        assert len(asked) == 2 and asked[0] == asked[1]
+        os.write(master, b"\x06")  # bytes waiting are read as before
+        assert port.read(1, 3600.0) == b"\x06"
+        port.gone = None
+        assert port.read(1, 2 * port_mod.GONE_LOOK_S) == b""  # unwatched, the timeout runs out
+    finally:
+        port.close()
+        os.close(master)
+        os.close(slave)

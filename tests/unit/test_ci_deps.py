@@ -10,7 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPS = ROOT / ".ci" / "deps"
-PRESENT = ("make", "usbip", "ip", "nft", "arping", "tshark", "chromium")
+PRESENT = ("make", "usbip", "ip", "nft", "arping", "tshark", "chromium", "ser2net")
 
 
 def stub(path: Path, body: str) -> None:

@@ -1,4 +1,5 @@
-"""The [terminal] section's protocol keys: agent (serial) by default, ZVT on serial or TCP."""
+"""The [terminal] section's protocol keys: agent (serial) by default, ZVT on serial or TCP, Concert
+on serial (8N1 or 7E1)."""
 from __future__ import annotations
 
 import pytest
@@ -59,7 +60,11 @@ def test_zvt_address_must_be_host_port(address):
 
 
 @pytest.mark.parametrize("keys, key", [
-    ({"protocol": "concert", "port": "/dev/ttyS0"}, "terminal.protocol"),
+    ({"protocol": "nexo", "port": "/dev/ttyS0"}, "terminal.protocol"),
+    ({"protocol": "concert", "port": "/dev/ttyS0", "line": "8N2"}, "terminal.line"),
+    ({"protocol": "concert", "port": "/dev/ttyS0", "delay_code": "A012"}, "terminal.delay_code"),
+    ({"protocol": "concert", "port": "/dev/ttyS0", "pos_number": "1"}, "terminal.pos_number"),
+    ({"protocol": "concert"}, "terminal.port"),
     ({"protocol": "zvt", "port": "/dev/ttyS0", "password": "12345"}, "terminal.password"),
     ({"protocol": "zvt", "port": "/dev/ttyS0", "password": "12345a"}, "terminal.password"),
     ({"protocol": "zvt", "port": "/dev/ttyS0", "currency": "EUR"}, "terminal.currency"),
@@ -68,3 +73,30 @@ def test_zvt_address_must_be_host_port(address):
 ])
 def test_bad_values_are_named(keys, key):
     assert error_of(terminal(**keys)).key == key
+
+
+def test_caisse_ap_is_tcp_only_and_port_8888_by_default():
+    t = parse_bench(terminal(protocol="caisse-ap", address="192.0.2.7")).terminal
+    assert (t.protocol, t.address, t.port) == ("caisse-ap", "192.0.2.7:8888", None)
+    assert parse_bench(terminal(protocol="caisse-ap", address="192.0.2.7:9000")).terminal.address == "192.0.2.7:9000"
+    assert parse_bench(terminal(protocol="caisse-ap", address="[::1]")).terminal.address == "[::1]:8888"
+    err = error_of(terminal(protocol="caisse-ap"))
+    assert err.key == "terminal.address" and "needs address" in str(err)
+    err = error_of(terminal(protocol="caisse-ap", port="/dev/ttyS0"))
+    assert err.key == "terminal.port" and "TCP only" in str(err)
+    err = error_of(terminal(protocol="caisse-ap", address="192.0.2.7:x"))
+    assert err.key == "terminal.address"
+
+
+def test_concert_on_serial_with_its_line_settings():
+    t = parse_bench(terminal(protocol="concert", port="rfc2217://bench:4001", line="7E1")).terminal
+    assert (t.protocol, t.port, t.line, t.delay_code, t.pos_number) == ("concert", "rfc2217://bench:4001", "7E1",
+                                                                        "A010", "01")
+    assert parse_bench(terminal(protocol="concert", port="/dev/ttyS0")).terminal.line == "8N1"
+
+
+def test_concert_is_serial_only():
+    err = error_of(terminal(protocol="concert", address="127.0.0.1:8888"))
+    assert err.key in ("terminal.port", "terminal.address")
+    err = error_of(terminal(protocol="concert", port="/dev/ttyS0", address="127.0.0.1:8888"))
+    assert err.key == "terminal.address" and 'protocol "concert" is serial only' in str(err)

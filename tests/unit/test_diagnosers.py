@@ -48,3 +48,59 @@ def test_a_host_nobody_reaches_is_still_the_firewall():
 def test_an_open_port_is_no_finding():
     run = _run("open", answered=1.0, unit_echo_loss=0.0)
     assert wrong_host_address(run) == [] and run.bench_errors == []
+
+
+# -- rules for protocols that say little (Concert) -----------------------------------------------
+SALES_TEST = "tests/hil/test_read_paths.py::test_card_reads_in_sales[{}]"
+
+
+def _read_path_evidence(*paths: str) -> RunRecord:
+    run = RunRecord()
+    causes = {"swipe": "msr_head", "insert": "chip_contacts", "tap": "nfc_antenna"}
+    for path in paths:
+        Recorder(run, SALES_TEST.format(path)).evidence(causes[path], "strong", f"sales by {path} refused unread")
+    Recorder(run, "tests/hil/test_read_paths.py::test_swipe").evidence("msr_head", "moderate", "USB reader misreads")
+    return run
+
+
+def test_every_read_path_refused_alike_is_the_terminals_refusal_not_three_readers():
+    run = _read_path_evidence("swipe", "insert", "tap")
+    apply_bench_rules(run)
+    assert run.bench_errors == []
+    assert [(e.cause, e.test) for e in run.evidence] == [("msr_head", "tests/hil/test_read_paths.py::test_swipe")]
+
+
+def test_one_or_two_failing_read_paths_keep_their_evidence():
+    for paths in (("swipe",), ("insert", "tap")):
+        run = _read_path_evidence(*paths)
+        before = list(run.evidence)
+        apply_bench_rules(run)
+        assert run.evidence == before
+
+
+def _echo_recorder(run: RunRecord) -> Recorder:
+    from posbench.measures import Bound
+    declared = {name: Bound(name, unit, limit, ("network_unstable",), ())
+                for name, unit, limit in (("echo_loss_bench", "ratio", Limit(max=0.05)),
+                                          ("echo_p95_s_bench", "s", Limit(max=0.25)))}
+    return Recorder(run, "tests/hil/test_network.py::test_echo_series", declared)
+
+
+def test_the_benchs_echoes_alone_judge_the_path_when_the_unit_cannot_echo():
+    from posbench.diagnosers import EchoPath, judge_echo_paths
+    for bench, strength in ((EchoPath("bench", 0.5, 0.9), 250.0), (EchoPath("bench", 0.0, 0.4), 60.0)):
+        run = RunRecord()
+        judge_echo_paths(_echo_recorder(run), bench, None)
+        assert [(e.cause, e.ratio) for e in run.evidence] == [("network_unstable", strength)]
+        assert "cannot echo" in run.evidence[0].note
+    run = RunRecord()
+    judge_echo_paths(_echo_recorder(run), EchoPath("bench", 0.0, 0.05), None)
+    assert run.evidence == []
+
+
+def test_an_answered_echo_proves_the_port_open_when_every_probe_was_lost():
+    from posbench.diagnosers import echoes_judged
+    assert echoes_judged("open", 0) and echoes_judged("open", 12)
+    assert echoes_judged("filtered", 3), "echoes the host answered were left unjudged after lost probes"
+    assert not echoes_judged("filtered", 0) and not echoes_judged("refused", 0)  # the reachability test's
+

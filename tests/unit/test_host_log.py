@@ -93,3 +93,18 @@ def test_answer_for_uses_latest_request_and_run(tmp_path: Path) -> None:
     assert log.answer_for("TERM0001", "1") is None
     assert log.answer_for("TERM0001", "2") == "05"
     assert log.answer_for("TERM0001", "3") is None  # logged, but the bytes never left
+
+
+def test_a_sale_without_a_trace_number_is_found_by_amount_after_a_mark(tmp_path: Path) -> None:
+    path = tmp_path / "h.jsonl"
+    earlier = {**rec("in", "0200", "000007", 7), "amount": 1250}
+    write(path, [earlier, {**rec("out", "0210", "000007", 7, rc="00"), "amount": 1250}])
+    log = HostLog(path)
+    mark = log.mark()
+    assert mark == 2 and log.answer_since(mark, 1250) is None  # the earlier sale of 1250 is before the mark
+    write(path, [earlier, {**rec("out", "0210", "000007", 7, rc="00"), "amount": 1250},
+                 {**rec("in", "0200", "000008", 8), "amount": 999},
+                 {**rec("in", "0200", "000009", 9), "amount": 1250},
+                 {**rec("out", "0210", "000009", 9, rc="01"), "amount": 1250}])
+    assert log.answer_since(mark, 1250) == "01"
+    assert log.answer_since(mark, 999) is None  # received, never answered

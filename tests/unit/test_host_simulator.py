@@ -249,6 +249,22 @@ def test_idle_connection_times_out(log_path: Path) -> None:
     assert any(r.get("event") == "idle_timeout" for r in HostLog(log_path).records())
 
 
+def test_client_reconnects_after_the_host_closed_an_idle_connection(log_path: Path) -> None:
+    """A host that closes a silent connection (30 s in the simulator) is dialled again by the
+    next exchange, as a terminal does, instead of failing that sale or echo on the dead socket."""
+    with start(log_path, idle_timeout=0.2) as host:
+        client = HostClient(host.address, timeout=2.0)
+        try:
+            assert client.exchange(sale(1))["39"] == "00"
+            deadline = time.monotonic() + 5.0
+            while not any(r.get("event") == "idle_timeout" for r in HostLog(log_path).records()):
+                assert time.monotonic() < deadline, "the host never closed the idle connection"
+                time.sleep(0.05)
+            assert client.exchange(sale(2))["39"] == "00"
+        finally:
+            client.close()
+
+
 def test_stop_is_quick_with_clients_connected(log_path: Path) -> None:
     host = start(log_path, Rule(delay_s=10.0))
     address = host.address
@@ -262,8 +278,8 @@ def test_stop_is_quick_with_clients_connected(log_path: Path) -> None:
     with idle:
         with pytest.raises((ConnectionClosed, ConnectionResetError)):
             recv_message(idle, 1.0)
-    with pytest.raises((ConnectionClosed, ConnectionResetError)):
-        busy.exchange(sale(2), timeout=1.0)
+    with pytest.raises((ConnectionClosed, ConnectionResetError, ConnectionRefusedError)):
+        busy.exchange(sale(2), timeout=1.0)  # hung up on: dialled again, and nobody listens
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(address, timeout=0.5)
     assert HostLog(log_path).answer_for("TERM0001", "1") is None  # the delayed reply was never sent

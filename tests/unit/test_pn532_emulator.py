@@ -346,3 +346,33 @@ def test_chip_side_iso_dep_with_automatic_rats():
         assert sent[-1] == encode_frame(bytes.fromhex("D55300")) and card.state == "halt"
     finally:
         emu.port.close()
+
+
+# -- the reader on a bench room's RFC 2217 port -------------------------------------------------
+def test_reader_over_rfc2217_keeps_its_read_timeout_local(emulator, monkeypatch):
+    """nfcpy sets the tty's timeout before every read; on RFC 2217 that must not renegotiate the
+    line with the server (pyserial 3.5 would, four acknowledged requests per read, and an open
+    over ser2net overran its deadline in CI). Only nfcpy's baud rate changes reach the server,
+    whichever of pyserial and pyserial-labgrid provides ``serial``."""
+    from posbench.drivers.nfc import reader as reader_module
+    from posbench.sim.serial_bridge import SerialBridge
+
+    renegotiations = []
+    original = reader_module._Rfc2217LocalTimeout._reconfigure_port
+
+    def counted(self):
+        renegotiations.append(self._baudrate)
+        return original(self)
+    monkeypatch.setattr(reader_module._Rfc2217LocalTimeout, "_reconfigure_port", counted)
+    with SerialBridge(emulator.path) as bridge:
+        rdr = NfcReader(bridge.url, timeout=3.0)
+        try:
+            emulator.present(Iso14443_4Card())
+            result = rdr.tap(2.0)
+            reads = emulator.counters.commands.get(0x4A, 0)  # InListPassiveTarget: one read at least
+        finally:
+            rdr.close(2.0)
+    assert result.ok and result.aids == ("A0000000031010",), result
+    assert reads >= 1
+    # the open's own configuration, then one per baud rate nfcpy chose (115200 at most twice)
+    assert 1 <= len(renegotiations) <= 3, renegotiations

@@ -75,6 +75,17 @@ def test_into_a_pipe_a_long_wait_is_said_while_it_lasts_and_when_it_ends(quick):
     assert len(lines) == 2
 
 
+def test_a_wait_that_outlasted_its_bound_says_by_how_much_not_up_to(quick, monkeypatch):
+    monkeypatch.setattr(runner, "OVERRUN_SHOWN_S", 0.05)
+    console, out = _pipe_console()
+    with runner.WaitDisplay(console):
+        with progress.waiting("the unit to boot after power-on", 0.05):
+            threading.Event().wait(0.25)
+    ended = out.getvalue().splitlines()[-1]
+    assert ended.startswith("      waited ") and " s for the unit to boot after power-on (" in ended, ended
+    assert ended.endswith(" s past its 0.05 s bound)") and "up to" not in ended, ended
+
+
 def test_on_a_terminal_the_live_line_names_the_whole_wait_its_step_and_the_moment(quick):
     display = runner.WaitDisplay(make_console(file=io.StringIO()))
     done = threading.Event()

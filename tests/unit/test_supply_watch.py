@@ -41,3 +41,36 @@ def test_the_benchs_own_brownout_is_no_sag_for_what_follows():
     run = RunRecord()
     assert watch.attribute(Recorder(run, "t"), "the unit did not answer", 4.8, 5.2, steady_cause="") is None
     assert run.evidence == []
+
+
+def test_dark_for_counts_back_the_readings_with_no_current_on_a_live_supply():
+    watch = _watch([(t, v, 0.0 if t >= 7.0 else a) for t, v, a in STEADY])
+    assert abs(watch.dark_for() - 2.9) < 1e-9  # 7.0 .. 9.9
+
+
+def test_a_unit_drawing_current_or_a_supply_switched_off_is_not_dark():
+    assert _watch(STEADY).dark_for() == 0.0
+    off = _watch([(t, 0.0 if t >= 7.0 else v, 0.0 if t >= 7.0 else a) for t, v, a in STEADY])
+    assert off.dark_for() == 0.0  # the bench switched it off: no word on the unit
+    assert _watch([]).dark_for() == 0.0
+
+
+def test_lost_power_since_sees_a_moment_without_current_after_the_question():
+    watch = _watch([(t, v, 0.0 if 5.0 <= t <= 5.3 else a) for t, v, a in STEADY])
+    assert "lost power" in watch.lost_power_since(4.5)
+    assert watch.lost_power_since(6.0) is None  # it was asked after it came back
+    watch.bench_switched(4.9, 5.4)  # the bench's own power-off says nothing about the unit
+    assert watch.lost_power_since(4.5) is None
+
+
+def test_a_unit_dark_for_a_moment_on_a_steady_supply_is_the_supply_even_once_back():
+    """The unit drew nothing for 0.3 s on a steady 12 V and was drawing again (booting) when its
+    silence was judged: switched off by its own supply path, not a hung application (which keeps
+    drawing its idle current)."""
+    watch = _watch([(t, v, 0.0 if 5.0 <= t <= 5.3 else a) for t, v, a in STEADY])
+    run = RunRecord()
+    assert watch.attribute(Recorder(run, "t"), "sale: no reply", 4.8, 7.0, steady_cause="") == "power_supply"
+    assert [(e.cause, e.value) for e in run.evidence] == [("power_supply", 0.0)]
+    assert "went dark on a steady supply" in run.evidence[0].note
+    calm = RunRecord()
+    assert _watch(STEADY).attribute(Recorder(calm, "t"), "sale: no reply", 4.8, 7.0, steady_cause="") is None

@@ -325,3 +325,22 @@ def test_serial_number_digits_as_bcd() -> None:
     assert bcd_digits("12345") == h("01 23 45")
     with pytest.raises(BmpError, match="no decimal digit"):
         bcd_digits("PT-ABC")
+
+
+def test_collected_result_is_the_dataclass_built_one() -> None:
+    """``Collector.result`` fills the instance directly (no per-field ``__init__``): it must equal,
+    hash and stay frozen like ``ZvtResult(...)`` with the same fields, defaults included."""
+    import dataclasses
+
+    from posbench.drivers.zvt.results import Collector, ZvtResult
+    collector = Collector("status enquiry")
+    collector.completion(encode_lllvar(b"PT100 2.4.1") + b"\x00" + encode_bmp(0x06, [
+        Tlv(0x1F55, b"\x04\x00"), Tlv(0xE4, children=(Tlv(0x1F40, b"PT100"), Tlv(0x1F43, b"\x00")))]), True)
+    got = collector.result()
+    fields_ = {f.name: getattr(got, f.name) for f in dataclasses.fields(ZvtResult)}
+    assert got == ZvtResult(**fields_) and hash(got) == hash(ZvtResult(**fields_))
+    assert (got.software_version, got.terminal_status, got.lock_bits, got.locks, got.device_name) == (
+        "PT100 2.4.1", 0, 0x0400, ("printer lock",), "PT100")
+    assert got.pan == "" and got.amount is None and got.intermediate == () and got.ok
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        got.result_code = 1  # type: ignore[misc]

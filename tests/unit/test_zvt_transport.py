@@ -18,6 +18,8 @@ import pytest
 from posbench.errors import PortUnavailable, UnitNotResponding
 from posbench.sim.pty_port import PtyPort
 from posbench.drivers.zvt.apdu import encode_apdu
+
+from .loopback import Listener
 from posbench.drivers.zvt.transport import (
     ACK,
     NAK,
@@ -129,6 +131,39 @@ def test_a_nak_makes_the_sender_repeat(pt: ScriptedPT, ecr: SerialTransport) -> 
     assert (ecr.stats.naks_received, ecr.stats.repeats, ecr.stats.frames_sent) == (1, 1, 1)
 
 
+def test_send_then_works_between_writing_and_the_ack_once(pt: ScriptedPT, ecr: SerialTransport) -> None:
+    """The sender's work runs once, after the frame is written and before the ACK is awaited (the
+    PT here answers only once the work has run; a NAKed frame's repeat does not run it again);
+    its result or its error comes after the ACK."""
+    worked = threading.Event()
+
+    def body(pt: ScriptedPT) -> None:
+        assert pt.read_exactly(len(AUTH_FRAME)) == AUTH_FRAME  # the first send
+        assert worked.wait(5.0), "the work did not run before the ACK was awaited"
+        pt.write(bytes((NAK,)))
+        for answer in (ACK, ACK, NAK):  # its repeat; the second send; the third, NAKed
+            assert pt.read_exactly(len(AUTH_FRAME)) == AUTH_FRAME
+            pt.write(bytes((answer,)))
+    script = Script(pt, body)
+    calls: list[str] = []
+
+    def work() -> str:
+        calls.append("work")
+        worked.set()
+        return "result"
+    assert ecr.send_then(AUTH_APDU, "sending", work) == "result"
+    assert calls == ["work"] and ecr.stats.repeats == 1
+
+    def failing() -> str:
+        raise ValueError("bench's own work failed")
+    with pytest.raises(ValueError, match="own work failed"):
+        ecr.send_then(AUTH_APDU, "sending", failing)
+    with pytest.raises(TransmissionFailed):  # NAKed, then no answer: the link's error, as send's
+        ecr.send_then(AUTH_APDU, "sending", lambda: "never returned")
+    script.join()
+    assert ecr.stats.frames_sent == 2
+
+
 def test_no_ack_means_two_repeats_then_a_transmission_error(pt: ScriptedPT, ecr: SerialTransport) -> None:
     frames: list[bytes] = []
 
@@ -219,36 +254,6 @@ def test_noise_before_a_frame_is_skipped(pt: ScriptedPT, ecr: SerialTransport) -
 
 
 # -- TCP --------------------------------------------------------------------------------------------
-class Listener:
-    """A loopback ZVT 'PT' that accepts one connection and runs ``body(conn)`` in a thread."""
-
-    def __init__(self, body: Callable[[socket.socket], None]):
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.port = self.server.getsockname()[1]
-        self.received = bytearray()
-        self.error: BaseException | None = None
-
-        def run() -> None:
-            try:
-                self.server.settimeout(5.0)
-                conn, _ = self.server.accept()
-                with conn:
-                    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                    conn.settimeout(5.0)
-                    body(conn)
-            except BaseException as exc:  # handed to the test thread by join()
-                self.error = exc
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
-
-    def join(self) -> None:
-        self.thread.join(10.0)
-        self.server.close()
-        assert not self.thread.is_alive()
-        if self.error is not None:
-            raise self.error
-
-
 @contextlib.contextmanager
 def tcp_ecr(body: Callable[[socket.socket], None], **options) -> Iterator[TcpTransport]:
     """A ``TcpTransport`` connected to a ``Listener`` running ``body``; both closed after."""

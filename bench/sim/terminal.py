@@ -68,6 +68,8 @@ class VirtualTerminal(UnitFrontEnd):
         time.sleep(self._latency())
         alive = unit.watch_power()
         reply = self._dispatch(request)
+        if unit.timing.reply_s:
+            time.sleep(unit.timing.reply_s)
         if not alive():
             return  # the unit lost power while working on it: no reply ever leaves
         self.link.send(reply.encode(), f"replying to {request.command}")

@@ -91,6 +91,10 @@ class TerminalTiming:
     host_timeout_s: float = 2.0
     print_s: float = 0.2
     """Printing the receipt of an approved sale (the unit draws most current then)."""
+    reply_s: float = 0.0
+    """Between finishing a command and its answer leaving on the agent ECR link: what a slow
+    link or a network bridge (ser2net on a labgrid exporter) adds on a real bench. Power lost in
+    it loses the answer, not the work already done."""
 
 
 @dataclass

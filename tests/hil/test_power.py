@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from posbench import plots, progress
+from posbench import diagnosers, plots, progress
 from posbench.errors import BenchError, PortLost, PortUnavailable, PosbenchError, UnitError, UnitNotResponding
 from posbench.measures import Measure, measures
 from posbench.drivers.terminal import has
@@ -318,13 +318,11 @@ def test_brownout(supply, supply_watch, terminal, unit, host_log, profile, recor
                and (tid is None or r.get("tid") == tid)]
     approved = {r["stan"] for r in records if r.get("dir") == "out" and r.get("mti") == "0210" and r.get("rc") == "00"}
     reversed_ = {r["stan"] for r in records if r.get("dir") == "in" and r.get("mti") == "0400"}
-    completed = "sale" in outcome and outcome["sale"].display_code == "00"
+    answered = "sale" in outcome and outcome["sale"].display_code == "00"
+    ended, events = diagnosers.brownout_sale_end(log or [])
+    completed = answered or ended == "approved"  # the unit finished it; only its answer was cut off
     unreversed = 0 if completed else len(approved - reversed_)
-    # the journal tells a sale the power cut off (marked POWER_FAIL at the next boot) from one
-    # that ended otherwise (the app restarted in it, its answer was lost): an approval the unit
-    # never reversed then is the application's doing, whenever the brownout came
-    ended_otherwise = [r for r in log or [] if r.type == "SALE" and "POWER_FAIL" not in r.events] \
-        if not completed else []
+    ended_otherwise = ended == "otherwise" and not completed
     host_reachable = True
     if unreversed:  # a pending reversal also goes out before the next sale: give it that chance
         if card:
@@ -341,11 +339,14 @@ def test_brownout(supply, supply_watch, terminal, unit, host_log, profile, recor
         unreversed = len(approved - reversed_)
     # A unit that cannot reach its host cannot reverse: that is the network tests' finding.
     if unreversed and ended_otherwise:
-        events = "+".join(sorted({e for r in ended_otherwise for e in r.events})) or "none"
         record.measure("unreversed_sales", unreversed, cause="application",
                        note=f"{unreversed} sale(s) the host approved were never reversed, and the unit's journal "
-                            f"shows the sale ended without a power failure (events: {events}): the unit "
-                            "lost track of its own transaction")
+                            f"shows the sale ended without a power failure (events: {'+'.join(events) or 'none'}): "
+                            "the unit lost track of its own transaction")
+    elif completed and not answered:
+        record.measure("unreversed_sales", 0, cause="power_supply",
+                       note="the unit's journal shows the sale approved and finished before the power went; only "
+                            "its answer to the bench was cut off, so nothing was left to reverse")
     else:
         # Without a journal nothing tells a sale the power cut off from one the application lost
         # in the same seconds (it restarted, its answer never came): the supply is then only the

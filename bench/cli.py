@@ -469,16 +469,22 @@ def udev_rules(bench_path) -> None:
                    "`posbench udev-rules`)")
 
 
-def _until_signal() -> None:
-    """Block until SIGINT or SIGTERM, or (started by a triage) until that triage is gone.
+def _stop_on_signal() -> threading.Event:
+    """From now on SIGINT and SIGTERM set the returned event (a server's normal end) instead of
+    interrupting whatever runs."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def _until_signal(stop: threading.Event) -> None:
+    """Block until ``stop`` is set, or (started by a triage) until that triage is gone.
 
     ``POSBENCH_PARENT_PID`` names the process that launched this virtual bench: if it dies
     without stopping us (SIGKILL), we are reparented and clean up instead of living on.
     """
     import os
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     parent = os.environ.get("POSBENCH_PARENT_PID")
     while not stop.wait(0.5):
         if parent and os.getppid() != int(parent):
@@ -535,8 +541,11 @@ def _in_foreground(make: Callable[[], ContextManager[T]], started: Callable[[T],
     device gone) is a bench failure: its message and exit 2, never a traceback."""
     try:
         with make() as server:
+            # before it says where it is: whoever read that may stop it at once (seen: a SIGTERM
+            # right after the bench file was written interrupted the start-up, exit 2)
+            stop = _stop_on_signal()
             started(server)
-            _until_signal()
+            _until_signal(stop)
     except (OSError, BenchError) as exc:
         print(f"BENCH ERROR: {what} could not start: {exc}", file=sys.stderr)
         sys.exit(EXIT_BENCH)

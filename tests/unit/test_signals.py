@@ -89,3 +89,33 @@ def test_a_stop_swallowed_in_a_hil_test_ends_the_pytest_session(tmp_path):
     assert "pytest exit 2" in proc.stdout, proc.stdout + proc.stderr  # INTERRUPTED
     assert not ran_after.exists(), "the session went on after the stop"
     assert "Exception ignored" not in proc.stderr + proc.stdout, proc.stderr
+
+
+SERVER_STOPPED_AS_IT_SAYS_WHERE_IT_IS = textwrap.dedent("""
+    import contextlib, os, signal
+    from posbench import cli
+    from posbench.signals import catch_stop_signals
+
+    catch_stop_signals()
+
+    @contextlib.contextmanager
+    def server():
+        yield "a server"
+        print("cleaned up", flush=True)
+
+    def started(_server):  # whoever reads the announcement stops it at once
+        print("announced", flush=True)
+        os.kill(os.getpid(), signal.SIGTERM)
+        print("announcement done", flush=True)
+
+    cli._in_foreground(server, started, "a test server", "stopped")
+""")
+
+
+def test_a_server_stopped_right_after_announcing_itself_stops_normally():
+    """``posbench sim`` writes its bench file, and a test (or a triage) may SIGTERM it in the same
+    instant: that is its normal end, exit 0, not an interrupted start-up (seen in CI under load)."""
+    run = subprocess.run([sys.executable, "-c", SERVER_STOPPED_AS_IT_SAYS_WHERE_IT_IS], capture_output=True,
+                         text=True, timeout=30)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.split() == ["announced", "announcement", "done", "cleaned", "up", "stopped"], run.stdout

@@ -28,9 +28,6 @@ POLL_S = 0.01
 silence, an armed over-current protection."""
 QUIET_POLL_S = 0.2
 """Seconds it waits for bytes otherwise (only ``stop()`` waits on it)."""
-SPACING_S = 0.045
-"""Commands closer than this (the 50 ms the unit needs, less 5 ms of pty and scheduling jitter)
-count as ``spacing_violations``."""
 _NUMERIC = {"VSET": (2, 2), "ISET": (1, 3)}
 """Numeric commands: (integer digits, fraction digits) at most."""
 
@@ -149,8 +146,7 @@ class KoradEmulator(PtyDevice):
     """A KA3005P on ``port.path`` driving ``power``. Starts with ``volts``/``amps`` set and the
     output ``output`` (on by default, so the virtual unit is powered).
 
-    ``commands`` records every (t, text) parsed, ``spacing_violations`` counts commands that came
-    closer than ``SPACING_S`` to the previous one (the real unit would lose them).
+    ``commands`` records every (t, text) parsed.
     """
 
     def __init__(self, power: UnitPower, *, serial: str = "03512345", version: str = "V5.5",
@@ -163,7 +159,6 @@ class KoradEmulator(PtyDevice):
         self.parser = KoradParser(channel)
         self.port: PtyPort = PtyPort()
         self.commands: list[tuple[float, str]] = []
-        self.spacing_violations = 0
         self.unsent = 0
         self._init_thread()
         self._lock = threading.Lock()
@@ -202,8 +197,6 @@ class KoradEmulator(PtyDevice):
 
     def _record(self, cmd: Command) -> None:
         with self._lock:
-            if self.commands and cmd.t - self.commands[-1][0] < SPACING_S:
-                self.spacing_violations += 1
             self.commands.append((cmd.t, cmd.text))
 
     def status_byte(self) -> int:

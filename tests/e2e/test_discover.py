@@ -41,11 +41,14 @@ IDENTIFIES = ("agent", "zvt")
 """Protocols whose terminal tells its serial number (Caisse-AP and Concert do not)."""
 
 
-def _same_devices(sim: dict, found: dict) -> None:
+def _same_devices(sim: dict, found: dict, said: str) -> None:
+    """Every device of the sim found where the sim has it (``said``: discover's output, which
+    tells what each port answered or what was tried there)."""
     for section in DEVICES:
+        assert section in found, f"no [{section}] found:\n{said}"
         for key in ("port", "address", "protocol", "backend", "reader", "path", "driver"):
             if key in sim[section]:
-                assert found[section].get(key) == sim[section][key], (section, key, found[section])
+                assert found[section].get(key) == sim[section][key], (section, key, found[section], said)
     assert found["unit"]["model"] == sim["unit"]["model"]
     if sim["terminal"].get("protocol", "agent") in IDENTIFIES:  # the unit told its serial when asked
         assert found["unit"]["serial"] == sim["unit"]["serial"]
@@ -62,7 +65,7 @@ def test_the_file_written_next_to_a_virtual_bench_triages_like_the_sims_own(tmp_
         out = posbench("discover", "--probe", "--write", str(written), cwd=tmp_path, timeout=60)
         assert out.returncode == 0, out.stdout + out.stderr
         sim, found = tomllib.loads(sim_file.read_text()), tomllib.loads(written.read_text())
-        _same_devices(sim, found)
+        _same_devices(sim, found, out.stdout)
         result = triage(tmp_path, "--bench", str(written), "--store", f"sqlite:///{tmp_path / 'store.sqlite'}")
     finally:
         _stop(proc)
@@ -86,7 +89,7 @@ def test_the_file_written_next_to_a_virtual_bench_triages_like_the_sims_own(tmp_
 @pytest.mark.timeout(90)
 def test_a_serial_zvt_terminal_is_found_at_its_line_settings(tmp_path):
     sim, found, out, _ = _discover_next_to_sim(tmp_path, "zvt")
-    _same_devices(sim, found)
+    _same_devices(sim, found, out)
     assert found["terminal"]["baudrate"] == 9600
     assert "terminal: zvt at 9600 8N2, answered the status enquiry 80 00" in out
 

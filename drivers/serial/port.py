@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import select
 import time
+from pathlib import Path
 from typing import Callable
 
 import serial
@@ -86,6 +87,41 @@ def _is_pty(fd: int) -> bool:
         return False
 
 
+
+def port_holders(path: str) -> list[str]:
+    """Processes holding the exclusive lock (flock) on ``path``, as ``pid N (name)`` or ``this
+    process``, read from /proc/locks: what a technician must close (a terminal program, another
+    bench) before this port can be used."""
+    try:
+        st = os.stat(os.path.realpath(path))
+        locks = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return []
+    ours = (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)
+    found = []
+    for line in locks:  # "1: FLOCK  ADVISORY  WRITE 4242 00:1a:3 0 EOF"
+        fields = line.split()
+        if len(fields) < 6 or fields[1] != "FLOCK" or fields[4].startswith("->"):
+            continue
+        try:
+            major, minor, inode = fields[5].split(":")
+            where = (int(major, 16), int(minor, 16), int(inode))
+        except ValueError:
+            continue
+        if where != ours:
+            continue
+        pid = int(fields[4])
+        if pid == os.getpid():
+            found.append("this process")
+            continue
+        try:
+            name = Path(f"/proc/{pid}/comm").read_text().strip()
+        except OSError:
+            name = "?"
+        found.append(f"pid {pid} ({name})")
+    return found
+
+
 class SerialBytePort:
     """A ``BytePort`` on ``serial.serial_for_url``: local ttys, ``socket://``, ``rfc2217://``.
 
@@ -163,7 +199,8 @@ class SerialBytePort:
             # takes no 7-bit or parity setting)
             detail = str(exc)
             if "exclusively lock" in detail:
-                detail = f"another program has it open ({detail})"
+                holders = ", ".join(port_holders(self.url)) or "a program this user cannot see"
+                detail = f"another program has it open: {holders} ({detail})"
             raise PortUnavailable(self.device, f"opening {self.label} {self.url}", detail) from None
         fd = getattr(self._serial, "fd", None)
         self._drain = not (isinstance(fd, int) and _is_pty(fd))

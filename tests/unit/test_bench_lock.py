@@ -89,7 +89,7 @@ def test_a_second_writer_on_a_serial_port_is_refused():
     first, second = SerialBytePort(path), SerialBytePort(path)
     try:
         first.open()
-        with pytest.raises(PortUnavailable, match="another program has it open"):
+        with pytest.raises(PortUnavailable, match="another program has it open: this process"):
             second.open()
         first.close()
         second.open()  # free again once the first closed it
@@ -160,3 +160,26 @@ def test_a_lock_directory_nobody_may_write_is_a_bench_error(lock_dir, tmp_path, 
     monkeypatch.setenv("POSBENCH_LOCK_DIR", str(blocked / "locks"))
     with pytest.raises(BenchError, match="lock directory"):
         BenchLock({"/dev/ttyS9": "ECR link"}).acquire()
+
+
+def test_a_port_held_by_another_program_names_it():
+    """What a technician must close (a terminal program, another bench) is named by pid and name."""
+    import subprocess
+    import sys
+    from posbench.drivers.serial.port import SerialBytePort
+    master, slave = os.openpty()
+    path = os.ttyname(slave)
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time\n"
+                               f"fd = os.open({path!r}, os.O_RDWR | os.O_NOCTTY); fcntl.flock(fd, fcntl.LOCK_EX)\n"
+                               "print('held', flush=True); time.sleep(30)"], stdout=subprocess.PIPE, text=True)
+    port = SerialBytePort(path)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(PortUnavailable, match=rf"another program has it open: pid {holder.pid} \(python"):
+            port.open()
+    finally:
+        holder.kill()
+        holder.wait(10)
+        port.close()
+        os.close(master)
+        os.close(slave)

@@ -19,6 +19,7 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
+from posbench.drivers.serial.port import PINNED_PTYS, pty_identity
 from posbench.errors import BenchError
 
 
@@ -49,12 +50,8 @@ def resource_key(resource: str) -> str:
     if not resource.startswith("/"):
         return resource
     path = os.path.realpath(resource)
-    if path.startswith("/dev/pts/"):
-        try:
-            return f"{path}@{os.stat(path).st_ctime_ns}"
-        except OSError:
-            pass
-    return path
+    identity = pty_identity(path)
+    return f"{path}@{identity[1]}" if identity else path
 
 
 def _lock_file(key: str) -> Path:
@@ -76,6 +73,8 @@ class BenchLock:
         self.resources = {resource_key(k): what for k, what in resources.items() if k}
         self._fds: list[int] = []
         self.held: set[str] = set()
+        self._pinned: list[str] = []
+        """Pseudo-terminals this lock pinned (``PINNED_PTYS``), unpinned on release."""
 
     def acquire(self) -> "BenchLock":
         holder = json.dumps({"pid": os.getpid(), "command": " ".join(Path(sys.argv[0]).name.split()
@@ -101,6 +100,12 @@ class BenchLock:
                     raise BenchError("bench", f"locking {what} {key.split('@')[0]}", str(exc)) from None
                 self._fds.append(fd)
                 self.held.add(key)
+                if "@" in key:  # drivers opened later refuse the path if another pty takes it
+                    pty, _, created = key.partition("@")
+                    identity = pty_identity(pty)
+                    if identity is not None and str(identity[1]) == created:
+                        PINNED_PTYS[pty] = identity
+                        self._pinned.append(pty)
                 if writable:
                     os.ftruncate(fd, 0)
                     os.pwrite(fd, holder.encode(), 0)
@@ -120,6 +125,9 @@ class BenchLock:
         if _RUN_LOCK is self:
             _RUN_LOCK = None
         self.held = set()
+        for path in self._pinned:
+            PINNED_PTYS.pop(path, None)
+        self._pinned = []
         fds, self._fds = self._fds, []
         for fd in fds:
             try:

@@ -88,6 +88,34 @@ def _is_pty(fd: int) -> bool:
 
 
 
+PINNED_PTYS: dict[str, tuple[int, int]] = {}
+"""Pseudo-terminals of the bench this process has locked (``posbench.lock`` pins them), by path:
+their identity then. A driver opened later, after the virtual bench died and the kernel gave the
+number to another process's new pty, must not take that stranger's (seen in tests run in
+parallel: a triage whose bench was killed locked another test's PN532 port)."""
+
+
+def pty_identity(path: str) -> tuple[int, int] | None:
+    """(device number, creation time in ns) of a pseudo-terminal; None for any other path or a
+    missing one. /dev/pts/N names a new pty as soon as the old one is gone: this tells them apart,
+    unless the new one was made within the kernel's timestamp tick (a few ms) of the old one's."""
+    if not path.startswith("/dev/pts/"):
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_rdev, st.st_ctime_ns
+
+
+def stranger_pty(path: str, expected: tuple[int, int] | None = None) -> bool:
+    """Whether ``path`` is now a pseudo-terminal other than ``expected`` (default: the one pinned
+    for it, if any)."""
+    expected = expected or PINNED_PTYS.get(path)
+    identity = pty_identity(path)
+    return expected is not None and identity is not None and identity != expected
+
+
 def port_holders(path: str) -> list[str]:
     """Processes holding the exclusive lock (flock) on ``path``, as ``pid N (name)`` or ``this
     process``, read from /proc/locks: what a technician must close (a terminal program, another
@@ -163,20 +191,14 @@ class SerialBytePort:
     def _check_pty(self) -> None:
         """A pseudo-terminal never comes back: a path like /dev/pts/7 that reappears belongs to a
         new pty of another process (the kernel reuses the number). Refuse it, or a driver whose
-        emulator died would talk to a stranger's. Told apart by the node's device number and
-        creation time; a real tty (ttyUSB0 re-enumerating) is not checked."""
-        if not self.url.startswith("/dev/pts/"):
-            return
-        try:
-            st = os.stat(self.url)
-        except OSError:
-            return  # open() reports the missing path
-        identity = (st.st_rdev, st.st_ctime_ns)
-        if self._pty_id is None:
-            self._pty_id = identity
-        elif identity != self._pty_id:
+        emulator died would talk to a stranger's. Checked against the pty this port first opened,
+        or the one the bench's lock pinned before (a driver first opened after the emulator died);
+        a real tty (ttyUSB0 re-enumerating) is not checked."""
+        if stranger_pty(self.url, self._pty_id):
             raise PortUnavailable(self.device, f"opening {self.label} {self.url}",
-                                  "a different pseudo-terminal now has this path")
+                                  "a different pseudo-terminal now has this path (its emulator is gone)")
+        if self._pty_id is None:
+            self._pty_id = PINNED_PTYS.get(self.url) or pty_identity(self.url)
 
     def open(self) -> None:
         """Open the port, at the address it has now if it moved (a bench room's port is served on

@@ -109,7 +109,8 @@ def test_next_to_nothing_it_says_what_it_tried_and_writes_nothing(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     assert not written.exists() and f"no terminal answered: {written} not written" in said
     assert (f"{silent} named on the command line nothing answered; tried agent (ID) at 9600 8N1, 115200 8N1; zvt (status enquiry 05 01) "
-            "at 9600 8N2, 115200 8N2; concert (ENQ) at 9600 8N1, 9600 7E1; korad (*IDN?) at 9600 8N1; pn532") in said
+            "at 9600 8N2, 115200 8N2; concert (ENQ) at 9600 8N1, 9600 7E1; korad (*IDN?) at 9600 8N1; pn532") in said, \
+        out.stdout
     assert "/dev/ttyPOSBENCH-NONE named on the command line cannot be opened: [Errno 2] could not open port" in said
     assert said.count("ttyPOSBENCH-NONE: [Errno 2] No such file") == 1  # said once, not per protocol
 

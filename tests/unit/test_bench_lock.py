@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -183,3 +184,37 @@ def test_a_port_held_by_another_program_names_it():
         port.close()
         os.close(master)
         os.close(slave)
+
+
+def test_a_driver_first_opened_after_the_emulator_died_refuses_the_strangers_pty():
+    """Seen with tests in parallel: a triage whose virtual bench was killed opened its supply
+    fixture afterwards, on a path the kernel had handed to another test's new pty, and locked that
+    test's port. The bench's lock pins its ptys; until it is released, a new driver refuses them."""
+    from posbench.drivers.nfc.reader import NfcReader
+    from posbench.drivers.serial.port import PINNED_PTYS, SerialBytePort
+    master, slave = os.openpty()
+    path = os.ttyname(slave)
+    lock = BenchLock({path: "terminal"}).acquire()
+    others: list[tuple[int, int]] = []
+    try:
+        assert path in PINNED_PTYS
+        os.close(master)
+        os.close(slave)
+        time.sleep(0.05)  # past the kernel's timestamp tick (pty_identity)
+        others = [os.openpty() for _ in range(4)]
+        if not any(os.ttyname(s) == path for _, s in others):
+            pytest.skip(f"the kernel did not reuse {path} this time")
+        with pytest.raises(PortUnavailable, match="different pseudo-terminal now has this path"):
+            SerialBytePort(path).open()
+        with pytest.raises(PortUnavailable, match="different pseudo-terminal now has this path"):
+            NfcReader(path, timeout=1.0)
+        lock.release()
+        assert path not in PINNED_PTYS
+        port = SerialBytePort(path)
+        port.open()  # a later run on a bench that has this pty now
+        port.close()
+    finally:
+        lock.release()
+        for m, s in others:
+            os.close(m)
+            os.close(s)

@@ -34,7 +34,7 @@ import nfc.tag.tt2
 import nfc.tag.tt4
 
 from posbench.drivers.serial import relocation
-from posbench.drivers.serial.port import PINNED_PTYS, pty_identity, stranger_pty
+from posbench.drivers.serial.port import claim_pty
 from posbench.emv import PPSE as PPSE_NAME
 from posbench.errors import PortLost, PortUnavailable
 from posbench.masking import scrub
@@ -151,10 +151,7 @@ class NfcReader:
     # -- open / close --------------------------------------------------------------------------
     def _open(self, timeout: float) -> None:
         self.path = relocation.current(self.path)  # a bench room's port moves when its server restarts
-        if stranger_pty(self.path, self._pty_id):  # a PN532 emulator's pty never comes back
-            raise PortUnavailable(self.device_name, "opening the reader",
-                                  "a different pseudo-terminal now has this path (its emulator is gone)")
-        self._pty_id = self._pty_id or PINNED_PTYS.get(self.path) or pty_identity(self.path)
+        self._pty_id = claim_pty(self.path, self._pty_id, self.device_name, "opening the reader")
         abandoned = threading.Event()
 
         def attempt() -> nfc.ContactlessFrontend:

@@ -87,7 +87,6 @@ def _is_pty(fd: int) -> bool:
         return False
 
 
-
 PINNED_PTYS: dict[str, tuple[int, int]] = {}
 """Pseudo-terminals of the bench this process has locked (``posbench.lock`` pins them), by path:
 their identity then. A driver opened later, after the virtual bench died and the kernel gave the
@@ -108,12 +107,16 @@ def pty_identity(path: str) -> tuple[int, int] | None:
     return st.st_rdev, st.st_ctime_ns
 
 
-def stranger_pty(path: str, expected: tuple[int, int] | None = None) -> bool:
-    """Whether ``path`` is now a pseudo-terminal other than ``expected`` (default: the one pinned
-    for it, if any)."""
-    expected = expected or PINNED_PTYS.get(path)
+def claim_pty(path: str, known: tuple[int, int] | None, device: str, doing: str) -> tuple[int, int] | None:
+    """The identity a driver keeps for ``path``: ``known`` (the pty it opened first), else the one
+    the bench's lock pinned, else the pty there now (None for a path that is no pty).
+    ``PortUnavailable`` when another pseudo-terminal has taken the path: a pty never comes back,
+    its emulator is gone."""
+    expected = known or PINNED_PTYS.get(path)
     identity = pty_identity(path)
-    return expected is not None and identity is not None and identity != expected
+    if expected is not None and identity is not None and identity != expected:
+        raise PortUnavailable(device, doing, "a different pseudo-terminal now has this path (its emulator is gone)")
+    return expected or identity
 
 
 def port_holders(path: str) -> list[str]:
@@ -137,6 +140,8 @@ def port_holders(path: str) -> list[str]:
         except ValueError:
             continue
         if where != ours:
+            continue
+        if not fields[4].isdigit():
             continue
         pid = int(fields[4])
         if pid == os.getpid():
@@ -194,11 +199,7 @@ class SerialBytePort:
         emulator died would talk to a stranger's. Checked against the pty this port first opened,
         or the one the bench's lock pinned before (a driver first opened after the emulator died);
         a real tty (ttyUSB0 re-enumerating) is not checked."""
-        if stranger_pty(self.url, self._pty_id):
-            raise PortUnavailable(self.device, f"opening {self.label} {self.url}",
-                                  "a different pseudo-terminal now has this path (its emulator is gone)")
-        if self._pty_id is None:
-            self._pty_id = PINNED_PTYS.get(self.url) or pty_identity(self.url)
+        self._pty_id = claim_pty(self.url, self._pty_id, self.device, f"opening {self.label} {self.url}")
 
     def open(self) -> None:
         """Open the port, at the address it has now if it moved (a bench room's port is served on

@@ -5,8 +5,9 @@ import tomllib
 from datetime import date
 from importlib.resources import files
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from posbench.errors import ConfigError
 from posbench.limits import Limit
@@ -84,6 +85,13 @@ class PowerSpec(_Strict):
     """Seconds the USB stability test watches the unit's devices stay enumerated."""
 
 
+Protocol = Literal["agent", "zvt", "zvt-tcp", "concert", "caisse-ap"]
+"""An ECR protocol, by the virtual bench's names ("zvt-tcp" is ZVT over TCP)."""
+
+Reader = Literal["usb_magstripe", "nfc"]
+"""A reader of the unit's that the bench reaches directly, beside its ECR link."""
+
+
 class Profile(_Strict):
     model: str
     vendor: str = ""
@@ -100,7 +108,25 @@ class Profile(_Strict):
     tests: TestSizes
     read_paths: ReadPaths | None = None
     power: PowerSpec | None = None
+    protocols: list[Protocol] = []
+    """The ECR protocols this model speaks."""
+    unknown: dict[str, str] = {}
+    """Limit name -> why a unit of this profile cannot tell it (its measurement stays unmeasured)."""
+    exposes: list[Reader] = []
+    """The unit's readers the bench reaches directly beside its ECR link (none for a PCI payment
+    terminal: its readers are inside it)."""
+    acquirer: Literal["bench", "own"] = "own"
+    """"bench": the unit is pointed at posbench's acquirer host simulator (the bench reads its
+    log); "own": it talks to its own acquirer and the bench sees no host log."""
     source: Path | None = Field(None, exclude=True)
+
+    @field_validator("unknown")
+    @classmethod
+    def _known_or_unknown(cls, unknown: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        both = sorted(set(info.data.get("limits", {})) & set(unknown))
+        if both:
+            raise ValueError(f"{both[0]!r} is both in [limits] and in [unknown]: keep one")
+        return unknown
 
     def limit(self, name: str) -> Limit:
         try:

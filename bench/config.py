@@ -53,7 +53,7 @@ class UnitSection(_Section):
     model: str | None = None
     """Model name; selects the DUT profile ``fixtures/profiles/<model>.toml``."""
     serial: str | None = None
-    profile: str | None = Field(None, min_length=1)
+    profile: str | None = Field(default=None, min_length=1)
     """The DUT profile, overriding the one chosen by model: a packaged profile's name
     (``"zvt-generic"``) or a path to a profile file (relative to the bench file, or absolute)."""
 

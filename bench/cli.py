@@ -156,8 +156,12 @@ def triage(bench_path, virtual, fault, seed, protocol, place, reserve, coordinat
     json_path = json_path or REPORTS / f"{stem}.json"
     html_path = html_path or REPORTS / f"{stem}.html"
     junit_path = junit_path or REPORTS / f"{stem}.xml"
+    virtual_profile: str | None = None
+    if not bench_path and room is None:  # the virtual bench's unit is of the sim's model
+        from posbench.sim.bench import MODEL
+        virtual_profile = MODEL
     _preflight(bench_path, store_url, {"--json": json_path, "--html": html_path, "--junit": junit_path,
-                                       **({"--log": log_path} if log_path else {})})
+                                       **({"--log": log_path} if log_path else {})}, virtual_profile)
 
     from posbench.runner import run_hil
     vbench = bench_lock = place_bench = None
@@ -292,14 +296,21 @@ def _name_by_serial(doc: dict, stamp: str, named_by_us: dict[str, bool], *paths:
     return tuple(out)
 
 
-def _preflight(bench_path: Path | None, store_url: str | None, outputs: dict[str, Path]) -> None:
-    """Usage and config mistakes, found before the bench starts (exit 3): the bench file, the
-    store URL, and report targets that are not regular files or cannot be written."""
+def _preflight(bench_path: Path | None, store_url: str | None, outputs: dict[str, Path],
+               virtual_profile: str | None = None) -> None:
+    """Usage and config mistakes, found before the bench starts (exit 3): the bench file and its
+    DUT profile against the HIL suite (``virtual_profile``: the profile a virtual bench will be
+    built from), the store URL, and report targets that are not regular files or cannot be
+    written. Nothing is written and no device touched before these pass."""
     from posbench.outputs import check_target
     try:
         if bench_path:
             from posbench.config import load_bench
-            load_bench(bench_path)
+            _check_profile(load_bench(bench_path))
+        elif virtual_profile:
+            from posbench.profile import find_profile
+            from posbench.profile_check import check_profile
+            check_profile(find_profile(virtual_profile))
         for option, path in outputs.items():
             check_target(path, option)
         if store_url:
@@ -313,6 +324,18 @@ def _preflight(bench_path: Path | None, store_url: str | None, outputs: dict[str
             check_target(REPORTS / "posbench.sqlite", "the default result store (--store)")
     except ConfigError as exc:
         raise UsageFailure(str(exc)) from None
+
+
+def _check_profile(config):
+    """The DUT profile a bench description names, checked against every measurement the HIL
+    suite declares (``posbench.profile_check``); ``ConfigError`` naming file and key. None when
+    it names no profile or model (the profile then follows the model the unit reports)."""
+    from posbench.preflight import config_mistakes
+    from posbench.profile import profile_for_bench
+    from posbench.profile_check import check_profile
+    config_mistakes(config)
+    profile = profile_for_bench(config)
+    return None if profile is None else (profile, check_profile(profile, config.terminal))
 
 
 def _store_failed_preflight(store_url: str | None, doc: dict, started: datetime, html_path: Path,

@@ -55,7 +55,11 @@ def rank(evidence: list[Evidence], prior: float = PRIOR) -> list[RankedCause]:
 
 
 def code01_origin(run: RunRecord) -> str:
-    """``terminal`` if the unit showed a 01 the host never sent; ``issuer`` if only real 01s."""
+    """``terminal`` if the unit showed a 01 the host never sent; ``issuer`` if only real 01s
+    (told by the terminal's report of its acquirer's answer, or posbench's host log where the bench
+    has one: ``tests/hil/test_code01.py``). ``none`` when no 01 was seen, and also when the origin
+    of every 01 seen could not be told: the run then lists ``terminal_01_count`` unmeasured with
+    why, and the first screen says so (``findings.code01_sentence``)."""
     origins = {obs.origin for obs in run.code01}
     if "terminal" in origins:
         return "terminal"

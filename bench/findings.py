@@ -188,12 +188,16 @@ def code01_sentence(doc: dict) -> str:
     origin = doc.get("code01_origin")
     sales = doc.get("code01_sales")
     seen = doc.get("code01") or []
+    untold = code01_untold(doc)
     if origin in ("terminal", "issuer"):
         n = sum(o.get("origin") == origin for o in seen)
         counted = f"{n} of {sales} sales" if sales is not None else f"{n} sale{'s' if n != 1 else ''}"
+        more = f"; not told for the rest: {untold}" if untold else ""
         if origin == "terminal":
-            return f"the unit showed code 01 itself in {counted}: the host never sent it"
-        return f"code 01 came from the card issuer in {counted}: the host sent it, the unit showed it"
+            return f"the unit showed code 01 itself in {counted}: the host never sent it" + more
+        return f"code 01 came from the card issuer in {counted}: the host sent it, the unit showed it" + more
+    if origin == "none" and untold:
+        return f"code 01 not checked: {untold}"
     if origin == "none":
         ran = any("test_code01_origin" in t.get("nodeid", "") and t.get("outcome") in ("passed", "failed")
                   for t in doc.get("tests", []))
@@ -201,6 +205,13 @@ def code01_sentence(doc: dict) -> str:
             return "code 01 not checked: no sale could be run"
         return "no code 01 reproduced" + (f" in {sales} sale{'s' if sales != 1 else ''}" if sales else "")
     return f"code 01 origin: {origin or 'unknown'}"
+
+
+def code01_untold(doc: dict) -> str:
+    """Why the origin of a code 01 the unit showed could not be told ("" when it could): the
+    code 01 test lists ``terminal_01_count`` unmeasured with the reason."""
+    return next((str(u.get("why", "")) for u in doc.get("unmeasured") or []
+                 if u.get("measurement") == "terminal_01_count" and "test_code01_origin" in u.get("test", "")), "")
 
 
 def bench_errors(doc: dict) -> list[str]:

@@ -49,6 +49,17 @@ def _headline(doc: dict) -> str:
     return f"[bold {colour}]{_t(diagnosis.summary_line(doc))}[/]"
 
 
+def code01_line(doc: dict) -> str:
+    """The code 01 sentence. After "no fault found" with the code 01 left unchecked (no sale ran,
+    or the origin of the 01s shown could not be told), worded so that the verdict does not read
+    as a clean answer to the complaint the unit came in with."""
+    sentence = findings.code01_sentence(doc)
+    unchecked = "code 01 not checked: "
+    if doc.get("verdict") == "pass" and sentence.startswith(unchecked):
+        return "but the code 01 the unit came in with was not checked: " + sentence[len(unchecked):]
+    return sentence
+
+
 def screen(doc: dict, reports: str, width: int = 80) -> list[str]:
     """The verdict's first screen: at most ``SCREEN_LINES`` lines on a terminal ``width`` wide.
     The top cause's findings come first; what does not fit is left to ``--verbose``."""
@@ -57,7 +68,7 @@ def screen(doc: dict, reports: str, width: int = 80) -> list[str]:
 
     causes = doc.get("causes", [])
     serial = doc["unit"].get("serial") or "?"
-    tail = [_t(findings.code01_sentence(doc))]
+    tail = [_t(code01_line(doc))]
     if doc.get("unmeasured"):
         tests = {u["test"] for u in doc["unmeasured"]}
         tail.append(f"unmeasured: {len(doc['unmeasured'])} measurement(s) in {len(tests)} test(s) could not be "

@@ -102,6 +102,13 @@ class SaleResult:
     """Intermediate statuses in order (ZVT 04 FF)."""
     details: dict[str, str] = field(default_factory=dict)
     """Further protocol findings by name (contactless error, vendor error code and text)."""
+    acquirer_code: str | None = None
+    """The acquirer's response code (ISO 8583 field 39) as the terminal's own report states it:
+    ZVT BMP A0, else a host code 01-63 in BMP 27 [P15 10: passed through from the authorisation
+    system]; Concert's report; Caisse-AP AF's field 39; the agent's ``host_rc``. "" when the
+    report says the acquirer gave none (the terminal decided itself); None when the report cannot
+    say (the protocol or this answer carries no acquirer code). What tells a host's 01 from a 01
+    the unit made itself without posbench's own host log."""
 
 
 @dataclass(frozen=True)

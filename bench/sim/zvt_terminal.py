@@ -556,7 +556,11 @@ class VirtualZvtTerminal(ReadsPresentedCards, UnitFrontEnd):
                 + self._card_type(card.brand)
                 + encode_bmp(0x8B, card.brand.upper().encode()[:20]) + _tlv(tech))
         if rc:
-            self._tell(0x04, 0x0F, info + encode_bmp(0xA0, bytes((rc,))))
+            # A0, the authorisation system's own code [P15 13], beside 27: what tells the host's
+            # refusal from one of the PT's own (those end 06 1E with no A0); a code that is not
+            # a number goes without (1 binary byte cannot carry it)
+            a0 = encode_bmp(0xA0, bytes((int(result.host_rc),))) if result.host_rc.isdigit() else b""
+            self._tell(0x04, 0x0F, info + a0)
             return self._abort(rc, _tlv(tech))
         self._tell(0x04, 0x0F, info)
         self._print(["CARD PAYMENT", card.brand.upper(), f"PAN {mask_pan(card.pan)}",

@@ -40,6 +40,19 @@ def display_code(answer: Answer) -> str:
     return reason.field39 or f"AF{reason.code}"
 
 
+def caisse_ap_acquirer_code(answer: Answer) -> str | None:
+    """The issuer's field 39 the terminal passes on in AF; "" for a reason of the terminal's own
+    without one (AF 00, 05-13: the host gave no answer to pass on); None where AF cannot say: a
+    sale done (AE 10 has no AF), no AF at all, or a host's decision (AF 02 phone call, 04
+    refused) the terminal passed on without its code."""
+    reason = answer.reason
+    if reason is None:
+        return None
+    if reason.field39:
+        return reason.field39
+    return None if reason.code in HOST_DECISIONS else ""
+
+
 def sale_result(answer: Answer) -> SaleResult:
     """A Caisse-AP answer in the neutral form (the card number, AA, masked again to 6 / 4)."""
     reason = answer.reason
@@ -62,6 +75,7 @@ def sale_result(answer: Answer) -> SaleResult:
         terminal_id="", pan=mask_pan(answer.fields.get("AA", "").replace("#", "*")),
         auth_code=answer.fields.get("AC", "").strip(), reason=why,
         result_code=int(reason.code) if reason is not None else (0 if answer.done else None),
+        acquirer_code=caisse_ap_acquirer_code(answer),
         card_technology="contactless" if application in CONTACTLESS_APPLICATIONS else None,
         details=details)
 

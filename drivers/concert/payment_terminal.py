@@ -95,6 +95,8 @@ def sale_result(answer: Answer) -> SaleResult:
     details = {"status": answer.status}
     if report is not None:
         details["card_read"] = "yes" if read else "no"
+    # the report's field 39 is blank when the host did not answer; a short answer has no report
     return SaleResult(display_code=host_code, host_answered=bool(report and report.host_code), host_code=host_code,
+                      acquirer_code=report.host_code if report is not None else None,
                       stan=report.stan if report else "", terminal_id=report.terminal_id if report else "",
                       pan=report.pan if report else "", auth_code="", reason=reason, details=details)

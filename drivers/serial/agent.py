@@ -149,7 +149,8 @@ class AgentTerminal:
         msg = self.request("SALE", {"amount": int(amount)}, timeout=timeout or self.sale_timeout)
         return SaleResult(
             display_code=msg.require("display"), host_answered=msg.require("host") == "1",
-            host_code=msg.get("host_rc", ""), stan=msg.require("stan"), terminal_id=msg.require("tid"),
+            host_code=msg.get("host_rc", ""), acquirer_code=msg.get("host_rc"),  # absent: the agent did not say
+            stan=msg.require("stan"), terminal_id=msg.require("tid"),
             pan=mask_pan(msg.get("pan", "")) if msg.get("pan") else "", auth_code=msg.get("auth", ""),
             reason=msg.get("reason", ""))
 

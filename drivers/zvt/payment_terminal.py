@@ -149,6 +149,20 @@ class ZvtPaymentTerminal(FewAnswers):
         self._zvt().abort()
 
 
+def acquirer_code(result: ZvtResult) -> str | None:
+    """The authorisation system's code as the PT reports it: BMP A0 (result-code-AS) when sent;
+    else a result code 01-63, which ZVT reserves for codes from the network operator /
+    authorisation system [P15 rev. 13.08, 10]; "" for the PT's own codes (64-FF: the host gave
+    none); None for a completion without A0 (approved online or by the PT's own limits: the
+    report does not say)."""
+    if result.host_result is not None:
+        return f"{result.host_result:02d}"
+    rc = result.result_code
+    if codes.is_host_code(rc):
+        return f"{rc:02d}"
+    return "" if rc else None
+
+
 def sale_result(result: ZvtResult) -> SaleResult:
     """A ZVT payment's outcome in the neutral form (card data already masked by the driver)."""
     rc = result.result_code
@@ -164,6 +178,7 @@ def sale_result(result: ZvtResult) -> SaleResult:
         details["vendor_error"] = f"{result.vendor_error_code} {result.vendor_error_text}".strip()
     return SaleResult(
         display_code=display_code(rc), host_answered=bool(host_code), host_code=host_code,
+        acquirer_code=acquirer_code(result),
         stan=f"{result.trace:06d}" if result.trace is not None else "", terminal_id=result.terminal_id,
         pan=result.pan, auth_code="", reason=reason, result_code=rc,
         card_technology=TECHNOLOGY.get(result.card_technology) if result.card_technology is not None else None,

@@ -1,12 +1,19 @@
 """The first question of a triage: did the 01 come from the issuer or from the unit itself?
 
-Runs sales through the terminal against the acquirer host simulator and compares what the
-terminal displayed (agent: its display code; ZVT: the result code, BMP 27; Caisse-AP: the field
-39 AF passes on) with what the host logged for the same STAN (ZVT: the trace number, BMP 0B;
-Caisse-AP carries none: the sale's amount after the moment it began).
+Runs sales through the terminal and compares what it displayed (agent: its display code; ZVT:
+the result code, BMP 27; Caisse-AP: the field 39 AF passes on; Concert: the report's code) with
+what the acquirer answered. Two sources say that: the terminal's own report of the acquirer's
+code (``SaleResult.acquirer_code``: ZVT BMP A0 / a host code 01-63, Concert's report, Caisse-AP
+AF's field 39), which every bench has, and posbench's host log where the bench runs the host
+(``[host] log``), found by STAN (ZVT: the trace number, BMP 0B; Caisse-AP carries none: the
+sale's amount after the moment it began). The log decides where both speak; where they disagree
+the unit misreports its host's answer (``application``). Where neither speaks the origin is not
+told, and the run says why.
 """
 import time
 from collections import defaultdict
+
+import pytest
 
 from posbench import progress
 from posbench.diagnosers import NETWORK_CAUSES, SALE_CAUSES, sale_failure_cause
@@ -15,12 +22,27 @@ from posbench.measures import Measure, measures
 from posbench.drivers.terminal import has
 
 
+def _host_log(request: pytest.FixtureRequest):
+    """posbench's host log, or None on a bench without one (a real terminal talks to its own
+    acquirer): the terminal's report is then the only source."""
+    try:
+        return request.getfixturevalue("host_log")
+    except pytest.skip.Exception:
+        return None
+
+
+def _origin(code: str | None) -> str | None:
+    """The origin of a 01 by one source's acquirer code (None: that source does not say)."""
+    return None if code is None else "issuer" if code == "01" else "terminal"
+
+
 @measures(
     Measure("terminal_01_count", "count", "terminal_01_count", bears_on=("issuer_referral",)),
     Measure("sale_host_answered_rate", "ratio", "sale_host_answered_rate", bears_on=("network_unstable", "firewall")),
     needs="sale",
 )
-def test_code01_origin(terminal, unit, profile, host_log, record, actuator):
+def test_code01_origin(terminal, unit, profile, record, actuator, request):
+    host_log = _host_log(request)
     amounts = profile.tests.sale_amounts
     # A terminal that reads the card in the sale gets one presented (the agent's sale reads none).
     card = profile.read_paths.chip.cards[0] if has(terminal, "card_sale") and profile.read_paths else None
@@ -29,6 +51,7 @@ def test_code01_origin(terminal, unit, profile, host_log, record, actuator):
     local: dict[str, list[str]] = defaultdict(list)  # reason -> STANs the unit showed 01 for itself
     failures: dict[tuple[str, str], list[str]] = defaultdict(list)  # (cause, strength) -> what failed
     mismatched: list[str] = []
+    untold: list[str] = []  # STANs of 01s whose origin neither the report nor a host log tells
     offline = 0
     tried = 0
     with progress.waiting(f"{len(amounts)} sales", None):
@@ -36,7 +59,8 @@ def test_code01_origin(terminal, unit, profile, host_log, record, actuator):
             progress.step("sales", tried + 1, len(amounts))
             tried += 1
             t0, garbles = time.monotonic(), unit.garbles()
-            mark = host_log.mark()  # a sale without a trace number is found in the log by amount after this
+            # a sale without a trace number is found in the log by amount after this
+            mark = host_log.mark() if host_log is not None else None
             if card:
                 actuator.insert(card)
             try:
@@ -52,11 +76,28 @@ def test_code01_origin(terminal, unit, profile, host_log, record, actuator):
             finally:
                 if card:
                     actuator.remove()
-            host_code = host_log.answer_for(sale.terminal_id, sale.stan) if sale.stan \
-                else host_log.answer_since(mark, amount) if sale.host_answered else None
-            answered += host_code is not None
+            reported = sale.acquirer_code  # the terminal's own word on what its acquirer answered
+            if host_log is not None:
+                host_code = host_log.answer_for(sale.terminal_id, sale.stan) if sale.stan \
+                    else host_log.answer_since(mark, amount) if sale.host_answered else None
+                answered += host_code is not None
+                if reported and host_code and reported != host_code:
+                    mismatched.append(f"STAN {sale.stan or '?'}: reported the acquirer's {reported}, "
+                                      f"host sent {host_code}")
+            else:
+                host_code = reported or None
+                answered += sale.host_answered
             if sale.display_code == "01":
-                origin = "issuer" if host_code == "01" else "terminal"
+                by_log = _origin(host_code or "") if host_log is not None else None
+                by_report = _origin(reported)
+                origin = by_log or by_report
+                if origin is None:
+                    untold.append(sale.stan or "?")
+                    continue
+                if by_log and by_report and by_log != by_report:
+                    mismatched.append(f"STAN {sale.stan or '?'}: showed 01, its report says "
+                                      f"{'the acquirer sent 01' if by_report == 'issuer' else 'the acquirer did not'}, "
+                                      f"host log {host_code or 'has no answer'}")
                 record.code01(origin, sale.stan, host_code, sale.reason)
                 if origin == "issuer":
                     issuer_stans.append(sale.stan)
@@ -76,8 +117,9 @@ def test_code01_origin(terminal, unit, profile, host_log, record, actuator):
     n = tried
     record.code01_sales(n)
     if issuer_stans:
+        source = "host log shows" if host_log is not None else "the terminal's report gives the acquirer's"
         record.evidence("issuer_referral", "decisive",
-                        f"host log shows field 39 = 01 for {len(issuer_stans)} of {n} sales "
+                        f"{source} field 39 = 01 for {len(issuer_stans)} of {n} sales "
                         f"(STAN {', '.join(issuer_stans)}) and the unit showed exactly that")
     for (cause, strength), notes in failures.items():
         record.evidence(cause, "strong" if len(notes) > 1 and strength != "weak" else strength,
@@ -85,6 +127,11 @@ def test_code01_origin(terminal, unit, profile, host_log, record, actuator):
     if mismatched:
         record.evidence("application", "strong", "unit showed another code than the host sent: "
                         + "; ".join(mismatched))
-    record.measure("terminal_01_count", sum(map(len, local.values())),
-                   bears_on=("issuer_referral", *SALE_CAUSES[terminal.protocol]))
+    if untold:
+        record.unmeasured("terminal_01_count", f"the origin of the code 01 shown in {len(untold)} of {n} sales "
+                          f"(STAN {', '.join(untold[:5])}) cannot be told: the {terminal.protocol} "
+                          "terminal's report carried no acquirer code and the bench has no [host] log")
+    else:
+        record.measure("terminal_01_count", sum(map(len, local.values())),
+                       bears_on=("issuer_referral", *SALE_CAUSES[terminal.protocol]))
     record.measure("sale_host_answered_rate", round(answered / max(1, n - offline), 3))

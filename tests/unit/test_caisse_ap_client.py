@@ -226,6 +226,7 @@ def test_faults_refuse_with_their_af_reason(fault, how, af, field39):
             if result.details.get("af") == af:
                 assert result.host_code == field39 and result.display_code == (field39 or f"AF{af}")
                 assert result.host_answered == bool(field39)
+                assert result.acquirer_code == field39  # "": the terminal's own reason, no issuer's code
                 assert result.reason == ("" if field39 else result.reason) and result.pan in ("", "411111******1111")
                 return
         pytest.fail(f"no AF {af} in {seen}")

@@ -166,6 +166,7 @@ def test_issuer_referral_is_a_refusal_carrying_the_acquirers_01():
         for sale in referred:
             assert sale.details["status"] == "7" and sale.display_code == "01"
             assert r.log.answer_for(sale.terminal_id, sale.stan) == "01"
+            assert sale.acquirer_code == "01"  # the report's field 39: told without the host log
 
 
 @pytest.mark.timeout(120)
@@ -178,6 +179,7 @@ def test_local_failures_after_the_read_are_refusals_with_a_pan_and_no_acquirer_c
         local = [s for s in r.sales(6, until=local_failure) if local_failure(s)]
         assert local
         assert all(r.log.answer_for(s.terminal_id, s.stan) is None for s in local)
+        assert all(s.acquirer_code == "" for s in local)  # the report says the host gave none
 
 
 @pytest.mark.timeout(120)

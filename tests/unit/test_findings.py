@@ -94,3 +94,13 @@ def test_the_verdict_json_carries_the_sale_count_and_the_sentence():
     assert doc["code01_origin"] == "none" and doc["code01_sales"] == 8
     assert doc["code01_meaning"] == "no code 01 reproduced in 8 sales"
     assert "code01_sales" not in verdict_json(RunRecord(), datetime.now(timezone.utc), 1.0)
+
+
+def test_code01_sentence_says_why_the_origin_was_not_told():
+    untold = {"test": "tests/hil/test_code01.py::test_code01_origin", "measurement": "terminal_01_count",
+              "why": "the origin of the code 01 shown in 1 of 8 sales cannot be told"}
+    issuer = {"code01_origin": "issuer", "code01_sales": 8, "code01": [{"origin": "issuer"}], "unmeasured": [untold]}
+    assert code01_sentence(issuer).endswith("; not told for the rest: the origin of the code 01 shown in 1 of 8 "
+                                            "sales cannot be told")
+    assert code01_sentence({"code01_origin": "none", "code01_sales": 8, "unmeasured": [untold]}) == \
+        "code 01 not checked: the origin of the code 01 shown in 1 of 8 sales cannot be told"

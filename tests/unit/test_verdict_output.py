@@ -120,3 +120,27 @@ def test_the_panel_goes_above_pytest_htmls_environment_table():
     assert out.index("id=\"title\"") < out.index("posbench-verdict")
     assert put_first("<html><body class='x'><p>a</p></body></html>", "<b>P</b>").startswith(
         "<html><body class='x'>\n<b>P</b>")
+
+
+def test_a_pass_whose_01_origin_could_not_be_told_says_why_and_is_no_clean_answer():
+    run = RunRecord()
+    Recorder(run, "t").measure("x", 1, "", Limit(max=2))
+    code01 = Recorder(run, "tests/hil/test_code01.py::test_code01_origin")
+    code01.code01_sales(8)
+    why = ("the origin of the code 01 shown in 3 of 8 sales (STAN 000001) cannot be told: the agent terminal's "
+           "report carried no acquirer code and the bench has no [host] log")
+    code01.unmeasured("terminal_01_count", why, ("issuer_referral",))
+    doc = verdict_json(run, datetime.now(timezone.utc), 1.0)
+    assert doc["verdict"] == "pass" and doc["code01_origin"] == "none"
+    assert doc["code01_meaning"] == f"code 01 not checked: {why}"
+    shown = " ".join(printed(screen(doc, "r.html"), width=400))
+    assert shown.startswith("no fault found")
+    assert f"but the code 01 the unit came in with was not checked: {why}" in shown
+
+
+def test_a_pass_after_no_sale_ran_is_no_clean_answer_to_the_01_either():
+    run = RunRecord()
+    Recorder(run, "t").measure("x", 1, "", Limit(max=2))
+    Recorder(run, "tests/hil/test_code01.py::test_code01_origin").code01_sales(0)
+    shown = printed(screen(verdict_json(run, datetime.now(timezone.utc), 1.0), "r.html"), width=200)
+    assert "but the code 01 the unit came in with was not checked: no sale could be run" in shown

@@ -26,6 +26,7 @@ from posbench.drivers.zvt.apdu import bcd_digits, bcd_encode, encode_apdu, encod
 from posbench.drivers.zvt.codes import SCHEME_CARD_TYPES
 from posbench.drivers.zvt.terminal import CommandRejected, ZvtTerminal
 from posbench.drivers.zvt.transport import LinkTiming
+from posbench.drivers.zvt.payment_terminal import sale_result
 from posbench.drivers.zvt.results import ZvtResult
 
 SEED = 20240601
@@ -401,6 +402,7 @@ def test_data_loss_key_missing_and_initialisation_required():
         result = r.sale(1250)
         assert result.aborted and result.result_code == 0x85
         assert not [x for x in r.log.records() if x.get("mti") == "0200"]
+        assert sale_result(result).acquirer_code == ""  # the PT's own refusal: no A0, no host code
 
 
 @pytest.mark.timeout(60)
@@ -439,6 +441,8 @@ def test_issuer_referral_passes_host_code_01():
         result = r.sale(15000)
         assert result.aborted and result.result_code == 0x01 and result.host_result == 0x01
         assert r.log.answer_for(r.sim.terminal_id, f"{result.trace:06d}") == "01"
+        sale = sale_result(result)  # told without the host log: A0 in the 04 0F
+        assert (sale.display_code, sale.acquirer_code) == ("01", "01")
 
 
 @pytest.mark.timeout(60)

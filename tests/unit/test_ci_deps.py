@@ -69,3 +69,9 @@ def test_libusb_is_listed_when_its_library_is_missing(tmp_path):
     """pyusb's libusb1 backend (a real bench's USB readers and hub) needs libusb-1.0."""
     proc, calls = deps(tmp_path, uid=1000, absent=("libusb-1.0-0",))
     assert proc.returncode == 0 and "sudo apt-get install -y --no-install-recommends libusb-1.0-0" in proc.stderr
+
+
+def test_the_bench_setup_names_libusb_and_the_check_command():
+    text = " ".join((ROOT / "docs" / "bench-setup.md").read_text().split())
+    assert "libusb-1.0-0" in text and "posbench check --bench bench.toml" in text
+    assert "inside the unit" not in text  # a PCI terminal exposes no reader to wire

@@ -18,8 +18,13 @@ $(STAMP): pyproject.toml | deps
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+# make exits 2 for any failed recipe: the triage's own status (1 fault diagnosed, 2 bench error,
+# 3 usage or config error) is printed as the last line; scripts run $(BIN)/posbench triage for it.
 triage: deps $(STAMP)
-	$(BIN)/posbench triage $(ARGS)
+	@$(BIN)/posbench triage $(ARGS); status=$$?; \
+	if [ $$status -ne 0 ]; then echo "posbench triage: exit status $$status (1 fault diagnosed, 2 bench error, \
+	3 usage or config error); make exits 2 for any failed step: for the status itself run $(BIN)/posbench triage" >&2; fi; \
+	exit $$status
 
 test: deps $(STAMP)
 	$(BIN)/python -m pytest -n 6 --dist worksteal $(ARGS)

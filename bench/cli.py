@@ -9,6 +9,7 @@ import json
 import os
 import re
 import random
+import shlex
 import signal
 import sys
 import threading
@@ -240,11 +241,27 @@ def triage(bench_path, virtual, fault, seed, protocol, place, reserve, coordinat
         say(console, f"[bold magenta]INTERRUPTED[/] by {interrupted['by']}: the finished tests are "
                      "reported and stored; the unit was not judged")
         sys.exit(EXIT_BENCH)
+    status = diagnosis.EXIT_STATUS.get(doc["verdict"], EXIT_BENCH)
     if result.write_errors:
-        for error in result.write_errors:
-            say(console, f"[bold magenta]BENCH ERROR[/]: {escape(error)}")
-        sys.exit(EXIT_BENCH)
-    sys.exit(diagnosis.EXIT_STATUS.get(doc["verdict"], EXIT_BENCH))
+        status = _unwritten_reports(console, doc, result.write_errors, store_url, status)
+    sys.exit(status)
+
+
+def _unwritten_reports(console: Console, doc: dict, errors: list[str], store_url: str | None, status: int) -> int:
+    """Reports that could not be written after the verdict was printed. A verdict the store kept
+    (``run_id``) stands: a warning per report and the ``posbench report`` that writes them again,
+    and the verdict's ``status``. A verdict kept nowhere but on the screen is a bench error (2)."""
+    run_id = doc.get("run_id")
+    if not run_id:
+        for error in errors:
+            say(console, f"[bold magenta]BENCH ERROR[/]: {escape(error)} (the verdict was not stored either)")
+        return EXIT_BENCH
+    for error in errors:
+        say(console, f"[bold yellow]WARNING[/]: {escape(error)}")
+    store = f" --store {shlex.quote(store_url)}" if store_url else ""
+    say(console, f"the verdict is stored as run {escape(run_id)}: [bold]posbench report {escape(run_id)}{escape(store)}"
+                 f"[/] writes its HTML page and verdict JSON again (--out DIR)")
+    return status
 
 
 def _room_request(bench_path, virtual, fault, seed, protocol, place, reserve, coordinator, parallel,

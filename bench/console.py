@@ -60,6 +60,19 @@ def prompt(text: str, timeout: float) -> str | None:
         os.close(fd)
 
 
+def ask_technician(text: str, timeout: float) -> str | None:
+    """``prompt`` for a step that cannot go on without the answer (a manual power switch): None
+    only when the technician was asked and did not answer in ``timeout`` s; ``NoTerminal`` (a
+    bench error) when there is no terminal to ask on."""
+    import os
+    try:
+        os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
+    except OSError:
+        from posbench.errors import NoTerminal
+        raise NoTerminal(text) from None
+    return prompt(text, timeout)
+
+
 def announce(text: str) -> None:
     """Tell the technician something on the controlling terminal (no answer expected)."""
     import os

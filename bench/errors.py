@@ -43,6 +43,17 @@ class HostUnavailable(BenchError):
     """The acquirer host simulator cannot be reached or its log cannot be read."""
 
 
+class NoTerminal(BenchError):
+    """A step needs the technician's answer and nobody can be asked: the run has no terminal
+    (ssh without -t, a CI job) or its input ended. Never "no answer in time": nobody was asked."""
+
+    def __init__(self, prompt: str, detail: str = ""):
+        super().__init__("technician", f"asking \"{prompt}\"", detail or (
+            "nobody could be asked: this run has no terminal to prompt on (ssh without -t, a CI job, "
+            "a service); run it from a terminal, or give the bench a supply or relay that switches "
+            "the unit ([power] in bench.toml)"))
+
+
 class UnitError(PosbenchError):
     """The unit under test misbehaved while ``doing`` something."""
 

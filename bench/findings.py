@@ -36,6 +36,32 @@ REASON = {
 }
 """Failure reasons the unit or a read test reports, in words."""
 
+MEASUREMENT = {
+    "app_restarts": "payment app restarts", "arp_macs": "devices answering for the unit's address",
+    "brownout_records_added": "journal records added by the brownout sale",
+    "brownout_recovered": "unit recovered after the brownout", "clock_drift_s": "clock drift",
+    "cold_boot_s": "cold boot time", "config_checksum_matches": "configuration checksum matches",
+    "config_lost": "configuration lost by power cycles", "ecr_latency_slope_ms_per_cmd":
+    "reply time growth per command on the ECR link", "ecr_naks": "refused frames (NAK) on the ECR link",
+    "ecr_reply_p95_s": "ECR link reply time (95th percentile)", "ecr_success_rate": "ECR commands answered",
+    "err_app": "payment app error counter", "err_comm": "communication error counter",
+    "err_reader": "card reader error counter", "failed_boots": "boots that failed",
+    "firmware_at_least_minimum": "firmware at least the minimum version", "firmware_version": "firmware version",
+    "free_memory_kib": "free memory", "host_port_state": "the host's port seen from the bench",
+    "keys_missing": "payment keys missing", "locks": "times the terminal locked itself",
+    "log_corrupted": "damaged journal records", "log_records_read": "journal records read",
+    "log_sequence_gaps": "gaps in the journal's numbering", "maintenance_age_days": "days since maintenance",
+    "peak_current_a": "peak current under load", "restarts_since_power_on": "app restarts since power-on",
+    "sale_host_answered_rate": "sales the host answered", "slow_boots": "slow boots",
+    "soak_cycles_missed": "power cycles the unit did not come back from", "supply_sag_v": "supply sag under load",
+    "terminal_01_count": "sales the unit itself answered with code 01", "terminal_status": "terminal status",
+    "unreversed_sales": "sales left unreversed after the brownout", "usb_drops": "USB reader drop-outs",
+    "usb_enumerate_s": "USB reader enumeration time",
+}
+"""Measurement names (the HIL suite's declarations) in a technician's words."""
+_ECHO = {"loss": "echoes lost", "p95_s": "echo time (95th percentile)", "reconnects": "connections re-opened"}
+_UNIT_WORDS = {"s": " s", "V": " V", "A": " A", "KiB": " KiB", "days": " days", "ms/command": " ms per command"}
+
 _NODE = re.compile(r"^[\w./-]+\.py::\S+?: |^HIL suite \([^)]*\): ")
 _SILENT = re.compile(r"no ENQ|no ACK|no reply|did not answer|not answer|timed out|no answer", re.I)
 
@@ -104,6 +130,55 @@ def _limit_words(limit: str) -> str:
     if m := re.fullmatch(r"== (\S+)", limit):
         return f"should be {m.group(1)}"
     return f"limit {limit}" if limit else ""
+
+
+def measurement_name(name: str) -> str:
+    """A measurement's name in words: ``sale_host_answered_rate`` -> "sales the host answered"."""
+    if name in MEASUREMENT:
+        return MEASUREMENT[name]
+    if name.endswith("_sprt_verdict"):
+        path = name.removesuffix("_sprt_verdict")
+        return f"{PATH_NOUN.get(path, path.replace('_', ' ') + ' reads')} (read test)"
+    if m := re.fullmatch(r"echo_(loss|p95_s|reconnects)_(bench|unit)", name):
+        return f"{_ECHO[m.group(1)]} {'from the bench' if m.group(2) == 'bench' else 'through the unit'}"
+    if m := re.fullmatch(r"component_(.+)_allowed", name):
+        return f"version of component {m.group(1)} allowed"
+    return name.removesuffix("_s").replace("_", " ")
+
+
+def _amount(value: object, unit: str) -> str:
+    if isinstance(value, str) and unit not in ("", "bool"):
+        try:
+            value = float(value)  # a value read back from a note
+        except ValueError:
+            pass
+    if unit == "ratio" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{float(value):.0%}"
+    if unit == "bool" or isinstance(value, bool):
+        return "yes" if str(value).lower() in ("true", "1", "1.0") else "no"
+    if isinstance(value, float):
+        value = f"{value:g}"
+    return f"{value}{_UNIT_WORDS.get(unit, '')}"
+
+
+def measurement_sentence(m: dict) -> str:
+    """A measurement of the verdict JSON (name, value, unit, limit) in words, with its limit:
+    ``sale_host_answered_rate = 0.875 ratio, limit >= 1.0`` -> "sales the host answered: 88%
+    (at least 100% needed)"."""
+    unit = str(m.get("unit") or "")
+    limit = str(m.get("limit") or "")
+    said = ""
+    if lm := re.fullmatch(r"(<=|>=|==) (\S+)", limit):
+        try:
+            bound = _amount(float(lm.group(2)) if unit not in ("", "bool") else lm.group(2), unit)
+        except ValueError:
+            bound = lm.group(2)
+        said = {"<=": "at most {} allowed", ">=": "at least {} needed", "==": "should be {}"}[lm.group(1)].format(bound)
+    elif lm := re.fullmatch(r"(\S+) \.\. (\S+)", limit):
+        said = f"between {lm.group(1)} and {lm.group(2)}{_UNIT_WORDS.get(unit, '')} needed"
+    elif limit:
+        said = f"limit {limit}"
+    return f"{measurement_name(str(m.get('name', '')))}: {_amount(m.get('value'), unit)}" + (f" ({said})" if said else "")
 
 
 def _sale_details(details: str) -> str:

@@ -6,6 +6,13 @@ description names (ECR port or address, supply or relay port, NFC reader, USB ba
 actuator) is locked with ``flock`` on a file under ``lock_dir()``; the holder's pid, command
 and start time are written into it, so a second triage can say who has the bench. The kernel
 drops the locks when the holder exits, however it exits (SIGKILL included): no stale locks.
+
+Lock files stay behind (a new pseudo-terminal is a new name each run), so each ``acquire``
+first removes the files nobody holds (``prune``). Removing a lock file races a process that has
+it open and is about to lock it (it would lock a file no longer in the directory, while a third
+process locks a new one under the same name): pruning therefore holds the directory's
+``.prune-guard`` exclusively, and every ``acquire`` holds it shared while it opens and locks its
+files, so a prune never runs while a process is taking a lock.
 """
 from __future__ import annotations
 
@@ -16,6 +23,7 @@ import os
 import re
 import sys
 import tempfile
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -60,6 +68,68 @@ def _lock_file(key: str) -> Path:
     return lock_dir() / f"{readable}-{digest}.lock"
 
 
+PRUNE_LOCK = ".prune-guard"
+"""The directory's own lock: exclusive while pruning, shared while a process takes its locks."""
+TAKING_WAIT_S = 10.0
+"""How long ``acquire`` waits for a prune in progress to finish (a prune takes milliseconds)."""
+
+
+def prune() -> int:
+    """Remove the lock files no process holds; returns how many. Skipped (0) while another
+    process prunes or takes its locks. A file this user may not remove (another user's, in the
+    sticky directory) is left."""
+    directory = lock_dir()
+    try:
+        guard, _ = _open_lock(directory / PRUNE_LOCK)
+    except OSError:
+        return 0
+    removed = 0
+    try:
+        try:
+            fcntl.flock(guard, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return 0  # someone is pruning or taking a lock: next time
+        for entry in os.scandir(directory):
+            if not entry.name.endswith(".lock") or not entry.is_file(follow_symlinks=False):
+                continue
+            try:
+                fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                os.unlink(entry.path)  # held by nobody, and nobody can be taking it now
+                removed += 1
+            except OSError:
+                pass  # held (BlockingIOError), or not ours to remove
+            finally:
+                os.close(fd)
+    finally:
+        os.close(guard)
+    return removed
+
+
+def _taking() -> int:
+    """Hold the directory's prune lock shared (returns its descriptor) while locks are taken."""
+    path = lock_dir() / PRUNE_LOCK
+    try:
+        fd, _ = _open_lock(path)
+    except OSError as exc:
+        raise BenchError("bench", "reserving the bench", f"cannot open the lock file {path}: "
+                                                         f"{exc.strerror or exc}") from None
+    deadline = time.monotonic() + TAKING_WAIT_S
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                os.close(fd)
+                raise BenchError("bench", "reserving the bench", f"{path} stayed locked for {TAKING_WAIT_S:g} s "
+                                                                 "(a prune of the lock directory that does not end)") from None
+            time.sleep(0.01)
+
+
 _RUN_LOCK: "BenchLock | None" = None
 """The lock a triage took for its whole run (``hold_for_run``): other locks in this process
 (the HIL session's) count its devices as theirs already."""
@@ -80,6 +150,8 @@ class BenchLock:
         holder = json.dumps({"pid": os.getpid(), "command": " ".join(Path(sys.argv[0]).name.split()
                                                                        + sys.argv[1:])[:300],
                              "since": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+        prune()
+        taking = _taking()
         try:
             for key, what in sorted(self.resources.items()):
                 if _RUN_LOCK is not None and _RUN_LOCK is not self and key in _RUN_LOCK.held:
@@ -112,6 +184,8 @@ class BenchLock:
         except BaseException:
             self.release()
             raise
+        finally:
+            os.close(taking)  # the locks are taken: a prune may run again
         return self
 
     def hold_for_run(self) -> "BenchLock":

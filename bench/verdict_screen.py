@@ -5,6 +5,8 @@ Lines are rich markup; every text taken from the verdict passes ``escape`` and `
 """
 from __future__ import annotations
 
+import re
+
 from rich.cells import cell_len
 from rich.markup import escape
 from rich.text import Text
@@ -46,6 +48,8 @@ def _headline(doc: dict) -> str:
     if verdict == "pass" and causes:
         top = causes[0]
         return f"[bold {colour}]no fault found[/]: {_t(taxonomy.name(top['id']))} ({_pct(top)} confidence)"
+    if verdict == "inconclusive":
+        return f"[bold {colour}]INCONCLUSIVE: {_t(_inconclusive(doc)[0])}[/]"
     return f"[bold {colour}]{_t(diagnosis.summary_line(doc))}[/]"
 
 
@@ -60,6 +64,53 @@ def code01_line(doc: dict) -> str:
     return sentence
 
 
+_RAW = re.compile(r"\b([a-z][a-z0-9_]*) = (\S+) ?(\S*), limit (.+?)(?= — |$)")
+"""A measurement as a test's note states it: ``name = value unit, limit L``."""
+
+
+def _inconclusive(doc: dict) -> tuple[str, list[str], str]:
+    """An inconclusive verdict in words: why, what was seen (measurements and failures, no raw
+    metric names), and what to do next."""
+    def plain(text: str) -> str:
+        return _RAW.sub(lambda m: findings.measurement_sentence(
+            {"name": m.group(1), "value": m.group(2), "unit": m.group(3), "limit": m.group(4)}), text)
+
+    if doc.get("contradictions"):
+        return ("the evidence contradicts itself", [plain(c) for c in doc["contradictions"]],
+                "run the triage again; evidence that contradicts itself is most often a loose cable or "
+                "connector on the bench: if it comes back, reseat the unit's cables and check its supply")
+    failed = [m for m in doc.get("measurements", []) if not m.get("passed", True)]
+    seen = [findings.measurement_sentence(m) for m in failed]
+    for t in doc.get("tests", []):
+        if t.get("outcome") in ("failed", "error") and t.get("message") and \
+                t.get("nodeid") not in {m.get("test") for m in failed}:
+            name = str(t["nodeid"]).split("::")[-1].removeprefix("test_").replace("_", " ")
+            first = plain(str(t["message"]).strip().splitlines()[0])
+            seen.append(f"{name} {'failed' if t['outcome'] == 'failed' else 'could not run'}: {first}")
+    if not doc.get("measurements"):
+        return ("nothing could be measured on the unit", seen,
+                "check the unit's power and its cable to the bench and the bench file "
+                "(posbench check --bench FILE), then run the triage again")
+    return ("tests failed, but not clearly enough to name a cause", seen,
+            "run the triage again: too few failures to name a cause; if the same ones come back, "
+            "the report's failed tests show where to look")
+
+
+def _not_judged(doc: dict) -> str:
+    """The causes this run could not judge, and whether that matters for the complaint (code 01)."""
+    names = ", ".join(taxonomy.name(c) for c in doc.get("undecided") or {})
+    if not names:
+        return ""
+    origin = doc.get("code01_origin")
+    if origin == "issuer":
+        why = "they do not change the answer to the code 01 complaint: the card issuer sent the 01"
+    elif origin == "terminal":
+        why = "any of them may be behind the unit's own code 01: check them by hand"
+    else:
+        why = "if the unit still shows code 01, these causes are still open"
+    return f"not judged here: {_t(names)}; {_t(why)}"
+
+
 def screen(doc: dict, reports: str, width: int = 80) -> list[str]:
     """The verdict's first screen: at most ``SCREEN_LINES`` lines on a terminal ``width`` wide.
     The top cause's findings come first; what does not fit is left to ``--verbose``."""
@@ -69,12 +120,8 @@ def screen(doc: dict, reports: str, width: int = 80) -> list[str]:
     causes = doc.get("causes", [])
     serial = doc["unit"].get("serial") or "?"
     tail = [_t(code01_line(doc))]
-    if doc.get("unmeasured"):
-        tests = {u["test"] for u in doc["unmeasured"]}
-        tail.append(f"unmeasured: {len(doc['unmeasured'])} measurement(s) in {len(tests)} test(s) could not be "
-                    "taken here")
-    if undecided := doc.get("undecided"):
-        tail.append("not judged: " + _t(", ".join(taxonomy.name(c) for c in undecided)))
+    if not_judged := _not_judged(doc):  # what could not be measured, only with --verbose
+        tail.append(not_judged)
     tail.append(f"report: {_t(reports)} · every detail: --verbose")
     body = [f"{_headline(doc)} · unit {_t(serial)}"]
     budget = SCREEN_LINES - rows(tail)
@@ -91,6 +138,13 @@ def screen(doc: dict, reports: str, width: int = 80) -> list[str]:
             if not add(f"  - {_t(error)}", reserve=1 if i < len(errors) - 1 else 0):
                 add(f"  and {len(errors) - i} more")
                 break
+    elif doc["verdict"] == "inconclusive":
+        _, seen, action = _inconclusive(doc)
+        for i, line in enumerate(seen):
+            if not add(f"  - {_t(line)}", reserve=1 + (1 if i < len(seen) - 1 else 0)):
+                add(f"  and {len(seen) - i} more: see --verbose", reserve=1)
+                break
+        add(f"  what to do: {_t(action)}")
     elif causes and doc["verdict"] in ("fault", "pass"):
         # every cause's name and repair action first, as many as fit; then their findings
         shown: list[tuple[list[str], list[str], list[str]]] = []  # (cause block, its lines, those that fit)

@@ -3,6 +3,7 @@ WAL mode with ``synchronous=FULL`` and ``BEGIN IMMEDIATE`` for writes, PostgreSQ
 from __future__ import annotations
 
 import re
+import shlex
 import sqlite3
 from pathlib import Path
 
@@ -88,3 +89,28 @@ def _sqlite_engine(url: URL) -> Engine:
 
 def hide_password(text: str, url: URL) -> str:
     return text.replace(url.password, "***") if url.password else text
+
+
+CORRUPT = frozenset({"SQLITE_NOTADB", "SQLITE_CORRUPT"})
+"""SQLite's errors for a file that is not (or no longer) a readable database."""
+
+
+def corrupt_remedy(exc: BaseException, url: URL) -> str:
+    """For a SQLite store file that is not a readable database: what to do, to append to the
+    error ("" for any other failure). posbench never moves or rewrites it itself: the runs it
+    holds may still be recovered, so the technician moves it aside (to a name not yet taken)
+    and the next run starts a new store."""
+    orig = getattr(exc, "orig", None) or exc
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:") \
+            or getattr(orig, "sqlite_errorname", "") not in CORRUPT:
+        return ""
+    path = Path(url.database)
+    n, aside = 0, path.with_name(path.name + ".corrupt")
+    while aside.exists() or aside.with_name(aside.name + "-wal").exists():
+        n += 1
+        aside = path.with_name(f"{path.name}.corrupt.{n}")
+    moves = [f"mv {shlex.quote(str(p))} {shlex.quote(str(aside) + p.name[len(path.name):])}"
+             for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm"))
+             if p == path or p.exists()]
+    return (f"; the store file is damaged: move it aside to keep its runs and start a new store "
+            f"({' && '.join(moves)}); `sqlite3 {shlex.quote(str(aside))} .recover` may rescue them")

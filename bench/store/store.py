@@ -41,7 +41,7 @@ from posbench.procs import pid_alive, pid_start, process_identity
 from posbench.store import migrations, schema as t
 from posbench.store.encoding import (bench_columns, decode_value, encode_value, read_utc, scrub_obj, to_utc,
                                      utcnow)
-from posbench.store.engine import hide_password, make_engine, parse_url
+from posbench.store.engine import corrupt_remedy, hide_password, make_engine, parse_url
 from posbench.store.errors import AmbiguousRun, StoreUnavailable, UnknownRun
 
 DEFAULT_FILE = "posbench.sqlite"
@@ -230,7 +230,8 @@ class Store:
             yield
         except (SQLAlchemyError, sqlite3.Error) as exc:
             detail = " ".join(str(getattr(exc, "orig", None) or exc).split())
-            raise StoreUnavailable(self.url, doing, hide_password(scrub(detail), self.engine.url)) from None
+            detail = hide_password(scrub(detail), self.engine.url) + corrupt_remedy(exc, self.engine.url)
+            raise StoreUnavailable(self.url, doing, detail) from None
 
     @contextmanager
     def _write(self, doing: str) -> Iterator[Connection]:

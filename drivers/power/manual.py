@@ -1,6 +1,7 @@
 """No switchable power on the bench: the technician switches the unit and confirms (labgrid's
 ManualPowerDriver). ``ask(prompt, timeout_s)`` shows a prompt and returns the answer line, or
-None when ``timeout_s`` seconds pass without one; ``stdin_ask`` does that on a terminal.
+None when ``timeout_s`` seconds pass without one, and raises ``NoTerminal`` when nobody can be
+asked; ``stdin_ask`` does that on a terminal.
 """
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import select
 import sys
 import time
 from collections.abc import Callable
+
+from posbench.errors import NoTerminal
 
 from .errors import OperatorNotConfirmed, OperatorSkipped, OperatorTimeout
 
@@ -22,7 +25,7 @@ TRIES = 3
 def stdin_ask(prompt: str, timeout_s: float) -> str | None:
     """Print ``prompt`` and wait up to ``timeout_s`` seconds for a line on stdin (POSIX).
 
-    End of input (nobody at the keyboard, stdin closed) returns None like a timeout.
+    End of input (stdin closed: nobody at the keyboard) is ``NoTerminal``: nobody could be asked.
     """
     print(f"{prompt} ", end="", file=sys.stderr, flush=True)
     ready, _, _ = select.select([sys.stdin], [], [], max(0.0, timeout_s))
@@ -30,7 +33,9 @@ def stdin_ask(prompt: str, timeout_s: float) -> str | None:
         print(file=sys.stderr)
         return None
     line = sys.stdin.readline()
-    return line.rstrip("\r\n") if line else None
+    if not line:
+        raise NoTerminal(prompt, "nobody could be asked: the input ended (stdin is closed or not a terminal)")
+    return line.rstrip("\r\n")
 
 
 class ManualPower:

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable, TypeVar
 from urllib.parse import urlsplit
 
-from posbench.errors import ConfigError, PortLost, PortUnavailable, UnitError, UnitNotResponding
+from posbench.errors import BenchError, ConfigError, PortLost, PortUnavailable, UnitError, UnitNotResponding
 
 from . import codes
 from .apdu import (Apdu, ZvtMessageError, bcd_encode, decode_apdu, encode_apdu, encode_bmp, is_positive,
@@ -105,9 +105,11 @@ class UnexpectedMessage(ZvtMessageError):
     """The PT sent a message that does not belong where it came (e.g. no 80 00 to a command)."""
 
 
-class TerminalBusy(RuntimeError):
+class TerminalBusy(BenchError):
     """A command was called while another one of the same ``ZvtTerminal`` is still running (from
-    another thread): both would read the same link. The caller's mistake, not the unit's."""
+    another thread): both would read the same link. The bench's own requests collided: a bench
+    error, never the unit's (the session's terminal, ``posbench.fixtures.shown_terminal``, has
+    the bench's calls take turns so that this does not happen)."""
 
 
 NOT_READY_CODES = frozenset({0x9C, 0xA0})
@@ -306,8 +308,9 @@ class ZvtTerminal:
     def _run(self, name: str, cls: int, instr: int, data: bytes = b"", slave: bool = True,
              status_enquiry: bool = False) -> ZvtResult:
         if not self._busy.acquire(blocking=False):
-            raise TerminalBusy(f"ZVT {name} called while the {self._running or 'previous command'} "
-                               f"is still running on {self.device}: one command at a time per terminal")
+            raise TerminalBusy(self.device, f"sending the {name}",
+                               f"ZVT {name} called while the {self._running or 'previous command'} is still "
+                               "running: one command at a time per terminal")
         try:
             self._running = name
             return self._exchange(name, cls, instr, data, slave, status_enquiry)

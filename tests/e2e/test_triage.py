@@ -252,6 +252,13 @@ def test_a_different_unit_than_named_is_a_bench_error(run_triage, tmp_path):
     assert r.code == 2, r.out + r.err
     assert r.doc["verdict"] == "bench_error"
     assert any("PT100-NOT-THIS-ONE was expected" in e for e in r.doc["bench_errors"])
+    # stored and reported under the serial of the unit that was on the bench, not the one named
+    seen = r.doc["unit"]["serial"]
+    assert seen.startswith("PT100-") and seen != "PT100-NOT-THIS-ONE", r.doc["unit"]
+    assert "not the unit on the bench" in r.doc["unit"]["serial_from"]
+    import sqlite3
+    with sqlite3.connect(tmp_path / "reports" / "posbench.sqlite") as con:
+        assert [s for (s,) in con.execute("select unit_serial from runs")] == [seen]
 
 
 @pytest.mark.timeout(90)

@@ -218,3 +218,48 @@ def test_a_driver_first_opened_after_the_emulator_died_refuses_the_strangers_pty
         for m, s in others:
             os.close(m)
             os.close(s)
+
+
+def test_lock_files_nobody_holds_are_pruned_and_held_ones_kept(lock_dir):
+    """A new pty is a new lock name each run: without pruning the directory grows for ever."""
+    for n in range(40):  # what earlier runs left
+        with BenchLock({f"/dev/pts/{n}@16{n:08d}": "ECR link"}):
+            pass
+    other = _holder("/dev/ttyPOSBENCH-HELD")
+    try:
+        with BenchLock({"/dev/ttyPOSBENCH-MINE": "supply"}) as mine:
+            names = {p.name for p in lock_dir.iterdir()}
+            assert len(names) == 3, names  # the other process's, mine, and the prune lock
+            assert any("HELD" in n for n in names) and any("MINE" in n for n in names)
+            with pytest.raises(BenchInUse):  # pruning took nothing from its holder
+                BenchLock({"/dev/ttyPOSBENCH-HELD": "ECR link"}).acquire()
+            assert mine.held
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_a_prune_never_makes_a_lock_taken_meanwhile_look_held_or_lets_two_hold_it(lock_dir):
+    """Prunes in another process while this one takes and frees one device's lock over and over:
+    never a false 'in use', and never a second holder (the prune lock keeps them apart)."""
+    from posbench.lock import prune
+    pruner = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
+        import sys
+        from posbench.lock import BenchLock, prune
+        print("pruning", flush=True)
+        while True:
+            prune()
+            with BenchLock({"/dev/ttyPOSBENCH-OTHER": "supply"}):
+                pass
+    """)], stdout=subprocess.PIPE, text=True, env=os.environ.copy())
+    try:
+        assert pruner.stdout.readline().strip() == "pruning"
+        for _ in range(300):
+            with BenchLock({"/dev/ttyPOSBENCH-RACE": "ECR link"}):
+                with pytest.raises(BenchInUse):
+                    BenchLock({"/dev/ttyPOSBENCH-RACE": "ECR link"}).acquire()
+        assert pruner.poll() is None, "the pruning process died"
+    finally:
+        pruner.kill()
+        pruner.wait()
+    assert prune() >= 0

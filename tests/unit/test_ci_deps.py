@@ -26,7 +26,9 @@ def deps(tmp_path: Path, *args: str, uid: int, absent: tuple[str, ...] = ()) -> 
         if tool not in absent:
             stub(bin_dir / tool, "exit 0")
     stub(bin_dir / "id", f"echo {uid}")
-    stub(bin_dir / "ls", f"exit {1 if 'postgresql' in absent else 0}")
+    # ls looks for PostgreSQL's initdb and for libusb-1.0's shared library
+    stub(bin_dir / "ls", f'case "$*" in *initdb*) exit {1 if "postgresql" in absent else 0};; '
+                         f'*libusb*) exit {1 if "libusb-1.0-0" in absent else 0};; esac; exit 2')
     stub(bin_dir / "apt-get", f'echo "$*" >> {calls}')
     python = "/bin/false" if "python3-venv" in absent else "/bin/true"
     proc = subprocess.run(["/bin/bash", str(DEPS), *args], capture_output=True, text=True, timeout=30,
@@ -34,7 +36,7 @@ def deps(tmp_path: Path, *args: str, uid: int, absent: tuple[str, ...] = ()) -> 
     return proc, calls.read_text().splitlines() if calls.exists() else []
 
 
-ABSENT = ("make", "python3-venv", "tshark", "postgresql", "chromium")
+ABSENT = ("make", "python3-venv", "tshark", "postgresql", "chromium", "libusb-1.0-0")
 
 
 @pytest.mark.parametrize("uid", [0, 1000])
@@ -61,3 +63,15 @@ def test_a_normal_user_gets_the_one_line_to_run(tmp_path):
 def test_require_fails_while_something_is_missing(tmp_path, uid):
     proc, _ = deps(tmp_path, "--require", uid=uid, absent=("tshark",))
     assert proc.returncode == 1 and "tshark" in proc.stderr
+
+
+def test_libusb_is_listed_when_its_library_is_missing(tmp_path):
+    """pyusb's libusb1 backend (a real bench's USB readers and hub) needs libusb-1.0."""
+    proc, calls = deps(tmp_path, uid=1000, absent=("libusb-1.0-0",))
+    assert proc.returncode == 0 and "sudo apt-get install -y --no-install-recommends libusb-1.0-0" in proc.stderr
+
+
+def test_the_bench_setup_names_libusb_and_the_check_command():
+    text = " ".join((ROOT / "docs" / "bench-setup.md").read_text().split())
+    assert "libusb-1.0-0" in text and "posbench check --bench bench.toml" in text
+    assert "inside the unit" not in text  # a PCI terminal exposes no reader to wire

@@ -107,3 +107,50 @@ def test_reports_posbench_named_are_renamed_by_the_reported_serial(tmp_path, mon
     out = cli_module._name_by_serial(doc, "T", {"json": True, "html": True, "xml": False}, *paths[:2], given)
     assert [p.name for p in out] == ["PT100_7-T.json", "PT100_7-T.html", "mine.xml"]
     assert all(p.exists() for p in out) and not paths[0].exists()
+
+
+def _triage_ending_with(monkeypatch, tmp_path, doc: dict, write_errors: list[str], *args: str):
+    """``posbench triage --bench`` whose preflight finds the bench and whose HIL run gave ``doc``
+    and could not write ``write_errors`` (the suite itself is the e2e tests' business)."""
+    from posbench import preflight, runner
+    monkeypatch.setattr(cli_module, "REPORTS", tmp_path)
+    monkeypatch.setattr(cli_module, "_check_store", lambda url: None)
+    monkeypatch.setattr(preflight, "preflight", lambda bench_file, say: None)
+    monkeypatch.setattr(runner, "run_hil", lambda *a, **k: runner.HilRun(1, doc, list(write_errors)))
+    bench = tmp_path / "bench.toml"
+    bench.write_text('[unit]\nmodel = "PT100"\n[terminal]\nport = "/dev/ttyPOSBENCH-NONE"\n')
+    return run("triage", "--bench", str(bench), "--html", str(tmp_path / "run.html"), *args)
+
+
+def _verdict(stored: bool, fault: bool) -> dict:
+    from datetime import datetime, timezone
+
+    from posbench.diagnosis import verdict_json
+    from posbench.evidence import Recorder, RunRecord
+    from posbench.limits import Limit
+    run = RunRecord()
+    rec = Recorder(run, "test_read_paths.py::test_swipe")
+    rec.unit(serial="PT100-0000042", model="PT100", firmware="3.4.2")
+    rec.measure("swipe_fail_rate", 0.5 if fault else 0.0, "", Limit(max=0.1), cause="msr_head", strength="decisive")
+    doc = verdict_json(run, datetime.now(timezone.utc), 1.0)
+    if stored:
+        doc["run_id"] = "3f2a9c41d0e84b7c"
+    return doc
+
+
+@pytest.mark.parametrize("fault", [False, True])
+def test_a_report_not_written_after_a_stored_verdict_keeps_the_verdicts_status(monkeypatch, tmp_path, fault):
+    error = f"HTML report: writing {tmp_path / 'run.html'} failed: No space left on device"
+    result = _triage_ending_with(monkeypatch, tmp_path, _verdict(True, fault), [error],
+                                 "--store", "sqlite:///elsewhere.sqlite")
+    text = flat(result.output)
+    assert result.exit_code == (EXIT_STATUS["fault"] if fault else EXIT_STATUS["pass"]), result.output
+    assert f"WARNING: {error}" in text and "BENCH ERROR" not in text
+    assert "posbench report 3f2a9c41d0e84b7c --store sqlite:///elsewhere.sqlite" in text
+
+
+def test_a_report_not_written_and_a_verdict_not_stored_is_a_bench_error(monkeypatch, tmp_path):
+    error = f"verdict JSON: writing {tmp_path / 'run.json'} failed: No space left on device"
+    result = _triage_ending_with(monkeypatch, tmp_path, _verdict(False, True), [error])
+    assert result.exit_code == EXIT_STATUS["bench_error"], result.output
+    assert "BENCH ERROR" in result.output and "not stored" in flat(result.output)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pytest
 import serial
 
-from posbench.errors import BenchError, PortLost, PortUnavailable, UnitError
+from posbench.errors import BenchError, NoTerminal, PortLost, PortUnavailable, UnitError
 from posbench.drivers.power.korad import COMMAND_GAP_S
 from posbench.sim.korad import KoradEmulator
 from posbench.sim.lcus_relay import LcusRelayEmulator
@@ -548,4 +548,5 @@ def test_stdin_ask_reads_a_line_or_times_out(monkeypatch):
         assert stdin_ask("Switch it", 0.1) is None
         assert time.monotonic() - t < 0.5
         writer.close()
-        assert stdin_ask("Switch it", 1.0) is None  # end of input: nobody to confirm
+        with pytest.raises(NoTerminal, match="nobody could be asked"):  # end of input: nobody to confirm
+            stdin_ask("Switch it", 1.0)

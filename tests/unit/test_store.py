@@ -639,3 +639,28 @@ def test_a_database_migrated_from_version_1_equals_the_declared_schema(tmp_path:
     assert migrated.keys() == declared.keys()
     for table in declared:
         assert migrated[table] == declared[table], table
+
+
+@pytest.mark.parametrize("garbage", [b"\x8f\x13 not a database" * 500, b"SQLite format 3\x00" + b"\xff" * 8000])
+def test_a_damaged_store_file_names_the_remedy_and_is_left_as_it_is(tmp_path, garbage):
+    """A store file of garbage bytes blocks every triage: the error says how to move it aside
+    (to a name not yet taken) and start a new store; posbench itself moves and rewrites nothing."""
+    store_file = tmp_path / "posbench.sqlite"
+    store_file.write_bytes(garbage)
+    (tmp_path / "posbench.sqlite.corrupt").write_bytes(b"an earlier damaged store")
+    with pytest.raises(StoreUnavailable) as caught:
+        Store.open(None, tmp_path)
+    message = str(caught.value)
+    assert f"mv {store_file} {tmp_path / 'posbench.sqlite.corrupt.1'}" in message, message
+    assert "start a new store" in message and ".recover" in message
+    assert store_file.read_bytes() == garbage, "the damaged file was changed"
+    assert (tmp_path / "posbench.sqlite.corrupt").read_bytes() == b"an earlier damaged store"
+    os.replace(store_file, tmp_path / "posbench.sqlite.corrupt.1")  # the remedy works
+    Store.open(None, tmp_path).close()
+
+
+def test_a_store_that_cannot_be_opened_for_another_reason_names_no_move(tmp_path):
+    (tmp_path / "posbench.sqlite").mkdir()  # not a damaged file: nothing to move aside
+    with pytest.raises(StoreUnavailable) as caught:
+        Store.open(None, tmp_path)
+    assert "mv " not in str(caught.value) and "damaged" not in str(caught.value)

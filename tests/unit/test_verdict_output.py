@@ -8,6 +8,7 @@ from rich.console import Console
 from posbench import taxonomy
 from posbench.diagnosis import verdict_json
 from posbench.evidence import Recorder, RunRecord
+from posbench.evidence import TestOutcome as Outcome  # not collected as a test class
 from posbench.limits import Limit
 from posbench.verdict_html import panel, put_first
 from posbench.verdict_screen import SCREEN_LINES, details, screen
@@ -144,3 +145,50 @@ def test_a_pass_after_no_sale_ran_is_no_clean_answer_to_the_01_either():
     Recorder(run, "tests/hil/test_code01.py::test_code01_origin").code01_sales(0)
     shown = printed(screen(verdict_json(run, datetime.now(timezone.utc), 1.0), "r.html"), width=200)
     assert "but the code 01 the unit came in with was not checked: no sale could be run" in shown
+
+def inconclusive_doc() -> dict:
+    """Tests failed, no cause reached the reporting threshold: the host answered 7 of 8 sales."""
+    run = RunRecord()
+    rec = Recorder(run, "test_code01.py::test_code01_origin")
+    rec.unit(serial="PT100-0000042", model="PT100", firmware="3.4.2")
+    rec.measure("sale_host_answered_rate", 0.875, "ratio", Limit(min=1.0), cause="network_unstable",
+                strength="weak")
+    rec.code01_sales(8)
+    run.tests.append(Outcome("test_code01.py::test_code01_origin", "failed", 1.0,
+                             "measurements outside their limits:\n  sale_host_answered_rate = 0.875 ratio (limit >= 1)"))
+    doc = verdict_json(run, datetime.now(timezone.utc), 12.0)
+    assert doc["verdict"] == "inconclusive", doc
+    return doc
+
+
+def test_an_inconclusive_screen_says_what_was_seen_in_words_and_what_to_do():
+    shown = printed(screen(inconclusive_doc(), "r.html"))
+    text = "\n".join(shown)
+    assert shown[0].startswith("INCONCLUSIVE: tests failed, but not clearly enough to name a cause"), text
+    assert "sale_host_answered_rate" not in text and "sales the host answered: 88% (at least 100% needed)" in text
+    assert "what to do: run the triage again" in text and len(shown) <= SCREEN_LINES
+
+
+def test_an_inconclusive_contradiction_is_said_in_words_with_an_action():
+    doc = inconclusive_doc()
+    doc["contradictions"] = ["Unstable network: sale_host_answered_rate = 0.875 ratio, limit >= 1 — but echo loss 0%"]
+    text = "\n".join(printed(screen(doc, "r.html"), width=200))
+    assert "INCONCLUSIVE: the evidence contradicts itself" in text
+    assert "sale_host_answered_rate" not in text and "sales the host answered: 88%" in text
+    assert "what to do: run the triage again" in text and "cable" in text
+
+
+def test_a_healthy_screen_says_what_was_not_judged_and_whether_it_matters_not_a_count():
+    run = RunRecord()
+    Recorder(run, "t").measure("x", 1, "", Limit(max=2))
+    Recorder(run, "test_status.py::test_status").unmeasured("free_memory_kib", "ZVT has no memory status")
+    Recorder(run, "test_code01.py::test_code01_origin").code01_sales(8)
+    doc = verdict_json(run, datetime.now(timezone.utc), 1.0)
+    doc["undecided"] = {"resources": "free_memory_kib unmeasured: ZVT has no memory status"}
+    text = "\n".join(printed(screen(doc, "r.html"), width=200))
+    assert "unmeasured" not in text, text
+    assert f"not judged here: {taxonomy.name('resources')}; if the unit still shows code 01" in text
+    doc["undecided"] = {}
+    assert "not judged" not in "\n".join(printed(screen(doc, "r.html"), width=200))
+    doc["undecided"], doc["code01_origin"] = {"resources": "..."}, "issuer"
+    assert "the card issuer sent the 01" in "\n".join(printed(screen(doc, "r.html"), width=200))

@@ -92,3 +92,29 @@ def test_a_triage_stopped_by_sigterm_during_the_brownout_leaves_the_supply_at_no
             child.kill()
             child.communicate()
         _stop(sim)
+
+
+@pytest.mark.timeout(120)
+def test_a_bench_without_the_acquirers_log_still_judges_the_brownout(tmp_path):
+    """A real terminal talks to its own acquirer: no [host] in the bench file. The brownout is
+    judged all the same (recovered, the journal); what needs the acquirer's log is unmeasured
+    with why, or taken from the unit's own answer (it finished the sale)."""
+    import re
+    sim, bench = _start_sim(tmp_path, "--seed", "5")
+    try:
+        bench.write_text(re.sub(r"(?ms)^\[host\]\n.*?\n\n", "", bench.read_text()))
+        assert "[host]" not in bench.read_text()
+        verdict = tmp_path / "verdict.json"
+        run = subprocess.run([sys.executable, "-m", "pytest", str(HIL_DIR), "--bench", str(bench),
+                              "--verdict-json", str(verdict), *PLUGINS_OFF, "-o", "addopts=",
+                              "--rootdir", str(HIL_DIR), "-k", "test_brownout"],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=100, stdin=subprocess.DEVNULL)
+    finally:
+        _stop(sim)
+    assert verdict.exists(), run.stdout[-3000:] + run.stderr[-3000:]
+    doc = json.loads(verdict.read_text())
+    found = {m["name"]: m["value"] for m in doc["measurements"] if m["test"].endswith("test_brownout")}
+    assert found.get("brownout_recovered") == "yes", run.stdout[-3000:]
+    unmeasured = {u["measurement"]: u["why"] for u in doc.get("unmeasured", []) if u["test"].endswith("test_brownout")}
+    assert found.get("unreversed_sales") == 0 or "cannot see the acquirer's log" in unmeasured.get("unreversed_sales", ""), \
+        (found, unmeasured)

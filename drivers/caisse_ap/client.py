@@ -132,6 +132,8 @@ class CaisseApClient:
         """True once the terminal answered a request: a later refusal is its silence, not a typo."""
         self.tolerate_refusal = False
         """While the unit boots (``wait_ready``), a refused connection is the unit's silence."""
+        self.heard_at: float | None = None
+        """When the terminal's last whole answer arrived (``time.monotonic`` s), None before it."""
         self.hangups = 0
         """Requests the terminal hung up on (``TerminalHungUp``): a link that breaks, not silence."""
 
@@ -177,6 +179,7 @@ class CaisseApClient:
         finally:
             sock.close()
         self.reached = True  # it answered: the address, the cable and its power were right
+        self.heard_at = time.monotonic()
         if answer.result not in AE_MEANING:
             raise FieldError(f"answer without a valid AE (got {answer.result or 'none'!r})", self.device, doing)
         if "AF" in answer.fields:

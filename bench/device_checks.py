@@ -205,13 +205,60 @@ def power(config: BenchConfig) -> Check:
             return Check(device, port, OK, f"LCUS relay port open (channel {section.channel})")
         ident = driver.identify()
     except PortUnavailable as exc:
+        driver.close()
         return port_problem(device, path, exc.detail) if path else Check(device, port, FAIL, exc.detail)
     except BenchError as exc:
+        driver.close()
         return Check(device, port, FAIL, exc.detail or str(exc),
                      "is the supply switched on and this its port? (a Korad answers *IDN? at 9600 baud)")
+    except BaseException:
+        driver.close()
+        raise
+    name = f"{ident.maker} {ident.model or ''} {ident.version or ''}".strip()
+    try:
+        return _supply_setpoint(config, driver, port, name)
     finally:
         driver.close()
-    return Check(device, port, OK, f"{ident.maker} {ident.model or ''} {ident.version or ''}".strip())
+
+
+def supply_nominal(config: BenchConfig):
+    """What the bench supply is to be set to (``posbench.drivers.power.Setpoint``): the profile's
+    ``[power] nominal_v`` and ``current_limit_a``, output on; None when the profile has no [power]."""
+    from posbench.drivers.power import Setpoint
+    from posbench.profile import profile_for_bench
+    described = profile_for_bench(config)
+    spec = described.power if described else None
+    return Setpoint(spec.nominal_v, spec.current_limit_a, True) if spec else None
+
+
+def _supply_setpoint(config: BenchConfig, driver, port: str, name: str) -> Check:
+    """The supply's setpoint and output checked against the profile's nominal and put back where a
+    run left them elsewhere (one killed mid-brownout leaves it at the brownout's volts: nothing of
+    that run could restore it), saying so."""
+    nominal = supply_nominal(config)
+    try:
+        now = driver.setpoint()
+        if nominal is None:
+            return Check("supply", port, OK, f"{name}; set to {now.describe()} (the profile has no [power] "
+                         "to check it against)")
+        changed = driver.restore(nominal)
+    except BenchError as exc:
+        by_hand = nominal.describe() if nominal else "the unit's nominal volts and current limit"
+        return Check("supply", port, FAIL, f"{name}; its setpoint could not be checked or restored: "
+                     f"{exc.detail or exc}", f"set it by hand to {by_hand}")
+    if not changed:
+        return Check("supply", port, OK, f"{name}; at the profile's {nominal.volts:g} V, "
+                     f"{nominal.amps:g} A limit, output on")
+    left = []
+    if abs(now.volts - nominal.volts) > 0.005:
+        left.append(f"{now.volts:.2f} V (profile nominal {nominal.volts:g} V)")
+    if abs(now.amps - nominal.amps) > 0.0005:
+        left.append(f"a {now.amps:.3f} A limit (profile {nominal.amps:g} A)")
+    if now.output != nominal.output:
+        left.append(f"output {'on' if now.output else 'off'}")
+    return Check("supply", port, WARN, f"supply was left at {', '.join(left)}: restored ({name})",
+                 "an earlier run was stopped before it could put the supply back (killed, or the bench "
+                 "host lost power); it is back at the profile's nominal now")
 
 
 def _hub(config: BenchConfig) -> Check:

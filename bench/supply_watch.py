@@ -7,6 +7,7 @@ supply holds steady has a board problem. Every interruption a test sees goes thr
 """
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from posbench.evidence import Recorder
@@ -55,6 +56,23 @@ class SupplyWatch:
         ``off`` and restored it at ``on`` (monotonic s): readings in between, and until the output
         is back above the floor, are the bench's doing, never a sag of the unit's supply."""
         self.switched_off.append((off, on))
+
+    def brownout(self, supply, volts: float, seconds: float, nominal_v: float) -> tuple[float, float]:
+        """Hold ``supply`` (``KoradSupply``) at ``volts`` for ``seconds``, then at ``nominal_v``
+        again: on every exit path (a supply error, a stop signal's KeyboardInterrupt in the wait),
+        so no run leaves the bench at brownout volts. The window is the bench's own
+        (``bench_switched``). Returns the monotonic times of the drop and of the restore (s)."""
+        t_drop = time.monotonic()
+        try:
+            supply.set_voltage(volts)
+            time.sleep(seconds)
+        finally:
+            try:
+                supply.set_voltage(nominal_v)
+            finally:
+                t_back = time.monotonic()
+                self.bench_switched(t_drop, t_back)
+        return t_drop, t_back
 
     POWER_UP_S = 1.0
     """Seconds after the bench switches the unit on during which readings below the floor are

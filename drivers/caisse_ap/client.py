@@ -8,10 +8,12 @@ or the terminal hangs up. Every wait is bounded: ``connect_timeout_s`` to connec
 timeout for the answer to start, ``rest_timeout_s`` for a field begun to end.
 
 One connection per request (what the open clients do, and what a terminal that hangs up after
-answering needs). Errors: a terminal that cannot be reached is the bench's (``PortUnavailable``
-when it was never reached: a wrong address; ``PortLost`` when it was reached before and no
-longer is); one that accepts the connection and never answers, hangs up on a request or answers
-malformed bytes is the unit's (``UnitNotResponding``, ``TerminalHungUp``, ``FieldError``).
+answering needs). Errors: a terminal that never answered in this session and cannot be reached
+is the bench's (``PortUnavailable``: a wrong address, a cable, a terminal not switched on); one
+that answered before and takes no connection now has stopped answering (``UnitNotResponding``,
+judged against the supply and the link's hang-ups like any silence); one that accepts the
+connection and never answers, hangs up on a request or answers malformed bytes is the unit's
+(``UnitNotResponding``, ``TerminalHungUp``, ``FieldError``).
 """
 from __future__ import annotations
 
@@ -127,9 +129,11 @@ class CaisseApClient:
         self.host, self.port = host, port
         self.connect_timeout_s, self.quiet_s, self.rest_s, self.device = connect_timeout_s, quiet_s, rest_s, device
         self.reached = False
-        """True once the terminal accepted a connection: a later refusal is a lost link, not a typo."""
+        """True once the terminal answered a request: a later refusal is its silence, not a typo."""
         self.tolerate_refusal = False
         """While the unit boots (``wait_ready``), a refused connection is the unit's silence."""
+        self.heard_at: float | None = None
+        """When the terminal's last whole answer arrived (``time.monotonic`` s), None before it."""
         self.hangups = 0
         """Requests the terminal hung up on (``TerminalHungUp``): a link that breaks, not silence."""
 
@@ -148,11 +152,10 @@ class CaisseApClient:
             if self.tolerate_refusal:
                 raise UnitNotResponding(self.device, doing, f"{why} (the unit may still be booting)") from None
             if self.reached:
-                raise PortLost(self.device, doing, f"{why}: the terminal answered before and is gone "
-                               "from the network (cable, switch, or its address changed)") from None
+                raise UnitNotResponding(self.device, doing, f"{why}: the terminal answered earlier in this "
+                                        "session and has stopped taking connections") from None
             raise PortUnavailable(self.device, doing, f"{why}: the address is wrong or the terminal is off") from None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.reached = True
         return sock
 
     def request(self, fields: dict[str, str], timeout_s: float, doing: str = "a Caisse-AP request") -> Answer:
@@ -175,6 +178,8 @@ class CaisseApClient:
             raise
         finally:
             sock.close()
+        self.reached = True  # it answered: the address, the cable and its power were right
+        self.heard_at = time.monotonic()
         if answer.result not in AE_MEANING:
             raise FieldError(f"answer without a valid AE (got {answer.result or 'none'!r})", self.device, doing)
         if "AF" in answer.fields:

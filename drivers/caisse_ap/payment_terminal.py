@@ -152,6 +152,10 @@ class CaisseApPaymentTerminal(FewAnswers):
                                timeout or self.sale_timeout, f"a sale of {amount}")
         return sale_result(answer)
 
+    def last_heard(self) -> float | None:
+        """When the terminal last answered (``time.monotonic`` s); None before its first answer."""
+        return self.client.heard_at
+
     def link_counters(self) -> dict[str, int]:
         """Requests the terminal hung up on ("hangups"): TCP has no link layer of its own to
         count, but a connection dropped mid-request is a broken link, not a silent unit."""

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from .errors import (MonitorStuck, OperatorNotConfirmed, OperatorSkipped, OperatorTimeout,
                      PowerSwitchFailed, SupplyNotResponding, SupplyProtocolError)
-from .korad import KoradSupply
+from .korad import KoradSupply, Setpoint
 from .lcus_relay import LcusRelay
 from .manual import Ask, ManualPower, stdin_ask
 from .protocols import PowerMonitor, PowerSwitch, Reading
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["Ask", "KoradSupply", "LcusRelay", "ManualPower", "MonitorStuck",
            "OperatorNotConfirmed", "OperatorSkipped", "OperatorTimeout", "PowerMonitor",
            "PowerSwitch", "PowerSwitchFailed", "Reading", "SupplyNotResponding",
-           "SupplyProtocolError", "Trace", "monitor", "open_power", "open_usb_hub", "POWER_DRIVERS", "stdin_ask"]
+           "SupplyProtocolError", "Setpoint", "Trace", "monitor", "open_power", "open_usb_hub", "POWER_DRIVERS", "stdin_ask"]
 
 
 def open_usb_hub(section: PowerSection, usb_backend: str | None) -> HubPortPower:

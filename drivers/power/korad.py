@@ -27,6 +27,8 @@ MAX_VOLTS = 30.0
 """KA3005P output range: 0..30 V."""
 MAX_AMPS = 5.0
 """KA3005P output range: 0..5 A."""
+RESTORE_S = 5.0
+"""Seconds ``restore`` may take to put every setting back (a handful of commands)."""
 
 _VOLTS_RE = re.compile(rb"\d{2}\.\d{2}")
 _AMPS_RE = re.compile(rb"\d\.\d{3}")
@@ -53,6 +55,18 @@ class Status:
     def mode(self) -> str:
         """``"CV"`` (constant voltage) or ``"CC"`` (current limited)."""
         return "CV" if self.cv else "CC"
+
+
+@dataclass(frozen=True)
+class Setpoint:
+    """What the supply is set to: ``volts`` (V), current limit ``amps`` (A), ``output`` on."""
+
+    volts: float
+    amps: float
+    output: bool
+
+    def describe(self) -> str:
+        return f"{self.volts:.2f} V, {self.amps:.3f} A limit, output {'on' if self.output else 'off'}"
 
 
 @dataclass(frozen=True)
@@ -232,6 +246,43 @@ class KoradSupply(SerialDevice):
         return self.status().output
 
     def cycle(self, off_s: float) -> None:
+        """Off, ``off_s`` seconds, on; the output is switched back on whatever ends the wait (a
+        stop signal's ``KeyboardInterrupt`` included)."""
         self.off()
-        time.sleep(max(0.0, off_s))
-        self.on()
+        try:
+            time.sleep(max(0.0, off_s))
+        finally:
+            self.on()
+
+    # -- what the bench changes, put back -------------------------------------------------------
+    def setpoint(self) -> Setpoint:
+        """Volts and current limit set, and the output state, read from the supply."""
+        with self._lock:
+            return Setpoint(self.voltage_setpoint(), self.current_limit(), self.status().output)
+
+    def restore(self, want: Setpoint, deadline_s: float = RESTORE_S) -> list[str]:
+        """Set the supply to ``want`` where it differs (read back first); what was changed, in
+        words (``"7.00 V -> 12.00 V"``), empty when nothing was. A supply that has not taken
+        every setting within ``deadline_s`` seconds (each command is bounded by ``timeout``)
+        is a ``PowerSwitchFailed`` naming what is left to set by hand."""
+        give_up = time.monotonic() + deadline_s
+        changed: list[str] = []
+        with self._lock:
+            now = self.setpoint()
+            steps = []
+            if not want.output and now.output:
+                steps.append(("output on -> off", self.off))
+            if abs(now.amps - want.amps) > 0.0005:
+                steps.append((f"{now.amps:.3f} A -> {want.amps:.3f} A limit", lambda: self.set_current(want.amps)))
+            if abs(now.volts - want.volts) > 0.005:
+                steps.append((f"{now.volts:.2f} V -> {want.volts:.2f} V", lambda: self.set_voltage(want.volts)))
+            if want.output and not now.output:
+                steps.append(("output off -> on", self.on))
+            for n, (what, step) in enumerate(steps):
+                if time.monotonic() > give_up:
+                    raise PowerSwitchFailed(self.link.device, f"restoring {want.describe()}",
+                                            f"not done within {deadline_s:g} s; still to do by hand: "
+                                            + ", ".join(w for w, _ in steps[n:]))
+                step()
+                changed.append(what)
+        return changed

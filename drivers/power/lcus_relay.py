@@ -69,6 +69,9 @@ class LcusRelay(SerialDevice):
         return self._on
 
     def cycle(self, off_s: float) -> None:
+        """Off, ``off_s`` seconds, on; switched back on whatever ends the wait (a stop signal too)."""
         self.off()
-        time.sleep(max(0.0, off_s))
-        self.on()
+        try:
+            time.sleep(max(0.0, off_s))
+        finally:
+            self.on()

@@ -34,6 +34,9 @@ class HubPortPower:
         return self.hub.is_powered(self.port)
 
     def cycle(self, off_s: float) -> None:
+        """Off, ``off_s`` seconds, on; switched back on whatever ends the wait (a stop signal too)."""
         self.off()
-        time.sleep(off_s)
-        self.on()
+        try:
+            time.sleep(max(0.0, off_s))
+        finally:
+            self.on()

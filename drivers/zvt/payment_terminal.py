@@ -135,6 +135,10 @@ class ZvtPaymentTerminal(FewAnswers):
         ok = not result.aborted and result.result_code == 0
         return HostCheck(ok, result.result_code, "" if ok else result.result_meaning, time.monotonic() - start)
 
+    def last_heard(self) -> float | None:
+        """When the PT last sent a message (``time.monotonic`` s); None before its first."""
+        return self.driver.heard_at if self.driver is not None else None
+
     def link_counters(self) -> dict[str, int]:
         stats = getattr(self._zvt().transport, "stats", None)
         return stats.snapshot() if stats is not None else {}

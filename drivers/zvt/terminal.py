@@ -156,6 +156,9 @@ class ZvtTerminal:
     device: str = "terminal"
     _busy: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
     _running: str = field(default="", init=False, repr=False, compare=False)
+    heard_at: float | None = field(default=None, init=False, repr=False, compare=False)
+    """When the PT's last message arrived (``time.monotonic`` s), None before its first: a
+    silence is judged by what happened since (``posbench.fixtures.unit.UnitStrategy``)."""
 
     def __post_init__(self) -> None:
         # Our own commands' fields: a bad value is the caller's mistake, not the unit's.
@@ -349,6 +352,7 @@ class ZvtTerminal:
 
     def _receive(self, timeout_s: float, doing: str) -> Apdu:
         raw = self.transport.receive(timeout_s, doing)
+        self.heard_at = time.monotonic()
         try:
             apdu = decode_apdu(raw)
         except ZvtMessageError:

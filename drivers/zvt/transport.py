@@ -34,6 +34,8 @@ Public API
   ZvtLink(source, timing, device)                      serial link on any ByteSource (ECR or PT)
   SerialTransport(url, baudrate=9600, ...)             ZvtLink on SerialBytePort, 8N2
   TcpTransport(host, port=20007, ...)                  bare APDUs over TCP, the ECR's end (connects)
+                                                       (no connection: PortUnavailable until the PT
+                                                       has answered once, UnitNotResponding after)
   TcpServerTransport(address, ...)                     the same, the PT's end (listens, accepts one ECR)
   Transport                                            protocol both transports satisfy
 """
@@ -463,6 +465,8 @@ class _TcpApdus(abc.ABC):
         self.rest_timeout_s, self.device = rest_timeout_s, device
         self._sock: socket.socket | None = None
         self._buffer = bytearray()
+        self.answered = False
+        """True once a whole message came from the other end (this session's link worked)."""
 
     @abc.abstractmethod
     def _peer(self) -> str:
@@ -527,6 +531,7 @@ class _TcpApdus(abc.ABC):
                                     + (f" of {total}" if total else ""), self.device, doing)
         apdu = bytes(self._buffer[:total])
         del self._buffer[:total]
+        self.answered = True
         return apdu
 
     def discard_input(self) -> None:
@@ -566,18 +571,22 @@ class TcpTransport(_TcpApdus):
         return f"the PT at {self.address}"
 
     def open(self) -> "TcpTransport":
+        """Connect. A PT never heard from is the bench's matter (``PortUnavailable``: a wrong
+        address, a cable, a PT not switched on); one that answered earlier in this session and
+        now takes no connection has stopped answering (``UnitNotResponding``: its silence is
+        judged against the supply and what happened before it, as on a serial link)."""
         doing = f"connecting to the ZVT terminal at {self.address}"
         try:
             sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout_s)
-        except ConnectionRefusedError:
-            raise PortUnavailable(self.device, doing,
-                                  "connection refused: the address is wrong or the PT is off") from None
-        except (socket.timeout, TimeoutError):
-            raise PortUnavailable(self.device, doing,
-                                  f"no answer within {self.connect_timeout_s:g} s: the address is wrong "
-                                  "or the PT is off") from None
         except OSError as exc:
-            raise PortUnavailable(self.device, doing, str(exc)) from None
+            why = ("connection refused" if isinstance(exc, ConnectionRefusedError)
+                   else f"no answer within {self.connect_timeout_s:g} s" if isinstance(exc, TimeoutError)
+                   else str(exc))
+            if self.answered:
+                raise UnitNotResponding(self.device, doing, f"{why}: the PT answered earlier in this session "
+                                        "and has stopped taking connections") from None
+            raise PortUnavailable(self.device, doing, f"{why}: the address is wrong or the PT is off"
+                                  if isinstance(exc, (ConnectionRefusedError, TimeoutError)) else why) from None
         self._adopt(sock)
         return self
 
@@ -604,10 +613,16 @@ class TcpTransport(_TcpApdus):
         except PortUnavailable as exc:
             raise PortLost(self.device, doing, f"connection to {self.address} lost ({first}); "
                                                f"reconnecting failed: {exc.detail}") from None
+        except UnitNotResponding as exc:
+            raise UnitNotResponding(self.device, doing, f"connection to {self.address} lost ({first}); "
+                                                        f"reconnecting failed: {exc.detail}") from None
         self.reconnects += 1
         try:
             self._connected().sendall(apdu)
         except OSError as again:
+            if self.answered:  # it took the new connection and dropped it at once: the PT's doing
+                raise ConnectionClosed(self.device, doing, f"{self.address}: {first}; after reconnecting: "
+                                                           f"{again}") from None
             raise PortLost(self.device, doing, f"{self.address}: {first}; after reconnecting: {again}") from None
 
 

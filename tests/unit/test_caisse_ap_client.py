@@ -86,18 +86,29 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_a_wrong_address_is_the_benchs_and_so_is_a_terminal_gone_from_the_network():
+def test_a_wrong_address_is_the_benchs_and_a_terminal_that_answered_before_has_stopped_answering():
     port = free_port()
     client = CaisseApClient("127.0.0.1", port, connect_timeout_s=1.0)
-    with pytest.raises(PortUnavailable, match="address is wrong"):
+    with pytest.raises(PortUnavailable, match=f"127.0.0.1:{port}.*address is wrong"):
         client.request({"CA": "01"}, 1.0)
-    client.reached = True  # it answered before
-    with pytest.raises(PortLost, match="answered before"):
+    client.reached = True  # it answered before: its silence now is judged as the unit's (issue 21, finding 4)
+    with pytest.raises(UnitNotResponding, match="refused: the terminal answered earlier in this session") as err:
         client.request({"CA": "01"}, 1.0)
+    assert not isinstance(err.value, (PortLost, PortUnavailable))
     terminal = CaisseApPaymentTerminal(f"127.0.0.1:{port}", reply_timeout=0.5)
     terminal.client.reached = True
     with pytest.raises(UnitNotResponding, match="still be booting"):  # refusals while it boots are silence
         terminal.wait_ready(0.5)
+
+
+def test_a_terminal_that_answered_and_then_refuses_connections_has_stopped_answering():
+    with scripted(lambda conn, request: conn.sendall(ANSWER + b"\r\n")) as client:
+        assert not client.reached  # accepted connections alone prove nothing yet
+        assert client.request({"CA": "01"}, 2.0).done
+    # the terminal's listener is gone now (it lost power): the same address refuses
+    with pytest.raises(UnitNotResponding, match="refused: the terminal answered earlier") as err:
+        client.request({"CA": "01"}, 1.0)
+    assert not isinstance(err.value, (PortLost, PortUnavailable))
 
 
 def test_probe_finds_nothing_on_a_closed_port_a_silent_one_or_another_protocol():

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import pytest
 import serial
 
+from posbench.config import parse_bench
 from posbench.errors import BenchError, NoTerminal, PortLost, PortUnavailable, UnitError
 from posbench.drivers.power.korad import COMMAND_GAP_S
 from posbench.sim.korad import KoradEmulator
@@ -550,3 +551,77 @@ def test_stdin_ask_reads_a_line_or_times_out(monkeypatch):
         writer.close()
         with pytest.raises(NoTerminal, match="nobody could be asked"):  # end of input: nobody to confirm
             stdin_ask("Switch it", 1.0)
+
+
+# -- what the bench changes, put back (issue 21, finding 3) ------------------------------------------
+STOP_IN_S = 7.25
+"""A wait of this many seconds is where the tests below raise a stop signal's KeyboardInterrupt."""
+
+
+@pytest.fixture
+def stop_in_the_wait(monkeypatch):
+    """``time.sleep(STOP_IN_S)`` raises KeyboardInterrupt (what ``posbench.signals`` turns SIGTERM
+    into, in the test thread); every other sleep sleeps."""
+    real = time.sleep
+
+    def sleep(seconds: float) -> None:
+        if seconds == STOP_IN_S:
+            raise KeyboardInterrupt("SIGTERM")
+        real(seconds)
+    monkeypatch.setattr(time, "sleep", sleep)
+
+
+def test_a_brownout_stopped_half_way_leaves_the_supply_at_nominal(stop_in_the_wait):
+    from posbench.supply_watch import SupplyWatch
+    with korad_rig() as rig:
+        watch = SupplyWatch(rig.supply, 0.1, 10.5)  # not sampling: only its record of the bench's own drops
+        with pytest.raises(KeyboardInterrupt):
+            watch.brownout(rig.supply, 7.0, STOP_IN_S, 12.0)  # interrupted between the drop and the restore
+        assert rig.emu.volts == 12.0 and rig.supply.voltage_setpoint() == 12.0
+        assert len(watch.switched_off) == 1  # the drop is still the bench's, not a sag of the unit's supply
+        assert [text for _, text in rig.emu.commands if text.startswith("VSET1:")] == ["VSET1:07.00", "VSET1:12.00"]
+
+
+@pytest.mark.parametrize("how", ["driver", "strategy"])
+def test_a_power_cycle_stopped_while_off_switches_the_unit_back_on(stop_in_the_wait, how):
+    from posbench.fixtures.unit import UnitStrategy
+    with korad_rig() as rig:
+        with pytest.raises(KeyboardInterrupt):
+            if how == "driver":
+                rig.supply.cycle(STOP_IN_S)
+            else:
+                config = parse_bench({"terminal": {"port": "/dev/ttyUSB0"},
+                                      "power": {"driver": "korad", "port": rig.emu.path}})
+                strategy = UnitStrategy(None, None, config, {"power_switch": rig.supply, "supply_watch": None}.get)
+                strategy.power_cycle(STOP_IN_S)
+        assert rig.emu.output and rig.supply.is_on()
+
+
+def test_restore_puts_back_volts_limit_and_output_and_says_what_it_changed():
+    from posbench.drivers.power import Setpoint
+    with korad_rig() as rig:
+        nominal = Setpoint(12.0, 2.0, True)
+        assert rig.supply.restore(nominal) == []  # already there: nothing sent but the reads
+        rig.supply.set_voltage(7.0)
+        rig.supply.set_current(0.5)
+        rig.supply.off()
+        assert rig.supply.setpoint() == Setpoint(7.0, 0.5, False)
+        changed = rig.supply.restore(nominal)
+        assert changed == ["0.500 A -> 2.000 A limit", "7.00 V -> 12.00 V", "output off -> on"]
+        assert (rig.emu.volts, rig.emu.amps, rig.emu.output) == (12.0, 2.0, True)
+
+
+def test_the_preflight_finds_a_supply_left_at_brownout_volts_and_restores_it():
+    from posbench.device_checks import WARN, OK, power
+    with korad_rig() as rig:
+        rig.supply.set_voltage(7.0)  # a run killed mid-brownout (SIGKILL: nothing of it ran)
+        rig.supply.off()
+        rig.supply.close()  # that run is gone; the preflight opens the port itself
+        config = parse_bench({"terminal": {"port": "/dev/ttyUSB0"}, "unit": {"model": "PT100"},
+                              "power": {"driver": "korad", "port": rig.emu.path}})
+        check = power(config)
+        assert check.state == WARN, check
+        assert check.said.startswith("supply was left at 7.00 V (profile nominal 12 V), output off: restored"), check
+        assert (rig.emu.volts, rig.emu.amps, rig.emu.output) == (12.0, 2.0, True)
+        again = power(config)
+        assert again.state == OK and "profile's 12 V" in again.said, again

@@ -72,3 +72,32 @@ def test_without_a_supply_watch_the_terminal_waits_itself():
     with pytest.raises(UnitNotResponding):
         strategy.wait_ready()
     assert terminal.waited == terminal.boot_timeout
+
+
+class HeardTerminal(SilentTerminal):
+    """A unit last heard from at ``heard`` (monotonic s); its link counts nothing (ZVT over TCP)."""
+
+    def __init__(self, heard: float | None):
+        super().__init__()
+        self.heard = heard
+
+    def last_heard(self) -> float | None:
+        return self.heard
+
+    def link_counters(self) -> dict[str, int]:
+        return {}
+
+
+@pytest.mark.parametrize("heard, cause", [(2.0, "power_supply"), (None, "application")])
+def test_a_silence_after_the_unit_went_dark_since_it_last_answered_is_the_supplys(heard, cause):
+    """Issue 21, finding 4: over ZVT/TCP the PT answered, lost power (dark at 3.0-3.4 s), and was
+    asked while it booted again (at 6 s, on a steady supply): the PT hangs up at once. What
+    happened since it last answered explains the silence; without knowing that, the window
+    around the question alone shows a steady supply (application)."""
+    from posbench.evidence import Recorder, RunRecord
+    from tests.unit.test_supply_watch import STEADY, _watch
+    watch = _watch([(t, v, 0.0 if 3.0 <= t <= 3.4 else a) for t, v, a in STEADY])
+    run = RunRecord()
+    _strategy(HeardTerminal(heard), watch).judge_silence(Recorder(run, "t"), "sale of 899: no reply (the PT closed "
+                                                                             "the connection)", 6.0, 0)
+    assert [e.cause for e in run.evidence] == [cause]

@@ -497,3 +497,18 @@ def test_each_apdu_is_logged_by_its_command_and_codes_never_its_data(caplog) -> 
         "terminal: ECR>PT 80 00", "terminal: PT>ECR 04 0F rc=01 card type=10", "terminal: ECR>PT 80 00",
         "terminal: PT>ECR 06 1E rc=01", "terminal: ECR>PT 80 00"]
     assert "476173" not in caplog.text and "=2512" not in caplog.text and "11000" not in caplog.text
+
+
+def test_the_time_the_pt_was_last_heard_from_is_kept() -> None:
+    """What a later silence is judged by (issue 21, finding 4): None until the PT's first message."""
+    def script(pt: TcpPT) -> None:
+        pt.expect("06 02 00")
+        pt.send("80 00 00")
+
+    def action(t: ZvtTerminal):
+        before = t.heard_at
+        asked = time.monotonic()
+        t.log_off()
+        return before, asked, t.heard_at
+    (before, asked, heard), _ = run(script, action)
+    assert before is None and heard is not None and heard >= asked

@@ -377,3 +377,62 @@ def test_pt_end_sees_the_ecr_hang_up_and_a_cut_message(pt_server: TcpServerTrans
     with pytest.raises(ConnectionClosed, match="the ECR at 127.0.0.1:[0-9]+ closed the connection"):
         pt_server.receive(2.0)
     assert not pt_server.connected
+
+
+# -- silence judged by what came before it (issue 21, finding 4) -----------------------------------
+@contextlib.contextmanager
+def deaf_listener(server: socket.socket | None = None) -> Iterator[tuple[str, int]]:
+    """A listening port whose accept queue is full and never served (a PT whose network stack is
+    up and whose application is not, or the virtual PT while it is off): a connect times out.
+    ``server``: that listening socket (default: a new one)."""
+    server = server or socket.create_server(("127.0.0.1", 0), backlog=0)
+    pending: list[socket.socket] = []
+    try:
+        for _ in range(16):  # Linux queues backlog + 1 connections; the next SYN is dropped
+            sock = socket.socket()
+            pending.append(sock)
+            sock.settimeout(0.3)
+            try:
+                sock.connect(server.getsockname())
+            except TimeoutError:
+                break
+        else:
+            pytest.skip("this kernel's listen queue never filled: no connect timeout to test")
+        yield server.getsockname()[:2]
+    finally:
+        for sock in pending:
+            sock.close()
+        server.close()
+
+
+def test_a_pt_that_never_answered_is_the_benchs_matter_naming_its_address() -> None:
+    with deaf_listener() as (host, port):
+        transport = TcpTransport(host, port, connect_timeout_s=0.3)
+        with pytest.raises(PortUnavailable, match=f"{host}:{port}.*no answer within 0.3 s: the address is wrong"):
+            transport.send(ACK_APDU)
+
+
+@pytest.mark.parametrize("how", ["refuses", "stops accepting"])
+def test_a_pt_that_answered_and_then_takes_no_connection_has_stopped_answering(how: str) -> None:
+    pt = TcpServerTransport(("127.0.0.1", 0), rest_timeout_s=0.5)
+    address = pt.local_address
+    ecr = TcpTransport(*address, connect_timeout_s=0.3)
+    try:
+        ecr.send(AUTH_APDU)
+        assert pt.receive(2.0) == AUTH_APDU
+        pt.send(ACK_APDU)
+        assert ecr.receive(2.0) == ACK_APDU  # it answered: the address, the cable, the PT's power were right
+        ecr.close()  # the connection gone (the PT rebooted, a poll gave up on it)
+        pt.close()   # and the PT takes none any more (off, or its application died)
+        if how == "refuses":
+            with pytest.raises(UnitNotResponding, match="refused: the PT answered earlier in this session") as err:
+                ecr.send(AUTH_APDU)
+        else:
+            # the same port kept by a listener that never accepts: connecting times out
+            with deaf_listener(socket.create_server(address, backlog=0)):
+                with pytest.raises(UnitNotResponding, match="no answer within 0.3 s: the PT answered earlier") as err:
+                    ecr.send(AUTH_APDU)
+        assert not isinstance(err.value, PortUnavailable) and "address is wrong" not in str(err.value)
+    finally:
+        ecr.close()
+        pt.close()

@@ -185,7 +185,9 @@ def _identify(config: BenchConfig):
 
 
 # -- power ---------------------------------------------------------------------------------------
-def power(config: BenchConfig) -> Check:
+def power(config: BenchConfig, restore: bool = True) -> Check:
+    """The bench's power device identified; a supply's setpoint checked against the profile and,
+    with ``restore`` (a triage's preflight, not ``posbench check``), put back where it was left."""
     section = _described(config.power, "power")
     if section.driver == "manual":
         return Check("power", "manual", OK, "the technician switches the unit's power when asked")
@@ -216,7 +218,7 @@ def power(config: BenchConfig) -> Check:
         raise
     name = f"{ident.maker} {ident.model or ''} {ident.version or ''}".strip()
     try:
-        return _supply_setpoint(config, driver, port, name)
+        return _supply_setpoint(config, driver, port, name, restore)
     finally:
         driver.close()
 
@@ -231,17 +233,17 @@ def supply_nominal(config: BenchConfig):
     return Setpoint(spec.nominal_v, spec.current_limit_a, True) if spec else None
 
 
-def _supply_setpoint(config: BenchConfig, driver, port: str, name: str) -> Check:
+def _supply_setpoint(config: BenchConfig, driver, port: str, name: str, restore: bool = True) -> Check:
     """The supply's setpoint and output checked against the profile's nominal and put back where a
     run left them elsewhere (one killed mid-brownout leaves it at the brownout's volts: nothing of
-    that run could restore it), saying so."""
+    that run could restore it), saying so. Without ``restore`` it is only said."""
     nominal = supply_nominal(config)
     try:
         now = driver.setpoint()
         if nominal is None:
             return Check("supply", port, OK, f"{name}; set to {now.describe()} (the profile has no [power] "
                          "to check it against)")
-        changed = driver.restore(nominal)
+        changed = driver.restore(nominal) if restore else _differs(now, nominal)
     except BenchError as exc:
         by_hand = nominal.describe() if nominal else "the unit's nominal volts and current limit"
         return Check("supply", port, FAIL, f"{name}; its setpoint could not be checked or restored: "
@@ -256,9 +258,18 @@ def _supply_setpoint(config: BenchConfig, driver, port: str, name: str) -> Check
         left.append(f"a {now.amps:.3f} A limit (profile {nominal.amps:g} A)")
     if now.output != nominal.output:
         left.append(f"output {'on' if now.output else 'off'}")
+    if not restore:
+        return Check("supply", port, WARN, f"supply is at {', '.join(left)} ({name}); left as it is",
+                     f"the triage's preflight puts it back to {nominal.describe()}, or set it by hand")
     return Check("supply", port, WARN, f"supply was left at {', '.join(left)}: restored ({name})",
                  "an earlier run was stopped before it could put the supply back (killed, or the bench "
                  "host lost power); it is back at the profile's nominal now")
+
+
+def _differs(now, nominal) -> bool:
+    """Whether a supply's setpoint (``posbench.drivers.power.Setpoint``) is not ``nominal``."""
+    return (abs(now.volts - nominal.volts) > 0.005 or abs(now.amps - nominal.amps) > 0.0005
+            or now.output != nominal.output)
 
 
 def _hub(config: BenchConfig) -> Check:

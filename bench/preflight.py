@@ -72,13 +72,14 @@ def config_mistakes(config: BenchConfig) -> None:
 def device_checks(config: BenchConfig, read_only: bool = False) -> dict[str, Callable[[BenchConfig], Check]]:
     """The check of each device the description names, by device. ``read_only`` (``posbench
     check``): checks that would change a device's state (opening a USB reader resets it) only
-    look for it. Every other check only identifies its device: the terminal by a status or
+    look for it, and a supply left off its profile's setpoint is said, not restored. Every other
+    check only identifies its device: the terminal by a status or
     identity question (ZVT status enquiry 05 01, the agent's identify, Concert's ENQ, Caisse-AP's
     refused probe), the supply by *IDN?, a hub by reading its port's power, the NFC reader by its
     firmware version; no sale, no power switching, no setpoint change."""
     found: dict[str, Callable[[BenchConfig], Check]] = {"terminal": dc.terminal}
     if config.power is not None:
-        found["power"] = dc.power
+        found["power"] = partial(dc.power, restore=False) if read_only else dc.power
     if config.usb is not None:
         found["magstripe reader"] = partial(dc.magstripe, claim=False) if read_only else dc.magstripe
     if config.nfc is not None:

@@ -625,3 +625,18 @@ def test_the_preflight_finds_a_supply_left_at_brownout_volts_and_restores_it():
         assert (rig.emu.volts, rig.emu.amps, rig.emu.output) == (12.0, 2.0, True)
         again = power(config)
         assert again.state == OK and "profile's 12 V" in again.said, again
+
+
+def test_posbench_check_says_a_supply_left_at_brownout_volts_but_leaves_it():
+    """``posbench check`` changes nothing on the bench: the supply's wrong setpoint is said only."""
+    from posbench.device_checks import WARN
+    from posbench.preflight import device_checks
+    with korad_rig() as rig:
+        rig.supply.set_voltage(7.0)
+        rig.supply.close()
+        config = parse_bench({"terminal": {"port": "/dev/ttyUSB0"}, "unit": {"model": "PT100"},
+                              "power": {"driver": "korad", "port": rig.emu.path}})
+        check = device_checks(config, read_only=True)["power"](config)
+        assert check.state == WARN and "7.00 V (profile nominal 12 V)" in check.said, check
+        assert "left as it is" in check.said, check
+        assert (rig.emu.volts, rig.emu.output) == (7.0, True)

@@ -97,6 +97,25 @@ def cli() -> None:
     """
 
 
+PROFILE_HELP = ("virtual bench: the packaged DUT profile it is shaped like (pt100, zvt-generic, concert-generic, "
+                "caisse-ap-generic): its unit, protocols, the readers the bench reaches, whose acquirer "
+                "[default: pt100]")
+
+
+def _sim_shape(profile: str | None, protocol: str | None) -> str:
+    """The protocol of a virtual bench shaped like ``profile``: ``protocol`` if the profile speaks
+    it, else its first; a usage error (exit 3) for an unknown profile or a protocol it does not speak."""
+    from posbench.sim.bench import DEFAULT_PROFILE, sim_profile, sim_protocol
+    try:
+        shape = sim_profile(profile or DEFAULT_PROFILE)
+    except ConfigError as exc:
+        raise UsageFailure(f"--profile: {exc}") from None
+    try:
+        return sim_protocol(shape, protocol)
+    except ValueError as exc:
+        raise UsageFailure(f"--protocol: {exc}") from None
+
+
 def _faults(values: tuple[str, ...]) -> dict[str, float]:
     from posbench.sim.faults import FaultSpecError, parse_faults
     try:
@@ -111,7 +130,8 @@ def _faults(values: tuple[str, ...]) -> dict[str, float]:
 @click.option("--fault", multiple=True, metavar="ID[=SEVERITY]", help=FAULT_HELP)
 @click.option("--seed", type=int, help="virtual bench: seed for every random choice")
 @click.option("--protocol", type=click.Choice(PROTOCOLS), default=None,
-              help="virtual bench: the ECR protocol the unit speaks (default agent)")
+              help="virtual bench: the ECR protocol the unit speaks (default: the profile's first)")
+@click.option("--profile", "sim_profile", metavar="NAME", help=PROFILE_HELP)
 @click.option("--place", metavar="NAME", help="bench room: acquire this labgrid place and triage its unit")
 @click.option("--reserve", metavar="TAGS", help="bench room: take any free place with these tags (e.g. model=PT100), "
                                                 "waiting for one up to --wait seconds")
@@ -133,10 +153,13 @@ def _faults(values: tuple[str, ...]) -> dict[str, float]:
                    "received, its command, result code and status, never card data")
 @click.option("--verbose", "-v", is_flag=True, help="print every finding behind the verdict: evidence lines, "
                                                     "test ids, statistics, unmeasured measurements")
-def triage(bench_path, virtual, fault, seed, protocol, place, reserve, coordinator, wait_s, parallel, unit,
-           json_path, html_path, junit_path, store_url, soak, log_path, verbose) -> None:
+def triage(bench_path, virtual, fault, seed, protocol, sim_profile, place, reserve, coordinator, wait_s, parallel,
+           unit, json_path, html_path, junit_path, store_url, soak, log_path, verbose) -> None:
     """Run the HIL suite against a unit and name the most likely cause of its code 01."""
     console = make_console()
+    if sim_profile and (bench_path or place or reserve):
+        raise UsageFailure("--profile shapes the virtual bench only (drop it: a bench file's [unit] profile, "
+                           "or the place's, says what the unit is)")
     room = _room_request(bench_path, virtual, fault, seed, protocol, place, reserve, coordinator, parallel,
                          (json_path, html_path, junit_path, log_path))
     if parallel:
@@ -148,6 +171,8 @@ def triage(bench_path, virtual, fault, seed, protocol, place, reserve, coordinat
         raise UsageFailure("--fault, --seed and --protocol apply to the virtual bench only (drop --bench; "
                            "bench.toml's [terminal] protocol says what a real unit speaks)")
     faults = _faults(fault)
+    if not bench_path and room is None:
+        protocol = _sim_shape(sim_profile, protocol)
     if unit and not bench_path and protocol in ("zvt", "zvt-tcp") and not unit.isdigit():
         raise UsageFailure(f"--unit {unit}: a ZVT terminal reports its serial number in digits only (TLV 1F42)")
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -176,10 +201,11 @@ def triage(bench_path, virtual, fault, seed, protocol, place, reserve, coordinat
             seed = random.randrange(2**31) if seed is None else seed  # printed: a run can be repeated
             # --unit on the virtual bench: the virtual unit reports that serial (a repair can be
             # rehearsed: a fault, then none, same serial, and `history` shows before / after)
-            vbench = VirtualBench(faults, seed, protocol=protocol or "agent", serial=unit)
+            vbench = VirtualBench(faults, seed, protocol=protocol, serial=unit, profile=sim_profile)
             say(console, "starting the virtual bench"
+                          + (f" shaped like {sim_profile}" if sim_profile else "")
                           + (f" with faults {', '.join(fault)}" if fault else " (healthy unit)")
-                          + f", seed {seed}" + (f", protocol {protocol}" if protocol else ""))
+                          + f", seed {seed}" + (f", protocol {protocol}" if protocol != "agent" else ""))
             bench_file = vbench.start()
         from posbench.preflight import PreflightFailed, failed_verdict, preflight
         checked = datetime.now(timezone.utc), time.monotonic()
@@ -494,8 +520,9 @@ def _until_signal(stop: threading.Event) -> None:
 @cli.command()
 @click.option("--fault", multiple=True, metavar="ID[=SEVERITY]", help=FAULT_HELP.removeprefix("virtual bench: "))
 @click.option("--seed", type=int, help="seed for every random choice")
-@click.option("--protocol", type=click.Choice(PROTOCOLS), default="agent", show_default=True,
-              help="the ECR protocol the virtual unit speaks")
+@click.option("--protocol", type=click.Choice(PROTOCOLS), default=None,
+              help="the ECR protocol the virtual unit speaks, one of the profile's (default: its first)")
+@click.option("--profile", "sim_profile", metavar="NAME", help=PROFILE_HELP.removeprefix("virtual bench: "))
 @click.option("--write-bench", "bench_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="write the bench description of the running virtual bench here")
 @click.option("--timing", multiple=True, metavar="NAME=SECONDS",
@@ -507,15 +534,16 @@ def _until_signal(stop: threading.Event) -> None:
 @click.option("--announce/--no-announce", default=True, show_default=True,
               help="make the devices findable by `posbench discover --probe` (links in $POSBENCH_DEVICE_DIR, "
                    "see posbench.device_dir)")
-def sim(fault, seed, protocol, bench_path, timing, rules_path, serial, announce) -> None:
+def sim(fault, seed, protocol, sim_profile, bench_path, timing, rules_path, serial, announce) -> None:
     """Run the virtual bench in the foreground until SIGINT/SIGTERM."""
-    from posbench.profile import profile_for_model
-    from posbench.sim.bench import MODEL, SimBench
+    from posbench.sim.bench import DEFAULT_PROFILE, SimBench, sim_profile as load_shape
     from posbench.sim.terminal import TerminalTiming
     from posbench.drivers.host.rules import RuleSet
     faults = _faults(fault)
+    sim_profile = sim_profile or DEFAULT_PROFILE
+    protocol = _sim_shape(sim_profile, protocol)
     try:
-        steps = TerminalTiming.parse(timing, TerminalTiming(boot_s=profile_for_model(MODEL).boot_time_s))
+        steps = TerminalTiming.parse(timing, TerminalTiming.for_profile(load_shape(sim_profile)))
         rules = RuleSet.from_toml(rules_path) if rules_path else None
     except ValueError as exc:
         raise UsageFailure(f"--timing: {exc}") from None
@@ -527,10 +555,12 @@ def sim(fault, seed, protocol, bench_path, timing, rules_path, serial, announce)
         term = sim_bench.terminal
         where = ("{}:{}".format(*term.address) if getattr(term, "address", None) else term.port.path)
         print(f"  terminal ({protocol}) {where}  host {sim_bench.host.address[0]}:"
-              f"{sim_bench.host.address[1]}  unit {sim_bench.serial}", flush=True)
+              f"{sim_bench.host.address[1]}"
+              + ("" if sim_bench.profile.acquirer == "bench" else " (the unit's own acquirer, not in the bench file)")
+              + f"  unit {sim_bench.profile.model} {sim_bench.serial}", flush=True)
 
     _in_foreground(lambda: SimBench(faults, seed, serial=serial, timing=steps, host_rules=rules, protocol=protocol,
-                                    announce=announce),
+                                    announce=announce, profile=sim_profile),
                    started, "the virtual bench", "virtual bench stopped; everything it created is removed")
 
 

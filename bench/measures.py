@@ -89,26 +89,31 @@ def declaration(fn) -> Declaration | None:
 
 def bind(decl: Declaration, profile, params: dict, test: str = "") -> dict[str, Bound]:
     """The test's measurements by name, limits taken from ``profile`` (``posbench.profile.Profile``).
-    Raises ``ConfigError`` naming the profile file and the missing key."""
+    A limit the profile declares unknown (``[unknown]``) gives a measurement that is not judged,
+    with the profile's reason. Raises ``ConfigError`` naming the profile file and a key it has in
+    neither table."""
     out: dict[str, Bound] = {}
     for m in decl.measures:
         needs = (decl.needs,) if decl.needs else ()
         for each in (m.each(profile, **params) if m.each else (None,)):
             name = m.name.format(**params, each=each)
-            limit = _limit(m.limit, profile, params, name, test)
-            unjudged = "" if limit is not None else f"the DUT profile {profile.model} states no limit for it"
+            limit, unjudged = _limit(m.limit, profile, params, name, test)
             out[name] = Bound(name, m.unit, limit, m.bears_on, needs, _tuple(m.needs), unjudged)
     return out
 
 
-def _limit(source: LimitSource, profile, params: dict, name: str, test: str) -> Limit | None:
+def _limit(source: LimitSource, profile, params: dict, name: str, test: str) -> tuple[Limit | None, str]:
+    """The limit and, when there is none, why the measurement is not judged."""
     if callable(source):
-        return source(profile, **params)
-    try:
-        return profile.limits[source]
-    except KeyError:
-        raise ConfigError(str(profile.source or f"the DUT profile of {profile.model}"), f"limits.{source}",
-                          f"is missing: {test or 'a HIL test'} judges its measurement {name} by it") from None
+        limit = source(profile, **params)
+        return limit, "" if limit is not None else f"the DUT profile {profile.model} states no limit for it"
+    if source in profile.limits:
+        return profile.limits[source], ""
+    if source in profile.unknown:
+        return None, f"the DUT profile {profile.model} cannot know it: {profile.unknown[source]}"
+    raise ConfigError(str(profile.source or f"the DUT profile of {profile.model}"), f"limits.{source}",
+                      f"is missing: {test or 'a HIL test'} judges its measurement {name} by it "
+                      f"(give it a limit, or say in [unknown] why this model cannot tell it)")
 
 
 def _tuple(value: str | tuple[str, ...] | None) -> tuple[str, ...]:

@@ -147,3 +147,15 @@ def test_x(record):
     result = pytester.runpytest_inprocess("--bench", str(bench), "-p", "no:randomly")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*{profile}: limits.ecr_naks: is missing*"])
+
+
+def test_a_limit_the_profile_declares_unknown_is_unmeasured_with_its_reason(tmp_path: Path):
+    text = (PROFILE_DIR / "pt100.toml").read_text()
+    text = "\n".join(line for line in text.splitlines() if not line.startswith("free_memory_kib"))
+    text = text.replace("[tests]", '[unknown]\nfree_memory_kib = "the protocol reports no memory"\n\n[tests]', 1)
+    path = tmp_path / "p.toml"
+    path.write_text(text)
+    bound = bind(Declaration((Measure("free_memory_kib", "KiB", "free_memory_kib"),), None), load_profile(path), {})
+    b = bound["free_memory_kib"]
+    assert b.limit is None
+    assert b.why_not(lambda capability: None) == "the DUT profile PT100 cannot know it: the protocol reports no memory"

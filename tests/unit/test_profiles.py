@@ -65,3 +65,50 @@ def test_a_limit_both_known_and_unknown_is_an_error_naming_it(tmp_path):
         load_profile(path)
     assert info.value.file == str(path) and info.value.key == "unknown"
     assert "'free_memory_kib'" in str(info.value) and "[limits]" in str(info.value)
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_every_shipped_profile_binds_every_measurement_of_the_hil_suite(path):
+    from posbench.profile_check import check_profile, hil_tests
+    profile = load_profile(path)
+    check = check_profile(profile)
+    declared = {test for test, _, _ in hil_tests()}
+    assert {"test_read_paths.py::test_card_reads_in_sales[tap]", "test_status.py::test_status"} <= declared
+    assert check.judged
+    assert all(why.startswith(f"the DUT profile {profile.model} ") for why in check.not_judged.values())
+    for key, why in profile.unknown.items():  # every declared unknown is used, with its reason
+        assert any(why in reason for reason in check.not_judged.values()), key
+
+
+def test_generic_profiles_say_why_they_cannot_know_the_journal_and_status_limits():
+    unknown = {"free_memory_kib", "error_counter", "keys_missing", "maintenance_age_days", "clock_drift_s",
+               "log_records_read", "log_sequence_gaps", "wrong_pin_rate", "card_pulled_rate",
+               "amount_correction_rate"}
+    for name, protocol in (("zvt-generic", "ZVT"), ("concert-generic", "Concert"), ("caisse-ap-generic", "Caisse-AP")):
+        profile = load_profile(PROFILE_DIR / f"{name}.toml")
+        assert set(profile.unknown) == unknown, name
+        assert all(why.startswith(protocol) for why in profile.unknown.values()), name
+
+
+def test_a_profile_missing_a_limit_names_file_key_and_test(tmp_path):
+    from posbench.profile_check import check_profile
+    text = (PROFILE_DIR / "zvt-generic.toml").read_text(encoding="utf-8")
+    path = _write(tmp_path, "\n".join(line for line in text.splitlines()
+                                      if not line.startswith("reader_interruptions")), "mine.toml")
+    with pytest.raises(ConfigError) as info:
+        check_profile(load_profile(path))
+    err = info.value
+    assert err.file == str(path) and err.key == "limits.reader_interruptions"
+    assert "test_read_paths.py::test_" in str(err) and "[unknown]" in str(err)
+
+
+def test_check_counts_what_the_protocol_cannot_tell_as_not_judged():
+    from posbench.config import TerminalSection
+    from posbench.profile_check import check_profile
+    profile = load_profile(PROFILE_DIR / "zvt-generic.toml")
+    serial = check_profile(profile, TerminalSection(protocol="zvt", port="/dev/ttyUSB0"))
+    tcp = check_profile(profile, TerminalSection(protocol="zvt", address="192.0.2.7:20007"))
+    assert "test_ecr_link.py::test_link_health::ecr_naks" in serial.judged
+    assert "cannot count link-level errors" in tcp.not_judged["test_ecr_link.py::test_link_health::ecr_naks"]
+    assert "cannot report its free memory" in tcp.not_judged["test_status.py::test_status::free_memory_kib"]
+    assert len(tcp.judged) + len(tcp.not_judged) == len(serial.judged) + len(serial.not_judged)

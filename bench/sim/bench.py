@@ -123,6 +123,8 @@ class SimBench:
         self.serial = serial or f"{self.profile.model}-{rng.randrange(10**7):07d}"
         if protocol in ("zvt", "zvt-tcp"):  # a ZVT PT reports its serial number in BCD (TLV 1F42): digits only
             self.serial = "".join(c for c in self.serial if c.isdigit())
+            if not serial and len(self.serial) % 2:  # BCD packs two digits a byte: "0" leads an odd count
+                self.serial = "0" + self.serial
         tid_digits = f"{rng.randrange(10**6):06d}"
         # ZVT carries the terminal id as 8 BCD digits (BMP 29); the agent protocol as text.
         self.terminal_id = f"PT{tid_digits}" if protocol == "agent" else f"52{tid_digits}"
@@ -384,7 +386,8 @@ class SimBench:
             "# Written by `posbench sim`: the virtual bench. Valid while that process runs.\n"
             f'[bench]\nname = "virtual"\nvirtual = true\n\n'
             f'[unit]\nmodel = "{self.profile.model}"\nserial = "{self.serial}"\n'
-            f'profile = "{self.profile_name}"\n\n'
+            + (f'profile = "{self.profile_name}"\n' if self.profile_name != DEFAULT_PROFILE else "")
+            + "\n"
             + self._terminal_toml()
             + (f'[host]\naddress = "{host}:{port}"\nlog = "{self.host_log}"\n'
                f'terminal_id = "{self.terminal_id}"\n\n' if self.profile.acquirer == "bench" else "")

@@ -181,8 +181,12 @@ def triage(bench_path, virtual, fault, seed, protocol, sim_profile, place, reser
     json_path = json_path or REPORTS / f"{stem}.json"
     html_path = html_path or REPORTS / f"{stem}.html"
     junit_path = junit_path or REPORTS / f"{stem}.xml"
+    virtual_profile: str | None = None
+    if not bench_path and room is None:  # the virtual bench's unit is of the sim's model
+        from posbench.sim.bench import MODEL
+        virtual_profile = MODEL
     _preflight(bench_path, store_url, {"--json": json_path, "--html": html_path, "--junit": junit_path,
-                                       **({"--log": log_path} if log_path else {})})
+                                       **({"--log": log_path} if log_path else {})}, virtual_profile)
 
     from posbench.runner import run_hil
     vbench = bench_lock = place_bench = None
@@ -318,14 +322,21 @@ def _name_by_serial(doc: dict, stamp: str, named_by_us: dict[str, bool], *paths:
     return tuple(out)
 
 
-def _preflight(bench_path: Path | None, store_url: str | None, outputs: dict[str, Path]) -> None:
-    """Usage and config mistakes, found before the bench starts (exit 3): the bench file, the
-    store URL, and report targets that are not regular files or cannot be written."""
+def _preflight(bench_path: Path | None, store_url: str | None, outputs: dict[str, Path],
+               virtual_profile: str | None = None) -> None:
+    """Usage and config mistakes, found before the bench starts (exit 3): the bench file and its
+    DUT profile against the HIL suite (``virtual_profile``: the profile a virtual bench will be
+    built from), the store URL, and report targets that are not regular files or cannot be
+    written. Nothing is written and no device touched before these pass."""
     from posbench.outputs import check_target
     try:
         if bench_path:
             from posbench.config import load_bench
-            load_bench(bench_path)
+            _check_profile(load_bench(bench_path))
+        elif virtual_profile:
+            from posbench.profile import find_profile
+            from posbench.profile_check import check_profile
+            check_profile(find_profile(virtual_profile))
         for option, path in outputs.items():
             check_target(path, option)
         if store_url:
@@ -339,6 +350,18 @@ def _preflight(bench_path: Path | None, store_url: str | None, outputs: dict[str
             check_target(REPORTS / "posbench.sqlite", "the default result store (--store)")
     except ConfigError as exc:
         raise UsageFailure(str(exc)) from None
+
+
+def _check_profile(config):
+    """The DUT profile a bench description names, checked against every measurement the HIL
+    suite declares (``posbench.profile_check``); ``ConfigError`` naming file and key. None when
+    it names no profile or model (the profile then follows the model the unit reports)."""
+    from posbench.preflight import config_mistakes
+    from posbench.profile import profile_for_bench
+    from posbench.profile_check import check_profile
+    config_mistakes(config)
+    profile = profile_for_bench(config)
+    return None if profile is None else (profile, check_profile(profile, config.terminal))
 
 
 def _store_failed_preflight(store_url: str | None, doc: dict, started: datetime, html_path: Path,
@@ -472,7 +495,49 @@ def discover(probe, ports, addresses, usb_backends, write_path) -> None:
     if plan.left:
         say(console, escape("not used (comments in the file): " + "; ".join(plan.left)))
     say(console, "lines marked FILL IN are yours to complete; check it with "
-                 f"`posbench triage --bench {escape(str(write_path))}`")
+                 f"`posbench check --bench {escape(str(write_path))}`")
+
+
+@cli.command()
+@click.option("--bench", "bench_path", required=True, type=click.Path(path_type=Path),
+              help="bench description (bench.toml)")
+def check(bench_path) -> None:
+    """Check a bench without testing the unit: bench.toml, its DUT profile against the HIL suite,
+    and every device, found and identified but sent nothing that changes its state (no sale, no
+    power switching, no supply setting). Exit 0 ready, 2 a device missing or unusable, 3 a
+    mistake in bench.toml or the profile."""
+    from posbench.config import load_bench
+    from posbench.preflight import FAIL, WARN, PreflightFailed, look
+    console = make_console()
+    try:
+        config = load_bench(bench_path)
+        profiled = _check_profile(config)
+        lock, checks = look(bench_path, lambda text: say(console, text), read_only=True)
+        lock.release()
+    except ConfigError as exc:
+        raise UsageFailure(str(exc)) from None
+    except PreflightFailed as exc:
+        bad = [c.device for c in exc.checks if c.state == FAIL]
+        say(console, f"[bold magenta]bench not ready[/]: {len(bad)} of {len(exc.checks)} device(s) missing or "
+                     f"unusable ({escape(', '.join(bad))}): see the lines above")
+        sys.exit(EXIT_BENCH)
+    except BenchError as exc:
+        say(console, f"[bold magenta]BENCH ERROR[/]: {escape(str(exc))}")
+        sys.exit(EXIT_BENCH)
+    except KeyboardInterrupt:
+        say(console, f"[bold magenta]INTERRUPTED[/] ({STOPPED.get('by') or 'SIGINT'}): the bench was not "
+                     "checked whole")
+        sys.exit(EXIT_BENCH)
+    warned = [c.device for c in checks if c.state == WARN]
+    found = f"bench ok: {len(checks)} devices found" + (f" ({', '.join(warned)} with a warning above)" if warned else "")
+    if profiled is None:
+        said = "no profile named: the unit's reported model chooses it ([unit] profile or model sets one)"
+    else:
+        profile, result = profiled
+        unset = len(result.not_judged) - len(result.cannot_tell)
+        said = (f"profile {profile.model}: {len(result.judged)} measurements judged, {len(result.cannot_tell)} not "
+                f"(the protocol cannot tell them)" + (f", {unset} without a limit in the profile" if unset else ""))
+    say(console, escape(f"{found}; {said}"))
 
 
 @cli.command("udev-rules")

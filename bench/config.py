@@ -53,8 +53,9 @@ class UnitSection(_Section):
     model: str | None = None
     """Model name; selects the DUT profile ``fixtures/profiles/<model>.toml``."""
     serial: str | None = None
-    profile: Path | None = None
-    """Explicit DUT profile file; overrides the one chosen by model."""
+    profile: str | None = Field(default=None, min_length=1)
+    """The DUT profile, overriding the one chosen by model: a packaged profile's name
+    (``"zvt-generic"``) or a path to a profile file (relative to the bench file, or absolute)."""
 
 
 SERIAL_ONLY = ("agent", "concert")

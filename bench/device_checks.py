@@ -245,9 +245,13 @@ def _usb_hint(spec: str, ids: str, detail: str = "") -> str:
 
 
 # -- readers of the unit -------------------------------------------------------------------------
-def magstripe(config: BenchConfig) -> Check:
+def magstripe(config: BenchConfig, claim: bool = True) -> Check:
+    """The USB magstripe reader, opened and named from its descriptor strings. ``claim=False``
+    (``posbench check``): found in the bus's device list only, never opened: opening one detaches
+    its kernel driver and sets its configuration (a light reset of the reader; over USB/IP,
+    importing it resets its endpoints)."""
     from posbench.drivers.usb.backend import find_devices, open_backend
-    from posbench.drivers.usb.magstripe import MagstripeReader
+    from posbench.drivers.usb.magstripe import FLAVOUR_BY_PID, MagstripeReader
     usb = _described(config.usb, "usb")
     spec, ids = usb.backend, str(usb.reader) if usb.reader else ""
     where = f"{ids or '0801:*'} on {spec}"
@@ -261,6 +265,15 @@ def magstripe(config: BenchConfig) -> Check:
         deadline = time.monotonic() + READER_WAIT_S
         while not find_devices(backend, vid, pid) and time.monotonic() < deadline:
             time.sleep(0.1)
+        if not claim:
+            listed = [d for d in find_devices(backend, vid, pid) if pid is not None or d.idProduct in FLAVOUR_BY_PID]
+            if not listed:
+                return Check("magstripe reader", where, ABSENT, "not on the bus",
+                             f"is the unit's USB cable plugged in (and the unit on)? {_usb_hint(spec, ids or '')}")
+            dev = listed[0]
+            return Check("magstripe reader", where, OK, f"{dev.idVendor:04x}:{dev.idProduct:04x} "
+                         f"({FLAVOUR_BY_PID.get(dev.idProduct, 'reader')}) on bus {dev.bus} address "
+                         f"{dev.address}, listed (not opened: read-only check)")
         try:
             reader = MagstripeReader(backend, vid=vid, pid=pid)
         except PortUnavailable as exc:

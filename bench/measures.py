@@ -55,6 +55,8 @@ class Bound:
     needs_any: tuple[str, ...] = ()
     unjudged: str = ""
     """Why the profile does not judge it (its limit source gave None)."""
+    unknowable: bool = False
+    """The profile says the model cannot tell it (``[unknown]``), rather than stating no limit."""
 
     def why_not(self, lacks: Callable[[str], str | None]) -> str | None:
         """Why this measurement cannot be taken here (None: it can). ``lacks(capability)`` says
@@ -98,7 +100,8 @@ def bind(decl: Declaration, profile, params: dict, test: str = "") -> dict[str, 
         for each in (m.each(profile, **params) if m.each else (None,)):
             name = m.name.format(**params, each=each)
             limit, unjudged = _limit(m.limit, profile, params, name, test)
-            out[name] = Bound(name, m.unit, limit, m.bears_on, needs, _tuple(m.needs), unjudged)
+            out[name] = Bound(name, m.unit, limit, m.bears_on, needs, _tuple(m.needs), unjudged,
+                              isinstance(m.limit, str) and m.limit in profile.unknown)
     return out
 
 

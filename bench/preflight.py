@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from datetime import datetime
 from pathlib import Path
 
@@ -68,13 +69,18 @@ def config_mistakes(config: BenchConfig) -> None:
         raise
 
 
-def device_checks(config: BenchConfig) -> dict[str, Callable[[BenchConfig], Check]]:
-    """The check of each device the description names, by device."""
+def device_checks(config: BenchConfig, read_only: bool = False) -> dict[str, Callable[[BenchConfig], Check]]:
+    """The check of each device the description names, by device. ``read_only`` (``posbench
+    check``): checks that would change a device's state (opening a USB reader resets it) only
+    look for it. Every other check only identifies its device: the terminal by a status or
+    identity question (ZVT status enquiry 05 01, the agent's identify, Concert's ENQ, Caisse-AP's
+    refused probe), the supply by *IDN?, a hub by reading its port's power, the NFC reader by its
+    firmware version; no sale, no power switching, no setpoint change."""
     found: dict[str, Callable[[BenchConfig], Check]] = {"terminal": dc.terminal}
     if config.power is not None:
         found["power"] = dc.power
     if config.usb is not None:
-        found["magstripe reader"] = dc.magstripe
+        found["magstripe reader"] = partial(dc.magstripe, claim=False) if read_only else dc.magstripe
     if config.nfc is not None:
         found["nfc reader"] = dc.nfc
     if config.host is not None:
@@ -85,10 +91,11 @@ def device_checks(config: BenchConfig) -> dict[str, Callable[[BenchConfig], Chec
     return found
 
 
-def check_bench(config: BenchConfig, deadline_s: float = DEADLINE_S) -> list[Check]:
-    """Every device's check, run at once; ``ConfigError`` for the first config mistake found."""
+def check_bench(config: BenchConfig, deadline_s: float = DEADLINE_S, read_only: bool = False) -> list[Check]:
+    """Every device's check, run at once; ``ConfigError`` for the first config mistake found.
+    ``read_only``: see ``device_checks``."""
     config_mistakes(config)
-    todo = device_checks(config)
+    todo = device_checks(config, read_only)
     results: dict[str, Check | ConfigError] = {}
 
     def run(name: str, check: Callable[[BenchConfig], Check]) -> None:
@@ -131,16 +138,16 @@ def line(check: Check) -> str:
     return text + (f"\n        → {escape(check.hint)}" if check.hint and check.state != OK else "")
 
 
-def preflight(bench_file: Path, say: Callable[[str], None]):
-    """Lock the bench described in ``bench_file`` for this run, check it, print a line per device;
-    returns the lock (held until released or the process ends: the HIL session shares it).
-    ``ConfigError`` for a mistake in the file, ``PreflightFailed`` when a device failed."""
+def look(bench_file: Path, say: Callable[[str], None], read_only: bool = False):
+    """Lock the bench described in ``bench_file``, check it, print a line per device; returns the
+    lock (acquired) and the checks. ``ConfigError`` for a mistake in the file, ``PreflightFailed``
+    when a device failed (the lock released). ``read_only``: see ``device_checks``."""
     from posbench.lock import BenchLock, bench_resources
     config = load_bench(bench_file)
     start = time.monotonic()
     lock = BenchLock(bench_resources(config)).acquire()
     try:
-        checks = check_bench(config)
+        checks = check_bench(config, read_only=read_only)
         say(f"preflight: {len(checks)} devices checked in {time.monotonic() - start:.1f} s")
         for check in checks:
             say(line(check))
@@ -149,4 +156,12 @@ def preflight(bench_file: Path, say: Callable[[str], None]):
     except BaseException:
         lock.release()
         raise
+    return lock, checks
+
+
+def preflight(bench_file: Path, say: Callable[[str], None]):
+    """Lock the bench described in ``bench_file`` for this run, check it, print a line per device;
+    returns the lock (held until released or the process ends: the HIL session shares it).
+    ``ConfigError`` for a mistake in the file, ``PreflightFailed`` when a device failed."""
+    lock, _ = look(bench_file, say)
     return lock.hold_for_run()

@@ -161,13 +161,44 @@ def load_profile(path: str | Path) -> Profile:
     return profile.model_copy(update={"source": path})
 
 
+def is_profile_name(ref: str) -> bool:
+    """A bare profile name (``zvt-generic``), not a path: no "/" and no ``.toml``."""
+    return "/" not in ref and "\\" not in ref and not ref.lower().endswith(".toml")
+
+
+def known_profiles() -> list[str]:
+    """The names of the packaged profiles."""
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.toml"))
+
+
+def find_profile(ref: str | Path, base: Path | None = None, file: str = "", key: str = "unit.profile",
+                 by_name: bool = False) -> Profile:
+    """The one place a profile reference becomes a profile: a bare name (``"zvt-generic"``, or a
+    model, any case) is the packaged profile ``PROFILE_DIR/<name>.toml``, from a checkout or an
+    installed wheel alike; anything else is a path, relative to ``base`` (the bench file's
+    directory) unless absolute. Not found: a ``ConfigError`` on ``file``'s ``key`` listing the
+    known names and both forms. ``by_name``: ``ref`` is a model's name whatever it holds."""
+    text = str(ref)
+    if by_name or is_profile_name(text):
+        path = PROFILE_DIR / f"{text.lower()}.toml"
+        if path.parent == PROFILE_DIR and path.is_file():
+            return load_profile(path)
+        raise ConfigError(file or str(path), key, f"no packaged DUT profile {text!r} (known: "
+                          f"{', '.join(known_profiles())}): name one of these, or give a path to a profile "
+                          f"file, relative to the bench file or absolute (profile = \"profiles/my-model.toml\")")
+    path = Path(text).expanduser()
+    if not path.is_absolute():
+        path = (base or Path.cwd()) / path
+    if not path.exists():
+        raise ConfigError(file or str(path), key, f"DUT profile {path} not found: give a path to a profile "
+                          f"file, relative to the bench file or absolute, or a packaged profile's name "
+                          f"(known: {', '.join(known_profiles())}; profile = \"zvt-generic\")")
+    return load_profile(path)
+
+
 def profile_for_model(model: str) -> Profile:
     """The packaged profile of ``model`` (``fixtures/profiles/<model lower-case>.toml``)."""
-    path = PROFILE_DIR / f"{model.lower()}.toml"
-    if not path.exists():
-        known = ", ".join(sorted(p.stem for p in PROFILE_DIR.glob("*.toml")))
-        raise ConfigError(str(path), "unit.model", f"no DUT profile for model {model!r} (known: {known})")
-    return load_profile(path)
+    return find_profile(model, key="unit.model", by_name=True)
 
 
 def days_since(iso_day: str, today: date) -> int:
@@ -176,10 +207,12 @@ def days_since(iso_day: str, today: date) -> int:
 
 def profile_for_bench(config) -> Profile | None:
     """The DUT profile a bench description (``posbench.config.BenchConfig``) names: ``[unit] profile``
-    (relative to the bench file), else the packaged one of ``[unit] model``; None when it names
-    neither (the profile then follows the model the unit reports)."""
+    (a packaged profile's name, or a path relative to the bench file), else the packaged one of
+    ``[unit] model``; None when it names neither (the profile then follows the model the unit
+    reports)."""
     unit = config.unit
+    source = str(config.source) if config.source else ""
+    base = config.source.parent if config.source else None
     if unit.profile:
-        base = config.source.parent if config.source else Path.cwd()
-        return load_profile(base / unit.profile)
-    return profile_for_model(unit.model) if unit.model else None
+        return find_profile(unit.profile, base, source, "unit.profile")
+    return find_profile(unit.model, base, source, "unit.model", by_name=True) if unit.model else None

@@ -7,8 +7,9 @@ from __future__ import annotations
 import importlib
 import itertools
 import pkgutil
+import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 
@@ -25,7 +26,11 @@ class ProfileCheck:
     judged: list[str] = field(default_factory=list)
     """``<test id>::<measurement>`` with a limit the unit's protocol can be measured against."""
     not_judged: dict[str, str] = field(default_factory=dict)
-    """``<test id>::<measurement>`` -> why not (the profile cannot know it, the protocol cannot tell it)."""
+    """``<test id>::<measurement>`` -> why not (the profile cannot know it, the protocol cannot tell
+    it, the profile states no limit)."""
+    cannot_tell: list[str] = field(default_factory=list)
+    """Of ``not_judged``: those the unit's protocol cannot tell (the profile's ``[unknown]``, or a
+    capability the protocol lacks), as opposed to those the profile states no limit for."""
 
 
 def hil_tests() -> Iterator[tuple[str, Declaration, dict]]:
@@ -77,13 +82,22 @@ def check_profile(profile, terminal=None) -> ProfileCheck:
         return str(Unsupported(terminal.protocol, capability))
 
     check = ProfileCheck()
-    for test, decl, params in hil_tests():
-        bound: dict[str, Bound] = bind(decl, profile, params, test)
-        for name, b in bound.items():
-            if why := b.why_not(lacks):
-                check.not_judged[f"{test}::{name}"] = why
-            else:
-                check.judged.append(f"{test}::{name}")
+    before = set(sys.modules)
+    try:
+        for test, decl, params in hil_tests():
+            bound: dict[str, Bound] = bind(decl, profile, params, test)
+            for name, b in bound.items():
+                key = f"{test}::{name}"
+                if why := b.why_not(lacks):
+                    check.not_judged[key] = why
+                    if b.unknowable or replace(b, unjudged="").why_not(lacks):
+                        check.cannot_tell.append(key)
+                else:
+                    check.judged.append(key)
+    finally:  # pytest imports the suite's modules itself, rewriting their asserts: not from sys.modules
+        for name in set(sys.modules) - before:
+            if name.startswith("posbench.hil."):
+                del sys.modules[name]
     return check
 
 

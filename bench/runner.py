@@ -255,6 +255,9 @@ def run_hil(bench_file: Path, json_path: Path, html_path: Path, junit_path: Path
     finally:
         if own is not None:
             own.close()
+    if progress.config_error:  # collection stopped on a config mistake: no report of a run that never was
+        discard(*staged.values())  # (an empty JUnit file would read as green to a CI)
+        return HilRun(int(code), None, [], progress.config_error)
     errors = list(progress.write_errors)
     if progress.writer_failed:  # a staged page may be half written: keep neither third-party report
         for what in ("HTML report", "JUnit report"):

@@ -79,3 +79,18 @@ def test_an_installed_wheel_runs_a_triage(wheel: Path, tmp_path: Path):
     rules = subprocess.run([str(venv / "bin" / "posbench"), "udev-rules"], capture_output=True, text=True,
                            timeout=60, cwd=tmp_path)
     assert rules.returncode == 0 and 'ATTR{idVendor}=="072f"' in rules.stdout, rules.stdout + rules.stderr
+    # a packaged profile is found by its name from the installed copy, and checked against the
+    # installed suite: `posbench check` gets past bench.toml and the profile to the devices (exit 2:
+    # the port is not there), where a profile not found or incomplete would be exit 3
+    bench = tmp_path / "real" / "bench.toml"
+    bench.parent.mkdir()
+    bench.write_text(f'[bench]\nname = "b"\n[unit]\nprofile = "zvt-generic"\n[terminal]\nprotocol = "zvt"\n'
+                     f'port = "{tmp_path}/no-such-ttyUSB0"\n')
+    found = subprocess.run([str(python), "-c", "import sys; from posbench.config import load_bench; "
+                            "from posbench.profile import profile_for_bench; "
+                            "print(profile_for_bench(load_bench(sys.argv[1])).source)", str(bench)],
+                           capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert found.returncode == 0 and found.stdout.startswith(str(site)), found.stdout + found.stderr
+    checked = subprocess.run([str(venv / "bin" / "posbench"), "check", "--bench", str(bench)], capture_output=True,
+                             text=True, timeout=60, cwd=tmp_path, stdin=subprocess.DEVNULL)
+    assert checked.returncode == 2 and "no such port" in checked.stdout, checked.stdout + checked.stderr

@@ -100,7 +100,7 @@ def test_full_bench(tmp_path):
     cfg = load_bench(path)
     assert cfg.bench.name == "bench-3" and cfg.bench.virtual is True
     assert cfg.unit.model == "PT100" and cfg.unit.serial == "PT100-0000123"
-    assert cfg.unit.profile == Path("profiles/pt100.toml")
+    assert cfg.unit.profile == "profiles/pt100.toml"
     assert cfg.terminal.port == "rfc2217://10.0.0.5:4001"
     assert cfg.terminal.baudrate == 115200
     assert (cfg.terminal.reply_timeout, cfg.terminal.sale_timeout, cfg.terminal.boot_timeout) == (1.5, 60, 45)

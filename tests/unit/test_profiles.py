@@ -112,3 +112,53 @@ def test_check_counts_what_the_protocol_cannot_tell_as_not_judged():
     assert "cannot count link-level errors" in tcp.not_judged["test_ecr_link.py::test_link_health::ecr_naks"]
     assert "cannot report its free memory" in tcp.not_judged["test_status.py::test_status::free_memory_kib"]
     assert len(tcp.judged) + len(tcp.not_judged) == len(serial.judged) + len(serial.not_judged)
+
+
+# -- found by name or by path ---------------------------------------------------------------------
+def _bench(tmp_path: Path, unit: str) -> Path:
+    path = tmp_path / "bench" / "bench.toml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(f'[bench]\nname = "b"\n[unit]\n{unit}\n[terminal]\nprotocol = "zvt"\naddress = "192.0.2.7:20007"\n',
+                    encoding="utf-8")
+    return path
+
+
+def test_a_bare_name_is_the_packaged_profile_wherever_the_bench_file_is(tmp_path, monkeypatch):
+    from posbench.config import load_bench
+    from posbench.profile import profile_for_bench
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bench" ).mkdir()
+    (tmp_path / "bench" / "zvt-generic").write_text("not a profile")  # a file of that name beside it is no path
+    profile = profile_for_bench(load_bench(_bench(tmp_path, 'profile = "zvt-generic"')))
+    assert profile is not None and profile.model == "ZVT-GENERIC"
+    assert profile.source == PROFILE_DIR / "zvt-generic.toml"
+    assert profile_for_bench(load_bench(_bench(tmp_path, 'profile = "Concert-Generic"'))).model == "CONCERT-GENERIC"
+
+
+def test_a_path_is_relative_to_the_bench_file_or_absolute(tmp_path, monkeypatch):
+    from posbench.config import load_bench
+    from posbench.profile import profile_for_bench
+    monkeypatch.chdir(tmp_path)
+    mine = tmp_path / "bench" / "profiles" / "px9.toml"
+    mine.parent.mkdir(parents=True)
+    mine.write_text(MINIMAL.format(extra=""), encoding="utf-8")
+    assert profile_for_bench(load_bench(_bench(tmp_path, 'profile = "profiles/px9.toml"'))).source == mine
+    assert profile_for_bench(load_bench(_bench(tmp_path, f'profile = "{mine}"'))).source == mine
+
+
+def test_a_profile_not_found_lists_the_names_and_says_both_forms(tmp_path):
+    from posbench.config import load_bench
+    from posbench.profile import profile_for_bench
+    bench = _bench(tmp_path, 'profile = "zvt-gneric"')
+    with pytest.raises(ConfigError) as info:
+        profile_for_bench(load_bench(bench))
+    err = info.value
+    assert err.file == str(bench) and err.key == "unit.profile"
+    assert "'zvt-gneric'" in str(err) and "pt100, zvt-generic" in str(err) and "path" in str(err)
+    bench = _bench(tmp_path, 'profile = "profiles/gone.toml"')
+    with pytest.raises(ConfigError) as info:
+        profile_for_bench(load_bench(bench))
+    err = info.value
+    assert err.file == str(bench) and err.key == "unit.profile"
+    assert str(bench.parent / "profiles" / "gone.toml") in str(err)
+    assert "name" in str(err) and "pt100" in str(err)

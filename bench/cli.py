@@ -97,9 +97,9 @@ def cli() -> None:
     """
 
 
-PROFILE_HELP = ("virtual bench: the packaged DUT profile it is shaped like (pt100, zvt-generic, concert-generic, "
-                "caisse-ap-generic): its unit, protocols, the readers the bench reaches, whose acquirer "
-                "[default: pt100]")
+PROFILE_HELP = ("virtual bench: the DUT profile it is shaped like, a packaged one by name (pt100, zvt-generic, "
+                "concert-generic, caisse-ap-generic) or a profile file: its unit, protocols, the readers the "
+                "bench reaches, whose acquirer [default: pt100]")
 
 
 def _sim_shape(profile: str | None, protocol: str | None) -> str:
@@ -109,7 +109,7 @@ def _sim_shape(profile: str | None, protocol: str | None) -> str:
     try:
         shape = sim_profile(profile or DEFAULT_PROFILE)
     except ConfigError as exc:
-        raise UsageFailure(f"--profile: {exc}") from None
+        raise UsageFailure(str(exc)) from None  # names --profile
     try:
         return sim_protocol(shape, protocol)
     except ValueError as exc:
@@ -182,9 +182,9 @@ def triage(bench_path, virtual, fault, seed, protocol, sim_profile, place, reser
     html_path = html_path or REPORTS / f"{stem}.html"
     junit_path = junit_path or REPORTS / f"{stem}.xml"
     virtual_profile: str | None = None
-    if not bench_path and room is None:  # the virtual bench's unit is of the sim's model
-        from posbench.sim.bench import MODEL
-        virtual_profile = MODEL
+    if not bench_path and room is None:  # the virtual bench's unit is of the profile it is shaped like
+        from posbench.sim.bench import DEFAULT_PROFILE
+        virtual_profile = sim_profile or DEFAULT_PROFILE
     _preflight(bench_path, store_url, {"--json": json_path, "--html": html_path, "--junit": junit_path,
                                        **({"--log": log_path} if log_path else {})}, virtual_profile)
 
@@ -334,9 +334,9 @@ def _preflight(bench_path: Path | None, store_url: str | None, outputs: dict[str
             from posbench.config import load_bench
             _check_profile(load_bench(bench_path))
         elif virtual_profile:
-            from posbench.profile import find_profile
+            from posbench.sim.bench import sim_profile
             from posbench.profile_check import check_profile
-            check_profile(find_profile(virtual_profile))
+            check_profile(sim_profile(virtual_profile))
         for option, path in outputs.items():
             check_target(path, option)
         if store_url:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from posbench.device_dir import Announcer
 from posbench.errors import ConfigError
-from posbench.profile import PROFILE_DIR, Profile, load_profile
+from posbench.profile import Profile, find_profile, is_profile_name
 from posbench.drivers.host.rules import Rule, RuleSet
 from posbench.drivers.host.simulator import HostSimulator
 
@@ -54,13 +54,16 @@ ZVT_PASSWORD = "123456"
 CURRENCY = "978"
 
 
-def sim_profile(name: str) -> Profile:
-    """The packaged DUT profile called ``name`` (e.g. "zvt-generic"); ``ConfigError`` names the
-    known ones."""
-    known = sorted(p.stem for p in PROFILE_DIR.glob("*.toml"))
-    if name not in known:
-        raise ConfigError(PROFILE_DIR, "", f"no packaged DUT profile called {name!r} (known: {', '.join(known)})")
-    return load_profile(PROFILE_DIR / f"{name}.toml")
+def sim_profile(ref: str) -> Profile:
+    """The DUT profile ``ref`` names: a packaged one by name (e.g. "zvt-generic") or a profile
+    file (relative to the working directory); ``ConfigError`` names the known ones."""
+    return find_profile(ref, file="--profile", key="")
+
+
+def profile_ref(ref: str) -> str:
+    """How the bench file names the profile ``ref``: a packaged one by its name, a file by its
+    absolute path (the bench file may be read from anywhere)."""
+    return ref.lower() if is_profile_name(ref) else str(Path(ref).expanduser().resolve())
 
 
 def sim_protocol(profile: Profile, protocol: str | None) -> str:
@@ -111,7 +114,7 @@ class SimBench:
             self.profile = sim_profile(profile)
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
-        self.profile_name = profile
+        self.profile_name = profile_ref(profile)
         self.protocol = protocol = sim_protocol(self.profile, protocol)
         self.exposes = frozenset(self.profile.exposes)
         self.faults = dict(faults or {})

@@ -30,7 +30,7 @@ def test_the_protocol_is_one_the_profile_speaks_and_defaults_to_its_first():
 
 
 def test_an_unknown_profile_names_the_known_ones():
-    with pytest.raises(ConfigError, match="no packaged DUT profile called 'zvt'.*zvt-generic"):
+    with pytest.raises(ConfigError, match="no packaged DUT profile .zvt.*zvt-generic"):
         sim_profile("zvt")
     with pytest.raises(ValueError, match="does not speak"):
         SimBench(profile="concert-generic", protocol="zvt")

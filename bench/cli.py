@@ -806,9 +806,14 @@ def _floats(text: str, what: str) -> list[float]:
 @click.option("--out", "out_path", default="docs/diagnosis.md", show_default=True, type=click.Path(path_type=Path))
 @click.option("--first-seed", default=9000, show_default=True, type=int, help="seeds are first-seed, first-seed+1, ...")
 @click.option("--protocol", "protocols", multiple=True, type=click.Choice(PROTOCOLS),
-              help="ECR protocol of the virtual unit, repeatable: a section each (default agent)")
-def calibrate(severities, seeds, healthy, pairs, causes, jobs, out_path, first_seed, protocols) -> None:
-    """Run the fault matrix on the virtual bench and write the diagnosis's scores."""
+              help="ECR protocol of the virtual unit, repeatable: a section each (default: agent; with "
+                   "--profile, every protocol the profile speaks)")
+@click.option("--profile", "sim_profile", metavar="NAME",
+              help="calibrate the virtual bench shaped like this DUT profile (e.g. zvt-generic: a real terminal, "
+                   "its readers inside it, its own acquirer) [default: pt100]")
+def calibrate(severities, seeds, healthy, pairs, causes, jobs, out_path, first_seed, protocols, sim_profile) -> None:
+    """Run the fault matrix on the virtual bench and write the diagnosis's scores: a section per
+    shape (protocol, and profile if given) into --out, replacing those sections and keeping the others."""
     import shlex
     import time
 
@@ -820,11 +825,22 @@ def calibrate(severities, seeds, healthy, pairs, causes, jobs, out_path, first_s
         raise UsageFailure(f"--cause: cannot inject {', '.join(unknown)}; injectable: {', '.join(INJECTABLE)}")
     seed_list = [first_seed + i for i in range(seeds)]
     healthy_seeds = [first_seed + 500 + i for i in range(healthy)]
+    if sim_profile:
+        from posbench.sim.bench import sim_profile as load_shape
+        protocols = [_sim_shape(sim_profile, p) for p in dict.fromkeys(protocols)] \
+            or list(load_shape(sim_profile).protocols) or ["agent"]
     protocols = list(dict.fromkeys(protocols)) or ["agent"]
     cases = [case for protocol in protocols for case in cal.matrix(
         chosen, _floats(severities, "--severities"), seed_list, healthy_seeds,
-        cal.default_pairs(chosen) if pairs else [], protocol)]
-    say(console, f"calibrating: {len(cases)} triage runs ({', '.join(protocols)}), {jobs} at a time")
+        cal.default_pairs(chosen) if pairs else [], protocol, sim_profile)]
+    shape = f"{sim_profile} over " if sim_profile else ""
+    say(console, f"calibrating: {len(cases)} triage runs ({shape}{', '.join(protocols)}), {jobs} at a time")
+    try:  # before the runs: a page that cannot be read must not cost a calibration
+        existing: str | None = out_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        existing = None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageFailure(f"--out {out_path}: cannot be read to keep its other sections: {exc}") from None
     start = time.monotonic()
 
     def progress(o, done, total):
@@ -832,17 +848,23 @@ def calibrate(severities, seeds, healthy, pairs, causes, jobs, out_path, first_s
                      f"{o.verdict:<12} " + ", ".join(f"{c} {v:.2f}" for c, v in o.causes[:3]))
 
     outcomes = cal.run_matrix(cases, jobs, progress)
-    command = "posbench calibrate " + shlex.join(sys.argv[2:]) if len(sys.argv) > 2 else "posbench calibrate"
+    command = ("posbench calibrate " + shlex.join(sys.argv[2:]) if len(sys.argv) > 2 else "posbench calibrate").strip()
+    wall_s = time.monotonic() - start
     sections = []
     for protocol in protocols:
         mine = [o for o in outcomes if o.case.protocol == protocol]
         scores = cal.score(mine)
-        sections.append(cal.markdown(scores, mine, protocol))
-        say(console, f"{protocol}: top-1 accuracy {scores.top1:.3f} over {scores.top1_cases} single faults, "
+        sections.append(cal.markdown(scores, mine, protocol, sim_profile,
+                                     f"Produced by `{command}` ({len(outcomes)} triage runs, "
+                                     f"{wall_s / 60:.1f} min wall time)."))
+        say(console, f"{shape}{protocol}: top-1 accuracy {scores.top1:.3f} over {scores.top1_cases} single faults, "
                      f"false-fault rate {scores.false_fault_rate:.3f} over {scores.healthy_cases} healthy units")
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(cal.page(sections, outcomes, command.strip(), time.monotonic() - start), encoding="utf-8")
-    say(console, f"written to {out_path}")
+    text = cal.page(sections, outcomes, command, wall_s) if existing is None else cal.merge(existing, sections)
+    tmp = out_path.with_name(f".{out_path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, out_path)  # the page is never left half written
+    say(console, f"written to {out_path}" + ("" if existing is None else " (its other sections kept)"))
 
 
 def main(argv: list[str] | None = None) -> None:

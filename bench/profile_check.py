@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 
 import pytest
 
+from posbench.errors import ConfigError
 from posbench.measures import Bound, Declaration, bind, declaration
 
 _PARAMETER_SET = type(pytest.param(None))
@@ -83,8 +84,10 @@ def check_profile(profile, terminal=None) -> ProfileCheck:
 
     check = ProfileCheck()
     before = set(sys.modules)
+    keys: set[str] = set()
     try:
         for test, decl, params in hil_tests():
+            keys |= {m.limit for m in decl.measures if isinstance(m.limit, str)}
             bound: dict[str, Bound] = bind(decl, profile, params, test)
             for name, b in bound.items():
                 key = f"{test}::{name}"
@@ -98,6 +101,10 @@ def check_profile(profile, terminal=None) -> ProfileCheck:
         for name in set(sys.modules) - before:
             if name.startswith("posbench.hil."):
                 del sys.modules[name]
+    if stray := sorted(set(profile.unknown) - keys):
+        raise ConfigError(str(profile.source or f"the DUT profile of {profile.model}"), f"unknown.{stray[0]}",
+                          f"no HIL test judges a measurement by this limit (the limits they use: "
+                          f"{', '.join(sorted(keys))})")
     return check
 
 

@@ -162,3 +162,13 @@ def test_a_profile_not_found_lists_the_names_and_says_both_forms(tmp_path):
     assert err.file == str(bench) and err.key == "unit.profile"
     assert str(bench.parent / "profiles" / "gone.toml") in str(err)
     assert "name" in str(err) and "pt100" in str(err)
+
+
+def test_an_unknown_limit_no_test_uses_is_named(tmp_path):
+    from posbench.profile_check import check_profile
+    text = (PROFILE_DIR / "zvt-generic.toml").read_text(encoding="utf-8")
+    path = _write(tmp_path, text.replace("[unknown]\n", '[unknown]\nfree_memory_kb = "a typo"\n', 1), "mine.toml")
+    with pytest.raises(ConfigError) as info:
+        check_profile(load_profile(path))
+    assert info.value.file == str(path) and info.value.key == "unknown.free_memory_kb"
+    assert "no HIL test judges" in str(info.value) and "free_memory_kib" in str(info.value)

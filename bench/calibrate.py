@@ -78,6 +78,8 @@ class Case:
     seed: int
     protocol: str = "agent"
     """The ECR protocol the virtual unit speaks (``posbench triage --protocol``)."""
+    profile: str | None = None
+    """The DUT profile the virtual bench is shaped like (``posbench triage --profile``; None: the PT100)."""
 
     @property
     def truth(self) -> frozenset[str]:
@@ -104,11 +106,11 @@ class Outcome:
 
 
 def matrix(causes: list[str], severities: list[float], seeds: list[int], healthy_seeds: list[int],
-           pairs: list[tuple[str, str]], protocol: str = "agent") -> list[Case]:
+           pairs: list[tuple[str, str]], protocol: str = "agent", profile: str | None = None) -> list[Case]:
     """Every single fault at every severity and seed, healthy units, and pairs at severity 1."""
-    cases = [Case(((c, s),), seed, protocol) for c in causes for s in severities for seed in seeds]
-    cases += [Case((), seed, protocol) for seed in healthy_seeds]
-    cases += [Case(((a, 1.0), (b, 1.0)), seed, protocol) for a, b in pairs for seed in seeds[:1]]
+    cases = [Case(((c, s),), seed, protocol, profile) for c in causes for s in severities for seed in seeds]
+    cases += [Case((), seed, protocol, profile) for seed in healthy_seeds]
+    cases += [Case(((a, 1.0), (b, 1.0)), seed, protocol, profile) for a, b in pairs for seed in seeds[:1]]
     return cases
 
 
@@ -124,10 +126,10 @@ def default_pairs(causes: list[str]) -> list[tuple[str, str]]:
 
 def run_case(case: Case, workdir: Path) -> Outcome:
     """One triage on a fresh virtual bench; its verdict JSON is the outcome."""
-    out = workdir / f"{case.protocol}-{case.label}-{case.seed}.json"
+    out = workdir / f"{case.profile or 'pt100'}-{case.protocol}-{case.label}-{case.seed}.json"
     cmd = [sys.executable, "-m", "posbench.cli", "triage", "--seed", str(case.seed), "--json", str(out),
            "--html", str(out.with_suffix(".html")), "--junit", str(out.with_suffix(".xml")),
-           "--protocol", case.protocol]
+           "--protocol", case.protocol] + (["--profile", case.profile] if case.profile else [])
     for cause, sev in case.faults:
         cmd += ["--fault", f"{cause}={sev:g}"]
     try:
@@ -203,9 +205,35 @@ def page(sections: list[str], outcomes: list[Outcome], command: str, wall_s: flo
                      + sections)
 
 
-def markdown(scores: Scores, outcomes: list[Outcome], protocol: str = "agent") -> str:
-    """One protocol's section of ``docs/diagnosis.md``."""
-    lines = [f"## Protocol `{protocol}`", "",
+def heading(protocol: str, profile: str | None = None) -> str:
+    """The heading of a shape's section: ``## Protocol `zvt``` for the PT100's bench, ``## Profile
+    `zvt-generic` over `zvt-tcp``` for a bench shaped like another profile (a real terminal)."""
+    return f"## Profile `{profile}` over `{protocol}`" if profile else f"## Protocol `{protocol}`"
+
+
+def merge(existing: str, sections: list[str]) -> str:
+    """``existing`` (a ``docs/diagnosis.md``) with ``sections`` in it: each replaces the section
+    with its heading, or is added at the end; the page's opening and other sections are kept."""
+    def split(text: str) -> tuple[list[str], dict[str, str]]:
+        head: list[str] = []
+        parts: dict[str, list[str]] = {}
+        current = head
+        for line in text.splitlines():
+            if line.startswith("## "):
+                current = parts.setdefault(line, [])
+            current.append(line)
+        return head, {k: "\n".join(v).rstrip("\n") + "\n" for k, v in parts.items()}
+
+    head, old = split(existing)
+    for section in sections:
+        old[section.splitlines()[0]] = section.rstrip("\n") + "\n"
+    return "\n".join(head).rstrip("\n") + "\n\n" + "\n".join(old.values())
+
+
+def markdown(scores: Scores, outcomes: list[Outcome], protocol: str = "agent", profile: str | None = None,
+             produced_by: str = "") -> str:
+    """One shape's section of ``docs/diagnosis.md`` (``produced_by``: a line saying how)."""
+    lines = [heading(protocol, profile), ""] + ([produced_by, ""] if produced_by else []) + [
              "| measure | value | target |", "|---|---|---|",
              f"| top-1 accuracy, single faults at severity >= 0.3 | {scores.top1:.3f} "
              f"({scores.top1_cases} runs) | >= 0.95 |",

@@ -98,6 +98,25 @@ def cli() -> None:
     """
 
 
+PROFILE_HELP = ("virtual bench: the DUT profile it is shaped like, a packaged one by name (pt100, zvt-generic, "
+                "concert-generic, caisse-ap-generic) or a profile file: its unit, protocols, the readers the "
+                "bench reaches, whose acquirer [default: pt100]")
+
+
+def _sim_shape(profile: str | None, protocol: str | None) -> str:
+    """The protocol of a virtual bench shaped like ``profile``: ``protocol`` if the profile speaks
+    it, else its first; a usage error (exit 3) for an unknown profile or a protocol it does not speak."""
+    from posbench.sim.bench import DEFAULT_PROFILE, sim_profile, sim_protocol
+    try:
+        shape = sim_profile(profile or DEFAULT_PROFILE)
+    except ConfigError as exc:
+        raise UsageFailure(str(exc)) from None  # names --profile
+    try:
+        return sim_protocol(shape, protocol)
+    except ValueError as exc:
+        raise UsageFailure(f"--protocol: {exc}") from None
+
+
 def _faults(values: tuple[str, ...]) -> dict[str, float]:
     from posbench.sim.faults import FaultSpecError, parse_faults
     try:
@@ -112,7 +131,8 @@ def _faults(values: tuple[str, ...]) -> dict[str, float]:
 @click.option("--fault", multiple=True, metavar="ID[=SEVERITY]", help=FAULT_HELP)
 @click.option("--seed", type=int, help="virtual bench: seed for every random choice")
 @click.option("--protocol", type=click.Choice(PROTOCOLS), default=None,
-              help="virtual bench: the ECR protocol the unit speaks (default agent)")
+              help="virtual bench: the ECR protocol the unit speaks (default: the profile's first)")
+@click.option("--profile", "sim_profile", metavar="NAME", help=PROFILE_HELP)
 @click.option("--place", metavar="NAME", help="bench room: acquire this labgrid place and triage its unit")
 @click.option("--reserve", metavar="TAGS", help="bench room: take any free place with these tags (e.g. model=PT100), "
                                                 "waiting for one up to --wait seconds")
@@ -134,10 +154,13 @@ def _faults(values: tuple[str, ...]) -> dict[str, float]:
                    "received, its command, result code and status, never card data")
 @click.option("--verbose", "-v", is_flag=True, help="print every finding behind the verdict: evidence lines, "
                                                     "test ids, statistics, unmeasured measurements")
-def triage(bench_path, virtual, fault, seed, protocol, place, reserve, coordinator, wait_s, parallel, unit,
-           json_path, html_path, junit_path, store_url, soak, log_path, verbose) -> None:
+def triage(bench_path, virtual, fault, seed, protocol, sim_profile, place, reserve, coordinator, wait_s, parallel,
+           unit, json_path, html_path, junit_path, store_url, soak, log_path, verbose) -> None:
     """Run the HIL suite against a unit and name the most likely cause of its code 01."""
     console = make_console()
+    if sim_profile and (bench_path or place or reserve):
+        raise UsageFailure("--profile shapes the virtual bench only (drop it: a bench file's [unit] profile, "
+                           "or the place's, says what the unit is)")
     room = _room_request(bench_path, virtual, fault, seed, protocol, place, reserve, coordinator, parallel,
                          (json_path, html_path, junit_path, log_path))
     if parallel:
@@ -149,6 +172,8 @@ def triage(bench_path, virtual, fault, seed, protocol, place, reserve, coordinat
         raise UsageFailure("--fault, --seed and --protocol apply to the virtual bench only (drop --bench; "
                            "bench.toml's [terminal] protocol says what a real unit speaks)")
     faults = _faults(fault)
+    if not bench_path and room is None:
+        protocol = _sim_shape(sim_profile, protocol)
     if unit and not bench_path and protocol in ("zvt", "zvt-tcp") and not unit.isdigit():
         raise UsageFailure(f"--unit {unit}: a ZVT terminal reports its serial number in digits only (TLV 1F42)")
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -158,9 +183,9 @@ def triage(bench_path, virtual, fault, seed, protocol, place, reserve, coordinat
     html_path = html_path or REPORTS / f"{stem}.html"
     junit_path = junit_path or REPORTS / f"{stem}.xml"
     virtual_profile: str | None = None
-    if not bench_path and room is None:  # the virtual bench's unit is of the sim's model
-        from posbench.sim.bench import MODEL
-        virtual_profile = MODEL
+    if not bench_path and room is None:  # the virtual bench's unit is of the profile it is shaped like
+        from posbench.sim.bench import DEFAULT_PROFILE
+        virtual_profile = sim_profile or DEFAULT_PROFILE
     _preflight(bench_path, store_url, {"--json": json_path, "--html": html_path, "--junit": junit_path,
                                        **({"--log": log_path} if log_path else {})}, virtual_profile)
 
@@ -181,10 +206,11 @@ def triage(bench_path, virtual, fault, seed, protocol, place, reserve, coordinat
             seed = random.randrange(2**31) if seed is None else seed  # printed: a run can be repeated
             # --unit on the virtual bench: the virtual unit reports that serial (a repair can be
             # rehearsed: a fault, then none, same serial, and `history` shows before / after)
-            vbench = VirtualBench(faults, seed, protocol=protocol or "agent", serial=unit)
+            vbench = VirtualBench(faults, seed, protocol=protocol, serial=unit, profile=sim_profile)
             say(console, "starting the virtual bench"
+                          + (f" shaped like {sim_profile}" if sim_profile else "")
                           + (f" with faults {', '.join(fault)}" if fault else " (healthy unit)")
-                          + f", seed {seed}" + (f", protocol {protocol}" if protocol else ""))
+                          + f", seed {seed}" + (f", protocol {protocol}" if protocol != "agent" else ""))
             bench_file = vbench.start()
         from posbench.preflight import PreflightFailed, failed_verdict, preflight
         checked = datetime.now(timezone.utc), time.monotonic()
@@ -325,9 +351,9 @@ def _preflight(bench_path: Path | None, store_url: str | None, outputs: dict[str
             from posbench.config import load_bench
             _check_profile(load_bench(bench_path))
         elif virtual_profile:
-            from posbench.profile import find_profile
+            from posbench.sim.bench import sim_profile
             from posbench.profile_check import check_profile
-            check_profile(find_profile(virtual_profile))
+            check_profile(sim_profile(virtual_profile))
         for option, path in outputs.items():
             check_target(path, option)
         if store_url:
@@ -576,8 +602,9 @@ def _until_signal(stop: threading.Event) -> None:
 @cli.command()
 @click.option("--fault", multiple=True, metavar="ID[=SEVERITY]", help=FAULT_HELP.removeprefix("virtual bench: "))
 @click.option("--seed", type=int, help="seed for every random choice")
-@click.option("--protocol", type=click.Choice(PROTOCOLS), default="agent", show_default=True,
-              help="the ECR protocol the virtual unit speaks")
+@click.option("--protocol", type=click.Choice(PROTOCOLS), default=None,
+              help="the ECR protocol the virtual unit speaks, one of the profile's (default: its first)")
+@click.option("--profile", "sim_profile", metavar="NAME", help=PROFILE_HELP.removeprefix("virtual bench: "))
 @click.option("--write-bench", "bench_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="write the bench description of the running virtual bench here")
 @click.option("--timing", multiple=True, metavar="NAME=SECONDS",
@@ -589,15 +616,16 @@ def _until_signal(stop: threading.Event) -> None:
 @click.option("--announce/--no-announce", default=True, show_default=True,
               help="make the devices findable by `posbench discover --probe` (links in $POSBENCH_DEVICE_DIR, "
                    "see posbench.device_dir)")
-def sim(fault, seed, protocol, bench_path, timing, rules_path, serial, announce) -> None:
+def sim(fault, seed, protocol, sim_profile, bench_path, timing, rules_path, serial, announce) -> None:
     """Run the virtual bench in the foreground until SIGINT/SIGTERM."""
-    from posbench.profile import profile_for_model
-    from posbench.sim.bench import MODEL, SimBench
+    from posbench.sim.bench import DEFAULT_PROFILE, SimBench, sim_profile as load_shape
     from posbench.sim.terminal import TerminalTiming
     from posbench.drivers.host.rules import RuleSet
     faults = _faults(fault)
+    sim_profile = sim_profile or DEFAULT_PROFILE
+    protocol = _sim_shape(sim_profile, protocol)
     try:
-        steps = TerminalTiming.parse(timing, TerminalTiming(boot_s=profile_for_model(MODEL).boot_time_s))
+        steps = TerminalTiming.parse(timing, TerminalTiming.for_profile(load_shape(sim_profile)))
         rules = RuleSet.from_toml(rules_path) if rules_path else None
     except ValueError as exc:
         raise UsageFailure(f"--timing: {exc}") from None
@@ -609,10 +637,12 @@ def sim(fault, seed, protocol, bench_path, timing, rules_path, serial, announce)
         term = sim_bench.terminal
         where = ("{}:{}".format(*term.address) if getattr(term, "address", None) else term.port.path)
         print(f"  terminal ({protocol}) {where}  host {sim_bench.host.address[0]}:"
-              f"{sim_bench.host.address[1]}  unit {sim_bench.serial}", flush=True)
+              f"{sim_bench.host.address[1]}"
+              + ("" if sim_bench.profile.acquirer == "bench" else " (the unit's own acquirer, not in the bench file)")
+              + f"  unit {sim_bench.profile.model} {sim_bench.serial}", flush=True)
 
     _in_foreground(lambda: SimBench(faults, seed, serial=serial, timing=steps, host_rules=rules, protocol=protocol,
-                                    announce=announce),
+                                    announce=announce, profile=sim_profile),
                    started, "the virtual bench", "virtual bench stopped; everything it created is removed")
 
 
@@ -793,9 +823,14 @@ def _floats(text: str, what: str) -> list[float]:
 @click.option("--out", "out_path", default="docs/diagnosis.md", show_default=True, type=click.Path(path_type=Path))
 @click.option("--first-seed", default=9000, show_default=True, type=int, help="seeds are first-seed, first-seed+1, ...")
 @click.option("--protocol", "protocols", multiple=True, type=click.Choice(PROTOCOLS),
-              help="ECR protocol of the virtual unit, repeatable: a section each (default agent)")
-def calibrate(severities, seeds, healthy, pairs, causes, jobs, out_path, first_seed, protocols) -> None:
-    """Run the fault matrix on the virtual bench and write the diagnosis's scores."""
+              help="ECR protocol of the virtual unit, repeatable: a section each (default: agent; with "
+                   "--profile, every protocol the profile speaks)")
+@click.option("--profile", "sim_profile", metavar="NAME",
+              help="calibrate the virtual bench shaped like this DUT profile (e.g. zvt-generic: a real terminal, "
+                   "its readers inside it, its own acquirer) [default: pt100]")
+def calibrate(severities, seeds, healthy, pairs, causes, jobs, out_path, first_seed, protocols, sim_profile) -> None:
+    """Run the fault matrix on the virtual bench and write the diagnosis's scores: a section per
+    shape (protocol, and profile if given) into --out, replacing those sections and keeping the others."""
     import shlex
     import time
 
@@ -807,11 +842,22 @@ def calibrate(severities, seeds, healthy, pairs, causes, jobs, out_path, first_s
         raise UsageFailure(f"--cause: cannot inject {', '.join(unknown)}; injectable: {', '.join(INJECTABLE)}")
     seed_list = [first_seed + i for i in range(seeds)]
     healthy_seeds = [first_seed + 500 + i for i in range(healthy)]
+    if sim_profile:
+        from posbench.sim.bench import sim_profile as load_shape
+        protocols = [_sim_shape(sim_profile, p) for p in dict.fromkeys(protocols)] \
+            or list(load_shape(sim_profile).protocols) or ["agent"]
     protocols = list(dict.fromkeys(protocols)) or ["agent"]
     cases = [case for protocol in protocols for case in cal.matrix(
         chosen, _floats(severities, "--severities"), seed_list, healthy_seeds,
-        cal.default_pairs(chosen) if pairs else [], protocol)]
-    say(console, f"calibrating: {len(cases)} triage runs ({', '.join(protocols)}), {jobs} at a time")
+        cal.default_pairs(chosen) if pairs else [], protocol, sim_profile)]
+    shape = f"{sim_profile} over " if sim_profile else ""
+    say(console, f"calibrating: {len(cases)} triage runs ({shape}{', '.join(protocols)}), {jobs} at a time")
+    try:  # before the runs: a page that cannot be read must not cost a calibration
+        existing: str | None = out_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        existing = None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageFailure(f"--out {out_path}: cannot be read to keep its other sections: {exc}") from None
     start = time.monotonic()
 
     def progress(o, done, total):
@@ -819,17 +865,23 @@ def calibrate(severities, seeds, healthy, pairs, causes, jobs, out_path, first_s
                      f"{o.verdict:<12} " + ", ".join(f"{c} {v:.2f}" for c, v in o.causes[:3]))
 
     outcomes = cal.run_matrix(cases, jobs, progress)
-    command = "posbench calibrate " + shlex.join(sys.argv[2:]) if len(sys.argv) > 2 else "posbench calibrate"
+    command = ("posbench calibrate " + shlex.join(sys.argv[2:]) if len(sys.argv) > 2 else "posbench calibrate").strip()
+    wall_s = time.monotonic() - start
     sections = []
     for protocol in protocols:
         mine = [o for o in outcomes if o.case.protocol == protocol]
         scores = cal.score(mine)
-        sections.append(cal.markdown(scores, mine, protocol))
-        say(console, f"{protocol}: top-1 accuracy {scores.top1:.3f} over {scores.top1_cases} single faults, "
+        sections.append(cal.markdown(scores, mine, protocol, sim_profile,
+                                     f"Produced by `{command}` ({len(outcomes)} triage runs, "
+                                     f"{wall_s / 60:.1f} min wall time)."))
+        say(console, f"{shape}{protocol}: top-1 accuracy {scores.top1:.3f} over {scores.top1_cases} single faults, "
                      f"false-fault rate {scores.false_fault_rate:.3f} over {scores.healthy_cases} healthy units")
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(cal.page(sections, outcomes, command.strip(), time.monotonic() - start), encoding="utf-8")
-    say(console, f"written to {out_path}")
+    text = cal.page(sections, outcomes, command, wall_s) if existing is None else cal.merge(existing, sections)
+    tmp = out_path.with_name(f".{out_path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, out_path)  # the page is never left half written
+    say(console, f"written to {out_path}" + ("" if existing is None else " (its other sections kept)"))
 
 
 def main(argv: list[str] | None = None) -> None:

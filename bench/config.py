@@ -262,6 +262,8 @@ class SimSection(_Section):
     seed: int | None = None
     control: str | None = None
     """<host>:<port> of the virtual bench's control port."""
+    workdir: Path | None = None
+    """The virtual bench's work directory (removed when it stops; by its launcher if it was killed)."""
 
 
 class PlaceSection(_Section):

@@ -2,7 +2,7 @@
 description (announced in the device directory, ``posbench.device_dir``).
 
 Only the keys in ``FROM_DESCRIPTION`` are read: where the acquirer host simulator listens and its
-log, the network lab, the actuator, the virtual bench's own state, the unit's model, and the
+log, the network lab, the actuator, the virtual bench's own state, the unit's model and profile, and the
 virtual unit's timeouts and ZVT password. Every device (the terminal's port or address, the
 supply, the NFC reader, the USB backend and reader) is found by probing, never read from here.
 """
@@ -16,7 +16,7 @@ from posbench.device_dir import entries
 
 FROM_DESCRIPTION: dict[str, frozenset[str] | None] = {
     "bench": None,
-    "unit": frozenset({"model"}),
+    "unit": frozenset({"model", "profile"}),
     "terminal": frozenset({"password", "currency", "reply_timeout", "sale_timeout", "boot_timeout"}),
     "host": None,
     "network": None,

@@ -1,4 +1,11 @@
-"""The virtual bench: host simulator and virtual terminal, and the bench.toml that reaches them."""
+"""The virtual bench: host simulator and virtual terminal, and the bench.toml that reaches them.
+
+Its shape follows a DUT profile (``--profile``): the PT100 (default) has its USB magstripe reader
+and PN532 on the bench and is pointed at posbench's host simulator, whose log the bench reads; a
+generic payment terminal (zvt-generic, concert-generic, caisse-ap-generic) reads cards with its
+own readers only and talks to its own acquirer (still a host simulator here, which the bench file
+does not name).
+"""
 from __future__ import annotations
 
 import os
@@ -10,7 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from posbench.device_dir import Announcer
-from posbench.profile import Profile, profile_for_model
+from posbench.errors import ConfigError
+from posbench.profile import Profile, find_profile, is_profile_name
 from posbench.drivers.host.rules import Rule, RuleSet
 from posbench.drivers.host.simulator import HostSimulator
 
@@ -39,9 +47,41 @@ if TYPE_CHECKING:
     from .netlab import NetLab  # imported where it starts: it needs root
 
 MODEL = "PT100"
+DEFAULT_PROFILE = "pt100"
+"""The profile of ``posbench sim`` without ``--profile``: the PT100 and its bench readers."""
 WORKDIR_PREFIX = "posbench-sim-"
 ZVT_PASSWORD = "123456"
 CURRENCY = "978"
+
+
+def sim_profile(ref: str) -> Profile:
+    """The DUT profile ``ref`` names: a packaged one by name (e.g. "zvt-generic") or a profile
+    file (relative to the working directory); ``ConfigError`` names the known ones."""
+    return find_profile(ref, file="--profile", key="")
+
+
+def profile_ref(ref: str) -> str:
+    """How the bench file names the profile ``ref``: a packaged one by its name, a file by its
+    absolute path (the bench file may be read from anywhere)."""
+    return ref.lower() if is_profile_name(ref) else str(Path(ref).expanduser().resolve())
+
+
+def sim_protocol(profile: Profile, protocol: str | None) -> str:
+    """The ECR protocol a virtual unit of ``profile`` speaks: ``protocol`` if the profile lists it,
+    else (None) the profile's first; ``ValueError`` says which it speaks."""
+    spoken: list[str] = [*profile.protocols] or [*PROTOCOLS]
+    if protocol is None:
+        return spoken[0]
+    if protocol not in spoken:
+        name = profile.source.stem if profile.source else profile.model
+        raise ValueError(f"a {name} unit does not speak {protocol!r}; it speaks {', '.join(spoken)}")
+    return protocol
+
+
+def boot_timeout_s(boot_s: float) -> float:
+    """Seconds the bench file lets the virtual unit take to answer after power-on: room for the
+    retried boots of a weak supply (``power_model.MAX_BOOT_ATTEMPTS``), at least 10 s."""
+    return max(10.0, 6 * boot_s)
 
 
 def issuer_rules(profile: Profile, severity: float) -> RuleSet:
@@ -58,26 +98,36 @@ class SimBench:
     def __init__(self, faults: dict[str, float] | None = None, seed: int | None = None,
                  serial: str | None = None, timing: TerminalTiming | None = None,
                  host_rules: RuleSet | None = None, netlab: bool | None = None,
-                 protocol: str = "agent", announce: bool = False):
-        """``timing`` overrides the virtual unit's step times; ``host_rules`` come before the
-        rules the faults add (a training bench's own issuer behaviour). ``netlab``: put the
-        unit, the host and the bench in network namespaces (default: when this host can,
-        i.e. as root; network faults need it); False keeps everything on loopback.
-        ``protocol``: the ECR protocol the unit speaks (one of ``PROTOCOLS``). ``announce``: make
-        the devices findable by ``posbench discover`` (``posbench.device_dir``)."""
-        if protocol not in PROTOCOLS:
+                 protocol: str | None = None, announce: bool = False, profile: str = DEFAULT_PROFILE):
+        """``timing`` overrides the virtual unit's step times (default: ``TerminalTiming.for_profile``);
+        ``host_rules`` come before the rules the faults add (a training bench's own issuer
+        behaviour). ``netlab``: put the unit, the host and the bench in network namespaces
+        (default: when this host can, i.e. as root; network faults need it); False keeps
+        everything on loopback. ``profile``: the packaged DUT profile whose unit and bench this
+        is (its ``protocols``, ``exposes``, ``acquirer``, ``[power]``). ``protocol``: the ECR
+        protocol the unit speaks, one of the profile's (default its first); ``ValueError``
+        otherwise. ``announce``: make the devices findable by ``posbench discover``
+        (``posbench.device_dir``)."""
+        if protocol is not None and protocol not in PROTOCOLS:
             raise ValueError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
-        self.protocol = protocol
+        try:
+            self.profile = sim_profile(profile)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        self.profile_name = profile_ref(profile)
+        self.protocol = protocol = sim_protocol(self.profile, protocol)
+        self.exposes = frozenset(self.profile.exposes)
         self.faults = dict(faults or {})
         self.want_lab = netlab
         self.lab: NetLab | None = None
-        self.timing, self.host_rules = timing, host_rules
+        self.timing, self.host_rules = timing or TerminalTiming.for_profile(self.profile), host_rules
         self.seed = random.SystemRandom().randrange(2**31) if seed is None else seed
-        self.profile = profile_for_model(MODEL)
         rng = random.Random(self.seed)
-        self.serial = serial or f"PT100-{rng.randrange(10**7):07d}"
+        self.serial = serial or f"{self.profile.model}-{rng.randrange(10**7):07d}"
         if protocol in ("zvt", "zvt-tcp"):  # a ZVT PT reports its serial number in BCD (TLV 1F42): digits only
             self.serial = "".join(c for c in self.serial if c.isdigit())
+            if not serial and len(self.serial) % 2:  # BCD packs two digits a byte: "0" leads an odd count
+                self.serial = "0" + self.serial
         tid_digits = f"{rng.randrange(10**6):06d}"
         # ZVT carries the terminal id as 8 BCD digits (BMP 29); the agent protocol as text.
         self.terminal_id = f"PT{tid_digits}" if protocol == "agent" else f"52{tid_digits}"
@@ -124,15 +174,21 @@ class SimBench:
                 unit_ns = self.lab.unit_ns  # the unit's host link starts in its own namespace
                 self.terminal.connect_host = lambda address, timeout: HostClient(
                     address, timeout=timeout, sock_factory=lambda: socket_in(unit_ns))
-            self._start_usb()
-            self.nfc = PN532Emulator(random.Random(self.seed + 13),
-                                     antenna_fault=self.faults.get("nfc_antenna", 0.0))
-            self.nfc.set_powered(False)
-            self.nfc.start()
+            # The readers the bench reaches; a PCI terminal's are inside it (its unit model reads
+            # the presented cards, msr_head / chip_contacts / nfc_antenna fail its own reads).
+            if "usb_magstripe" in self.exposes:
+                self._start_usb()
+            if "nfc" in self.exposes:
+                self.nfc = PN532Emulator(random.Random(self.seed + 13),
+                                         antenna_fault=self.faults.get("nfc_antenna", 0.0))
+                self.nfc.set_powered(False)
+                self.nfc.start()
             self._start_power()
             self.terminal.start()
-            self.dropper = UsbDropper(random.Random(self.seed + 19), self.faults.get("pcb_intermittent", 0.0),
-                                      self._unplug_reader, self._plug_reader).start()
+            if self.reader is not None:  # pcb_intermittent: the board's joint drops the USB reader;
+                # on any shape it also damages the unit's ECR frames (its front end's noisy link)
+                self.dropper = UsbDropper(random.Random(self.seed + 19), self.faults.get("pcb_intermittent", 0.0),
+                                          self._unplug_reader, self._plug_reader).start()
             self.control = ControlServer(self._actions()).start()
             self._announce()
         except BaseException:
@@ -164,16 +220,18 @@ class SimBench:
         server. Named by number only: discover finds out what each is by probing it."""
         if self.announcer is None:
             return
-        assert self.terminal and self.nfc and self.supply and self.usb
+        assert self.terminal and self.supply
         term = self.terminal
         address = getattr(term, "address", None)  # a terminal on TCP (ZVT, and any later one)
         if address:
             self.announcer.tcp(*address)
         elif term.port is not None:
             self.announcer.serial(term.port.path)
-        self.announcer.serial(self.nfc.path)
+        if self.nfc is not None:
+            self.announcer.serial(self.nfc.path)
         self.announcer.serial(self.supply.path)
-        self.announcer.usbip(self.usb.url)
+        if self.usb is not None:
+            self.announcer.usbip(self.usb.url)
 
     def _present(self, card, technology: str) -> bool:
         """Hand ``card`` to the terminal's own reader (ZVT, Concert, Caisse-AP); False when the unit speaks
@@ -210,7 +268,8 @@ class SimBench:
         assert self.terminal
         spec = self.profile.power
         self.power = UnitPower(self.terminal.timing.boot_s, rng=random.Random(self.seed + 17),
-                               supply_fault=self.faults.get("power_supply", 0.0))
+                               supply_fault=self.faults.get("power_supply", 0.0),
+                               brownout_v=spec.min_input_v if spec else 10.5)
         self.power.on_change(self._on_power)
         self.terminal.on_activity = self.power.set_activity
         self.power.start()
@@ -220,14 +279,16 @@ class SimBench:
 
     def _on_power(self, state: str) -> None:
         """The unit's parts follow its power: dead when off, back (devices re-enumerated) when on."""
-        assert self.terminal and self.nfc
+        assert self.terminal
         if state == "off":
             self.terminal.set_powered(False)
-            self.nfc.set_powered(False)
+            if self.nfc is not None:
+                self.nfc.set_powered(False)
             self._unplug_reader()
         elif state == "on":
             self.terminal.set_powered(True, boot_s=0.0)  # the power model timed the boot
-            self.nfc.set_powered(True)
+            if self.nfc is not None:
+                self.nfc.set_powered(True)
             self._plug_reader()
 
     def _unplug_reader(self) -> bool:
@@ -270,9 +331,13 @@ class SimBench:
             return {}
 
         def tap(request: dict) -> dict:
-            assert self.nfc and self.power
+            assert self.power
             self.power.set_activity("field")
             from posbench.cards import TEST_TAG_ID, TEST_TAG_TEXT
+            if self.nfc is None:  # no PN532 on this bench: the unit's own antenna reads the card
+                if request.get("card") != TEST_TAG_ID:
+                    self._present(self._card(request), "contactless")
+                return {}
             if request.get("card") == TEST_TAG_ID:
                 import ndef
                 self.nfc.present(Type2Tag(records=[ndef.TextRecord(TEST_TAG_TEXT)]))
@@ -312,25 +377,31 @@ class SimBench:
         return {"insert": insert, "remove": remove, "swipe": swipe, "tap": tap, "unplug": unplug}
 
     def bench_toml(self) -> str:
-        assert self.host and self.terminal and self.control and self.usb and self.nfc and self.supply
+        """The bench file: only what the bench reaches. [usb] and [nfc] for the readers the
+        profile ``exposes``; [host] when the unit uses the bench's acquirer (``acquirer =
+        "bench"``): one with its own acquirer still sends its sales to a host simulator, but
+        the bench sees no log of it."""
+        assert self.host and self.terminal and self.control and self.supply
         host, port = self.host.address
         control = "{}:{}".format(*self.control.address)
         faults = ", ".join(f'"{f}"' for f in format_faults(self.faults))
         return (
             "# Written by `posbench sim`: the virtual bench. Valid while that process runs.\n"
             f'[bench]\nname = "virtual"\nvirtual = true\n\n'
-            f'[unit]\nmodel = "{MODEL}"\nserial = "{self.serial}"\n\n'
-            + self._terminal_toml() +
-            f'[host]\naddress = "{host}:{port}"\nlog = "{self.host_log}"\n'
-            f'terminal_id = "{self.terminal_id}"\n\n'
-            f'[usb]\nbackend = "{self.usb.url}"\nreader = "0801:0002"\n\n'
-            f'[nfc]\npath = "{self.nfc.path}"\n\n'
-            f'[power]\ndriver = "korad"\nport = "{self.supply.path}"\nchannel = 1\n\n'
+            f'[unit]\nmodel = "{self.profile.model}"\nserial = "{self.serial}"\n'
+            + (f'profile = "{self.profile_name}"\n' if self.profile_name != DEFAULT_PROFILE else "")
+            + "\n"
+            + self._terminal_toml()
+            + (f'[host]\naddress = "{host}:{port}"\nlog = "{self.host_log}"\n'
+               f'terminal_id = "{self.terminal_id}"\n\n' if self.profile.acquirer == "bench" else "")
+            + (f'[usb]\nbackend = "{self.usb.url}"\nreader = "0801:0002"\n\n' if self.usb is not None else "")
+            + (f'[nfc]\npath = "{self.nfc.path}"\n\n' if self.nfc is not None else "")
+            + f'[power]\ndriver = "korad"\nport = "{self.supply.path}"\nchannel = 1\n\n'
             + (f'[network]\nunit_address = "{self.lab.unit_ip}"\ninterface = "{self.lab.bench_iface}"\n'
                f'netns = "{self.lab.bench_ns}"\n\n' if self.lab is not None else "")
             + f'[actuator]\nkind = "virtual"\naddress = "{control}"\n\n'
             f"[sim]\npid = {os.getpid()}\nseed = {self.seed}\nfaults = [{faults}]\n"
-            f'control = "{control}"\n')
+            f'control = "{control}"\nworkdir = "{self.workdir}"\n')
 
     def _terminal_toml(self) -> str:
         """The [terminal] section: where the unit's ECR link is and the protocol it speaks."""
@@ -356,7 +427,8 @@ class SimBench:
         # ECR waits for the terminal's worst case, a queued reversal and the sale each given the
         # unit's host timeout.
         sale_s = 10.0 if isinstance(term, VirtualConcertTerminal) else 5.0
-        return head + f"reply_timeout = 1.0\nsale_timeout = {sale_s:g}\nboot_timeout = 10.0\n\n"
+        boot_s = boot_timeout_s(self.timing.boot_s)
+        return head + f"reply_timeout = 1.0\nsale_timeout = {sale_s:g}\nboot_timeout = {boot_s:g}\n\n"
 
     def write_bench(self, path: str | Path) -> Path:
         """Write the bench description atomically (readers never see half a file)."""

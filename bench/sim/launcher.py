@@ -18,12 +18,19 @@ from .faults import format_faults
 
 
 def sim_workdir(bench_file: Path) -> Path | None:
-    """The work directory a ``posbench sim`` bench file points into, if it is one of ours."""
+    """The work directory of the ``posbench sim`` that wrote ``bench_file`` (its ``[sim] workdir``,
+    or where its ``[host] log`` is), if it is one of ours."""
     try:
-        log = tomllib.loads(bench_file.read_text(encoding="utf-8"))["host"]["log"]
-    except (OSError, KeyError, TypeError, tomllib.TOMLDecodeError):
+        doc = tomllib.loads(bench_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return None
-    workdir = Path(log).parent
+    sim, host = doc.get("sim"), doc.get("host")
+    if isinstance(sim, dict) and isinstance(sim.get("workdir"), str):
+        workdir = Path(sim["workdir"])
+    elif isinstance(host, dict) and isinstance(host.get("log"), str):
+        workdir = Path(host["log"]).parent
+    else:
+        return None
     return workdir if workdir.name.startswith(WORKDIR_PREFIX) else None
 
 
@@ -31,9 +38,12 @@ class VirtualBench:
     """Context manager: a virtual bench in its own process, like devices on a real bench."""
 
     def __init__(self, faults: dict[str, float] | None = None, seed: int | None = None,
-                 start_timeout: float = 20.0, stop_timeout: float = 5.0, protocol: str = "agent",
-                 serial: str | None = None):
+                 start_timeout: float = 20.0, stop_timeout: float = 5.0, protocol: str | None = None,
+                 serial: str | None = None, profile: str | None = None):
+        """``profile``: the packaged DUT profile the bench is shaped like (``posbench sim
+        --profile``; default the PT100's); ``protocol``: one of that profile's (default its first)."""
         self.faults, self.seed, self.protocol, self.serial = dict(faults or {}), seed, protocol, serial
+        self.profile = profile
         self.start_timeout, self.stop_timeout = start_timeout, stop_timeout
         self._dir = Path(tempfile.mkdtemp(prefix="posbench-vbench-"))
         self.bench_file = self._dir / "bench.toml"
@@ -47,7 +57,10 @@ class VirtualBench:
             cmd += ["--fault", fault]
         if self.seed is not None:
             cmd += ["--seed", str(self.seed)]
-        cmd += ["--protocol", self.protocol]
+        if self.profile:
+            cmd += ["--profile", self.profile]
+        if self.protocol:
+            cmd += ["--protocol", self.protocol]
         if self.serial:
             cmd += ["--serial", self.serial]
         with open(self._stderr, "wb") as err:

@@ -1,5 +1,5 @@
 """The calibration arithmetic: confusion, top-1, false-fault rate, reliability bins."""
-from posbench.calibrate import Case, Outcome, default_pairs, markdown, matrix, score
+from posbench.calibrate import Case, Outcome, default_pairs, markdown, matrix, merge, score
 from posbench.calibrate import page as calibrate_page
 
 
@@ -50,3 +50,22 @@ def test_undecidable_causes_are_named_per_protocol():
     outcomes = [Outcome(case, 0, "pass", [], 1.0, {"resources": "the zvt protocol cannot report its free memory"})]
     section = markdown(score(outcomes), outcomes, "zvt")
     assert "| resources | the zvt protocol cannot report its free memory |" in section
+
+
+def test_a_shape_section_replaces_its_own_and_keeps_the_others():
+    case = Case((("power_supply", 1.0),), 1, "zvt-tcp", "zvt-generic")
+    outcomes = [Outcome(case, 1, "fault", [("power_supply", 0.99)])]
+    section = markdown(score(outcomes), outcomes, "zvt-tcp", "zvt-generic", "Produced by `x`.")
+    assert section.startswith("## Profile `zvt-generic` over `zvt-tcp`\n\nProduced by `x`.")
+    existing = "# Diagnosis calibration\n\nIntro.\n\n## Protocol `zvt`\n\nold zvt\n\n## Profile `zvt-generic` over `zvt-tcp`\n\nold\n"
+    merged = merge(existing, [section])
+    assert merged.startswith("# Diagnosis calibration\n\nIntro.\n")
+    assert "old zvt" in merged and "\nold\n" not in merged and merged.count("## Profile `zvt-generic`") == 1
+    assert "Produced by `x`." in merged
+    added = merge(merged, [markdown(score(outcomes), outcomes, "concert", "concert-generic")])
+    assert added.index("## Protocol `zvt`") < added.index("zvt-tcp`") < added.index("## Profile `concert-generic`")
+
+
+def test_a_shaped_case_runs_its_triage_with_the_profile():
+    cases = matrix(["msr_head"], [1.0], [1], [2], [], "caisse-ap", "caisse-ap-generic")
+    assert {(c.protocol, c.profile) for c in cases} == {("caisse-ap", "caisse-ap-generic")}

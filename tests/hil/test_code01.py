@@ -20,15 +20,7 @@ from posbench.diagnosers import NETWORK_CAUSES, SALE_CAUSES, sale_failure_cause
 from posbench.errors import ProtocolError, UnitNotResponding
 from posbench.measures import Measure, measures
 from posbench.drivers.terminal import has
-
-
-def _host_log(request: pytest.FixtureRequest):
-    """posbench's host log, or None on a bench without one (a real terminal talks to its own
-    acquirer): the terminal's report is then the only source."""
-    try:
-        return request.getfixturevalue("host_log")
-    except pytest.skip.Exception:
-        return None
+from posbench.fixtures.session import optional
 
 
 def _origin(code: str | None) -> str | None:
@@ -42,7 +34,7 @@ def _origin(code: str | None) -> str | None:
     needs="sale",
 )
 def test_code01_origin(terminal, unit, profile, record, actuator, request):
-    host_log = _host_log(request)
+    host_log = optional(request, "host_log")
     amounts = profile.tests.sale_amounts
     # A terminal that reads the card in the sale gets one presented (the agent's sale reads none).
     card = profile.read_paths.chip.cards[0] if has(terminal, "card_sale") and profile.read_paths else None

@@ -14,6 +14,7 @@ from posbench import diagnosers, plots, progress
 from posbench.errors import BenchError, PortLost, PortUnavailable, PosbenchError, UnitError, UnitNotResponding
 from posbench.measures import Measure, measures
 from posbench.drivers.terminal import has
+from posbench.fixtures.session import optional
 
 
 def _power_spec(profile):
@@ -164,15 +165,19 @@ def _judge_boot(record, supply_watch, ok: bool, what: str, t_on: float, t1: floa
 
 
 @measures(Measure("cold_boot_s", "s", "cold_boot_s"), Measure("usb_enumerate_s", "s", "usb_enumerate_s"))
-def test_cold_boot(power_switch, unit, terminal, mag_reader, profile, record, supply_watch):
+def test_cold_boot(power_switch, unit, terminal, profile, record, supply_watch, request):
     spec = _power_spec(profile)
+    mag_reader = optional(request, "mag_reader")  # a PCI terminal's readers are inside it
     ecr, usb, t_on = _boot(unit, terminal, mag_reader, spec)
     ok = record.measure("cold_boot_s", None if ecr is None else round(ecr, 3),
                         note="power-on until the unit answered its ECR port"
                         + ("" if ecr is not None else f": it never answered (within {terminal.boot_timeout:g} s, or it "
                            "drew no current on a live supply)"))
-    record.measure("usb_enumerate_s", None if usb is None else round(usb, 3),
-                   note="power-on until the USB reader enumerated")
+    if mag_reader is None:
+        record.unmeasured("usb_enumerate_s", "the bench reaches no USB reader of this unit (no [usb] section)")
+    else:
+        record.measure("usb_enumerate_s", None if usb is None else round(usb, 3),
+                       note="power-on until the USB reader enumerated")
     _judge_boot(record, supply_watch, ok, "a cold boot was slow or failed", t_on, time.monotonic())
 
 
@@ -247,14 +252,6 @@ def test_cycle_soak(power_switch, unit, terminal, profile, record, pytestconfig,
             record.unmeasured(name, "the unit never told its configuration and journal on both sides of a power cycle")
 
 
-def _host_log(request):
-    """The acquirer simulator's log, or None when the bench has none (a real terminal's own acquirer)."""
-    try:
-        return request.getfixturevalue("host_log")
-    except pytest.skip.Exception:
-        return None
-
-
 @measures(
     Measure("brownout_recovered", "", "brownout_recovered", bears_on=("power_supply",)),
     Measure("brownout_records_added", "records", "brownout_records_added", bears_on=("power_supply",),
@@ -267,7 +264,7 @@ def test_brownout(supply, supply_watch, terminal, unit, profile, record, bench_c
     acquirer's log (a real terminal talks to its own acquirer) what the unit tells is judged."""
     _needs_supply(supply_watch)
     spec = _power_spec(profile)
-    host_log = _host_log(request)
+    host_log = optional(request, "host_log")
     unit.revive()
     journal = record.wanted("brownout_records_added")
     seq_before = unit.ask(record, lambda: terminal.status().log_seq, "status") if journal else None

@@ -15,6 +15,7 @@ from posbench.drivers.actuator.base import TechnicianGone
 
 if TYPE_CHECKING:
     from posbench.drivers.actuator.base import Actuator
+    from posbench.drivers.terminal import SaleResult
 
 MAX_INTERRUPTIONS = 5
 """Reads cut off (the reader left the bus, the unit reset) before the path counts as unjudgeable."""
@@ -57,6 +58,19 @@ def until_presented(actuator: Actuator, kind: str, attempt: Callable[[], bool]) 
         if actuator.missed(kind) == "presented":
             return False, retries
     raise gone(kind, MAX_RETRIES + 1)
+
+
+def sale_saw_no_card(protocol: str, sale: SaleResult) -> bool:
+    """Did the terminal end the sale without a card to read (its card wait timed out, or nothing
+    it could read was presented)? ZVT: 6C (abort) with no card technology; Caisse-AP: AF 08 (no
+    card in time); Concert: a refusal whose report carries no PAN (Concert tells no more)."""
+    if protocol == "zvt":
+        return sale.result_code == 0x6C and not sale.card_technology
+    if protocol == "caisse-ap":
+        return sale.result_code == 8
+    if protocol == "concert":
+        return sale.details.get("card_read") == "no" and sale.display_code != "00"
+    return False
 
 
 class PathReads(NamedTuple):

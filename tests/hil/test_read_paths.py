@@ -20,7 +20,7 @@ from posbench.diagnosers import sale_read_failure
 from posbench.emv import BRAND_AIDS, PSE, AtrError, TlvError, fci_df_name, parse_atr
 from posbench.errors import PortLost, UnitNotResponding
 from posbench.measures import measures
-from posbench.readtest import ReadInterrupted, decide_path, no_card, path_measures, record_path
+from posbench.readtest import ReadInterrupted, decide_path, no_card, path_measures, record_path, sale_saw_no_card
 from posbench.drivers.actuator.base import Skipped
 from posbench.tracks import TrackError, luhn_valid
 from posbench.drivers.usb.magstripe import SwipeTimeout
@@ -186,19 +186,6 @@ SALE_READS = {"swipe": ("magstripe", "msr_head"), "insert": ("chip", "chip_conta
 failing path points to."""
 SPEC_OF = {"swipe": "swipe", "insert": "chip", "tap": "tap"}
 """Which read path's SPRT limits of the profile apply."""
-
-
-def sale_saw_no_card(protocol: str, sale) -> bool:
-    """Did the terminal end the sale without a card to read (its card wait timed out, or nothing
-    it could read was presented)? ZVT: 6C (abort) with no card technology; Caisse-AP: AF 08 (no
-    card in time); Concert: a refusal whose report carries no PAN (Concert tells no more)."""
-    if protocol == "zvt":
-        return sale.result_code == 0x6C and not sale.card_technology
-    if protocol == "caisse-ap":
-        return sale.result_code == 8
-    if protocol == "concert":
-        return sale.details.get("card_read") == "no" and sale.display_code != "00"
-    return False
 
 
 @pytest.mark.parametrize("how", ["swipe", "insert", "tap"])

@@ -175,3 +175,72 @@ def test_until_presented_asks_again_and_stops_when_the_card_was_there():
     assert until_presented(Hand(answer="presented"), "tap", lambda: False) == (False, 0)
     with pytest.raises(TechnicianGone):
         until_presented(Hand(answer="retry"), "tap", lambda: False)
+
+
+# -- the load test, paced for a person (tests/hil/test_power.py::test_load) ---------------------
+POWER = Path(__file__).resolve().parents[1] / "hil" / "test_power.py"
+
+
+def test_the_load_test_asks_once_and_keeps_the_card_in():
+    spec = importlib.util.spec_from_file_location("hil_power_under_test", POWER)
+    power = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(power)
+    said = []
+
+    class Person:
+        """Late the first time for each kind (the reader sees nothing), and says so when asked."""
+
+        def __init__(self):
+            self.on_reader, self.late = False, {"insert", "tap"}
+
+        def _present(self, kind, card):
+            said.append(f"{kind} {card}")
+            self.on_reader = kind not in self.late
+            self.late.discard(kind)
+
+        def insert(self, card, n=1, total=1):
+            self._present("insert", card)
+
+        def tap(self, card, n=1, total=1):
+            self._present("tap", card)
+
+        def remove(self):
+            said.append("remove")
+            self.on_reader = False
+
+        def missed(self, kind):
+            said.append(f"missed {kind}")
+            return "presented" if self.on_reader else "retry"
+
+    hand = Person()
+    chips = []
+
+    class Terminal:
+        capabilities = frozenset({"chip_diagnostic"})
+        protocol = "agent"
+
+        def chip(self):
+            chips.append(hand.on_reader)
+            return SimpleNamespace(present=hand.on_reader)
+
+    class Nfc:
+        lost = False
+
+        def tap(self, timeout):
+            return SimpleNamespace(reason="" if hand.on_reader else "no_card")
+
+        def reopen(self):
+            pass
+
+    reading = SimpleNamespace(t=0.0, volts=11.9, amps=0.5)
+    watch = SimpleNamespace(trace=SimpleNamespace(between=lambda t0, t1: [reading]))
+    profile, record = recorder(power.test_load)
+    profile = profile.model_copy(update={"read_paths": profile.read_paths.model_copy(update={
+        "chip": profile.read_paths.chip.model_copy(update={"timeout_s": 0.01})})})
+    unit = SimpleNamespace(open_reader=lambda reopen: None)
+    power.test_load(watch, Terminal(), unit, hand, Nfc(), profile, record)
+    chip, tag = profile.read_paths.chip.cards[0], profile.read_paths.tap.cards[0]
+    assert said == [f"insert {chip}", "missed insert", f"insert {chip}", "remove",
+                    f"tap {tag}", "missed tap", f"tap {tag}", "remove"]
+    assert chips.count(True) > 1  # read again and again while the card stayed in
+    assert {m.name for m in record.run.measurements} == {"supply_sag_v", "peak_current_a"}

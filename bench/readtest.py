@@ -33,12 +33,12 @@ class NotPresented(Exception):
         self.kind = kind
 
 
-def no_card(actuator: Actuator, kind: str) -> str:
+def no_card(actuator: Actuator, kind: str, reason: str = "no_card") -> str:
     """A read saw no card after an action of ``kind``: whoever presented it says whether it was.
-    "presented": the failed read's reason "no_card" (the reader saw nothing: the unit's);
-    otherwise ``NotPresented`` (the read is done again). ``Skipped``/``TechnicianGone`` pass."""
+    "presented": the failed read's ``reason`` (the reader saw nothing: the unit's); otherwise
+    ``NotPresented`` (the read is done again). ``Skipped``/``TechnicianGone`` pass through."""
     if actuator.missed(kind) == "presented":
-        return "no_card"
+        return reason
     raise NotPresented(kind)
 
 

@@ -77,7 +77,7 @@ def test_swipe(mag_reader, actuator, deck, profile, record, terminal, unit):
         try:
             swipe = mag_reader.read_swipe(spec.timeout_s)
         except SwipeTimeout:
-            return no_card(actuator, "swipe")
+            return no_card(actuator, "swipe", "timeout")
         except UsbGone:
             raise ReadInterrupted("a swipe was cut off: the reader left the USB bus", t0, time.monotonic())
         return swipe_failure(swipe, card)

@@ -12,6 +12,7 @@ import pytest
 from posbench.cards import TEST_TAG_TEXT, load_deck
 from posbench.drivers.actuator.base import Skipped, TechnicianGone
 from posbench.drivers.terminal import SaleResult
+from posbench.drivers.usb.magstripe import SwipeTimeout
 from posbench.emv import BRAND_AIDS
 from posbench.errors import BenchError
 from posbench.evidence import Recorder, RunRecord
@@ -135,6 +136,45 @@ def test_a_skip_leaves_the_path_unmeasured_saying_so():
 
     with pytest.raises(pytest.skip.Exception, match="skipped by the technician"):
         run_tap(Skipping(late=1))
+
+
+class MagReader:
+    """The magstripe reader: a swipe arrives when the card went through and the head works."""
+
+    def __init__(self, hand: Hand, head: bool = True):
+        self.hand, self.head = hand, head
+        self.deck = load_deck()
+
+    def flush(self):
+        pass
+
+    def read_swipe(self, timeout):
+        if not (self.hand.on_reader and self.head):
+            raise SwipeTimeout("msr", "reading a swipe", f"no swipe in {timeout:g} s")
+        self.hand.done_reading()
+        card = self.deck[self.hand.card]
+        data = SimpleNamespace(pan=card.pan, expiry=card.expiry, service_code=card.service_code)
+        return SimpleNamespace(failures=dict, track_data=lambda track: data)
+
+
+class Swiper(Hand):
+    def swipe(self, card, n=1, total=1):
+        self.card = card
+        self._present(card)
+
+
+@pytest.mark.parametrize("head", [True, False])
+def test_swipes_late_are_read_again_and_a_dead_head_still_fails(head):
+    hand = Swiper(late=2)
+    profile, record = recorder(read_paths.test_swipe)
+    terminal = SimpleNamespace(boot_timeout=1.0)
+    read_paths.test_swipe(MagReader(hand, head), hand, load_deck(), profile, record, terminal, UNIT)
+    stats = record.run.read_paths["swipe"]
+    if head:
+        assert stats["verdict"] == "healthy" and stats["operator_events"] == 2 * stats["trials"]
+    else:  # late twice, then presented and still not read: the head's, reason "timeout"
+        assert stats["verdict"] == "faulty" and stats["reasons"] == {"timeout": stats["trials"]}
+        assert {e.cause for e in record.run.evidence} == {"msr_head"}
 
 
 class Zvt:

@@ -616,14 +616,26 @@ def _until_signal(stop: threading.Event) -> None:
 @click.option("--announce/--no-announce", default=True, show_default=True,
               help="make the devices findable by `posbench discover --probe` (links in $POSBENCH_DEVICE_DIR, "
                    "see posbench.device_dir)")
-def sim(fault, seed, protocol, sim_profile, bench_path, timing, rules_path, serial, announce) -> None:
+@click.option("--technician", is_flag=True,
+              help="a simulated technician presents the cards: after a human delay, now and then late or the "
+                   "wrong way (default: a card robot, at once)")
+@click.option("--technician-s", "technician_s", type=float, default=3.0, show_default=True, metavar="SECONDS",
+              help="the simulated technician's slowest presentation (delays from a third of it to all of it); "
+                   "small values make tests fast")
+def sim(fault, seed, protocol, sim_profile, bench_path, timing, rules_path, serial, announce, technician,
+        technician_s) -> None:
     """Run the virtual bench in the foreground until SIGINT/SIGTERM."""
     from posbench.sim.bench import DEFAULT_PROFILE, SimBench, sim_profile as load_shape
     from posbench.sim.terminal import TerminalTiming
     from posbench.drivers.host.rules import RuleSet
+    from posbench.sim.technician import Habits
     faults = _faults(fault)
     sim_profile = sim_profile or DEFAULT_PROFILE
     protocol = _sim_shape(sim_profile, protocol)
+    try:
+        habits = Habits(slowest_s=technician_s)
+    except ValueError as exc:
+        raise UsageFailure(f"--technician-s: {exc}") from None
     try:
         steps = TerminalTiming.parse(timing, TerminalTiming.for_profile(load_shape(sim_profile)))
         rules = RuleSet.from_toml(rules_path) if rules_path else None
@@ -641,8 +653,16 @@ def sim(fault, seed, protocol, sim_profile, bench_path, timing, rules_path, seri
               + ("" if sim_bench.profile.acquirer == "bench" else " (the unit's own acquirer, not in the bench file)")
               + f"  unit {sim_bench.profile.model} {sim_bench.serial}", flush=True)
 
-    _in_foreground(lambda: SimBench(faults, seed, serial=serial, timing=steps, host_rules=rules, protocol=protocol,
-                                    announce=announce, profile=sim_profile),
+    def make() -> SimBench:
+        sim_bench = SimBench(faults, seed, serial=serial, timing=steps, host_rules=rules, protocol=protocol,
+                             announce=announce, profile=sim_profile)
+        if technician:
+            import random
+            from posbench.sim.technician import Technician
+            sim_bench.technician = Technician(random.Random(sim_bench.seed + 23), habits)
+        return sim_bench
+
+    _in_foreground(make,
                    started, "the virtual bench", "virtual bench stopped; everything it created is removed")
 
 

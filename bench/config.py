@@ -228,11 +228,21 @@ class ActuatorSection(_Section):
     kind: Literal["manual", "virtual"] = "manual"
     address: str | None = None
     """<host>:<port> of the virtual bench's control port (kind = "virtual")."""
+    technician: bool = False
+    """kind = "virtual": the virtual bench's simulated technician presents the cards, with a
+    person's timing and mistakes (written by ``posbench sim --technician``)."""
 
     @field_validator("address")
     @classmethod
     def _address(cls, v: str | None) -> str | None:
         return None if v is None else _host_port(v)
+
+    @model_validator(mode="after")
+    def _technician_is_virtual(self) -> "ActuatorSection":
+        if self.technician and self.kind != "virtual":
+            raise ValueError('technician = true is the virtual bench\'s simulated technician: it needs kind = "virtual" '
+                             "(a real technician is kind = \"manual\")")
+        return self
 
 
 class NetworkSection(_Section):
@@ -299,7 +309,7 @@ class BenchConfig(_Section):
             if sim is None or not sim.control:
                 raise ValueError('a virtual actuator needs address = "<host>:<port>" of the virtual '
                                  "bench's control port (or a [sim] control)")
-            return ActuatorSection(kind="virtual", address=sim.control)
+            return ActuatorSection(kind="virtual", address=sim.control, technician=v.technician)
         return v
 
 

@@ -37,6 +37,23 @@ def say(console: Console, text: object) -> None:
         console.quiet = True
 
 
+def no_terminal() -> str | None:
+    """Why nobody can be prompted from here (None: a technician can): ``prompt`` asks on the
+    controlling terminal, and a run whose input is not a terminal (a CI job, ``ssh`` without
+    ``-t``, ``</dev/null``) has nobody at it to answer."""
+    try:
+        tty = sys.stdin is not None and sys.stdin.isatty()
+    except (AttributeError, ValueError, OSError):
+        tty = False
+    if not tty:
+        return "the input is not a terminal (a CI job, ssh without -t, input from a file or /dev/null)"
+    try:
+        os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
+    except OSError as exc:
+        return f"there is no controlling terminal (/dev/tty: {exc.strerror or exc})"
+    return None
+
+
 def prompt(text: str, timeout: float) -> str | None:
     """Ask the technician on the controlling terminal; None when nobody answered in ``timeout`` s.
 

@@ -450,6 +450,11 @@ def host_log(config: BenchConfig) -> Check:
 def actuator(config: BenchConfig) -> Check:
     section = config.actuator
     if section.kind == "manual":
+        from posbench.console import no_terminal
+        if why := no_terminal():
+            return Check("actuator", "manual", FAIL, f"nobody can be prompted to present the cards: {why}",
+                         "run the triage from a terminal (ssh -t), or use an actuator that needs no person "
+                         "([actuator] kind = \"virtual\" on a virtual bench)")
         return Check("actuator", "manual", OK, "the technician presents the cards when prompted")
     address = section.address
     assert address is not None  # a virtual actuator always has one (posbench.config)
@@ -458,4 +463,5 @@ def actuator(config: BenchConfig) -> Check:
     except OSError as exc:
         return Check("actuator", address, FAIL, f"cannot connect: {exc.strerror or exc}",
                      "is the virtual bench (`posbench sim`) that wrote this file still running?")
-    return Check("actuator", address, OK, "the virtual bench's control port answers")
+    who = "simulated technician" if section.technician else "card robot"
+    return Check("actuator", address, OK, f"the virtual bench's control port answers (its {who} presents the cards)")

@@ -92,7 +92,8 @@ class RunRecord:
     plots: list[tuple[str, str, bytes]] = field(default_factory=list)
     """(test, title, PNG) for the HTML report; never in the verdict JSON."""
     read_paths: dict[str, dict] = field(default_factory=dict)
-    """Per read path ("swipe", "tap", "chip"): the SPRT's verdict, reads, rate and interval."""
+    """Per read path ("swipe", "tap", "chip"): the SPRT's verdict, reads, rate and interval, and
+    its operator events (cards not presented in time or the right way: the technician's, not evidence)."""
     unmeasured: list[Unmeasured] = field(default_factory=list)
     code01_sales: int | None = None
     """How many sales the code 01 check ran (None: it did not run)."""

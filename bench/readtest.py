@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
 from posbench import progress
 from posbench.evidence import Recorder
@@ -11,9 +11,74 @@ from posbench.measures import Measure
 from posbench.profile import SprtSpec
 from posbench.sprt import Sprt, SprtResult
 from posbench.errors import UnitError, UnitNotResponding
+from posbench.drivers.actuator.base import TechnicianGone
+
+if TYPE_CHECKING:
+    from posbench.drivers.actuator.base import Actuator
+    from posbench.drivers.terminal import SaleResult
 
 MAX_INTERRUPTIONS = 5
 """Reads cut off (the reader left the bus, the unit reset) before the path counts as unjudgeable."""
+MAX_RETRIES = 3
+"""Times one read is presented again after the technician said the card was not presented
+(late, the wrong way) before the test stops with ``TechnicianGone`` (a bench error)."""
+
+
+class NotPresented(Exception):
+    """A read that saw no card because none was presented as it should have been (the technician
+    was late, presented it the wrong way or asked to try again): an operator event, not a read."""
+
+    def __init__(self, kind: str):
+        super().__init__(kind)
+        self.kind = kind
+
+
+def no_card(actuator: Actuator, kind: str, reason: str = "no_card") -> str:
+    """A read saw no card after an action of ``kind``: whoever presented it says whether it was.
+    "presented": the failed read's ``reason`` (the reader saw nothing: the unit's); otherwise
+    ``NotPresented`` (the read is done again). ``Skipped``/``TechnicianGone`` pass through."""
+    if actuator.missed(kind) == "presented":
+        return reason
+    raise NotPresented(kind)
+
+
+def gone(kind: str, tries: int) -> TechnicianGone:
+    """The error that ends a test whose card was not presented in ``tries`` tries."""
+    return TechnicianGone("technician", f"presenting the card ({kind})",
+                          f"not presented in {tries} tries: the technician did not come back")
+
+
+def until_presented(actuator: Actuator, kind: str, attempt: Callable[[], bool]) -> tuple[bool, int]:
+    """Run ``attempt()`` (present a card and look for it; True when it was seen) until the card was
+    seen or the actuator says it was presented; returns (seen, operator events). A card presented
+    and not seen is the unit's (seen False); more than ``MAX_RETRIES`` retries: ``TechnicianGone``."""
+    for retries in range(MAX_RETRIES + 1):
+        if attempt():
+            return True, retries
+        if actuator.missed(kind) == "presented":
+            return False, retries
+    raise gone(kind, MAX_RETRIES + 1)
+
+
+def sale_saw_no_card(protocol: str, sale: SaleResult) -> bool:
+    """Did the terminal end the sale without a card to read (its card wait timed out, or nothing
+    it could read was presented)? ZVT: 6C (abort) with no card technology; Caisse-AP: AF 08 (no
+    card in time); Concert: a refusal whose report carries no PAN (Concert tells no more)."""
+    if protocol == "zvt":
+        return sale.result_code == 0x6C and not sale.card_technology
+    if protocol == "caisse-ap":
+        return sale.result_code == 8
+    if protocol == "concert":
+        return sale.details.get("card_read") == "no" and sale.display_code != "00"
+    return False
+
+
+class PathReads(NamedTuple):
+    """What ``decide_path`` found: the SPRT's result, reads cut off, operator events (cards not
+    presented in time or the right way, each read again: never a read of the unit)."""
+    result: SprtResult
+    interruptions: int
+    operator_events: int
 
 
 class ReadInterrupted(Exception):
@@ -30,23 +95,33 @@ class ReadInterrupted(Exception):
 
 def decide_path(spec: SprtSpec, read_once: Callable[[int], str],
                 on_interrupt: Callable[[ReadInterrupted], None] = lambda exc: None, what: str = "reads"
-                ) -> tuple[SprtResult, int]:
-    """Read until the SPRT decides; returns its result and the number of interrupted reads.
+                ) -> PathReads:
+    """Read until the SPRT decides; returns its result, interrupted reads and operator events.
 
     ``read_once(n)`` performs read ``n`` and returns "" for a good read or the failure reason
     ("t1_parity", "no_card", "timeout", ...); it raises ``ReadInterrupted`` for a read that was
-    cut off, which ``on_interrupt`` handles (reconnect, evidence) before the read is tried again.
+    cut off, which ``on_interrupt`` handles (reconnect, evidence) before the read is tried again,
+    and ``NotPresented`` (``no_card``) for a card not presented, read again as the same read ``n``
+    (an operator event, never a failed read; after ``MAX_RETRIES`` of one read ``TechnicianGone``).
     After ``MAX_INTERRUPTIONS`` the test stops with whatever it has (verdict ``undecided``).
     ``what`` names the reads while they are shown (``posbench.progress``).
     """
     test = Sprt(spec.p0, spec.p1, spec.alpha, spec.beta, spec.max_trials)
     reasons: Counter[str] = Counter()
-    interruptions = n = 0
+    interruptions = n = events = retries = 0
     with progress.waiting(f"the {what} to decide the path", None):
         while not test.done:
-            n += 1
+            if not retries:
+                n += 1
             progress.step(what, n, spec.max_trials)
             outcome = _read(read_once, n, on_interrupt)
+            if isinstance(outcome, NotPresented):
+                events += 1
+                retries += 1
+                if retries > MAX_RETRIES:
+                    raise gone(outcome.kind, retries)
+                continue
+            retries = 0
             if outcome is None:
                 interruptions += 1
                 if interruptions >= MAX_INTERRUPTIONS:
@@ -55,16 +130,20 @@ def decide_path(spec: SprtSpec, read_once: Callable[[int], str],
             if outcome:
                 reasons[outcome] += 1
             test.update(bool(outcome))
-    return test.result(dict(reasons)), interruptions
+    return PathReads(test.result(dict(reasons)), interruptions, events)
 
 
-def _read(read_once: Callable[[int], str], n: int, on_interrupt: Callable[[ReadInterrupted], None]) -> str | None:
-    """Read ``n``'s failure reason ("" when good), or None when it was cut off (handled)."""
+def _read(read_once: Callable[[int], str], n: int,
+          on_interrupt: Callable[[ReadInterrupted], None]) -> str | NotPresented | None:
+    """Read ``n``'s failure reason ("" when good), None when it was cut off (handled), the
+    ``NotPresented`` when no card was presented."""
     try:
         return read_once(n)
     except ReadInterrupted as exc:
         on_interrupt(exc)
         return None
+    except NotPresented as exc:
+        return exc
     except UnitNotResponding:
         return "timeout"
     except UnitError as exc:
@@ -83,16 +162,19 @@ def path_measures(path: str, spec: Callable[..., SprtSpec | None]) -> tuple[Meas
 
 
 def record_path(record: Recorder, path: str, result: SprtResult, spec: SprtSpec, cause: str,
-                interruptions: int = 0) -> None:
+                interruptions: int = 0, operator_events: int = 0) -> None:
     """Measurements ``<path>_sprt_verdict``, ``_failure_rate``, ``_reads`` and ``_interruptions``
-    (declared by ``path_measures``); a faulty verdict is evidence for ``cause``.
+    (declared by ``path_measures``); a faulty verdict is evidence for ``cause``. The path's
+    ``operator_events`` (cards not presented, read again) go into the run record beside its
+    statistics: what the technician did, never evidence about the unit.
 
     The failure-rate limit is the profile's p1 (the rate from which a path counts as faulty);
     the verdict itself comes from the SPRT, stated with its alpha and beta.
     """
     lo, hi = result.interval()
     note = result.summary()
-    record.run.read_paths[path] = {**result.to_dict(), "interruptions": interruptions, "test": record.test}
+    record.run.read_paths[path] = {**result.to_dict(), "interruptions": interruptions,
+                                   "operator_events": operator_events, "test": record.test}
     strength = "strong" if result.truncated else "decisive"
     record.measure(f"{path}_sprt_verdict", result.verdict, cause=cause if result.verdict == "faulty" else None,
                    strength=strength, note=note, bears_on=cause)

@@ -190,7 +190,10 @@ def details(doc: dict) -> list[str]:
         out.append(f"read path {_t(path)}: {_t(stats.get('verdict'))} after {stats.get('trials')} reads, "
                    f"{stats.get('failures')} failed ({float(stats.get('failure_rate', 0)):.1%}, 95% CI {lo:.1%}.."
                    f"{hi:.1%}); SPRT p0={stats.get('p0')} p1={stats.get('p1')} alpha={stats.get('alpha')} "
-                   f"beta={stats.get('beta')} max {stats.get('max_trials')} reads [dim]({_t(stats.get('test', ''))})[/]")
+                   f"beta={stats.get('beta')} max {stats.get('max_trials')} reads"
+                   + (f"; {stats['operator_events']} operator event(s): cards not presented in time or the right "
+                      "way, read again (not the unit's)" if stats.get("operator_events") else "")
+                   + f" [dim]({_t(stats.get('test', ''))})[/]")
     out.append(f"code 01 origin: {_t(doc.get('code01_origin'))}: {_t(findings.code01_sentence(doc))}")
     for o in doc.get("code01", []):
         out.append(f"  STAN {_t(o.get('stan'))}: shown by the unit, host field 39 {_t(o.get('host_code'))}, "

@@ -13,8 +13,11 @@ import random
 import shutil
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from posbench.cards import TEST_TAG_ID, TEST_TAG_TEXT
 
 from posbench.device_dir import Announcer
 from posbench.errors import ConfigError
@@ -34,6 +37,7 @@ from .pn532 import PN532Emulator
 from .power_model import UnitPower
 from .usb_devices import UsbipServer
 from .usb_hub import VirtualUsbHub
+from .technician import Technician
 from .terminal import TerminalTiming, VirtualTerminal
 from .unit import ReadsPresentedCards
 from .zvt_terminal import VirtualZvtTerminal
@@ -310,8 +314,31 @@ class SimBench:
             raise LookupError(f"no card {card_id!r} in the deck (known: {', '.join(sorted(self.deck))})")
         return self.deck[card_id]
 
+    technician: Technician | None = None
+    """The simulated technician (``posbench sim --technician``) presenting the cards with a
+    person's timing and mistakes; None: the actions are done at once, like a card robot's."""
+
     def _actions(self) -> dict:
         """What the virtual actuator can do to the unit (see ``posbench.sim.control``)."""
+        def by_hand(kind: str, act: Callable[[dict], dict]) -> Callable[[dict], dict]:
+            """``act`` done by the simulated technician, when there is one: the answer comes at
+            once, the card later (``posbench.sim.technician``)."""
+            def handler(request: dict) -> dict:
+                if self.technician is None:
+                    return act(request)
+                if request.get("card") != TEST_TAG_ID:
+                    self._card(request)  # an unknown card is refused now, not in the technician's hand
+                self.technician.present(kind, lambda: act(request))
+                return {}
+            return handler
+
+        def missed(request: dict) -> dict:
+            """Was the card presented? A robot always presents it (a miss is the unit's)."""
+            kind = request.get("kind")
+            if kind not in ("swipe", "tap", "insert"):
+                raise ValueError(f"kind must be swipe, tap or insert, got {kind!r}")
+            return {"answer": self.technician.missed(kind) if self.technician else "presented"}
+
         def insert(request: dict) -> dict:
             card = self._card(request)
             assert self.terminal
@@ -320,6 +347,8 @@ class SimBench:
             return {}
 
         def remove(request: dict) -> dict:
+            if self.technician:
+                self.technician.withdraw()
             if self.terminal:
                 self.terminal.insert_card(None)
             if isinstance(self.terminal, ReadsPresentedCards):
@@ -333,7 +362,6 @@ class SimBench:
         def tap(request: dict) -> dict:
             assert self.power
             self.power.set_activity("field")
-            from posbench.cards import TEST_TAG_ID, TEST_TAG_TEXT
             if self.nfc is None:  # no PN532 on this bench: the unit's own antenna reads the card
                 if request.get("card") != TEST_TAG_ID:
                     self._present(self._card(request), "contactless")
@@ -374,7 +402,8 @@ class SimBench:
                 self.supply.stop(timeout=2.0)  # its pty disappears: the supply link is gone
             return {}
 
-        return {"insert": insert, "remove": remove, "swipe": swipe, "tap": tap, "unplug": unplug}
+        return {"insert": by_hand("insert", insert), "remove": remove, "swipe": by_hand("swipe", swipe),
+                "tap": by_hand("tap", tap), "missed": missed, "unplug": unplug}
 
     def bench_toml(self) -> str:
         """The bench file: only what the bench reaches. [usb] and [nfc] for the readers the
@@ -399,7 +428,8 @@ class SimBench:
             + f'[power]\ndriver = "korad"\nport = "{self.supply.path}"\nchannel = 1\n\n'
             + (f'[network]\nunit_address = "{self.lab.unit_ip}"\ninterface = "{self.lab.bench_iface}"\n'
                f'netns = "{self.lab.bench_ns}"\n\n' if self.lab is not None else "")
-            + f'[actuator]\nkind = "virtual"\naddress = "{control}"\n\n'
+            + f'[actuator]\nkind = "virtual"\naddress = "{control}"\n'
+            + ("technician = true\n" if self.technician else "") + "\n"
             f"[sim]\npid = {os.getpid()}\nseed = {self.seed}\nfaults = [{faults}]\n"
             f'control = "{control}"\nworkdir = "{self.workdir}"\n')
 

@@ -58,6 +58,8 @@ ECR_ANSWER_S = 5.0
 """Seconds the PT waits for the ECR's ``80 00 00`` after each message it sends as master (T3)."""
 CARD_TIMEOUT_S = 5.0
 """Seconds a sale waits for a card when the ECR gives no timeout (BMP 01)."""
+INSERT_CARD_REPEAT_S = 1.0
+"""Seconds between repeats of the "insert card" intermediate status while the PT waits for a card."""
 TCP_REST_S = 5.0
 """Seconds the rest of a TCP message may take once its first byte came."""
 OK = encode_apdu(0x80, 0x00)
@@ -488,7 +490,10 @@ class VirtualZvtTerminal(ReadsPresentedCards, UnitFrontEnd):
 
     def _wait_card(self, deadline: float) -> tuple[Card, str] | None:
         """The card presented before ``deadline`` (monotonic s); None on timeout or when the ECR
-        aborts (06 B0, acknowledged ``80 00 00``)."""
+        aborts (06 B0, acknowledged ``80 00 00``). While it waits, "insert card" (04 FF 0A) is
+        repeated every ``INSERT_CARD_REPEAT_S``: each restarts the ECR's T4, so a person's slow
+        presentation ends in the PT's own timeout (06 1E 6C), never in the ECR's."""
+        repeat_at = time.monotonic() + INSERT_CARD_REPEAT_S
         while True:
             presented = self.card.take()
             if presented is not None:
@@ -496,6 +501,10 @@ class VirtualZvtTerminal(ReadsPresentedCards, UnitFrontEnd):
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not self._alive():
                 return None
+            if time.monotonic() >= repeat_at:
+                self._intermediate(0x0A)
+                repeat_at = time.monotonic() + INSERT_CARD_REPEAT_S
+                continue
             try:
                 raw = self._ecr.receive(min(0.05, remaining))
             except (UnitError, OSError) as exc:

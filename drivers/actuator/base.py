@@ -1,9 +1,15 @@
 """What a test may ask of whoever presents cards to the unit (a hand, the virtual bench, a robot)."""
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Literal, Protocol
 
 from posbench.errors import BenchError
+
+Presentation = Literal["retry", "presented"]
+"""Whoever presented the card, asked after a read saw no card (``Actuator.missed``): "retry" = it
+was not presented as it should have been (late, the wrong way, the technician asked to try
+again): an operator event, and the read is done again; "presented" = the card was on the reader
+as it should have been and the reader saw nothing: a failed read of the unit."""
 
 
 class ActuatorError(BenchError):
@@ -12,6 +18,10 @@ class ActuatorError(BenchError):
 
 class Skipped(ActuatorError):
     """The technician chose to skip the remaining actions of this kind."""
+
+
+class TechnicianGone(ActuatorError):
+    """Nobody answered the technician's question in time: the technician did not come back."""
 
 
 class Actuator(Protocol):
@@ -31,8 +41,10 @@ class Actuator(Protocol):
     def remove(self) -> None:
         """Take any card out of the field and the slot."""
 
-    def missed(self, kind: str) -> None:
-        """The reader saw nothing after an action of ``kind``; may raise ``Skipped``."""
+    def missed(self, kind: str) -> Presentation:
+        """The reader saw no card after an action of ``kind`` ("swipe", "tap", "insert"): was it
+        presented? May raise ``Skipped`` (skip the rest of that kind) or ``TechnicianGone``."""
+        ...
 
     def close(self) -> None:
         """Release the actuator."""

@@ -3,20 +3,26 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .base import Skipped
+from .base import Presentation, Skipped, TechnicianGone
 
 Ask = Callable[[str, float], "str | None"]
 """Shows a prompt and returns the answer, or None when nobody answered within the seconds."""
 Say = Callable[[str], None]
+
+PLURAL = {"swipe": "swipes", "tap": "taps", "insert": "chip card insertions"}
+ASKS = 3
+"""Times an answer that is none of the choices is asked again before it counts as no answer."""
 
 
 class ManualActuator:
     """Prompts like "Swipe VISA-T1 now (3 of 15)" while the reader waits for the card.
 
     The prompt does not block: the read that follows waits (with its own timeout) for the
-    technician's swipe. When a read saw no card, ``missed`` asks whether to retry or skip;
-    ``skip`` raises ``Skipped`` now and for every later action of that kind. ``answer_s``:
-    seconds the technician has to answer that question (no answer = retry).
+    technician's swipe. When a read saw no card, ``missed`` asks what happened: Enter = the card
+    was not presented in time or not the right way ("retry": an operator event, asked again);
+    ``r`` = it was on the reader and was not read ("presented": a failed read); ``skip`` raises
+    ``Skipped`` now and for every later action of that kind. ``answer_s``: seconds the technician
+    has to answer; no answer raises ``TechnicianGone`` (a bench error, never the unit's).
     """
 
     name = "manual"
@@ -27,16 +33,29 @@ class ManualActuator:
 
     def _prompt(self, kind: str, text: str) -> None:
         if kind in self._skipped:
-            raise Skipped("technician", f"{kind} (skipped earlier)")
+            raise Skipped("technician", f"{kind} (skipped earlier)", "skipped by the technician")
         self.say(text)
 
-    def missed(self, kind: str) -> None:
-        """The reader saw no card after a prompt: retry (Enter) or skip the remaining ones."""
-        answer = self.ask(f"No card seen. Press Enter to try again, or type 'skip' to skip the "
-                          f"remaining {kind}s", self.answer_s)
-        if answer is not None and answer.strip().lower() == "skip":
-            self._skipped.add(kind)
-            raise Skipped("technician", f"{kind}", "skipped by the technician")
+    def missed(self, kind: str) -> Presentation:
+        """The reader saw no card after a prompt: ask the technician which it was."""
+        question = (f"No card seen. Enter = present it again; 'r' = the card was on the reader and it did "
+                    f"not read; 'skip' = skip the remaining {PLURAL.get(kind, kind + 's')}")
+        for _ in range(ASKS):
+            answer = self.ask(question, self.answer_s)
+            if answer is None:
+                raise TechnicianGone("technician", f"answering after a {kind} no card was seen",
+                                     f"no answer within {self.answer_s:g} s: the technician did not come back")
+            word = answer.strip().lower()
+            if word == "":
+                return "retry"
+            if word == "r":
+                return "presented"
+            if word == "skip":
+                self._skipped.add(kind)
+                raise Skipped("technician", kind, "skipped by the technician")
+            question = f"'{answer.strip()[:20]}' is none of the choices. " + question.removeprefix("No card seen. ")
+        raise TechnicianGone("technician", f"answering after a {kind} no card was seen",
+                             f"{ASKS} answers that were none of the choices")
 
     def swipe(self, card: str, n: int = 1, total: int = 1) -> None:
         self._prompt("swipe", f"Swipe {card} now ({n} of {total})")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import socket
 
-from .base import ActuatorError
+from .base import ActuatorError, Presentation
 
 MAX_LINE = 4096
 """Bytes of one request line on a virtual bench's control port (a JSON object and a newline)."""
@@ -29,7 +29,8 @@ def request(address: tuple[str, int], payload: dict, timeout: float = 5.0) -> di
 
 
 class VirtualActuator:
-    """Actions carried out by a running ``posbench sim`` (its ``[sim] control`` address)."""
+    """Actions carried out by a running ``posbench sim`` (its ``[sim] control`` address): by its
+    card robot, at once, or by its simulated technician, like a person (``technician``)."""
 
     name = "virtual"
 
@@ -58,8 +59,14 @@ class VirtualActuator:
     def remove(self) -> None:
         self._do("remove")
 
-    def missed(self, kind: str) -> None:
-        """The virtual bench never forgets a card: a miss is the unit's, nothing to ask."""
+    def missed(self, kind: str) -> Presentation:
+        """Asks the virtual bench: its card robot always presented the card (a miss is the
+        unit's); its simulated technician (``posbench sim --technician``) knows when it was late
+        or presented the card the wrong way."""
+        answer = self._do("missed", kind=kind).get("answer")
+        if answer not in ("retry", "presented"):
+            raise ActuatorError("virtual actuator", "missed", f"answered {answer!r}, not 'retry' or 'presented'")
+        return answer
 
     def close(self) -> None:
         """Nothing is held between actions."""

@@ -114,15 +114,19 @@ def test_a_rehearsed_repair_under_one_serial(tmp_path):
 
 @pytest.mark.timeout(90)
 def test_a_unit_that_never_identifies_is_filed_under_the_serial_named(tmp_path):
+    from posbench.sim.control import ControlServer
+    robot = ControlServer({}).start()  # an actuator that needs no person (nobody is at a test's terminal)
     master, slave = os.openpty()  # a port where no unit ever answers
     try:
         bench = tmp_path / "bench.toml"
         bench.write_text(f'[unit]\nmodel = "PT100"\n[terminal]\nport = "{os.ttyname(slave)}"\n'
-                         "reply_timeout = 0.5\nboot_timeout = 1.0\n")
+                         "reply_timeout = 0.5\nboot_timeout = 1.0\n"
+                         f'[actuator]\nkind = "virtual"\naddress = "{robot.address[0]}:{robot.address[1]}"\n')
         r = posbench("triage", "--bench", str(bench), "--unit", "PT100-0007777", "--json", "v.json", cwd=tmp_path)
     finally:
         os.close(master)
         os.close(slave)
+        robot.stop()
     doc = json.loads((tmp_path / "v.json").read_text())
     assert doc["unit"]["serial"] == "PT100-0007777" and "never identified" in doc["unit"]["serial_from"], r.stdout
     assert [s for _, _, s in _runs(tmp_path / "reports" / "posbench.sqlite")] == ["PT100-0007777"]

@@ -263,15 +263,19 @@ def test_a_different_unit_than_named_is_a_bench_error(run_triage, tmp_path):
 
 @pytest.mark.timeout(90)
 def test_a_silent_unit_is_inconclusive_and_says_why(run_triage, tmp_path):
+    from posbench.sim.control import ControlServer
+    robot = ControlServer({}).start()  # an actuator that needs no person (nobody is at a test's terminal)
     master, slave = os.openpty()  # a port that exists but where no unit ever answers
     try:
         bench = tmp_path / "bench.toml"
         bench.write_text(f'[unit]\nmodel = "PT100"\n[terminal]\nport = "{os.ttyname(slave)}"\n'
-                         "reply_timeout = 0.5\nboot_timeout = 1.0\n")
+                         "reply_timeout = 0.5\nboot_timeout = 1.0\n"
+                         f'[actuator]\nkind = "virtual"\naddress = "{robot.address[0]}:{robot.address[1]}"\n')
         r = run_triage("--bench", str(bench))
     finally:
         os.close(master)
         os.close(slave)
+        robot.stop()
     assert r.code == 1, r.out + r.err
     assert r.doc["verdict"] == "inconclusive" and r.doc["causes"] == []
     assert "no ACK to ENQ" in r.out and "INCONCLUSIVE" in r.out

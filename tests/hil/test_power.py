@@ -15,6 +15,8 @@ from posbench.errors import BenchError, PortLost, PortUnavailable, PosbenchError
 from posbench.measures import Measure, measures
 from posbench.drivers.terminal import has
 from posbench.fixtures.session import optional
+from posbench.drivers.actuator.base import Skipped
+from posbench.readtest import until_presented
 
 
 def _power_spec(profile):
@@ -43,44 +45,72 @@ def _window(watch, record, t0, t1, title, floor_v, marks=()):
 
 LOAD_S = 0.4
 """Seconds each kind of read is repeated for, so the supply sampler sees it several times."""
+CHIP_POLL_S = 0.5
+"""Seconds between chip diagnostics while waiting for the technician to insert the card."""
 
 
 @measures(Measure("supply_sag_v", "V", "supply_sag_v", bears_on=("power_supply",)),
           Measure("peak_current_a", "A", "peak_current_a", bears_on=("power_supply",)))
 def test_load(supply_watch, terminal, unit, actuator, nfc_reader, profile, record):
-    """Supply sag and peak current while the unit reads chip cards and contactless cards."""
+    """Supply sag and peak current while the unit reads chip cards and contactless cards.
+
+    Paced for a person: the card is inserted once and read again and again while it stays in,
+    then removed; the same for the tap. A card not presented is asked about (``until_presented``).
+    """
     _needs_supply(supply_watch)
     spec = _power_spec(profile)
     if profile.read_paths is None:
         pytest.skip(f"the DUT profile of {profile.model} names no read paths")
+    paths = profile.read_paths
     start = time.monotonic()
     time.sleep(3 * spec.sample_interval_s)  # a baseline first
     marks = [(time.monotonic(), "chip reads")]
-    card = profile.read_paths.chip.cards[0]
+    card = paths.chip.cards[0]
     # the chip diagnostic where the protocol has one, else sales with the card inserted
-    read = terminal.chip if has(terminal, "chip_diagnostic") else lambda: terminal.sale(profile.tests.sale_amounts[0])
-    end = time.monotonic() + LOAD_S
-    while time.monotonic() < end:
+    diagnostic = has(terminal, "chip_diagnostic")
+    read = terminal.chip if diagnostic else lambda: terminal.sale(profile.tests.sale_amounts[0])
+
+    def chip_in() -> bool:
+        """Insert the card; True once the unit sees it (a sale waits for the card itself)."""
         actuator.insert(card)
-        try:
+        deadline = time.monotonic() + paths.chip.timeout_s
+        while diagnostic and not terminal.chip().present:
+            if time.monotonic() + CHIP_POLL_S > deadline:
+                return False
+            time.sleep(CHIP_POLL_S)
+        return True
+
+    def tag_in() -> bool:
+        """Hold the tag on the reader; True once the reader sees it."""
+        actuator.tap(tag)
+        return nfc_reader.tap(paths.tap.timeout_s).reason != "no_card"
+
+    try:
+        until_presented(actuator, "insert", chip_in)
+        end = time.monotonic() + LOAD_S
+        while time.monotonic() < end:
             read()
-        except UnitError:
-            break  # the unit reset under load: the trace tells why
-        finally:
-            actuator.remove()
+    except UnitError:
+        pass  # the unit reset under load: the trace tells why
+    except Skipped:
+        pytest.skip("skipped by the technician (insert)")
+    finally:
+        actuator.remove()
     marks.append((time.monotonic(), "taps"))
-    tag = profile.read_paths.tap.cards[0]
+    tag = paths.tap.cards[0]
     if nfc_reader.lost:
         unit.open_reader(nfc_reader.reopen)
-    end = time.monotonic() + LOAD_S
-    while time.monotonic() < end:
-        actuator.tap(tag)
-        try:
-            nfc_reader.tap(profile.read_paths.tap.timeout_s)
-        except (PortLost, PortUnavailable):
-            break  # the unit reset under the tap: the trace tells why
-        finally:
-            actuator.remove()
+    try:
+        until_presented(actuator, "tap", tag_in)
+        end = time.monotonic() + LOAD_S
+        while time.monotonic() < end:
+            nfc_reader.tap(paths.tap.timeout_s)
+    except (PortLost, PortUnavailable):
+        pass  # the unit reset under the tap: the trace tells why
+    except Skipped:
+        pytest.skip("skipped by the technician (tap)")
+    finally:
+        actuator.remove()
     time.sleep(3 * spec.sample_interval_s)
     readings = _window(supply_watch, record, start, time.monotonic(),
                        "supply during chip reads and taps", spec.min_input_v, marks)

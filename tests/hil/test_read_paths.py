@@ -5,7 +5,12 @@ code, the intermediate statuses and the card technology; Caisse-AP: by the AF re
 Each path is judged by an SPRT (healthy failure rate p0 vs faulty p1 from the profile): it reads
 until the decision is clear, then states the reads used, the observed failure rate with its
 95% interval, and why each failed read failed.
+
+A read that saw no card asks whoever presented it (``posbench.readtest.no_card``): a card not
+presented in time or the right way is an operator event and is read again, never a failed read;
+a technician's "skip" leaves the path unmeasured.
 """
+import contextlib
 import time
 
 import pytest
@@ -15,7 +20,8 @@ from posbench.diagnosers import sale_read_failure
 from posbench.emv import BRAND_AIDS, PSE, AtrError, TlvError, fci_df_name, parse_atr
 from posbench.errors import PortLost, UnitNotResponding
 from posbench.measures import measures
-from posbench.readtest import ReadInterrupted, decide_path, path_measures, record_path
+from posbench.readtest import ReadInterrupted, decide_path, no_card, path_measures, record_path, sale_saw_no_card
+from posbench.drivers.actuator.base import Skipped
 from posbench.tracks import TrackError, luhn_valid
 from posbench.drivers.usb.magstripe import SwipeTimeout
 from posbench.drivers.usb.reconnecting import UsbGone
@@ -25,6 +31,15 @@ def _spec(profile, path):
     if profile.read_paths is None:
         pytest.skip(f"the DUT profile of {profile.model} names no read paths")
     return getattr(profile.read_paths, path)
+
+
+@contextlib.contextmanager
+def technician_may_skip():
+    """A technician's "skip" (``Skipped``) leaves the test's measurements unmeasured, saying so."""
+    try:
+        yield
+    except Skipped as exc:
+        pytest.skip(f"skipped by the technician ({exc.doing})")
 
 
 def spec_of(path: str):
@@ -62,15 +77,16 @@ def test_swipe(mag_reader, actuator, deck, profile, record, terminal, unit):
         try:
             swipe = mag_reader.read_swipe(spec.timeout_s)
         except SwipeTimeout:
-            actuator.missed("swipe")
-            return "timeout"
+            return no_card(actuator, "swipe", "timeout")
         except UsbGone:
             raise ReadInterrupted("a swipe was cut off: the reader left the USB bus", t0, time.monotonic())
         return swipe_failure(swipe, card)
 
-    result, interrupted = decide_path(spec, read_once, unit.reader_recovery(
-        record, lambda: mag_reader.connect(terminal.boot_timeout)), what="swipes")
-    record_path(record, "swipe", result, spec, cause="msr_head", interruptions=interrupted)
+    with technician_may_skip():
+        reads = decide_path(spec, read_once, unit.reader_recovery(
+            record, lambda: mag_reader.connect(terminal.boot_timeout)), what="swipes")
+    record_path(record, "swipe", reads.result, spec, cause="msr_head", interruptions=reads.interruptions,
+                operator_events=reads.operator_events)
 
 
 def tap_failure(tap, card) -> str:
@@ -102,11 +118,18 @@ def test_tap(nfc_reader, actuator, deck, profile, record, unit):
         finally:
             actuator.remove()
         if tap.reason == "no_card":
-            actuator.missed("tap")
+            return no_card(actuator, "tap")
         return tap_failure(tap, card)
 
-    result, interrupted = decide_path(spec, read_once, unit.reader_recovery(record, nfc_reader.reopen), what="taps")
-    record_path(record, "tap", result, spec, cause="nfc_antenna", interruptions=interrupted)
+    with technician_may_skip():
+        reads = decide_path(spec, read_once, unit.reader_recovery(record, nfc_reader.reopen), what="taps")
+    record_path(record, "tap", reads.result, spec, cause="nfc_antenna", interruptions=reads.interruptions,
+                operator_events=reads.operator_events)
+
+
+CHIP_POLL_S = 0.5
+"""Seconds between chip diagnostics while waiting for an inserted card (the diagnostic itself
+does not wait for one: a technician takes seconds to insert it)."""
 
 
 @measures(*path_measures("chip", spec_of("chip")), needs="chip_diagnostic")
@@ -114,20 +137,28 @@ def test_chip(terminal, actuator, unit, profile, record):
     spec = _spec(profile, "chip")
     cards = spec.cards
 
+    def diagnose():
+        """The chip diagnostic once a card is in the slot, or the last one after ``timeout_s``."""
+        deadline = time.monotonic() + spec.timeout_s
+        while True:
+            result = unit.ask(record, terminal.chip, "chip diagnostic", wait_out_silence=False)
+            if result.present or time.monotonic() + CHIP_POLL_S > deadline:
+                return result
+            time.sleep(CHIP_POLL_S)
+
     def read_once(n: int) -> str:
         card = cards[(n - 1) % len(cards)]
         actuator.insert(card, n, spec.max_trials)
         t0 = time.monotonic()
         try:
-            result = unit.ask(record, terminal.chip, "chip diagnostic", wait_out_silence=False)
+            result = diagnose()
         except UnitNotResponding:  # the unit itself went silent: no chip read happened
             raise ReadInterrupted("a chip read was cut off: the unit stopped answering", t0,
                                   time.monotonic()) from None
         finally:
             actuator.remove()
         if not result.present:
-            actuator.missed("insert")
-            return "no_card"
+            return no_card(actuator, "insert")
         if not result.atr:
             return result.reason or "no_atr"
         try:
@@ -143,9 +174,10 @@ def test_chip(terminal, actuator, unit, profile, record):
             return "bad_fci"
         return ""
 
-    result, interrupted = decide_path(spec, read_once, unit.reader_recovery(record, through_unit=True),
-                                      what="chip reads")
-    record_path(record, "chip", result, spec, cause="chip_contacts", interruptions=interrupted)
+    with technician_may_skip():
+        reads = decide_path(spec, read_once, unit.reader_recovery(record, through_unit=True), what="chip reads")
+    record_path(record, "chip", reads.result, spec, cause="chip_contacts", interruptions=reads.interruptions,
+                operator_events=reads.operator_events)
 
 
 SALE_READS = {"swipe": ("magstripe", "msr_head"), "insert": ("chip", "chip_contacts"),
@@ -179,8 +211,12 @@ def test_card_reads_in_sales(how, terminal, actuator, profile, record, unit):
                                   time.monotonic()) from None
         finally:
             actuator.remove()
-        return sale_read_failure(terminal.protocol, sale, technology)
+        failure = sale_read_failure(terminal.protocol, sale, technology)
+        if sale_saw_no_card(terminal.protocol, sale):
+            no_card(actuator, how)  # not presented: read again; presented: judged as the protocol says
+        return failure
 
-    result, interrupted = decide_path(spec, read_once, unit.reader_recovery(record, through_unit=True),
-                                      what=f"sales by {how}")
-    record_path(record, path, result, spec, cause=cause, interruptions=interrupted)
+    with technician_may_skip():
+        reads = decide_path(spec, read_once, unit.reader_recovery(record, through_unit=True), what=f"sales by {how}")
+    record_path(record, path, reads.result, spec, cause=cause, interruptions=reads.interruptions,
+                operator_events=reads.operator_events)

@@ -3,7 +3,8 @@ import pytest
 
 from posbench.drivers.actuator.virtual import request
 from posbench.sim.control import ControlServer
-from posbench.drivers.actuator.base import ActuatorError, Skipped
+from posbench.drivers.actuator.base import ActuatorError, Skipped, TechnicianGone
+from posbench.errors import BenchError
 from posbench.drivers.actuator.manual import ManualActuator
 from posbench.drivers.actuator.virtual import VirtualActuator
 
@@ -12,25 +13,50 @@ pytestmark = pytest.mark.timeout(30)
 
 def test_manual_prompts_name_the_card_and_count_and_skip_stops_that_kind():
     said, asked = [], []
-    answers = iter(["", "skip"])
+    answers = iter(["", "r", "skip"])
     act = ManualActuator(said.append, lambda text, timeout: asked.append(text) or next(answers), answer_s=5)
     act.swipe("VISA-T1", 3, 15)
     assert said == ["Swipe VISA-T1 now (3 of 15)"]
-    act.missed("swipe")                       # Enter: try again
+    assert act.missed("swipe") == "retry"      # Enter: it was not presented, present it again
+    assert act.missed("swipe") == "presented"  # "r": it was on the reader and did not read
     with pytest.raises(Skipped):
         act.missed("swipe")                   # "skip": no more swipes
     with pytest.raises(Skipped):
         act.swipe("VISA-T1", 4, 15)
     act.tap("MC-T1", 1, 12)                   # other kinds go on
-    assert said[-1] == "Hold MC-T1 on the contactless reader (1 of 12)" and len(asked) == 2
+    assert said[-1] == "Hold MC-T1 on the contactless reader (1 of 12)" and len(asked) == 3
+    assert "Enter = present it again" in asked[0] and "'r' = the card was on the reader" in asked[0]
+    assert "skip the remaining swipes" in asked[0]
 
 
-def test_manual_without_an_answer_retries():
-    said = []
-    act = ManualActuator(said.append, lambda text, timeout: None, answer_s=0.1)
-    act.missed("tap")  # nobody answered: not a skip
-    act.tap("MC-T1", 2, 12)  # so the next tap is still asked for
-    assert said[-1] == "Hold MC-T1 on the contactless reader (2 of 12)"
+def test_manual_without_an_answer_is_a_technician_gone():
+    act = ManualActuator(lambda text: None, lambda text, timeout: None, answer_s=0.1)
+    with pytest.raises(TechnicianGone, match="did not come back") as caught:
+        act.missed("tap")  # nobody answered: a bench error, not a retry nor a failed read
+    assert isinstance(caught.value, BenchError)
+
+
+def test_manual_asks_again_after_an_answer_that_is_no_choice():
+    answers = iter(["what?", "r"])
+    asked = []
+    act = ManualActuator(lambda text: None, lambda text, timeout: asked.append(text) or next(answers))
+    assert act.missed("insert") == "presented"
+    assert asked[1].startswith("'what?' is none of the choices")
+    with pytest.raises(TechnicianGone):
+        ManualActuator(lambda text: None, lambda text, timeout: "maybe").missed("insert")
+
+
+def test_virtual_actuator_asks_the_bench_whether_the_card_was_presented():
+    answers = iter(["retry", "presented", "perhaps"])
+    server = ControlServer({"missed": lambda req: {"answer": next(answers), "kind": req["kind"]}}).start()
+    try:
+        act = VirtualActuator(server.address, timeout=2.0)
+        assert act.missed("tap") == "retry"
+        assert act.missed("swipe") == "presented"
+        with pytest.raises(ActuatorError, match="perhaps"):
+            act.missed("insert")
+    finally:
+        server.stop()
 
 
 def test_virtual_actuator_reaches_the_bench_and_reports_refusals():

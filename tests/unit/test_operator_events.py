@@ -1,0 +1,286 @@
+"""The technician is not the unit: a card not presented is an operator event, never a failed read.
+
+The HIL read tests (tests/hil/test_read_paths.py) run here on fakes: a reader that sees the
+card only when the actuator really put it there, an actuator that is late on purpose and says so.
+"""
+import importlib.util
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from posbench.cards import TEST_TAG_TEXT, load_deck
+from posbench.drivers.actuator.base import Skipped, TechnicianGone
+from posbench.drivers.terminal import SaleResult
+from posbench.drivers.usb.magstripe import SwipeTimeout
+from posbench.emv import BRAND_AIDS
+from posbench.errors import BenchError
+from posbench.evidence import Recorder, RunRecord
+from posbench.measures import bind, declaration
+from posbench.profile import profile_for_model
+from posbench.readtest import MAX_RETRIES, until_presented
+
+pytestmark = pytest.mark.timeout(60)
+
+HIL = Path(__file__).resolve().parents[1] / "hil" / "test_read_paths.py"
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("hil_read_paths_under_test", HIL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+read_paths = _module()
+
+
+class Hand:
+    """An actuator that is late ``late`` times for every read (the card never reaches the reader)
+    and answers ``missed`` with ``answer`` (default: truthfully, "retry" when it was late)."""
+
+    name = "fake"
+
+    def __init__(self, late: int = 0, answer: str | None = None):
+        self.late, self.answer = late, answer
+        self.on_reader = False
+        self.lates_left = late
+        self.asked = 0
+
+    def _present(self, card, n=1, total=1):
+        if self.lates_left:
+            self.lates_left -= 1
+            self.on_reader = False
+        else:
+            self.on_reader = True
+
+    swipe = tap = insert = _present
+
+    def remove(self):
+        self.on_reader = False
+
+    def missed(self, kind):
+        self.asked += 1
+        if self.answer is not None:
+            return self.answer
+        return "presented" if self.on_reader else "retry"
+
+    def done_reading(self):
+        """A read happened (seen or not by a working reader): the next one is late again."""
+        self.lates_left = self.late
+
+
+class Reader:
+    """The NFC reader: sees the card when it is on the reader and the antenna works."""
+
+    def __init__(self, hand: Hand, antenna: bool = True):
+        self.hand, self.antenna = hand, antenna
+
+    def tap(self, timeout):
+        seen = self.hand.on_reader and self.antenna
+        if seen:
+            self.hand.done_reading()
+        return SimpleNamespace(ok=seen, reason="" if seen else "no_card", records=[TEST_TAG_TEXT],
+                               status_word="9000", aids=list(BRAND_AIDS.values()))
+
+    def reopen(self):
+        pass
+
+
+def recorder(test, params=None):
+    profile = profile_for_model("PT100")
+    run = RunRecord()
+    return profile, Recorder(run, test.__name__, bind(declaration(test), profile, params or {}, test.__name__))
+
+
+UNIT = SimpleNamespace(reader_recovery=lambda record, reconnect=None, through_unit=False: (lambda exc: None),
+                       ask=lambda record, fn, what, wait_out_silence=True: fn())
+
+
+def run_tap(hand, antenna=True):
+    profile, record = recorder(read_paths.test_tap)
+    read_paths.test_tap(Reader(hand, antenna), hand, load_deck(), profile, record, UNIT)
+    return record.run
+
+
+def test_a_technician_late_twice_per_tap_is_no_fault_of_the_unit():
+    hand = Hand(late=2)
+    run = run_tap(hand)
+    stats = run.read_paths["tap"]
+    assert stats["verdict"] == "healthy" and stats["failures"] == 0, stats
+    assert stats["operator_events"] == 2 * stats["trials"] == hand.asked
+    assert not run.evidence
+
+
+def test_a_dead_antenna_is_still_the_units_when_the_card_was_presented():
+    hand = Hand(answer="presented")
+    run = run_tap(hand, antenna=False)
+    stats = run.read_paths["tap"]
+    assert stats["verdict"] == "faulty" and stats["reasons"] == {"no_card": stats["trials"]}
+    assert stats["operator_events"] == 0
+    assert {e.cause for e in run.evidence} == {"nfc_antenna"}
+
+
+def test_a_technician_who_never_presents_ends_the_test_as_a_bench_error():
+    hand = Hand(late=10 ** 6)
+    with pytest.raises(TechnicianGone, match="did not come back") as caught:
+        run_tap(hand)
+    assert isinstance(caught.value, BenchError)
+    assert hand.asked == MAX_RETRIES + 1
+
+
+def test_a_skip_leaves_the_path_unmeasured_saying_so():
+    class Skipping(Hand):
+        def missed(self, kind):
+            raise Skipped("technician", kind, "skipped by the technician")
+
+    with pytest.raises(pytest.skip.Exception, match="skipped by the technician"):
+        run_tap(Skipping(late=1))
+
+
+class MagReader:
+    """The magstripe reader: a swipe arrives when the card went through and the head works."""
+
+    def __init__(self, hand: Hand, head: bool = True):
+        self.hand, self.head = hand, head
+        self.deck = load_deck()
+
+    def flush(self):
+        pass
+
+    def read_swipe(self, timeout):
+        if not (self.hand.on_reader and self.head):
+            raise SwipeTimeout("msr", "reading a swipe", f"no swipe in {timeout:g} s")
+        self.hand.done_reading()
+        card = self.deck[self.hand.card]
+        data = SimpleNamespace(pan=card.pan, expiry=card.expiry, service_code=card.service_code)
+        return SimpleNamespace(failures=dict, track_data=lambda track: data)
+
+
+class Swiper(Hand):
+    def swipe(self, card, n=1, total=1):
+        self.card = card
+        self._present(card)
+
+
+@pytest.mark.parametrize("head", [True, False])
+def test_swipes_late_are_read_again_and_a_dead_head_still_fails(head):
+    hand = Swiper(late=2)
+    profile, record = recorder(read_paths.test_swipe)
+    terminal = SimpleNamespace(boot_timeout=1.0)
+    read_paths.test_swipe(MagReader(hand, head), hand, load_deck(), profile, record, terminal, UNIT)
+    stats = record.run.read_paths["swipe"]
+    if head:
+        assert stats["verdict"] == "healthy" and stats["operator_events"] == 2 * stats["trials"]
+    else:  # late twice, then presented and still not read: the head's, reason "timeout"
+        assert stats["verdict"] == "faulty" and stats["reasons"] == {"timeout": stats["trials"]}
+        assert {e.cause for e in record.run.evidence} == {"msr_head"}
+
+
+class Zvt:
+    """A ZVT terminal whose sale aborts 6C (card wait timed out) when no card was presented."""
+
+    protocol = "zvt"
+
+    def __init__(self, hand: Hand):
+        self.hand = hand
+
+    def sale(self, amount):
+        if not self.hand.on_reader:
+            return SaleResult("05", False, "", "000001", "52000001", "", "", "abort", result_code=0x6C)
+        self.hand.done_reading()
+        return SaleResult("00", True, "00", "000001", "52000001", "411111******1111", "123456", "",
+                          result_code=0, card_technology="chip")
+
+
+def test_a_sale_whose_card_came_late_is_read_again_not_failed():
+    hand = Hand(late=2)
+    profile, record = recorder(read_paths.test_card_reads_in_sales, {"how": "insert"})
+    read_paths.test_card_reads_in_sales("insert", Zvt(hand), hand, profile, record, UNIT)
+    stats = record.run.read_paths["sale_insert"]
+    assert stats["verdict"] == "healthy" and stats["operator_events"] == 2 * stats["trials"]
+
+
+def test_until_presented_asks_again_and_stops_when_the_card_was_there():
+    hand = Hand(late=2)
+    seen = []
+
+    def attempt():
+        hand.tap("TAG")
+        seen.append(hand.on_reader)
+        return hand.on_reader
+
+    assert until_presented(hand, "tap", attempt) == (True, 2)
+    assert seen == [False, False, True]
+    assert until_presented(Hand(answer="presented"), "tap", lambda: False) == (False, 0)
+    with pytest.raises(TechnicianGone):
+        until_presented(Hand(answer="retry"), "tap", lambda: False)
+
+
+# -- the load test, paced for a person (tests/hil/test_power.py::test_load) ---------------------
+POWER = Path(__file__).resolve().parents[1] / "hil" / "test_power.py"
+
+
+def test_the_load_test_asks_once_and_keeps_the_card_in():
+    spec = importlib.util.spec_from_file_location("hil_power_under_test", POWER)
+    power = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(power)
+    said = []
+
+    class Person:
+        """Late the first time for each kind (the reader sees nothing), and says so when asked."""
+
+        def __init__(self):
+            self.on_reader, self.late = False, {"insert", "tap"}
+
+        def _present(self, kind, card):
+            said.append(f"{kind} {card}")
+            self.on_reader = kind not in self.late
+            self.late.discard(kind)
+
+        def insert(self, card, n=1, total=1):
+            self._present("insert", card)
+
+        def tap(self, card, n=1, total=1):
+            self._present("tap", card)
+
+        def remove(self):
+            said.append("remove")
+            self.on_reader = False
+
+        def missed(self, kind):
+            said.append(f"missed {kind}")
+            return "presented" if self.on_reader else "retry"
+
+    hand = Person()
+    chips = []
+
+    class Terminal:
+        capabilities = frozenset({"chip_diagnostic"})
+        protocol = "agent"
+
+        def chip(self):
+            chips.append(hand.on_reader)
+            return SimpleNamespace(present=hand.on_reader)
+
+    class Nfc:
+        lost = False
+
+        def tap(self, timeout):
+            return SimpleNamespace(reason="" if hand.on_reader else "no_card")
+
+        def reopen(self):
+            pass
+
+    reading = SimpleNamespace(t=0.0, volts=11.9, amps=0.5)
+    watch = SimpleNamespace(trace=SimpleNamespace(between=lambda t0, t1: [reading]))
+    profile, record = recorder(power.test_load)
+    profile = profile.model_copy(update={"read_paths": profile.read_paths.model_copy(update={
+        "chip": profile.read_paths.chip.model_copy(update={"timeout_s": 0.01})})})
+    unit = SimpleNamespace(open_reader=lambda reopen: None)
+    power.test_load(watch, Terminal(), unit, hand, Nfc(), profile, record)
+    chip, tag = profile.read_paths.chip.cards[0], profile.read_paths.tap.cards[0]
+    assert said == [f"insert {chip}", "missed insert", f"insert {chip}", "remove",
+                    f"tap {tag}", "missed tap", f"tap {tag}", "remove"]
+    assert chips.count(True) > 1  # read again and again while the card stayed in
+    assert {m.name for m in record.run.measurements} == {"supply_sag_v", "peak_current_a"}

@@ -124,12 +124,20 @@ def default_pairs(causes: list[str]) -> list[tuple[str, str]]:
     return [(by_group[a][0], by_group[b][-1]) for a, b in itertools.combinations(groups, 2)]
 
 
+TECHNICIAN_S = 0.5
+"""Seconds of the simulated technician's slowest presentation in a calibration of a real terminal's
+shape: a person's 3 s would make each triage minutes long; how often the technician is late or
+presents a card the wrong way is drawn per presentation, not from the pace, so what the bench has
+to tell apart is the same."""
+
+
 def run_case(case: Case, workdir: Path) -> Outcome:
     """One triage on a fresh virtual bench; its verdict JSON is the outcome."""
     out = workdir / f"{case.profile or 'pt100'}-{case.protocol}-{case.label}-{case.seed}.json"
     cmd = [sys.executable, "-m", "posbench.cli", "triage", "--seed", str(case.seed), "--json", str(out),
            "--html", str(out.with_suffix(".html")), "--junit", str(out.with_suffix(".xml")),
-           "--protocol", case.protocol] + (["--profile", case.profile] if case.profile else [])
+           "--protocol", case.protocol] \
+        + (["--profile", case.profile, "--technician-s", f"{TECHNICIAN_S:g}"] if case.profile else [])
     for cause, sev in case.faults:
         cmd += ["--fault", f"{cause}={sev:g}"]
     try:

@@ -142,6 +142,8 @@ def _faults(values: tuple[str, ...]) -> dict[str, float]:
               metavar="SECONDS", help="bench room: how long --reserve waits for a free place")
 @click.option("--parallel", type=click.IntRange(1, 64), metavar="N",
               help="bench room: triage N units at once with --reserve (a process and a place each), into one store")
+@click.option("--technician-s", "technician_s", type=click.FloatRange(0.01, 60), metavar="SECONDS",
+              help="virtual bench: the simulated technician's slowest presentation (default 3 s, a person's pace)")
 @click.option("--unit", metavar="SERIAL", help="serial number of the unit under test")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="verdict JSON file")
 @click.option("--html", "html_path", type=click.Path(path_type=Path), help="HTML report file")
@@ -155,7 +157,7 @@ def _faults(values: tuple[str, ...]) -> dict[str, float]:
 @click.option("--verbose", "-v", is_flag=True, help="print every finding behind the verdict: evidence lines, "
                                                     "test ids, statistics, unmeasured measurements")
 def triage(bench_path, virtual, fault, seed, protocol, sim_profile, place, reserve, coordinator, wait_s, parallel,
-           unit, json_path, html_path, junit_path, store_url, soak, log_path, verbose) -> None:
+           technician_s, unit, json_path, html_path, junit_path, store_url, soak, log_path, verbose) -> None:
     """Run the HIL suite against a unit and name the most likely cause of its code 01."""
     console = make_console()
     if sim_profile and (bench_path or place or reserve):
@@ -168,9 +170,9 @@ def triage(bench_path, virtual, fault, seed, protocol, sim_profile, place, reser
         sys.exit(run_parallel(parallel, sys.argv[1:], console))
     if bench_path and virtual:
         raise UsageFailure("--bench and --virtual exclude each other")
-    if bench_path and (fault or seed is not None or protocol):
-        raise UsageFailure("--fault, --seed and --protocol apply to the virtual bench only (drop --bench; "
-                           "bench.toml's [terminal] protocol says what a real unit speaks)")
+    if bench_path and (fault or seed is not None or protocol or technician_s is not None):
+        raise UsageFailure("--fault, --seed, --protocol and --technician-s apply to the virtual bench only (drop "
+                           "--bench; bench.toml's [terminal] protocol says what a real unit speaks)")
     faults = _faults(fault)
     if not bench_path and room is None:
         protocol = _sim_shape(sim_profile, protocol)
@@ -206,7 +208,8 @@ def triage(bench_path, virtual, fault, seed, protocol, sim_profile, place, reser
             seed = random.randrange(2**31) if seed is None else seed  # printed: a run can be repeated
             # --unit on the virtual bench: the virtual unit reports that serial (a repair can be
             # rehearsed: a fault, then none, same serial, and `history` shows before / after)
-            vbench = VirtualBench(faults, seed, protocol=protocol, serial=unit, profile=sim_profile)
+            vbench = VirtualBench(faults, seed, protocol=protocol, serial=unit, profile=sim_profile,
+                                  technician_s=technician_s)
             say(console, "starting the virtual bench"
                           + (f" shaped like {sim_profile}" if sim_profile else "")
                           + (f" with faults {', '.join(fault)}" if fault else " (healthy unit)")
@@ -616,9 +619,10 @@ def _until_signal(stop: threading.Event) -> None:
 @click.option("--announce/--no-announce", default=True, show_default=True,
               help="make the devices findable by `posbench discover --probe` (links in $POSBENCH_DEVICE_DIR, "
                    "see posbench.device_dir)")
-@click.option("--technician", is_flag=True,
-              help="a simulated technician presents the cards: after a human delay, now and then late or the "
-                   "wrong way (default: a card robot, at once)")
+@click.option("--technician/--card-robot", default=None,
+              help="who presents the cards: a simulated technician (after a human delay, now and then late or "
+                   "the wrong way; the default for a real terminal's profile) or a card robot (at once; the "
+                   "default for the PT100)")
 @click.option("--technician-s", "technician_s", type=float, default=3.0, show_default=True, metavar="SECONDS",
               help="the simulated technician's slowest presentation (delays from a third of it to all of it); "
                    "small values make tests fast")
@@ -632,6 +636,8 @@ def sim(fault, seed, protocol, sim_profile, bench_path, timing, rules_path, seri
     faults = _faults(fault)
     sim_profile = sim_profile or DEFAULT_PROFILE
     protocol = _sim_shape(sim_profile, protocol)
+    if technician is None:  # a real terminal's bench has a person presenting cards, not a robot
+        technician = sim_profile != DEFAULT_PROFILE
     try:
         habits = Habits(slowest_s=technician_s)
     except ValueError as exc:

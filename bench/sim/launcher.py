@@ -39,11 +39,12 @@ class VirtualBench:
 
     def __init__(self, faults: dict[str, float] | None = None, seed: int | None = None,
                  start_timeout: float = 20.0, stop_timeout: float = 5.0, protocol: str | None = None,
-                 serial: str | None = None, profile: str | None = None):
+                 serial: str | None = None, profile: str | None = None, technician_s: float | None = None):
         """``profile``: the packaged DUT profile the bench is shaped like (``posbench sim
-        --profile``; default the PT100's); ``protocol``: one of that profile's (default its first)."""
+        --profile``; default the PT100's); ``protocol``: one of that profile's (default its first);
+        ``technician_s``: the simulated technician's slowest presentation (s; default the sim's)."""
         self.faults, self.seed, self.protocol, self.serial = dict(faults or {}), seed, protocol, serial
-        self.profile = profile
+        self.profile, self.technician_s = profile, technician_s
         self.start_timeout, self.stop_timeout = start_timeout, stop_timeout
         self._dir = Path(tempfile.mkdtemp(prefix="posbench-vbench-"))
         self.bench_file = self._dir / "bench.toml"
@@ -63,6 +64,8 @@ class VirtualBench:
             cmd += ["--protocol", self.protocol]
         if self.serial:
             cmd += ["--serial", self.serial]
+        if self.technician_s is not None:
+            cmd += ["--technician-s", f"{self.technician_s:g}"]
         with open(self._stderr, "wb") as err:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                          stderr=err, start_new_session=True,

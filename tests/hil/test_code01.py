@@ -21,11 +21,33 @@ from posbench.errors import ProtocolError, UnitNotResponding
 from posbench.measures import Measure, measures
 from posbench.drivers.terminal import has
 from posbench.fixtures.session import optional
+from posbench.readtest import sale_saw_no_card, until_presented
 
 
 def _origin(code: str | None) -> str | None:
     """The origin of a 01 by one source's acquirer code (None: that source does not say)."""
     return None if code is None else "issuer" if code == "01" else "terminal"
+
+
+def _sale(terminal, actuator, card: str | None, amount: int):
+    """One sale of ``amount`` (minor units) with ``card`` inserted (None: the unit's sale reads no
+    card). A sale the terminal ended for want of a card is asked about: a card the technician did
+    not present in time or the right way is an operator event and the sale is run again
+    (``posbench.readtest.until_presented``); one presented and not read is the unit's answer."""
+    done = []
+
+    def attempt() -> bool:
+        if card:
+            actuator.insert(card)
+        try:
+            done.append(terminal.sale(amount))
+        finally:
+            if card:
+                actuator.remove()
+        return not (card and sale_saw_no_card(terminal.protocol, done[-1]))
+
+    until_presented(actuator, "insert", attempt)
+    return done[-1]
 
 
 @measures(
@@ -53,10 +75,8 @@ def test_code01_origin(terminal, unit, profile, record, actuator, request):
             t0, garbles = time.monotonic(), unit.garbles()
             # a sale without a trace number is found in the log by amount after this
             mark = host_log.mark() if host_log is not None else None
-            if card:
-                actuator.insert(card)
             try:
-                sale = terminal.sale(amount)
+                sale = _sale(terminal, actuator, card, amount)
             except UnitNotResponding as exc:
                 unit.judge_silence(record, f"sale of {amount}: no reply ({exc.detail})", t0, garbles)
                 if unit.ready():
@@ -65,9 +85,6 @@ def test_code01_origin(terminal, unit, profile, record, actuator, request):
             except ProtocolError as exc:
                 record.evidence("pcb_intermittent", "moderate", f"sale of {amount}: the reply arrived corrupted ({exc})")
                 continue
-            finally:
-                if card:
-                    actuator.remove()
             reported = sale.acquirer_code  # the terminal's own word on what its acquirer answered
             if host_log is not None:
                 host_code = host_log.answer_for(sale.terminal_id, sale.stan) if sale.stan \

@@ -284,3 +284,33 @@ def test_the_load_test_asks_once_and_keeps_the_card_in():
                     f"tap {tag}", "missed tap", f"tap {tag}", "remove"]
     assert chips.count(True) > 1  # read again and again while the card stayed in
     assert {m.name for m in record.run.measurements} == {"supply_sag_v", "peak_current_a"}
+
+
+# -- the code 01 sales (tests/hil/test_code01.py) --------------------------------------------------
+CODE01 = Path(__file__).resolve().parents[1] / "hil" / "test_code01.py"
+
+
+class CardSaleZvt(Zvt):
+    capabilities = frozenset({"card_sale", "sale"})
+
+
+class NoHostLog:
+    """A request whose bench has no [host] log (a real terminal's own acquirer)."""
+
+    def getfixturevalue(self, name):
+        pytest.skip(f"no {name}")
+
+
+def test_a_code01_sale_whose_card_came_late_is_run_again_and_is_no_evidence():
+    spec = importlib.util.spec_from_file_location("hil_code01_under_test", CODE01)
+    code01 = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(code01)
+    hand = Hand(late=1)
+    profile, record = recorder(code01.test_code01_origin)
+    unit = SimpleNamespace(garbles=lambda: 0, ready=lambda: True, judge_silence=lambda *a, **k: None)
+    code01.test_code01_origin(CardSaleZvt(hand), unit, profile, record, hand, NoHostLog())
+    run = record.run
+    assert run.code01_sales == len(profile.tests.sale_amounts)
+    assert run.evidence == [], [(e.cause, e.note) for e in run.evidence]  # late cards are no one's fault
+    assert hand.asked == len(profile.tests.sale_amounts)  # asked once per sale, each sale run again
+    assert {m.name: m.value for m in run.measurements}["sale_host_answered_rate"] == 1.0

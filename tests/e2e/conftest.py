@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,3 +72,29 @@ def assert_no_card_data(*texts: str) -> None:
     for secret in card_secrets():
         for text in texts:
             assert secret not in text, "card data leaked into an artifact or the output"
+
+
+def start_sim(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, Path]:
+    """``posbench sim ARGS`` in a child process, once it has written its bench file (20 s at most);
+    stop it with ``stop_sim`` (in a ``finally``)."""
+    bench = tmp_path / "sim-bench.toml"
+    proc = subprocess.Popen([sys.executable, "-m", "posbench.cli", "sim", "--write-bench", str(bench), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while not bench.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop_sim(proc)
+            pytest.fail(f"posbench sim wrote no bench file: {proc.communicate()}")
+        time.sleep(0.05)
+    return proc, bench
+
+
+def stop_sim(proc: subprocess.Popen) -> tuple[str, str]:
+    """SIGTERM, SIGKILL after 10 s; the sim's (stdout, stderr)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.communicate()

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import posbench
-from .test_triage import _start_sim, _stop
+from .conftest import posbench, start_sim, stop_sim
 
 
 def _need_root(why: str) -> None:
@@ -66,7 +65,7 @@ def test_report_targets_that_are_not_regular_files_are_refused(tmp_path):
 @pytest.mark.timeout(180)
 def test_a_wrong_host_address_is_a_bench_error_not_a_firewall(tmp_path):
     _need_lab()
-    proc, bench = _start_sim(tmp_path, "--seed", "31")
+    proc, bench = start_sim(tmp_path, "--seed", "31")
     try:
         text = bench.read_text()
         wrong = tmp_path / "wrong-host.toml"
@@ -76,7 +75,7 @@ def test_a_wrong_host_address_is_a_bench_error_not_a_firewall(tmp_path):
         args, files = _outputs(tmp_path)
         r = posbench("triage", "--bench", str(wrong), *args, cwd=tmp_path, timeout=170)
     finally:
-        _stop(proc)
+        stop_sim(proc)
     doc = json.loads(files["json"].read_text())
     assert r.returncode == 2, r.stdout + r.stderr
     assert doc["verdict"] == "bench_error" and doc["causes"] == []
@@ -193,7 +192,7 @@ def test_a_signal_ends_the_triage_with_reports_and_cleans_up(tmp_path, sig, afte
 # -- 5. an instrument gone mid-run is a bench error, never a unit measurement -----------------------
 @pytest.mark.timeout(200)
 def test_a_bench_killed_mid_run_leaves_no_unit_finding(tmp_path):
-    proc, bench = _start_sim(tmp_path, "--seed", "33")
+    proc, bench = start_sim(tmp_path, "--seed", "33")
     args, files = _outputs(tmp_path)
     try:
         triage = subprocess.Popen([sys.executable, "-m", "posbench.cli", "triage", "--bench", str(bench), *args],
@@ -209,7 +208,7 @@ def test_a_bench_killed_mid_run_leaves_no_unit_finding(tmp_path):
     finally:
         from posbench.sim.launcher import sim_workdir
         workdir = sim_workdir(bench)
-        _stop(proc)
+        stop_sim(proc)
         if workdir is not None:
             import shutil
             shutil.rmtree(workdir, ignore_errors=True)
@@ -224,7 +223,7 @@ def test_a_bench_killed_mid_run_leaves_no_unit_finding(tmp_path):
 # -- 6. one triage at a time on a bench -------------------------------------------------------------
 @pytest.mark.timeout(200)
 def test_two_triages_on_one_bench(tmp_path):
-    proc, bench = _start_sim(tmp_path, "--seed", "35")
+    proc, bench = start_sim(tmp_path, "--seed", "35")
     try:
         def one(name: str):
             args, files = _outputs(tmp_path, name)
@@ -234,7 +233,7 @@ def test_two_triages_on_one_bench(tmp_path):
         with ThreadPoolExecutor(max_workers=2) as pool:
             results = list(pool.map(one, ["first", "second"]))
     finally:
-        _stop(proc)
+        stop_sim(proc)
     codes = sorted(r.returncode for r, _, _ in results)
     assert codes == [0, 2], [(r.returncode, r.stdout[-2000:]) for r, _, _ in results]
     loser, files, _ = next(x for x in results if x[0].returncode == 2)

@@ -11,25 +11,29 @@ import pytest
 
 from posbench.runner import HIL_DIR, PLUGINS_OFF
 
-from .conftest import causes_said
-from .test_triage import _start_sim, _stop
+from .conftest import causes_said, start_sim, stop_sim
 
 FINISHED_AT_ONCE = ("card_read_s=0", "print_s=0", "command_s=0", "jitter_s=0", "boot_s=0.3")
 """The sale is over within milliseconds of its request, long before the brownout's drop."""
 
 
+def _brownout_only(tmp_path, bench, verdict) -> subprocess.CompletedProcess:
+    """The HIL suite's test_brownout alone against ``bench``, its verdict JSON into ``verdict``."""
+    return subprocess.run([sys.executable, "-m", "pytest", str(HIL_DIR), "--bench", str(bench),
+                           "--verdict-json", str(verdict), *PLUGINS_OFF, "-o", "addopts=",
+                           "--rootdir", str(HIL_DIR), "-k", "test_brownout"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=100, stdin=subprocess.DEVNULL)
+
+
 @pytest.mark.timeout(120)
 def test_a_sale_finished_before_the_power_went_is_not_the_units_fault(tmp_path):
     timings = [arg for t in (*FINISHED_AT_ONCE, "reply_s=0.5") for arg in ("--timing", t)]
-    sim, bench = _start_sim(tmp_path, "--seed", "5", *timings)
+    sim, bench = start_sim(tmp_path, "--seed", "5", *timings)
     try:
         verdict = tmp_path / "verdict.json"
-        run = subprocess.run([sys.executable, "-m", "pytest", str(HIL_DIR), "--bench", str(bench),
-                              "--verdict-json", str(verdict), *PLUGINS_OFF, "-o", "addopts=",
-                              "--rootdir", str(HIL_DIR), "-k", "test_brownout"],
-                             cwd=tmp_path, capture_output=True, text=True, timeout=100, stdin=subprocess.DEVNULL)
+        run = _brownout_only(tmp_path, bench, verdict)
     finally:
-        _stop(sim)
+        stop_sim(sim)
     assert verdict.exists(), run.stdout[-3000:] + run.stderr[-3000:]
     doc = json.loads(verdict.read_text())
     assert run.returncode == 0 and doc["verdict"] == "pass", causes_said(doc) + run.stdout[-3000:]
@@ -63,7 +67,7 @@ def test_a_triage_stopped_by_sigterm_during_the_brownout_leaves_the_supply_at_no
     from posbench.drivers.power.korad import KoradSupply
     from posbench.profile import PROFILE_DIR
 
-    sim, bench = _start_sim(tmp_path, "--seed", "5")
+    sim, bench = start_sim(tmp_path, "--seed", "5")
     child = None
     try:
         profile = (PROFILE_DIR / "pt100.toml").read_text()
@@ -91,7 +95,7 @@ def test_a_triage_stopped_by_sigterm_during_the_brownout_leaves_the_supply_at_no
         if child is not None and child.poll() is None:
             child.kill()
             child.communicate()
-        _stop(sim)
+        stop_sim(sim)
 
 
 @pytest.mark.timeout(120)
@@ -100,17 +104,14 @@ def test_a_bench_without_the_acquirers_log_still_judges_the_brownout(tmp_path):
     judged all the same (recovered, the journal); what needs the acquirer's log is unmeasured
     with why, or taken from the unit's own answer (it finished the sale)."""
     import re
-    sim, bench = _start_sim(tmp_path, "--seed", "5")
+    sim, bench = start_sim(tmp_path, "--seed", "5")
     try:
         bench.write_text(re.sub(r"(?ms)^\[host\]\n.*?\n\n", "", bench.read_text()))
         assert "[host]" not in bench.read_text()
         verdict = tmp_path / "verdict.json"
-        run = subprocess.run([sys.executable, "-m", "pytest", str(HIL_DIR), "--bench", str(bench),
-                              "--verdict-json", str(verdict), *PLUGINS_OFF, "-o", "addopts=",
-                              "--rootdir", str(HIL_DIR), "-k", "test_brownout"],
-                             cwd=tmp_path, capture_output=True, text=True, timeout=100, stdin=subprocess.DEVNULL)
+        run = _brownout_only(tmp_path, bench, verdict)
     finally:
-        _stop(sim)
+        stop_sim(sim)
     assert verdict.exists(), run.stdout[-3000:] + run.stderr[-3000:]
     doc = json.loads(verdict.read_text())
     found = {m["name"]: m["value"] for m in doc["measurements"] if m["test"].endswith("test_brownout")}

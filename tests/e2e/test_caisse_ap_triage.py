@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import assert_no_card_data
-from .test_triage import _start_sim, _stop
+from .conftest import assert_no_card_data, start_sim, stop_sim
 
 
 @pytest.mark.timeout(300)
@@ -37,13 +36,13 @@ def test_a_caisse_ap_read_head_fault_at_low_severity_is_named_first(run_triage):
 
 @pytest.mark.timeout(300)
 def test_a_caisse_ap_sim_bench_file_triages_the_issuers_01_as_no_fault(run_triage, tmp_path):
-    proc, bench = _start_sim(tmp_path, "--protocol", "caisse-ap", "--fault", "issuer_referral", "--seed", "43")
+    proc, bench = start_sim(tmp_path, "--protocol", "caisse-ap", "--fault", "issuer_referral", "--seed", "43")
     try:
         text = bench.read_text()
         assert 'protocol = "caisse-ap"' in text and 'address = "127.0.0.1:' in text
         r = run_triage("--bench", str(bench))
     finally:
-        _stop(proc)
+        stop_sim(proc)
     assert r.code == 0, r.out + r.err
     assert (r.doc["verdict"], r.doc["code01_origin"]) == ("pass", "issuer")
     assert [c["id"] for c in r.doc["causes"]] == ["issuer_referral"]

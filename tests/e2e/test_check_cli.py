@@ -10,8 +10,7 @@ from posbench.config import load_bench
 from posbench.drivers.power import KoradSupply
 from posbench.profile import PROFILE_DIR
 
-from .conftest import posbench
-from .test_triage import _start_sim, _stop
+from .conftest import posbench, start_sim, stop_sim
 
 
 def _supply_state(bench: Path) -> tuple[float, float, bool]:
@@ -34,7 +33,7 @@ def _host_log(bench: Path) -> bytes:
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("protocol,profile", [("agent", None), ("zvt-tcp", "zvt-generic")])
 def test_a_healthy_virtual_bench_is_found_whole_and_left_as_it_was(tmp_path, protocol, profile):
-    proc, bench = _start_sim(tmp_path, "--seed", "11", "--protocol", protocol)
+    proc, bench = start_sim(tmp_path, "--seed", "11", "--protocol", protocol)
     try:
         if profile:  # the virtual unit checked against a real terminal's profile, found by name
             bench.write_text(bench.read_text().replace('model = "PT100"', f'profile = "{profile}"'))
@@ -46,7 +45,7 @@ def test_a_healthy_virtual_bench_is_found_whole_and_left_as_it_was(tmp_path, pro
         assert _host_log(bench) == log, "the unit was made to talk to its host (a sale, a diagnosis)"
         assert proc.poll() is None, "the virtual bench died"
     finally:
-        _stop(proc)
+        stop_sim(proc)
     lines = out.splitlines()
     for device in ("terminal", "supply", "magstripe reader", "nfc reader", "host", "host log", "actuator"):
         assert any(line.split()[:1] == ["ok"] and f" {device} " in f" {line} " for line in lines), (device, out)

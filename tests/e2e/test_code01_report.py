@@ -7,8 +7,7 @@ import re
 
 import pytest
 
-from .conftest import verdict_screen
-from .test_triage import _start_sim, _stop
+from .conftest import start_sim, stop_sim, verdict_screen
 
 
 def _without_host(bench) -> None:
@@ -21,12 +20,12 @@ def _without_host(bench) -> None:
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("protocol", ["zvt", "caisse-ap", "concert"])
 def test_an_issuers_01_is_told_from_the_terminals_report_without_a_host_log(run_triage, tmp_path, protocol):
-    proc, bench = _start_sim(tmp_path, "--protocol", protocol, "--fault", "issuer_referral", "--seed", "43")
+    proc, bench = start_sim(tmp_path, "--protocol", protocol, "--fault", "issuer_referral", "--seed", "43")
     try:
         _without_host(bench)
         r = run_triage("--bench", str(bench))
     finally:
-        _stop(proc)
+        stop_sim(proc)
     assert r.code == 0, r.out + r.err
     assert (r.doc["verdict"], r.doc["code01_origin"]) == ("pass", "issuer"), r.doc.get("code01")
     assert [c["id"] for c in r.doc["causes"]] == ["issuer_referral"]
@@ -39,12 +38,12 @@ def test_an_issuers_01_is_told_from_the_terminals_report_without_a_host_log(run_
 @pytest.mark.timeout(300)
 def test_a_01_the_unit_made_itself_is_told_from_its_report_without_a_host_log(run_triage, tmp_path):
     # the agent's unit shows 01 for a sale it failed itself (no keys) and reports no host answer
-    proc, bench = _start_sim(tmp_path, "--fault", "data_loss", "--seed", "43")
+    proc, bench = start_sim(tmp_path, "--fault", "data_loss", "--seed", "43")
     try:
         _without_host(bench)
         r = run_triage("--bench", str(bench))
     finally:
-        _stop(proc)
+        stop_sim(proc)
     assert r.doc["code01_origin"] == "terminal", (r.doc.get("code01"), r.out)
     assert {o["reason"] for o in r.doc["code01"]} == {"no_keys"}
     assert r.doc["causes"][0]["id"] == "data_loss" and r.code == 1

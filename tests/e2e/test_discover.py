@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import posbench, triage
-from .test_triage import _start_sim, _stop
+from .conftest import posbench, start_sim, stop_sim, triage
 
 DEVICES = ("terminal", "usb", "nfc", "power")
 
@@ -27,14 +26,14 @@ def own_device_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def _discover_next_to_sim(tmp_path: Path, protocol: str) -> tuple[dict, dict, str, Path]:
     """Start a sim speaking ``protocol``, run ``discover --probe --write``; both descriptions
     (the sim's, the written one), discover's output and the written file."""
-    proc, sim_file = _start_sim(tmp_path, "--protocol", protocol, "--timing", "boot_s=0.2", "--seed", "12")
+    proc, sim_file = start_sim(tmp_path, "--protocol", protocol, "--timing", "boot_s=0.2", "--seed", "12")
     written = tmp_path / "found.toml"
     try:
         out = posbench("discover", "--probe", "--write", str(written), cwd=tmp_path, timeout=60)
         assert out.returncode == 0, out.stdout + out.stderr
         return tomllib.loads(sim_file.read_text()), tomllib.loads(written.read_text()), out.stdout, written
     finally:
-        _stop(proc)
+        stop_sim(proc)
 
 
 IDENTIFIES = ("agent", "zvt")
@@ -59,7 +58,7 @@ def _same_devices(sim: dict, found: dict, said: str) -> None:
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("protocol", ["agent", "zvt-tcp", "concert", "caisse-ap"])
 def test_the_file_written_next_to_a_virtual_bench_triages_like_the_sims_own(tmp_path, protocol):
-    proc, sim_file = _start_sim(tmp_path, "--protocol", protocol, "--timing", "boot_s=0.2", "--seed", "12")
+    proc, sim_file = start_sim(tmp_path, "--protocol", protocol, "--timing", "boot_s=0.2", "--seed", "12")
     written = tmp_path / "found.toml"
     try:
         out = posbench("discover", "--probe", "--write", str(written), cwd=tmp_path, timeout=60)
@@ -68,7 +67,7 @@ def test_the_file_written_next_to_a_virtual_bench_triages_like_the_sims_own(tmp_
         _same_devices(sim, found, out.stdout)
         result = triage(tmp_path, "--bench", str(written), "--store", f"sqlite:///{tmp_path / 'store.sqlite'}")
     finally:
-        _stop(proc)
+        stop_sim(proc)
     # how each device answered, said for a person
     said = " ".join(out.stdout.split())
     assert {"agent": "answered ID: PT100", "zvt-tcp": "answered the status enquiry 80 00",

@@ -12,15 +12,14 @@ import pytest
 from posbench.config import load_bench
 from posbench.profile import profile_for_bench
 
-from .conftest import assert_no_card_data, causes_said, verdict_screen
-from .test_triage import _start_sim, _stop
+from .conftest import assert_no_card_data, causes_said, start_sim, stop_sim, verdict_screen
 
 SHAPES = [("zvt-generic", "zvt"), ("zvt-generic", "zvt-tcp"), ("concert-generic", "concert"),
           ("caisse-ap-generic", "caisse-ap")]
 
 
 def _sim(tmp_path, profile: str, protocol: str, *args: str):
-    return _start_sim(tmp_path, "--no-announce", "--profile", profile, "--protocol", protocol, *args)
+    return start_sim(tmp_path, "--no-announce", "--profile", profile, "--protocol", protocol, *args)
 
 
 @pytest.mark.timeout(240)
@@ -39,7 +38,7 @@ def test_a_real_shaped_bench_has_only_the_terminal_and_a_healthy_unit_passes(run
         assert {"power", "actuator", "sim"} <= set(doc)
         r = run_triage("--bench", str(bench))
     finally:
-        _stop(proc)
+        stop_sim(proc)
     assert r.code == 0, r.out + r.err
     assert r.doc["verdict"] == "pass" and r.doc["causes"] == [], causes_said(r.doc)
     assert "no fault found" in r.out
@@ -59,7 +58,7 @@ def test_a_reader_fault_inside_a_real_shaped_terminal_is_named(run_triage, tmp_p
     try:
         r = run_triage("--bench", str(bench))
     finally:
-        _stop(proc)
+        stop_sim(proc)
     assert r.code == 1, r.out + r.err
     assert r.doc["causes"] and r.doc["causes"][0]["id"] == cause, causes_said(r.doc)
 

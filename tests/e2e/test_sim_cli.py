@@ -1,8 +1,7 @@
 """`posbench sim` options for training benches: the unit's timing and the host's own rules."""
 import pytest
 
-from .conftest import posbench
-from .test_triage import _start_sim, _stop
+from .conftest import posbench, start_sim, stop_sim
 
 
 @pytest.mark.timeout(30)
@@ -20,11 +19,11 @@ def test_bad_timing_is_a_usage_error(tmp_path, args, needle):
 def test_slow_host_makes_the_unit_show_its_own_01(run_triage, tmp_path):
     rules = tmp_path / "rules.toml"
     rules.write_text('[[rule]]\ncode = "00"\nmin_amount = 10000\ndelay_s = 3.0\nname = "slow issuer"\n')
-    proc, bench = _start_sim(tmp_path, "--rules", str(rules), "--timing", "boot_s=0.5", "--seed", "3")
+    proc, bench = start_sim(tmp_path, "--rules", str(rules), "--timing", "boot_s=0.5", "--seed", "3")
     try:
         r = run_triage("--bench", str(bench))
     finally:
-        _stop(proc)
+        stop_sim(proc)
     doc = r.doc
     assert doc["code01_origin"] == "terminal", doc.get("code01")
     assert {o["reason"] for o in doc["code01"]} == {"host_timeout"}

@@ -3,39 +3,15 @@ technician, or a manual actuator with nobody to prompt) through the real `posben
 from __future__ import annotations
 
 import re
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from .conftest import causes_said, triage
+from .conftest import causes_said, start_sim, stop_sim, triage
 
 
-def _start_sim(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, Path]:
-    bench = tmp_path / "sim-bench.toml"
-    proc = subprocess.Popen([sys.executable, "-m", "posbench.cli", "sim", "--no-announce", "--write-bench",
-                             str(bench), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    while not bench.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            _stop(proc)
-            pytest.fail(f"posbench sim wrote no bench file: {proc.communicate()}")
-        time.sleep(0.05)
-    return proc, bench
-
-
-def _stop(proc: subprocess.Popen) -> tuple[str, str]:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.communicate(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        return proc.communicate()
 
 
 @pytest.fixture
@@ -44,13 +20,13 @@ def sim(tmp_path):
     started: list[subprocess.Popen] = []
 
     def start(*args: str) -> Path:
-        proc, bench = _start_sim(tmp_path, *args)
+        proc, bench = start_sim(tmp_path, "--no-announce", *args)
         started.append(proc)
         return bench
 
     yield start
     for proc in started:
-        _stop(proc)
+        stop_sim(proc)
 
 
 def operator_events(doc: dict) -> int:

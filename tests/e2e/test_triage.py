@@ -7,7 +7,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 
 from posbench.sim.launcher import sim_workdir
 
-from .conftest import assert_no_card_data, causes_said, triage, verdict_screen
+from .conftest import assert_no_card_data, causes_said, start_sim, stop_sim, triage, verdict_screen
 
 SCHEMA_KEYS = {"schema", "unit", "verdict", "code01_origin", "causes", "measurements", "tests",
                "started", "duration_s"}
@@ -149,27 +148,6 @@ def test_usage_errors_exit_3(run_triage, args, needle):
     assert r.code == 3 and needle in r.err and "Traceback" not in r.err, r.err
 
 
-def _start_sim(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, Path]:
-    bench = tmp_path / "sim-bench.toml"
-    proc = subprocess.Popen([sys.executable, "-m", "posbench.cli", "sim", "--write-bench", str(bench),
-                             *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    while not bench.exists():
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "posbench sim wrote no bench file"
-        time.sleep(0.05)
-    return proc, bench
-
-
-def _stop(proc: subprocess.Popen) -> tuple[str, str]:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.communicate(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        return proc.communicate()
 
 
 @pytest.mark.timeout(120)
@@ -196,11 +174,11 @@ def test_a_fault_verdict_reads_as_a_technician_needs_it(run_triage):
 @pytest.mark.timeout(120)
 def test_sim_bench_file_gives_the_same_verdict(run_triage, tmp_path):
     virtual = run_triage("--fault", "data_loss=0.6", "--seed", "21", name="virtual")
-    proc, bench = _start_sim(tmp_path, "--fault", "data_loss=0.6", "--seed", "21")
+    proc, bench = start_sim(tmp_path, "--fault", "data_loss=0.6", "--seed", "21")
     try:
         via_file = run_triage("--bench", str(bench), name="file")
     finally:
-        _stop(proc)
+        stop_sim(proc)
     assert via_file.code == virtual.code == 1
     pick = lambda d: (d["verdict"], d["code01_origin"], [c["id"] for c in d["causes"]], d["unit"])
     assert pick(via_file.doc) == pick(virtual.doc), \
@@ -209,19 +187,19 @@ def test_sim_bench_file_gives_the_same_verdict(run_triage, tmp_path):
 
 @pytest.mark.timeout(60)
 def test_sim_cleans_up_on_sigterm(tmp_path):
-    proc, bench = _start_sim(tmp_path, "--seed", "3")
+    proc, bench = start_sim(tmp_path, "--seed", "3")
     text = bench.read_text()
     log_dir = Path(text.split('log = "')[1].split('"')[0]).parent
     port = text.split('port = "')[1].split('"')[0]
     assert log_dir.is_dir() and os.path.exists(port)
-    out, _ = _stop(proc)
+    out, _ = stop_sim(proc)
     assert proc.returncode == 0 and "stopped" in out
     assert not bench.exists() and not log_dir.exists()
 
 
 @pytest.mark.timeout(120)
 def test_emulator_crash_mid_run_is_a_bench_error(run_triage, tmp_path):
-    proc, bench = _start_sim(tmp_path, "--seed", "8")
+    proc, bench = start_sim(tmp_path, "--seed", "8")
     workdir = sim_workdir(bench)
     try:
         # 4 s: past the preflight (about 0.5 s once started) even on a busy machine, mid-run
@@ -229,7 +207,7 @@ def test_emulator_crash_mid_run_is_a_bench_error(run_triage, tmp_path):
         r = run_triage("--bench", str(bench))
         killer.wait(10)
     finally:
-        _stop(proc)
+        stop_sim(proc)
         shutil.rmtree(workdir, ignore_errors=True)  # a killed sim cannot remove it itself
     assert r.code == 2, r.out + r.err
     assert r.doc is None or r.doc["verdict"] == "bench_error"
@@ -244,11 +222,11 @@ def test_emulator_crash_mid_run_is_a_bench_error(run_triage, tmp_path):
 
 @pytest.mark.timeout(60)
 def test_a_different_unit_than_named_is_a_bench_error(run_triage, tmp_path):
-    proc, bench = _start_sim(tmp_path, "--seed", "4")  # on the virtual bench --unit sets the serial
+    proc, bench = start_sim(tmp_path, "--seed", "4")  # on the virtual bench --unit sets the serial
     try:
         r = run_triage("--bench", str(bench), "--unit", "PT100-NOT-THIS-ONE")
     finally:
-        _stop(proc)
+        stop_sim(proc)
     assert r.code == 2, r.out + r.err
     assert r.doc["verdict"] == "bench_error"
     assert any("PT100-NOT-THIS-ONE was expected" in e for e in r.doc["bench_errors"])
@@ -308,7 +286,7 @@ def test_losing_the_bench_supply_link_is_a_bench_error(tmp_path):
 
     from posbench.config import load_bench, split_host_port
     from posbench.drivers.actuator import virtual as control
-    proc, bench = _start_sim(tmp_path, "--seed", "23")
+    proc, bench = start_sim(tmp_path, "--seed", "23")
     try:
         address = split_host_port(load_bench(bench).sim.control)
         triage_proc = subprocess.Popen(
@@ -324,7 +302,7 @@ def test_losing_the_bench_supply_link_is_a_bench_error(tmp_path):
         assert control.request(address, {"action": "unplug", "device": "supply"})["ok"]
         out = seen + triage_proc.communicate(timeout=180)[0]
     finally:
-        _stop(proc)
+        stop_sim(proc)
     assert triage_proc.returncode == 2, out
     doc = _json.loads((tmp_path / "v.json").read_text())
     assert doc["verdict"] == "bench_error" and doc["causes"] == []

@@ -5,8 +5,7 @@ import os
 
 import pytest
 
-from .conftest import assert_no_card_data, causes_said
-from .test_triage import _start_sim, _stop
+from .conftest import assert_no_card_data, causes_said, start_sim, stop_sim
 
 
 @pytest.mark.timeout(300)
@@ -45,12 +44,12 @@ def test_a_zvt_fault_at_low_severity_is_named_first(run_triage, protocol, cause)
 @pytest.mark.parametrize("protocol", ["zvt", "zvt-tcp"])
 def test_a_zvt_sim_bench_file_gives_the_same_verdict(run_triage, tmp_path, protocol):
     virtual = run_triage("--protocol", protocol, "--fault", "chip_contacts=0.6", "--seed", "43", name="virtual")
-    proc, bench = _start_sim(tmp_path, "--protocol", protocol, "--fault", "chip_contacts=0.6", "--seed", "43")
+    proc, bench = start_sim(tmp_path, "--protocol", protocol, "--fault", "chip_contacts=0.6", "--seed", "43")
     try:
         assert 'protocol = "zvt"' in bench.read_text()
         via_file = run_triage("--bench", str(bench), name="file")
     finally:
-        _stop(proc)
+        stop_sim(proc)
     pick = lambda d: (d["verdict"], d["code01_origin"], [c["id"] for c in d["causes"]], d["unit"])  # noqa: E731
     assert via_file.code == virtual.code
     assert pick(via_file.doc) == pick(virtual.doc), \

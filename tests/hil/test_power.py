@@ -5,6 +5,7 @@ the bench, not the test). Every failure is checked against the supply readings: 
 fails while its supply sags has a power problem, one that fails on a steady supply a board one.
 """
 import threading
+from collections.abc import Callable
 import time
 from datetime import datetime, timezone
 
@@ -16,7 +17,7 @@ from posbench.measures import Measure, measures
 from posbench.drivers.terminal import has
 from posbench.fixtures.session import optional
 from posbench.drivers.actuator.base import Skipped
-from posbench.readtest import until_presented
+from posbench.readtest import sale_saw_no_card, until_presented
 
 
 def _power_spec(profile):
@@ -51,66 +52,69 @@ CHIP_POLL_S = 0.5
 
 @measures(Measure("supply_sag_v", "V", "supply_sag_v", bears_on=("power_supply",)),
           Measure("peak_current_a", "A", "peak_current_a", bears_on=("power_supply",)))
-def test_load(supply_watch, terminal, unit, actuator, nfc_reader, profile, record):
+def test_load(supply_watch, terminal, unit, actuator, profile, record, request):
     """Supply sag and peak current while the unit reads chip cards and contactless cards.
 
     Paced for a person: the card is inserted once and read again and again while it stays in,
     then removed; the same for the tap. A card not presented is asked about (``until_presented``).
+    Reads go through the bench's contactless reader where it reaches the unit's, else (a PCI
+    terminal, whose readers are inside it) through sales by tap; chip reads through the chip
+    diagnostic where the protocol has one, else through sales with the card inserted.
     """
     _needs_supply(supply_watch)
     spec = _power_spec(profile)
     if profile.read_paths is None:
         pytest.skip(f"the DUT profile of {profile.model} names no read paths")
+    nfc_reader = optional(request, "nfc_reader")
     paths = profile.read_paths
+    amount = profile.tests.sale_amounts[0]
     start = time.monotonic()
     time.sleep(3 * spec.sample_interval_s)  # a baseline first
     marks = [(time.monotonic(), "chip reads")]
     card = paths.chip.cards[0]
-    # the chip diagnostic where the protocol has one, else sales with the card inserted
     diagnostic = has(terminal, "chip_diagnostic")
-    read = terminal.chip if diagnostic else lambda: terminal.sale(profile.tests.sale_amounts[0])
+
+    def sale_seen() -> bool:
+        """One sale; True unless the terminal ended it for want of a card."""
+        return not sale_saw_no_card(terminal.protocol, terminal.sale(amount))
 
     def chip_in() -> bool:
-        """Insert the card; True once the unit sees it (a sale waits for the card itself)."""
+        """Insert the card; True once the unit sees it."""
         actuator.insert(card)
+        if not diagnostic:
+            return sale_seen()
         deadline = time.monotonic() + paths.chip.timeout_s
-        while diagnostic and not terminal.chip().present:
+        while not terminal.chip().present:
             if time.monotonic() + CHIP_POLL_S > deadline:
                 return False
             time.sleep(CHIP_POLL_S)
         return True
 
-    def tag_in() -> bool:
-        """Hold the tag on the reader; True once the reader sees it."""
-        actuator.tap(tag)
-        return nfc_reader.tap(paths.tap.timeout_s).reason != "no_card"
+    def read_chip() -> None:
+        terminal.chip() if diagnostic else terminal.sale(amount)
 
-    try:
-        until_presented(actuator, "insert", chip_in)
-        end = time.monotonic() + LOAD_S
-        while time.monotonic() < end:
-            read()
-    except UnitError:
-        pass  # the unit reset under load: the trace tells why
-    except Skipped:
-        pytest.skip("skipped by the technician (insert)")
-    finally:
-        actuator.remove()
+    _keep_reading(actuator, "insert", chip_in, read_chip, (UnitError,))
     marks.append((time.monotonic(), "taps"))
-    tag = paths.tap.cards[0]
-    if nfc_reader.lost:
-        unit.open_reader(nfc_reader.reopen)
-    try:
-        until_presented(actuator, "tap", tag_in)
-        end = time.monotonic() + LOAD_S
-        while time.monotonic() < end:
-            nfc_reader.tap(paths.tap.timeout_s)
-    except (PortLost, PortUnavailable):
-        pass  # the unit reset under the tap: the trace tells why
-    except Skipped:
-        pytest.skip("skipped by the technician (tap)")
-    finally:
-        actuator.remove()
+    if nfc_reader is not None:
+        tag = paths.tap.cards[0]
+        if nfc_reader.lost:
+            unit.open_reader(nfc_reader.reopen)
+
+        def tag_in() -> bool:
+            """Hold the tag on the reader; True once the reader sees it."""
+            actuator.tap(tag)
+            return nfc_reader.tap(paths.tap.timeout_s).reason != "no_card"
+
+        _keep_reading(actuator, "tap", tag_in, lambda: nfc_reader.tap(paths.tap.timeout_s), (PortLost, PortUnavailable))
+    else:
+        payment = [c for c in paths.tap.cards if c in paths.chip.cards + paths.swipe.cards] or [card]
+
+        def card_on() -> bool:
+            """Hold a payment card on the terminal's own antenna; True once its sale saw it."""
+            actuator.tap(payment[0])
+            return sale_seen()
+
+        _keep_reading(actuator, "tap", card_on, lambda: terminal.sale(amount), (UnitError,))
     time.sleep(3 * spec.sample_interval_s)
     readings = _window(supply_watch, record, start, time.monotonic(),
                        "supply during chip reads and taps", spec.min_input_v, marks)
@@ -121,10 +125,30 @@ def test_load(supply_watch, terminal, unit, actuator, nfc_reader, profile, recor
                    note=f"the supply fell to {low} V (nominal {spec.nominal_v:g} V) during card reads")
     record.measure("peak_current_a", peak, cause="power_supply",
                    strength="moderate", note=f"the unit drew up to {peak} A during card reads")
+    if nfc_reader is None:
+        return
     try:  # leave the unit and its reader answering for the next test
         unit.open_reader(nfc_reader.reopen)
     except (UnitError, PortLost, PortUnavailable):
         pass  # the next test that needs the reader finds it gone and says so
+
+
+def _keep_reading(actuator, kind: str, present: Callable[[], bool], read: Callable[[], object],
+                  cut_off: tuple[type[BaseException], ...]) -> None:
+    """Present a card once (``present()``, asked about until it was: ``until_presented``), read it
+    again and again for ``LOAD_S`` seconds while it stays, then take it away. A read ``cut_off``
+    (the unit reset under the load) ends the reading: the supply trace tells why."""
+    try:
+        until_presented(actuator, kind, present)
+        end = time.monotonic() + LOAD_S
+        while time.monotonic() < end:
+            read()
+    except cut_off:
+        pass
+    except Skipped:
+        pytest.skip(f"skipped by the technician ({kind})")
+    finally:
+        actuator.remove()
 
 
 @measures(Measure("usb_drops", "count", "usb_drops", bears_on=("power_supply", "pcb_intermittent")))

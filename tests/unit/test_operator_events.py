@@ -278,7 +278,7 @@ def test_the_load_test_asks_once_and_keeps_the_card_in():
     profile = profile.model_copy(update={"read_paths": profile.read_paths.model_copy(update={
         "chip": profile.read_paths.chip.model_copy(update={"timeout_s": 0.01})})})
     unit = SimpleNamespace(open_reader=lambda reopen: None)
-    power.test_load(watch, Terminal(), unit, hand, Nfc(), profile, record)
+    power.test_load(watch, Terminal(), unit, hand, profile, record, SimpleNamespace(getfixturevalue=lambda name: Nfc()))
     chip, tag = profile.read_paths.chip.cards[0], profile.read_paths.tap.cards[0]
     assert said == [f"insert {chip}", "missed insert", f"insert {chip}", "remove",
                     f"tap {tag}", "missed tap", f"tap {tag}", "remove"]
@@ -294,8 +294,9 @@ class CardSaleZvt(Zvt):
     capabilities = frozenset({"card_sale", "sale"})
 
 
-class NoHostLog:
-    """A request whose bench has no [host] log (a real terminal's own acquirer)."""
+class BareBench:
+    """A request on a bench that lacks what is asked for (no [host] log, no contactless reader:
+    a real terminal's bench)."""
 
     def getfixturevalue(self, name):
         pytest.skip(f"no {name}")
@@ -308,9 +309,29 @@ def test_a_code01_sale_whose_card_came_late_is_run_again_and_is_no_evidence():
     hand = Hand(late=1)
     profile, record = recorder(code01.test_code01_origin)
     unit = SimpleNamespace(garbles=lambda: 0, ready=lambda: True, judge_silence=lambda *a, **k: None)
-    code01.test_code01_origin(CardSaleZvt(hand), unit, profile, record, hand, NoHostLog())
+    code01.test_code01_origin(CardSaleZvt(hand), unit, profile, record, hand, BareBench())
     run = record.run
     assert run.code01_sales == len(profile.tests.sale_amounts)
     assert run.evidence == [], [(e.cause, e.note) for e in run.evidence]  # late cards are no one's fault
     assert hand.asked == len(profile.tests.sale_amounts)  # asked once per sale, each sale run again
     assert {m.name: m.value for m in run.measurements}["sale_host_answered_rate"] == 1.0
+
+
+def test_the_load_test_of_a_terminal_with_its_readers_inside_reads_through_sales():
+    """No contactless reader on the bench (a PCI terminal): chip and tap loads are sales, the card
+    presented once each and asked about when the terminal waited for it in vain."""
+    spec = importlib.util.spec_from_file_location("hil_power_under_test", POWER)
+    power = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(power)
+    hand = Hand(late=1)
+    terminal = CardSaleZvt(hand)
+    sales = []
+    sale = terminal.sale
+    terminal.sale = lambda amount: sales.append(hand.on_reader) or sale(amount)
+    reading = SimpleNamespace(t=0.0, volts=11.9, amps=0.5)
+    watch = SimpleNamespace(trace=SimpleNamespace(between=lambda t0, t1: [reading]))
+    profile, record = recorder(power.test_load)
+    power.test_load(watch, terminal, SimpleNamespace(), hand, profile, record, BareBench())
+    assert hand.asked == 2  # late once for the insert, once for the tap: asked each time
+    assert sales.count(True) > 2 and sales.count(False) == 2
+    assert {m.name for m in record.run.measurements} == {"supply_sag_v", "peak_current_a"}

@@ -18,8 +18,14 @@ SHAPES = [("zvt-generic", "zvt"), ("zvt-generic", "zvt-tcp"), ("concert-generic"
           ("caisse-ap-generic", "caisse-ap")]
 
 
+TECHNICIAN_S = "0.3"
+"""Seconds of the simulated technician's slowest presentation here: a person's 3 s would make each
+triage minutes long; how often the technician is late or wrong is the same at any pace."""
+
+
 def _sim(tmp_path, profile: str, protocol: str, *args: str):
-    return start_sim(tmp_path, "--no-announce", "--profile", profile, "--protocol", protocol, *args)
+    return start_sim(tmp_path, "--no-announce", "--profile", profile, "--protocol", protocol,
+                     "--technician-s", TECHNICIAN_S, *args)
 
 
 @pytest.mark.timeout(240)
@@ -66,7 +72,7 @@ def test_a_reader_fault_inside_a_real_shaped_terminal_is_named(run_triage, tmp_p
 @pytest.mark.timeout(420)
 def test_a_power_fault_over_zvt_tcp_on_the_real_shape_is_named(run_triage):
     r = run_triage("--virtual", "--profile", "zvt-generic", "--protocol", "zvt-tcp", "--seed", "42",
-                   "--fault", "power_supply=1", timeout=400)
+                   "--fault", "power_supply=1", "--technician-s", TECHNICIAN_S, timeout=400)
     assert r.code == 1, r.out + r.err
     assert r.doc["causes"] and r.doc["causes"][0]["id"] == "power_supply", causes_said(r.doc)
     assert r.doc["unit"]["model"] == "ZVT-GENERIC"

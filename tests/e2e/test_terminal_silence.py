@@ -12,7 +12,9 @@ no answer within 5 s: the address is wrong or the PT is off' (exit 2) after thre
 
 
 @pytest.mark.timeout(420)  # a whole triage of a unit that keeps resetting: about 3.5 minutes
-@pytest.mark.parametrize("faults", [("power_supply=0.94",), ("power_supply=0.94", "application=0.5")])
+@pytest.mark.parametrize("faults", [("power_supply=0.94",),
+                                    # the same with the application failing too: make test-slow
+                                    pytest.param(("power_supply=0.94", "application=0.5"), marks=pytest.mark.slow)])
 def test_a_zvt_tcp_unit_whose_supply_fails_is_named_not_called_a_wrong_address(run_triage, faults):
     args = [arg for fault in faults for arg in ("--fault", fault)]
     r = run_triage("--protocol", "zvt-tcp", *args, "--seed", SEED, timeout=400)

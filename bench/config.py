@@ -134,9 +134,11 @@ def _host_port(value: str) -> str:
 
 class HostSection(_Section):
     address: str
-    """<host>:<port> the unit is pointed at (the acquirer host simulator)."""
+    """<host>:<port> of the acquirer the unit is pointed at: posbench's host simulator, or the
+    terminal's own acquirer (as its configuration names it)."""
     log: Path | None = None
-    """The host simulator's JSONL message log, read to learn what the host really answered."""
+    """The host simulator's JSONL message log, read to learn what the host really answered.
+    None: an acquirer that is not posbench's; the bench probes its port and sends it nothing."""
     terminal_id: str | None = None
 
     @field_validator("address")
@@ -147,6 +149,12 @@ class HostSection(_Section):
     @property
     def host_port(self) -> tuple[str, int]:
         return split_host_port(self.address)
+
+    @property
+    def ours(self) -> bool:
+        """Whether the acquirer is posbench's host simulator (its log is given): only that one is
+        sent the bench's own ISO 8583 echoes."""
+        return self.log is not None
 
 
 class UsbSection(_Section):

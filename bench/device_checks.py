@@ -421,6 +421,9 @@ def host(config: BenchConfig) -> Check:
     if config.network is not None:  # the path to the host is judged by the suite (test_host_port)
         return Check("host", address, WARN, said, "is [host] address right and the host simulator running "
                      "there? The suite judges the path to it from the unit's LAN")
+    if not section.ours:  # the terminal's own acquirer: nothing of the bench's to start
+        return Check("host", address, FAIL, said, "is [host] address the acquirer the terminal's configuration "
+                     "names, and is the bench on the terminal's LAN?")
     return Check("host", address, FAIL, said, f"start the host simulator: `posbench host --listen {address} "
                  f"--log {section.log or 'host.jsonl'}`")
 

@@ -235,6 +235,8 @@ class EchoPath:
     loss: float
     p95: float | None
     timed: bool = True
+    what: str = "echoes"
+    """What the round trips were: ISO 8583 echoes, or TCP handshakes (a host the bench may not echo)."""
 
 
 def echoes_judged(probe_state: str, bench_answered: int) -> bool:
@@ -254,13 +256,14 @@ def judge_echo_paths(record: Recorder, bench: EchoPath, unit: EchoPath | None) -
     unit's path bad: the unit's own place on the LAN (weakly ``ip_conflict``). A unit whose
     protocol can neither echo nor check its host (``unit`` None: Concert, Caisse-AP) leaves the
     bench's echoes alone: the bench sits on the unit's LAN, so bad ones point at the path to the
-    host, from one vantage point only."""
+    host, from one vantage point only. The bench's path bad and the unit's untimed host checks
+    passing: the path to the host all the same (strong; see the rule's comment)."""
     loss_limit, p95_limit = record.limit("echo_loss_bench"), record.limit("echo_p95_s_bench")
     if unit is None:
         lossy, slow_ = not loss_limit.check(bench.loss), bench.p95 is not None and not p95_limit.check(bench.p95)
         if lossy or slow_:
             record.evidence("network_unstable", "decisive" if lossy and slow_ else "strong",
-                            f"the bench's echoes to the host lose {bench.loss:.0%}"
+                            f"the bench's {bench.what} to the host lose {bench.loss:.0%}"
                             + (f", p95 {bench.p95:.3f} s" if bench.p95 is not None else "")
                             + " (the unit's protocol cannot echo: the bench's vantage point only)",
                             measurement="echo_loss_bench" if lossy else "echo_p95_s_bench",
@@ -274,15 +277,18 @@ def judge_echo_paths(record: Recorder, bench: EchoPath, unit: EchoPath | None) -
     def bad(p: EchoPath, latency_counts: bool = True) -> bool:
         return not loss_limit.check(p.loss) or (latency_counts and slow(p))
 
+    judged = len(record.run.evidence)
     if bad(bench) and bad(unit):
         if not loss_limit.check(bench.loss) and not loss_limit.check(unit.loss):
             record.evidence("network_unstable", "strong",
-                            f"echoes lose {bench.loss:.0%} from the bench and {unit.loss:.0%} from the unit: "
+                            f"round trips lose {bench.loss:.0%} from the bench ({bench.what}) and {unit.loss:.0%} "
+                            "from the unit: "
                             "the path to the host drops packets", measurement="echo_loss_bench",
                             value=bench.loss, limit=str(loss_limit))
         if slow(bench) and slow(unit):
             record.evidence("network_unstable", "decisive",
-                            f"echo p95 {bench.p95:.3f} s from the bench and {unit.p95:.3f} s from the unit"
+                            f"round-trip p95 {bench.p95:.3f} s from the bench ({bench.what}) and {unit.p95:.3f} s "
+                            "from the unit"
                             + ("" if unit.timed else " (its host checks)") + ": "
                             "the path to the host is slow and jittery", measurement="echo_p95_s_bench",
                             value=bench.p95, limit=str(p95_limit))
@@ -290,6 +296,17 @@ def judge_echo_paths(record: Recorder, bench: EchoPath, unit: EchoPath | None) -
         record.evidence("ip_conflict", "weak",
                         f"only the unit's echoes fail ({unit.loss:.0%} lost, the bench's {bench.loss:.0%}): "
                         "the unit's own place on the LAN is at fault")
+    if len(record.run.evidence) == judged and not unit.timed and bad(bench):
+        # The unit's host checks (ZVT's diagnosis) run over TCP, whose retransmissions hide a lossy
+        # path from them, and are not timed: passing, they do not clear the path the bench saw bad.
+        record.evidence("network_unstable", "strong",
+                        f"the bench's {bench.what} to the host lose {bench.loss:.0%}"
+                        + (f", p95 {bench.p95:.3f} s" if bench.p95 is not None else "")
+                        + f"; the unit's host checks passed ({unit.loss:.0%} failed), but they are not timed and "
+                        "TCP's retransmissions hide lost packets from them",
+                        measurement="echo_loss_bench" if not loss_limit.check(bench.loss) else "echo_p95_s_bench",
+                        value=bench.loss if not loss_limit.check(bench.loss) else bench.p95,
+                        limit=str(loss_limit if not loss_limit.check(bench.loss) else p95_limit))
 
 
 def brownout_sale_end(records: Sequence[LogRecord]) -> tuple[str, tuple[str, ...]]:

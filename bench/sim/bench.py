@@ -3,8 +3,8 @@
 Its shape follows a DUT profile (``--profile``): the PT100 (default) has its USB magstripe reader
 and PN532 on the bench and is pointed at posbench's host simulator, whose log the bench reads; a
 generic payment terminal (zvt-generic, concert-generic, caisse-ap-generic) reads cards with its
-own readers only and talks to its own acquirer (still a host simulator here, which the bench file
-does not name).
+own readers only and talks to its own acquirer (still a host simulator here): the bench file names
+only its address, as a technician reads it from the terminal's configuration, and no log.
 """
 from __future__ import annotations
 
@@ -407,9 +407,10 @@ class SimBench:
 
     def bench_toml(self) -> str:
         """The bench file: only what the bench reaches. [usb] and [nfc] for the readers the
-        profile ``exposes``; [host] when the unit uses the bench's acquirer (``acquirer =
-        "bench"``): one with its own acquirer still sends its sales to a host simulator, but
-        the bench sees no log of it."""
+        profile ``exposes``; [host] with its log when the unit uses the bench's acquirer
+        (``acquirer = "bench"``); one with its own acquirer still sends its sales to a host
+        simulator, of which the bench knows the address (the terminal's configuration says
+        it) but sees no log: the bench probes its port and sends it nothing."""
         assert self.host and self.terminal and self.control and self.supply
         host, port = self.host.address
         control = "{}:{}".format(*self.control.address)
@@ -422,7 +423,9 @@ class SimBench:
             + "\n"
             + self._terminal_toml()
             + (f'[host]\naddress = "{host}:{port}"\nlog = "{self.host_log}"\n'
-               f'terminal_id = "{self.terminal_id}"\n\n' if self.profile.acquirer == "bench" else "")
+               f'terminal_id = "{self.terminal_id}"\n\n' if self.profile.acquirer == "bench" else
+               f'[host]  # the terminal\'s own acquirer, as its configuration names it: no log\n'
+               f'address = "{host}:{port}"\n\n')
             + (f'[usb]\nbackend = "{self.usb.url}"\nreader = "0801:0002"\n\n' if self.usb is not None else "")
             + (f'[nfc]\npath = "{self.nfc.path}"\n\n' if self.nfc is not None else "")
             + f'[power]\ndriver = "korad"\nport = "{self.supply.path}"\nchannel = 1\n\n'

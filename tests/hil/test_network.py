@@ -55,18 +55,26 @@ def test_host_port(host_address, network, profile, record):
                    note=f"{host}:{port} is {how}; attempts took {times} s ({probe.detail})")
 
 
-def _echo_measures(record, path: str, answered: list[float | None], reconnects: int) -> EchoPath:
+def _echo_measures(record, path: str, answered: list[float | None], reconnects: int | None,
+                   kind: str = "echoes") -> EchoPath:
+    """Loss, p95 latency and reconnects of one path's round trips (``answered``: seconds each, None
+    for one lost). ``kind`` names them: ISO 8583 echoes, or TCP handshakes to an acquirer the bench
+    may send nothing (a handshake is one round trip, as an echo's network share is); their
+    reconnects (None) are not counted: every handshake is a connection of its own."""
     loss = round(sum(a is None for a in answered) / len(answered), 3) if answered else 1.0
     ok = sorted(a for a in answered if a is not None)
     p95 = percentile(ok, 95)
     p95 = round(p95, 4) if p95 is not None else None
     record.measure(f"echo_loss_{path}", loss,
-                   note=f"{sum(a is None for a in answered)} of {len(answered)} echoes unanswered ({path})")
+                   note=f"{sum(a is None for a in answered)} of {len(answered)} {kind} unanswered ({path})")
     record.measure(f"echo_p95_s_{path}", p95,
-                   note=f"echo latency ({path}): p50 {statistics.median(ok) if ok else float('nan'):.3f} s, "
+                   note=f"{kind} latency ({path}): p50 {statistics.median(ok) if ok else float('nan'):.3f} s, "
                         f"max {max(ok) if ok else float('nan'):.3f} s")
-    record.measure(f"echo_reconnects_{path}", reconnects, note=f"connections re-opened after a failed echo ({path})")
-    return EchoPath(path, loss, p95)
+    if reconnects is None:
+        record.unmeasured(f"echo_reconnects_{path}", f"{kind}: each is a connection of its own, none re-opened")
+    else:
+        record.measure(f"echo_reconnects_{path}", reconnects, note=f"connections re-opened after a failed echo ({path})")
+    return EchoPath(path, loss, p95, what="TCP handshakes" if reconnects is None else "echoes")
 
 
 ECHOES = tuple(Measure(f"echo_{what}_{path}", unit, limit, bears_on=("network_unstable",),
@@ -83,8 +91,11 @@ diagnosis) that failed."""
 
 
 @measures(*ECHOES, UNIT_LOSS)
-def test_echo_series(host_address, network, terminal, unit, profile, record):
+def test_echo_series(host_address, network, terminal, unit, profile, record, bench_config):
     """0800/0810 echoes (70=301) from the bench and through the unit: loss, latency, reconnects.
+    To a terminal's own acquirer (a [host] without posbench's log) the bench sends no message of
+    its own: its path is timed by TCP handshakes instead (one round trip each, like an echo's
+    network share).
 
     Both paths bad: the network between LAN and host (``network_unstable``). Only the unit's path
     bad: something about the unit's own place on the LAN (an address conflict, its link).
@@ -92,9 +103,17 @@ def test_echo_series(host_address, network, terminal, unit, profile, record):
     n = profile.tests.echoes
     host, port = host_address
     probe = probe_port(host, port, timeout_s=1.0, attempts=3, netns=network.netns)
-    direct = echo_series(host_address, count=n, interval_s=0.05, timeout_s=1.0, netns=network.netns)
-    bench = _echo_measures(record, "bench", direct.latencies_s + [None] * (direct.sent - direct.answered),
-                           direct.reconnects)
+    if bench_config.host.ours:
+        direct = echo_series(host_address, count=n, interval_s=0.05, timeout_s=1.0, netns=network.netns)
+        answered_directly = direct.answered
+        bench = _echo_measures(record, "bench", direct.latencies_s + [None] * (direct.sent - direct.answered),
+                               direct.reconnects)
+    else:  # the terminal's own acquirer: the bench sends it no message, it only opens TCP handshakes
+        shakes = probe_port(host, port, timeout_s=1.0, attempts=n, netns=network.netns)
+        answered_directly = shakes.outcomes.count("open")
+        bench = _echo_measures(record, "bench", [t if o == "open" else None
+                                                 for t, o in zip(shakes.times_s, shakes.outcomes)], None,
+                               kind="TCP handshakes (the terminal's own acquirer: the bench sends it no message)")
     if record.wanted("echo_p95_s_unit"):
         answered: list[float | None] = []
         reconnects = 0
@@ -116,5 +135,5 @@ def test_echo_series(host_address, network, terminal, unit, profile, record):
                        + (f" ({failed[0].reason})" if failed else ""))
     else:
         through_unit = None
-    if echoes_judged(probe.state, direct.answered):
+    if echoes_judged(probe.state, answered_directly):
         judge_echo_paths(record, bench, through_unit)

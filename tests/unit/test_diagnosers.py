@@ -99,6 +99,22 @@ def test_the_benchs_echoes_alone_judge_the_path_when_the_unit_cannot_echo():
     assert run.evidence == []
 
 
+def test_a_lossy_bench_path_is_not_cleared_by_untimed_host_checks_that_passed():
+    """ZVT's diagnosis runs over TCP: retransmissions hide the loss the bench's round trips see."""
+    from posbench.diagnosers import EchoPath, judge_echo_paths
+    run = RunRecord()
+    judge_echo_paths(_echo_recorder(run), EchoPath("bench", 0.17, 0.01, what="TCP handshakes"),
+                     EchoPath("unit", 0.0, 0.4, timed=False))
+    assert [(e.cause, e.ratio) for e in run.evidence] == [("network_unstable", 60.0)]
+    assert "TCP handshakes to the host lose 17%" in run.evidence[0].note
+    run = RunRecord()  # timed echoes through the unit that pass do clear it: no rule names a cause
+    judge_echo_paths(_echo_recorder(run), EchoPath("bench", 0.17, 0.01), EchoPath("unit", 0.0, 0.01))
+    assert run.evidence == []
+    run = RunRecord()  # both fine: nothing
+    judge_echo_paths(_echo_recorder(run), EchoPath("bench", 0.0, 0.01), EchoPath("unit", 0.0, 0.4, timed=False))
+    assert run.evidence == []
+
+
 def test_an_answered_echo_proves_the_port_open_when_every_probe_was_lost():
     from posbench.diagnosers import echoes_judged
     assert echoes_judged("open", 0) and echoes_judged("open", 12)

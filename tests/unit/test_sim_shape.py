@@ -51,7 +51,9 @@ def test_a_generic_shape_has_no_bench_readers_and_no_host_log(tmp_path, name, pr
         assert sim.usb is None and sim.nfc is None and sim.reader is None and sim.dropper is None
         assert sim.host is not None  # the unit's own acquirer: it still authorizes the sales
         doc = tomllib.loads(sim.bench_toml())
-        assert not {"usb", "nfc", "host"} & set(doc), sorted(doc)
+        assert not {"usb", "nfc"} & set(doc), sorted(doc)
+        # the acquirer's address, as the terminal's configuration names it; no log of it
+        assert doc["host"] == {"address": "{}:{}".format(*sim.host.address)}, doc["host"]
         profile = sim_profile(name)
         assert doc["unit"]["model"] == profile.model and doc["unit"]["profile"] == name
         assert doc["terminal"]["protocol"] == protocol.removesuffix("-tcp")
@@ -59,7 +61,8 @@ def test_a_generic_shape_has_no_bench_readers_and_no_host_log(tmp_path, name, pr
         assert sim.supply is not None and profile.power is not None
         assert (sim.supply.volts, sim.supply.amps) == (profile.power.nominal_v, profile.power.current_limit_a)
         config = load_bench(sim.write_bench(tmp_path / "bench.toml"))
-        assert config.host is None and config.usb is None and config.nfc is None
+        assert config.usb is None and config.nfc is None
+        assert config.host is not None and config.host.log is None and not config.host.ours
         assert config.unit.model == profile.model
 
 

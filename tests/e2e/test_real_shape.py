@@ -70,7 +70,8 @@ def test_a_reader_fault_inside_a_real_shaped_terminal_is_named(run_triage, tmp_p
     assert r.doc["causes"] and r.doc["causes"][0]["id"] == cause, causes_said(r.doc)
 
 
-@pytest.mark.timeout(420)
+@pytest.mark.slow  # 4.5 minutes of resets and 4 s boots: make test-slow (test_terminal_silence keeps a
+@pytest.mark.timeout(420)  # ZVT/TCP power fault in the default run, the calibration one per shape)
 def test_a_power_fault_over_zvt_tcp_on_the_real_shape_is_named(run_triage):
     r = run_triage("--virtual", "--profile", "zvt-generic", "--protocol", "zvt-tcp", "--seed", "42",
                    "--fault", "power_supply=1", "--technician-s", TECHNICIAN_S, timeout=400)

@@ -44,19 +44,23 @@ class PortProbe:
 
 
 def probe_port(host: str, port: int, timeout_s: float = 2.0, attempts: int = 3,
-               netns: str | None = None) -> PortProbe:
+               netns: str | None = None, interval_s: float = 0.0) -> PortProbe:
     """Try a TCP handshake to ``host:port`` ``attempts`` times, each bounded by ``timeout_s`` seconds.
 
     The state is ``open`` when any attempt completed the handshake, else ``refused`` when any
     attempt was actively refused, else ``filtered``. ``netns``: make the sockets in that network
-    namespace (the lab's bench PC). ``BenchError`` for a local failure (no socket, bad address).
+    namespace (the lab's bench PC). ``interval_s``: seconds between attempts (a series timing
+    the path spaces its handshakes, as echoes are). ``BenchError`` for a local failure (no
+    socket, bad address).
     """
     if attempts < 1 or timeout_s <= 0:
         raise ValueError("attempts must be >= 1 and timeout_s > 0")
     outcomes: list[State] = []
     notes: list[str] = []
     times: list[float] = []
-    for _ in range(attempts):
+    for n in range(attempts):
+        if n and interval_s:
+            time.sleep(interval_s)
         state, note, elapsed = _attempt(host, int(port), timeout_s, netns)
         outcomes.append(state)
         notes.append(note)

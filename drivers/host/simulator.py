@@ -83,6 +83,9 @@ class _Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
     block_on_close = False
+    request_queue_size = 128
+    """Listen backlog: an acquirer's is large; socketserver's 5 drops the SYNs of a burst of
+    connections while the accept loop is busy (a loaded bench host), which reads as packet loss."""
 
     def __init__(self, address: tuple[str, int], sim: HostSimulator,
                  listen_sock: socket.socket | None = None):

@@ -109,7 +109,7 @@ def test_echo_series(host_address, network, terminal, unit, profile, record, ben
         bench = _echo_measures(record, "bench", direct.latencies_s + [None] * (direct.sent - direct.answered),
                                direct.reconnects)
     else:  # the terminal's own acquirer: the bench sends it no message, it only opens TCP handshakes
-        shakes = probe_port(host, port, timeout_s=1.0, attempts=n, netns=network.netns)
+        shakes = probe_port(host, port, timeout_s=1.0, attempts=n, netns=network.netns, interval_s=0.05)
         answered_directly = shakes.outcomes.count("open")
         bench = _echo_measures(record, "bench", [t if o == "open" else None
                                                  for t, o in zip(shakes.times_s, shakes.outcomes)], None,

@@ -107,6 +107,9 @@ def test_a_lossy_bench_path_is_not_cleared_by_untimed_host_checks_that_passed():
                      EchoPath("unit", 0.0, 0.4, timed=False))
     assert [(e.cause, e.ratio) for e in run.evidence] == [("network_unstable", 60.0)]
     assert "TCP handshakes to the host lose 17%" in run.evidence[0].note
+    run = RunRecord()  # one round trip in twelve lost: moderate
+    judge_echo_paths(_echo_recorder(run), EchoPath("bench", 0.083, 0.01), EchoPath("unit", 0.0, 0.4, timed=False))
+    assert [(e.cause, e.ratio) for e in run.evidence] == [("network_unstable", 15.0)]
     run = RunRecord()  # timed echoes through the unit that pass do clear it: no rule names a cause
     judge_echo_paths(_echo_recorder(run), EchoPath("bench", 0.17, 0.01), EchoPath("unit", 0.0, 0.01))
     assert run.evidence == []

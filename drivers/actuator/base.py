@@ -44,7 +44,6 @@ class Actuator(Protocol):
     def missed(self, kind: str) -> Presentation:
         """The reader saw no card after an action of ``kind`` ("swipe", "tap", "insert"): was it
         presented? May raise ``Skipped`` (skip the rest of that kind) or ``TechnicianGone``."""
-        ...
 
     def close(self) -> None:
         """Release the actuator."""

@@ -61,11 +61,14 @@ KNOWN_LIMITS = {
                "reason and Concert cannot tell them apart: they are left undecided (unmeasured, "
                "the verdict inconclusive or pass), never counted as healthy. A refusal at once (low "
                "voltage, memory full, diagnosis required, the cashier's abort key) carries no PAN "
-               "either and so counts against the read path of the card presented: when every path "
-               "fails alike that is taken as the terminal's refusal, not three readers, but when "
-               "chance makes one or two paths fail a reader is blamed (seen in the reduced "
-               "calibration: `operator_error` at severity 1 named `msr_head`; `power_supply` at "
-               "severity 1 named first, with reader causes after it).",
+               "either. A technician "
+               "presenting the cards sees the terminal refuse before the card is presented and says "
+               "so: that sale is read again and counted apart, not as a read of the path. A card "
+               "robot (the PT100 shape) presents at once and cannot tell: the refusal counts "
+               "against the read path of the card presented; when every path fails alike that is "
+               "taken as the terminal's refusal, not three readers, but when chance makes one or "
+               "two paths fail a reader is blamed (`operator_error` named `msr_head` on the PT100 "
+               "shape).",
 }
 """What a protocol is known not to tell apart, stated under its calibration table."""
 CASE_TIMEOUT_S = 600.0

@@ -28,7 +28,7 @@ from rich.markup import escape
 
 from posbench import diagnosis
 from posbench.console import make_console, say
-from posbench.signals import STOPPED, catch_stop_signals
+from posbench.signals import STOPPED, acknowledge as acknowledge_stop, catch_stop_signals
 from posbench.sim import PROTOCOLS
 from posbench.sim.faults import INJECTABLE, NETWORK
 from posbench.errors import BenchError, ConfigError
@@ -117,6 +117,14 @@ def _sim_shape(profile: str | None, protocol: str | None) -> str:
         raise UsageFailure(f"--protocol: {exc}") from None
 
 
+def _technician_fits(slowest_s: float, profile: str | None, protocol: str) -> None:
+    """A usage error (exit 3) when the simulated technician could not present within the unit's
+    card wait (``posbench.sim.bench.technician_fits``)."""
+    from posbench.sim.bench import DEFAULT_PROFILE, sim_profile, technician_fits
+    if (why := technician_fits(slowest_s, sim_profile(profile or DEFAULT_PROFILE), protocol)) is not None:
+        raise UsageFailure(f"--technician-s: {why}")
+
+
 def _faults(values: tuple[str, ...]) -> dict[str, float]:
     from posbench.sim.faults import FaultSpecError, parse_faults
     try:
@@ -143,7 +151,8 @@ def _faults(values: tuple[str, ...]) -> dict[str, float]:
 @click.option("--parallel", type=click.IntRange(1, 64), metavar="N",
               help="bench room: triage N units at once with --reserve (a process and a place each), into one store")
 @click.option("--technician-s", "technician_s", type=click.FloatRange(0.01, 60), metavar="SECONDS",
-              help="virtual bench: the simulated technician's slowest presentation (default 3 s, a person's pace)")
+              help="virtual bench: the simulated technician's slowest presentation (default 2.5 s, a person's "
+                   "pace; it must end 0.5 s inside the unit's card wait)")
 @click.option("--unit", metavar="SERIAL", help="serial number of the unit under test")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="verdict JSON file")
 @click.option("--html", "html_path", type=click.Path(path_type=Path), help="HTML report file")
@@ -176,6 +185,8 @@ def triage(bench_path, virtual, fault, seed, protocol, sim_profile, place, reser
     faults = _faults(fault)
     if not bench_path and room is None:
         protocol = _sim_shape(sim_profile, protocol)
+        if technician_s is not None:
+            _technician_fits(technician_s, sim_profile, protocol)
     if unit and not bench_path and protocol in ("zvt", "zvt-tcp") and not unit.isdigit():
         raise UsageFailure(f"--unit {unit}: a ZVT terminal reports its serial number in digits only (TLV 1F42)")
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -245,6 +256,7 @@ def triage(bench_path, virtual, fault, seed, protocol, sim_profile, place, reser
         say(console, f"[bold magenta]BENCH ERROR[/]: {escape(str(exc))}")
         sys.exit(EXIT_BENCH)
     except KeyboardInterrupt:  # before or after the suite: nothing to report yet
+        acknowledge_stop()
         say(console, f"[bold magenta]INTERRUPTED[/] ({interrupted.get('by') or 'SIGINT'}): "
                      "the unit was not judged")
         sys.exit(EXIT_BENCH)
@@ -258,6 +270,7 @@ def triage(bench_path, virtual, fault, seed, protocol, sim_profile, place, reser
         if unlog is not None:
             unlog()
     if doc is None and interrupted.get("by"):  # stopped while pytest collected: no test had run
+        acknowledge_stop()
         say(console, f"[bold magenta]INTERRUPTED[/] ({interrupted['by']}): before the first test; "
                      "the unit was not judged")
         sys.exit(EXIT_BENCH)
@@ -267,6 +280,7 @@ def triage(bench_path, virtual, fault, seed, protocol, sim_profile, place, reser
     json_path, html_path, junit_path = _name_by_serial(doc, stamp, named_by_us, json_path, html_path, junit_path)
     _print_verdict(console, doc, verbose, html_path, json_path, junit_path)
     if interrupted.get("by"):
+        acknowledge_stop()
         say(console, f"[bold magenta]INTERRUPTED[/] by {interrupted['by']}: the finished tests are "
                      "reported and stored; the unit was not judged")
         sys.exit(EXIT_BENCH)
@@ -545,6 +559,7 @@ def check(bench_path) -> None:
         say(console, f"[bold magenta]BENCH ERROR[/]: {escape(str(exc))}")
         sys.exit(EXIT_BENCH)
     except KeyboardInterrupt:
+        acknowledge_stop()
         say(console, f"[bold magenta]INTERRUPTED[/] ({STOPPED.get('by') or 'SIGINT'}): the bench was not "
                      "checked whole")
         sys.exit(EXIT_BENCH)
@@ -623,7 +638,7 @@ def _until_signal(stop: threading.Event) -> None:
               help="who presents the cards: a simulated technician (after a human delay, now and then late or "
                    "the wrong way; the default for a real terminal's profile) or a card robot (at once; the "
                    "default for the PT100)")
-@click.option("--technician-s", "technician_s", type=float, default=3.0, show_default=True, metavar="SECONDS",
+@click.option("--technician-s", "technician_s", type=float, default=2.5, show_default=True, metavar="SECONDS",
               help="the simulated technician's slowest presentation (delays from a third of it to all of it); "
                    "small values make tests fast")
 def sim(fault, seed, protocol, sim_profile, bench_path, timing, rules_path, serial, announce, technician,
@@ -642,6 +657,8 @@ def sim(fault, seed, protocol, sim_profile, bench_path, timing, rules_path, seri
         habits = Habits(slowest_s=technician_s)
     except ValueError as exc:
         raise UsageFailure(f"--technician-s: {exc}") from None
+    if technician:
+        _technician_fits(technician_s, sim_profile, protocol)
     try:
         steps = TerminalTiming.parse(timing, TerminalTiming.for_profile(load_shape(sim_profile)))
         rules = RuleSet.from_toml(rules_path) if rules_path else None
@@ -917,6 +934,7 @@ def main(argv: list[str] | None = None) -> None:
         cli.main(args=argv, prog_name="posbench", standalone_mode=False)
     except click.exceptions.Abort:
         if STOPPED.get("by"):  # a stop signal before the command could start or end its work
+            acknowledge_stop()
             print(f"INTERRUPTED by {STOPPED['by']}", file=sys.stderr)
             sys.exit(EXIT_BENCH)
         sys.exit(130)

@@ -33,12 +33,26 @@ class NotPresented(Exception):
         self.kind = kind
 
 
+class EndedUnpresented(Exception):
+    """A read the unit ended before the card could be presented (a terminal refusing a sale at
+    once: low voltage, memory full, a diagnosis due), the technician punctual: the unit's refusal,
+    yet no read of its reader. The read is done again; the refusals are counted apart."""
+
+    def __init__(self, kind: str):
+        super().__init__(kind)
+        self.kind = kind
+
+
 def no_card(actuator: Actuator, kind: str, reason: str = "no_card") -> str:
     """A read saw no card after an action of ``kind``: whoever presented it says whether it was.
-    "presented": the failed read's ``reason`` (the reader saw nothing: the unit's); otherwise
-    ``NotPresented`` (the read is done again). ``Skipped``/``TechnicianGone`` pass through."""
-    if actuator.missed(kind) == "presented":
+    "presented": the failed read's ``reason`` (the reader saw nothing: the unit's); "refused":
+    ``EndedUnpresented``; otherwise ``NotPresented`` (the read is done again).
+    ``Skipped``/``TechnicianGone`` pass through."""
+    answer = actuator.missed(kind)
+    if answer == "presented":
         return reason
+    if answer == "refused":
+        raise EndedUnpresented(kind)
     raise NotPresented(kind)
 
 
@@ -50,12 +64,13 @@ def gone(kind: str, tries: int) -> TechnicianGone:
 
 def until_presented(actuator: Actuator, kind: str, attempt: Callable[[], bool]) -> tuple[bool, int]:
     """Run ``attempt()`` (present a card and look for it; True when it was seen) until the card was
-    seen or the actuator says it was presented; returns (seen, operator events). A card presented
-    and not seen is the unit's (seen False); more than ``MAX_RETRIES`` retries: ``TechnicianGone``."""
+    seen or the actuator says it was presented or that the unit ended before it could be; returns
+    (seen, operator events). Either is the unit's answer (seen False); more than ``MAX_RETRIES``
+    retries: ``TechnicianGone``."""
     for retries in range(MAX_RETRIES + 1):
         if attempt():
             return True, retries
-        if actuator.missed(kind) == "presented":
+        if actuator.missed(kind) in ("presented", "refused"):
             return False, retries
     raise gone(kind, MAX_RETRIES + 1)
 
@@ -79,6 +94,8 @@ class PathReads(NamedTuple):
     result: SprtResult
     interruptions: int
     operator_events: int
+    refusals: int = 0
+    """Reads the unit ended before the card could be presented (``EndedUnpresented``)."""
 
 
 class ReadInterrupted(Exception):
@@ -103,12 +120,15 @@ def decide_path(spec: SprtSpec, read_once: Callable[[int], str],
     cut off, which ``on_interrupt`` handles (reconnect, evidence) before the read is tried again,
     and ``NotPresented`` (``no_card``) for a card not presented, read again as the same read ``n``
     (an operator event, never a failed read; after ``MAX_RETRIES`` of one read ``TechnicianGone``).
-    After ``MAX_INTERRUPTIONS`` the test stops with whatever it has (verdict ``undecided``).
+    ``EndedUnpresented`` (the unit refused before the card came) is read again as the same read ``n``
+    and counted apart (``PathReads.refusals``): the unit's, but no read of the path.
+    After ``MAX_INTERRUPTIONS`` reads cut off, or as many refused in a row (a terminal that refuses
+    every sale at once), the test stops with whatever it has (verdict ``undecided``).
     ``what`` names the reads while they are shown (``posbench.progress``).
     """
     test = Sprt(spec.p0, spec.p1, spec.alpha, spec.beta, spec.max_trials)
     reasons: Counter[str] = Counter()
-    interruptions = n = events = retries = 0
+    interruptions = n = events = retries = refusals = refused_in_a_row = 0
     with progress.waiting(f"the {what} to decide the path", None):
         while not test.done:
             if not retries:
@@ -122,6 +142,14 @@ def decide_path(spec: SprtSpec, read_once: Callable[[int], str],
                     raise gone(outcome.kind, retries)
                 continue
             retries = 0
+            if isinstance(outcome, EndedUnpresented):
+                refusals += 1
+                refused_in_a_row += 1
+                if refused_in_a_row >= MAX_INTERRUPTIONS:
+                    break
+                n -= 1  # the same read again
+                continue
+            refused_in_a_row = 0
             if outcome is None:
                 interruptions += 1
                 if interruptions >= MAX_INTERRUPTIONS:
@@ -130,19 +158,20 @@ def decide_path(spec: SprtSpec, read_once: Callable[[int], str],
             if outcome:
                 reasons[outcome] += 1
             test.update(bool(outcome))
-    return PathReads(test.result(dict(reasons)), interruptions, events)
+    return PathReads(test.result(dict(reasons)), interruptions, events, refusals)
 
 
 def _read(read_once: Callable[[int], str], n: int,
-          on_interrupt: Callable[[ReadInterrupted], None]) -> str | NotPresented | None:
+          on_interrupt: Callable[[ReadInterrupted], None]) -> str | NotPresented | EndedUnpresented | None:
     """Read ``n``'s failure reason ("" when good), None when it was cut off (handled), the
-    ``NotPresented`` when no card was presented."""
+    ``NotPresented`` when no card was presented, the ``EndedUnpresented`` when the unit did not
+    wait for it."""
     try:
         return read_once(n)
     except ReadInterrupted as exc:
         on_interrupt(exc)
         return None
-    except NotPresented as exc:
+    except (NotPresented, EndedUnpresented) as exc:
         return exc
     except UnitNotResponding:
         return "timeout"
@@ -162,11 +191,12 @@ def path_measures(path: str, spec: Callable[..., SprtSpec | None]) -> tuple[Meas
 
 
 def record_path(record: Recorder, path: str, result: SprtResult, spec: SprtSpec, cause: str,
-                interruptions: int = 0, operator_events: int = 0) -> None:
+                interruptions: int = 0, operator_events: int = 0, refusals: int = 0) -> None:
     """Measurements ``<path>_sprt_verdict``, ``_failure_rate``, ``_reads`` and ``_interruptions``
     (declared by ``path_measures``); a faulty verdict is evidence for ``cause``. The path's
     ``operator_events`` (cards not presented, read again) go into the run record beside its
-    statistics: what the technician did, never evidence about the unit.
+    statistics: what the technician did, never evidence about the unit; so do its ``refusals``
+    (sales the unit refused before the card could be presented: the unit's, but no read).
 
     The failure-rate limit is the profile's p1 (the rate from which a path counts as faulty);
     the verdict itself comes from the SPRT, stated with its alpha and beta.
@@ -174,8 +204,11 @@ def record_path(record: Recorder, path: str, result: SprtResult, spec: SprtSpec,
     lo, hi = result.interval()
     note = result.summary()
     record.run.read_paths[path] = {**result.to_dict(), "interruptions": interruptions,
-                                   "operator_events": operator_events, "test": record.test}
+                                   "operator_events": operator_events, "refusals": refusals, "test": record.test}
     strength = "strong" if result.truncated else "decisive"
+    if refusals:
+        note += (f"; the unit refused {refusals} time{'s' * (refusals > 1)} before the card could be "
+                 "presented (not reads of the path)")
     record.measure(f"{path}_sprt_verdict", result.verdict, cause=cause if result.verdict == "faulty" else None,
                    strength=strength, note=note, bears_on=cause)
     record.measure(f"{path}_failure_rate", round(result.failure_rate, 4), bears_on=cause,

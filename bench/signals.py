@@ -41,6 +41,14 @@ def _unraisable(unraisable: Any) -> None:
     timer.start()
 
 
+def acknowledge() -> None:
+    """The command saw the stop and is winding down (it said INTERRUPTED): a stop swallowed by a
+    finalizer is not raised again. Without this, a redelivery late on a loaded machine lands
+    after the command's last ``except KeyboardInterrupt`` and kills the process by SIGINT
+    (exit -2) instead of its own exit status (seen in ``make test``: a SIGTERM in collection)."""
+    _redeliver.clear()
+
+
 def catch_stop_signals() -> None:
     """SIGTERM (a CI job cancelled, a service stopped) and SIGHUP (the technician's terminal
     closed) stop a command as Ctrl-C does: a triage then ends its pytest session, writes the

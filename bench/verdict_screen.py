@@ -87,13 +87,17 @@ def _inconclusive(doc: dict) -> tuple[str, list[str], str]:
             name = str(t["nodeid"]).split("::")[-1].removeprefix("test_").replace("_", " ")
             first = plain(str(t["message"]).strip().splitlines()[0])
             seen.append(f"{name} {'failed' if t['outcome'] == 'failed' else 'could not run'}: {first}")
+    refused = sum(int(stats.get("refusals") or 0) for stats in (doc.get("read_paths") or {}).values())
+    if refused:
+        seen.insert(0, f"the unit refused {refused} sale(s) at once, before a card was presented (no reason given)")
     if not doc.get("measurements"):
         return ("nothing could be measured on the unit", seen,
                 "check the unit's power and its cable to the bench and the bench file "
                 "(posbench check --bench FILE), then run the triage again")
     return ("tests failed, but not clearly enough to name a cause", seen,
             "run the triage again: too few failures to name a cause; if the same ones come back, "
-            "the report's failed tests show where to look")
+            "the report's failed tests show where to look"
+            + ("; the terminal's display says why it refuses" if refused else ""))
 
 
 def _not_judged(doc: dict) -> str:
@@ -193,6 +197,8 @@ def details(doc: dict) -> list[str]:
                    f"beta={stats.get('beta')} max {stats.get('max_trials')} reads"
                    + (f"; {stats['operator_events']} operator event(s): cards not presented in time or the right "
                       "way, read again (not the unit's)" if stats.get("operator_events") else "")
+                   + (f"; {stats['refusals']} sale(s) the unit refused before the card could be presented, "
+                      "not reads of the path" if stats.get("refusals") else "")
                    + f" [dim]({_t(stats.get('test', ''))})[/]")
     out.append(f"code 01 origin: {_t(doc.get('code01_origin'))}: {_t(findings.code01_sentence(doc))}")
     for o in doc.get("code01", []):

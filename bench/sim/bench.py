@@ -40,9 +40,9 @@ from .usb_hub import VirtualUsbHub
 from .technician import Technician
 from .terminal import TerminalTiming, VirtualTerminal
 from .unit import ReadsPresentedCards
-from .zvt_terminal import VirtualZvtTerminal
-from .caisse_ap_terminal import VirtualCaisseApTerminal
-from .concert_terminal import VirtualConcertTerminal
+from .zvt_terminal import CARD_TIMEOUT_S as ZVT_CARD_WAIT_S, VirtualZvtTerminal
+from .caisse_ap_terminal import CARD_TIMEOUT_S as CAISSE_AP_CARD_WAIT_S, VirtualCaisseApTerminal
+from .concert_terminal import CARD_TIMEOUT_S as CONCERT_CARD_WAIT_S, VirtualConcertTerminal
 
 FrontEnd = VirtualTerminal | VirtualZvtTerminal | VirtualConcertTerminal | VirtualCaisseApTerminal
 """The unit's ECR front end, one per protocol."""
@@ -80,6 +80,33 @@ def sim_protocol(profile: Profile, protocol: str | None) -> str:
         name = profile.source.stem if profile.source else profile.model
         raise ValueError(f"a {name} unit does not speak {protocol!r}; it speaks {', '.join(spoken)}")
     return protocol
+
+
+CARD_WAIT_S = {"zvt": ZVT_CARD_WAIT_S, "zvt-tcp": ZVT_CARD_WAIT_S, "caisse-ap": CAISSE_AP_CARD_WAIT_S,
+               "concert": CONCERT_CARD_WAIT_S}
+"""Seconds each virtual terminal waits in a sale for the card to be presented."""
+TECHNICIAN_MARGIN_S = 0.5
+"""Seconds of a card wait the simulated technician's slowest presentation must leave free."""
+
+
+def technician_fits(slowest_s: float, profile: Profile, protocol: str) -> str | None:
+    """Why a simulated technician whose slowest presentation is ``slowest_s`` seconds cannot serve
+    a virtual bench of ``profile`` over ``protocol`` (None: it can). A punctual technician
+    presents within every wait of the unit (a sale's card wait, the bench's own readers' read
+    timeouts): only then is a card still on its way when the read ended the unit's doing
+    (``Technician.missed`` says "refused"), not the technician's lateness."""
+    waits = {f"the virtual {protocol} terminal's card wait": CARD_WAIT_S[protocol]} if protocol in CARD_WAIT_S else {}
+    if profile.exposes and profile.read_paths is not None:
+        paths = profile.read_paths
+        waits |= {f"the {name} read timeout of the profile": path.timeout_s
+                  for name, path in (("swipe", paths.swipe), ("chip", paths.chip), ("tap", paths.tap))}
+    if not waits:
+        return None
+    what, wait = min(waits.items(), key=lambda item: item[1])
+    if slowest_s + TECHNICIAN_MARGIN_S <= wait:
+        return None
+    return (f"the technician's slowest presentation ({slowest_s:g} s) must end {TECHNICIAN_MARGIN_S:g} s inside "
+            f"{what} ({wait:g} s): at most {wait - TECHNICIAN_MARGIN_S:g} s")
 
 
 def boot_timeout_s(boot_s: float) -> float:

@@ -5,7 +5,10 @@ A prompt (a control-port action) returns at once; the card reaches the unit afte
 only after the reader gave up: it is never presented during that read) or presents it the wrong
 way (chip upside down, stripe facing away: the reader sees nothing). Asked after a read that saw
 no card (``missed``), it answers truthfully: "retry" when it was late or wrong, "presented" when
-the card was on the reader as it should have been.
+the card was on the reader as it should have been, "refused" when its card was still on the way
+and not late: the unit ended the read before a punctual technician could present it (a terminal
+refusing at once). Punctual means within the unit's card wait: the virtual bench keeps the
+technician's slowest presentation inside it (``SimBench.card_wait_s``).
 """
 from __future__ import annotations
 
@@ -18,13 +21,18 @@ from dataclasses import dataclass
 from posbench.drivers.actuator.base import Presentation
 
 
+ANSWER: dict[str, Presentation] = {"presented": "presented", "pending": "refused"}
+"""How a presentation went -> the technician's answer when asked about a read that saw no card
+("late" and "wrong_way": "retry")."""
+
+
 @dataclass(frozen=True)
 class Habits:
     """How the technician presents. ``slowest_s``: the longest human delay, s (delays are drawn
-    uniformly from a third of it to all of it: 1-3 s by default); ``late`` and ``wrong_way``: the
+    uniformly from a third of it to all of it: 0.8-2.5 s by default); ``late`` and ``wrong_way``: the
     share of presentations that come too late or the wrong way."""
 
-    slowest_s: float = 3.0
+    slowest_s: float = 2.5
     late: float = 0.04
     wrong_way: float = 0.03
 
@@ -86,8 +94,9 @@ class Technician:
             self._cancel()
 
     def missed(self, kind: str) -> Presentation:
-        """The reader saw no card after a ``kind``: "presented" only when the card was on the
-        reader as it should have been; a presentation still to come is taken back."""
+        """The reader saw no card after a ``kind``: "presented" when the card was on the reader as
+        it should have been, "refused" when it was still on the way (the unit did not wait for
+        it), else "retry"; a presentation still to come is taken back."""
         with self._lock:
             self._cancel()
-            return "presented" if self._last.get(kind) == "presented" else "retry"
+            return ANSWER.get(self._last.get(kind, ""), "retry")

@@ -5,11 +5,13 @@ from typing import Literal, Protocol
 
 from posbench.errors import BenchError
 
-Presentation = Literal["retry", "presented"]
+Presentation = Literal["retry", "presented", "refused"]
 """Whoever presented the card, asked after a read saw no card (``Actuator.missed``): "retry" = it
 was not presented as it should have been (late, the wrong way, the technician asked to try
 again): an operator event, and the read is done again; "presented" = the card was on the reader
-as it should have been and the reader saw nothing: a failed read of the unit."""
+as it should have been and the reader saw nothing: a failed read of the unit; "refused" = the
+unit ended the read (refused the sale) before the card could be presented, though it was
+presented in time: the unit's refusal, not a read of its reader and not the technician's."""
 
 
 class ActuatorError(BenchError):

@@ -20,7 +20,9 @@ class ManualActuator:
     The prompt does not block: the read that follows waits (with its own timeout) for the
     technician's swipe. When a read saw no card, ``missed`` asks what happened: Enter = the card
     was not presented in time or not the right way ("retry": an operator event, asked again);
-    ``r`` = it was on the reader and was not read ("presented": a failed read); ``skip`` raises
+    ``r`` = it was on the reader and was not read ("presented": a failed read); ``e`` = the unit
+    ended the read (the terminal refused the sale) before the card could be presented ("refused":
+    the unit's refusal, no read of its reader); ``skip`` raises
     ``Skipped`` now and for every later action of that kind. ``answer_s``: seconds the technician
     has to answer; no answer raises ``TechnicianGone`` (a bench error, never the unit's).
     """
@@ -39,7 +41,8 @@ class ManualActuator:
     def missed(self, kind: str) -> Presentation:
         """The reader saw no card after a prompt: ask the technician which it was."""
         question = (f"No card seen. Enter = present it again; 'r' = the card was on the reader and it did "
-                    f"not read; 'skip' = skip the remaining {PLURAL.get(kind, kind + 's')}")
+                    f"not read; 'e' = it ended before you could present the card; "
+                    f"'skip' = skip the remaining {PLURAL.get(kind, kind + 's')}")
         for _ in range(ASKS):
             answer = self.ask(question, self.answer_s)
             if answer is None:
@@ -50,6 +53,8 @@ class ManualActuator:
                 return "retry"
             if word == "r":
                 return "presented"
+            if word == "e":
+                return "refused"
             if word == "skip":
                 self._skipped.add(kind)
                 raise Skipped("technician", kind, "skipped by the technician")

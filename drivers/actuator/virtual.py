@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import socket
+from typing import cast, get_args
 
 from .base import ActuatorError, Presentation
 
@@ -62,11 +63,12 @@ class VirtualActuator:
     def missed(self, kind: str) -> Presentation:
         """Asks the virtual bench: its card robot always presented the card (a miss is the
         unit's); its simulated technician (``posbench sim --technician``) knows when it was late
-        or presented the card the wrong way."""
+        or presented the card the wrong way, and when the unit ended the read before its card came."""
         answer = self._do("missed", kind=kind).get("answer")
-        if answer not in ("retry", "presented"):
-            raise ActuatorError("virtual actuator", "missed", f"answered {answer!r}, not 'retry' or 'presented'")
-        return answer
+        if answer not in get_args(Presentation):
+            raise ActuatorError("virtual actuator", "missed",
+                                f"answered {answer!r}, not one of {', '.join(get_args(Presentation))}")
+        return cast(Presentation, answer)
 
     def close(self) -> None:
         """Nothing is held between actions."""

@@ -12,8 +12,6 @@ import pytest
 from .conftest import causes_said, start_sim, stop_sim, triage
 
 
-
-
 @pytest.fixture
 def sim(tmp_path):
     """Start ``posbench sim`` with the given arguments; stopped when the test ends, pass or fail."""
@@ -74,3 +72,16 @@ def test_the_technician_timing_is_checked(tmp_path):
                           timeout=60, stdin=subprocess.DEVNULL)
     assert proc.returncode == 3 and "--technician-s" in proc.stdout + proc.stderr
     assert not (tmp_path / "b.toml").exists()
+
+
+@pytest.mark.parametrize("command", [["sim", "--technician", "--write-bench", "b.toml"], ["triage", "--virtual"]])
+def test_a_technician_slower_than_the_units_card_wait_is_refused(tmp_path, command):
+    """A punctual technician presents within the unit's card wait (3 s on the virtual Concert
+    terminal): only then is a card still on its way the unit's refusal, not lateness."""
+    proc = subprocess.run([sys.executable, "-m", "posbench.cli", *command, "--profile", "concert-generic",
+                           "--technician-s", "2.8"], capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL, cwd=tmp_path)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 3, out
+    assert "card wait (3 s): at most 2.5 s" in out and "--technician-s" in out
+    assert not (tmp_path / "b.toml").exists() and not (tmp_path / "reports").exists()

@@ -8,7 +8,9 @@ until the decision is clear, then states the reads used, the observed failure ra
 
 A read that saw no card asks whoever presented it (``posbench.readtest.no_card``): a card not
 presented in time or the right way is an operator event and is read again, never a failed read;
-a technician's "skip" leaves the path unmeasured.
+a read the unit ended before the card could be presented (a terminal refusing a sale at once) is
+read again and counted apart, never a failed read of the path; a technician's "skip" leaves the
+path unmeasured.
 """
 import contextlib
 import time
@@ -86,7 +88,7 @@ def test_swipe(mag_reader, actuator, deck, profile, record, terminal, unit):
         reads = decide_path(spec, read_once, unit.reader_recovery(
             record, lambda: mag_reader.connect(terminal.boot_timeout)), what="swipes")
     record_path(record, "swipe", reads.result, spec, cause="msr_head", interruptions=reads.interruptions,
-                operator_events=reads.operator_events)
+                operator_events=reads.operator_events, refusals=reads.refusals)
 
 
 def tap_failure(tap, card) -> str:
@@ -124,7 +126,7 @@ def test_tap(nfc_reader, actuator, deck, profile, record, unit):
     with technician_may_skip():
         reads = decide_path(spec, read_once, unit.reader_recovery(record, nfc_reader.reopen), what="taps")
     record_path(record, "tap", reads.result, spec, cause="nfc_antenna", interruptions=reads.interruptions,
-                operator_events=reads.operator_events)
+                operator_events=reads.operator_events, refusals=reads.refusals)
 
 
 CHIP_POLL_S = 0.5
@@ -177,7 +179,7 @@ def test_chip(terminal, actuator, unit, profile, record):
     with technician_may_skip():
         reads = decide_path(spec, read_once, unit.reader_recovery(record, through_unit=True), what="chip reads")
     record_path(record, "chip", reads.result, spec, cause="chip_contacts", interruptions=reads.interruptions,
-                operator_events=reads.operator_events)
+                operator_events=reads.operator_events, refusals=reads.refusals)
 
 
 SALE_READS = {"swipe": ("magstripe", "msr_head"), "insert": ("chip", "chip_contacts"),
@@ -219,4 +221,4 @@ def test_card_reads_in_sales(how, terminal, actuator, profile, record, unit):
     with technician_may_skip():
         reads = decide_path(spec, read_once, unit.reader_recovery(record, through_unit=True), what=f"sales by {how}")
     record_path(record, path, reads.result, spec, cause=cause, interruptions=reads.interruptions,
-                operator_events=reads.operator_events)
+                operator_events=reads.operator_events, refusals=reads.refusals)

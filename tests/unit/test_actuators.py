@@ -13,19 +13,21 @@ pytestmark = pytest.mark.timeout(30)
 
 def test_manual_prompts_name_the_card_and_count_and_skip_stops_that_kind():
     said, asked = [], []
-    answers = iter(["", "r", "skip"])
+    answers = iter(["", "r", "e", "skip"])
     act = ManualActuator(said.append, lambda text, timeout: asked.append(text) or next(answers), answer_s=5)
     act.swipe("VISA-T1", 3, 15)
     assert said == ["Swipe VISA-T1 now (3 of 15)"]
     assert act.missed("swipe") == "retry"      # Enter: it was not presented, present it again
     assert act.missed("swipe") == "presented"  # "r": it was on the reader and did not read
+    assert act.missed("swipe") == "refused"    # "e": the unit ended before the card could be presented
     with pytest.raises(Skipped):
         act.missed("swipe")                   # "skip": no more swipes
     with pytest.raises(Skipped):
         act.swipe("VISA-T1", 4, 15)
     act.tap("MC-T1", 1, 12)                   # other kinds go on
-    assert said[-1] == "Hold MC-T1 on the contactless reader (1 of 12)" and len(asked) == 3
+    assert said[-1] == "Hold MC-T1 on the contactless reader (1 of 12)" and len(asked) == 4
     assert "Enter = present it again" in asked[0] and "'r' = the card was on the reader" in asked[0]
+    assert "'e' = it ended before you could present the card" in asked[0]
     assert "skip the remaining swipes" in asked[0]
 
 
@@ -47,12 +49,13 @@ def test_manual_asks_again_after_an_answer_that_is_no_choice():
 
 
 def test_virtual_actuator_asks_the_bench_whether_the_card_was_presented():
-    answers = iter(["retry", "presented", "perhaps"])
+    answers = iter(["retry", "presented", "refused", "perhaps"])
     server = ControlServer({"missed": lambda req: {"answer": next(answers), "kind": req["kind"]}}).start()
     try:
         act = VirtualActuator(server.address, timeout=2.0)
         assert act.missed("tap") == "retry"
         assert act.missed("swipe") == "presented"
+        assert act.missed("swipe") == "refused"
         with pytest.raises(ActuatorError, match="perhaps"):
             act.missed("insert")
     finally:

@@ -18,7 +18,8 @@ from posbench.errors import BenchError
 from posbench.evidence import Recorder, RunRecord
 from posbench.measures import bind, declaration
 from posbench.profile import profile_for_model
-from posbench.readtest import MAX_RETRIES, until_presented
+from posbench.readtest import MAX_INTERRUPTIONS, MAX_RETRIES, until_presented
+from posbench.verdict_screen import details
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -201,6 +202,65 @@ def test_a_sale_whose_card_came_late_is_read_again_not_failed():
     assert stats["verdict"] == "healthy" and stats["operator_events"] == 2 * stats["trials"]
 
 
+class RefusingConcert:
+    """A Concert terminal that refuses the sales listed in ``at_once`` before asking for a card
+    (low voltage: status 7, a report without PAN), and reads the card in the others."""
+
+    protocol = "concert"
+
+    def __init__(self, hand: Hand, at_once: set[int]):
+        self.hand, self.at_once, self.sales = hand, at_once, 0
+
+    def sale(self, amount):
+        self.sales += 1
+        if self.sales in self.at_once:
+            self.hand.refused = True  # ended before the card came: the hand still holds it
+            return SaleResult("", False, "", "", "", "", "", "refused by the terminal, no card read",
+                              details={"status": "7", "card_read": "no"})
+        self.hand.refused = False
+        self.hand.done_reading()
+        return SaleResult("00", True, "00", "000001", "52000001", "411111******1111", "", "",
+                          details={"status": "0", "card_read": "yes"})
+
+
+class Punctual(Hand):
+    """Presents every card in time; says "refused" when the terminal ended before it came."""
+
+    refused = False
+
+    def missed(self, kind):
+        self.asked += 1
+        return "refused" if self.refused else super().missed(kind)
+
+
+def test_a_concert_refusal_before_the_card_came_is_neither_a_read_nor_the_technicians():
+    """Concert gives no reason: a terminal refusing at once (low voltage) looks like a card not read.
+    The technician, punctual, says the sale ended before the card came: the path is read again
+    without counting it, and no "not presented in 4 tries" ends the test."""
+    hand = Punctual()
+    profile, record = recorder(read_paths.test_card_reads_in_sales, {"how": "insert"})
+    terminal = RefusingConcert(hand, at_once={1, 2, 3, 4, 5 + 1, 9})
+    read_paths.test_card_reads_in_sales("insert", terminal, hand, profile, record, UNIT)
+    stats = record.run.read_paths["sale_insert"]
+    assert stats["verdict"] == "healthy" and stats["failures"] == 0, stats
+    assert stats["refusals"] == 6 and stats["operator_events"] == 0, stats
+    assert not record.run.evidence
+
+
+def test_a_terminal_refusing_every_sale_at_once_leaves_the_path_undecided_not_faulty():
+    hand = Punctual()
+    profile, record = recorder(read_paths.test_card_reads_in_sales, {"how": "tap"})
+    read_paths.test_card_reads_in_sales("tap", RefusingConcert(hand, at_once=set(range(1, 100))), hand,
+                                        profile, record, UNIT)
+    stats = record.run.read_paths["sale_tap"]
+    assert stats["verdict"] == "undecided" and stats["trials"] == 0, stats
+    assert stats["refusals"] == MAX_INTERRUPTIONS
+    assert not record.run.evidence
+    doc = {"causes": [], "read_paths": record.run.read_paths, "code01_origin": "none"}
+    text = " ".join(details(doc))
+    assert "5 sale(s) the unit refused before the card could be presented, not reads of the path" in text
+
+
 def test_until_presented_asks_again_and_stops_when_the_card_was_there():
     hand = Hand(late=2)
     seen = []
@@ -213,6 +273,7 @@ def test_until_presented_asks_again_and_stops_when_the_card_was_there():
     assert until_presented(hand, "tap", attempt) == (True, 2)
     assert seen == [False, False, True]
     assert until_presented(Hand(answer="presented"), "tap", lambda: False) == (False, 0)
+    assert until_presented(Hand(answer="refused"), "tap", lambda: False) == (False, 0)  # the unit's answer
     with pytest.raises(TechnicianGone):
         until_presented(Hand(answer="retry"), "tap", lambda: False)
 

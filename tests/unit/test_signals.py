@@ -119,3 +119,23 @@ def test_a_server_stopped_right_after_announcing_itself_stops_normally():
                          text=True, timeout=30)
     assert run.returncode == 0, run.stdout + run.stderr
     assert run.stdout.split() == ["announced", "announcement", "done", "cleaned", "up", "stopped"], run.stdout
+
+
+def test_a_stop_the_command_acted_on_is_not_raised_again_late():
+    """The command noticed the stop (STOPPED) and said INTERRUPTED before the redelivery came (a
+    loaded machine delays it): that late redelivery must not kill the process by SIGINT."""
+    program = STOP_IN_A_FINALIZER + textwrap.dedent("""
+        import sys
+        from posbench.signals import STOPPED, acknowledge, catch_stop_signals
+
+        catch_stop_signals()
+        stop_in_a_finalizer()
+        assert STOPPED == {"by": "SIGTERM"}
+        acknowledge()  # what the CLI does as it says INTERRUPTED
+        time.sleep(0.5)  # the redelivery timer fires meanwhile
+        print("wound down", flush=True)
+        sys.exit(2)
+    """)
+    proc = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2, (proc.returncode, proc.stdout + proc.stderr)
+    assert proc.stdout.splitlines() == ["wound down"] and "Traceback" not in proc.stderr, proc.stdout + proc.stderr

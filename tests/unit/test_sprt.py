@@ -235,7 +235,7 @@ def run_sprt(trial, max_trials: int, **plan):
     """``decide_path`` on a plan, the way a HIL read test runs it."""
     from posbench.profile import SprtSpec
     from posbench.readtest import decide_path
-    result, interrupted, _ = decide_path(SprtSpec(**plan, max_trials=max_trials, cards=["VISA-T1"]), trial)
+    result, interrupted, *_ = decide_path(SprtSpec(**plan, max_trials=max_trials, cards=["VISA-T1"]), trial)
     assert interrupted == 0
     return result
 

@@ -36,7 +36,8 @@ def test_a_late_or_wrong_technician_never_presents_and_says_retry():
 def test_a_presentation_still_to_come_is_taken_back_when_asked_or_removed():
     tech = Technician(random.Random(3), Habits(slowest_s=30.0, late=0.0, wrong_way=0.0))
     done = presenter(tech, "insert")
-    assert tech.missed("insert") == "retry"  # still in the technician's hand: not presented
+    # still on its way, not late: the unit ended before it (a terminal refusing at once)
+    assert tech.missed("insert") == "refused"
     assert not done.wait(0.2)
     done = presenter(tech, "insert")
     tech.withdraw()

@@ -192,3 +192,15 @@ def test_a_healthy_screen_says_what_was_not_judged_and_whether_it_matters_not_a_
     assert "not judged" not in "\n".join(printed(screen(doc, "r.html"), width=200))
     doc["undecided"], doc["code01_origin"] = {"resources": "..."}, "issuer"
     assert "the card issuer sent the 01" in "\n".join(printed(screen(doc, "r.html"), width=200))
+
+
+def test_an_inconclusive_screen_says_first_that_the_terminal_refused_before_the_card():
+    """Concert gives no reason for a refusal at once: the technician reads on the first screen that
+    the terminal refused without waiting for the card, and where the reason can be seen."""
+    doc = {"verdict": "inconclusive", "causes": [], "unit": {"serial": "C-1"}, "code01_origin": "none",
+           "measurements": [{"name": "sale_swipe_sprt_verdict", "value": "undecided", "unit": "", "limit": "healthy",
+                             "passed": False, "test": "test_read_paths.py::test_card_reads_in_sales[swipe]"}],
+           "read_paths": {"sale_swipe": {"refusals": 15}, "sale_tap": {"refusals": 7}, "sale_insert": {}}}
+    shown = printed(screen(doc, "r.html", width=120), width=120)
+    assert shown[1] == "  - the unit refused 22 sale(s) at once, before a card was presented (no reason given)", shown
+    assert "the terminal's display says why it refuses" in " ".join(shown)

@@ -17,8 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as `python benchmarks/x.py` from anywhere
     sys.path.insert(0, str(ROOT))
 
-from posbench.signals import catch_stop_signals  # noqa: E402
-from posbench.stats import percentile  # noqa: E402
+from posbench.core.signals import catch_stop_signals  # noqa: E402
+from posbench.core.stats import percentile  # noqa: E402
 
 
 def exit_cleanly_on_sigterm() -> None:

@@ -156,10 +156,10 @@ def area(frames: list[str]) -> str:
         if not mods:
             return "imports: (no module frame yet)"
         return f"imports: {(external[0].split('/')[0] if external else mods[-1]).removesuffix('.py')}"
-    rules = [("bench/plots.py", "plots (matplotlib)"), ("gc_collect_harder", "gc.collect (pytest)"),
+    rules = [("bench/render/plots.py", "plots (matplotlib)"), ("gc_collect_harder", "gc.collect (pytest)"),
              ("bench/store/", "result store"), ("pytest_html", "HTML report"), ("verdict_html", "HTML report"),
-             ("junitxml", "JUnit report"), ("bench/preflight.py", "preflight"),
-             ("bench/supply_watch.py", "supply watch"), ("bench/diagnos", "diagnosis")]
+             ("junitxml", "JUnit report"), ("bench/setup/preflight.py", "preflight"),
+             ("bench/spec/supply_watch.py", "supply watch"), ("bench/diagnos", "diagnosis")]
     for needle, label in rules:
         if needle in joined:
             return label

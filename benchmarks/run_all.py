@@ -179,7 +179,7 @@ Quick mode (`--quick`: N = 1 and 4, one faulty unit, no profile); the whole benc
 
 How many reads a read-path test (swipes, chip resets, taps) needs to call a unit healthy or
 faulty, and how often it is wrong, when it stops as soon as Wald's sequential probability
-ratio test (`bench/sprt.py`) is decided, compared with always taking 50 reads. Simulated units
+ratio test (`bench/spec/sprt.py`) is decided, compared with always taking 50 reads. Simulated units
 with a true per-read failure rate p (what a fault's severity becomes in the emulators).
 
 {sprt_vs_fixed.markdown(sv)}"""

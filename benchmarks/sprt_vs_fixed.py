@@ -4,7 +4,7 @@ A read test decides whether a read path (MSR head, chip contacts, antenna) is he
 pass/fail reads. Simulated units, each with a true per-read failure rate p (what a fault's
 severity becomes in the emulators), are judged three ways on the very same read sequence:
 
-  SPRT       ``posbench.sprt.Sprt`` with the profile's plan: healthy p0, faulty p1, error rates
+  SPRT       ``posbench.spec.sprt.Sprt`` with the profile's plan: healthy p0, faulty p1, error rates
              alpha (healthy called faulty) and beta (faulty called healthy), capped at 50 reads
   fixed-50   always 50 reads, faulty if more than c failed; c is the smallest count with
              P(more than c failures | p0) <= alpha, the same false-alarm budget as the SPRT
@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import exit_cleanly_on_sigterm, machine, run_and_print, summary, table  # noqa: E402
 
-from posbench.sprt import Sprt, operating_characteristic  # noqa: E402
+from posbench.spec.sprt import Sprt, operating_characteristic  # noqa: E402
 
 PLAN = {"p0": 0.02, "p1": 0.25, "alpha": 0.01, "beta": 0.05, "max_trials": 50}
 """The read-test plan a DUT profile states (PT100: 2 % failed swipes is normal wear, 25 % is a

@@ -7,7 +7,7 @@ cycle's off time, a brownout's timing). Everything above that is the bench's own
 
 Three measurements:
 
-1. one instrumented run, in a child process: the same suite (``posbench.runner.run_hil``) against
+1. one instrumented run, in a child process: the same suite (``posbench.run.runner.run_hil``) against
    an in-process ``SimBench`` with the same seed, logging every designed wait as an interval
    (``time.sleep`` called from the virtual unit's code or the suite's, every boot from
    ``UnitPower.events``) and every test's span, so each test's designed waits are the union of
@@ -60,7 +60,7 @@ def expected_commands(profile) -> dict[str, int]:
 
 
 def designed_waits() -> dict:
-    from posbench.profile import profile_for_model
+    from posbench.setup.profile import profile_for_model
     from posbench.sim.bench import MODEL
     from posbench.sim.terminal import TerminalTiming
     profile = profile_for_model(MODEL)
@@ -82,7 +82,7 @@ def count_commands(seed: int, out: Path) -> None:
 
     from rich.console import Console
 
-    from posbench.runner import run_hil
+    from posbench.run.runner import run_hil
     from posbench.sim.bench import SimBench
     from posbench.sim.terminal import VirtualTerminal
     from posbench.drivers.serial.agent import AgentTerminal
@@ -194,7 +194,7 @@ def _record_windows(waits: list[tuple[str, float, float]]) -> None:
 
 def _record_test_spans(spans: dict[str, list[float]]) -> None:
     """Each test's [start, stop] (``time.time()``), setup and teardown included, from its reports."""
-    from posbench import runner
+    from posbench.run import runner
     original = runner.LiveProgress.pytest_runtest_logreport
 
     def logreport(self, report):
@@ -381,7 +381,7 @@ def markdown(res: dict) -> str:
     kinds = {k: sum(v[k] for v in per_test.values()) for k in ("device", "boot", "suite")}
     out.append(
         f"\n**Designed waits**, measured in one instrumented run of the same suite and seed (an "
-        f"in-process `SimBench`, `posbench.runner.run_hil`): every `time.sleep` the virtual unit takes "
+        f"in-process `SimBench`, `posbench.run.runner.run_hil`): every `time.sleep` the virtual unit takes "
         f"on purpose (`{'`, `'.join(DEVICE_FILES)}`: per-command latency, card reads, printing), "
         f"every boot of the unit (`UnitPower.events`, boot_start -> ready), and every `time.sleep` "
         f"the suite itself takes (`{'`, `'.join(SUITE_FILES)}`: baselines, observation windows, a "

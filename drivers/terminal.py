@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from posbench.config import TerminalSection
+    from posbench.setup.config import TerminalSection
 
 CAPABILITIES: dict[str, str] = {
     "identity": "tell its serial number and firmware",
@@ -223,7 +223,7 @@ def has(terminal: Terminal, capability: str) -> bool:
 
 
 def open_terminal(section: TerminalSection, model: str | None = None) -> Terminal:
-    """The driver for bench.toml's ``[terminal]`` section (``posbench.config.TerminalSection``),
+    """The driver for bench.toml's ``[terminal]`` section (``posbench.setup.config.TerminalSection``),
     opened. ``model`` is the unit's model from ``[unit]`` (ZVT and Caisse-AP do not report one)."""
     if section.protocol == "caisse-ap":
         from posbench.drivers.caisse_ap.payment_terminal import CaisseApPaymentTerminal

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from posbench.errors import PortUnavailable
+from posbench.core.errors import PortUnavailable
 
 
 @dataclass

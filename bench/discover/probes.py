@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from posbench.config import TerminalSection, UsbId
-from posbench.errors import BenchError, PortUnavailable, UnitError
+from posbench.setup.config import TerminalSection, UsbId
+from posbench.core.errors import BenchError, PortUnavailable, UnitError
 
 if TYPE_CHECKING:
     from posbench.drivers.zvt.terminal import ZvtTerminal

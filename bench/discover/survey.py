@@ -2,7 +2,7 @@
 backends, contactless readers on USB; ``Survey`` holds what each answered or what was tried.
 
 Serial ports are what ``serial.tools.list_ports`` lists, the links in /dev/serial/by-id and in
-the device directory where a virtual bench announces its own (``posbench.device_dir``), and ports
+the device directory where a virtual bench announces its own (``posbench.setup.device_dir``), and ports
 named on the command line; one entry per device (a link and its target are probed once), each
 port probed in its own thread so a bench of silent ports costs one port's probing time.
 """
@@ -14,8 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from posbench import device_dir
-from posbench.config import UsbId
+from posbench.setup import device_dir
+from posbench.setup.config import UsbId
 
 from .nfc import NfcScan, scan_usb
 from .probes import PortResult, TcpResult, probe_address, probe_port, split_address

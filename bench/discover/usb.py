@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 import usb.core
 
-from posbench.config import UsbId
-from posbench.errors import BenchError, ConfigError, PortUnavailable
+from posbench.setup.config import UsbId
+from posbench.core.errors import BenchError, ConfigError, PortUnavailable
 
 HID, SMART_CARD, HUB, VENDOR = 0x03, 0x0B, 0x09, 0xFF
 BOOT_KEYBOARD = (1, 1)

@@ -1,5 +1,5 @@
 """What no probe can find on a virtual bench, taken from the running ``posbench sim``'s own
-description (announced in the device directory, ``posbench.device_dir``).
+description (announced in the device directory, ``posbench.setup.device_dir``).
 
 Only the keys in ``FROM_DESCRIPTION`` are read: where the acquirer host simulator listens and its
 log, the network lab, the actuator, the virtual bench's own state, the unit's model and profile, and the
@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from posbench.device_dir import entries
+from posbench.setup.device_dir import entries
 
 FROM_DESCRIPTION: dict[str, frozenset[str] | None] = {
     "bench": None,

@@ -5,7 +5,7 @@ a comment on every line the technician must still fill in, or none when no termi
 Written by hand rather than with a TOML writer: the file is mostly comments placed between keys,
 which only tomlkit (not a dependency) can produce; its values are strings, numbers, booleans
 and lists of strings. Every composed text is parsed back with ``tomllib`` and validated by
-``posbench.config`` before it is written, and it is created exclusively (never overwritten).
+``posbench.setup.config`` before it is written, and it is created exclusively (never overwritten).
 """
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from posbench.config import parse_bench
-from posbench.errors import ConfigError
+from posbench.setup.config import parse_bench
+from posbench.core.errors import ConfigError
 
 from .probes import Answer
 from .survey import Survey
@@ -26,7 +26,7 @@ from .usb import CH340
 from .virtual import described
 
 SECTIONS = ("bench", "unit", "terminal", "host", "usb", "nfc", "power", "network", "sim", "actuator")
-"""bench.toml's sections in the order ``posbench.config.BenchConfig`` declares them."""
+"""bench.toml's sections in the order ``posbench.setup.config.BenchConfig`` declares them."""
 FROM_SIM = "from the running virtual bench's own description (pid {pid}): no probe finds it"
 
 
@@ -224,7 +224,7 @@ def compose(found: Survey, now: datetime | None = None, announced: Path | None =
 
 
 def validate(text: str, path: Path) -> None:
-    """``ConfigError`` unless ``text`` is a bench.toml ``posbench.config`` accepts."""
+    """``ConfigError`` unless ``text`` is a bench.toml ``posbench.setup.config`` accepts."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

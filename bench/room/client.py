@@ -6,7 +6,7 @@ while the triage runs pytest in the main thread. One session per process (a seco
 same process breaks the coordinator's stream): a process makes one ``RoomClient``. Every call
 into it has a deadline (``CALL_TIMEOUT_S``); a coordinator that does not answer is a bench error.
 
-A place this process acquired is also claimed on this host (``posbench.lock``, an flock the
+A place this process acquired is also claimed on this host (``posbench.setup.lock``, an flock the
 kernel drops however the process ends): a place that labgrid says is acquired by this user on
 this host while nobody holds its claim was left behind by a triage that was killed (SIGKILL), and
 the next triage takes it over.
@@ -23,8 +23,8 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, TypeVar
 
-from posbench.errors import BenchError, ConfigError
-from posbench.lock import BenchInUse, BenchLock
+from posbench.core.errors import BenchError, ConfigError
+from posbench.setup.lock import BenchInUse, BenchLock
 
 T = TypeVar("T")
 

@@ -21,8 +21,8 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from posbench.config import BenchConfig
-from posbench.errors import ConfigError
+from posbench.setup.config import BenchConfig
+from posbench.core.errors import ConfigError
 
 SERIAL_PORTS = {"terminal": ("terminal", "port"), "supply": ("power", "port"), "nfc": ("nfc", "path")}
 """Resource name -> the bench.toml section and key of the serial port it serves."""
@@ -114,7 +114,7 @@ def exported_entries(config: BenchConfig) -> tuple[dict[str, Entry], dict[str, E
 def place_tags(config: BenchConfig) -> dict[str, str]:
     """Tags for the place (``labgrid-client set-tags``; ``--reserve`` matches them): the model
     (from the DUT profile if the bench names one), its vendor, the ECR protocol, the bench."""
-    from posbench.profile import profile_for_bench
+    from posbench.setup.profile import profile_for_bench
     tags = {"bench": config.bench.name, "protocol": config.terminal.protocol}
     if config.unit.model:
         tags["model"] = config.unit.model
@@ -135,7 +135,7 @@ def exporter_config(config: BenchConfig, place: str) -> str:
     serial, static = exported_entries(config)
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
     env.filters["yaml"] = json.dumps  # a JSON scalar is a YAML flow scalar
-    template = env.from_string(files("posbench.templates").joinpath("exporter.yaml.j2").read_text(encoding="utf-8"))
+    template = env.from_string(files("posbench.render.templates").joinpath("exporter.yaml.j2").read_text(encoding="utf-8"))
     return template.render(place=place, bench_name=config.bench.name, source=str(config.source or "bench.toml"),
                            location=f"posbench bench {config.bench.name}", serial=serial, static=static) + "\n"
 

@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.markup import escape
 
-from posbench.console import say
-from posbench.runner import TEST_TIMEOUT_S
+from posbench.core.console import say
+from posbench.run.runner import TEST_TIMEOUT_S
 
 STOP_WAIT_S = 60.0
 """Seconds the children get to end their runs and release their places after a stop signal."""
@@ -107,7 +107,7 @@ def run_parallel(n: int, argv: Sequence[str], console: Console, silent_limit_s: 
                     _stop([proc])
             time.sleep(POLL_S)
         codes = [2 if k in stuck else p.wait() for k, p in enumerate(procs, 1)]
-    except KeyboardInterrupt:  # a stop signal (posbench.signals): each child releases its place
+    except KeyboardInterrupt:  # a stop signal (posbench.core.signals): each child releases its place
         _stop(procs)
         raise
     finally:

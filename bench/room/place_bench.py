@@ -1,7 +1,7 @@
 """A labgrid place acquired for one triage (``PlaceBench``): acquire (or reserve, then acquire),
 build the bench description from the place's resources, follow its serial ports when they move,
 release at the end, however the triage ends (``stop()`` runs from the triage's ``finally``;
-SIGTERM and SIGHUP end a triage as Ctrl-C does, ``posbench.signals``)."""
+SIGTERM and SIGHUP end a triage as Ctrl-C does, ``posbench.core.signals``)."""
 from __future__ import annotations
 
 import shutil
@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from posbench.drivers.serial import relocation
-from posbench.errors import ConfigError, PortUnavailable
+from posbench.core.errors import ConfigError, PortUnavailable
 from posbench.room.client import RoomClient, RoomUnavailable
 from posbench.room.exported import bench_data, serial_url, write_bench_toml
 

@@ -17,11 +17,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from posbench.cards import TEST_TAG_ID, TEST_TAG_TEXT
+from posbench.setup.cards import TEST_TAG_ID, TEST_TAG_TEXT
 
-from posbench.device_dir import Announcer
-from posbench.errors import ConfigError
-from posbench.profile import Profile, find_profile, is_profile_name
+from posbench.setup.device_dir import Announcer
+from posbench.core.errors import ConfigError
+from posbench.setup.profile import Profile, find_profile, is_profile_name
 from posbench.drivers.host.rules import Rule, RuleSet
 from posbench.drivers.host.simulator import HostSimulator
 
@@ -138,7 +138,7 @@ class SimBench:
         is (its ``protocols``, ``exposes``, ``acquirer``, ``[power]``). ``protocol``: the ECR
         protocol the unit speaks, one of the profile's (default its first); ``ValueError``
         otherwise. ``announce``: make the devices findable by ``posbench discover``
-        (``posbench.device_dir``)."""
+        (``posbench.setup.device_dir``)."""
         if protocol is not None and protocol not in PROTOCOLS:
             raise ValueError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
         try:
@@ -177,7 +177,7 @@ class SimBench:
         self._reader_lock = threading.Lock()
         self.bench_file: Path | None = None
         self.announcer: Announcer | None = Announcer() if announce else None
-        from posbench.cards import load_deck
+        from posbench.setup.cards import load_deck
         self.deck = load_deck()
 
     def start(self) -> "SimBench":
@@ -201,7 +201,7 @@ class SimBench:
             if self.lab is not None:
                 from posbench.drivers.host.client import HostClient
 
-                from posbench.netns import socket_in
+                from posbench.core.netns import socket_in
                 unit_ns = self.lab.unit_ns  # the unit's host link starts in its own namespace
                 self.terminal.connect_host = lambda address, timeout: HostClient(
                     address, timeout=timeout, sock_factory=lambda: socket_in(unit_ns))
@@ -283,7 +283,7 @@ class SimBench:
 
     def _start_lab(self) -> None:
         from .faults import NETWORK
-        from posbench.netns import have_netns
+        from posbench.core.netns import have_netns
         wanted = self.want_lab
         if wanted is None:
             wanted = have_netns()[0]
@@ -399,7 +399,7 @@ class SimBench:
                 return {}
             card = self._card(request)
             self._present(card, "contactless")
-            from posbench.emv import BRAND_AIDS
+            from posbench.drivers.card.emv import BRAND_AIDS
             app = CardApplication(BRAND_AIDS[card.brand], card.brand.upper()[:16], 1)
             self.nfc.present(Iso14443_4Card(apps=(app,)))
             return {}

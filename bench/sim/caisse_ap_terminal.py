@@ -43,10 +43,10 @@ import socket
 import time
 from typing import Callable
 
-from posbench.cards import Card
-from posbench.errors import UnitError
-from posbench.masking import mask_pan
-from posbench.profile import Profile
+from posbench.setup.cards import Card
+from posbench.core.errors import UnitError
+from posbench.core.masking import mask_pan
+from posbench.setup.profile import Profile
 from posbench.drivers.caisse_ap.client import QUIET_S, read_message
 from posbench.drivers.caisse_ap.fields import AE_DONE, AE_NOT_DONE, AE_TAKEN, FieldError, Reason, decode_message, \
     encode_message

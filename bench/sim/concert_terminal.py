@@ -32,13 +32,13 @@ from __future__ import annotations
 import random
 import time
 
-from posbench.cards import Card
+from posbench.setup.cards import Card
 from posbench.drivers.concert.link import TIMING
 from posbench.drivers.concert.messages import (ACCEPTED, DELAY_AT_END, HANDLED, MODE_CARD, REFUSED, TYPE_DEBIT,
                                                Answer, Report, Request)
 from posbench.drivers.serial.agent_link import Link, LinkTiming
-from posbench.errors import FrameError, MessageError, UnitError, UnitNotResponding
-from posbench.profile import Profile
+from posbench.core.errors import FrameError, MessageError, UnitError, UnitNotResponding
+from posbench.setup.profile import Profile
 
 from .noisy_port import NoisyPort
 from .pty_port import PtyPort

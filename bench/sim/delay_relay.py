@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from posbench.errors import BenchError
+from posbench.core.errors import BenchError
 
 DEVICE = "delay relay"
 CHUNK = 65536

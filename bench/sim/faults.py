@@ -1,7 +1,7 @@
 """Faults the virtual bench can inject, by cause id, each with a severity in (0, 1]."""
 from __future__ import annotations
 
-from posbench import taxonomy
+from posbench.diagnosis import taxonomy
 
 NETWORK = ("ip_conflict", "firewall", "network_unstable")
 """Faults made with real Linux networking (the network lab): they need root."""
@@ -33,7 +33,7 @@ def parse_fault(text: str) -> tuple[str, float]:
     if not 0.0 < severity <= 1.0:
         raise FaultSpecError(f"severity of {cause} must be in (0, 1], got {severity:g}")
     if cause in NETWORK:
-        from posbench.netns import have_netns
+        from posbench.core.netns import have_netns
         ok, reason = have_netns()
         if not ok:
             raise FaultSpecError(f"{cause} is made in the network lab, which cannot run here: {reason}")

@@ -11,7 +11,7 @@ import time
 import tomllib
 from pathlib import Path
 
-from posbench.errors import BenchError
+from posbench.core.errors import BenchError
 
 from .bench import WORKDIR_PREFIX
 from .faults import format_faults

@@ -1,7 +1,7 @@
 """The virtual magstripe reader: a USB HID device model served over USB/IP.
 
 Mirrors ``drivers/usb/magstripe.py``. A swipe runs like real hardware: each track of the card
-is encoded into its ISO 7811 bit stream (``posbench.tracks.encode_bits``), passes the read head
+is encoded into its ISO 7811 bit stream (``posbench.drivers.card.tracks.encode_bits``), passes the read head
 (where the ``msr_head`` fault drops and flips bits), and the reader firmware decodes what the
 head gave it (``decode_bits``: sentinels, parity, LRC), then reports per-track status and data:
 a 337-byte vendor report (``hid``) or typed keys (``keyboard``, a bad track typed ``%E?``).
@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from usbip.classes.device import hid
 from usbip.device import USBDevice
 
-from posbench.cards import Card
-from posbench.tracks import TrackError, decode_bits, encode_bits
+from posbench.setup.cards import Card
+from posbench.drivers.card.tracks import TrackError, decode_bits, encode_bits
 from posbench.drivers.usb.hid_keyboard import text_reports
 from posbench.drivers.usb.magstripe import (ENCODE_BLANK, ENCODE_ISO_ABA, MAGTEK_VID, PID_HID,
                                    PID_KEYBOARD, REASON_STATUS, REPORT_LEN, STATUS_NO_DATA,

@@ -46,11 +46,11 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from posbench.errors import BenchError
-from posbench.procs import pid_alive
+from posbench.core.errors import BenchError
+from posbench.core.procs import pid_alive
 from posbench.drivers.host.arp_probe import build_announcement, open_arp_socket
 
-from posbench import netns
+from posbench.core import netns
 from .delay_relay import DelayRelay
 
 DEVICE = "network lab"

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import ndef
 
-from posbench.emv import PPSE as PPSE_NAME
-from posbench.emv import encode_tlv
+from posbench.drivers.card.emv import PPSE as PPSE_NAME
+from posbench.drivers.card.emv import encode_tlv
 
 SW_OK = b"\x90\x00"
 SW_WRONG_LENGTH = b"\x67\x00"

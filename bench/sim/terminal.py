@@ -9,8 +9,8 @@ from __future__ import annotations
 import random
 import time
 
-from posbench.errors import MessageError
-from posbench.profile import Profile
+from posbench.core.errors import MessageError
+from posbench.setup.profile import Profile
 from posbench.drivers.serial.agent_frame import MAX_MESSAGE, Message, decode_message, encode_message
 from posbench.drivers.serial.agent_link import Link
 

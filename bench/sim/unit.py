@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
-from posbench.cards import Card
-from posbench.errors import ProtocolError, UnitError
-from posbench.masking import mask_pan
-from posbench.profile import Profile
+from posbench.setup.cards import Card
+from posbench.core.errors import ProtocolError, UnitError
+from posbench.core.masking import mask_pan
+from posbench.setup.profile import Profile
 from posbench.drivers.host.client import HostClient
 
 from .chip_card import PSE, ContactCard

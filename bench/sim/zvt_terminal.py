@@ -39,10 +39,10 @@ import time
 from datetime import datetime, timezone
 from typing import Callable
 
-from posbench.cards import Card
-from posbench.errors import UnitError, UnitNotResponding
-from posbench.masking import mask_pan
-from posbench.profile import Profile
+from posbench.setup.cards import Card
+from posbench.core.errors import UnitError, UnitNotResponding
+from posbench.core.masking import mask_pan
+from posbench.setup.profile import Profile
 from posbench.drivers.zvt.apdu import (BmpError, Tlv, ZvtMessageError, bcd_decode, bcd_digits, bcd_encode,
                               bcd_text, decode_apdu, encode_apdu, encode_bmp, encode_lllvar,
                               parse_bmps)

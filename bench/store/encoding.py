@@ -7,7 +7,7 @@ import math
 from datetime import datetime, timezone
 from typing import Any
 
-from posbench.masking import scrub
+from posbench.core.masking import scrub
 
 
 def encode_value(value: Any) -> dict:

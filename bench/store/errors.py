@@ -1,7 +1,7 @@
 """The result store's errors: the store unavailable (a bench error), a run id unknown or ambiguous."""
 from __future__ import annotations
 
-from posbench.errors import BenchError, PosbenchError
+from posbench.core.errors import BenchError, PosbenchError
 
 
 class StoreUnavailable(BenchError):

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from posbench.console import say
+from posbench.core.console import say
 from posbench.store.store import MeasurementChange, RunSummary, Store
 
 REL_TOL = 0.05

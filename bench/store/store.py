@@ -11,7 +11,7 @@ is on disk when it returns: power loss keeps it). ``Store.open(url)`` takes any 
 ``postgresql://`` URLs use psycopg 3, so several benches can share one PostgreSQL database.
 
 Card data: every text written (messages, notes, values, unit fields, the verdict JSON) passes
-``posbench.masking.scrub`` first; an integer value that looks like a PAN is stored masked, as text.
+``posbench.core.masking.scrub`` first; an integer value that looks like a PAN is stored masked, as text.
 """
 from __future__ import annotations
 
@@ -34,10 +34,10 @@ from sqlalchemy import Connection, Engine, delete, select, update
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 
-from posbench import diagnosis
-from posbench.evidence import Code01Observation, Evidence, Measurement, RunRecord, TestOutcome
-from posbench.masking import scrub
-from posbench.procs import pid_alive, pid_start, process_identity
+from posbench.diagnosis import ranking as diagnosis
+from posbench.spec.evidence import Code01Observation, Evidence, Measurement, RunRecord, TestOutcome
+from posbench.core.masking import scrub
+from posbench.core.procs import pid_alive, pid_start, process_identity
 from posbench.store import migrations, schema as t
 from posbench.store.encoding import (bench_columns, decode_value, encode_value, read_utc, scrub_obj, to_utc,
                                      utcnow)

@@ -9,25 +9,25 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from posbench.config import ActuatorSection
+    from posbench.setup.config import ActuatorSection
 
     from .base import Actuator
 
 
 def open_actuator(section: ActuatorSection, say: Callable[[str], None] | None = None,
                   ask: Callable[[str, float], str | None] | None = None) -> Actuator:
-    """The actuator a validated ``[actuator]`` section (``posbench.config.ActuatorSection``)
+    """The actuator a validated ``[actuator]`` section (``posbench.setup.config.ActuatorSection``)
     names. ``say`` and ``ask`` reach the technician (default: the controlling terminal;
-    ``ActuatorError`` when there is none, ``posbench.console.no_terminal``)."""
+    ``ActuatorError`` when there is none, ``posbench.core.console.no_terminal``)."""
     if section.kind == "virtual":
-        from posbench.config import split_host_port
+        from posbench.setup.config import split_host_port
         from .virtual import VirtualActuator
-        assert section.address is not None  # posbench.config settles it for a virtual actuator
+        assert section.address is not None  # posbench.setup.config settles it for a virtual actuator
         return VirtualActuator(split_host_port(section.address))
     from .base import ActuatorError
     from .manual import ManualActuator
     if say is None or ask is None:
-        from posbench.console import announce, no_terminal, prompt
+        from posbench.core.console import announce, no_terminal, prompt
         if why := no_terminal():
             raise ActuatorError("actuator", "prompting the technician", f"nobody can be prompted: {why}; run "
                                 "it from a terminal, or use an actuator that needs no person")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Literal, Protocol
 
-from posbench.errors import BenchError
+from posbench.core.errors import BenchError
 
 Presentation = Literal["retry", "presented", "refused"]
 """Whoever presented the card, asked after a read saw no card (``Actuator.missed``): "retry" = it

@@ -23,7 +23,7 @@ import socket
 import time
 from dataclasses import dataclass
 
-from posbench.errors import PortLost, PortUnavailable, UnitNotResponding
+from posbench.core.errors import PortLost, PortUnavailable, UnitNotResponding
 
 from .fields import (AE_MEANING, AE_NOT_DONE, VERSION, FieldError, Reason, decode_message, encode_message,
                      field_end, parse_reason)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from posbench.errors import MessageError
+from posbench.core.errors import MessageError
 
 VERSION = "0300"
 """Protocol version the bench sends in CZ (Caisse-AP 3.00; terminals answer with their own)."""

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import time
 
-from posbench.errors import UnitNotResponding
-from posbench.masking import mask_pan
+from posbench.core.errors import UnitNotResponding
+from posbench.core.masking import mask_pan
 from posbench.drivers.terminal import FewAnswers, SaleResult, Status
 
 from .client import PROBE_FIELDS, TCP_PORT, Answer, CaisseApClient

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from posbench.errors import MessageError
-from posbench.masking import mask_pan
+from posbench.core.errors import MessageError
+from posbench.core.masking import mask_pan
 
 REQUEST_LEN = 34
 REPORT_LEN = 55

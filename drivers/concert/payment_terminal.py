@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 
 from posbench.drivers.terminal import FewAnswers, SaleResult
-from posbench.errors import MessageError, UnitNotResponding
+from posbench.core.errors import MessageError, UnitNotResponding
 
 from .link import BAUDRATE, concert_link, concert_port, handshake
 from .messages import DELAY_AT_END, STATUS_MEANING, Answer, Request

@@ -23,7 +23,7 @@ import struct
 import time
 from dataclasses import dataclass, field
 
-from posbench.errors import BenchError
+from posbench.core.errors import BenchError
 
 DEVICE = "arp probe"
 ETH_P_ARP = 0x0806
@@ -145,7 +145,7 @@ def open_arp_socket(interface: str, netns: str | None = None, timeout_s: float =
         if netns is None:
             sock = make()
         else:
-            from posbench.netns import call_in  # the lab's helper: only needed with a namespace
+            from posbench.core.netns import call_in  # the lab's helper: only needed with a namespace
             sock = call_in(netns, make, timeout=timeout_s)
     except PermissionError:
         raise BenchError(DEVICE, f"opening a raw ARP socket on {interface}",

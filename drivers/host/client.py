@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any
 
-from posbench.errors import ProtocolError
+from posbench.core.errors import ProtocolError
 
 from .iso_spec import decode, encode, response_mti
 from .wire import ConnectionClosed, recv_message, send_message
@@ -25,7 +25,7 @@ class HostClient:
 
     ``timeout``: default seconds for connecting and for one exchange.
     ``sock_factory``: makes the (unconnected TCP) socket of each connection instead of
-    ``socket.create_connection``, e.g. one inside a network namespace (``posbench.netns.socket_in``).
+    ``socket.create_connection``, e.g. one inside a network namespace (``posbench.core.netns.socket_in``).
     """
 
     def __init__(self, address: tuple[str, int], timeout: float = 5.0,

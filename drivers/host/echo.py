@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from posbench.errors import ProtocolError
+from posbench.core.errors import ProtocolError
 
 from .client import HostClient
 from .wire import ConnectionClosed
@@ -62,7 +62,7 @@ def echo_series(address: tuple[str, int], count: int = 10, interval_s: float = 0
         raise ValueError("count must be >= 1, timeout_s > 0, interval_s >= 0")
     factory = None
     if netns is not None:
-        from posbench.netns import socket_in  # only needed with a namespace
+        from posbench.core.netns import socket_in  # only needed with a namespace
         factory = lambda: socket_in(netns, socket.AF_INET, socket.SOCK_STREAM)  # noqa: E731
     client = HostClient(address, timeout_s, sock_factory=factory)
     latencies: list[float] = []

@@ -15,8 +15,8 @@ from iso8583.decoder import DecodeError
 from iso8583.encoder import EncodeError
 from iso8583.specs import default
 
-from posbench.errors import ProtocolError
-from posbench.masking import scrub
+from posbench.core.errors import ProtocolError
+from posbench.core.masking import scrub
 
 DEVICE = "host"
 

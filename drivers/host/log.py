@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from posbench.errors import HostUnavailable
+from posbench.core.errors import HostUnavailable
 
 from .iso_spec import response_mti
 

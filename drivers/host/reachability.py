@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
-from posbench.errors import BenchError
+from posbench.core.errors import BenchError
 
 DEVICE = "host port probe"
 State = Literal["open", "refused", "filtered"]
@@ -79,7 +79,7 @@ def _attempt(host: str, port: int, timeout_s: float, netns: str | None) -> tuple
     if netns is None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     else:
-        from posbench.netns import socket_in  # only needed with a namespace
+        from posbench.core.netns import socket_in  # only needed with a namespace
         sock = socket_in(netns, socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.settimeout(timeout_s)

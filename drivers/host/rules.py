@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from posbench.errors import ConfigError
+from posbench.core.errors import ConfigError
 
 _CODE_RE = re.compile(r"[0-9A-Z]{2}")
 _MTI_RE = re.compile(r"[0-9]{4}")

@@ -28,8 +28,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
 
-from posbench.errors import HostUnavailable, ProtocolError
-from posbench.masking import mask_pan, scrub
+from posbench.core.errors import HostUnavailable, ProtocolError
+from posbench.core.masking import mask_pan, scrub
 
 from .iso_spec import decode, encode, response_mti
 from .rules import Decision, RuleSet, amount_of, pan_of
@@ -127,7 +127,7 @@ class HostSimulator:
     auth codes repeatable. ``idle_timeout``: seconds a connection may stay silent.
     ``send_timeout``: seconds a reply may take to write, and a started request to arrive.
     ``listen_sock``: a TCP socket to serve on instead of a new one (bound to ``listen`` unless
-    already bound), e.g. one made inside a network namespace by ``posbench.netns.socket_in``;
+    already bound), e.g. one made inside a network namespace by ``posbench.core.netns.socket_in``;
     the simulator closes it on ``stop``, so it serves one start only.
     """
 

@@ -11,7 +11,7 @@ import socket
 import struct
 import time
 
-from posbench.errors import ProtocolError
+from posbench.core.errors import ProtocolError
 
 DEVICE = "host"
 MAX_MESSAGE = 0xFFFF

@@ -1,13 +1,13 @@
 """The PPSE File Control Information a contactless card returns to SELECT 2PAY.SYS.DDF01.
 
-Its BER-TLV is read by the one EMV parser (``posbench.emv.parse_tlv``); this module only knows
+Its BER-TLV is read by the one EMV parser (``posbench.drivers.card.emv.parse_tlv``); this module only knows
 which objects a PPSE FCI must hold.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from posbench.emv import TlvError, parse_tlv
+from posbench.drivers.card.emv import TlvError, parse_tlv
 
 
 class FciError(ValueError):

@@ -35,10 +35,10 @@ import nfc.tag.tt4
 
 from posbench.drivers.serial import relocation
 from posbench.drivers.serial.port import claim_pty
-from posbench.emv import PPSE as PPSE_NAME
-from posbench.errors import PortLost, PortUnavailable
-from posbench.masking import scrub
-from posbench.threads import call_with_deadline
+from posbench.drivers.card.emv import PPSE as PPSE_NAME
+from posbench.core.errors import PortLost, PortUnavailable
+from posbench.core.masking import scrub
+from posbench.core.threads import call_with_deadline
 
 from .fci import FciError, parse_ppse_fci
 

@@ -18,7 +18,7 @@ from .protocols import PowerMonitor, PowerSwitch, Reading
 from .trace import Trace, monitor
 
 if TYPE_CHECKING:
-    from posbench.config import PowerSection
+    from posbench.setup.config import PowerSection
 
     from .usb_hub import HubPortPower
 
@@ -53,11 +53,11 @@ POWER_DRIVERS: dict[str, Callable[[PowerSection, str | None, Ask | None], PowerS
     "manual": lambda section, usb_backend, ask: ManualPower(ask or stdin_ask),
 }
 """The one place a ``[power] driver`` name becomes a driver: name -> factory(section,
-usb_backend, ask). bench.toml's allowed names (``posbench.config.PowerSection``) are these."""
+usb_backend, ask). bench.toml's allowed names (``posbench.setup.config.PowerSection``) are these."""
 
 
 def open_power(section: PowerSection, usb_backend: str | None = None, ask: Ask | None = None) -> PowerSwitch:
     """The opened ``PowerSwitch`` of a validated ``[power]`` section
-    (``posbench.config.PowerSection``); ``usb_backend`` is ``[usb] backend`` (where a hub is
+    (``posbench.setup.config.PowerSection``); ``usb_backend`` is ``[usb] backend`` (where a hub is
     reached), ``ask`` how the technician is asked (default ``stdin_ask``). Close it after use."""
     return POWER_DRIVERS[section.driver](section, usb_backend, ask)

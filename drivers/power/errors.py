@@ -2,7 +2,7 @@
 technician failed, never the unit)."""
 from __future__ import annotations
 
-from posbench.errors import BenchError
+from posbench.core.errors import BenchError
 
 
 class SupplyNotResponding(BenchError):

@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from posbench.errors import NoTerminal
+from posbench.core.errors import NoTerminal
 
 from .errors import OperatorNotConfirmed, OperatorSkipped, OperatorTimeout
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 
-from posbench.errors import MessageError, PortLost, UnitError
-from posbench.masking import mask_pan
+from posbench.core.errors import MessageError, PortLost, UnitError
+from posbench.core.masking import mask_pan
 
 from posbench.drivers.terminal import (ChipResult, EchoResult, HostCheck, Identity, LogRecord, SaleResult, Status,
                               Unsupported)

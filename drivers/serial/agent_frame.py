@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import overload
 
-from posbench.errors import FrameError, MessageError
+from posbench.core.errors import FrameError, MessageError
 
 STX, ETX, EOT, ENQ, ACK, NAK, FS = 0x02, 0x03, 0x04, 0x05, 0x06, 0x15, 0x1C
 MAX_MESSAGE = 4096

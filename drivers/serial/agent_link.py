@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol, TypeVar, overload
 
-from posbench.errors import FrameError, UnitNotResponding
+from posbench.core.errors import FrameError, UnitNotResponding
 
 from .agent_frame import ACK, ENQ, EOT, ETX, MAX_MESSAGE, NAK, STX, decode_frame, encode_frame
 

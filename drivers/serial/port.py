@@ -10,7 +10,7 @@ from typing import Callable
 import serial
 
 from posbench.drivers.serial import relocation
-from posbench.errors import PortLost, PortUnavailable, UnitNotResponding
+from posbench.core.errors import PortLost, PortUnavailable, UnitNotResponding
 
 _TermiosError: type[Exception]
 try:
@@ -88,7 +88,7 @@ def _is_pty(fd: int) -> bool:
 
 
 PINNED_PTYS: dict[str, tuple[int, int]] = {}
-"""Pseudo-terminals of the bench this process has locked (``posbench.lock`` pins them), by path:
+"""Pseudo-terminals of the bench this process has locked (``posbench.setup.lock`` pins them), by path:
 their identity then. A driver opened later, after the virtual bench died and the kernel gave the
 number to another process's new pty, must not take that stranger's (seen in tests run in
 parallel: a triage whose bench was killed locked another test's PN532 port)."""

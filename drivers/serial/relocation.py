@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from posbench.errors import PortUnavailable
+from posbench.core.errors import PortUnavailable
 
 POLL_S = 0.2
 """Seconds between looks for a followed port that is not served at the moment."""

@@ -37,7 +37,7 @@ import usb.backend
 import usb.core
 from usbip import protocol as usbip_wire
 
-from posbench.errors import ConfigError, PortUnavailable
+from posbench.core.errors import ConfigError, PortUnavailable
 
 USBIP_PORT = 3240
 UNLINK_GRACE_S = 1.0

@@ -10,7 +10,7 @@ both ways without pulling in an input stack (evdev/pynput need a display or uinp
 """
 from __future__ import annotations
 
-from posbench.errors import ProtocolError
+from posbench.core.errors import ProtocolError
 
 REPORT_LEN = 8
 LEFT_SHIFT, RIGHT_SHIFT = 0x02, 0x20

@@ -18,7 +18,7 @@ import time
 import usb.core
 import usb.util
 
-from posbench.errors import BenchError, PortLost, PortUnavailable
+from posbench.core.errors import BenchError, PortLost, PortUnavailable
 
 from .backend import backend_name, find_devices
 

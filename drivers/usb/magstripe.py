@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 import usb.core
 import usb.util
 
-from posbench.errors import PortLost, PortUnavailable, ProtocolError, UnitError, UnitNotResponding
-from posbench.tracks import TrackData, TrackError, parse_track
+from posbench.core.errors import PortLost, PortUnavailable, ProtocolError, UnitError, UnitNotResponding
+from posbench.drivers.card.tracks import TrackData, TrackError, parse_track
 
 from .backend import backend_name, find_devices
 from .hid_keyboard import KeyboardDecoder

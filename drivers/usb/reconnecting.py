@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from posbench.errors import PortLost, PortUnavailable, UnitError
+from posbench.core.errors import PortLost, PortUnavailable, UnitError
 
 if TYPE_CHECKING:
     from posbench.drivers.usb.magstripe import MagstripeReader

@@ -3,7 +3,7 @@
 Sources: PA00P016 5.2 (APDU), PA00P015 chapter 9 (TLV) and 13 (BMPs). Written by hand: there is no
 maintained ZVT library on PyPI, and the generic TLV packages do not know ZVT's BMP 06 framing.
 Usable by either side (ECR driver or PT emulator). Every parse error is a ``ZvtMessageError``
-(a ``posbench.errors.MessageError``) naming what is wrong; nothing else escapes on any input.
+(a ``posbench.core.errors.MessageError``) naming what is wrong; nothing else escapes on any input.
 
 Card data: BMP 22 (PAN) decodes to a masked string (first 6 / last 4 at most); tracks, CVV, chip
 and PIN data (BMPs 23 24 2D 2E 3A A7 D1, TLV 1F08 1F09 1F0A 1F1A 1F31 1F3E) are parsed past and
@@ -47,8 +47,8 @@ import enum
 from dataclasses import dataclass
 from typing import Iterator, Sequence, Union
 
-from posbench.errors import MessageError
-from posbench.masking import mask_pan
+from posbench.core.errors import MessageError
+from posbench.core.masking import mask_pan
 
 MAX_DATA = 0xFFFF
 """Largest APDU data block in bytes (extended length)."""

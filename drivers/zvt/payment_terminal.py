@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from posbench.errors import UnitError
+from posbench.core.errors import UnitError
 from posbench.drivers.terminal import FewAnswers, HostCheck, Identity, SaleResult, Status
 
 from . import codes

@@ -14,13 +14,13 @@ Public API
   decode_text(raw) -> str                               PT text (ZVT 8-bit set, read as CP437), PANs masked
 
 Card data: the PAN is kept masked (first 6 / last 4), tracks never (see ``apdu``), and every
-text line goes through ``posbench.masking.scrub``.
+text line goes through ``posbench.core.masking.scrub``.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
-from posbench.masking import scrub
+from posbench.core.masking import scrub
 
 from . import codes
 from .apdu import (

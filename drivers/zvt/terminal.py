@@ -40,7 +40,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable, TypeVar
 from urllib.parse import urlsplit
 
-from posbench.errors import BenchError, ConfigError, PortLost, PortUnavailable, UnitError, UnitNotResponding
+from posbench.core.errors import BenchError, ConfigError, PortLost, PortUnavailable, UnitError, UnitNotResponding
 
 from . import codes
 from .apdu import (Apdu, ZvtMessageError, bcd_encode, decode_apdu, encode_apdu, encode_bmp, is_positive,

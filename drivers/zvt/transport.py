@@ -50,7 +50,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol, TypeVar
 
-from posbench.errors import FrameError, PortLost, PortUnavailable, ProtocolError, UnitError, UnitNotResponding
+from posbench.core.errors import FrameError, PortLost, PortUnavailable, ProtocolError, UnitError, UnitNotResponding
 from posbench.drivers.serial import agent_link
 from posbench.drivers.serial.agent_link import BytePort
 from posbench.drivers.serial.port import SerialBytePort

@@ -60,7 +60,7 @@ def verdict_screen(out: str) -> list[str]:
 
 def card_secrets() -> list[str]:
     """Every full PAN and every track's text in the test deck (what must never leave a device)."""
-    from posbench.cards import load_deck
+    from posbench.setup.cards import load_deck
     secrets = []
     for card in load_deck().values():
         secrets += [card.pan, card.track1, card.track2, card.track2.split("=", 1)[1]]

@@ -27,7 +27,7 @@ def _need_root(why: str) -> None:
 
 
 def _need_lab() -> None:
-    from posbench.netns import have_netns
+    from posbench.core.netns import have_netns
     ok, reason = have_netns()
     if not ok:
         if os.environ.get("CI"):

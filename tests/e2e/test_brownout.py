@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from posbench.runner import HIL_DIR, PLUGINS_OFF
+from posbench.run.runner import HIL_DIR, PLUGINS_OFF
 
 from .conftest import causes_said, start_sim, stop_sim
 
@@ -45,10 +45,10 @@ def test_a_sale_finished_before_the_power_went_is_not_the_units_fault(tmp_path):
 CHILD = """
 import sys
 from pathlib import Path
-from posbench.signals import catch_stop_signals
+from posbench.core.signals import catch_stop_signals
 catch_stop_signals()  # as `posbench triage` does first thing
-from posbench.console import make_console
-from posbench.runner import run_hil
+from posbench.core.console import make_console
+from posbench.run.runner import run_hil
 bench, out = Path(sys.argv[1]), Path(sys.argv[2])
 run_hil(bench, out / "v.json", out / "v.html", out / "v.xml", None, make_console(), ["-k", "test_brownout"])
 """
@@ -65,7 +65,7 @@ def test_a_triage_stopped_by_sigterm_during_the_brownout_leaves_the_supply_at_no
     import time
 
     from posbench.drivers.power.korad import KoradSupply
-    from posbench.profile import PROFILE_DIR
+    from posbench.setup.profile import PROFILE_DIR
 
     sim, bench = start_sim(tmp_path, "--seed", "5")
     child = None

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from posbench.config import load_bench
+from posbench.setup.config import load_bench
 from posbench.drivers.power import KoradSupply
-from posbench.profile import PROFILE_DIR
+from posbench.setup.profile import PROFILE_DIR
 
 from .conftest import posbench, start_sim, stop_sim
 

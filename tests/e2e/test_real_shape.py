@@ -9,8 +9,8 @@ import tomllib
 
 import pytest
 
-from posbench.config import load_bench
-from posbench.profile import profile_for_bench
+from posbench.setup.config import load_bench
+from posbench.setup.profile import profile_for_bench
 
 from .conftest import assert_no_card_data, causes_said, start_sim, stop_sim, verdict_screen
 

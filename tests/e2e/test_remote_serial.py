@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import serial
 
-from posbench.errors import BenchError, PortLost, PortUnavailable, UnitError
+from posbench.core.errors import BenchError, PortLost, PortUnavailable, UnitError
 from posbench.sim.bench import SimBench
 from posbench.sim.pty_port import PtyPort
 from posbench.sim.serial_bridge import SerialBridge

@@ -34,7 +34,7 @@ def test_healthy_unit_passes_with_reports(run_triage):
     skipped = {t["nodeid"] for t in doc["tests"] if t["outcome"] == "skipped"}
     assert skipped == {u["test"] for u in doc.get("unmeasured", []) if u["test"] in skipped}, \
         "a skipped test that is not listed as unmeasured"
-    from posbench.netns import have_netns
+    from posbench.core.netns import have_netns
     # the agent protocol reads no card in a sale; without root there is no network lab either
     skips = ("card_reads_in_sales",) + (() if have_netns()[0] else ("test_network.py::",))
     assert all(any(k in t for k in skips) for t in skipped), skipped
@@ -64,7 +64,7 @@ NETWORK = {"ip_conflict", "firewall", "network_unstable"}
 
 
 def _needs_lab(cause: str) -> None:
-    from posbench.netns import have_netns
+    from posbench.core.netns import have_netns
     ok, reason = have_netns()
     if cause in NETWORK and not ok:
         if os.environ.get("CI"):
@@ -284,7 +284,7 @@ def test_losing_the_bench_supply_link_is_a_bench_error(tmp_path):
     """The bench's own supply link dies mid-run (its USB cable pulled): bench error, exit 2."""
     import json as _json
 
-    from posbench.config import load_bench, split_host_port
+    from posbench.setup.config import load_bench, split_host_port
     from posbench.drivers.actuator import virtual as control
     proc, bench = start_sim(tmp_path, "--seed", "23")
     try:

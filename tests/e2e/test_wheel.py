@@ -66,7 +66,7 @@ def test_an_installed_wheel_runs_a_triage(wheel: Path, tmp_path: Path):
     proc = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--quiet",
                            str(wheel)], capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    where = subprocess.run([str(python), "-c", "import posbench, posbench.runner as r; print(posbench.__file__);"
+    where = subprocess.run([str(python), "-c", "import posbench, posbench.run.runner as r; print(posbench.__file__);"
                             "print(r.HIL_DIR)"], capture_output=True, text=True, timeout=30, cwd=tmp_path)
     assert where.returncode == 0, where.stderr
     assert all(line.startswith(str(site)) for line in where.stdout.split()), where.stdout
@@ -86,8 +86,8 @@ def test_an_installed_wheel_runs_a_triage(wheel: Path, tmp_path: Path):
     bench.parent.mkdir()
     bench.write_text(f'[bench]\nname = "b"\n[unit]\nprofile = "zvt-generic"\n[terminal]\nprotocol = "zvt"\n'
                      f'port = "{tmp_path}/no-such-ttyUSB0"\n')
-    found = subprocess.run([str(python), "-c", "import sys; from posbench.config import load_bench; "
-                            "from posbench.profile import profile_for_bench; "
+    found = subprocess.run([str(python), "-c", "import sys; from posbench.setup.config import load_bench; "
+                            "from posbench.setup.profile import profile_for_bench; "
                             "print(profile_for_bench(load_bench(sys.argv[1])).source)", str(bench)],
                            capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert found.returncode == 0 and found.stdout.startswith(str(site)), found.stdout + found.stderr

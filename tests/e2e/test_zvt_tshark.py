@@ -32,8 +32,8 @@ from typing import TypeVar
 
 import pytest
 
-from posbench.cards import load_deck
-from posbench.profile import profile_for_model
+from posbench.setup.cards import load_deck
+from posbench.setup.profile import profile_for_model
 from posbench.sim.terminal import TerminalTiming
 from posbench.sim.zvt_terminal import VirtualZvtTerminal
 from posbench.drivers.host.rules import Rule, RuleSet

@@ -15,13 +15,13 @@ from collections import defaultdict
 
 import pytest
 
-from posbench import progress
-from posbench.diagnosers import NETWORK_CAUSES, SALE_CAUSES, sale_failure_cause
-from posbench.errors import ProtocolError, UnitNotResponding
-from posbench.measures import Measure, measures
+from posbench.core import progress
+from posbench.diagnosis.rules import NETWORK_CAUSES, SALE_CAUSES, sale_failure_cause
+from posbench.core.errors import ProtocolError, UnitNotResponding
+from posbench.spec.measures import Measure, measures
 from posbench.drivers.terminal import has
 from posbench.fixtures.session import optional
-from posbench.readtest import sale_saw_no_card, until_presented
+from posbench.spec.readtest import sale_saw_no_card, until_presented
 
 
 def _origin(code: str | None) -> str | None:
@@ -33,7 +33,7 @@ def _sale(terminal, actuator, card: str | None, amount: int):
     """One sale of ``amount`` (minor units) with ``card`` inserted (None: the unit's sale reads no
     card). A sale the terminal ended for want of a card is asked about: a card the technician did
     not present in time or the right way is an operator event and the sale is run again
-    (``posbench.readtest.until_presented``); one presented and not read is the unit's answer."""
+    (``posbench.spec.readtest.until_presented``); one presented and not read is the unit's answer."""
     done = []
 
     def attempt() -> bool:

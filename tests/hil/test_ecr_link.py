@@ -2,10 +2,10 @@
 import statistics
 import time
 
-from posbench import progress
-from posbench.errors import ProtocolError, UnitNotResponding
-from posbench.measures import Measure, measures
-from posbench.stats import percentile
+from posbench.core import progress
+from posbench.core.errors import ProtocolError, UnitNotResponding
+from posbench.spec.measures import Measure, measures
+from posbench.core.stats import percentile
 from posbench.drivers.terminal import has
 
 

@@ -1,7 +1,7 @@
 """Identity of the unit against its DUT profile: firmware release and component versions."""
-from posbench.limits import HOLDS, Limit
-from posbench.measures import Measure, measures
-from posbench.profile import version_tuple
+from posbench.core.limits import HOLDS, Limit
+from posbench.spec.measures import Measure, measures
+from posbench.setup.profile import version_tuple
 
 def _firmware(check):
     """A firmware limit, or None from a generic profile (no release named: the firmware is not judged)."""

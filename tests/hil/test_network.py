@@ -8,9 +8,9 @@ import statistics
 
 import pytest
 
-from posbench.diagnosers import EchoPath, echoes_judged, judge_echo_paths
-from posbench.measures import Measure, measures
-from posbench.stats import percentile
+from posbench.diagnosis.rules import EchoPath, echoes_judged, judge_echo_paths
+from posbench.spec.measures import Measure, measures
+from posbench.core.stats import percentile
 from posbench.drivers.host.arp_probe import arp_probe
 from posbench.drivers.host.echo import echo_series
 from posbench.drivers.host.reachability import probe_port

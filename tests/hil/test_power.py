@@ -11,13 +11,17 @@ from datetime import datetime, timezone
 
 import pytest
 
-from posbench import diagnosers, plots, progress
-from posbench.errors import BenchError, PortLost, PortUnavailable, PosbenchError, UnitError, UnitNotResponding
-from posbench.measures import Measure, measures
+from posbench.diagnosis import rules as diagnosers
+
+from posbench.render import plots
+
+from posbench.core import progress
+from posbench.core.errors import BenchError, PortLost, PortUnavailable, PosbenchError, UnitError, UnitNotResponding
+from posbench.spec.measures import Measure, measures
 from posbench.drivers.terminal import has
 from posbench.fixtures.session import optional
 from posbench.drivers.actuator.base import Skipped
-from posbench.readtest import sale_saw_no_card, until_presented
+from posbench.spec.readtest import sale_saw_no_card, until_presented
 
 
 def _power_spec(profile):
@@ -261,7 +265,7 @@ def test_cycle_soak(power_switch, unit, terminal, profile, record, pytestconfig,
     boot_limit = profile.limit("cold_boot_s")  # a boot slower than a cold boot may take is slow
     boots: list[float | None] = []
     failed = config_lost = corrupted = compared = 0
-    from posbench.console import announce
+    from posbench.core.console import announce
     before = _snapshot(unit, record)
     with progress.waiting(f"{cycles} power cycles of the unit", None):
         for n in range(1, cycles + 1):

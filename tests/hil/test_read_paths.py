@@ -6,7 +6,7 @@ Each path is judged by an SPRT (healthy failure rate p0 vs faulty p1 from the pr
 until the decision is clear, then states the reads used, the observed failure rate with its
 95% interval, and why each failed read failed.
 
-A read that saw no card asks whoever presented it (``posbench.readtest.no_card``): a card not
+A read that saw no card asks whoever presented it (``posbench.spec.readtest.no_card``): a card not
 presented in time or the right way is an operator event and is read again, never a failed read;
 a read the unit ended before the card could be presented (a terminal refusing a sale at once) is
 read again and counted apart, never a failed read of the path; a technician's "skip" leaves the
@@ -17,14 +17,14 @@ import time
 
 import pytest
 
-from posbench.cards import TEST_TAG_ID, TEST_TAG_TEXT
-from posbench.diagnosers import sale_read_failure
-from posbench.emv import BRAND_AIDS, PSE, AtrError, TlvError, fci_df_name, parse_atr
-from posbench.errors import PortLost, UnitNotResponding
-from posbench.measures import measures
-from posbench.readtest import ReadInterrupted, decide_path, no_card, path_measures, record_path, sale_saw_no_card
+from posbench.setup.cards import TEST_TAG_ID, TEST_TAG_TEXT
+from posbench.diagnosis.rules import sale_read_failure
+from posbench.drivers.card.emv import BRAND_AIDS, PSE, AtrError, TlvError, fci_df_name, parse_atr
+from posbench.core.errors import PortLost, UnitNotResponding
+from posbench.spec.measures import measures
+from posbench.spec.readtest import ReadInterrupted, decide_path, no_card, path_measures, record_path, sale_saw_no_card
 from posbench.drivers.actuator.base import Skipped
-from posbench.tracks import TrackError, luhn_valid
+from posbench.drivers.card.tracks import TrackError, luhn_valid
 from posbench.drivers.usb.magstripe import SwipeTimeout
 from posbench.drivers.usb.reconnecting import UsbGone
 

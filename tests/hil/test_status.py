@@ -2,10 +2,10 @@
 and where the protocol reports them a terminal status code and lock bits."""
 from datetime import date, datetime, timezone
 
-from posbench.diagnosers import ZVT_STATUS_CAUSES, judge_terminal_status
-from posbench.limits import HOLDS
-from posbench.measures import Measure, measures
-from posbench.profile import days_since
+from posbench.diagnosis.rules import ZVT_STATUS_CAUSES, judge_terminal_status
+from posbench.core.limits import HOLDS
+from posbench.spec.measures import Measure, measures
+from posbench.setup.profile import days_since
 
 
 @measures(

@@ -1,6 +1,6 @@
 """The unit's transaction log: gaps (lost records) and patterns of wrong use at the counter."""
-from posbench.measures import Measure, measures
-from posbench.sprt import wilson_interval
+from posbench.spec.measures import Measure, measures
+from posbench.spec.sprt import wilson_interval
 
 RATE_UNIT = "ratio (95% lower bound)"
 

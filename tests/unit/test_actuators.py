@@ -4,7 +4,7 @@ import pytest
 from posbench.drivers.actuator.virtual import request
 from posbench.sim.control import ControlServer
 from posbench.drivers.actuator.base import ActuatorError, Skipped, TechnicianGone
-from posbench.errors import BenchError
+from posbench.core.errors import BenchError
 from posbench.drivers.actuator.manual import ManualActuator
 from posbench.drivers.actuator.virtual import VirtualActuator
 

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from posbench.errors import FrameError, MessageError, ProtocolError
+from posbench.core.errors import FrameError, MessageError, ProtocolError
 from posbench.drivers.serial.agent_frame import (
     ACK,
     ENQ,

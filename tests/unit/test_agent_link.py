@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from posbench.errors import FrameError, MessageError, UnitNotResponding
+from posbench.core.errors import FrameError, MessageError, UnitNotResponding
 from posbench.drivers.serial.agent_frame import (
     ACK,
     ENQ,
@@ -771,7 +771,7 @@ def test_a_pty_that_went_away_is_lost_not_reopened():
     which may already be a stranger's pty, nor open one whose node was made anew."""
     import os
 
-    from posbench.errors import PortLost, PortUnavailable
+    from posbench.core.errors import PortLost, PortUnavailable
     from posbench.drivers.serial.port import SerialBytePort
     master, slave = os.openpty()
     path = os.ttyname(slave)
@@ -800,7 +800,7 @@ def test_a_read_ends_once_the_port_is_told_the_unit_is_gone():
     import os
 
     from posbench.drivers.serial import port as port_mod
-    from posbench.errors import UnitNotResponding
+    from posbench.core.errors import UnitNotResponding
     master, slave = os.openpty()
     port = port_mod.SerialBytePort(os.ttyname(slave), 115200, "test")
     asked: list[float] = []

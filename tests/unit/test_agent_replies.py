@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from posbench.errors import MessageError, ProtocolError
+from posbench.core.errors import MessageError, ProtocolError
 from posbench.drivers.serial.agent import AgentTerminal, LogRecord, parse_log_record
 from posbench.drivers.serial.agent_frame import Message
 

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from posbench.config import parse_bench
-from posbench.errors import PortUnavailable
-from posbench.lock import BenchInUse, BenchLock, bench_resources
+from posbench.setup.config import parse_bench
+from posbench.core.errors import PortUnavailable
+from posbench.setup.lock import BenchInUse, BenchLock, bench_resources
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ def lock_dir(tmp_path, monkeypatch):
 
 HOLD = textwrap.dedent("""
     import sys, time
-    from posbench.lock import BenchLock
+    from posbench.setup.lock import BenchLock
     with BenchLock({sys.argv[1]: "ECR link"}):
         print("held", flush=True)
         time.sleep(60)
@@ -104,7 +104,7 @@ def test_a_second_writer_on_a_serial_port_is_refused():
 def test_a_pty_path_handed_to_a_new_pty_is_another_device():
     """/dev/pts/N is reused as soon as its pty closes: the key carries the pty's creation time."""
     import os
-    from posbench.lock import resource_key
+    from posbench.setup.lock import resource_key
     master, slave = os.openpty()
     path = os.ttyname(slave)
     try:
@@ -144,7 +144,7 @@ def test_another_users_read_only_lock_file_still_locks(lock_dir, tmp_path):
         pytest.skip(f"cannot make the lock file unwritable here: {probe.stderr.strip()[-200:]}")
     code = textwrap.dedent("""
         import sys
-        from posbench.lock import BenchLock
+        from posbench.setup.lock import BenchLock
         with BenchLock({"/dev/ttyS8": "ECR link"}) as lock:
             print("held", len(lock.held))
     """)
@@ -155,7 +155,7 @@ def test_another_users_read_only_lock_file_still_locks(lock_dir, tmp_path):
 
 def test_a_lock_directory_nobody_may_write_is_a_bench_error(lock_dir, tmp_path, monkeypatch):
     """Not a traceback, not the unit's fault: the lock file cannot be made."""
-    from posbench.errors import BenchError
+    from posbench.core.errors import BenchError
     blocked = tmp_path / "not-a-dir"
     blocked.write_text("")
     monkeypatch.setenv("POSBENCH_LOCK_DIR", str(blocked / "locks"))
@@ -242,10 +242,10 @@ def test_lock_files_nobody_holds_are_pruned_and_held_ones_kept(lock_dir):
 def test_a_prune_never_makes_a_lock_taken_meanwhile_look_held_or_lets_two_hold_it(lock_dir):
     """Prunes in another process while this one takes and frees one device's lock over and over:
     never a false 'in use', and never a second holder (the prune lock keeps them apart)."""
-    from posbench.lock import prune
+    from posbench.setup.lock import prune
     pruner = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
         import sys
-        from posbench.lock import BenchLock, prune
+        from posbench.setup.lock import BenchLock, prune
         print("pruning", flush=True)
         while True:
             prune()

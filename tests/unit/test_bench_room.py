@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from posbench.config import load_bench, parse_bench
-from posbench.errors import ConfigError
+from posbench.setup.config import load_bench, parse_bench
+from posbench.core.errors import ConfigError
 from posbench.room import exported
 from posbench.room.client import coordinator_address, parse_tags
 from posbench.room import parallel  # noqa: I001

@@ -15,7 +15,7 @@ from posbench.drivers.caisse_ap.client import CaisseApClient, TerminalHungUp, pr
 from posbench.drivers.caisse_ap.fields import FieldError, decode_message, encode_message
 from posbench.drivers.caisse_ap.payment_terminal import CaisseApPaymentTerminal
 from posbench.drivers.terminal import Terminal, Unsupported
-from posbench.errors import PortLost, PortUnavailable, UnitNotResponding
+from posbench.core.errors import PortLost, PortUnavailable, UnitNotResponding
 from posbench.sim.bench import SimBench
 
 from .loopback import Listener

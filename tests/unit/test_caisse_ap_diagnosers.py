@@ -1,9 +1,9 @@
-"""What a Caisse-AP sale's answer says about the causes of code 01 (``posbench.diagnosers``)."""
+"""What a Caisse-AP sale's answer says about the causes of code 01 (``posbench.diagnosis.rules``)."""
 from __future__ import annotations
 
 import pytest
 
-from posbench.diagnosers import SALE_CAUSES, sale_failure_cause, sale_read_failure
+from posbench.diagnosis.rules import SALE_CAUSES, sale_failure_cause, sale_read_failure
 from posbench.drivers.caisse_ap.client import Answer
 from posbench.drivers.caisse_ap.fields import Reason
 from posbench.drivers.caisse_ap.payment_terminal import sale_result

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from posbench.drivers.caisse_ap.fields import (AF_REASONS, FieldError, Reason, decode_message, encode_message,
                                                field_end, parse_reason)
-from posbench.errors import ProtocolError
+from posbench.core.errors import ProtocolError
 
 # Nepting's documented frames (a request with the mandatory fields; a refused answer).
 REQUEST = b"CZ0040300CJ012247300123456CA00201CB00512345CD0010CE003978"

@@ -1,6 +1,6 @@
 """The calibration arithmetic: confusion, top-1, false-fault rate, reliability bins."""
-from posbench.calibrate import Case, Outcome, default_pairs, markdown, matrix, merge, score
-from posbench.calibrate import page as calibrate_page
+from posbench.run.calibrate import Case, Outcome, default_pairs, markdown, matrix, merge, score
+from posbench.run.calibrate import page as calibrate_page
 
 
 def out(faults, verdict, causes, seed=1):

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from posbench import cli as cli_module
 from posbench.cli import EXIT_USAGE, cli
-from posbench.diagnosis import EXIT_STATUS
+from posbench.diagnosis.ranking import EXIT_STATUS
 from posbench.sim.faults import INJECTABLE, NETWORK
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,7 +112,8 @@ def test_reports_posbench_named_are_renamed_by_the_reported_serial(tmp_path, mon
 def _triage_ending_with(monkeypatch, tmp_path, doc: dict, write_errors: list[str], *args: str):
     """``posbench triage --bench`` whose preflight finds the bench and whose HIL run gave ``doc``
     and could not write ``write_errors`` (the suite itself is the e2e tests' business)."""
-    from posbench import preflight, runner
+    from posbench.setup import preflight
+    from posbench.run import runner
     monkeypatch.setattr(cli_module, "REPORTS", tmp_path)
     monkeypatch.setattr(cli_module, "_check_store", lambda url: None)
     monkeypatch.setattr(preflight, "preflight", lambda bench_file, say: None)
@@ -125,9 +126,9 @@ def _triage_ending_with(monkeypatch, tmp_path, doc: dict, write_errors: list[str
 def _verdict(stored: bool, fault: bool) -> dict:
     from datetime import datetime, timezone
 
-    from posbench.diagnosis import verdict_json
-    from posbench.evidence import Recorder, RunRecord
-    from posbench.limits import Limit
+    from posbench.diagnosis.ranking import verdict_json
+    from posbench.spec.evidence import Recorder, RunRecord
+    from posbench.core.limits import Limit
     run = RunRecord()
     rec = Recorder(run, "test_read_paths.py::test_swipe")
     rec.unit(serial="PT100-0000042", model="PT100", firmware="3.4.2")

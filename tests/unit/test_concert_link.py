@@ -14,7 +14,7 @@ from posbench.drivers.concert.link import LINES, TIMING, concert_link, concert_p
 from posbench.drivers.concert.messages import Request
 from posbench.drivers.serial.agent_frame import ACK, ENQ, EOT, NAK, decode_frame
 from posbench.drivers.serial.agent_link import Link, LinkTiming
-from posbench.errors import FrameError, PortUnavailable, UnitNotResponding
+from posbench.core.errors import FrameError, PortUnavailable, UnitNotResponding
 from posbench.sim.pty_port import PtyPort
 
 FAST = LinkTiming(enq_tries=3, enq_wait=0.2, frame_tries=3, ack_wait=0.2, inter_byte=0.2, eot_wait=0.2)

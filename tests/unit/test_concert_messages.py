@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from posbench.drivers.concert.messages import (ANSWER_LEN, REPORT_LEN, REQUEST_LEN, Answer, Report, Request)
 from posbench.drivers.concert.payment_terminal import sale_result
 from posbench.drivers.serial.agent_frame import decode_frame, encode_frame
-from posbench.errors import MessageError, ProtocolError
+from posbench.core.errors import MessageError, ProtocolError
 
 PAN = "4111111111111111"
 

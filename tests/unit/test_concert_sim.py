@@ -21,7 +21,7 @@ from posbench.drivers.concert.messages import DELAY_AT_ONCE, Answer, Request
 from posbench.drivers.concert.payment_terminal import ConcertPaymentTerminal
 from posbench.drivers.host.log import HostLog
 from posbench.drivers.terminal import SaleResult, Terminal, Unsupported
-from posbench.errors import UnitError, UnitNotResponding
+from posbench.core.errors import UnitError, UnitNotResponding
 from posbench.sim.bench import SimBench
 from posbench.sim.serial_bridge import SerialBridge
 from posbench.sim.terminal import TerminalTiming

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 import pytest
 import telium  # the dev extra's pyTeliumManager: missing, the check fails rather than skips
 
-from posbench.cards import load_deck
+from posbench.setup.cards import load_deck
 from posbench.drivers.host.log import HostLog
 from posbench.drivers.host.rules import Rule, RuleSet
 from posbench.drivers.host.simulator import HostSimulator
-from posbench.profile import profile_for_model
+from posbench.setup.profile import profile_for_model
 from posbench.sim.concert_terminal import VirtualConcertTerminal
 from posbench.sim.unit import TerminalTiming
 

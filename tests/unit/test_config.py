@@ -1,4 +1,4 @@
-"""bench.toml (bench/config.py) and DUT profiles (bench/profile.py): every problem is a
+"""bench.toml (bench/setup/config.py) and DUT profiles (bench/setup/profile.py): every problem is a
 ConfigError that names the file, the key and what is expected."""
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from posbench.config import BenchConfig, load_bench, parse_bench
-from posbench.errors import ConfigError
-from posbench.limits import Limit
-from posbench.profile import PROFILE_DIR, Profile, load_profile, profile_for_model, version_tuple
+from posbench.setup.config import BenchConfig, load_bench, parse_bench
+from posbench.core.errors import ConfigError
+from posbench.core.limits import Limit
+from posbench.setup.profile import PROFILE_DIR, Profile, load_profile, profile_for_model, version_tuple
 
 pytestmark = pytest.mark.timeout(30)
 

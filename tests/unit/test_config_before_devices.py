@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 from rich.console import Console
 
-from posbench.profile import PROFILE_DIR
+from posbench.setup.profile import PROFILE_DIR
 
 
 def _bench_with_incomplete_profile(tmp_path: Path) -> tuple[Path, Path]:
@@ -37,7 +37,7 @@ def test_triage_with_a_profile_missing_a_limit_exits_3_before_any_device(tmp_pat
 
 def test_a_config_error_at_collection_leaves_no_report_files(tmp_path):
     """The last line of defence: the suite's own collection refuses the profile."""
-    from posbench.runner import run_hil
+    from posbench.run.runner import run_hil
     bench, profile = _bench_with_incomplete_profile(tmp_path)
     reports = [tmp_path / f"run.{ext}" for ext in ("json", "html", "xml")]
     console = Console(file=open(tmp_path / "console.txt", "w"), force_terminal=False)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from posbench.config import parse_bench
-from posbench.errors import ConfigError
+from posbench.setup.config import parse_bench
+from posbench.core.errors import ConfigError
 
 
 def terminal(**keys: object) -> dict:

@@ -1,11 +1,11 @@
 """Rules across tests that tell a wrong bench description from a fault at the unit's site."""
 from __future__ import annotations
 
-from posbench.diagnosers import apply_bench_rules, brownout_sale_end, wrong_host_address
+from posbench.diagnosis.rules import apply_bench_rules, brownout_sale_end, wrong_host_address
 from posbench.drivers.terminal import LogRecord
-from posbench.diagnosis import decide
-from posbench.evidence import Recorder, RunRecord
-from posbench.limits import Limit
+from posbench.diagnosis.ranking import decide
+from posbench.spec.evidence import Recorder, RunRecord
+from posbench.core.limits import Limit
 
 PORT_TEST = "tests/hil/test_network.py::test_host_port"
 
@@ -80,7 +80,7 @@ def test_one_or_two_failing_read_paths_keep_their_evidence():
 
 
 def _echo_recorder(run: RunRecord) -> Recorder:
-    from posbench.measures import Bound
+    from posbench.spec.measures import Bound
     declared = {name: Bound(name, unit, limit, ("network_unstable",), ())
                 for name, unit, limit in (("echo_loss_bench", "ratio", Limit(max=0.05)),
                                           ("echo_p95_s_bench", "s", Limit(max=0.25)))}
@@ -88,7 +88,7 @@ def _echo_recorder(run: RunRecord) -> Recorder:
 
 
 def test_the_benchs_echoes_alone_judge_the_path_when_the_unit_cannot_echo():
-    from posbench.diagnosers import EchoPath, judge_echo_paths
+    from posbench.diagnosis.rules import EchoPath, judge_echo_paths
     for bench, strength in ((EchoPath("bench", 0.5, 0.9), 250.0), (EchoPath("bench", 0.0, 0.4), 60.0)):
         run = RunRecord()
         judge_echo_paths(_echo_recorder(run), bench, None)
@@ -101,7 +101,7 @@ def test_the_benchs_echoes_alone_judge_the_path_when_the_unit_cannot_echo():
 
 def test_a_lossy_bench_path_is_not_cleared_by_untimed_host_checks_that_passed():
     """ZVT's diagnosis runs over TCP: retransmissions hide the loss the bench's round trips see."""
-    from posbench.diagnosers import EchoPath, judge_echo_paths
+    from posbench.diagnosis.rules import EchoPath, judge_echo_paths
     run = RunRecord()
     judge_echo_paths(_echo_recorder(run), EchoPath("bench", 0.17, 0.01, what="TCP handshakes"),
                      EchoPath("unit", 0.0, 0.4, timed=False))
@@ -119,7 +119,7 @@ def test_a_lossy_bench_path_is_not_cleared_by_untimed_host_checks_that_passed():
 
 
 def test_an_answered_echo_proves_the_port_open_when_every_probe_was_lost():
-    from posbench.diagnosers import echoes_judged
+    from posbench.diagnosis.rules import echoes_judged
     assert echoes_judged("open", 0) and echoes_judged("open", 12)
     assert echoes_judged("filtered", 3), "echoes the host answered were left unjudged after lost probes"
     assert not echoes_judged("filtered", 0) and not echoes_judged("refused", 0)  # the reachability test's

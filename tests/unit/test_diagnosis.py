@@ -1,4 +1,4 @@
-"""Evidence to verdict: bench/evidence.py (Recorder), bench/diagnosis.py, bench/limits.py."""
+"""Evidence to verdict: bench/spec/evidence.py (Recorder), bench/diagnosis/ranking.py, bench/core/limits.py."""
 from __future__ import annotations
 
 import json
@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from posbench import diagnosis, taxonomy
-from posbench.diagnosis import (
+from posbench.diagnosis import ranking as diagnosis, taxonomy
+from posbench.diagnosis.ranking import (
     EXIT_STATUS,
     PRIOR,
     REPORT_THRESHOLD,
@@ -19,9 +19,9 @@ from posbench.diagnosis import (
     summary_line,
     verdict_json,
 )
-from posbench.evidence import STRENGTH, Evidence, Measurement, Recorder, RunRecord
-from posbench.evidence import TestOutcome as Outcome  # not collected as a test class
-from posbench.limits import Limit
+from posbench.spec.evidence import STRENGTH, Evidence, Measurement, Recorder, RunRecord
+from posbench.spec.evidence import TestOutcome as Outcome  # not collected as a test class
+from posbench.core.limits import Limit
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -7,11 +7,11 @@ import random
 
 import pytest
 
-from posbench.config import UsbId
+from posbench.setup.config import UsbId
 from posbench.discover.probes import (KORAD_ADAPTER, SERIAL_PROBES, TCP_PROBES, Answer, LineSettings, NoAnswer,
                                       SerialProbe, Tried, nfc_path, order_for, probe_address, probe_port,
                                       split_address, summary)
-from posbench.errors import PortUnavailable
+from posbench.core.errors import PortUnavailable
 from posbench.sim.korad import KoradEmulator
 from posbench.sim.pn532 import PN532Emulator
 from posbench.sim.power_model import UnitPower
@@ -139,7 +139,7 @@ def test_a_closed_tcp_port_is_tried_and_named():
 
 @pytest.mark.timeout(30)
 def test_a_zvt_terminal_on_tcp_answers_the_status_enquiry():
-    from posbench.profile import profile_for_model
+    from posbench.setup.profile import profile_for_model
     from posbench.sim.terminal import TerminalTiming
     from posbench.sim.zvt_terminal import VirtualZvtTerminal
     term = VirtualZvtTerminal(("127.0.0.1", 9), profile_for_model("PT100"), {}, seed=1, serial="1000000123",

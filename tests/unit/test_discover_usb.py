@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 
-from posbench.config import UsbId
+from posbench.setup.config import UsbId
 from posbench.discover.usb import CH340, KNOWN, classify, scan
 
 HID_BOOT_KEYBOARD = (0x03, 0x01, 0x01)

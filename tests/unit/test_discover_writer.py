@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from posbench.config import UsbId, load_bench
-from posbench.device_dir import Announcer, entries
+from posbench.setup.config import UsbId, load_bench
+from posbench.setup.device_dir import Announcer, entries
 from posbench.discover.nfc import NfcScan
 from posbench.discover.probes import Answer, LineSettings, PortResult, TcpResult, Tried
 from posbench.discover.survey import Address, SerialPort, Survey
 from posbench.discover.usb import Found, Kind, Scan
 from posbench.discover.writer import compose, toml_value, validate, write
-from posbench.errors import ConfigError
+from posbench.core.errors import ConfigError
 
 NOW = datetime(2026, 1, 2, 3, 4, tzinfo=timezone.utc)
 AGENT = Answer("agent", "terminal", "answered ID: PT100 serial PT100-0000001 firmware 3.4.2", LineSettings(9600),

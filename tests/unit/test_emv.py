@@ -1,4 +1,4 @@
-"""Unit tests for ATR parsing, APDU helpers and BER-TLV (bench/emv.py)."""
+"""Unit tests for ATR parsing, APDU helpers and BER-TLV (drivers/card/emv.py)."""
 from __future__ import annotations
 
 from functools import reduce
@@ -7,11 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from posbench.emv import (ATR_REASONS, PPSE, PSE, ApduError, Atr, AtrError, InterfaceBytes,
+from posbench.drivers.card.emv import (ATR_REASONS, PPSE, PSE, ApduError, Atr, AtrError, InterfaceBytes,
                        TlvError, build_atr, fci_aids, fci_df_name, find_tag, get_response,
                        parse_atr, parse_tlv, read_record, select_by_name, split_response,
                        status_word)
-from posbench.errors import ProtocolError, UnitError
+from posbench.core.errors import ProtocolError, UnitError
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -23,13 +23,13 @@ def xor(data: bytes) -> int:
 
 
 def with_tck(hexstr: str) -> bytes:
-    """ATR bytes plus a TCK computed here (XOR of T0 .. last byte), independent of posbench.emv."""
+    """ATR bytes plus a TCK computed here (XOR of T0 .. last byte), independent of posbench.drivers.card.emv."""
     body = H(hexstr)
     return body + bytes([xor(body[1:])])
 
 
 def tlv(tag: int, value: bytes) -> bytes:
-    """A reference BER-TLV encoder (definite lengths), independent of posbench.emv."""
+    """A reference BER-TLV encoder (definite lengths), independent of posbench.drivers.card.emv."""
     t = tag.to_bytes((tag.bit_length() + 7) // 8, "big")
     n = len(value)
     if n < 0x80:

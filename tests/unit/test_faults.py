@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from posbench import taxonomy
+from posbench.diagnosis import taxonomy
 from posbench.sim.faults import INJECTABLE, NETWORK, FaultSpecError, format_faults, parse_fault, parse_faults
 
 pytestmark = pytest.mark.timeout(30)
@@ -20,7 +20,7 @@ def test_injectable_ids_are_known_causes():
 def test_default_severity_is_one(cause):
     """A network fault needs the network lab: where it cannot run (not root), asking for one is
     refused with the reason, never a lab half made."""
-    from posbench.netns import have_netns
+    from posbench.core.netns import have_netns
     lab, reason = have_netns()
     if cause in NETWORK and not lab:
         if os.environ.get("CI"):

@@ -1,9 +1,9 @@
 """Evidence in plain words: sentences, grouping with counts, at most three key findings, code 01."""
 from datetime import datetime, timezone
 
-from posbench.diagnosis import verdict_json
-from posbench.evidence import Recorder, RunRecord
-from posbench.findings import code01_sentence, group, key_findings, reason_words, sentence
+from posbench.diagnosis.ranking import verdict_json
+from posbench.spec.evidence import Recorder, RunRecord
+from posbench.render.findings import code01_sentence, group, key_findings, reason_words, sentence
 
 SWIPE_NOTE = ("faulty after 15 reads: 7/15 failed (46.7%, 95% CI 24.8%..69.9%); failures: t2_parity 5, "
               "t1_lrc 2; SPRT p0=0.02 p1=0.25 alpha=0.01 beta=0.05")

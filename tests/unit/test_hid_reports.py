@@ -5,9 +5,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from posbench.cards import load_deck
-from posbench.errors import ProtocolError
-from posbench.tracks import REASONS, TrackError
+from posbench.setup.cards import load_deck
+from posbench.core.errors import ProtocolError
+from posbench.drivers.card.tracks import REASONS, TrackError
 from posbench.drivers.usb.hid_keyboard import (KeyboardDecoder, char_reports, decode_reports,
                                       text_reports)
 from posbench.drivers.usb.magstripe import (REPORT_LEN, STATUS_LRC, STATUS_NO_DATA, STATUS_OK,

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from posbench.errors import ProtocolError
+from posbench.core.errors import ProtocolError
 from posbench.drivers.host import iso_spec
 
 pytestmark = pytest.mark.timeout(30)

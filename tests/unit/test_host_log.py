@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from posbench.errors import HostUnavailable
+from posbench.core.errors import HostUnavailable
 from posbench.drivers.host.log import HostLog
 
 pytestmark = pytest.mark.timeout(10)

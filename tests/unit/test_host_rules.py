@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from posbench.errors import ConfigError
+from posbench.core.errors import ConfigError
 from posbench.drivers.host.rules import Decision, Rule, RuleSet, amount_of, pan_of
 
 pytestmark = pytest.mark.timeout(10)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from posbench.errors import HostUnavailable
+from posbench.core.errors import HostUnavailable
 from posbench.drivers.host.client import HostClient, echo
 from posbench.drivers.host.iso_spec import decode, encode
 from posbench.drivers.host.log import HostLog

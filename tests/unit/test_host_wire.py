@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from posbench.errors import ProtocolError
+from posbench.core.errors import ProtocolError
 from posbench.drivers.host.wire import MAX_MESSAGE, ConnectionClosed, recv_message, send_message
 
 pytestmark = pytest.mark.timeout(30)

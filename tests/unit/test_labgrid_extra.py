@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from posbench.runner import PLUGINS_OFF
+from posbench.run.runner import PLUGINS_OFF
 
 pytest.importorskip("labgrid", reason="labgrid is not installed (posbench[labgrid])")
 

@@ -1,4 +1,4 @@
-"""Card data masking (bench/masking.py): never more than the first 6 and last 4 digits of a PAN."""
+"""Card data masking (bench/core/masking.py): never more than the first 6 and last 4 digits of a PAN."""
 from __future__ import annotations
 
 import re
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from posbench.masking import mask_pan, scrub
+from posbench.core.masking import mask_pan, scrub
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from posbench.errors import ConfigError
-from posbench.evidence import Recorder, RunRecord, UndeclaredMeasurement
-from posbench.limits import HOLDS, Limit
-from posbench.measures import Declaration, Measure, bind
-from posbench.profile import PROFILE_DIR, load_profile
+from posbench.core.errors import ConfigError
+from posbench.spec.evidence import Recorder, RunRecord, UndeclaredMeasurement
+from posbench.core.limits import HOLDS, Limit
+from posbench.spec.measures import Declaration, Measure, bind
+from posbench.setup.profile import PROFILE_DIR, load_profile
 
 pytest_plugins = ["pytester"]
 PT100 = load_profile(PROFILE_DIR / "pt100.toml")
@@ -82,7 +82,7 @@ def test_undeclared_or_self_limited_measurement_is_refused():
 
 CONFTEST = '''
 import pytest
-from posbench.profile import PROFILE_DIR, load_profile
+from posbench.setup.profile import PROFILE_DIR, load_profile
 
 class Terminal:
     protocol = "zvt"
@@ -100,7 +100,7 @@ def terminal():
 
 def _suite(pytester, body: str):
     pytester.makeconftest(CONFTEST)
-    pytester.makepyfile("from posbench.measures import Measure, measures\n" + body)
+    pytester.makepyfile("from posbench.spec.measures import Measure, measures\n" + body)
     return pytester.runpytest_inprocess("-p", "no:randomly", "-p", "no:cacheprovider")
 
 
@@ -138,7 +138,7 @@ def test_bench_file_profile_missing_key_stops_at_collection(pytester, tmp_path: 
     bench.write_text(f'[bench]\nname = "b"\n[unit]\nprofile = "{profile}"\n'
                      '[terminal]\nport = "/dev/null"\n')
     pytester.makepyfile('''
-from posbench.measures import Measure, measures
+from posbench.spec.measures import Measure, measures
 
 @measures(Measure("ecr_naks", "count", "ecr_naks"))
 def test_x(record):

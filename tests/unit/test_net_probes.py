@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from posbench.errors import BenchError
-from posbench import netns
+from posbench.core.errors import BenchError
+from posbench.core import netns
 from posbench.sim.delay_relay import DelayRelay
 from posbench.drivers.host import arp_probe as arp
 from posbench.drivers.host.echo import echo_series, percentile
@@ -177,7 +177,7 @@ def test_arp_probe_without_privilege_is_bench_error() -> None:
     # Everything is imported before dropping root: the interpreter may live where nobody
     # cannot read (e.g. under /root).
     code = ("import os, sys\n"
-            "from posbench.errors import BenchError\n"
+            "from posbench.core.errors import BenchError\n"
             "from posbench.drivers.host.arp_probe import arp_probe\n"
             "if os.geteuid() == 0: os.setgid(65534); os.setuid(65534)\n"
             "try:\n    arp_probe('lo', '127.0.0.1', 0.2, 1)\n"
@@ -320,7 +320,7 @@ def test_call_in_unknown_namespace_is_bench_error() -> None:
 
 def test_have_netns_without_root_gives_reason() -> None:
     code = ("import os\n"
-            "from posbench.netns import have_netns\n"
+            "from posbench.core.netns import have_netns\n"
             "if os.geteuid() == 0: os.setgid(65534); os.setuid(65534)\n"
             "print(have_netns())\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=20,

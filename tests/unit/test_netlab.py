@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from posbench.errors import BenchError
-from posbench import netns
+from posbench.core.errors import BenchError
+from posbench.core import netns
 from posbench.sim.netlab import NetLab, root_links, root_nft_tables, sweep_stale
 from posbench.drivers.host.arp_probe import arp_probe
 from posbench.drivers.host.echo import echo_series

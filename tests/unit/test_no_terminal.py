@@ -9,9 +9,9 @@ import textwrap
 
 WITHOUT_TTY = textwrap.dedent("""
     import time
-    from posbench.console import ask_technician
+    from posbench.core.console import ask_technician
     from posbench.drivers.power import ManualPower
-    from posbench.errors import BenchError, NoTerminal
+    from posbench.core.errors import BenchError, NoTerminal
     t = time.monotonic()
     try:
         ManualPower(ask_technician, timeout_s=120.0).off()

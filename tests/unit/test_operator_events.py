@@ -9,17 +9,17 @@ from types import SimpleNamespace
 
 import pytest
 
-from posbench.cards import TEST_TAG_TEXT, load_deck
+from posbench.setup.cards import TEST_TAG_TEXT, load_deck
 from posbench.drivers.actuator.base import Skipped, TechnicianGone
 from posbench.drivers.terminal import SaleResult
 from posbench.drivers.usb.magstripe import SwipeTimeout
-from posbench.emv import BRAND_AIDS
-from posbench.errors import BenchError
-from posbench.evidence import Recorder, RunRecord
-from posbench.measures import bind, declaration
-from posbench.profile import profile_for_model
-from posbench.readtest import MAX_INTERRUPTIONS, MAX_RETRIES, until_presented
-from posbench.verdict_screen import details
+from posbench.drivers.card.emv import BRAND_AIDS
+from posbench.core.errors import BenchError
+from posbench.spec.evidence import Recorder, RunRecord
+from posbench.spec.measures import bind, declaration
+from posbench.setup.profile import profile_for_model
+from posbench.spec.readtest import MAX_INTERRUPTIONS, MAX_RETRIES, until_presented
+from posbench.render.screen import details
 
 pytestmark = pytest.mark.timeout(60)
 

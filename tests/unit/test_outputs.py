@@ -6,8 +6,8 @@ import stat
 
 import pytest
 
-from posbench.errors import ConfigError
-from posbench.outputs import ReportWriteFailed, check_target, commit, staging_path, write_text
+from posbench.core.errors import ConfigError
+from posbench.render.outputs import ReportWriteFailed, check_target, commit, staging_path, write_text
 
 
 def test_a_missing_file_in_a_new_directory_is_fine(tmp_path):

@@ -7,7 +7,7 @@ pytest_plugins = ["pytester"]
 
 def test_a_config_error_in_a_test_without_a_bench_is_that_tests_failure(pytester):
     pytester.makepyfile('''
-from posbench.errors import BenchError, ConfigError
+from posbench.core.errors import BenchError, ConfigError
 
 def test_config_error():
     raise ConfigError("b.toml", "power.port", "a made-up mistake")

@@ -10,12 +10,12 @@ import serial
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from posbench.errors import PortLost, PortUnavailable
+from posbench.core.errors import PortLost, PortUnavailable
 from posbench.sim.nfc_cards import CardApplication, Iso14443_4Card, Type2Tag
 from posbench.sim.pn532 import (ACK, ERROR_FRAME, NACK, FrameParser, PN532Emulator, checksum,
                              crc_a, encode_frame)
 from posbench.drivers.nfc.fci import FciError, PpseFci, parse_ppse_fci
-from posbench.emv import TlvError, encode_tlv, parse_tlv
+from posbench.drivers.card.emv import TlvError, encode_tlv, parse_tlv
 from posbench.drivers.nfc.reader import NfcReader, ReaderLost, ReaderSilent
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

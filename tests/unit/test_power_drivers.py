@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import pytest
 import serial
 
-from posbench.config import parse_bench
-from posbench.errors import BenchError, NoTerminal, PortLost, PortUnavailable, UnitError
+from posbench.setup.config import parse_bench
+from posbench.core.errors import BenchError, NoTerminal, PortLost, PortUnavailable, UnitError
 from posbench.drivers.power.korad import COMMAND_GAP_S
 from posbench.sim.korad import KoradEmulator
 from posbench.sim.lcus_relay import LcusRelayEmulator
@@ -469,7 +469,7 @@ def test_relay_missing_port():
 
 
 def test_open_power_builds_the_configured_driver():
-    from posbench.config import PowerSection
+    from posbench.setup.config import PowerSection
     with relay_rig() as rig:
         rig.relay.close()  # ports are opened exclusively: one opener at a time
         relay = open_power(PowerSection(driver="lcus-relay", port=rig.emu.path))
@@ -483,7 +483,7 @@ def test_open_power_builds_the_configured_driver():
 def test_every_power_driver_bench_toml_allows_has_a_factory():
     """bench.toml's driver names and the registry's are one list."""
     from typing import get_args
-    from posbench.config import PowerSection
+    from posbench.setup.config import PowerSection
     from posbench.drivers.power import POWER_DRIVERS
     assert set(get_args(PowerSection.model_fields["driver"].annotation)) == set(POWER_DRIVERS)
 
@@ -560,7 +560,7 @@ STOP_IN_S = 7.25
 
 @pytest.fixture
 def stop_in_the_wait(monkeypatch):
-    """``time.sleep(STOP_IN_S)`` raises KeyboardInterrupt (what ``posbench.signals`` turns SIGTERM
+    """``time.sleep(STOP_IN_S)`` raises KeyboardInterrupt (what ``posbench.core.signals`` turns SIGTERM
     into, in the test thread); every other sleep sleeps."""
     real = time.sleep
 
@@ -572,7 +572,7 @@ def stop_in_the_wait(monkeypatch):
 
 
 def test_a_brownout_stopped_half_way_leaves_the_supply_at_nominal(stop_in_the_wait):
-    from posbench.supply_watch import SupplyWatch
+    from posbench.spec.supply_watch import SupplyWatch
     with korad_rig() as rig:
         watch = SupplyWatch(rig.supply, 0.1, 10.5)  # not sampling: only its record of the bench's own drops
         with pytest.raises(KeyboardInterrupt):
@@ -612,7 +612,7 @@ def test_restore_puts_back_volts_limit_and_output_and_says_what_it_changed():
 
 
 def test_the_preflight_finds_a_supply_left_at_brownout_volts_and_restores_it():
-    from posbench.device_checks import WARN, OK, power
+    from posbench.setup.device_checks import WARN, OK, power
     with korad_rig() as rig:
         rig.supply.set_voltage(7.0)  # a run killed mid-brownout (SIGKILL: nothing of it ran)
         rig.supply.off()
@@ -629,8 +629,8 @@ def test_the_preflight_finds_a_supply_left_at_brownout_volts_and_restores_it():
 
 def test_posbench_check_says_a_supply_left_at_brownout_volts_but_leaves_it():
     """``posbench check`` changes nothing on the bench: the supply's wrong setpoint is said only."""
-    from posbench.device_checks import WARN
-    from posbench.preflight import device_checks
+    from posbench.setup.device_checks import WARN
+    from posbench.setup.preflight import device_checks
     with korad_rig() as rig:
         rig.supply.set_voltage(7.0)
         rig.supply.close()

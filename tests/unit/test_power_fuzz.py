@@ -10,7 +10,7 @@ import serial
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from posbench.errors import BenchError
+from posbench.core.errors import BenchError
 from posbench.sim.korad import KoradEmulator, KoradParser
 from posbench.sim.lcus_relay import LcusParser
 from posbench.sim.power_model import UnitPower

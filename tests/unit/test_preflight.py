@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from posbench.config import parse_bench
-from posbench.device_checks import ABSENT, FAIL, OK, WARN, Check, local_node
-from posbench.errors import ConfigError
-from posbench.preflight import _judge_absent, check_store_url, config_mistakes
+from posbench.setup.config import parse_bench
+from posbench.setup.device_checks import ABSENT, FAIL, OK, WARN, Check, local_node
+from posbench.core.errors import ConfigError
+from posbench.setup.preflight import _judge_absent, check_store_url, config_mistakes
 
 READER = Check("magstripe reader", "0801:0002 on libusb1", ABSENT, "not on the bus")
 

@@ -1,4 +1,4 @@
-"""What the bench waits for, shown while it waits (posbench.progress, posbench.runner's display),
+"""What the bench waits for, shown while it waits (posbench.core.progress, posbench.run.runner's display),
 the per-test time with the unit's recovery in it, and output that is no terminal left unwrapped."""
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import threading
 import pytest
 from _pytest.reports import TestReport
 
-from posbench import progress, runner
-from posbench.console import make_console
+from posbench.core import progress
+
+from posbench.run import runner
+from posbench.core.console import make_console
 
 
 class Calls:

@@ -12,7 +12,7 @@ import pytest
 
 from posbench.drivers.serial import relocation
 from posbench.drivers.serial.port import SerialBytePort
-from posbench.errors import PortLost, PortUnavailable
+from posbench.core.errors import PortLost, PortUnavailable
 
 
 class _Echo(socketserver.BaseRequestHandler):

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from posbench import progress
+from posbench.core import progress
 from posbench.drivers.zvt.terminal import ZvtTerminal
 from posbench.drivers.zvt.transport import TcpTransport
 from posbench.fixtures.shown_terminal import ShownTerminal, TerminalQueueStuck

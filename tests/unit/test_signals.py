@@ -23,7 +23,7 @@ STOP_IN_A_FINALIZER = textwrap.dedent("""
 """)
 
 PROGRAM = STOP_IN_A_FINALIZER + textwrap.dedent("""
-    from posbench.signals import STOPPED, catch_stop_signals
+    from posbench.core.signals import STOPPED, catch_stop_signals
 
     catch_stop_signals()
     stop_in_a_finalizer()
@@ -50,7 +50,7 @@ def test_a_stop_swallowed_by_a_finalizer_is_raised_again_afterwards():
 
 def test_other_unraisable_exceptions_are_still_printed():
     program = textwrap.dedent("""
-        from posbench.signals import catch_stop_signals
+        from posbench.core.signals import catch_stop_signals
         catch_stop_signals()
         class Broken:
             def __del__(self):
@@ -72,8 +72,8 @@ HIL_LIKE_TEST = STOP_IN_A_FINALIZER + textwrap.dedent("""
 
 RUN_LIKE_THE_TRIAGE = textwrap.dedent("""
     import sys, pytest
-    from posbench.runner import PLUGINS_OFF
-    from posbench.signals import catch_stop_signals
+    from posbench.run.runner import PLUGINS_OFF
+    from posbench.core.signals import catch_stop_signals
     catch_stop_signals()
     print("pytest exit", int(pytest.main([sys.argv[1], *PLUGINS_OFF, "-o", "addopts="])), flush=True)
 """)
@@ -94,7 +94,7 @@ def test_a_stop_swallowed_in_a_hil_test_ends_the_pytest_session(tmp_path):
 SERVER_STOPPED_AS_IT_SAYS_WHERE_IT_IS = textwrap.dedent("""
     import contextlib, os, signal
     from posbench import cli
-    from posbench.signals import catch_stop_signals
+    from posbench.core.signals import catch_stop_signals
 
     catch_stop_signals()
 
@@ -126,7 +126,7 @@ def test_a_stop_the_command_acted_on_is_not_raised_again_late():
     loaded machine delays it): that late redelivery must not kill the process by SIGINT."""
     program = STOP_IN_A_FINALIZER + textwrap.dedent("""
         import sys
-        from posbench.signals import STOPPED, acknowledge, catch_stop_signals
+        from posbench.core.signals import STOPPED, acknowledge, catch_stop_signals
 
         catch_stop_signals()
         stop_in_a_finalizer()

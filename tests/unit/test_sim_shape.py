@@ -8,10 +8,10 @@ import tomllib
 
 import pytest
 
-from posbench.cards import load_deck
-from posbench.config import load_bench
+from posbench.setup.cards import load_deck
+from posbench.setup.config import load_bench
 from posbench.drivers.actuator.virtual import request as control
-from posbench.errors import ConfigError
+from posbench.core.errors import ConfigError
 from posbench.sim.bench import DEFAULT_PROFILE, SimBench, boot_timeout_s, sim_profile, sim_protocol
 from posbench.sim.faults import INJECTABLE, NETWORK
 from posbench.sim.unit import VIRTUAL_BOOT_S, TerminalTiming

@@ -1,4 +1,4 @@
-"""Unit tests for the SPRT read-health test and the Wilson interval (bench/sprt.py)."""
+"""Unit tests for the SPRT read-health test and the Wilson interval (bench/spec/sprt.py)."""
 from __future__ import annotations
 
 import math
@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from posbench.errors import BenchError, PortLost, ProtocolError, UnitNotResponding
-from posbench.sprt import (Sprt, expected_trials, operating_characteristic,
+from posbench.core.errors import BenchError, PortLost, ProtocolError, UnitNotResponding
+from posbench.spec.sprt import (Sprt, expected_trials, operating_characteristic,
                         wilson_interval)
 
 pytestmark = pytest.mark.timeout(60)
@@ -218,7 +218,7 @@ def test_asn_underestimates_the_coarse_plan_by_its_overshoot_only():
         assert 0.7 * exact <= expected_trials(p, **PLAN) <= exact
 
 
-# -- the read loop: posbench.readtest.decide_path --------------------------------------------
+# -- the read loop: posbench.spec.readtest.decide_path --------------------------------------------
 def scripted(items):
     """A read function that returns (or raises) the next of ``items``."""
     it = iter(items)
@@ -233,8 +233,8 @@ def scripted(items):
 
 def run_sprt(trial, max_trials: int, **plan):
     """``decide_path`` on a plan, the way a HIL read test runs it."""
-    from posbench.profile import SprtSpec
-    from posbench.readtest import decide_path
+    from posbench.setup.profile import SprtSpec
+    from posbench.spec.readtest import decide_path
     result, interrupted, *_ = decide_path(SprtSpec(**plan, max_trials=max_trials, cards=["VISA-T1"]), trial)
     assert interrupted == 0
     return result

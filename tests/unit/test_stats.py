@@ -1,7 +1,7 @@
 """An honest percentile: inside the data, never extrapolated past it."""
 import pytest
 
-from posbench.stats import percentile
+from posbench.core.stats import percentile
 
 
 def test_one_slow_echo_does_not_push_p95_past_the_slowest():

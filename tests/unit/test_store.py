@@ -25,15 +25,15 @@ from hypothesis import strategies as st
 from rich.console import Console
 from sqlalchemy import inspect, text
 
-from posbench import diagnosis
-from posbench.errors import BenchError
-from posbench.evidence import Measurement, Recorder, RunRecord
-from posbench.evidence import TestOutcome as Outcome  # not collected as a test class
-from posbench.limits import Limit
-from posbench.masking import scrub
+from posbench.diagnosis import ranking as diagnosis
+from posbench.core.errors import BenchError
+from posbench.spec.evidence import Measurement, Recorder, RunRecord
+from posbench.spec.evidence import TestOutcome as Outcome  # not collected as a test class
+from posbench.core.limits import Limit
+from posbench.core.masking import scrub
 from posbench.store import AmbiguousRun, Store, StoreUnavailable, UnknownRun, Writer, migrations
 from posbench.store.history import annotate_repeats, render_history, repeat_notes
-from posbench.store.report import regenerate
+from posbench.render.stored_run import regenerate
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -9,12 +9,12 @@ import psycopg
 import pytest
 from sqlalchemy import make_url
 
-from posbench import diagnosis
-from posbench.errors import BenchError
-from posbench.evidence import Measurement
-from posbench.evidence import TestOutcome as Outcome  # not collected as a test class
+from posbench.diagnosis import ranking as diagnosis
+from posbench.core.errors import BenchError
+from posbench.spec.evidence import Measurement
+from posbench.spec.evidence import TestOutcome as Outcome  # not collected as a test class
 from posbench.store import Store, StoreUnavailable
-from posbench.store.report import regenerate
+from posbench.render.stored_run import regenerate
 from tests import pg_server
 from tests.pg_server import create_database, postgres_server
 from tests.unit.test_store import (

@@ -1,8 +1,8 @@
 """The session's supply watch: a sag is the supply's, the bench's own power-off is not."""
 from __future__ import annotations
 
-from posbench.evidence import Recorder, RunRecord
-from posbench.supply_watch import SupplyWatch
+from posbench.spec.evidence import Recorder, RunRecord
+from posbench.spec.supply_watch import SupplyWatch
 from posbench.drivers.power.protocols import Reading
 from posbench.drivers.power.trace import Trace
 

@@ -1,11 +1,11 @@
-"""The virtual bench's simulated technician, and who can be prompted at all (posbench.console)."""
+"""The virtual bench's simulated technician, and who can be prompted at all (posbench.core.console)."""
 import io
 import random
 import threading
 
 import pytest
 
-from posbench import console
+from posbench.core import console
 from posbench.sim.technician import Habits, Technician
 
 pytestmark = pytest.mark.timeout(30)
@@ -69,7 +69,7 @@ def test_nobody_to_prompt_without_a_controlling_terminal(monkeypatch):
 
 
 def test_no_terminal_refuses_a_manual_actuator_without_say_and_ask(monkeypatch):
-    from posbench.config import ActuatorSection
+    from posbench.setup.config import ActuatorSection
     from posbench.drivers.actuator import open_actuator
     from posbench.drivers.actuator.base import ActuatorError
     monkeypatch.setattr("sys.stdin", io.StringIO(""))
@@ -81,7 +81,7 @@ def test_no_terminal_refuses_a_manual_actuator_without_say_and_ask(monkeypatch):
 def test_a_technician_is_the_virtual_benchs_only():
     from pydantic import ValidationError
 
-    from posbench.config import ActuatorSection
+    from posbench.setup.config import ActuatorSection
     with pytest.raises(ValidationError, match="technician"):
         ActuatorSection(kind="manual", technician=True)
     assert ActuatorSection(kind="virtual", address="127.0.0.1:9", technician=True).technician

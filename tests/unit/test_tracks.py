@@ -5,9 +5,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from posbench.cards import load_deck
-from posbench.errors import ConfigError, UnitError
-from posbench.tracks import (LEAD_ZEROS, REASONS, TrackData, TrackError, decode_bits, encode_bits,
+from posbench.setup.cards import load_deck
+from posbench.core.errors import ConfigError, UnitError
+from posbench.drivers.card.tracks import (LEAD_ZEROS, REASONS, TrackData, TrackError, decode_bits, encode_bits,
                           lrc_char, luhn_valid, parse_track1, parse_track2)
 
 DECK = load_deck()

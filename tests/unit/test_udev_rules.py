@@ -5,8 +5,8 @@ import re
 
 import pytest
 
-from posbench.config import parse_bench
-from posbench.udev_rules import known_rules, rules_for_bench
+from posbench.setup.config import parse_bench
+from posbench.setup.udev_rules import known_rules, rules_for_bench
 
 MATCH_KEYS = {"SUBSYSTEM", "SUBSYSTEMS", "KERNEL", "KERNELS", "ATTR", "ATTRS", "ENV", "DRIVER", "DRIVERS", "ACTION"}
 ASSIGN_KEYS = {"GROUP", "MODE", "OWNER", "ENV", "TAG", "SYMLINK", "RUN"}

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from posbench.errors import UnitNotResponding
+from posbench.core.errors import UnitNotResponding
 from posbench.fixtures import unit as unit_mod
 from posbench.fixtures.unit import UnitStrategy
 
@@ -94,7 +94,7 @@ def test_a_silence_after_the_unit_went_dark_since_it_last_answered_is_the_supply
     asked while it booted again (at 6 s, on a steady supply): the PT hangs up at once. What
     happened since it last answered explains the silence; without knowing that, the window
     around the question alone shows a steady supply (application)."""
-    from posbench.evidence import Recorder, RunRecord
+    from posbench.spec.evidence import Recorder, RunRecord
     from tests.unit.test_supply_watch import STEADY, _watch
     watch = _watch([(t, v, 0.0 if 3.0 <= t <= 3.4 else a) for t, v, a in STEADY])
     run = RunRecord()

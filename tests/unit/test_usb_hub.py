@@ -8,11 +8,11 @@ import subprocess
 
 import pytest
 
-from posbench.cards import load_deck
+from posbench.setup.cards import load_deck
 from posbench.sim.magstripe import VirtualMagstripeReader
 from posbench.sim.usb_devices import UsbipServer
 from posbench.sim.usb_hub import VirtualUsbHub
-from posbench.errors import PortLost
+from posbench.core.errors import PortLost
 from posbench.drivers.usb.backend import find_devices, open_backend
 from posbench.drivers.usb.hub import HubPowerUnsupported, UsbHubPower
 from posbench.drivers.usb.magstripe import MAGTEK_VID, PID_HID, MagstripeReader

@@ -14,11 +14,11 @@ import pytest
 import usb.core
 import usb.util
 
-from posbench.cards import load_deck
-from posbench.errors import ConfigError, PortLost, PortUnavailable, UnitNotResponding
+from posbench.setup.cards import load_deck
+from posbench.core.errors import ConfigError, PortLost, PortUnavailable, UnitNotResponding
 from posbench.sim.magstripe import VirtualMagstripeReader
 from posbench.sim.usb_devices import UsbipServer
-from posbench.tracks import REASONS
+from posbench.drivers.card.tracks import REASONS
 from posbench.drivers.usb.backend import UsbipBackend, find_devices, open_backend
 from posbench.drivers.usb.magstripe import (MAGTEK_VID, PID_HID, PID_KEYBOARD, MagstripeReader,
                                    SwipeTimeout)

@@ -5,13 +5,13 @@ from datetime import datetime, timezone
 
 from rich.console import Console
 
-from posbench import taxonomy
-from posbench.diagnosis import verdict_json
-from posbench.evidence import Recorder, RunRecord
-from posbench.evidence import TestOutcome as Outcome  # not collected as a test class
-from posbench.limits import Limit
-from posbench.verdict_html import panel, put_first
-from posbench.verdict_screen import SCREEN_LINES, details, screen
+from posbench.diagnosis import taxonomy
+from posbench.diagnosis.ranking import verdict_json
+from posbench.spec.evidence import Recorder, RunRecord
+from posbench.spec.evidence import TestOutcome as Outcome  # not collected as a test class
+from posbench.core.limits import Limit
+from posbench.render.html import panel, put_first
+from posbench.render.screen import SCREEN_LINES, details, screen
 
 SWIPE = "test_read_paths.py::test_swipe"
 SPRT = {"verdict": "faulty", "trials": 15, "failures": 7, "failure_rate": 7 / 15, "ci": [0.25, 0.7],

@@ -16,9 +16,9 @@ from datetime import date, datetime, timezone
 
 import pytest
 
-from posbench.errors import MessageError, UnitNotResponding
-from posbench.limits import Limit
-from posbench.profile import Profile, version_tuple
+from posbench.core.errors import MessageError, UnitNotResponding
+from posbench.core.limits import Limit
+from posbench.setup.profile import Profile, version_tuple
 from posbench.sim.bench import SimBench
 from posbench.sim.terminal import TEST_PAN
 from posbench.drivers.host.log import HostLog

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from posbench.errors import MessageError
+from posbench.core.errors import MessageError
 from posbench.drivers.zvt import codes
 from posbench.drivers.zvt.apdu import (
     BMPS,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from posbench.errors import UnitError
+from posbench.core.errors import UnitError
 from posbench.drivers.zvt.apdu import (
     ApduError,
     TlvError,

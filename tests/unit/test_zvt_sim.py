@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from posbench.errors import UnitError
+from posbench.core.errors import UnitError
 from posbench.sim.bench import ZVT_PASSWORD, SimBench
 from posbench.drivers.actuator.virtual import request as control
 from posbench.sim.terminal import TerminalTiming
@@ -455,7 +455,7 @@ def test_operator_error_abort_key_or_wrong_pins():
 
 # -- network faults: the unit's host link in the network lab (root) ------------------------------
 def _netlab_or_skip() -> None:
-    from posbench.netns import have_netns
+    from posbench.core.netns import have_netns
     ok, reason = have_netns()
     if not ok:
         pytest.skip(f"the network lab cannot run here: {reason}")

@@ -10,7 +10,7 @@ from typing import Callable
 
 import pytest
 
-from posbench.errors import UnitNotResponding
+from posbench.core.errors import UnitNotResponding
 from posbench.sim.pty_port import PtyPort
 from posbench.drivers.zvt.apdu import BmpError, Tlv, bcd_encode, decode_apdu, encode_apdu, encode_bmp, encode_lllvar
 from posbench.drivers.zvt.terminal import CommandRejected, TerminalBusy, UnexpectedMessage, ZvtTerminal

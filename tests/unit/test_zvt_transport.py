@@ -15,7 +15,7 @@ from typing import Callable, Iterator
 
 import pytest
 
-from posbench.errors import PortUnavailable, UnitNotResponding
+from posbench.core.errors import PortUnavailable, UnitNotResponding
 from posbench.sim.pty_port import PtyPort
 from posbench.drivers.zvt.apdu import encode_apdu
 

@@ -1,0 +1,4 @@
+"""``python -m posbench.cli``."""
+from posbench.cli import main
+
+main()

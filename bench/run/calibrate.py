@@ -1,0 +1,292 @@
+"""``posbench calibrate``: run the fault matrix on the virtual bench and measure the diagnosis.
+
+Each case is one ``posbench triage`` on a fresh virtual bench (a child process, so cases run in
+parallel and one crashing case cannot take the others with it). The results give the confusion
+matrix, top-1 accuracy, the false-fault rate on healthy units and a reliability table (stated
+confidence against how often a reported cause was really injected).
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from posbench.diagnosis import taxonomy
+
+NOT_A_FAULT = ("issuer_referral", "operator_error")
+"""Causes that explain a 01 without blaming the unit: the verdict stays pass, the cause is listed."""
+KNOWN_LIMITS = {
+    "zvt": "On a serial link a garbled frame and a silent PT look alike to the ECR (no ACK in time). "
+           "posbench tells `pcb_intermittent` from `application` by what the link counted meanwhile: "
+           "a no-answer while the link NAKed or skipped damaged bytes, and frames that stay NAKed, "
+           "point at the board; a no-answer on a clean link at the application. A PT whose link "
+           "damages nothing that the bench can see (a board fault away from its UART) is told "
+           "only by the bench's own readers dropping on a steady supply. With `chip_contacts` at "
+           "severity 1, sales fail before they go online, so a `network_unstable` beside it is "
+           "seen only by the bench's echoes and the PT's host checks (missed in one pair run).",
+    "caisse-ap": "Caisse-AP answers a sale (done or not, an AF reason, the issuer's field 39) and nothing "
+                 "else: no serial number, firmware, memory, counters, journal, clock, terminal status or "
+                 "host check. `maintenance` (stale firmware, overdue care, a drifting clock) shows only on "
+                 "its receipts and is not decided. `resources` is told only by answers that slow down "
+                 "request after request (there is no memory figure or memory-full code), `data_loss` only "
+                 "by sales refused as forbidden (AF 05, which a terminal also gives for an operation it is "
+                 "not allowed), `firmware_driver` only by AF 10 (bad selection). A card the terminal could "
+                 "not read is AF 07 (not ended) whatever the reader: the read path is the one the bench "
+                 "presented the card on. A sale carries no trace number, so the host log is searched by "
+                 "amount after the sale began. `operator_error` shows only in sales the cashier or "
+                 "cardholder abandoned (AF 06, AF 08; wrong PINs before the try limit never reach the ECR): "
+                 "at low severity a short run may see none. `power_supply` and `pcb_intermittent` rest on "
+                 "the bench's supply trace and USB reader (a terminal that hangs up on requests is the "
+                 "board, one that goes silent the app or the supply), `network_unstable` on the bench's "
+                 "own echoes from the unit's LAN (the terminal cannot echo or check its host).",
+    "concert": "Concert V2 answers a sale with a status (accepted / refused) and a report, nothing "
+               "else: no identity, status, journal, restart count, chip diagnostic, echo or host "
+               "check, and no reason for a refusal. posbench reads the report as masked PAN, STAN, "
+               "terminal id and the acquirer's code: a refusal without a PAN is a card the terminal "
+               "did not read (judged per read path), one with the acquirer's code is the issuer's "
+               "(the host log confirms it), one with a PAN and no acquirer code failed locally or on "
+               "the host link. So the readers, `issuer_referral`, the supply (`power_supply`), the "
+               "board (`pcb_intermittent`: garbled frames, the bench's USB reader dropping), "
+               "`application` (a unit silent on a clean link and a steady supply) and the network "
+               "(the bench's own probes) can be decided; `data_loss`, `firmware_driver`, "
+               "`maintenance`, `resources` and `operator_error` show only as refusals without a "
+               "reason and Concert cannot tell them apart: they are left undecided (unmeasured, "
+               "the verdict inconclusive or pass), never counted as healthy. A refusal at once (low "
+               "voltage, memory full, diagnosis required, the cashier's abort key) carries no PAN "
+               "either. A technician "
+               "presenting the cards sees the terminal refuse before the card is presented and says "
+               "so: that sale is read again and counted apart, not as a read of the path. A card "
+               "robot (the PT100 shape) presents at once and cannot tell: the refusal counts "
+               "against the read path of the card presented; when every path fails alike that is "
+               "taken as the terminal's refusal, not three readers, but when chance makes one or "
+               "two paths fail a reader is blamed (`operator_error` named `msr_head` on the PT100 "
+               "shape).",
+}
+"""What a protocol is known not to tell apart, stated under its calibration table."""
+CASE_TIMEOUT_S = 600.0
+"""Seconds one triage may take before the case is recorded as a bench error."""
+
+
+@dataclass(frozen=True)
+class Case:
+    faults: tuple[tuple[str, float], ...]
+    seed: int
+    protocol: str = "agent"
+    """The ECR protocol the virtual unit speaks (``posbench triage --protocol``)."""
+    profile: str | None = None
+    """The DUT profile the virtual bench is shaped like (``posbench triage --profile``; None: the PT100)."""
+
+    @property
+    def truth(self) -> frozenset[str]:
+        return frozenset(c for c, _ in self.faults)
+
+    @property
+    def label(self) -> str:
+        return "+".join(f"{c}={s:g}" for c, s in self.faults) or "healthy"
+
+
+@dataclass
+class Outcome:
+    case: Case
+    exit_status: int
+    verdict: str
+    causes: list[tuple[str, float]] = field(default_factory=list)
+    duration_s: float = 0.0
+    undecided: dict[str, str] = field(default_factory=dict)
+    """Causes the unit's protocol left undecidable in this run, with why."""
+
+    @property
+    def top(self) -> str:
+        return self.causes[0][0] if self.causes else "(none)"
+
+
+def matrix(causes: list[str], severities: list[float], seeds: list[int], healthy_seeds: list[int],
+           pairs: list[tuple[str, str]], protocol: str = "agent", profile: str | None = None) -> list[Case]:
+    """Every single fault at every severity and seed, healthy units, and pairs at severity 1."""
+    cases = [Case(((c, s),), seed, protocol, profile) for c in causes for s in severities for seed in seeds]
+    cases += [Case((), seed, protocol, profile) for seed in healthy_seeds]
+    cases += [Case(((a, 1.0), (b, 1.0)), seed, protocol, profile) for a, b in pairs for seed in seeds[:1]]
+    return cases
+
+
+def default_pairs(causes: list[str]) -> list[tuple[str, str]]:
+    """One pair for each two groups that both have injectable unit faults."""
+    by_group: dict[str, list[str]] = defaultdict(list)
+    for c in causes:
+        if c not in NOT_A_FAULT:
+            by_group[taxonomy.get(c).group].append(c)
+    groups = sorted(by_group)
+    return [(by_group[a][0], by_group[b][-1]) for a, b in itertools.combinations(groups, 2)]
+
+
+TECHNICIAN_S = 0.5
+"""Seconds of the simulated technician's slowest presentation in a calibration of a real terminal's
+shape: a person's 3 s would make each triage minutes long; how often the technician is late or
+presents a card the wrong way is drawn per presentation, not from the pace, so what the bench has
+to tell apart is the same."""
+
+
+def run_case(case: Case, workdir: Path) -> Outcome:
+    """One triage on a fresh virtual bench; its verdict JSON is the outcome."""
+    out = workdir / f"{case.profile or 'pt100'}-{case.protocol}-{case.label}-{case.seed}.json"
+    cmd = [sys.executable, "-m", "posbench.cli", "triage", "--seed", str(case.seed), "--json", str(out),
+           "--html", str(out.with_suffix(".html")), "--junit", str(out.with_suffix(".xml")),
+           "--protocol", case.protocol] \
+        + (["--profile", case.profile, "--technician-s", f"{TECHNICIAN_S:g}"] if case.profile else [])
+    for cause, sev in case.faults:
+        cmd += ["--fault", f"{cause}={sev:g}"]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, timeout=CASE_TIMEOUT_S, text=True,
+                              env={**os.environ, "NO_COLOR": "1"})
+        status = proc.returncode
+    except subprocess.TimeoutExpired:
+        return Outcome(case, 2, "bench_error")
+    try:
+        doc = json.loads(out.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return Outcome(case, status, "bench_error")
+    return Outcome(case, status, doc["verdict"], [(c["id"], c["confidence"]) for c in doc["causes"]],
+                   doc.get("duration_s", 0.0), doc.get("undecided", {}))
+
+
+def run_matrix(cases: list[Case], jobs: int, progress: Callable[[Outcome, int, int], None]) -> list[Outcome]:
+    with tempfile.TemporaryDirectory(prefix="posbench-calibrate-") as tmp:
+        results: list[Outcome] = []
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            for outcome in pool.map(lambda c: run_case(c, Path(tmp)), cases):
+                results.append(outcome)
+                progress(outcome, len(results), len(cases))
+    return results
+
+
+@dataclass
+class Scores:
+    top1: float
+    top1_cases: int
+    false_fault_rate: float
+    healthy_cases: int
+    pair_both: float
+    pair_cases: int
+    confusion: dict[str, Counter]
+    reliability: list[tuple[float, float, int, float, float]]
+    """(bin low, bin high, reported causes, mean stated confidence, observed accuracy)."""
+    bench_errors: int
+
+
+def score(outcomes: list[Outcome], min_severity: float = 0.3) -> Scores:
+    singles = [o for o in outcomes if len(o.case.faults) == 1 and o.case.faults[0][1] >= min_severity]
+    healthy = [o for o in outcomes if not o.case.faults]
+    pairs = [o for o in outcomes if len(o.case.faults) == 2]
+    confusion: dict[str, Counter] = defaultdict(Counter)
+    for o in singles + healthy:
+        truth = o.case.faults[0][0] if o.case.faults else "healthy"
+        confusion[truth][o.top if o.verdict != "inconclusive" or o.causes else "(inconclusive)"] += 1
+    correct = sum(1 for o in singles if o.top in o.case.truth)
+    false_fault = sum(1 for o in healthy if o.verdict == "fault")
+    both = sum(1 for o in pairs if o.case.truth <= {c for c, _ in o.causes})
+    edges = [0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0001]
+    bins: list[list[tuple[float, bool]]] = [[] for _ in edges[:-1]]
+    for o in outcomes:
+        for cause, conf in o.causes:
+            for i in range(len(edges) - 1):
+                if edges[i] <= conf < edges[i + 1]:
+                    bins[i].append((conf, cause in o.case.truth))
+    reliability = [(edges[i], min(edges[i + 1], 1.0), len(b),
+                    sum(c for c, _ in b) / len(b) if b else 0.0,
+                    sum(ok for _, ok in b) / len(b) if b else 0.0) for i, b in enumerate(bins)]
+    return Scores(correct / len(singles) if singles else 0.0, len(singles),
+                  false_fault / len(healthy) if healthy else 0.0, len(healthy),
+                  both / len(pairs) if pairs else 0.0, len(pairs), dict(confusion), reliability,
+                  sum(1 for o in outcomes if o.verdict == "bench_error"))
+
+
+def page(sections: list[str], outcomes: list[Outcome], command: str, wall_s: float) -> str:
+    """The ``docs/diagnosis.md`` page: one section per protocol."""
+    return "\n".join(["# Diagnosis calibration", "",
+                      f"Produced by `{command}` ({len(outcomes)} triage runs on the virtual bench, "
+                      f"{wall_s / 60:.1f} min wall time). Re-run it to check these numbers.", ""]
+                     + sections)
+
+
+def heading(protocol: str, profile: str | None = None) -> str:
+    """The heading of a shape's section: ``## Protocol `zvt``` for the PT100's bench, ``## Profile
+    `zvt-generic` over `zvt-tcp``` for a bench shaped like another profile (a real terminal)."""
+    return f"## Profile `{profile}` over `{protocol}`" if profile else f"## Protocol `{protocol}`"
+
+
+def merge(existing: str, sections: list[str]) -> str:
+    """``existing`` (a ``docs/diagnosis.md``) with ``sections`` in it: each replaces the section
+    with its heading, or is added at the end; the page's opening and other sections are kept."""
+    def split(text: str) -> tuple[list[str], dict[str, str]]:
+        head: list[str] = []
+        parts: dict[str, list[str]] = {}
+        current = head
+        for line in text.splitlines():
+            if line.startswith("## "):
+                current = parts.setdefault(line, [])
+            current.append(line)
+        return head, {k: "\n".join(v).rstrip("\n") + "\n" for k, v in parts.items()}
+
+    head, old = split(existing)
+    for section in sections:
+        old[section.splitlines()[0]] = section.rstrip("\n") + "\n"
+    return "\n".join(head).rstrip("\n") + "\n\n" + "\n".join(old.values())
+
+
+def markdown(scores: Scores, outcomes: list[Outcome], protocol: str = "agent", profile: str | None = None,
+             produced_by: str = "") -> str:
+    """One shape's section of ``docs/diagnosis.md`` (``produced_by``: a line saying how)."""
+    lines = [heading(protocol, profile), ""] + ([produced_by, ""] if produced_by else []) + [
+             "| measure | value | target |", "|---|---|---|",
+             f"| top-1 accuracy, single faults at severity >= 0.3 | {scores.top1:.3f} "
+             f"({scores.top1_cases} runs) | >= 0.95 |",
+             f"| fault verdicts on healthy units | {scores.false_fault_rate:.3f} "
+             f"({scores.healthy_cases} runs) | 0 |",
+             f"| pairs of faults with both causes reported | {scores.pair_both:.3f} "
+             f"({scores.pair_cases} runs) | |",
+             f"| bench errors | {scores.bench_errors} | 0 |", ""]
+    undecided: dict[str, set[str]] = defaultdict(set)
+    for o in outcomes:
+        for cause, why in o.undecided.items():
+            undecided[cause].add(why)
+    if undecided:
+        lines += [f"Over `{protocol}` these causes were left undecidable in some runs: the tests that "
+                  "bear on them need answers the protocol cannot give, and no other measurement spoke to "
+                  "them (absent, never counted as healthy):", "",
+                  "| cause | why |", "|---|---|"]
+        lines += [f"| {cause} | {'; '.join(sorted(whys))} |" for cause, whys in sorted(undecided.items())]
+        lines.append("")
+    if protocol in KNOWN_LIMITS:
+        lines += [f"What `{protocol}` cannot tell apart: {KNOWN_LIMITS[protocol]}", ""]
+    lines += ["### Confusion matrix (true cause → top-1 reported cause)", ""]
+    predicted = sorted({p for row in scores.confusion.values() for p in row})
+    lines.append("| true \\ reported | " + " | ".join(predicted) + " |")
+    lines.append("|---" * (len(predicted) + 1) + "|")
+    for truth in sorted(scores.confusion):
+        row = scores.confusion[truth]
+        lines.append(f"| {truth} | " + " | ".join(str(row.get(p, "")) for p in predicted) + " |")
+    lines += ["", "### Reliability (every reported cause, all runs)", "",
+              "Stated confidence against how often a cause reported with it was really injected.", "",
+              "| confidence bin | causes reported | mean stated | observed accuracy | gap |",
+              "|---|---|---|---|---|"]
+    for lo, hi, n, stated, observed in scores.reliability:
+        gap = f"{observed - stated:+.3f}" if n else ""
+        lines.append(f"| {lo:.2f}–{hi:.2f} | {n} | {stated:.3f} | {observed:.3f} | {gap} |" if n
+                     else f"| {lo:.2f}–{hi:.2f} | 0 | | | |")
+    wrong = [o for o in outcomes if o.case.faults and o.case.faults[0][1] >= 0.3 and len(o.case.faults) == 1
+             and o.top not in o.case.truth]
+    wrong += [o for o in outcomes if not o.case.faults and o.verdict == "fault"]
+    if wrong:
+        lines += ["", "### Runs the diagnosis got wrong", "", "| case | seed | verdict | reported |", "|---|---|---|---|"]
+        for o in wrong:
+            lines.append(f"| {o.case.label} | {o.case.seed} | {o.verdict} | "
+                         + ", ".join(f"{c} {v:.2f}" for c, v in o.causes) + " |")
+    return "\n".join(lines) + "\n"

@@ -71,7 +71,7 @@ def version() -> str:
     except metadata.PackageNotFoundError:
         pass
     try:
-        with open(Path(__file__).resolve().parents[1] / "pyproject.toml", "rb") as fh:
+        with open(Path(__file__).resolve().parents[2] / "pyproject.toml", "rb") as fh:
             return tomllib.load(fh)["project"]["version"]
     except (OSError, KeyError, tomllib.TOMLDecodeError):
         return "unknown"
@@ -226,7 +226,8 @@ def triage(bench_path, virtual, fault, seed, protocol, sim_profile, place, reser
                           + (f" with faults {', '.join(fault)}" if fault else " (healthy unit)")
                           + f", seed {seed}" + (f", protocol {protocol}" if protocol != "agent" else ""))
             bench_file = vbench.start()
-        from posbench.setup.preflight import PreflightFailed, failed_verdict, preflight
+        from posbench.diagnosis.ranking import failed_verdict
+        from posbench.setup.preflight import PreflightFailed, preflight
         checked = datetime.now(timezone.utc), time.monotonic()
         try:  # every device checked at once, before any test
             bench_lock = preflight(bench_file, lambda text: say(console, text))
@@ -369,7 +370,7 @@ def _preflight(bench_path: Path | None, store_url: str | None, outputs: dict[str
             _check_profile(load_bench(bench_path))
         elif virtual_profile:
             from posbench.sim.bench import sim_profile
-            from posbench.spec.profile_check import check_profile
+            from posbench.run.profile_check import check_profile
             check_profile(sim_profile(virtual_profile))
         for option, path in outputs.items():
             check_target(path, option)
@@ -388,11 +389,11 @@ def _preflight(bench_path: Path | None, store_url: str | None, outputs: dict[str
 
 def _check_profile(config):
     """The DUT profile a bench description names, checked against every measurement the HIL
-    suite declares (``posbench.spec.profile_check``); ``ConfigError`` naming file and key. None when
+    suite declares (``posbench.run.profile_check``); ``ConfigError`` naming file and key. None when
     it names no profile or model (the profile then follows the model the unit reports)."""
     from posbench.setup.preflight import config_mistakes
     from posbench.setup.profile import profile_for_bench
-    from posbench.spec.profile_check import check_profile
+    from posbench.run.profile_check import check_profile
     config_mistakes(config)
     profile = profile_for_bench(config)
     return None if profile is None else (profile, check_profile(profile, config.terminal))

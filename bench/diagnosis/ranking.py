@@ -9,10 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from posbench.render import findings
+from posbench.diagnosis import findings
 
-from posbench.diagnosis import taxonomy
+from posbench.spec import taxonomy
 from posbench.spec.evidence import Evidence, RunRecord
+from posbench.setup.device_checks import FAIL
+from posbench.setup.preflight import PreflightFailed
 
 SCHEMA = "posbench.verdict/1"
 PRIOR = 0.05
@@ -172,3 +174,14 @@ def summary_line(doc: dict) -> str:
 
 def now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def failed_verdict(failed: PreflightFailed, started: datetime, duration_s: float) -> dict:
+    """The verdict JSON of a run the preflight stopped: ``bench_error``, each device that failed
+    with what to check, the unit as bench.toml names it; no test ran, nothing of the unit judged."""
+    config = failed.config
+    run = RunRecord(unit={"serial": config.unit.serial or "", "model": config.unit.model or ""} if config else {},
+                    bench={"name": config.bench.name, "virtual": config.bench.virtual} if config else {})
+    run.bench_errors = [f"preflight: {c.device} {c.where}: {c.said}" + (f" ({c.hint})" if c.hint else "")
+                        for c in failed.checks if c.state == FAIL]
+    return verdict_json(run, started, duration_s)

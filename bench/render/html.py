@@ -9,9 +9,10 @@ from functools import cache
 
 import jinja2
 
-from posbench.diagnosis import ranking as diagnosis, taxonomy
+from posbench.diagnosis import ranking as diagnosis
+from posbench.spec import taxonomy
 
-from posbench.render import findings
+from posbench.diagnosis import findings
 from posbench.core.masking import scrub
 
 COLOURS = {"pass": "#1e7d32", "fault": "#b3261e", "inconclusive": "#a15c00", "bench_error": "#5b4a9e"}

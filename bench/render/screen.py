@@ -11,9 +11,10 @@ from rich.cells import cell_len
 from rich.markup import escape
 from rich.text import Text
 
-from posbench.diagnosis import ranking as diagnosis, taxonomy
+from posbench.diagnosis import ranking as diagnosis
+from posbench.spec import taxonomy
 
-from posbench.render import findings
+from posbench.diagnosis import findings
 from posbench.core.masking import scrub
 
 SCREEN_LINES = 10

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from posbench.diagnosis import taxonomy
+from posbench.spec import taxonomy
 
 NOT_A_FAULT = ("issuer_referral", "operator_error")
 """Causes that explain a 01 without blaming the unit: the verdict stays pass, the cause is listed."""

@@ -273,7 +273,7 @@ def _differs(now, nominal) -> bool:
 
 
 def _hub(config: BenchConfig) -> Check:
-    from posbench.drivers.power import open_usb_hub
+    from posbench.setup.devices import open_usb_hub
     section, spec = _described(config.power, "power"), config.usb.backend if config.usb else "libusb1"
     where = f"hub {section.port or '(first hub)'} port {section.channel}"
     try:

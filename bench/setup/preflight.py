@@ -33,19 +33,6 @@ class PreflightFailed(BenchError):
                          f"({', '.join(c.device for c in bad)}); no test was run")
 
 
-def failed_verdict(failed: PreflightFailed, started: datetime, duration_s: float) -> dict:
-    """The verdict JSON of a run the preflight stopped: ``bench_error``, each device that failed
-    with what to check, the unit as bench.toml names it; no test ran, nothing of the unit judged."""
-    from posbench.diagnosis.ranking import verdict_json
-    from posbench.spec.evidence import RunRecord
-    config = failed.config
-    run = RunRecord(unit={"serial": config.unit.serial or "", "model": config.unit.model or ""} if config else {},
-                    bench={"name": config.bench.name, "virtual": config.bench.virtual} if config else {})
-    run.bench_errors = [f"preflight: {c.device} {c.where}: {c.said}" + (f" ({c.hint})" if c.hint else "")
-                        for c in failed.checks if c.state == FAIL]
-    return verdict_json(run, started, duration_s)
-
-
 def check_store_url(url: str) -> None:
     """``ValueError`` saying what is expected unless ``url`` names a database the store supports."""
     from sqlalchemy.engine import make_url

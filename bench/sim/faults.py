@@ -1,7 +1,7 @@
 """Faults the virtual bench can inject, by cause id, each with a severity in (0, 1]."""
 from __future__ import annotations
 
-from posbench.diagnosis import taxonomy
+from posbench.spec import taxonomy
 
 NETWORK = ("ip_conflict", "firewall", "network_unstable")
 """Faults made with real Linux networking (the network lab): they need root."""

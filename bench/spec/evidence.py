@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from posbench.diagnosis import taxonomy
+from posbench.spec import taxonomy
 from posbench.core.limits import Limit
 
 STRENGTH = {"weak": 4.0, "moderate": 15.0, "strong": 60.0, "decisive": 250.0}

@@ -7,7 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from posbench.diagnosis import ranking as diagnosis, taxonomy
+from posbench.diagnosis import ranking as diagnosis
+from posbench.spec import taxonomy
 from posbench.diagnosis.ranking import (
     EXIT_STATUS,
     PRIOR,

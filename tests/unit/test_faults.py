@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from posbench.diagnosis import taxonomy
+from posbench.spec import taxonomy
 from posbench.sim.faults import INJECTABLE, NETWORK, FaultSpecError, format_faults, parse_fault, parse_faults
 
 pytestmark = pytest.mark.timeout(30)

@@ -3,7 +3,7 @@ from datetime import datetime, timezone
 
 from posbench.diagnosis.ranking import verdict_json
 from posbench.spec.evidence import Recorder, RunRecord
-from posbench.render.findings import code01_sentence, group, key_findings, reason_words, sentence
+from posbench.diagnosis.findings import code01_sentence, group, key_findings, reason_words, sentence
 
 SWIPE_NOTE = ("faulty after 15 reads: 7/15 failed (46.7%, 95% CI 24.8%..69.9%); failures: t2_parity 5, "
               "t1_lrc 2; SPRT p0=0.02 p1=0.25 alpha=0.01 beta=0.05")

@@ -27,8 +27,8 @@ from posbench.sim.pty_port import PtyPort
 from posbench.sim.serial_bridge import SerialBridge
 from posbench.drivers.power import (KoradSupply, LcusRelay, ManualPower, MonitorStuck, OperatorNotConfirmed,
                            OperatorSkipped, OperatorTimeout, PowerMonitor, PowerSwitch,
-                           Reading, SupplyNotResponding, SupplyProtocolError, Trace, monitor,
-                           open_power, stdin_ask)
+                           Reading, SupplyNotResponding, SupplyProtocolError, Trace, monitor, stdin_ask)
+from posbench.setup.devices import open_power
 from posbench.drivers.power import manual as manual_mod
 from posbench.drivers.power.lcus_relay import frame
 
@@ -484,7 +484,7 @@ def test_every_power_driver_bench_toml_allows_has_a_factory():
     """bench.toml's driver names and the registry's are one list."""
     from typing import get_args
     from posbench.setup.config import PowerSection
-    from posbench.drivers.power import POWER_DRIVERS
+    from posbench.setup.devices import POWER_DRIVERS
     assert set(get_args(PowerSection.model_fields["driver"].annotation)) == set(POWER_DRIVERS)
 
 

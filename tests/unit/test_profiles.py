@@ -69,7 +69,7 @@ def test_a_limit_both_known_and_unknown_is_an_error_naming_it(tmp_path):
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
 def test_every_shipped_profile_binds_every_measurement_of_the_hil_suite(path):
-    from posbench.spec.profile_check import check_profile, hil_tests
+    from posbench.run.profile_check import check_profile, hil_tests
     profile = load_profile(path)
     check = check_profile(profile)
     declared = {test for test, _, _ in hil_tests()}
@@ -91,7 +91,7 @@ def test_generic_profiles_say_why_they_cannot_know_the_journal_and_status_limits
 
 
 def test_a_profile_missing_a_limit_names_file_key_and_test(tmp_path):
-    from posbench.spec.profile_check import check_profile
+    from posbench.run.profile_check import check_profile
     text = (PROFILE_DIR / "zvt-generic.toml").read_text(encoding="utf-8")
     path = _write(tmp_path, "\n".join(line for line in text.splitlines()
                                       if not line.startswith("reader_interruptions")), "mine.toml")
@@ -104,7 +104,7 @@ def test_a_profile_missing_a_limit_names_file_key_and_test(tmp_path):
 
 def test_check_counts_what_the_protocol_cannot_tell_as_not_judged():
     from posbench.setup.config import TerminalSection
-    from posbench.spec.profile_check import check_profile
+    from posbench.run.profile_check import check_profile
     profile = load_profile(PROFILE_DIR / "zvt-generic.toml")
     serial = check_profile(profile, TerminalSection(protocol="zvt", port="/dev/ttyUSB0"))
     tcp = check_profile(profile, TerminalSection(protocol="zvt", address="192.0.2.7:20007"))
@@ -165,7 +165,7 @@ def test_a_profile_not_found_lists_the_names_and_says_both_forms(tmp_path):
 
 
 def test_an_unknown_limit_no_test_uses_is_named(tmp_path):
-    from posbench.spec.profile_check import check_profile
+    from posbench.run.profile_check import check_profile
     text = (PROFILE_DIR / "zvt-generic.toml").read_text(encoding="utf-8")
     path = _write(tmp_path, text.replace("[unknown]\n", '[unknown]\nfree_memory_kb = "a typo"\n', 1), "mine.toml")
     with pytest.raises(ConfigError) as info:

@@ -70,7 +70,7 @@ def test_nobody_to_prompt_without_a_controlling_terminal(monkeypatch):
 
 def test_no_terminal_refuses_a_manual_actuator_without_say_and_ask(monkeypatch):
     from posbench.setup.config import ActuatorSection
-    from posbench.drivers.actuator import open_actuator
+    from posbench.setup.devices import open_actuator
     from posbench.drivers.actuator.base import ActuatorError
     monkeypatch.setattr("sys.stdin", io.StringIO(""))
     with pytest.raises(ActuatorError, match="nobody can be prompted"):

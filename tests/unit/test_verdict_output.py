@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 
 from rich.console import Console
 
-from posbench.diagnosis import taxonomy
+from posbench.spec import taxonomy
 from posbench.diagnosis.ranking import verdict_json
 from posbench.spec.evidence import Recorder, RunRecord
 from posbench.spec.evidence import TestOutcome as Outcome  # not collected as a test class

@@ -44,7 +44,8 @@ def test_the_wheel_holds_one_package_with_its_suite_and_data(wheel: Path):
                  "posbench/fixtures/cards/deck.toml", "posbench/fixtures/profiles/pt100.toml",
                  "posbench/fixtures/profiles/zvt-generic.toml", "posbench/sim/zvt_terminal.py",
                  "posbench/fixtures/profiles/caisse-ap-generic.toml", "posbench/drivers/caisse_ap/client.py",
-                 "posbench/udev/70-posbench.rules", "posbench/preflight.py"):
+                 "posbench/setup/udev/70-posbench.rules", "posbench/setup/preflight.py",
+                 "posbench/render/templates/verdict_panel.html.j2", "posbench/cli/__main__.py"):
         assert part in names, f"{part} is not in the wheel"
     assert not any(name.startswith(("benchmarks/", "tests/", "bench/", "drivers/", "fixtures/")) for name in names)
     entry_points = next(zipfile.Path(wheel, n) for n in names if n.endswith(".dist-info/entry_points.txt")).read_text()

@@ -217,3 +217,10 @@ def schema_document() -> dict[str, Any]:
 def shipped_schema() -> dict[str, Any]:
     """The JSON Schema file shipped in the package."""
     return json.loads(resources.files("posbench.diagnosis").joinpath(SCHEMA_FILE).read_text(encoding="utf-8"))
+
+
+if __name__ == "__main__":  # python -m posbench.diagnosis.verdict FILE: write the schema file anew
+    import sys
+    from pathlib import Path
+
+    Path(sys.argv[1]).write_text(json.dumps(schema_document(), indent=2, sort_keys=True) + "\n", encoding="utf-8")

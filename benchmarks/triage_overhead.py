@@ -134,7 +134,7 @@ def count_commands(seed: int, out: Path) -> None:
         code, doc = hil.code, hil.doc
         suite_s = time.monotonic() - t0
         result = {
-            "pytest_exit": code, "verdict": doc and doc["verdict"],
+            "pytest_exit": code, "verdict": doc and doc.verdict,
             "commands": dict(counts), "frames_received": term.link.stats.frames_received,
             "commands_since_boot": term.commands_since_boot, "restarts": term.restarts,
             "command_delay_drawn_s": sum(drawn), "command_delays_drawn": len(drawn),

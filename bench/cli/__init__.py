@@ -5,7 +5,6 @@ Exit statuses: 0 no fault found, 1 fault diagnosed, 2 bench error, 3 usage or co
 from __future__ import annotations
 
 import inspect
-import json
 import os
 import re
 import random
@@ -27,6 +26,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from posbench.diagnosis import ranking as diagnosis
+from posbench.diagnosis.verdict import Verdict
 from posbench.core.console import make_console, say
 from posbench.core.signals import STOPPED, acknowledge as acknowledge_stop, catch_stop_signals
 from posbench.sim import PROTOCOLS
@@ -248,8 +248,8 @@ def triage(bench_path, virtual, fault, seed, protocol, sim_profile, place, reser
             raise UsageFailure(result.config_error)
         doc = result.doc
         if doc is not None and vbench is not None and not vbench.alive():
-            doc.setdefault("bench_errors", []).append("the virtual bench process died during the run")
-            doc["verdict"], doc["causes"] = "bench_error", []
+            doc.add_bench_error("the virtual bench process died during the run")
+            doc.verdict, doc.causes = "bench_error", []
             _rewrite(json_path, doc, result.write_errors)
     except ConfigError as exc:
         raise UsageFailure(str(exc)) from None
@@ -285,17 +285,17 @@ def triage(bench_path, virtual, fault, seed, protocol, sim_profile, place, reser
         say(console, f"[bold magenta]INTERRUPTED[/] by {interrupted['by']}: the finished tests are "
                      "reported and stored; the unit was not judged")
         sys.exit(EXIT_BENCH)
-    status = diagnosis.EXIT_STATUS.get(doc["verdict"], EXIT_BENCH)
+    status = diagnosis.EXIT_STATUS.get(doc.verdict, EXIT_BENCH)
     if result.write_errors:
         status = _unwritten_reports(console, doc, result.write_errors, store_url, status)
     sys.exit(status)
 
 
-def _unwritten_reports(console: Console, doc: dict, errors: list[str], store_url: str | None, status: int) -> int:
+def _unwritten_reports(console: Console, doc: Verdict, errors: list[str], store_url: str | None, status: int) -> int:
     """Reports that could not be written after the verdict was printed. A verdict the store kept
     (``run_id``) stands: a warning per report and the ``posbench report`` that writes them again,
     and the verdict's ``status``. A verdict kept nowhere but on the screen is a bench error (2)."""
-    run_id = doc.get("run_id")
+    run_id = doc.run_id
     if not run_id:
         for error in errors:
             say(console, f"[bold magenta]BENCH ERROR[/]: {escape(error)} (the verdict was not stored either)")
@@ -340,10 +340,10 @@ def _room_request(bench_path, virtual, fault, seed, protocol, place, reserve, co
         raise UsageFailure(str(exc)) from None
 
 
-def _name_by_serial(doc: dict, stamp: str, named_by_us: dict[str, bool], *paths: Path) -> tuple[Path, ...]:
+def _name_by_serial(doc: Verdict, stamp: str, named_by_us: dict[str, bool], *paths: Path) -> tuple[Path, ...]:
     """Reports posbench named itself carry the serial the unit reported (``<serial>-<time>.*``),
     not ``triage-<time>``; a name the technician gave is kept."""
-    serial = re.sub(r"[^A-Za-z0-9._-]", "_", doc["unit"].get("serial") or "")
+    serial = re.sub(r"[^A-Za-z0-9._-]", "_", doc.unit.serial or "")
     out = []
     for path in paths:
         target = REPORTS / f"{serial}-{stamp}{path.suffix}"
@@ -399,7 +399,7 @@ def _check_profile(config):
     return None if profile is None else (profile, check_profile(profile, config.terminal))
 
 
-def _store_failed_preflight(store_url: str | None, doc: dict, started: datetime, html_path: Path,
+def _store_failed_preflight(store_url: str | None, doc: Verdict, started: datetime, html_path: Path,
                             errors: list[str]) -> None:
     """A bench whose preflight failed is a run too: stored (``posbench runs`` then shows the broken
     bench or place) and given its HTML page, the stored run's page. Failures go into ``errors``."""
@@ -408,7 +408,7 @@ def _store_failed_preflight(store_url: str | None, doc: dict, started: datetime,
     from posbench.render.stored_run import render_html
     try:
         with Store.open(store_url, REPORTS, sweep=False) as store:
-            run_id = store.begin_run(doc.get("bench"), started, unit=doc.get("unit"))
+            run_id = store.begin_run(doc.bench, started, unit=doc.unit.model_dump(exclude_none=True))
             store.finish_run(run_id, doc, EXIT_BENCH)
             page = render_html(store.run(run_id), doc)
     except StoreUnavailable as exc:
@@ -448,17 +448,17 @@ def _debug_log(path: Path):
     return undo
 
 
-def _rewrite(json_path: Path, doc: dict, errors: list[str]) -> None:
+def _rewrite(json_path: Path, doc: Verdict, errors: list[str]) -> None:
     from posbench.render.outputs import ReportWriteFailed, write_text
     try:
-        write_text(json_path, json.dumps(doc, indent=2) + "\n", "verdict JSON")
+        write_text(json_path, doc.text(), "verdict JSON")
     except ReportWriteFailed as exc:
         errors.append(str(exc))
 
 
 
 
-def _print_verdict(console: Console, doc: dict, verbose: bool, *paths: Path) -> None:
+def _print_verdict(console: Console, doc: Verdict, verbose: bool, *paths: Path) -> None:
     """The verdict's first screen (``posbench.render.screen``); ``--verbose`` puts every detail before it."""
     from posbench.render import screen as verdict_screen
     if verbose:
@@ -812,7 +812,7 @@ def export(bench_path, place, out_path, coordinator) -> None:
 @click.option("--bench", "bench_name", metavar="NAME", help="only this bench's or place's runs")
 def runs(store_url, limit, bench_name) -> None:
     """The newest runs of every bench in the store (a bench room's: each place's): time, place, unit, verdict, causes."""
-    from posbench.store.history import render_runs
+    from posbench.render.history import render_runs
     with _open_store(store_url) as store:
         if not render_runs(store, make_console(), limit, bench_name):
             raise UsageFailure(f"no runs stored in {store.url}" + (f" for {bench_name}" if bench_name else ""))
@@ -823,7 +823,7 @@ def runs(store_url, limit, bench_name) -> None:
 @store_option
 def history(serial, store_url) -> None:
     """A unit's runs, newest first, and what changed between its last two runs."""
-    from posbench.store.history import render_history
+    from posbench.render.history import render_history
     with _open_store(store_url) as store:
         if not render_history(store, serial, make_console()):
             raise UsageFailure(f"no runs stored for unit {serial} in {store.url}")

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from posbench.core.masking import scrub
+from posbench.diagnosis.verdict import Cause, EvidenceItem, ReadPath, Verdict, VerdictMeasurement
 
 KEY_FINDINGS = 3
 """At most this many findings per cause lead a report; the rest are one click away."""
@@ -73,7 +74,7 @@ class Finding:
     text: str
     ratio: float
     """The strongest likelihood ratio among its records."""
-    records: list[dict] = field(default_factory=list)
+    records: list[EvidenceItem] = field(default_factory=list)
     subjects: list[str] = field(default_factory=list)
     """What the grouped records were about (the commands that went unanswered, say)."""
 
@@ -84,7 +85,7 @@ class Finding:
     @property
     def weight(self) -> float:
         """How far its records together moved the cause's odds (sum of log likelihood ratios)."""
-        return sum(math.log(max(float(r.get("ratio", 1.0)), 1e-12)) for r in self.records)
+        return sum(math.log(max(float(r.ratio), 1e-12)) for r in self.records)
 
     @property
     def label(self) -> str:
@@ -114,11 +115,11 @@ def _counted(reasons: dict[str, int]) -> str:
     return ", ".join(reason_words(k) + (f" ×{n}" if n > 1 else "") for k, n in items)
 
 
-def _read_path(path: str, stats: dict) -> str:
+def _read_path(path: str, failures: object, trials: object, reasons: dict[str, int]) -> str:
     noun = PATH_NOUN.get(path, f"{path.replace('_', ' ')} reads")
-    text = f"{stats['failures']} of {stats['trials']} {noun} failed"
-    if stats.get("reasons"):
-        text += ": " + _counted(stats["reasons"])
+    text = f"{failures} of {trials} {noun} failed"
+    if reasons:
+        text += ": " + _counted(reasons)
     return text
 
 
@@ -161,12 +162,12 @@ def _amount(value: object, unit: str) -> str:
     return f"{value}{_UNIT_WORDS.get(unit, '')}"
 
 
-def measurement_sentence(m: dict) -> str:
+def measurement_sentence(m: VerdictMeasurement) -> str:
     """A measurement of the verdict JSON (name, value, unit, limit) in words, with its limit:
     ``sale_host_answered_rate = 0.875 ratio, limit >= 1.0`` -> "sales the host answered: 88%
     (at least 100% needed)"."""
-    unit = str(m.get("unit") or "")
-    limit = str(m.get("limit") or "")
+    unit = str(m.unit or "")
+    limit = str(m.limit or "")
     said = ""
     if lm := re.fullmatch(r"(<=|>=|==) (\S+)", limit):
         try:
@@ -178,7 +179,7 @@ def measurement_sentence(m: dict) -> str:
         said = f"between {lm.group(1)} and {lm.group(2)}{_UNIT_WORDS.get(unit, '')} needed"
     elif limit:
         said = f"limit {limit}"
-    return f"{measurement_name(str(m.get('name', '')))}: {_amount(m.get('value'), unit)}" + (f" ({said})" if said else "")
+    return f"{measurement_name(m.name)}: {_amount(m.value, unit)}" + (f" ({said})" if said else "")
 
 
 def _sale_details(details: str) -> str:
@@ -195,19 +196,19 @@ def _sale_details(details: str) -> str:
     return ", ".join(found)
 
 
-def sentence(record: dict, read_paths: dict | None = None) -> tuple[str, str]:
-    """One evidence record (verdict JSON form) as (plain sentence, what it is about, or "")."""
-    note = " ".join(str(record.get("note", "")).split())
-    measurement = str(record.get("measurement") or "")
+def sentence(record: EvidenceItem, read_paths: dict[str, ReadPath] | None = None) -> tuple[str, str]:
+    """One evidence record of a verdict as (plain sentence, what it is about, or "")."""
+    note = " ".join(str(record.note).split())
+    measurement = str(record.measurement or "")
     if measurement.endswith("_sprt_verdict"):
         path = measurement.removesuffix("_sprt_verdict")
         if stats := (read_paths or {}).get(path):
-            return _read_path(path, stats), ""
+            return _read_path(path, stats.failures, stats.trials, stats.reasons), ""
         if m := re.search(r"(\d+)/(\d+) failed", note):
             listed = re.search(r"failures: ([^;]*)", note)
             reasons = {k: int(n) for k, _, n in (item.rpartition(" ") for item in
                                                  (listed.group(1).split(", ") if listed else [])) if k}
-            return _read_path(path, {"failures": m.group(1), "trials": m.group(2), "reasons": reasons}), ""
+            return _read_path(path, m.group(1), m.group(2), reasons), ""
     if m := re.match(r"the unit failed (\d+) of (\d+) sales itself: (.*)", note):
         return f"the unit failed {m.group(1)} of {m.group(2)} sales itself: {_sale_details(m.group(3))}", ""
     if m := re.match(r"host log shows field 39 = 01 for (\d+) of (\d+) sales", note):
@@ -229,43 +230,42 @@ def sentence(record: dict, read_paths: dict | None = None) -> tuple[str, str]:
     if m := re.match(r"sale of \S+: the reply arrived corrupted", note):
         return "a sale's reply arrived corrupted", ""
     text = re.sub(r"\s*\(STAN[^)]*\)|;\s*SPRT p0=.*$", "", note)
-    value = record.get("value")
+    value = record.value
     if measurement and value is not None and not re.search(r"\d", text):  # a bare label: say the value
-        limit = _limit_words(str(record.get("limit") or ""))
+        limit = _limit_words(str(record.limit or ""))
         text += f": {value}" + (f" ({limit})" if limit else "")
     return text or measurement.replace("_", " "), ""
 
 
-def group(evidence: list[dict], read_paths: dict | None = None) -> list[Finding]:
+def group(evidence: list[EvidenceItem], read_paths: dict[str, ReadPath] | None = None) -> list[Finding]:
     """Every record as a finding; identical or near-identical sentences (they differ only in
     numbers) are one finding with a count. Strongest first: by the weight of all its records."""
     found: dict[str, Finding] = {}
-    for record in sorted(evidence, key=lambda e: -float(e.get("ratio", 1.0))):
+    for record in sorted(evidence, key=lambda e: -float(e.ratio)):
         text, subject = sentence(record, read_paths)
         text, subject = scrub(text), scrub(subject)
         key = re.sub(r"\d+(\.\d+)?", "#", text.lower())
         item = found.get(key)
         if item is None:
-            item = found[key] = Finding(text, float(record.get("ratio", 1.0)))
+            item = found[key] = Finding(text, float(record.ratio))
         item.records.append(record)
         if subject and subject not in item.subjects:
             item.subjects.append(subject)
     return sorted(found.values(), key=lambda f: (-f.weight, -f.ratio))
 
 
-def key_findings(cause: dict, doc: dict, limit: int = KEY_FINDINGS) -> list[Finding]:
+def key_findings(cause: Cause, doc: Verdict, limit: int = KEY_FINDINGS) -> list[Finding]:
     """The cause's strongest findings for it (their records together for it), at most ``limit``."""
-    return [f for f in group(cause.get("evidence", []), doc.get("read_paths")) if f.weight > 0][:limit]
+    return [f for f in group(cause.evidence, doc.read_paths) if f.weight > 0][:limit]
 
 
-def code01_sentence(doc: dict) -> str:
+def code01_sentence(doc: Verdict) -> str:
     """What ``code01_origin`` says, in words, with the number of sales it rests on when known."""
-    origin = doc.get("code01_origin")
-    sales = doc.get("code01_sales")
-    seen = doc.get("code01") or []
+    origin = doc.code01_origin
+    sales = doc.code01_sales
     untold = code01_untold(doc)
     if origin in ("terminal", "issuer"):
-        n = sum(o.get("origin") == origin for o in seen)
+        n = sum(o.origin == origin for o in doc.code01)
         counted = f"{n} of {sales} sales" if sales is not None else f"{n} sale{'s' if n != 1 else ''}"
         more = f"; not told for the rest: {untold}" if untold else ""
         if origin == "terminal":
@@ -274,25 +274,24 @@ def code01_sentence(doc: dict) -> str:
     if origin == "none" and untold:
         return f"code 01 not checked: {untold}"
     if origin == "none":
-        ran = any("test_code01_origin" in t.get("nodeid", "") and t.get("outcome") in ("passed", "failed")
-                  for t in doc.get("tests", []))
-        if sales == 0 or (sales is None and doc.get("tests") is not None and not ran):
+        ran = any("test_code01_origin" in t.nodeid and t.outcome in ("passed", "failed") for t in doc.tests)
+        if sales == 0 or (sales is None and not ran):
             return "code 01 not checked: no sale could be run"
         return "no code 01 reproduced" + (f" in {sales} sale{'s' if sales != 1 else ''}" if sales else "")
     return f"code 01 origin: {origin or 'unknown'}"
 
 
-def code01_untold(doc: dict) -> str:
+def code01_untold(doc: Verdict) -> str:
     """Why the origin of a code 01 the unit showed could not be told ("" when it could): the
     code 01 test lists ``terminal_01_count`` unmeasured with the reason."""
-    return next((str(u.get("why", "")) for u in doc.get("unmeasured") or []
-                 if u.get("measurement") == "terminal_01_count" and "test_code01_origin" in u.get("test", "")), "")
+    return next((u.why for u in doc.unmeasured
+                 if u.measurement == "terminal_01_count" and "test_code01_origin" in u.test), "")
 
 
-def bench_errors(doc: dict) -> list[str]:
+def bench_errors(doc: Verdict) -> list[str]:
     """The bench errors without the test ids they came from, identical ones once with a count."""
     counted: dict[str, int] = {}
-    for error in doc.get("bench_errors", []):
+    for error in doc.bench_errors:
         text = scrub(_NODE.sub("", str(error)))
         counted[text] = counted.get(text, 0) + 1
     return [text + (f" ×{n}" if n > 1 else "") for text, n in counted.items()]

@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from posbench.diagnosis import findings
+from posbench.diagnosis.verdict import SCHEMA, Verdict
 
 from posbench.spec import taxonomy
 from posbench.spec.evidence import Evidence, RunRecord
 from posbench.setup.device_checks import FAIL
 from posbench.setup.preflight import PreflightFailed
 
-SCHEMA = "posbench.verdict/1"
 PRIOR = 0.05
 """Prior probability of each cause before any test ran: a unit sent in for showing code 01 has
 one of the 15 causes about half the time (issuer referrals included), spread over them.
@@ -101,14 +101,15 @@ def decide(run: RunRecord) -> tuple[str, list[RankedCause]]:
 EXIT_STATUS = {"pass": 0, "fault": 1, "inconclusive": 1, "bench_error": 2}
 
 
-def verdict_json(run: RunRecord, started: datetime, duration_s: float) -> dict:
-    verdict, causes = decide(run)
+def verdict(run: RunRecord, started: datetime, duration_s: float) -> Verdict:
+    """The verdict of a run: the decision, its causes and everything the run recorded."""
+    word, causes = decide(run)
     doc = {
         "schema": SCHEMA,
         "unit": {"serial": run.unit.get("serial", ""), "model": run.unit.get("model", ""),
                  "firmware": run.unit.get("firmware", ""),
                  **({"serial_from": run.unit["serial_from"]} if run.unit.get("serial_from") else {})},
-        "verdict": verdict,
+        "verdict": word,
         "code01_origin": code01_origin(run),
         **({"code01_sales": run.code01_sales} if run.code01_sales is not None else {}),
         "causes": [c.to_json() for c in causes],
@@ -134,8 +135,14 @@ def verdict_json(run: RunRecord, started: datetime, duration_s: float) -> dict:
     if run.code01:
         doc["code01"] = [{"origin": o.origin, "stan": o.stan, "host_code": o.host_code,
                           "reason": o.reason} for o in run.code01]
-    doc["code01_meaning"] = findings.code01_sentence(doc)
-    return doc
+    built = Verdict.model_validate(doc)
+    built.code01_meaning = findings.code01_sentence(built)
+    return built
+
+
+def verdict_json(run: RunRecord, started: datetime, duration_s: float) -> dict:
+    """The verdict JSON of a run (``verdict(...).wire()``), for writers."""
+    return verdict(run, started, duration_s).wire()
 
 
 def undecided_causes(run: RunRecord) -> dict[str, str]:
@@ -150,25 +157,24 @@ def undecided_causes(run: RunRecord) -> dict[str, str]:
     return {cause: "; ".join(whys) for cause, whys in sorted(found.items())}
 
 
-def summary_line(doc: dict) -> str:
+def summary_line(doc: Verdict) -> str:
     """The one line a technician reads first (the cause by its name)."""
-    verdict = doc["verdict"]
-    causes = doc["causes"]
-    if verdict == "bench_error":
-        return "BENCH ERROR: the bench failed, the unit was not judged: " + "; ".join(doc.get("bench_errors", []))
-    if verdict == "fault":
+    causes = doc.causes
+    if doc.verdict == "bench_error":
+        return "BENCH ERROR: the bench failed, the unit was not judged: " + "; ".join(doc.bench_errors)
+    if doc.verdict == "fault":
         top = causes[0]
-        return f"FAULT: {taxonomy.name(top['id'])} ({top['confidence']:.0%} confidence): {top['action']}"
-    if verdict == "inconclusive" and doc.get("contradictions"):
-        return "INCONCLUSIVE: the evidence contradicts itself: " + "; ".join(doc["contradictions"])
-    if verdict == "inconclusive":
-        first = next((t["message"] for t in doc["tests"] if t.get("message")), "")
-        why = ("nothing was measured on the unit" if not doc["measurements"]
+        return f"FAULT: {taxonomy.name(top.id)} ({top.confidence:.0%} confidence): {top.action}"
+    if doc.verdict == "inconclusive" and doc.contradictions:
+        return "INCONCLUSIVE: the evidence contradicts itself: " + "; ".join(doc.contradictions)
+    if doc.verdict == "inconclusive":
+        first = next((t.message for t in doc.tests if t.message), "")
+        why = ("nothing was measured on the unit" if not doc.measurements
                else "tests failed but no cause reached the reporting threshold")
         return f"INCONCLUSIVE: {why}" + (f" (first failure: {first})" if first else "")
     if causes:
-        cause = taxonomy.CAUSES.get(causes[0]["id"])
-        return f"no fault found ({taxonomy.name(causes[0]['id'])}: {cause.meaning if cause else causes[0]['id']})"
+        cause = taxonomy.CAUSES.get(causes[0].id)
+        return f"no fault found ({taxonomy.name(causes[0].id)}: {cause.meaning if cause else causes[0].id})"
     return "no fault found"
 
 
@@ -176,7 +182,7 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def failed_verdict(failed: PreflightFailed, started: datetime, duration_s: float) -> dict:
+def failed_verdict(failed: PreflightFailed, started: datetime, duration_s: float) -> Verdict:
     """The verdict JSON of a run the preflight stopped: ``bench_error``, each device that failed
     with what to check, the unit as bench.toml names it; no test ran, nothing of the unit judged."""
     config = failed.config
@@ -184,4 +190,4 @@ def failed_verdict(failed: PreflightFailed, started: datetime, duration_s: float
                     bench={"name": config.bench.name, "virtual": config.bench.virtual} if config else {})
     run.bench_errors = [f"preflight: {c.device} {c.where}: {c.said}" + (f" ({c.hint})" if c.hint else "")
                         for c in failed.checks if c.state == FAIL]
-    return verdict_json(run, started, duration_s)
+    return verdict(run, started, duration_s)

@@ -1,11 +1,13 @@
-"""The verdict panel in HTML, from one Jinja2 template (``templates/verdict_panel.html.j2``), for
-the live pytest-html report and for ``posbench report RUN``; and placing it first on a page."""
+"""The verdict panel in HTML, from the Jinja2 template family in ``templates/`` (the panel,
+``verdict_panel.html.j2``, alone for the live pytest-html report and included by a stored run's
+page), and placing it first on pytest-html's page."""
 from __future__ import annotations
 
 import base64
 import re
 from collections.abc import Iterable
 from functools import cache
+from typing import Any
 
 import jinja2
 
@@ -14,6 +16,7 @@ from posbench.spec import taxonomy
 
 from posbench.diagnosis import findings
 from posbench.core.masking import scrub
+from posbench.diagnosis.verdict import Cause, Verdict
 
 COLOURS = {"pass": "#1e7d32", "fault": "#b3261e", "inconclusive": "#a15c00", "bench_error": "#5b4a9e"}
 Plot = tuple[str, str, bytes]
@@ -21,12 +24,17 @@ Plot = tuple[str, str, bytes]
 
 
 @cache
-def _template() -> jinja2.Template:
-    env = jinja2.Environment(loader=jinja2.PackageLoader("posbench.render", "templates"), autoescape=True)
-    return env.get_template("verdict_panel.html.j2")
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.PackageLoader("posbench.render", "templates"), autoescape=True)
 
 
-def _scrubbed(obj):
+def template(name: str) -> jinja2.Template:
+    """A template of the family in ``templates/``: ``verdict_panel.html.j2`` (the panel alone),
+    ``stored_run.html.j2`` (a stored run's page: ``base.html.j2`` with the panel included)."""
+    return _environment().get_template(name)
+
+
+def _scrubbed(obj: Any) -> Any:
     """Every text of a verdict JSON with card numbers masked (numbers stay numbers)."""
     if isinstance(obj, str):
         return scrub(obj)
@@ -37,32 +45,37 @@ def _scrubbed(obj):
     return obj
 
 
-def _cause(cause: dict, doc: dict) -> dict:
-    groups = findings.group(cause.get("evidence", []), doc.get("read_paths"))
-    return {"id": cause["id"], "name": taxonomy.name(cause["id"]), "group": cause.get("group", ""),
-            "confidence": cause.get("confidence", 0.0),
-            "pct": max(0, min(100, round(float(cause.get("confidence", 0.0)) * 100))),
-            "action": cause.get("action") or getattr(taxonomy.CAUSES.get(cause["id"]), "action", ""),
+def _cause(cause: Cause, doc: Verdict) -> dict[str, Any]:
+    groups = findings.group(cause.evidence, doc.read_paths)
+    return {"id": cause.id, "name": taxonomy.name(cause.id), "group": cause.group,
+            "confidence": cause.confidence,
+            "pct": max(0, min(100, round(float(cause.confidence) * 100))),
+            "action": cause.action or getattr(taxonomy.CAUSES.get(cause.id), "action", ""),
             "key": findings.key_findings(cause, doc), "groups": groups,
-            "records": sum(f.count for f in groups), "seen_before": cause.get("seen_before", [])}
+            "records": sum(f.count for f in groups), "seen_before": cause.seen_before}
 
 
-def panel(doc: dict, plots: Iterable[Plot] = ()) -> str:
-    """The verdict panel of a verdict JSON, with ``plots`` embedded as PNGs (one self-contained page)."""
-    doc = _scrubbed(doc)
-    measurements = doc.get("measurements", [])
-    return _template().render(
-        colour=COLOURS.get(doc.get("verdict", ""), "#333"), headline=diagnosis.summary_line(doc),
-        unit=doc.get("unit", {}), code01=findings.code01_sentence(doc),
-        bench_errors=findings.bench_errors(doc), contradictions=doc.get("contradictions", []),
-        causes=[_cause(c, doc) for c in doc.get("causes", [])],
-        undecided=[(taxonomy.name(c), why) for c, why in doc.get("undecided", {}).items()],
-        read_paths=list(doc.get("read_paths", {}).items()), code01_seen=doc.get("code01", []),
-        measurements=measurements, failed=sum(not m.get("passed") for m in measurements),
-        unmeasured=doc.get("unmeasured", []),
+def panel_context(doc: Verdict, plots: Iterable[Plot] = ()) -> dict[str, Any]:
+    """What ``verdict_panel.html.j2`` shows of a verdict (every text scrubbed of card numbers),
+    with ``plots`` embedded as PNGs."""
+    doc = Verdict.model_validate(_scrubbed(doc.wire()))
+    return dict(
+        colour=COLOURS.get(doc.verdict, "#333"), headline=diagnosis.summary_line(doc),
+        unit=doc.unit, code01=findings.code01_sentence(doc),
+        bench_errors=findings.bench_errors(doc), contradictions=doc.contradictions,
+        causes=[_cause(c, doc) for c in doc.causes],
+        undecided=[(taxonomy.name(c), why) for c, why in doc.undecided.items()],
+        read_paths=list(doc.read_paths.items()), code01_seen=doc.code01,
+        measurements=doc.measurements, failed=sum(not m.passed for m in doc.measurements),
+        unmeasured=doc.unmeasured,
         plots=[{"test": scrub(test), "title": scrub(title), "png": base64.b64encode(png).decode()}
                for test, title, png in plots],
-        started=doc.get("started", "?"), duration_s=float(doc.get("duration_s", 0.0)), run_id=doc.get("run_id", ""))
+        started=doc.started or "?", duration_s=float(doc.duration_s), run_id=doc.run_id or "")
+
+
+def panel(doc: Verdict, plots: Iterable[Plot] = ()) -> str:
+    """The verdict panel of a verdict, with ``plots`` embedded as PNGs (one self-contained page)."""
+    return template("verdict_panel.html.j2").render(**panel_context(doc, plots))
 
 
 _TITLE = re.compile(r"<h1 id=\"title\">.*?</h1>", re.S)

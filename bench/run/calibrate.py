@@ -8,7 +8,6 @@ confidence against how often a reported cause was really injected).
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from posbench.diagnosis.verdict import Verdict
 from posbench.spec import taxonomy
 
 NOT_A_FAULT = ("issuer_referral", "operator_error")
@@ -150,11 +150,11 @@ def run_case(case: Case, workdir: Path) -> Outcome:
     except subprocess.TimeoutExpired:
         return Outcome(case, 2, "bench_error")
     try:
-        doc = json.loads(out.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        doc = Verdict.model_validate_json(out.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # pydantic's ValidationError is a ValueError
         return Outcome(case, status, "bench_error")
-    return Outcome(case, status, doc["verdict"], [(c["id"], c["confidence"]) for c in doc["causes"]],
-                   doc.get("duration_s", 0.0), doc.get("undecided", {}))
+    return Outcome(case, status, doc.verdict, [(c.id, float(c.confidence)) for c in doc.causes],
+                   float(doc.duration_s), dict(doc.undecided))
 
 
 def run_matrix(cases: list[Case], jobs: int, progress: Callable[[Outcome, int, int], None]) -> list[Outcome]:

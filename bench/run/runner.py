@@ -20,6 +20,7 @@ from posbench.core import progress
 from posbench.core.console import make_console, say
 from posbench.render.outputs import ReportWriteFailed, commit, discard, staging_path
 from posbench.core.signals import STOPPED
+from posbench.diagnosis.verdict import Verdict
 
 HIL_DIR = Path(str(files("posbench.hil")))
 """The HIL suite, installed with the package (the repository's ``tests/hil``)."""
@@ -129,7 +130,7 @@ class LiveProgress:
         self._spent: dict[str, list[float]] = {}
         """Per test: seconds of setup and of the whole test so far."""
         self._outcome: dict[str, str] = {}
-        self.doc: dict | None = None
+        self.doc: Verdict | None = None
         self.write_errors: list[str] = []
         self.config_error = ""
         """A mistake in the bench description or DUT profile the run found (exit 3)."""
@@ -221,7 +222,7 @@ class HilRun:
     reached the unit), and the reports that could not be written."""
 
     code: int
-    doc: dict | None
+    doc: Verdict | None
     write_errors: list[str] = field(default_factory=list)
     config_error: str = ""
     """A mistake in bench.toml or the DUT profile found by the run: a usage error (exit 3)."""

@@ -1,18 +1,19 @@
 """The result store: runs, tests, measurements and verdicts in SQLite (default) or PostgreSQL.
 
-``Store.open(url, reports_dir)`` opens it; ``history.render_history`` and ``report.regenerate``
-read it back for ``posbench history`` and ``posbench report``.
+``Store.open(url, reports_dir)`` opens it; ``posbench.render.history`` and
+``posbench.render.stored_run`` read it back for ``posbench history``, ``runs`` and ``report``.
+It persists and queries only: no rendering, no diagnosis.
 """
 from posbench.store.errors import AmbiguousRun, StoreUnavailable, UnknownRun
-from posbench.store.store import (
+from posbench.store.records import (
     MeasurementChange,
     RunSummary,
-    Store,
+    StorableVerdict,
     StoredCause,
     StoredRun,
     StoredTest,
-    Writer,
 )
+from posbench.store.store import Store, Writer
 
-__all__ = ["AmbiguousRun", "MeasurementChange", "RunSummary", "Store", "StoreUnavailable", "StoredCause",
+__all__ = ["AmbiguousRun", "MeasurementChange", "RunSummary", "Store", "StorableVerdict", "StoreUnavailable", "StoredCause",
            "StoredRun", "StoredTest", "UnknownRun", "Writer"]

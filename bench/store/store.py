@@ -24,18 +24,17 @@ import sqlite3
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, select, update
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 
-from posbench.diagnosis import ranking as diagnosis
-from posbench.spec.evidence import Code01Observation, Evidence, Measurement, RunRecord, TestOutcome
+from posbench.spec.evidence import Code01Observation, Evidence, Measurement, TestOutcome
 from posbench.core.masking import scrub
 from posbench.core.procs import pid_alive, pid_start, process_identity
 from posbench.store import migrations, schema as t
@@ -43,6 +42,8 @@ from posbench.store.encoding import (bench_columns, decode_value, encode_value, 
                                      utcnow)
 from posbench.store.engine import corrupt_remedy, hide_password, make_engine, parse_url
 from posbench.store.errors import AmbiguousRun, StoreUnavailable, UnknownRun
+from posbench.store.records import (MeasurementChange, RunSummary, StorableVerdict, StoredCause, StoredRun,
+                                    StoredTest)
 
 DEFAULT_FILE = "posbench.sqlite"
 STALE_AFTER_S = 12 * 3600.0
@@ -77,96 +78,6 @@ class Writer:
         except importlib_metadata.PackageNotFoundError:
             version = "unknown"
         return cls(socket.gethostname(), os.getpid(), pid_start(os.getpid()), version, process_identity())
-
-
-@dataclass(frozen=True)
-class StoredCause:
-    id: str
-    group: str
-    confidence: float
-
-
-@dataclass
-class StoredTest:
-    nodeid: str
-    outcome: str
-    duration_s: float
-    message: str
-    bench_error: bool
-    finished_at: datetime
-
-    def outcome_record(self) -> TestOutcome:
-        return TestOutcome(self.nodeid, self.outcome, self.duration_s, self.message, self.bench_error)
-
-
-@dataclass
-class RunSummary:
-    """One run as ``posbench history`` lists it."""
-
-    run_id: str
-    bench_name: str
-    unit: dict[str, str]
-    started: datetime
-    finished: datetime | None
-    status: str
-    """``running``, ``complete`` or ``incomplete``."""
-    reason: str | None
-    verdict: str | None
-    code01_origin: str | None
-    exit_status: int | None
-    causes: list[StoredCause] = field(default_factory=list)
-
-
-@dataclass
-class StoredRun(RunSummary):
-    """Everything stored about one run: enough to rebuild its verdict JSON and report."""
-
-    bench: dict = field(default_factory=dict)
-    doc: dict | None = None
-    """The verdict JSON as stored by ``finish_run`` (None if the run never finished)."""
-    version: str = ""
-    host: str = ""
-    pid: int = 0
-    tests: list[StoredTest] = field(default_factory=list)
-    measurements: list[Measurement] = field(default_factory=list)
-    evidence: list[Evidence] = field(default_factory=list)
-    code01: list[Code01Observation] = field(default_factory=list)
-    plots: list[tuple[str, str, bytes]] = field(default_factory=list)
-    """(test, title, PNG) in the order recorded."""
-
-    def record(self) -> RunRecord:
-        """The run's rows as the ``RunRecord`` the plugin had built (for a run that never finished)."""
-        return RunRecord(measurements=list(self.measurements), evidence=list(self.evidence),
-                         code01=list(self.code01), tests=[x.outcome_record() for x in self.tests],
-                         unit={k: v for k, v in self.unit.items() if v}, bench=dict(self.bench))
-
-    def verdict_doc(self) -> dict:
-        """The stored verdict JSON; for a run that never finished, one rebuilt from its tests.
-
-        A rebuilt verdict is ``bench_error`` (the bench host failed during the run; the unit is
-        not judged on half a run), naming why the run is incomplete.
-        """
-        if self.doc is not None:
-            return self.doc
-        record = self.record()
-        if self.status == "running":
-            record.bench_errors.append(f"the run has not finished yet; {len(self.tests)} tests stored so far")
-        else:
-            record.bench_errors.append(
-                f"the run did not finish ({self.reason or self.status}); {len(self.tests)} tests were stored")
-        ends = [self.finished] if self.finished else [x.finished_at for x in self.tests]
-        duration = max([(e - self.started).total_seconds() for e in ends if e] or [0.0])
-        return diagnosis.verdict_json(record, self.started, max(duration, 0.0))
-
-
-class MeasurementChange(NamedTuple):
-    name: str
-    before: Any
-    after: Any
-    passed_before: bool | None
-    """None: the measurement is not in the earlier run."""
-    passed_after: bool | None
-    """None: the measurement is not in the later run."""
 
 
 class Store:
@@ -326,32 +237,32 @@ class Store:
                                                 for test, title, png in plots])
             conn.execute(update(t.runs).where(t.runs.c.id == run_pk).values(heartbeat=now))
 
-    def finish_run(self, run_id: str, verdict_doc: dict, exit_status: int,
+    def finish_run(self, run_id: str, verdict: StorableVerdict, exit_status: int,
                    incomplete_reason: str | None = None) -> None:
         """Store the verdict JSON in full and mark the run complete.
 
         ``incomplete_reason``: the run ended early (interrupted) but still has a verdict: keep
         the verdict and mark the run ``incomplete`` with that reason.
         """
-        doc = scrub_obj(verdict_doc)
-        unit = doc.get("unit") or {}
+        doc = scrub_obj(verdict.wire())
+        unit = verdict.unit
         values: dict[str, Any] = dict(
             finished=utcnow(), status="incomplete" if incomplete_reason else "complete",
             reason=scrub(incomplete_reason) if incomplete_reason else None,
-            verdict=doc.get("verdict"), code01_origin=doc.get("code01_origin"), exit_status=int(exit_status),
+            verdict=verdict.verdict, code01_origin=verdict.code01_origin, exit_status=int(exit_status),
             verdict_json=json.dumps(doc, ensure_ascii=False))
-        values.update({f"unit_{k}": str(unit[k]) for k in ("serial", "model", "firmware") if unit.get(k)})
-        if doc.get("bench"):
-            values.update(bench_columns(doc["bench"]))
+        values.update({f"unit_{k}": scrub(str(v)) for k, v in
+                       (("serial", unit.serial), ("model", unit.model), ("firmware", unit.firmware)) if v})
+        if verdict.bench:
+            values.update(bench_columns(scrub_obj(dict(verdict.bench))))
         with self._write("storing the verdict") as conn:
             run_pk = self._pk(conn, run_id)
             conn.execute(update(t.runs).where(t.runs.c.id == run_pk).values(**values))
             conn.execute(delete(t.run_causes).where(t.run_causes.c.run_pk == run_pk))
-            causes = doc.get("causes") or []
-            if causes:
+            if verdict.causes:
                 conn.execute(t.run_causes.insert(), [
-                    dict(run_pk=run_pk, rank=i, cause_id=c["id"], cause_group=c.get("group", ""),
-                         confidence=float(c.get("confidence", 0.0))) for i, c in enumerate(causes)])
+                    dict(run_pk=run_pk, rank=i, cause_id=c.id, cause_group=c.group,
+                         confidence=float(c.confidence)) for i, c in enumerate(verdict.causes)])
 
     def mark_incomplete(self, run_id: str, reason: str) -> bool:
         """Mark a ``running`` run incomplete; False if it had already ended."""

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from posbench import cli as cli_module
 from posbench.cli import EXIT_USAGE, cli
 from posbench.diagnosis.ranking import EXIT_STATUS
+from posbench.diagnosis.verdict import Verdict
 from posbench.sim.faults import INJECTABLE, NETWORK
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -103,7 +104,9 @@ def test_reports_posbench_named_are_renamed_by_the_reported_serial(tmp_path, mon
         path.write_text("x")
     given = tmp_path / "mine.xml"
     given.write_text("x")
-    doc = {"unit": {"serial": "PT100/7"}}
+    doc = Verdict.model_validate({"unit": {"serial": "PT100/7"}, "verdict": "pass", "code01_origin": "none",
+                                  "causes": [], "measurements": [], "tests": [], "started": "2026-01-01T00:00:00+00:00",
+                                  "duration_s": 1.0})
     out = cli_module._name_by_serial(doc, "T", {"json": True, "html": True, "xml": False}, *paths[:2], given)
     assert [p.name for p in out] == ["PT100_7-T.json", "PT100_7-T.html", "mine.xml"]
     assert all(p.exists() for p in out) and not paths[0].exists()
@@ -123,19 +126,19 @@ def _triage_ending_with(monkeypatch, tmp_path, doc: dict, write_errors: list[str
     return run("triage", "--bench", str(bench), "--html", str(tmp_path / "run.html"), *args)
 
 
-def _verdict(stored: bool, fault: bool) -> dict:
+def _verdict(stored: bool, fault: bool):
     from datetime import datetime, timezone
 
-    from posbench.diagnosis.ranking import verdict_json
+    from posbench.diagnosis.ranking import verdict
     from posbench.spec.evidence import Recorder, RunRecord
     from posbench.core.limits import Limit
     run = RunRecord()
     rec = Recorder(run, "test_read_paths.py::test_swipe")
     rec.unit(serial="PT100-0000042", model="PT100", firmware="3.4.2")
     rec.measure("swipe_fail_rate", 0.5 if fault else 0.0, "", Limit(max=0.1), cause="msr_head", strength="decisive")
-    doc = verdict_json(run, datetime.now(timezone.utc), 1.0)
+    doc = verdict(run, datetime.now(timezone.utc), 1.0)
     if stored:
-        doc["run_id"] = "3f2a9c41d0e84b7c"
+        doc.run_id = "3f2a9c41d0e84b7c"
     return doc
 
 

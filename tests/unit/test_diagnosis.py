@@ -20,6 +20,7 @@ from posbench.diagnosis.ranking import (
     summary_line,
     verdict_json,
 )
+from posbench.diagnosis.verdict import Verdict
 from posbench.spec.evidence import STRENGTH, Evidence, Measurement, Recorder, RunRecord
 from posbench.spec.evidence import TestOutcome as Outcome  # not collected as a test class
 from posbench.core.limits import Limit
@@ -141,7 +142,7 @@ def test_decide_nothing_measured_is_inconclusive():
     # e.g. a run interrupted before its first measurement: the unit has not passed anything
     assert decide(RunRecord()) == ("inconclusive", [])
     doc = verdict_json(RunRecord(), datetime.now(timezone.utc), 0.1)
-    assert summary_line(doc) == "INCONCLUSIVE: nothing was measured on the unit"
+    assert summary_line(Verdict.model_validate(doc)) == "INCONCLUSIVE: nothing was measured on the unit"
 
 
 def test_decide_bench_error_wins():
@@ -297,7 +298,7 @@ def test_verdict_json_healthy():
     assert doc["verdict"] == "pass" and doc["causes"] == [] and doc["code01_origin"] == "none"
     assert doc["unit"] == {"serial": "", "model": "", "firmware": ""}
     assert "code01" not in doc and "bench_errors" not in doc
-    assert summary_line(doc) == "no fault found"
+    assert summary_line(Verdict.model_validate(doc)) == "no fault found"
 
 
 def test_verdict_json_bench_error():
@@ -306,25 +307,25 @@ def test_verdict_json_bench_error():
     doc = verdict_json(run, STARTED, 3.0)
     assert doc["verdict"] == "bench_error" and doc["causes"] == []
     assert doc["bench_errors"] == run.bench_errors
-    assert summary_line(doc) == ("BENCH ERROR: the bench failed, the unit was not judged: "
+    assert summary_line(Verdict.model_validate(doc)) == ("BENCH ERROR: the bench failed, the unit was not judged: "
                                  "terminal: opening ECR port /dev/ttyUSB0 failed; host simulator: gone")
 
 
 def test_summary_line_fault():
     doc = verdict_json(run_with(ev("msr_head", "strong"), ev("msr_head", "strong")), STARTED, 1.0)
-    assert summary_line(doc) == ("FAULT: Magstripe read head (100% confidence): "
+    assert summary_line(Verdict.model_validate(doc)) == ("FAULT: Magstripe read head (100% confidence): "
                                  + taxonomy.get("msr_head").action)
 
 
 def test_summary_line_fault_names_top_cause():
     doc = verdict_json(run_with(ev("application", "strong"), ev("resources", "decisive")), STARTED, 1.0)
-    assert summary_line(doc).startswith("FAULT: Memory or CPU exhausted (93% confidence): ")
-    assert "resources" not in summary_line(doc)  # the name, not the id
+    assert summary_line(Verdict.model_validate(doc)).startswith("FAULT: Memory or CPU exhausted (93% confidence): ")
+    assert "resources" not in summary_line(Verdict.model_validate(doc))  # the name, not the id
 
 
 def test_summary_line_inconclusive():
     doc = verdict_json(run_with(tests=[Outcome("t::a", "failed", 1.0)]), STARTED, 1.0)
-    assert summary_line(doc) == "INCONCLUSIVE: tests failed but no cause reached the reporting threshold"
+    assert summary_line(Verdict.model_validate(doc)) == "INCONCLUSIVE: tests failed but no cause reached the reporting threshold"
 
 
 def test_summary_line_issuer_referral():
@@ -332,7 +333,7 @@ def test_summary_line_issuer_referral():
     Recorder(run, "t").code01("issuer", "000007", "01")
     doc = verdict_json(run, STARTED, 1.0)
     assert doc["verdict"] == "pass" and doc["code01_origin"] == "issuer"
-    assert summary_line(doc) == f"no fault found (Issuer referral: {taxonomy.get('issuer_referral').meaning})"
+    assert summary_line(Verdict.model_validate(doc)) == f"no fault found (Issuer referral: {taxonomy.get('issuer_referral').meaning})"
 
 
 def test_now_is_utc():
@@ -486,7 +487,7 @@ def test_self_contradicting_evidence_is_inconclusive_with_the_reason():
     assert (verdict, causes) == ("inconclusive", [])
     doc = verdict_json(run, datetime.now(timezone.utc), 1.0)
     assert doc["contradictions"] and "Power supply" in doc["contradictions"][0]
-    assert "contradicts itself" in summary_line(doc) and "steady" in summary_line(doc)
+    assert "contradicts itself" in summary_line(Verdict.model_validate(doc)) and "steady" in summary_line(Verdict.model_validate(doc))
 
 
 def test_weak_evidence_against_does_not_count_as_a_contradiction():

@@ -2,6 +2,7 @@
 from datetime import datetime, timezone
 
 from posbench.diagnosis.ranking import verdict_json
+from posbench.diagnosis.verdict import Cause, EvidenceItem, ReadPath, Verdict
 from posbench.spec.evidence import Recorder, RunRecord
 from posbench.diagnosis.findings import code01_sentence, group, key_findings, reason_words, sentence
 
@@ -10,13 +11,20 @@ SWIPE_NOTE = ("faulty after 15 reads: 7/15 failed (46.7%, 95% CI 24.8%..69.9%); 
 
 
 def ev(note: str, ratio: float = 60.0, measurement: str = "", value=None, limit: str = "",
-       test: str = "test_x.py::test_y") -> dict:
-    return {"test": test, "measurement": measurement, "value": value, "limit": limit, "note": note, "ratio": ratio}
+       test: str = "test_x.py::test_y") -> EvidenceItem:
+    return EvidenceItem(test=test, measurement=measurement, value=value, limit=limit, note=note, ratio=ratio)
+
+
+def verdict(**fields) -> Verdict:
+    """A verdict with only ``fields`` besides what every verdict has."""
+    return Verdict.model_validate({"unit": {}, "verdict": "pass", "code01_origin": "none", "causes": [],
+                                   "measurements": [], "tests": [], "started": "2026-01-01T00:00:00+00:00",
+                                   "duration_s": 1.0} | fields)
 
 
 def test_a_read_path_verdict_is_said_as_reads_failed_with_the_reasons_in_words():
     record = ev(SWIPE_NOTE, 250.0, "swipe_sprt_verdict", "faulty", "== healthy")
-    stats = {"swipe": {"trials": 15, "failures": 7, "reasons": {"t2_parity": 5, "t1_lrc": 2}}}
+    stats = {"swipe": ReadPath(trials=15, failures=7, reasons={"t2_parity": 5, "t1_lrc": 2})}
     expected = "7 of 15 swipes failed: parity error on track 2 ×5, checksum (LRC) error on track 1 ×2"
     assert sentence(record, stats) == (expected, "")
     assert sentence(record) == (expected, "")  # a verdict without read_paths: from the note
@@ -56,17 +64,17 @@ def test_near_identical_evidence_is_one_finding_with_a_count():
 
 
 def test_at_most_three_key_findings_strongest_first_and_none_against_the_cause():
-    cause = {"id": "application", "evidence": [
+    cause = Cause(id="application", evidence=[
         ev("the payment app restarted 3 time(s) during 24 commands", 60.0),
         ev("payment app error counter", 15.0, "err_app", 96, "<= 25"),
         ev("app restarts since power-on", 15.0, "restarts_since_power_on", 6, "<= 0"),
         ev("a sale's reply arrived late", 4.0),
-        ev("the unit answered every echo", 0.25)]}
-    found = key_findings(cause, {})
+        ev("the unit answered every echo", 0.25)])
+    found = key_findings(cause, verdict())
     assert len(found) == 3
     assert found[0].text.startswith("the payment app restarted")
     assert all(f.ratio > 1 for f in found)
-    assert len(group(cause["evidence"])) == 5  # all of them stay available
+    assert len(group(cause.evidence)) == 5  # all of them stay available
 
 
 def test_findings_never_carry_a_full_pan():
@@ -75,15 +83,16 @@ def test_findings_never_carry_a_full_pan():
 
 
 def test_code01_sentences():
-    assert code01_sentence({"code01_origin": "none", "code01_sales": 8}) == "no code 01 reproduced in 8 sales"
-    assert code01_sentence({"code01_origin": "none"}) == "no code 01 reproduced"
-    assert code01_sentence({"code01_origin": "none", "code01_sales": 0}) == "code 01 not checked: no sale could be run"
-    errored = {"code01_origin": "none", "tests": [{"nodeid": "test_code01.py::test_code01_origin", "outcome": "error"}]}
+    assert code01_sentence(verdict(code01_sales=8)) == "no code 01 reproduced in 8 sales"
+    ran = [{"nodeid": "test_code01.py::test_code01_origin", "outcome": "passed"}]
+    assert code01_sentence(verdict(tests=ran)) == "no code 01 reproduced"
+    assert code01_sentence(verdict(code01_sales=0)) == "code 01 not checked: no sale could be run"
+    errored = verdict(tests=[{"nodeid": "test_code01.py::test_code01_origin", "outcome": "error"}])
     assert code01_sentence(errored) == "code 01 not checked: no sale could be run"  # a bench error stopped it
-    terminal = {"code01_origin": "terminal", "code01_sales": 8,
-                "code01": [{"origin": "terminal"}, {"origin": "terminal"}, {"origin": "issuer"}]}
+    terminal = verdict(code01_origin="terminal", code01_sales=8,
+                       code01=[{"origin": "terminal"}, {"origin": "terminal"}, {"origin": "issuer"}])
     assert code01_sentence(terminal) == "the unit showed code 01 itself in 2 of 8 sales: the host never sent it"
-    issuer = {"code01_origin": "issuer", "code01_sales": 8, "code01": [{"origin": "issuer"}]}
+    issuer = verdict(code01_origin="issuer", code01_sales=8, code01=[{"origin": "issuer"}])
     assert code01_sentence(issuer).startswith("code 01 came from the card issuer in 1 of 8 sales")
 
 
@@ -99,8 +108,8 @@ def test_the_verdict_json_carries_the_sale_count_and_the_sentence():
 def test_code01_sentence_says_why_the_origin_was_not_told():
     untold = {"test": "tests/hil/test_code01.py::test_code01_origin", "measurement": "terminal_01_count",
               "why": "the origin of the code 01 shown in 1 of 8 sales cannot be told"}
-    issuer = {"code01_origin": "issuer", "code01_sales": 8, "code01": [{"origin": "issuer"}], "unmeasured": [untold]}
+    issuer = verdict(code01_origin="issuer", code01_sales=8, code01=[{"origin": "issuer"}], unmeasured=[untold])
     assert code01_sentence(issuer).endswith("; not told for the rest: the origin of the code 01 shown in 1 of 8 "
                                             "sales cannot be told")
-    assert code01_sentence({"code01_origin": "none", "code01_sales": 8, "unmeasured": [untold]}) == \
+    assert code01_sentence(verdict(code01_sales=8, unmeasured=[untold])) == \
         "code 01 not checked: the origin of the code 01 shown in 1 of 8 sales cannot be told"

@@ -19,6 +19,7 @@ from posbench.spec.evidence import Recorder, RunRecord
 from posbench.spec.measures import bind, declaration
 from posbench.setup.profile import profile_for_model
 from posbench.spec.readtest import MAX_INTERRUPTIONS, MAX_RETRIES, until_presented
+from posbench.diagnosis.verdict import Verdict
 from posbench.render.screen import details
 
 pytestmark = pytest.mark.timeout(60)
@@ -256,7 +257,9 @@ def test_a_terminal_refusing_every_sale_at_once_leaves_the_path_undecided_not_fa
     assert stats["verdict"] == "undecided" and stats["trials"] == 0, stats
     assert stats["refusals"] == MAX_INTERRUPTIONS
     assert not record.run.evidence
-    doc = {"causes": [], "read_paths": record.run.read_paths, "code01_origin": "none"}
+    doc = Verdict.model_validate({"unit": {}, "verdict": "inconclusive", "code01_origin": "none", "causes": [],
+                                  "measurements": [], "tests": [], "started": "2026-01-01T00:00:00+00:00",
+                                  "duration_s": 1.0, "read_paths": record.run.read_paths})
     text = " ".join(details(doc))
     assert "5 sale(s) the unit refused before the card could be presented, not reads of the path" in text
 

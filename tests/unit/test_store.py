@@ -32,8 +32,9 @@ from posbench.spec.evidence import TestOutcome as Outcome  # not collected as a 
 from posbench.core.limits import Limit
 from posbench.core.masking import scrub
 from posbench.store import AmbiguousRun, Store, StoreUnavailable, UnknownRun, Writer, migrations
-from posbench.store.history import annotate_repeats, render_history, repeat_notes
-from posbench.render.stored_run import regenerate
+from posbench.diagnosis.verdict import Verdict
+from posbench.render.history import annotate_repeats, render_history, repeat_notes
+from posbench.render.stored_run import regenerate, stored_verdict
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -78,9 +79,9 @@ def play(store: Store, serial: str = "SN100", faulty: bool = False, tests: int =
                           run.plots[p0:])
         if on_recorded:
             on_recorded(run_id, i + 1)
-    doc = diagnosis.verdict_json(run, started, 1.25)
-    store.finish_run(run_id, doc, diagnosis.EXIT_STATUS[doc["verdict"]])
-    return run_id, doc
+    verdict = diagnosis.verdict(run, started, 1.25)
+    store.finish_run(run_id, verdict, diagnosis.EXIT_STATUS[verdict.verdict])
+    return run_id, verdict.wire()
 
 
 @pytest.fixture
@@ -101,7 +102,7 @@ def test_round_trip_of_a_run(store: Store):
     stored = store.run(run_id[:8])
     assert stored.run_id == run_id and re.fullmatch(r"[0-9a-f-]{36}", run_id)
     assert stored.status == "complete" and stored.reason is None and stored.finished is not None
-    assert stored.doc == doc and stored.verdict_doc() == doc
+    assert stored.doc == doc and stored_verdict(stored).wire() == doc
     assert (stored.verdict, stored.code01_origin, stored.exit_status) == ("fault", "issuer", 1)
     assert stored.unit == {"serial": "SN100", "model": "PT100", "firmware": "2.1.0"}
     assert stored.bench == {"name": "virtual", "virtual": True, "seed": 7, "faults": ["msr_head=1.0"]}
@@ -137,7 +138,7 @@ def test_finish_with_a_reason_keeps_the_verdict_and_marks_incomplete(store: Stor
            "verdict": "bench_error", "code01_origin": "none", "causes": [], "measurements": [], "tests": [],
            "started": "2024-01-01T00:00:00+00:00", "duration_s": 0.5,
            "bench_errors": ["the run was interrupted before it finished"]}
-    store.finish_run(run_id, doc, 2, incomplete_reason="interrupted (SIGINT)")
+    store.finish_run(run_id, Verdict.model_validate(doc), 2, incomplete_reason="interrupted (SIGINT)")
     stored = store.run(run_id)
     assert (stored.status, stored.reason, stored.doc, stored.unit["serial"]) == \
            ("incomplete", "interrupted (SIGINT)", doc, "SN9")
@@ -216,7 +217,7 @@ def check_killed_run(store: Store, run_id: str, pid: int, serial: str) -> None:
     assert f"pid {pid}" in stored.reason and "died" in stored.reason
     assert [x.nodeid for x in stored.tests] == NODES[:2]
     assert [m.name for m in stored.measurements] == ["supply_voltage", "swipe_success_rate", "swipe_lrc_errors"]
-    doc = stored.verdict_doc()  # rebuilt from the two stored tests: the unit is not judged on half a run
+    doc = stored_verdict(stored).wire()  # rebuilt from the two stored tests: the unit is not judged on half a run
     assert doc["verdict"] == "bench_error" and "did not finish" in doc["bench_errors"][0]
     assert doc["unit"]["serial"] == serial and len(doc["tests"]) == 2
     # the next triage works, and the history shows the killed run as incomplete
@@ -450,7 +451,7 @@ def test_card_numbers_are_stored_masked(tmp_path: Path):
         assert [m.value for m in stored.measurements[-2:]] == ["411111******1111", "411111******1111"]
         doc = dict(store.run(run_id).doc)
         doc["tests"][1]["message"] = f"card {PAN}"
-        store.finish_run(run_id, doc, 1)
+        store.finish_run(run_id, Verdict.model_validate(doc), 1)
         assert store.run(run_id).doc["tests"][1]["message"] == "card 411111******1111"
     raw = b"".join(p.read_bytes() for p in reports.glob("posbench.sqlite*"))
     assert PAN.encode() not in raw and b"411111******1111" in raw
@@ -509,9 +510,10 @@ def test_changed_measurements_and_previous_causes(store: Store):
     notes = repeat_notes(previous, ["msr_head", "firewall"])
     assert len(notes) == 1 and notes[0].startswith("msr_head was found on this unit before: run " + first[:8])
     assert store.previous_causes("nobody") == {}
-    doc = store.run(second).doc
-    lines = annotate_repeats(doc, previous)
+    verdict = Verdict.model_validate(store.run(second).doc)
+    lines = annotate_repeats(verdict, previous)
     assert lines == notes[:1]
+    doc = verdict.wire()
     assert doc["causes"][0]["seen_before"] == [{"run": first, "started": previous["msr_head"][0][1].isoformat(
         timespec="seconds")}]
     assert all("seen_before" not in c for c in doc["causes"][1:])

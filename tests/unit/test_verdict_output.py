@@ -6,7 +6,8 @@ from datetime import datetime, timezone
 from rich.console import Console
 
 from posbench.spec import taxonomy
-from posbench.diagnosis.ranking import verdict_json
+from posbench.diagnosis.ranking import verdict as verdict_of
+from posbench.diagnosis.verdict import Verdict
 from posbench.spec.evidence import Recorder, RunRecord
 from posbench.spec.evidence import TestOutcome as Outcome  # not collected as a test class
 from posbench.core.limits import Limit
@@ -19,7 +20,14 @@ SPRT = {"verdict": "faulty", "trials": 15, "failures": 7, "failure_rate": 7 / 15
         "max_trials": 50, "test": SWIPE}
 
 
-def faulty_doc() -> dict:
+def typed(**fields) -> Verdict:
+    """A verdict with only ``fields`` besides what every verdict has."""
+    return Verdict.model_validate({"unit": {}, "verdict": "pass", "code01_origin": "none", "causes": [],
+                                   "measurements": [], "tests": [], "started": "2026-01-01T00:00:00+00:00",
+                                   "duration_s": 1.0} | fields)
+
+
+def faulty_doc() -> Verdict:
     """Three causes, one of them with 17 near-identical evidence lines."""
     run = RunRecord(read_paths={"swipe": SPRT})
     swipe = Recorder(run, SWIPE)
@@ -36,7 +44,7 @@ def faulty_doc() -> dict:
     status.evidence("application", "strong", "the payment app restarted 3 time(s) during 24 commands")
     Recorder(run, "test_power.py::test_load").evidence("power_supply", "decisive", "the supply fell to 9.1 V")
     Recorder(run, "test_code01.py::test_code01_origin").code01_sales(8)
-    return verdict_json(run, datetime.now(timezone.utc), 12.0)
+    return verdict_of(run, datetime.now(timezone.utc), 12.0)
 
 
 def printed(lines: list[str], width: int = 80) -> list[str]:
@@ -49,15 +57,15 @@ def printed(lines: list[str], width: int = 80) -> list[str]:
 
 def test_a_fault_screen_fits_ten_lines_and_leads_with_names_actions_and_findings():
     doc = faulty_doc()
-    assert {c["id"] for c in doc["causes"]} == {"msr_head", "application", "power_supply"}
+    assert {c.id for c in doc.causes} == {"msr_head", "application", "power_supply"}
     shown = printed(screen(doc, "reports/PT100-0000042-20261128T102030Z.html"))
     assert len(shown) <= SCREEN_LINES, "\n".join(shown)
     text = "\n".join(shown)
-    top = doc["causes"][0]
-    assert shown[0].startswith(f"FAULT: {taxonomy.name(top['id'])}")
-    assert taxonomy.get(top["id"]).action in " ".join(text.split())
-    for cause in doc["causes"]:
-        assert "_" not in cause["id"] or cause["id"] not in text, f"the id {cause['id']} instead of the name"
+    top = doc.causes[0]
+    assert shown[0].startswith(f"FAULT: {taxonomy.name(top.id)}")
+    assert taxonomy.get(top.id).action in " ".join(text.split())
+    for cause in doc.causes:
+        assert "_" not in cause.id or cause.id not in text, f"the id {cause.id} instead of the name"
     assert "Magstripe read head" in text and "repair: clean or replace the MSR read head" in text
     assert "SPRT" not in text and "alpha" not in text and "test_" not in text
     assert "no code 01 reproduced in 8 sales" in text
@@ -66,8 +74,8 @@ def test_a_fault_screen_fits_ten_lines_and_leads_with_names_actions_and_findings
 
 def test_a_screen_never_shows_more_than_three_findings_per_cause():
     doc = faulty_doc()
-    app = next(c for c in doc["causes"] if c["id"] == "application")
-    doc["causes"] = [app]
+    app = next(c for c in doc.causes if c.id == "application")
+    doc.causes = [app]
     bullets = [line for line in screen(doc, "r.html", width=200) if line.startswith("  - ")]
     assert len(bullets) == 3
     assert any("×17" in line and "the unit stopped answering" in line for line in bullets)
@@ -82,9 +90,9 @@ def test_verbose_details_keep_every_evidence_line_test_id_and_statistic():
 
 
 def test_a_bench_error_screen_names_each_failure_once_with_a_count():
-    doc = {"verdict": "bench_error", "causes": [], "unit": {"serial": ""}, "code01_origin": "none",
-           "bench_errors": [f"test_power.py::test_{name}: virtual bench: its process 7 is gone" for name in
-                            ("load", "cold_boot", "brownout")] + ["the run was interrupted before it finished"]}
+    doc = typed(verdict="bench_error", unit={"serial": ""},
+                bench_errors=[f"test_power.py::test_{name}: virtual bench: its process 7 is gone" for name in
+                              ("load", "cold_boot", "brownout")] + ["the run was interrupted before it finished"])
     shown = printed(screen(doc, "r.html"))
     assert shown[0].startswith("BENCH ERROR: the bench failed, the unit was not judged")
     assert "  - virtual bench: its process 7 is gone ×3" in shown
@@ -95,7 +103,7 @@ def test_a_passing_screen():
     run = RunRecord()
     Recorder(run, "t").measure("x", 1, "", Limit(max=2))
     Recorder(run, "test_code01.py::test_code01_origin").code01_sales(8)
-    shown = printed(screen(verdict_json(run, datetime.now(timezone.utc), 1.0), "r.html"))
+    shown = printed(screen(verdict_of(run, datetime.now(timezone.utc), 1.0), "r.html"))
     assert shown[0].startswith("no fault found") and "no code 01 reproduced in 8 sales" in shown
 
 
@@ -131,9 +139,9 @@ def test_a_pass_whose_01_origin_could_not_be_told_says_why_and_is_no_clean_answe
     why = ("the origin of the code 01 shown in 3 of 8 sales (STAN 000001) cannot be told: the agent terminal's "
            "report carried no acquirer code and the bench has no [host] log")
     code01.unmeasured("terminal_01_count", why, ("issuer_referral",))
-    doc = verdict_json(run, datetime.now(timezone.utc), 1.0)
-    assert doc["verdict"] == "pass" and doc["code01_origin"] == "none"
-    assert doc["code01_meaning"] == f"code 01 not checked: {why}"
+    doc = verdict_of(run, datetime.now(timezone.utc), 1.0)
+    assert doc.verdict == "pass" and doc.code01_origin == "none"
+    assert doc.code01_meaning == f"code 01 not checked: {why}"
     shown = " ".join(printed(screen(doc, "r.html"), width=400))
     assert shown.startswith("no fault found")
     assert f"but the code 01 the unit came in with was not checked: {why}" in shown
@@ -143,10 +151,10 @@ def test_a_pass_after_no_sale_ran_is_no_clean_answer_to_the_01_either():
     run = RunRecord()
     Recorder(run, "t").measure("x", 1, "", Limit(max=2))
     Recorder(run, "tests/hil/test_code01.py::test_code01_origin").code01_sales(0)
-    shown = printed(screen(verdict_json(run, datetime.now(timezone.utc), 1.0), "r.html"), width=200)
+    shown = printed(screen(verdict_of(run, datetime.now(timezone.utc), 1.0), "r.html"), width=200)
     assert "but the code 01 the unit came in with was not checked: no sale could be run" in shown
 
-def inconclusive_doc() -> dict:
+def inconclusive_doc() -> Verdict:
     """Tests failed, no cause reached the reporting threshold: the host answered 7 of 8 sales."""
     run = RunRecord()
     rec = Recorder(run, "test_code01.py::test_code01_origin")
@@ -156,8 +164,8 @@ def inconclusive_doc() -> dict:
     rec.code01_sales(8)
     run.tests.append(Outcome("test_code01.py::test_code01_origin", "failed", 1.0,
                              "measurements outside their limits:\n  sale_host_answered_rate = 0.875 ratio (limit >= 1)"))
-    doc = verdict_json(run, datetime.now(timezone.utc), 12.0)
-    assert doc["verdict"] == "inconclusive", doc
+    doc = verdict_of(run, datetime.now(timezone.utc), 12.0)
+    assert doc.verdict == "inconclusive", doc
     return doc
 
 
@@ -171,7 +179,7 @@ def test_an_inconclusive_screen_says_what_was_seen_in_words_and_what_to_do():
 
 def test_an_inconclusive_contradiction_is_said_in_words_with_an_action():
     doc = inconclusive_doc()
-    doc["contradictions"] = ["Unstable network: sale_host_answered_rate = 0.875 ratio, limit >= 1 — but echo loss 0%"]
+    doc.contradictions = ["Unstable network: sale_host_answered_rate = 0.875 ratio, limit >= 1 — but echo loss 0%"]
     text = "\n".join(printed(screen(doc, "r.html"), width=200))
     assert "INCONCLUSIVE: the evidence contradicts itself" in text
     assert "sale_host_answered_rate" not in text and "sales the host answered: 88%" in text
@@ -183,24 +191,24 @@ def test_a_healthy_screen_says_what_was_not_judged_and_whether_it_matters_not_a_
     Recorder(run, "t").measure("x", 1, "", Limit(max=2))
     Recorder(run, "test_status.py::test_status").unmeasured("free_memory_kib", "ZVT has no memory status")
     Recorder(run, "test_code01.py::test_code01_origin").code01_sales(8)
-    doc = verdict_json(run, datetime.now(timezone.utc), 1.0)
-    doc["undecided"] = {"resources": "free_memory_kib unmeasured: ZVT has no memory status"}
+    doc = verdict_of(run, datetime.now(timezone.utc), 1.0)
+    doc.undecided = {"resources": "free_memory_kib unmeasured: ZVT has no memory status"}
     text = "\n".join(printed(screen(doc, "r.html"), width=200))
     assert "unmeasured" not in text, text
     assert f"not judged here: {taxonomy.name('resources')}; if the unit still shows code 01" in text
-    doc["undecided"] = {}
+    doc.undecided = {}
     assert "not judged" not in "\n".join(printed(screen(doc, "r.html"), width=200))
-    doc["undecided"], doc["code01_origin"] = {"resources": "..."}, "issuer"
+    doc.undecided, doc.code01_origin = {"resources": "..."}, "issuer"
     assert "the card issuer sent the 01" in "\n".join(printed(screen(doc, "r.html"), width=200))
 
 
 def test_an_inconclusive_screen_says_first_that_the_terminal_refused_before_the_card():
     """Concert gives no reason for a refusal at once: the technician reads on the first screen that
     the terminal refused without waiting for the card, and where the reason can be seen."""
-    doc = {"verdict": "inconclusive", "causes": [], "unit": {"serial": "C-1"}, "code01_origin": "none",
-           "measurements": [{"name": "sale_swipe_sprt_verdict", "value": "undecided", "unit": "", "limit": "healthy",
-                             "passed": False, "test": "test_read_paths.py::test_card_reads_in_sales[swipe]"}],
-           "read_paths": {"sale_swipe": {"refusals": 15}, "sale_tap": {"refusals": 7}, "sale_insert": {}}}
+    doc = typed(verdict="inconclusive", unit={"serial": "C-1"},
+                measurements=[{"name": "sale_swipe_sprt_verdict", "value": "undecided", "unit": "", "limit": "healthy",
+                               "passed": False, "test": "test_read_paths.py::test_card_reads_in_sales[swipe]"}],
+                read_paths={"sale_swipe": {"refusals": 15}, "sale_tap": {"refusals": 7}, "sale_insert": {}})
     shown = printed(screen(doc, "r.html", width=120), width=120)
     assert shown[1] == "  - the unit refused 22 sale(s) at once, before a card was presented (no reason given)", shown
     assert "the terminal's display says why it refuses" in " ".join(shown)

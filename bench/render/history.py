@@ -1,4 +1,5 @@
-"""``posbench history SERIAL``: a unit's runs, newest first, and what changed in its last two.
+"""``posbench history SERIAL`` and ``posbench runs``: stored runs as tables (a unit's runs, newest
+first, and what changed in its last two); a verdict's causes found on the unit before.
 
 The "before / after" table compares the last two complete runs (typically: before and after a
 repair) and lists the measurements whose pass/fail changed or whose value moved by more than
@@ -15,7 +16,8 @@ from rich.table import Table
 from rich.text import Text
 
 from posbench.core.console import say
-from posbench.store.store import MeasurementChange, RunSummary, Store
+from posbench.diagnosis.verdict import SeenBefore, Verdict
+from posbench.store import MeasurementChange, RunSummary, Store
 
 REL_TOL = 0.05
 """Relative change below which a number that still passes/fails the same way is "unchanged"."""
@@ -145,15 +147,15 @@ def repeat_notes(previous: dict[str, list[tuple[str, datetime]]], cause_ids: lis
     return notes
 
 
-def annotate_repeats(doc: dict, previous: dict[str, list[tuple[str, datetime]]]) -> list[str]:
-    """Note in a verdict JSON which causes were found on the same unit before.
+def annotate_repeats(doc: Verdict, previous: dict[str, list[tuple[str, datetime]]]) -> list[str]:
+    """Note in a verdict which causes were found on the same unit before.
 
-    Adds ``"seen_before": [{"run": id, "started": ISO-8601}, ...]`` (newest first) to each such
-    cause of ``doc`` (in place) and returns the ``repeat_notes`` lines for the terminal.
+    Sets ``seen_before`` (runs with their ISO-8601 start, newest first) on each such cause of
+    ``doc`` (in place) and returns the ``repeat_notes`` lines for the terminal.
     """
-    for cause in doc.get("causes", []):
-        earlier = previous.get(cause.get("id"))
+    for cause in doc.causes:
+        earlier = previous.get(cause.id)
         if earlier:
-            cause["seen_before"] = [{"run": run_id, "started": started.isoformat(timespec="seconds")}
-                                    for run_id, started in earlier]
-    return repeat_notes(previous, [c.get("id") for c in doc.get("causes", [])])
+            cause.seen_before = [SeenBefore(run=run_id, started=started.isoformat(timespec="seconds"))
+                                 for run_id, started in earlier]
+    return repeat_notes(previous, [c.id for c in doc.causes])

@@ -163,8 +163,6 @@ request the bench got wrong."""
 CAISSE_AP_SALE_CAUSES = tuple(sorted({c for c, _ in CAISSE_AP_REASON_CAUSE.values()} | set(READ_PATH_CAUSE.values())))
 """Causes a Caisse-AP sale's AF reason can speak to."""
 
-NETWORK_CAUSES = ("network_unstable", "firewall", "ip_conflict")
-
 SALE_CAUSES = {"agent": tuple(sorted(set(AGENT_REASON_CAUSE.values()))), "zvt": ZVT_SALE_CAUSES,
                "caisse-ap": CAISSE_AP_SALE_CAUSES, "concert": ()}
 """Causes a sale the unit failed itself can speak to, per protocol. A Concert refusal gives no

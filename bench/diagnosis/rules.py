@@ -308,25 +308,3 @@ def judge_echo_paths(record: Recorder, bench: EchoPath, unit: EchoPath | None) -
                         measurement="echo_loss_bench" if not loss_limit.check(bench.loss) else "echo_p95_s_bench",
                         value=bench.loss if not loss_limit.check(bench.loss) else bench.p95,
                         limit=str(loss_limit if not loss_limit.check(bench.loss) else p95_limit))
-
-
-def brownout_sale_end(records: Sequence[LogRecord]) -> tuple[str, tuple[str, ...]]:
-    """How the unit's journal says the sale under a brownout ended, from its SALE records
-    (``LogRecord``) written since the sale began, with the events those records carry.
-
-    ``"power_fail"``: the next boot marked it cut off (what a healthy unit does with a sale the
-    power took). ``"approved"``: it ended approved with no power failure, so the unit finished the
-    sale before the power went and only its answer to the bench was lost on the way (seen over
-    labgrid, where the supply's command arrives later than on a local pty); nothing is left to
-    reverse. ``"otherwise"``: it ended neither approved nor cut off (the application restarted in
-    it, its answer lost): an approval the unit never reversed is then the unit losing its own sale.
-    ``"none"``: no SALE record."""
-    sales = [r for r in records if r.type == "SALE"]
-    events = tuple(sorted({e for r in sales for e in r.events}))
-    if not sales:
-        return "none", events
-    if any("POWER_FAIL" in r.events for r in sales):
-        return "power_fail", events
-    if all(r.display_code == "00" for r in sales):
-        return "approved", events
-    return "otherwise", events

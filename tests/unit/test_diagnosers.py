@@ -1,8 +1,7 @@
 """Rules across tests that tell a wrong bench description from a fault at the unit's site."""
 from __future__ import annotations
 
-from posbench.diagnosis.rules import apply_bench_rules, brownout_sale_end, wrong_host_address
-from posbench.drivers.terminal import LogRecord
+from posbench.diagnosis.rules import apply_bench_rules, wrong_host_address
 from posbench.diagnosis.ranking import decide
 from posbench.spec.evidence import Recorder, RunRecord
 from posbench.core.limits import Limit
@@ -123,22 +122,3 @@ def test_an_answered_echo_proves_the_port_open_when_every_probe_was_lost():
     assert echoes_judged("open", 0) and echoes_judged("open", 12)
     assert echoes_judged("filtered", 3), "echoes the host answered were left unjudged after lost probes"
     assert not echoes_judged("filtered", 0) and not echoes_judged("refused", 0)  # the reachability test's
-
-
-def _journal(*records: tuple[str, str, tuple[str, ...]]) -> list[LogRecord]:
-    return [LogRecord(seq, "2026-12-05T02:00:00Z", kind, 1000, "476173******0010", display, display, events)
-            for seq, (kind, display, events) in enumerate(records, start=1)]
-
-
-def test_a_sale_the_journal_shows_finished_before_the_power_went_needs_no_reversal():
-    """Seen over labgrid: the supply's drop reached the unit after it had finished the sale, and
-    only its answer to the bench was lost; the approval was then blamed on the application."""
-    assert brownout_sale_end(_journal(("SALE", "00", ()))) == ("approved", ())
-
-
-def test_a_sale_the_power_cut_off_or_the_application_lost_is_told_apart():
-    assert brownout_sale_end(_journal(("SALE", "00", ("POWER_FAIL",)))) == ("power_fail", ("POWER_FAIL",))
-    assert brownout_sale_end(_journal(("SALE", "01", ("APP_RESTART",)))) == ("otherwise", ("APP_RESTART",))
-    assert brownout_sale_end(_journal(("SALE", "00", ()), ("SALE", "01", ()))) == ("otherwise", ())
-    assert brownout_sale_end(_journal(("REVERSAL", "00", ()))) == ("none", ())
-    assert brownout_sale_end([]) == ("none", ())

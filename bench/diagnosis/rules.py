@@ -1,76 +1,15 @@
-"""Rules that turn what a terminal reported into evidence, and that tell the bench's mistakes
-from the unit's faults.
+"""Rules that turn what a terminal reported into evidence.
 
-Two kinds live here. Protocol rules: what a code the unit reported (an agent failure reason, a
-ZVT result code, terminal status or lock bit, a Caisse-AP AF reason) says about the causes of code 01; tests call them
-and stay free of cause tables. Bench rules: read a whole run's measurements, where one test
-alone cannot tell who is wrong; each returns the bench errors it found and takes out of the run
-what those errors (or the run as a whole) make meaningless.
+Protocol rules: what a code the unit reported (an agent failure reason, a ZVT result code,
+terminal status or lock bit, a Caisse-AP AF reason) says about the causes of code 01; tests call
+them and stay free of cause tables. The bench rules, which read a whole run, are in
+``posbench.diagnosis.bench_rules``.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-from posbench.drivers.terminal import LogRecord
-from posbench.spec.evidence import Recorder, RunRecord
-
-REACHED_HOST = {"sale_host_answered_rate": lambda v: v > 0, "echo_loss_unit": lambda v: v < 1}
-"""Measurements that show the unit reached its acquirer host, and when they show it."""
-
-
-def wrong_host_address(run: RunRecord) -> list[str]:
-    """The bench's own probe of ``[host] address`` failed while the unit reached its host.
-
-    The unit got its answers from a host the bench cannot find where bench.toml says it is: the
-    description is wrong (or the bench is not on the unit's LAN), not the site's firewall.
-    The probe's measurement and the evidence drawn from it are taken out of the run.
-    """
-    probes = [m for m in run.measurements if m.name == "host_port_state" and m.value != "open"]
-    if not probes:
-        return []
-    reached = [m for m in run.measurements if m.name in REACHED_HOST and isinstance(m.value, (int, float))
-               and REACHED_HOST[m.name](m.value)]
-    if not reached:
-        return []
-    how = ", ".join(f"{m.name} = {m.value}" for m in reached)
-    probe = probes[0]
-    run.measurements[:] = [m for m in run.measurements if m not in probes]
-    run.evidence[:] = [e for e in run.evidence if not (e.measurement == "host_port_state" and e.test == probe.test)]
-    return [f"{probe.test}: [host] address in the bench description is wrong: the bench's probe found "
-            f"the host port {probe.value}, yet the unit reached its host ({how}); point [host] address "
-            "at the host the unit uses (and make sure the bench sits on the unit's LAN)"]
-
-
-SALE_READ_TEST = "test_card_reads_in_sales["
-"""The read-path sales (``tests/hil/test_read_paths.py``): one parametrized test per path."""
-
-
-def refusals_on_every_path(run: RunRecord) -> list[str]:
-    """The sales failed to read the card by every path: the terminal refused them all alike.
-
-    A terminal that gives no reason for a refusal (Concert) refuses at once, before any card is
-    read, for low voltage, a full memory, a diagnosis due or the abort key; each such refusal
-    looks like a card not read by the path presented. One worn reader fails one path; all three
-    failing together is the terminal's refusal, not three readers: that evidence is taken out
-    (the readers stay judged by the bench's own readers). No bench error: returns nothing."""
-    from_sales = [e for e in run.evidence if SALE_READ_TEST in e.test and e.cause in READ_PATH_CAUSE.values()]
-    if {e.cause for e in from_sales} != set(READ_PATH_CAUSE.values()):
-        return []
-    run.evidence[:] = [e for e in run.evidence if e not in from_sales]
-    return []
-
-
-BENCH_RULES = (wrong_host_address, refusals_on_every_path)
-
-
-def apply_bench_rules(run: RunRecord) -> None:
-    """Run every rule once; what they find joins the run's bench errors."""
-    for rule in BENCH_RULES:
-        for error in rule(run):
-            if error not in run.bench_errors:
-                run.bench_errors.append(error)
-
+from posbench.spec.evidence import Recorder
 
 # -- protocol rules -----------------------------------------------------------------------------
 AGENT_REASON_CAUSE = {"no_keys": "data_loss", "no_config": "data_loss", "app_restart": "application",

@@ -141,6 +141,7 @@ def judge_brownout_sale(sale: BrownoutSale) -> Found:
                 "unit's answer nor its journal says the sale was finished")
         return found
     unreversed, (ended, events) = sale.unreversed, sale.ended
+    cause: Evidence | None
     if unreversed and ended == "otherwise":
         cause = Evidence.of("application", "strong",
                             f"{unreversed} sale(s) the host approved were never reversed, and the unit's journal "

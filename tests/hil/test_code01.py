@@ -9,8 +9,6 @@ origin from those live in ``posbench.diagnosis.code01``.
 """
 import time
 
-import pytest
-
 from posbench.core import progress
 from posbench.diagnosis import code01
 from posbench.diagnosis.rules import SALE_CAUSES, sale_failure_cause

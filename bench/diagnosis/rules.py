@@ -7,8 +7,6 @@ them and stay free of cause tables. The bench rules, which read a whole run, are
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from posbench.spec.evidence import Recorder
 
 # -- protocol rules -----------------------------------------------------------------------------
@@ -160,90 +158,3 @@ def judge_terminal_status(record: Recorder, protocol: str, status) -> None:
         if (found := ZVT_LOCK_CAUSE.get(lock) if protocol == "zvt" else None):
             record.evidence(found[0], found[1], f"the terminal has the lock \"{lock}\" set",
                             measurement="locks", value=lock, limit="none set")
-
-
-# -- network rules ------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class EchoPath:
-    """What the echoes of one vantage point gave: ``loss`` (ratio), ``p95`` (s, None if none came
-    back); ``timed`` False when the p95 bounds the unit's own host checks, not echoes."""
-
-    path: str
-    loss: float
-    p95: float | None
-    timed: bool = True
-    what: str = "echoes"
-    """What the round trips were: ISO 8583 echoes, or TCP handshakes (a host the bench may not echo)."""
-
-
-def echoes_judged(probe_state: str, bench_answered: int) -> bool:
-    """Whether the echoes speak to the link at all: not when the host port is closed to everyone
-    (the reachability test names that). An echo the host answered proves the port open even when
-    every probe of it was lost (seen: network_unstable=1 over Caisse-AP lost 75 % of the bench's
-    echoes and all three probes, and no cause was named)."""
-    return probe_state == "open" or bench_answered > 0
-
-
-def judge_echo_paths(record: Recorder, bench: EchoPath, unit: EchoPath | None) -> None:
-    """Echoes from the bench and through the unit, judged together against the limits of
-    ``echo_loss_bench`` and ``echo_p95_s_bench`` (call only when the host port is open to all).
-
-    Both paths bad: the network between the LAN and the host (``network_unstable``), each symptom
-    seen on both its own observation; latency from two vantage points is decisive. Only the
-    unit's path bad: the unit's own place on the LAN (weakly ``ip_conflict``). A unit whose
-    protocol can neither echo nor check its host (``unit`` None: Concert, Caisse-AP) leaves the
-    bench's echoes alone: the bench sits on the unit's LAN, so bad ones point at the path to the
-    host, from one vantage point only. The bench's path bad and the unit's untimed host checks
-    passing: the path to the host all the same (strong; see the rule's comment)."""
-    loss_limit, p95_limit = record.limit("echo_loss_bench"), record.limit("echo_p95_s_bench")
-    if unit is None:
-        lossy, slow_ = not loss_limit.check(bench.loss), bench.p95 is not None and not p95_limit.check(bench.p95)
-        if lossy or slow_:
-            record.evidence("network_unstable", "decisive" if lossy and slow_ else "strong",
-                            f"the bench's {bench.what} to the host lose {bench.loss:.0%}"
-                            + (f", p95 {bench.p95:.3f} s" if bench.p95 is not None else "")
-                            + " (the unit's protocol cannot echo: the bench's vantage point only)",
-                            measurement="echo_loss_bench" if lossy else "echo_p95_s_bench",
-                            value=bench.loss if lossy else bench.p95,
-                            limit=str(loss_limit if lossy else p95_limit))
-        return
-
-    def slow(p: EchoPath) -> bool:
-        return p.p95 is not None and not p95_limit.check(p.p95)
-
-    def bad(p: EchoPath, latency_counts: bool = True) -> bool:
-        return not loss_limit.check(p.loss) or (latency_counts and slow(p))
-
-    judged = len(record.run.evidence)
-    if bad(bench) and bad(unit):
-        if not loss_limit.check(bench.loss) and not loss_limit.check(unit.loss):
-            record.evidence("network_unstable", "strong",
-                            f"round trips lose {bench.loss:.0%} from the bench ({bench.what}) and {unit.loss:.0%} "
-                            "from the unit: "
-                            "the path to the host drops packets", measurement="echo_loss_bench",
-                            value=bench.loss, limit=str(loss_limit))
-        if slow(bench) and slow(unit):
-            record.evidence("network_unstable", "decisive",
-                            f"round-trip p95 {bench.p95:.3f} s from the bench ({bench.what}) and {unit.p95:.3f} s "
-                            "from the unit"
-                            + ("" if unit.timed else " (its host checks)") + ": "
-                            "the path to the host is slow and jittery", measurement="echo_p95_s_bench",
-                            value=bench.p95, limit=str(p95_limit))
-    elif bad(unit, latency_counts=unit.timed):
-        record.evidence("ip_conflict", "weak",
-                        f"only the unit's echoes fail ({unit.loss:.0%} lost, the bench's {bench.loss:.0%}): "
-                        "the unit's own place on the LAN is at fault")
-    if len(record.run.evidence) == judged and not unit.timed and bad(bench):
-        # The unit's host checks (ZVT's diagnosis) run over TCP, whose retransmissions hide a lossy
-        # path from them, and are not timed: passing, they do not clear the path the bench saw bad.
-        # One vantage point only: strong from twice the loss limit (one round trip in twelve lost
-        # on a loaded bench host is moderate).
-        heavy = bench.loss >= 2 * (loss_limit.max or 0.0) or slow(bench)
-        record.evidence("network_unstable", "strong" if heavy else "moderate",
-                        f"the bench's {bench.what} to the host lose {bench.loss:.0%}"
-                        + (f", p95 {bench.p95:.3f} s" if bench.p95 is not None else "")
-                        + f"; the unit's host checks passed ({unit.loss:.0%} failed), but they are not timed and "
-                        "TCP's retransmissions hide lost packets from them",
-                        measurement="echo_loss_bench" if not loss_limit.check(bench.loss) else "echo_p95_s_bench",
-                        value=bench.loss if not loss_limit.check(bench.loss) else bench.p95,
-                        limit=str(loss_limit if not loss_limit.check(bench.loss) else p95_limit))

@@ -8,7 +8,7 @@ import statistics
 
 import pytest
 
-from posbench.diagnosis.rules import EchoPath, echoes_judged, judge_echo_paths
+from posbench.diagnosis.network import EchoPath, echo_paths, echoes_judged
 from posbench.spec.measures import Measure, measures
 from posbench.core.stats import percentile
 from posbench.drivers.host.arp_probe import arp_probe
@@ -136,4 +136,4 @@ def test_echo_series(host_address, network, terminal, unit, profile, record, ben
     else:
         through_unit = None
     if echoes_judged(probe.state, answered_directly):
-        judge_echo_paths(record, bench, through_unit)
+        record.add(echo_paths(bench, through_unit, record.limit("echo_loss_bench"), record.limit("echo_p95_s_bench")))

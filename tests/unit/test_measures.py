@@ -203,3 +203,15 @@ def test_a_limit_the_profile_declares_unknown_is_unmeasured_with_its_reason(tmp_
     b = bound["free_memory_kib"]
     assert b.limit is None
     assert b.why_not(lambda capability: None) == "the DUT profile PT100 cannot know it: the protocol reports no memory"
+
+
+def test_no_hil_test_names_a_cause_at_a_measure_call():
+    """A cause is named once, in the measurement's declaration: ``record.measure(..., cause=)``
+    in the HIL suite would name it twice."""
+    import ast
+    hil = Path(__file__).resolve().parents[1] / "hil"
+    calls = [f"{path.name}:{node.lineno}" for path in sorted(hil.glob("*.py"))
+             for node in ast.walk(ast.parse(path.read_text()))
+             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "measure"
+             and any(k.arg in ("cause", "strength") for k in node.keywords)]
+    assert calls == []

@@ -1,7 +1,7 @@
 """What HIL tests record: measurements against limits, and evidence for causes of code 01."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from posbench.spec import taxonomy
 from posbench.core.limits import Limit
@@ -40,6 +40,39 @@ class Evidence:
     def to_json(self) -> dict:
         return {"test": self.test, "measurement": self.measurement, "value": self.value,
                 "limit": self.limit, "note": self.note, "ratio": round(self.ratio, 3)}
+
+    @classmethod
+    def of(cls, cause: str, strength: str | float, note: str, measurement: str = "",
+           value: float | int | str | None = None, limit: str = "") -> Evidence:
+        """Evidence a rule found, not yet the test's (``Recorder.add`` makes it so). ``strength``:
+        a word of ``STRENGTH`` or a likelihood ratio. An unknown cause id fails here, loudly."""
+        taxonomy.get(cause)
+        ratio = STRENGTH[strength] if isinstance(strength, str) else float(strength)
+        return cls(cause, ratio, "", note, measurement, value, limit)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A declared measurement a rule read from a test's observations: its value, the note a
+    failure gives, and where the declaration leaves the failure to the rule, the evidence it is
+    (``if_failed``; None: none)."""
+
+    name: str
+    value: float | int | str | None
+    note: str = ""
+    if_failed: Evidence | None = None
+    bears_on: tuple[str, ...] = ()
+    """Causes it speaks to beyond its declaration's (they depend on the run)."""
+
+
+@dataclass
+class Found:
+    """What a rule made of a test's observations, for ``Recorder.take``: readings, measurements it
+    could not take (name -> why) and evidence, each in the order the rule found them."""
+
+    readings: list[Reading] = field(default_factory=list)
+    unmeasured: dict[str, str] = field(default_factory=dict)
+    evidence: list[Evidence] = field(default_factory=list)
 
 
 @dataclass
@@ -117,10 +150,15 @@ class Recorder:
 
     def measure(self, name: str, value: float | int | str | None, unit: str | None = None,
                 limit: Limit | None = None, cause: str | None = None, strength: str = "strong",
-                note: str = "", bears_on: str | tuple[str, ...] = ()) -> bool:
-        """Record ``value`` against its limit; a failed limit becomes evidence for ``cause``.
-        ``bears_on`` (default: the declaration's, else ``cause``): the causes the measurement
-        speaks to either way. A declared measurement takes unit and limit from its declaration."""
+                note: str = "", bears_on: str | tuple[str, ...] = (), if_failed: Evidence | None = None) -> bool:
+        """Record ``value`` against its limit; True when it passed.
+
+        A declared measurement takes unit, limit, the causes it bears on and the strength a failed
+        limit gives its one cause from its declaration (``Measure``): the call names no cause.
+        ``bears_on`` widens the causes it speaks to where they depend on the run (a protocol's sale
+        causes). ``if_failed``: a rule's evidence (``Evidence.of``) for a measurement whose failure
+        the declaration leaves to a rule, added when the limit fails. ``note`` words the evidence a
+        failure gives. Undeclared (an ad-hoc ``Recorder``), the call gives unit, limit and ``cause``."""
         if self.declared is not None:
             bound = self.declared.get(name)
             if bound is None:
@@ -128,10 +166,16 @@ class Recorder:
             if unit is not None or limit is not None:
                 raise UndeclaredMeasurement(f"{self.test} gives {name} a unit or limit of its own: "
                                             "they come from its declaration and the DUT profile")
+            if cause is not None or (if_failed is not None and bound.evidence):
+                raise UndeclaredMeasurement(f"{self.test} names a cause for {name} at the call: it comes from its "
+                                            "declaration (or, where a rule weighs it, from the rule)")
             if bound.limit is None:
                 raise UndeclaredMeasurement(f"{self.test} records {name}, which cannot be taken here: "
                                             f"{bound.unjudged or 'its capability is missing'}")
-            unit, limit, bears_on = bound.unit, bound.limit, bears_on or bound.bears_on
+            unit, limit = bound.unit, bound.limit
+            bears_on = bears_on or bound.bears_on
+            if bound.evidence:
+                cause, strength = bound.bears_on[0], bound.evidence
         elif unit is None or limit is None:
             raise TypeError(f"measurement {name} needs a unit and a limit")
         passed = value is not None and limit.check(value)
@@ -140,7 +184,25 @@ class Recorder:
         if not passed and cause:
             self.evidence(cause, strength, note or f"{name} = {value} {unit}, limit {limit}",
                           measurement=name, value=value, limit=str(limit))
+        elif not passed and if_failed is not None:
+            self.add([replace(if_failed, measurement=name, value=value, limit=str(limit))])
         return passed
+
+    def take(self, found: Found) -> None:
+        """Record what a rule read from the test's observations: its readings (each judged
+        against its declared limit), the measurements it could not take, then its evidence."""
+        for reading in found.readings:
+            self.measure(reading.name, reading.value, note=reading.note, bears_on=reading.bears_on,
+                         if_failed=reading.if_failed)
+        for name, why in found.unmeasured.items():
+            self.unmeasured(name, why)
+        self.add(found.evidence)
+
+    def add(self, found: list[Evidence]) -> None:
+        """Evidence a rule returned (``Evidence.of``), recorded as this test's."""
+        for e in found:
+            taxonomy.get(e.cause)
+            self.run.evidence.append(replace(e, test=self.test))
 
     def limit(self, name: str) -> Limit:
         """The bound limit of a declared measurement (for rules that compare values against it)."""
@@ -162,9 +224,7 @@ class Recorder:
 
     def evidence(self, cause: str, strength: str | float, note: str, measurement: str = "",
                  value: float | int | str | None = None, limit: str = "") -> None:
-        taxonomy.get(cause)  # unknown ids fail loudly in the test that used them
-        ratio = STRENGTH[strength] if isinstance(strength, str) else float(strength)
-        self.run.evidence.append(Evidence(cause, ratio, self.test, note, measurement, value, limit))
+        self.add([Evidence.of(cause, strength, note, measurement, value, limit)])
 
     def code01(self, origin: str, stan: str, host_code: str | None, reason: str = "") -> None:
         if origin not in ("issuer", "terminal"):

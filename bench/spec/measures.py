@@ -1,13 +1,17 @@
 """What each HIL test measures, declared on the test (in the spirit of OpenHTF's ``@measures``).
 
 A declaration names the measurement, its unit, where its limit comes from in the DUT profile,
-the causes it bears on and the terminal capability it needs::
+the causes it bears on, how strongly a failed limit speaks to its one cause, and the terminal
+capability it needs. The cause is named there only: the test records the value::
 
-    @measures(Measure("free_memory_kib", "KiB", "free_memory_kib", bears_on=("resources",), needs="memory"),
-              needs="status")
+    @measures(Measure("free_memory_kib", "KiB", "free_memory_kib", bears_on=("resources",),
+                      evidence="strong", needs="memory"), needs="status")
     def test_status(record, ...):
         if record.wanted("free_memory_kib"):
-            record.measure("free_memory_kib", st.free_mem_kib, cause="resources")
+            record.measure("free_memory_kib", st.free_mem_kib, note="only ... KiB free")
+
+A measurement bearing on several causes (or whose failure says nothing by itself) declares no
+``evidence``: a rule of ``posbench.diagnosis`` weighs it and returns the evidence with its cause.
 
 Limits are bound from the profile when the suite is collected (``bind``): a missing limit key is
 a ``ConfigError`` naming the profile file and the key, before any device is touched. A test
@@ -40,6 +44,14 @@ class Measure:
     needs: str | tuple[str, ...] | None = None
     """The capability the unit's protocol must have (any of several, given a tuple)."""
     each: Callable[..., Iterable[str]] | None = None
+    evidence: str | None = None
+    """The strength (``posbench.spec.evidence.STRENGTH``) of the evidence a failed limit gives the
+    one cause the measurement bears on; None: a failure is no evidence by itself."""
+
+    def __post_init__(self) -> None:
+        if self.evidence is not None and len(self.bears_on) != 1:
+            raise ValueError(f"measurement {self.name}: a failed limit is evidence for one cause, and it bears "
+                             f"on {len(self.bears_on)}; leave evidence None and let a rule weigh it")
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,8 @@ class Bound:
     """Why the profile does not judge it (its limit source gave None)."""
     unknowable: bool = False
     """The profile says the model cannot tell it (``[unknown]``), rather than stating no limit."""
+    evidence: str | None = None
+    """The declaration's strength of the evidence a failed limit gives its one cause."""
 
     def why_not(self, lacks: Callable[[str], str | None]) -> str | None:
         """Why this measurement cannot be taken here (None: it can). ``lacks(capability)`` says
@@ -101,7 +115,7 @@ def bind(decl: Declaration, profile, params: dict, test: str = "") -> dict[str, 
             name = m.name.format(**params, each=each)
             limit, unjudged = _limit(m.limit, profile, params, name, test)
             out[name] = Bound(name, m.unit, limit, m.bears_on, needs, _tuple(m.needs), unjudged,
-                              isinstance(m.limit, str) and m.limit in profile.unknown)
+                              isinstance(m.limit, str) and m.limit in profile.unknown, m.evidence)
     return out
 
 

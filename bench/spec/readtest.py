@@ -5,7 +5,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Callable, NamedTuple
 
 from posbench.core import progress
-from posbench.spec.evidence import Recorder
+from posbench.spec.evidence import Evidence, Recorder
 from posbench.core.limits import HEALTHY, Limit
 from posbench.spec.measures import Measure
 from posbench.setup.profile import SprtSpec
@@ -209,8 +209,8 @@ def record_path(record: Recorder, path: str, result: SprtResult, spec: SprtSpec,
     if refusals:
         note += (f"; the unit refused {refusals} time{'s' * (refusals > 1)} before the card could be "
                  "presented (not reads of the path)")
-    record.measure(f"{path}_sprt_verdict", result.verdict, cause=cause if result.verdict == "faulty" else None,
-                   strength=strength, note=note, bears_on=cause)
+    record.measure(f"{path}_sprt_verdict", result.verdict, bears_on=cause,
+                   if_failed=Evidence.of(cause, strength, note) if result.verdict == "faulty" else None)
     record.measure(f"{path}_failure_rate", round(result.failure_rate, 4), bears_on=cause,
                    note=f"95% CI {lo:.3f}..{hi:.3f} over {result.trials} reads")
     record.measure(f"{path}_reads", result.trials,

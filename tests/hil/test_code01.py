@@ -1,32 +1,22 @@
 """The first question of a triage: did the 01 come from the issuer or from the unit itself?
 
-Runs sales through the terminal and compares what it displayed (agent: its display code; ZVT:
-the result code, BMP 27; Caisse-AP: the field 39 AF passes on; Concert: the report's code) with
-what the acquirer answered. Two sources say that: the terminal's own report of the acquirer's
-code (``SaleResult.acquirer_code``: ZVT BMP A0 / a host code 01-63, Concert's report, Caisse-AP
-AF's field 39), which every bench has, and posbench's host log where the bench runs the host
-(``[host] log``), found by STAN (ZVT: the trace number, BMP 0B; Caisse-AP carries none: the
-sale's amount after the moment it began). The log decides where both speak; where they disagree
-the unit misreports its host's answer (``application``). Where neither speaks the origin is not
-told, and the run says why.
+Runs sales through the terminal and records, per sale, what it displayed (agent: its display
+code; ZVT: the result code, BMP 27; Caisse-AP: the field 39 AF passes on; Concert: the report's
+code), the terminal's own report of the acquirer's code and, where the bench runs the host
+(``[host] log``), what the host answered, found by STAN (ZVT: the trace number, BMP 0B;
+Caisse-AP carries none: the sale's amount after the moment it began). The rules that tell the
+origin from those live in ``posbench.diagnosis.code01``.
 """
 import time
-from collections import defaultdict
-
-import pytest
 
 from posbench.core import progress
-from posbench.diagnosis.rules import NETWORK_CAUSES, SALE_CAUSES, sale_failure_cause
+from posbench.diagnosis import code01
+from posbench.diagnosis.rules import SALE_CAUSES, sale_failure_cause
 from posbench.core.errors import ProtocolError, UnitNotResponding
 from posbench.spec.measures import Measure, measures
 from posbench.drivers.terminal import has
 from posbench.fixtures.session import optional
 from posbench.spec.readtest import sale_saw_no_card, until_presented
-
-
-def _origin(code: str | None) -> str | None:
-    """The origin of a 01 by one source's acquirer code (None: that source does not say)."""
-    return None if code is None else "issuer" if code == "01" else "terminal"
 
 
 def _sale(terminal, actuator, card: str | None, amount: int):
@@ -60,13 +50,25 @@ def test_code01_origin(terminal, unit, profile, record, actuator, request):
     amounts = profile.tests.sale_amounts
     # A terminal that reads the card in the sale gets one presented (the agent's sale reads none).
     card = profile.read_paths.chip.cards[0] if has(terminal, "card_sale") and profile.read_paths else None
-    answered = 0
-    issuer_stans: list[str] = []
-    local: dict[str, list[str]] = defaultdict(list)  # reason -> STANs the unit showed 01 for itself
-    failures: dict[tuple[str, str], list[str]] = defaultdict(list)  # (cause, strength) -> what failed
-    mismatched: list[str] = []
-    untold: list[str] = []  # STANs of 01s whose origin neither the report nor a host log tells
-    offline = 0
+    seen, tried = _sales(terminal, unit, actuator, record, card, amounts, host_log)
+    found = code01.origins(seen, tried)
+    for c in found.code01:
+        record.code01(c.origin, c.stan, c.host_code, c.reason)
+    record.code01_sales(tried)
+    record.add(found.evidence)
+    if found.untold:
+        record.unmeasured("terminal_01_count", code01.untold_why(found.untold, tried, terminal.protocol))
+    else:
+        record.measure("terminal_01_count", found.terminal_01_count,
+                       bears_on=("issuer_referral", *SALE_CAUSES[terminal.protocol]))
+    record.measure("sale_host_answered_rate", found.sale_host_answered_rate)
+
+
+def _sales(terminal, unit, actuator, record, card: str | None, amounts, host_log) -> tuple[list[code01.SaleSeen], int]:
+    """A sale of each amount (minor units), as the code-01 rule reads them, and how many were run.
+    A unit silent even after a power cycle ends them (the sales not run are not counted); its
+    silence and a reply that arrived corrupted are evidence of their own."""
+    seen: list[code01.SaleSeen] = []
     tried = 0
     with progress.waiting(f"{len(amounts)} sales", None):
         for amount in amounts:
@@ -81,66 +83,21 @@ def test_code01_origin(terminal, unit, profile, record, actuator, request):
                 unit.judge_silence(record, f"sale of {amount}: no reply ({exc.detail})", t0, garbles)
                 if unit.ready():
                     continue
-                break  # silent even after a power cycle: the sales not run are not counted
+                break
             except ProtocolError as exc:
                 record.evidence("pcb_intermittent", "moderate", f"sale of {amount}: the reply arrived corrupted ({exc})")
                 continue
-            reported = sale.acquirer_code  # the terminal's own word on what its acquirer answered
-            if host_log is not None:
-                host_code = host_log.answer_for(sale.terminal_id, sale.stan) if sale.stan \
-                    else host_log.answer_since(mark, amount) if sale.host_answered else None
-                answered += host_code is not None
-                if reported and host_code and reported != host_code:
-                    mismatched.append(f"STAN {sale.stan or '?'}: reported the acquirer's {reported}, "
-                                      f"host sent {host_code}")
-            else:
-                host_code = reported or None
-                answered += sale.host_answered
-            if sale.display_code == "01":
-                by_log = _origin(host_code or "") if host_log is not None else None
-                by_report = _origin(reported)
-                origin = by_log or by_report
-                if origin is None:
-                    untold.append(sale.stan or "?")
-                    continue
-                if by_log and by_report and by_log != by_report:
-                    mismatched.append(f"STAN {sale.stan or '?'}: showed 01, its report says "
-                                      f"{'the acquirer sent 01' if by_report == 'issuer' else 'the acquirer did not'}, "
-                                      f"host log {host_code or 'has no answer'}")
-                record.code01(origin, sale.stan, host_code, sale.reason)
-                if origin == "issuer":
-                    issuer_stans.append(sale.stan)
-                else:
-                    local[sale.reason or "unstated"].append(sale.stan)
-                    if found := sale_failure_cause(terminal.protocol, sale):
-                        failures[found].append(f"01 shown for '{sale.reason}' (STAN {sale.stan})")
-            elif host_code is not None and sale.display_code and sale.display_code != host_code:
-                # (a unit that shows no code, "", never got the host's answer: the host link's doing)
-                mismatched.append(f"STAN {sale.stan}: showed {sale.display_code}, host sent {host_code}")
-            elif sale.display_code != "00" and (found := sale_failure_cause(terminal.protocol, sale)):
-                failures[found].append(f"{sale.display_code}: {sale.reason or 'no reason given'}")
-                if host_code is None and found[0] not in NETWORK_CAUSES:
-                    offline += 1  # refused before it went online: not a question of reaching the host
-            elif host_code is None and sale.details.get("card_read") == "no":
-                offline += 1  # refused before a card was read (Concert: no reason given): not online either
-    n = tried
-    record.code01_sales(n)
-    if issuer_stans:
-        source = "host log shows" if host_log is not None else "the terminal's report gives the acquirer's"
-        record.evidence("issuer_referral", "decisive",
-                        f"{source} field 39 = 01 for {len(issuer_stans)} of {n} sales "
-                        f"(STAN {', '.join(issuer_stans)}) and the unit showed exactly that")
-    for (cause, strength), notes in failures.items():
-        record.evidence(cause, "strong" if len(notes) > 1 and strength != "weak" else strength,
-                        f"the unit failed {len(notes)} of {n} sales itself: " + "; ".join(notes[:3]))
-    if mismatched:
-        record.evidence("application", "strong", "unit showed another code than the host sent: "
-                        + "; ".join(mismatched))
-    if untold:
-        record.unmeasured("terminal_01_count", f"the origin of the code 01 shown in {len(untold)} of {n} sales "
-                          f"(STAN {', '.join(untold[:5])}) cannot be told: the {terminal.protocol} "
-                          "terminal's report carried no acquirer code and the bench has no [host] log")
-    else:
-        record.measure("terminal_01_count", sum(map(len, local.values())),
-                       bears_on=("issuer_referral", *SALE_CAUSES[terminal.protocol]))
-    record.measure("sale_host_answered_rate", round(answered / max(1, n - offline), 3))
+            seen.append(_seen(terminal.protocol, sale, host_log, mark, amount))
+    return seen, tried
+
+
+def _seen(protocol: str, sale, host_log, mark: int | None, amount: int) -> code01.SaleSeen:
+    """A sale as the code-01 rule reads it, with the host log's answer where the bench keeps one
+    (found by STAN, else by amount after ``mark``: Caisse-AP carries no STAN)."""
+    log_code = None
+    if host_log is not None:
+        log_code = host_log.answer_for(sale.terminal_id, sale.stan) if sale.stan \
+            else host_log.answer_since(mark, amount) if sale.host_answered else None
+    return code01.SaleSeen(sale.stan, sale.display_code, sale.reason, sale.acquirer_code, sale.host_answered,
+                           host_log is not None, log_code, sale_failure_cause(protocol, sale),
+                           sale.details.get("card_read"))

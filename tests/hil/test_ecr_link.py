@@ -6,6 +6,7 @@ from posbench.core import progress
 from posbench.core.errors import ProtocolError, UnitNotResponding
 from posbench.spec.measures import Measure, measures
 from posbench.core.stats import percentile
+from posbench.diagnosis import link
 from posbench.drivers.terminal import has
 
 
@@ -15,10 +16,12 @@ MIN_TIMED = 8
 
 @measures(
     Measure("ecr_success_rate", "ratio", "ecr_success_rate", bears_on=("application", "pcb_intermittent")),
-    Measure("app_restarts", "count", "app_restarts", bears_on=("application",), needs="boot_id"),
-    Measure("ecr_naks", "count", "ecr_naks", bears_on=("pcb_intermittent",), needs="link_counters"),
-    Measure("ecr_reply_p95_s", "s", "ecr_reply_p95_s", bears_on=("resources",)),
-    Measure("ecr_latency_slope_ms_per_cmd", "ms/command", "ecr_latency_slope_ms_per_cmd", bears_on=("resources",)),
+    Measure("app_restarts", "count", "app_restarts", bears_on=("application",), evidence="strong", needs="boot_id"),
+    Measure("ecr_naks", "count", "ecr_naks", bears_on=("pcb_intermittent",), evidence="moderate",
+            needs="link_counters"),
+    Measure("ecr_reply_p95_s", "s", "ecr_reply_p95_s", bears_on=("resources",), evidence="moderate"),
+    Measure("ecr_latency_slope_ms_per_cmd", "ms/command", "ecr_latency_slope_ms_per_cmd", bears_on=("resources",),
+            evidence="strong"),
     needs="status",  # the commands it repeats (status, identity)
 )
 def test_link_health(terminal, unit, profile, record):
@@ -49,28 +52,26 @@ def test_link_health(terminal, unit, profile, record):
                 corrupt += 1
     stats = {k: v - stats_before.get(k, 0) for k, v in terminal.link_counters().items()}
     success = len(latencies) / n
-    record.measure("ecr_success_rate", round(success, 3),
-                   cause="application" if unanswered >= corrupt else "pcb_intermittent",
-                   note=f"{unanswered} of {n} ECR commands unanswered, {corrupt} corrupt")
+    record.measure("ecr_success_rate", round(success, 3), if_failed=link.commands_lost(unanswered, corrupt, n))
     if record.wanted("app_restarts"):
         restarts = len(set(boot_ids)) - 1 if boot_ids else 0
-        record.measure("app_restarts", restarts, cause="application",
+        record.measure("app_restarts", restarts,
                        note=f"the payment app restarted {restarts} time(s) during {n} commands (boot id changed)")
     if record.wanted("ecr_naks"):
         record.measure("ecr_naks", stats.get("naks_sent", 0) + stats.get("naks_received", 0),
-                       cause="pcb_intermittent", strength="moderate", note="frames with a bad checksum on the ECR link")
+                       note="frames with a bad checksum on the ECR link")
     if len(latencies) < MIN_TIMED:
         for name in ("ecr_reply_p95_s", "ecr_latency_slope_ms_per_cmd"):
             record.unmeasured(name, f"only {len(latencies)} of {n} commands were answered: too few to time")
         return
     p95 = percentile(latencies, 95)
     assert p95 is not None  # there are MIN_TIMED latencies at least
-    record.measure("ecr_reply_p95_s", round(p95, 4), cause="resources", strength="moderate")
+    record.measure("ecr_reply_p95_s", round(p95, 4))
     slope, stderr = theil_sen_slope(latencies)
     # Judge the slope's lower 3-sigma bound: a noisy link (remote serial, a busy bench host)
     # widens the bound instead of posing as a unit that slows down.
     lower_ms = (slope - 3 * stderr) * 1000
-    record.measure("ecr_latency_slope_ms_per_cmd", round(lower_ms, 3), cause="resources", strength="strong",
+    record.measure("ecr_latency_slope_ms_per_cmd", round(lower_ms, 3),
                    note=f"each reply took {slope * 1000:.2f} ms longer than the one before "
                         f"(at least {lower_ms:.2f} ms at 3 sigma) over {len(latencies)} commands")
 

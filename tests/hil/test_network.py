@@ -8,7 +8,7 @@ import statistics
 
 import pytest
 
-from posbench.diagnosis.rules import EchoPath, echoes_judged, judge_echo_paths
+from posbench.diagnosis.network import EchoPath, echo_paths, echoes_judged
 from posbench.spec.measures import Measure, measures
 from posbench.core.stats import percentile
 from posbench.drivers.host.arp_probe import arp_probe
@@ -30,19 +30,19 @@ def host_address(bench_config):
     return bench_config.host.host_port
 
 
-@measures(Measure("arp_macs", "MACs", "arp_macs", bears_on=("ip_conflict",)))
+@measures(Measure("arp_macs", "MACs", "arp_macs", bears_on=("ip_conflict",), evidence="decisive"))
 def test_address_conflict(network, profile, record):
     """RFC 5227 probe for the unit's address: more than one MAC answering is a conflict."""
     result = arp_probe(network.interface, network.unit_address, timeout_s=1.5, count=3, netns=network.netns)
     macs = sorted(result.macs)
-    record.measure("arp_macs", len(macs), cause="ip_conflict", strength="decisive",
+    record.measure("arp_macs", len(macs),
                    note=f"{len(macs)} hosts answer for {network.unit_address}: {', '.join(macs)}")
     if not macs:
         record.evidence("ip_conflict", 1 / 4, f"nobody answered ARP for {network.unit_address}: "
                         "is the unit on this LAN at all?")
 
 
-@measures(Measure("host_port_state", "", "host_port_state", bears_on=("firewall",)))
+@measures(Measure("host_port_state", "", "host_port_state", bears_on=("firewall",), evidence="decisive"))
 def test_host_port(host_address, network, profile, record):
     """The acquirer's port from the unit's LAN: open, refused (rejected) or filtered (dropped)."""
     host, port = host_address
@@ -51,7 +51,7 @@ def test_host_port(host_address, network, profile, record):
                       "listener)", "filtered": "dropped: connection attempts get no answer at all "
                       "(a firewall DROP rule)"}.get(probe.state, "open")
     times = ", ".join(f"{t:.3f}" for t in probe.times_s)
-    record.measure("host_port_state", probe.state, cause="firewall", strength="decisive",
+    record.measure("host_port_state", probe.state,
                    note=f"{host}:{port} is {how}; attempts took {times} s ({probe.detail})")
 
 
@@ -136,4 +136,4 @@ def test_echo_series(host_address, network, terminal, unit, profile, record, ben
     else:
         through_unit = None
     if echoes_judged(probe.state, answered_directly):
-        judge_echo_paths(record, bench, through_unit)
+        record.add(echo_paths(bench, through_unit, record.limit("echo_loss_bench"), record.limit("echo_p95_s_bench")))

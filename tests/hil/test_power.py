@@ -6,12 +6,13 @@ fails while its supply sags has a power problem, one that fails on a steady supp
 """
 import threading
 from collections.abc import Callable
+from typing import NamedTuple
 import time
 from datetime import datetime, timezone
 
 import pytest
 
-from posbench.diagnosis import rules as diagnosers
+from posbench.diagnosis import power
 
 from posbench.render import plots
 
@@ -54,8 +55,8 @@ CHIP_POLL_S = 0.5
 """Seconds between chip diagnostics while waiting for the technician to insert the card."""
 
 
-@measures(Measure("supply_sag_v", "V", "supply_sag_v", bears_on=("power_supply",)),
-          Measure("peak_current_a", "A", "peak_current_a", bears_on=("power_supply",)))
+@measures(Measure("supply_sag_v", "V", "supply_sag_v", bears_on=("power_supply",), evidence="strong"),
+          Measure("peak_current_a", "A", "peak_current_a", bears_on=("power_supply",), evidence="moderate"))
 def test_load(supply_watch, terminal, unit, actuator, profile, record, request):
     """Supply sag and peak current while the unit reads chip cards and contactless cards.
 
@@ -125,10 +126,9 @@ def test_load(supply_watch, terminal, unit, actuator, profile, record, request):
     low = min((r.volts for r in readings), default=None)
     peak = max((r.amps for r in readings), default=None)
     sag = round(spec.nominal_v - low, 3) if low is not None else None
-    record.measure("supply_sag_v", sag, cause="power_supply",
+    record.measure("supply_sag_v", sag,
                    note=f"the supply fell to {low} V (nominal {spec.nominal_v:g} V) during card reads")
-    record.measure("peak_current_a", peak, cause="power_supply",
-                   strength="moderate", note=f"the unit drew up to {peak} A during card reads")
+    record.measure("peak_current_a", peak, note=f"the unit drew up to {peak} A during card reads")
     if nfc_reader is None:
         return
     try:  # leave the unit and its reader answering for the next test
@@ -186,8 +186,7 @@ def test_usb_stable(mag_reader, profile, record, supply_watch):
     if not present and supply_watch is not None:  # gone at the end of the watch: judged all the same
         supply_watch.attribute(record, f"the USB reader dropped off the bus and was still gone after "
                                        f"{time.monotonic() - gone_at:.1f} s", gone_at, time.monotonic())
-    record.measure("usb_drops", drops, cause=None if supply_watch is not None else "pcb_intermittent", strength="moderate",
-                   note=f"the reader left the bus {drops} time(s) in {spec.usb_watch_s:g} s")
+    record.measure("usb_drops", drops, if_failed=power.usb_drops(drops, spec.usb_watch_s, supply_watch is not None))
     mag_reader.close()  # its handle is stale after a drop; the next user reconnects
 
 
@@ -255,8 +254,9 @@ def _snapshot(unit, record) -> tuple | None:
     Measure("soak_cycles_missed", "count", "soak_cycles_missed"),
     Measure("failed_boots", "count", "failed_boots"),
     Measure("slow_boots", "count", "slow_boots"),
-    Measure("config_lost", "count", "config_lost", bears_on=("power_supply",), needs="config_checksum"),
-    Measure("log_corrupted", "count", "log_corrupted", bears_on=("power_supply",), needs="journal"),
+    Measure("config_lost", "count", "config_lost", bears_on=("power_supply",), evidence="strong",
+            needs="config_checksum"),
+    Measure("log_corrupted", "count", "log_corrupted", bears_on=("power_supply",), evidence="strong", needs="journal"),
 )
 def test_cycle_soak(power_switch, unit, terminal, profile, record, pytestconfig, supply_watch):
     """N power cycles: failed boots, lost configuration, a journal that lost or repeated records."""
@@ -305,7 +305,7 @@ def test_cycle_soak(power_switch, unit, terminal, profile, record, pytestconfig,
         if not record.wanted(name):
             continue
         if compared:
-            record.measure(name, count, cause="power_supply", note=note)
+            record.measure(name, count, note=note)
         else:
             record.unmeasured(name, "the unit never told its configuration and journal on both sides of a power cycle")
 
@@ -313,7 +313,7 @@ def test_cycle_soak(power_switch, unit, terminal, profile, record, pytestconfig,
 @measures(
     Measure("brownout_recovered", "", "brownout_recovered", bears_on=("power_supply",)),
     Measure("brownout_records_added", "records", "brownout_records_added", bears_on=("power_supply",),
-            needs="journal"),
+            evidence="strong", needs="journal"),
     Measure("unreversed_sales", "count", "unreversed_sales", bears_on=("power_supply", "application")),
 )
 def test_brownout(supply, supply_watch, terminal, unit, profile, record, bench_config, actuator, request):
@@ -327,18 +327,52 @@ def test_brownout(supply, supply_watch, terminal, unit, profile, record, bench_c
     journal = record.wanted("brownout_records_added")
     seq_before = unit.ask(record, lambda: terminal.status().log_seq, "status") if journal else None
     card = profile.read_paths.chip.cards[0] if has(terminal, "card_sale") and profile.read_paths else None
-    if card:
-        actuator.insert(card)  # the terminal reads it in the sale; taken out after the brownout
-    since = datetime.now(timezone.utc)
-    amount = profile.tests.sale_amounts[0]
+    seen = _sale_under_brownout(supply, supply_watch, terminal, unit, actuator, card, spec, profile, record)
+    record.measure("brownout_recovered", seen.recovered, if_failed=power.not_recovered(seen.garbled, terminal.boot_timeout))
+    if seen.recovered != "yes":
+        for name in ("brownout_records_added", "unreversed_sales"):
+            record.unmeasured(name, "the unit did not come back after the brownout")
+        return
+    log = tuple(r for r in unit.ask(record, lambda: terminal.transaction_log(10), "transaction log")
+                if r.seq > seq_before) if journal else None
+    tid = bench_config.host.terminal_id if bench_config.host else None
+    sale = power.BrownoutSale(seen.answered, log,
+                              power.host_sales(host_log.records(), seen.since, tid) if host_log is not None else None)
+    if power.reversal_pending(sale):  # a pending reversal also goes out before the next sale: give it that chance
+        reached = _next_sale_reaches_host(terminal, actuator, card, profile.tests.sale_amounts[-1])
+        sale = sale.after(power.host_sales(host_log.records(), seen.since, None).reversed, reached)
+    record.take(power.judge_brownout_sale(sale))
+
+
+class Brownout(NamedTuple):
+    """What the bench saw of a sale under a brownout."""
+
+    answered: bool
+    """The unit answered the sale approved."""
+    recovered: str
+    """"yes": the unit answered again within its boot timeout on the restored supply, else "no"."""
+    garbled: int
+    """Frames its link damaged from the brownout until then."""
+    since: str
+    """When the sale began (ISO time, ms): the host log is read from there on."""
+
+
+def _sale_under_brownout(supply, supply_watch, terminal, unit, actuator, card, spec, profile,
+                         record) -> "Brownout":
+    """A sale (``card`` inserted, None: none) with the supply dropped ``spec.brownout_at_s`` into
+    it, the supply trace plotted into the report."""
     outcome: dict = {}
 
     def sale():  # a sale the brownout cuts off never answers: wait no longer than the brownout
         try:
-            outcome["sale"] = terminal.sale(amount, timeout=spec.brownout_at_s + spec.brownout_s + 1.0)
+            outcome["sale"] = terminal.sale(profile.tests.sale_amounts[0],
+                                            timeout=spec.brownout_at_s + spec.brownout_s + 1.0)
         except PosbenchError as exc:  # the unit's silence, or the bench's: judged after the join
             outcome["error"] = exc
 
+    if card:
+        actuator.insert(card)  # the terminal reads it in the sale; taken out after the brownout
+    since = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
     with progress.waiting(f"a brownout to {spec.brownout_v:g} V during a sale", spec.brownout_at_s + spec.brownout_s + 3.0):
         seller = threading.Thread(target=sale, daemon=True)
         start = time.monotonic()
@@ -360,74 +394,17 @@ def test_brownout(supply, supply_watch, terminal, unit, profile, record, bench_c
     _window(supply_watch, record, start, time.monotonic(),
             f"brownout to {spec.brownout_v:g} V for {spec.brownout_s:g} s during a sale",
             spec.min_input_v, [(t_drop, "drop"), (t_back, "restore")])
-    record.measure("brownout_recovered", recovered, cause="pcb_intermittent" if garbled else "power_supply",
-                   note=f"the unit did not answer within {terminal.boot_timeout:g} s after the brownout (or drew "
-                        "no current on the restored supply)"
-                   + (f", while its link damaged {garbled} frame(s): it runs, its replies do not arrive whole"
-                      if garbled else ""))
-    if recovered != "yes":
-        for name in ("brownout_records_added", "unreversed_sales"):
-            record.unmeasured(name, "the unit did not come back after the brownout")
-        return
-    log = [r for r in unit.ask(record, lambda: terminal.transaction_log(10), "transaction log")
-           if r.seq > seq_before] if journal else None
-    if log is not None:
-        record.measure("brownout_records_added", len(log), cause="power_supply", note=f"the interrupted sale left {len(log)} journal records")
-    answered = "sale" in outcome and outcome["sale"].display_code == "00"
-    ended, events = diagnosers.brownout_sale_end(log or [])
-    completed = answered or ended == "approved"  # the unit finished it; only its answer was cut off
-    if host_log is None:  # the unit's own acquirer: its approvals and reversals are out of sight
-        if completed:
-            record.measure("unreversed_sales", 0, cause="power_supply",
-                           note="the unit " + ("answered the sale approved" if answered else "'s journal shows the sale "
-                                               "approved and finished before the power went")
-                           + ": nothing was left to reverse")
-        else:
-            record.unmeasured("unreversed_sales", "the bench cannot see the acquirer's log (the unit talks to its own "
-                              "acquirer), and neither the unit's answer nor its journal says the sale was finished")
-        return
-    tid = bench_config.host.terminal_id if bench_config.host else None
-    records = [r for r in host_log.records() if r.get("ts", "") >= since.isoformat(timespec="milliseconds")
-               and (tid is None or r.get("tid") == tid)]
-    approved = {r["stan"] for r in records if r.get("dir") == "out" and r.get("mti") == "0210" and r.get("rc") == "00"}
-    reversed_ = {r["stan"] for r in records if r.get("dir") == "in" and r.get("mti") == "0400"}
-    unreversed = 0 if completed else len(approved - reversed_)
-    ended_otherwise = ended == "otherwise" and not completed
-    host_reachable = True
-    if unreversed:  # a pending reversal also goes out before the next sale: give it that chance
+    return Brownout("sale" in outcome and outcome["sale"].display_code == "00", recovered, garbled, since)
+
+
+def _next_sale_reaches_host(terminal, actuator, card, amount: int) -> bool:
+    """Run one more sale (``card`` inserted, None: none): whether it reached the host."""
+    if card:
+        actuator.insert(card)
+    try:
+        return terminal.sale(amount).host_answered
+    except UnitError:
+        return False
+    finally:
         if card:
-            actuator.insert(card)
-        try:
-            host_reachable = terminal.sale(profile.tests.sale_amounts[-1]).host_answered
-        except UnitError:
-            host_reachable = False
-        finally:
-            if card:
-                actuator.remove()
-        reversed_ |= {r["stan"] for r in host_log.records() if r.get("dir") == "in" and r.get("mti") == "0400"
-                      and r.get("ts", "") >= since.isoformat(timespec="milliseconds")}
-        unreversed = len(approved - reversed_)
-    # A unit that cannot reach its host cannot reverse: that is the network tests' finding.
-    if unreversed and ended_otherwise:
-        record.measure("unreversed_sales", unreversed, cause="application",
-                       note=f"{unreversed} sale(s) the host approved were never reversed, and the unit's journal "
-                            f"shows the sale ended without a power failure (events: {'+'.join(events) or 'none'}): "
-                            "the unit lost track of its own transaction")
-    elif completed and not answered:
-        record.measure("unreversed_sales", 0, cause="power_supply",
-                       note="the unit's journal shows the sale approved and finished before the power went; only "
-                            "its answer to the bench was cut off, so nothing was left to reverse")
-    else:
-        # Without a journal nothing tells a sale the power cut off from one the application lost
-        # in the same seconds (it restarted, its answer never came): the supply is then only the
-        # likelier reading, moderate evidence, not strong (seen: resources=0.3 over Caisse-AP was
-        # named jointly with a false power_supply 0.76 from this one item).
-        record.measure("unreversed_sales", unreversed, cause="power_supply" if host_reachable else None,
-                       strength="strong" if log is not None else "moderate",
-                       note=f"{unreversed} sale(s) the host approved were cut off by the brownout and never reversed"
-                       + ("" if host_reachable else " (the unit could not reach its host afterwards either)")
-                       + ("" if log is not None else "; the unit keeps no journal the bench can read to tell how "
-                          "the sale ended, so this may also be the application losing its sale"))
-    if log is not None and len(log) == 0 and approved:
-        record.evidence("power_supply", "strong", "the host approved the sale but the journal has no record of it",
-                        measurement="brownout_records_added", value=0, limit=">= 1")
+            actuator.remove()

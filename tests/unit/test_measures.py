@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from posbench.core.errors import ConfigError
-from posbench.spec.evidence import Recorder, RunRecord, UndeclaredMeasurement
+from posbench.spec.evidence import Evidence, Found, Reading, Recorder, RunRecord, UndeclaredMeasurement
 from posbench.core.limits import HOLDS, Limit
 from posbench.spec.measures import Declaration, Measure, bind
 from posbench.setup.profile import PROFILE_DIR, load_profile
@@ -54,22 +54,66 @@ def test_why_not_names_missing_capability():
 
 
 def _recorder(run: RunRecord) -> Recorder:
-    decl = Declaration((Measure("ecr_naks", "count", "ecr_naks", bears_on=("pcb_intermittent",)),
-                        Measure("app_restarts", "count", "app_restarts", bears_on=("application",))), None)
+    decl = Declaration((Measure("ecr_naks", "count", "ecr_naks", bears_on=("pcb_intermittent",), evidence="moderate"),
+                        Measure("app_restarts", "count", "app_restarts", bears_on=("application",)),
+                        Measure("ecr_success_rate", "ratio", "ecr_success_rate",
+                                bears_on=("application", "pcb_intermittent"))), None)
     return Recorder(run, "t", bind(decl, PT100, {}))
 
 
 def test_declared_measurement_takes_unit_and_limit_from_declaration():
     run = RunRecord()
     rec = _recorder(run)
-    assert rec.measure("ecr_naks", 5, cause="pcb_intermittent") is False
+    assert rec.measure("ecr_naks", 5, note="frames with a bad checksum") is False
     m = run.measurements[0]
     assert (m.unit, m.limit, m.bears_on) == ("count", str(PT100.limits["ecr_naks"]), ("pcb_intermittent",))
-    assert run.evidence[0].cause == "pcb_intermittent"
+    e = run.evidence[0]  # the cause and its strength from the declaration: the call names none
+    assert (e.cause, e.ratio, e.test, e.note, e.measurement, e.value) == (
+        "pcb_intermittent", 15.0, "t", "frames with a bad checksum", "ecr_naks", 5)
+    rec.measure("ecr_success_rate", 1.0)
     assert rec.missing() == ["app_restarts"]
     rec.unmeasured("app_restarts", "too few commands answered")
     assert rec.missing() == [] and not rec.wanted("app_restarts")
     assert run.unmeasured[0].causes == ("application",)  # the declaration's causes by default
+
+
+def test_a_cause_is_named_in_the_declaration_only():
+    rec = _recorder(RunRecord())
+    with pytest.raises(UndeclaredMeasurement, match="names a cause"):
+        rec.measure("ecr_naks", 5, cause="pcb_intermittent")
+    with pytest.raises(UndeclaredMeasurement, match="names a cause"):  # declared evidence and a rule's: twice
+        rec.measure("ecr_naks", 5, if_failed=Evidence.of("application", "strong", "x"))
+    with pytest.raises(ValueError, match="one cause"):
+        Measure("ecr_success_rate", "ratio", "x", bears_on=("application", "pcb_intermittent"), evidence="strong")
+
+
+def test_a_measurement_weighed_by_a_rule_takes_the_rules_evidence_when_it_fails():
+    run = RunRecord()
+    rec = _recorder(run)
+    rule = Evidence.of("application", "strong", "3 of 20 ECR commands unanswered, 0 corrupt")
+    assert rec.measure("ecr_success_rate", 0.85, if_failed=rule) is False
+    assert rec.measure("app_restarts", 0) is True
+    e = run.evidence[0]
+    assert (e.cause, e.ratio, e.test, e.note, e.measurement, e.value, e.limit) == (
+        "application", 60.0, "t", rule.note, "ecr_success_rate", 0.85, str(PT100.limits["ecr_success_rate"]))
+    assert len(run.evidence) == 1
+    run2 = RunRecord()
+    assert _recorder(run2).measure("ecr_success_rate", 1.0, if_failed=rule) is True
+    assert run2.evidence == []  # passed: the rule's evidence is not taken
+    assert run2.measurements[0].bears_on == ("application", "pcb_intermittent")
+
+
+def test_take_records_a_rules_readings_unmeasured_and_evidence_in_order():
+    run = RunRecord()
+    rec = _recorder(run)
+    rec.take(Found([Reading("ecr_naks", 9, note="bad frames"),
+                    Reading("ecr_success_rate", 0.5, if_failed=Evidence.of("pcb_intermittent", "weak", "corrupt"))],
+                   {"app_restarts": "no boot id"}, [Evidence.of("resources", "moderate", "slow")]))
+    assert [m.name for m in run.measurements] == ["ecr_naks", "ecr_success_rate"]
+    assert [(e.cause, e.note, e.test) for e in run.evidence] == [
+        ("pcb_intermittent", "bad frames", "t"), ("pcb_intermittent", "corrupt", "t"), ("resources", "slow", "t")]
+    assert [(u.measurement, u.why, u.causes) for u in run.unmeasured] == [("app_restarts", "no boot id", ("application",))]
+    assert rec.missing() == []
 
 
 def test_undeclared_or_self_limited_measurement_is_refused():
@@ -159,3 +203,15 @@ def test_a_limit_the_profile_declares_unknown_is_unmeasured_with_its_reason(tmp_
     b = bound["free_memory_kib"]
     assert b.limit is None
     assert b.why_not(lambda capability: None) == "the DUT profile PT100 cannot know it: the protocol reports no memory"
+
+
+def test_no_hil_test_names_a_cause_at_a_measure_call():
+    """A cause is named once, in the measurement's declaration: ``record.measure(..., cause=)``
+    in the HIL suite would name it twice."""
+    import ast
+    hil = Path(__file__).resolve().parents[1] / "hil"
+    calls = [f"{path.name}:{node.lineno}" for path in sorted(hil.glob("*.py"))
+             for node in ast.walk(ast.parse(path.read_text()))
+             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "measure"
+             and any(k.arg in ("cause", "strength") for k in node.keywords)]
+    assert calls == []

@@ -39,7 +39,7 @@ from .usb_devices import UsbipServer
 from .usb_hub import VirtualUsbHub
 from .technician import Technician
 from .terminal import TerminalTiming, VirtualTerminal
-from .unit import ReadsPresentedCards
+from .unit_front_end import ReadsPresentedCards
 from .zvt_terminal import CARD_TIMEOUT_S as ZVT_CARD_WAIT_S, VirtualZvtTerminal
 from .caisse_ap_terminal import CARD_TIMEOUT_S as CAISSE_AP_CARD_WAIT_S, VirtualCaisseApTerminal
 from .concert_terminal import CARD_TIMEOUT_S as CONCERT_CARD_WAIT_S, VirtualConcertTerminal

@@ -51,7 +51,9 @@ from posbench.drivers.zvt.transport import LinkTiming, TcpServerTransport, Trans
 
 from .noisy_port import NoisyPort
 from .pty_port import PtyPort
-from .unit import PresentedCard, ReadsPresentedCards, TerminalTiming, UnitFrontEnd, VirtualUnit, frame_error_rate
+from .unit import VirtualUnit
+from .unit_front_end import PresentedCard, ReadsPresentedCards, UnitFrontEnd
+from .unit_records import TerminalTiming, frame_error_rate
 
 DEVICE = "virtual ZVT terminal"
 ECR_ANSWER_S = 5.0

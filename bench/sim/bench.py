@@ -40,7 +40,8 @@ from .usb_hub import VirtualUsbHub
 from .technician import Technician
 from .terminal import TerminalTiming, VirtualTerminal
 from .unit_front_end import ReadsPresentedCards
-from .zvt_terminal import CARD_TIMEOUT_S as ZVT_CARD_WAIT_S, VirtualZvtTerminal
+from .zvt_terminal import VirtualZvtTerminal
+from .zvt_wire import CARD_TIMEOUT_S as ZVT_CARD_WAIT_S
 from .caisse_ap_terminal import CARD_TIMEOUT_S as CAISSE_AP_CARD_WAIT_S, VirtualCaisseApTerminal
 from .concert_terminal import CARD_TIMEOUT_S as CONCERT_CARD_WAIT_S, VirtualConcertTerminal
 

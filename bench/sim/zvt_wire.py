@@ -4,7 +4,6 @@ result codes it answers with for each failure, the BMP and TLV pieces of its mes
 from __future__ import annotations
 
 import random
-import time
 from datetime import datetime
 from typing import Callable
 
@@ -13,9 +12,6 @@ from posbench.core.masking import mask_pan
 from posbench.drivers.zvt.apdu import Tlv, bcd_encode, encode_apdu, encode_bmp
 from posbench.drivers.zvt.codes import CARD_TECHNOLOGY, LOCK_BITS
 from posbench.drivers.zvt.transport import TcpServerTransport, TransmissionFailed, ZvtLink
-from posbench.setup.cards import Card
-
-from .noisy_port import NoisyPort
 
 DEVICE = "virtual ZVT terminal"
 ECR_ANSWER_S = 5.0

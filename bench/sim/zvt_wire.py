@@ -33,27 +33,28 @@ CARD_FAILURES = {"unreadable": (0x0C, 0x64), "cleaning": (0xE2, 0x64), "chip_err
 """Card read failure -> (intermediate status shown first or None, result code)."""
 STATUS_COMMANDS = {(0x05, 0x01), (0x06, 0x70), (0x06, 0x1A)}
 """Commands the ``application`` fault may crash the app on (the PT never answers them then)."""
-class _Ended(Exception):
+class Ended(Exception):
     """The transaction ends here: the ECR went silent, the link broke or the power went."""
 
 
-def _time_bmps(clock: datetime) -> bytes:
+def time_bmps(clock: datetime) -> bytes:
     """BMP 0C (HHMMSS) and 0D (MMDD) from the PT's own clock."""
     return (encode_bmp(0x0C, bcd_encode(clock.strftime("%H%M%S"), 3))
             + encode_bmp(0x0D, bcd_encode(clock.strftime("%m%d"), 2)))
 
 
-def _pan_bmp(pan: str) -> bytes:
+def pan_bmp(pan: str) -> bytes:
     """BMP 22 with the masked PAN: hidden digits as 'E' nibbles, an odd length padded with F."""
     digits = mask_pan(pan).replace("*", "E")
     return encode_bmp(0x22, bytes.fromhex(digits + "F" * (len(digits) % 2)))
 
 
-def _tlv(*items: tuple[int, bytes]) -> bytes:
+def tlv_bmp(*items: tuple[int, bytes]) -> bytes:
+    """BMP 06: the TLV container of ``(tag, value)`` items."""
     return encode_bmp(0x06, [Tlv(tag, value) for tag, value in items])
 
 
-def _host_code(rc: str) -> int:
+def host_code(rc: str) -> int:
     """The host's field 39 as a ZVT result code: 01..99 pass through (binary), others are 83."""
     return int(rc) if rc.isdigit() and 1 <= int(rc) <= 99 else 0x83
 

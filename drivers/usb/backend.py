@@ -18,6 +18,7 @@ like the kernel's vhci driver and raises ``usb.core.USBTimeoutError`` within the
 keeps a completion that raced the unlink for the next read, lists devices afresh on every
 enumeration and closes connections on ``close_device``/``dispose_resources``.
 A device that goes away mid-transfer raises ``USBError`` with ``errno.ENODEV``.
+The wire itself (an imported device's connection, its URBs and unlinks) is ``usbip_session``.
 """
 from __future__ import annotations
 
@@ -34,7 +35,9 @@ import usb.core
 from usbip import protocol as usbip_wire
 
 from posbench.core.errors import ConfigError, PortUnavailable
-from posbench.drivers.usb.usbip_session import (USBIP_PORT, _OP, _DEV, DIR_OUT, DIR_IN, _LIBUSB_IO, _USB_SPEED, _no_device, _status_error, RemoteDevice, _recv_exact, _parse_device, UsbipSession)
+from posbench.drivers.usb.usbip_session import (DEV, DIR_IN, DIR_OUT, LIBUSB_IO, OP, USB_SPEED, USBIP_PORT,
+                                                RemoteDevice, UsbipSession, no_device, parse_device, recv_exact,
+                                                status_error)
 
 
 class UsbipBackend(usb.backend.IBackend):
@@ -66,16 +69,16 @@ class UsbipBackend(usb.backend.IBackend):
     def list_exported(self) -> list[RemoteDevice]:
         """OP_REQ_DEVLIST: what the server exports now. Raises ``OSError`` when unreachable."""
         with self._connect() as sock:
-            sock.sendall(_OP.pack(usbip_wire.VERSION, usbip_wire.OP_REQ_DEVLIST, 0))
-            _ver, code, status = _OP.unpack(_recv_exact(sock, _OP.size))
+            sock.sendall(OP.pack(usbip_wire.VERSION, usbip_wire.OP_REQ_DEVLIST, 0))
+            _ver, code, status = OP.unpack(recv_exact(sock, OP.size))
             if code != usbip_wire.OP_REP_DEVLIST or status != 0:
                 raise ConnectionError(f"bad device-list reply (code 0x{code:04x}, status {status})")
-            (count,) = struct.unpack(">I", _recv_exact(sock, 4))
+            (count,) = struct.unpack(">I", recv_exact(sock, 4))
             devices = []
             for _ in range(count):
-                info = _parse_device(_recv_exact(sock, _DEV.size))
+                info = parse_device(recv_exact(sock, DEV.size))
                 nif = info.pop("nif")
-                ifaces = tuple(struct.unpack(">BBBx", _recv_exact(sock, 4)) for _ in range(nif))
+                ifaces = tuple(struct.unpack(">BBBx", recv_exact(sock, 4)) for _ in range(nif))
                 devices.append(RemoteDevice(interfaces=ifaces, **info))
         self._last_list = devices
         return devices
@@ -84,19 +87,19 @@ class UsbipBackend(usb.backend.IBackend):
         try:
             sock = self._connect()
         except OSError as exc:
-            raise _no_device(f"{self.url}: {exc}") from None
+            raise no_device(f"{self.url}: {exc}") from None
         try:
             busid = dev.busid.encode()[:31].ljust(32, b"\0")
-            sock.sendall(_OP.pack(usbip_wire.VERSION, usbip_wire.OP_REQ_IMPORT, 0) + busid)
-            _ver, code, status = _OP.unpack(_recv_exact(sock, _OP.size))
+            sock.sendall(OP.pack(usbip_wire.VERSION, usbip_wire.OP_REQ_IMPORT, 0) + busid)
+            _ver, code, status = OP.unpack(recv_exact(sock, OP.size))
             if code != usbip_wire.OP_REP_IMPORT or status != 0:
                 raise ConnectionError(f"import of {dev.busid} refused (status {status})")
-            info = _parse_device(_recv_exact(sock, _DEV.size))
+            info = parse_device(recv_exact(sock, DEV.size))
             if (info["busid"], info["devnum"]) != (dev.busid, dev.devnum):
                 raise ConnectionError(f"{dev.busid} re-enumerated (now device {info['devnum']})")
         except (OSError, ConnectionError) as exc:
             sock.close()
-            raise _no_device(f"importing {dev.busid} from {self.url}: {exc}") from None
+            raise no_device(f"importing {dev.busid} from {self.url}: {exc}") from None
         session = UsbipSession(sock, dev)
         with self._lock:
             self._sessions = {s for s in self._sessions if not s.closed} | {session}
@@ -132,7 +135,7 @@ class UsbipBackend(usb.backend.IBackend):
             bcdDevice=dev.bcdDevice, iManufacturer=0, iProduct=0, iSerialNumber=0,
             bNumConfigurations=dev.bNumConfigurations, bus=dev.busnum, address=dev.devnum,
             port_number=ports[-1] if ports else None, port_numbers=ports or None,
-            speed=_USB_SPEED.get(dev.speed, 0))
+            speed=USB_SPEED.get(dev.speed, 0))
 
     def _session_for(self, dev: RemoteDevice) -> UsbipSession | None:
         with self._lock:
@@ -151,12 +154,12 @@ class UsbipBackend(usb.backend.IBackend):
                 setup = struct.pack("<BBHHH", 0x80, 0x06, 0x0200 | index, 0, 9)
                 status, head = session.submit(DIR_IN, 0, setup, 9, timeout_ms=timeout_ms)
                 if status or len(head) < 9:
-                    raise _status_error(status or -errno.EIO)
+                    raise status_error(status or -errno.EIO)
                 total = struct.unpack_from("<H", head, 2)[0]
                 setup = struct.pack("<BBHHH", 0x80, 0x06, 0x0200 | index, 0, total)
                 status, raw = session.submit(DIR_IN, 0, setup, total, timeout_ms=timeout_ms)
                 if status:
-                    raise _status_error(status)
+                    raise status_error(status)
             finally:
                 if temporary:
                     session.close()
@@ -196,7 +199,7 @@ class UsbipBackend(usb.backend.IBackend):
     def get_configuration(self, dev_handle):
         data = self._control_in(dev_handle, 0x80, 0x08, 0, 0, 1, 1000)
         if not data:
-            raise usb.core.USBError("Short GET_CONFIGURATION reply", _LIBUSB_IO, errno.EIO)
+            raise usb.core.USBError("Short GET_CONFIGURATION reply", LIBUSB_IO, errno.EIO)
         return data[0]
 
     def set_interface_altsetting(self, dev_handle, intf, altsetting):
@@ -212,14 +215,14 @@ class UsbipBackend(usb.backend.IBackend):
         setup = struct.pack("<BBHHH", rt, req, value, index, length)
         status, data = handle.submit(DIR_IN, 0, setup, length, timeout_ms=timeout)
         if status:
-            raise _status_error(status)
+            raise status_error(status)
         return data
 
     def _control_out(self, handle, rt, req, value, index, payload: bytes, timeout):
         setup = struct.pack("<BBHHH", rt, req, value, index, len(payload))
         status, _ = handle.submit(DIR_OUT, 0, setup, len(payload), payload, timeout_ms=timeout)
         if status:
-            raise _status_error(status)
+            raise status_error(status)
         return len(payload)
 
     def ctrl_transfer(self, dev_handle, bmRequestType, bRequest, wValue, wIndex, data, timeout):
@@ -237,7 +240,7 @@ class UsbipBackend(usb.backend.IBackend):
         status, data = handle.submit(DIR_IN, ep, bytes(8), length, timeout_ms=timeout,
                                      interval=interval)
         if status:
-            raise _status_error(status)
+            raise status_error(status)
         n = min(len(data), len(buff))
         buff[:n] = array.array("B", data[:n])
         return n
@@ -247,7 +250,7 @@ class UsbipBackend(usb.backend.IBackend):
         status, _ = handle.submit(DIR_OUT, ep, bytes(8), len(payload), payload,
                                   timeout_ms=timeout, interval=interval)
         if status:
-            raise _status_error(status)
+            raise status_error(status)
         return len(payload)
 
     def bulk_read(self, dev_handle, ep, intf, buff, timeout):
@@ -282,7 +285,7 @@ def _parse_config(raw: bytes):
     interface or endpoint they follow, as libusb reports them.
     """
     if len(raw) < 9 or raw[1] != 2:
-        raise usb.core.USBError("Malformed configuration descriptor", _LIBUSB_IO, errno.EIO)
+        raise usb.core.USBError("Malformed configuration descriptor", LIBUSB_IO, errno.EIO)
     (_bl, _bt, total, n_if, value, i_cfg, attrs, power) = struct.unpack_from("<BBHBBBBB", raw)
     cfg = SimpleNamespace(bLength=9, bDescriptorType=2, wTotalLength=total, bNumInterfaces=n_if,
                           bConfigurationValue=value, iConfiguration=i_cfg, bmAttributes=attrs,

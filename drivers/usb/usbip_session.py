@@ -22,35 +22,35 @@ UNLINK_GRACE_S = 1.0
 FRAME_TIMEOUT_S = 5.0
 """How long the rest of a reply may take once its first byte arrived."""
 
-_OP = struct.Struct(">HHI")
-_DEV = struct.Struct(">256s32sIIIHHHBBBBBB")
+OP = struct.Struct(">HHI")
+DEV = struct.Struct(">256s32sIIIHHHBBBBBB")
 _CMD = struct.Struct(">IIIII Iiiii 8s")
 _RET = struct.Struct(">IIIII iiiii 8s")
 DIR_OUT, DIR_IN = 0, 1
 
 # libusb error codes pyusb callers look at (backend_error_code)
-_LIBUSB_IO, _LIBUSB_NO_DEVICE, _LIBUSB_TIMEOUT, _LIBUSB_PIPE = -1, -4, -7, -9
-_USB_SPEED = {1: 1, 2: 2, 3: 3, 5: 4, 6: 4}  # USB/IP wire speed -> pyusb SPEED_* constant
+LIBUSB_IO, LIBUSB_NO_DEVICE, LIBUSB_TIMEOUT, LIBUSB_PIPE = -1, -4, -7, -9
+USB_SPEED = {1: 1, 2: 2, 3: 3, 5: 4, 6: 4}  # USB/IP wire speed -> pyusb SPEED_* constant
 
 
-def _no_device(detail: str) -> usb.core.USBError:
+def no_device(detail: str) -> usb.core.USBError:
     return usb.core.USBError(f"No such device (it may have been disconnected): {detail}",
-                             _LIBUSB_NO_DEVICE, errno.ENODEV)
+                             LIBUSB_NO_DEVICE, errno.ENODEV)
 
 
 def _timeout() -> usb.core.USBTimeoutError:
-    return usb.core.USBTimeoutError("Operation timed out", _LIBUSB_TIMEOUT, errno.ETIMEDOUT)
+    return usb.core.USBTimeoutError("Operation timed out", LIBUSB_TIMEOUT, errno.ETIMEDOUT)
 
 
-def _status_error(status: int) -> usb.core.USBError:
+def status_error(status: int) -> usb.core.USBError:
     code = -status if status < 0 else status
     if code == errno.EPIPE:
-        return usb.core.USBError("Pipe error", _LIBUSB_PIPE, errno.EPIPE)
+        return usb.core.USBError("Pipe error", LIBUSB_PIPE, errno.EPIPE)
     if code in (errno.ENODEV, errno.ESHUTDOWN):
-        return _no_device(f"URB status {status}")
+        return no_device(f"URB status {status}")
     if code in (errno.ETIMEDOUT, errno.ETIME):
         return _timeout()
-    return usb.core.USBError(f"Input/Output Error (URB status {status})", _LIBUSB_IO, code or errno.EIO)
+    return usb.core.USBError(f"Input/Output Error (URB status {status})", LIBUSB_IO, code or errno.EIO)
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def _cstr(raw: bytes) -> str:
     return raw.split(b"\0", 1)[0].decode("utf-8", errors="replace")
 
 
-def _recv_exact(sock: socket.socket, size: int) -> bytes:
+def recv_exact(sock: socket.socket, size: int) -> bytes:
     out = bytearray()
     while len(out) < size:
         chunk = sock.recv(size - len(out))
@@ -100,9 +100,9 @@ def _recv_exact(sock: socket.socket, size: int) -> bytes:
     return bytes(out)
 
 
-def _parse_device(raw: bytes) -> dict:
+def parse_device(raw: bytes) -> dict:
     (path, busid, busnum, devnum, speed, vid, pid, bcd, dcls, dsub, dproto, cfg, ncfg,
-     nif) = _DEV.unpack(raw)
+     nif) = DEV.unpack(raw)
     return dict(busid=_cstr(busid), path=_cstr(path), busnum=busnum, devnum=devnum, speed=speed,
                 idVendor=vid, idProduct=pid, bcdDevice=bcd, bDeviceClass=dcls,
                 bDeviceSubClass=dsub, bDeviceProtocol=dproto, bConfigurationValue=cfg,
@@ -141,7 +141,7 @@ class UsbipSession:
 
     def _fail(self, detail: str) -> usb.core.USBError:
         self.close()
-        return _no_device(f"{self.dev.busid}: {detail}")
+        return no_device(f"{self.dev.busid}: {detail}")
 
     def _next_seq(self) -> int:
         self._seq = (self._seq + 1) & 0xFFFFFFFF or 1
@@ -158,13 +158,13 @@ class UsbipSession:
             return False
         try:
             self.sock.settimeout(FRAME_TIMEOUT_S)
-            hdr = _RET.unpack(_recv_exact(self.sock, _RET.size))
+            hdr = _RET.unpack(recv_exact(self.sock, _RET.size))
             command, seq, _devid, _dir, _ep, status, actual = hdr[:7]
             if command == usbip_wire.RET_SUBMIT:
                 direction, ep = self._pending.pop(seq, (DIR_OUT, 0))
                 data = b""
                 if direction == DIR_IN and actual > 0:
-                    data = _recv_exact(self.sock, actual)
+                    data = recv_exact(self.sock, actual)
                 if seq in self._abandoned:  # completed after its unlink: keep it for the next
                     self._abandoned.discard(seq)  # read on the endpoint, a report is never lost
                     if status == 0 and data and ep:
@@ -185,7 +185,7 @@ class UsbipSession:
         ``timeout_ms`` (0 or None waits until the device answers or goes away)."""
         with self._lock:
             if self._closed:
-                raise _no_device(f"{self.dev.busid}: connection closed")
+                raise no_device(f"{self.dev.busid}: connection closed")
             ep_num = ep & 0x0F
             if direction == DIR_IN and ep_num and self._late.get(ep_num):
                 data = self._late[ep_num].popleft()

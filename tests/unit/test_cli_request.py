@@ -8,7 +8,8 @@ from click.testing import CliRunner
 from posbench.cli import cli, triage
 from posbench.cli.common import UsageFailure
 from posbench.cli.request import TriageRequest, check_usage
-from posbench.cli.source import BenchFile, Virtual, bench_source
+from posbench.cli.request import CheckedRequest
+from posbench.cli.source import BenchFile, Place, Virtual, bench_source
 from posbench.core.console import make_console
 
 
@@ -64,3 +65,13 @@ def test_without_a_bench_file_or_a_place_the_source_is_a_virtual_bench_not_yet_s
     assert isinstance(source, Virtual) and source.vbench is None
     assert source.alive()  # nothing started: nothing died
     source.stop()  # safe before start
+
+
+def test_a_room_request_is_a_place_not_acquired_before_start():
+    req = TriageRequest(reserve="model=PT100", coordinator="127.0.0.1:20408", wait_s=5.0)
+    source = bench_source(CheckedRequest(req, ("127.0.0.1:20408", {"model": "PT100"}), {}), make_console())
+    assert isinstance(source, Place)
+    place = source.place_bench
+    assert (place.coordinator, place.name, place.tags, place.wait_s) == ("127.0.0.1:20408", None, {"model": "PT100"}, 5.0)
+    assert place.client is None and source.alive()
+    source.stop()  # nothing acquired: nothing to release

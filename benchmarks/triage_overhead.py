@@ -153,7 +153,8 @@ def count_commands(seed: int, out: Path) -> None:
     out.write_text(json.dumps(result, indent=2), encoding="utf-8")
 
 
-DEVICE_FILES = ("bench/sim/unit.py", "bench/sim/terminal.py", "bench/sim/zvt_terminal.py")
+DEVICE_FILES = ("bench/sim/unit.py", "bench/sim/unit_host.py", "bench/sim/unit_front_end.py", "bench/sim/terminal.py",
+                "bench/sim/zvt_terminal.py")
 """Where the virtual unit waits on purpose: per-command latency, card reads, printing."""
 SUITE_FILES = ("tests/hil/", "fixtures/unit.py", "drivers/host/echo.py")
 """Where the suite waits on purpose: baselines, observation windows, a power cycle's off time,

@@ -55,7 +55,7 @@ import agent_roundtrip  # noqa: E402
 from agent_roundtrip import (add_run_options, close_quietly, compare, other_openers, peer_place,  # noqa: E402
                              raw_reading, read_to_frame_end, report, start_peer, timed_runs)
 from posbench.setup.profile import profile_for_model  # noqa: E402
-from posbench.sim.unit import TerminalTiming  # noqa: E402
+from posbench.sim.unit_records import TerminalTiming  # noqa: E402
 from posbench.sim.zvt_terminal import VirtualZvtTerminal  # noqa: E402
 from posbench.drivers.zvt.apdu import Tlv, bcd_digits, bcd_encode, encode_apdu, encode_bmp, encode_lllvar  # noqa: E402
 from posbench.drivers.zvt.terminal import ZvtTerminal  # noqa: E402

@@ -51,7 +51,9 @@ from posbench.drivers.caisse_ap.client import QUIET_S, read_message
 from posbench.drivers.caisse_ap.fields import AE_DONE, AE_NOT_DONE, AE_TAKEN, FieldError, Reason, decode_message, \
     encode_message
 
-from .unit import PresentedCard, ReadsPresentedCards, TerminalTiming, UnitFrontEnd, VirtualUnit, frame_error_rate
+from .unit import VirtualUnit
+from .unit_front_end import PresentedCard, ReadsPresentedCards, UnitFrontEnd
+from .unit_records import TerminalTiming, frame_error_rate
 
 DEVICE = "virtual Caisse-AP terminal"
 VERSION = "0320"

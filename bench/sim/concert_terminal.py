@@ -42,7 +42,9 @@ from posbench.setup.profile import Profile
 
 from .noisy_port import NoisyPort
 from .pty_port import PtyPort
-from .unit import PresentedCard, ReadsPresentedCards, TerminalTiming, UnitFrontEnd, VirtualUnit, frame_error_rate
+from .unit import VirtualUnit
+from .unit_front_end import PresentedCard, ReadsPresentedCards, UnitFrontEnd
+from .unit_records import TerminalTiming, frame_error_rate
 
 DEVICE = "virtual Concert terminal"
 CARD_TIMEOUT_S = 3.0

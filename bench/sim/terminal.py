@@ -16,10 +16,12 @@ from posbench.drivers.serial.agent_link import Link
 
 from .noisy_port import NoisyPort
 from .pty_port import PtyPort
-from .unit import TEST_PAN, LogEntry, TerminalTiming, UnitFrontEnd, VirtualUnit, frame_error_rate
+from .unit import VirtualUnit
+from .unit_front_end import UnitFrontEnd
+from .unit_records import TEST_PAN, LogEntry, TerminalTiming, frame_error_rate
 
 __all__ = ["VirtualTerminal", "TerminalTiming", "TEST_PAN"]
-"""``TerminalTiming`` and ``TEST_PAN`` live in ``posbench.sim.unit``; importers of this module keep them."""
+"""``TerminalTiming`` and ``TEST_PAN`` live in ``posbench.sim.unit_records``; importers of this module keep them."""
 
 STATUS_COMMANDS = ("ST", "ID", "LOG")
 """Commands the ``application`` fault may crash the app on."""

@@ -40,102 +40,23 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from posbench.setup.cards import Card
-from posbench.core.errors import UnitError, UnitNotResponding
+from posbench.core.errors import UnitError
 from posbench.core.masking import mask_pan
 from posbench.setup.profile import Profile
 from posbench.drivers.zvt.apdu import (BmpError, Tlv, ZvtMessageError, bcd_decode, bcd_digits, bcd_encode,
                               bcd_text, decode_apdu, encode_apdu, encode_bmp, encode_lllvar,
                               parse_bmps)
-from posbench.drivers.zvt.codes import CARD_TECHNOLOGY, LOCK_BITS, SCHEME_CARD_TYPES
-from posbench.drivers.zvt.transport import LinkTiming, TcpServerTransport, TransmissionFailed, ZvtLink
+from posbench.drivers.zvt.codes import SCHEME_CARD_TYPES
+from posbench.drivers.zvt.transport import LinkTiming, TcpServerTransport, ZvtLink
 
 from .noisy_port import NoisyPort
 from .pty_port import PtyPort
-from .unit import PresentedCard, ReadsPresentedCards, TerminalTiming, UnitFrontEnd, VirtualUnit, frame_error_rate
-
-DEVICE = "virtual ZVT terminal"
-ECR_ANSWER_S = 5.0
-"""Seconds the PT waits for the ECR's ``80 00 00`` after each message it sends as master (T3)."""
-CARD_TIMEOUT_S = 5.0
-"""Seconds a sale waits for a card when the ECR gives no timeout (BMP 01)."""
-INSERT_CARD_REPEAT_S = 1.0
-"""Seconds between repeats of the "insert card" intermediate status while the PT waits for a card."""
-TCP_REST_S = 5.0
-"""Seconds the rest of a TCP message may take once its first byte came."""
-OK = encode_apdu(0x80, 0x00)
-UNKNOWN = encode_apdu(0x84, 0x83)
-TECH_CODE = {name: code for code, name in CARD_TECHNOLOGY.items()}
-LOCK_BIT = {name: bit for bit, name in LOCK_BITS.items()}
-HOST_FAILURE_RC = {"host_timeout": 0xA1, "host_unreachable": 0x9B, "host_format": 0x9B}
-LOCAL_FAILURE_RC = {"no_keys": 0x85, "no_config": 0xE4, "app_restart": 0xFF}
-CARD_FAILURES = {"unreadable": (0x0C, 0x64), "cleaning": (0xE2, 0x64), "chip_error": (None, 0x72),
-                 "rf_error": (None, 0x64)}
-"""Card read failure -> (intermediate status shown first or None, result code)."""
-STATUS_COMMANDS = {(0x05, 0x01), (0x06, 0x70), (0x06, 0x1A)}
-"""Commands the ``application`` fault may crash the app on (the PT never answers them then)."""
-class _Ended(Exception):
-    """The transaction ends here: the ECR went silent, the link broke or the power went."""
-
-
-def _time_bmps(clock: datetime) -> bytes:
-    """BMP 0C (HHMMSS) and 0D (MMDD) from the PT's own clock."""
-    return (encode_bmp(0x0C, bcd_encode(clock.strftime("%H%M%S"), 3))
-            + encode_bmp(0x0D, bcd_encode(clock.strftime("%m%d"), 2)))
-
-
-def _pan_bmp(pan: str) -> bytes:
-    """BMP 22 with the masked PAN: hidden digits as 'E' nibbles, an odd length padded with F."""
-    digits = mask_pan(pan).replace("*", "E")
-    return encode_bmp(0x22, bytes.fromhex(digits + "F" * (len(digits) % 2)))
-
-
-def _tlv(*items: tuple[int, bytes]) -> bytes:
-    return encode_bmp(0x06, [Tlv(tag, value) for tag, value in items])
-
-
-def _host_code(rc: str) -> int:
-    """The host's field 39 as a ZVT result code: 01..99 pass through (binary), others are 83."""
-    return int(rc) if rc.isdigit() and 1 <= int(rc) <= 99 else 0x83
-
-
-class _EcrPort:
-    """The PT's end of its ECR link: ``ZvtLink`` on the pty (corrupted by ``NoisyPort`` when
-    faulty) or ``TcpServerTransport`` (one ECR connection at a time; a cracked board,
-    ``drop_rate``, drops the connection instead of sending a message)."""
-
-    def __init__(self, transport: ZvtLink | TcpServerTransport, closer: Callable[[], None],
-                 rng: random.Random | None = None, drop_rate: float = 0.0):
-        self.transport, self._closer = transport, closer
-        self.rng, self.drop_rate = rng, drop_rate
-        self.drops = 0
-
-    def receive(self, timeout_s: float) -> bytes | None:
-        """One APDU, or None when none started within ``timeout_s`` (or the ECR hung up);
-        ``TransmissionFailed`` / ``ZvtFrameError`` for a message the link could not take."""
-        try:
-            return self.transport.receive(timeout_s, "waiting for the ECR")
-        except TransmissionFailed:
-            raise
-        except UnitNotResponding:
-            return None
-
-    def send(self, apdu: bytes) -> None:
-        if isinstance(self.transport, TcpServerTransport) and self.drop_rate and self.rng \
-                and self.rng.random() < self.drop_rate:
-            self.drops += 1
-            self.transport.hang_up()
-            raise ConnectionResetError("connection dropped (intermittent board)")
-        self.transport.send(apdu, "sending to the ECR")
-
-    def idle(self) -> None:
-        """The PT is off or rebooting: a serial link loses what was sent, a TCP connection drops."""
-        if isinstance(self.transport, TcpServerTransport):
-            self.transport.hang_up()
-        else:
-            self.transport.discard_input()
-
-    def close(self) -> None:
-        self._closer()
+from .unit import VirtualUnit
+from .unit_front_end import PresentedCard, ReadsPresentedCards, UnitFrontEnd
+from .unit_records import TerminalTiming, frame_error_rate
+from .zvt_wire import (CARD_FAILURES, CARD_TIMEOUT_S, DEVICE, ECR_ANSWER_S, HOST_FAILURE_RC, INSERT_CARD_REPEAT_S,
+                       LOCAL_FAILURE_RC, LOCK_BIT, OK, STATUS_COMMANDS, TCP_REST_S, TECH_CODE, UNKNOWN, EcrPort,
+                       Ended, host_code, pan_bmp, time_bmps, tlv_bmp)
 
 
 class VirtualZvtTerminal(ReadsPresentedCards, UnitFrontEnd):
@@ -168,10 +89,10 @@ class VirtualZvtTerminal(ReadsPresentedCards, UnitFrontEnd):
         if transport == "serial":
             self.port = NoisyPort(PtyPort(), random.Random(seed + 7), drops, powered=lambda: self.unit.powered)
             link = ZvtLink(self.port, link_timing or LinkTiming(), DEVICE)
-            self._ecr = _EcrPort(link, self.port.close)
+            self._ecr = EcrPort(link, self.port.close)
         else:
             server = TcpServerTransport(address, TCP_REST_S, DEVICE)
-            self._ecr = _EcrPort(server, server.close, random.Random(seed + 7), drops)
+            self._ecr = EcrPort(server, server.close, random.Random(seed + 7), drops)
         self.transport = transport
         self.registered: int | None = None
         """Config byte of the last registration (None: not registered, or logged off)."""
@@ -224,7 +145,7 @@ class VirtualZvtTerminal(ReadsPresentedCards, UnitFrontEnd):
             handler(command.data)
         except BmpError:
             self._ecr.send(UNKNOWN)
-        except _Ended:
+        except Ended:
             pass
         unit.after_reply()
 
@@ -238,12 +159,12 @@ class VirtualZvtTerminal(ReadsPresentedCards, UnitFrontEnd):
     # -- messages as master -----------------------------------------------------------------
     def _send(self, apdu: bytes) -> None:
         if not self._alive():
-            raise _Ended("power lost")  # a dead PT sends nothing more
+            raise Ended("power lost")  # a dead PT sends nothing more
         try:
             self._ecr.send(apdu)
         except (UnitError, OSError) as exc:
             self.unit.err["err_comm"] += 1
-            raise _Ended("link broken") from exc
+            raise Ended("link broken") from exc
 
     def _accept(self, data: bytes = b"") -> None:
         """``80 00 00``: command accepted (the PT now leads the exchange)."""
@@ -258,13 +179,13 @@ class VirtualZvtTerminal(ReadsPresentedCards, UnitFrontEnd):
             try:
                 raw = self._ecr.receive(remaining)
             except (UnitError, OSError) as exc:
-                raise _Ended("link broken") from exc
+                raise Ended("link broken") from exc
             if raw is None:
                 break
             if raw[0] in (0x80, 0x84):
                 return raw[0] == 0x80 or raw[1] == 0x00
         self.unit.err["err_comm"] += 1
-        raise _Ended("the ECR did not answer")
+        raise Ended("the ECR did not answer")
 
     def _intermediate(self, status: int) -> None:
         """04 FF intermediate status (only when the registration asked for them, bit 08)."""
@@ -378,7 +299,7 @@ class VirtualZvtTerminal(ReadsPresentedCards, UnitFrontEnd):
         echo = self.unit.echo(1, self.unit.timing.host_timeout_s)
         if not echo.answered:
             return self._abort(HOST_FAILURE_RC.get(echo.failure, 0x9B))
-        self._complete(encode_bmp(0x27, b"\x00") + _time_bmps(self.unit.clock()))
+        self._complete(encode_bmp(0x27, b"\x00") + time_bmps(self.unit.clock()))
 
     def _print_configuration(self, data: bytes) -> None:
         """06 1A: the system configuration as print lines, then ``06 0F 00``."""
@@ -402,7 +323,7 @@ class VirtualZvtTerminal(ReadsPresentedCards, UnitFrontEnd):
                      f"TOTAL {total / 100:.2f}", clock.strftime("%Y-%m-%d %H:%M:%S")])
         self._last_eod = datetime.now(timezone.utc)
         self._complete(encode_bmp(0x27, b"\x00") + encode_bmp(0x04, bcd_encode(total, 6))
-                       + _time_bmps(clock))
+                       + time_bmps(clock))
 
     def _reversal(self, data: bytes) -> None:
         """06 30: password, 87 receipt number [04 amount]: the sale is reversed at the host."""
@@ -417,14 +338,14 @@ class VirtualZvtTerminal(ReadsPresentedCards, UnitFrontEnd):
         result = self.unit.reverse(max(seqs, default=-1), on_online=self._online_notice())
         failures = {"not_found": 0xB5, "already_reversed": 0xB4, **HOST_FAILURE_RC}
         if result.failure == "declined":
-            return self._abort(_host_code(result.host_rc))
+            return self._abort(host_code(result.host_rc))
         if result.failure:
             return self._abort(failures.get(result.failure, 0xB5))
         clock = self.unit.clock()
         self._tell(0x04, 0x0F, encode_bmp(0x27, b"\x00") + encode_bmp(0x04, bcd_encode(result.amount, 6))
-                   + encode_bmp(0x87, receipt) + _time_bmps(clock) + self._ids())
+                   + encode_bmp(0x87, receipt) + time_bmps(clock) + self._ids())
         self._print(["REVERSAL", f"RECEIPT {number:04d}", f"AMOUNT {result.amount / 100:.2f}", "OK"])
-        self._complete(encode_bmp(0x27, b"\x00") + _time_bmps(clock) + self._ids())
+        self._complete(encode_bmp(0x27, b"\x00") + time_bmps(clock) + self._ids())
 
     def _online_notice(self) -> Callable[[], None]:
         """A callback sending 04 FF 04 (waiting for host) that never breaks the host exchange:
@@ -432,7 +353,7 @@ class VirtualZvtTerminal(ReadsPresentedCards, UnitFrontEnd):
         def notice() -> None:
             try:
                 self._intermediate(0x04)
-            except _Ended:
+            except Ended:
                 pass
         return notice
 
@@ -463,15 +384,15 @@ class VirtualZvtTerminal(ReadsPresentedCards, UnitFrontEnd):
         tech = (0x1F12, bytes((TECH_CODE[technology],)))
         read = self.unit.read_card(card.pan, card.expiry, technology)
         if not self._alive():
-            raise _Ended("power lost while reading the card")
+            raise Ended("power lost while reading the card")
         if not read.ok:
             shown, rc = CARD_FAILURES[read.failure]
             if shown is not None:
                 self._intermediate(shown)
             extra = ((0x1F47, b"\x01"),) if read.failure == "rf_error" else ()
-            return self._abort(rc, _tlv(tech, *extra))
+            return self._abort(rc, tlv_bmp(tech, *extra))
         if self._pin_fails():
-            return self._abort(0x6C, _tlv(tech))
+            return self._abort(0x6C, tlv_bmp(tech))
         self._finish_sale(amount, card, technology, limit_s and deadline)
 
     def _refusal(self) -> int:
@@ -508,7 +429,7 @@ class VirtualZvtTerminal(ReadsPresentedCards, UnitFrontEnd):
             try:
                 raw = self._ecr.receive(min(0.05, remaining))
             except (UnitError, OSError) as exc:
-                raise _Ended("link broken") from exc
+                raise Ended("link broken") from exc
             if raw is not None and raw[:2] == b"\x06\xb0":
                 self._accept()
                 return None
@@ -544,36 +465,36 @@ class VirtualZvtTerminal(ReadsPresentedCards, UnitFrontEnd):
         result = unit.authorize(amount, card.pan, technology, self._alive, host_wait,
                                 on_online=self._online_notice())
         if not result.completed:
-            raise _Ended("power lost during the sale")
+            raise Ended("power lost during the sale")
         tech = (0x1F12, bytes((TECH_CODE[technology],)))
         if result.reason == "kernel_error":
-            return self._abort(0x9A if technology == "magstripe" else 0xC4, _tlv(tech))
+            return self._abort(0x9A if technology == "magstripe" else 0xC4, tlv_bmp(tech))
         if result.reason == "app_restart":
-            return self._abort(0xFF, _tlv(tech, (0x1F16, b"\x00\x00\x0f\xa1"),
+            return self._abort(0xFF, tlv_bmp(tech, (0x1F16, b"\x00\x00\x0f\xa1"),
                                           (0x1F17, b"APP WATCHDOG RESTART")))
         if result.reason in LOCAL_FAILURE_RC:
-            return self._abort(LOCAL_FAILURE_RC[result.reason], _tlv(tech))
+            return self._abort(LOCAL_FAILURE_RC[result.reason], tlv_bmp(tech))
         if result.reason:
             cut_short = deadline is not None and host_wait < unit.timing.host_timeout_s
             rc = 0x6C if cut_short and result.reason == "host_timeout" else HOST_FAILURE_RC[result.reason]
-            return self._abort(rc, _tlv(tech))
-        rc = 0x00 if result.host_rc == "00" else _host_code(result.host_rc)
+            return self._abort(rc, tlv_bmp(tech))
+        rc = 0x00 if result.host_rc == "00" else host_code(result.host_rc)
         clock = unit.clock()
         info = (encode_bmp(0x27, bytes((rc,))) + encode_bmp(0x04, bcd_encode(amount, 6))
-                + encode_bmp(0x0B, bcd_encode(int(result.stan) % 10**6, 3)) + _time_bmps(clock)
-                + _pan_bmp(card.pan) + self._ids() + encode_bmp(0x87, bcd_encode(result.seq % 10000, 2))
+                + encode_bmp(0x0B, bcd_encode(int(result.stan) % 10**6, 3)) + time_bmps(clock)
+                + pan_bmp(card.pan) + self._ids() + encode_bmp(0x87, bcd_encode(result.seq % 10000, 2))
                 + self._card_type(card.brand)
-                + encode_bmp(0x8B, card.brand.upper().encode()[:20]) + _tlv(tech))
+                + encode_bmp(0x8B, card.brand.upper().encode()[:20]) + tlv_bmp(tech))
         if rc:
             # A0, the authorisation system's own code [P15 13], beside 27: what tells the host's
             # refusal from one of the PT's own (those end 06 1E with no A0); a code that is not
             # a number goes without (1 binary byte cannot carry it)
             a0 = encode_bmp(0xA0, bytes((int(result.host_rc),))) if result.host_rc.isdigit() else b""
             self._tell(0x04, 0x0F, info + a0)
-            return self._abort(rc, _tlv(tech))
+            return self._abort(rc, tlv_bmp(tech))
         self._tell(0x04, 0x0F, info)
         self._print(["CARD PAYMENT", card.brand.upper(), f"PAN {mask_pan(card.pan)}",
                      f"TRACE {result.stan}  RECEIPT {result.seq % 10000:04d}",
                      f"AMOUNT {amount / 100:.2f}", f"AUTH {result.auth}", "APPROVED",
                      clock.strftime("%Y-%m-%d %H:%M:%S")])
-        self._complete(encode_bmp(0x27, b"\x00") + _time_bmps(clock) + self._ids())
+        self._complete(encode_bmp(0x27, b"\x00") + time_bmps(clock) + self._ids())

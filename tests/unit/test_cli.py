@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from posbench import cli as cli_module
-from posbench.cli import EXIT_USAGE, cli
+from posbench.cli import EXIT_USAGE, cli, common, triage_checks, triage_reports
 from posbench.diagnosis.ranking import EXIT_STATUS
 from posbench.diagnosis.verdict import Verdict
 from posbench.sim.faults import INJECTABLE, NETWORK
@@ -98,7 +98,7 @@ def test_a_zvt_virtual_unit_is_given_a_numeric_serial_only():
 
 
 def test_reports_posbench_named_are_renamed_by_the_reported_serial(tmp_path, monkeypatch):
-    monkeypatch.setattr(cli_module, "REPORTS", tmp_path)
+    monkeypatch.setattr(common, "REPORTS", tmp_path)
     paths = [tmp_path / f"triage-T{suffix}" for suffix in (".json", ".html", ".xml")]
     for path in paths:
         path.write_text("x")
@@ -107,7 +107,7 @@ def test_reports_posbench_named_are_renamed_by_the_reported_serial(tmp_path, mon
     doc = Verdict.model_validate({"unit": {"serial": "PT100/7"}, "verdict": "pass", "code01_origin": "none",
                                   "causes": [], "measurements": [], "tests": [], "started": "2026-01-01T00:00:00+00:00",
                                   "duration_s": 1.0})
-    out = cli_module._name_by_serial(doc, "T", {"json": True, "html": True, "xml": False}, *paths[:2], given)
+    out = triage_reports.name_by_serial(doc, "T", {"json": True, "html": True, "xml": False}, *paths[:2], given)
     assert [p.name for p in out] == ["PT100_7-T.json", "PT100_7-T.html", "mine.xml"]
     assert all(p.exists() for p in out) and not paths[0].exists()
 
@@ -117,8 +117,8 @@ def _triage_ending_with(monkeypatch, tmp_path, doc: dict, write_errors: list[str
     and could not write ``write_errors`` (the suite itself is the e2e tests' business)."""
     from posbench.setup import preflight
     from posbench.run import runner
-    monkeypatch.setattr(cli_module, "REPORTS", tmp_path)
-    monkeypatch.setattr(cli_module, "_check_store", lambda url: None)
+    monkeypatch.setattr(common, "REPORTS", tmp_path)
+    monkeypatch.setattr(triage_checks, "check_store", lambda url: None)
     monkeypatch.setattr(preflight, "preflight", lambda bench_file, say: None)
     monkeypatch.setattr(runner, "run_hil", lambda *a, **k: runner.HilRun(1, doc, list(write_errors)))
     bench = tmp_path / "bench.toml"

@@ -24,8 +24,9 @@ def _bench_with_incomplete_profile(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_triage_with_a_profile_missing_a_limit_exits_3_before_any_device(tmp_path, monkeypatch):
     from posbench import cli
+    from posbench.cli import common
     bench, profile = _bench_with_incomplete_profile(tmp_path)
-    monkeypatch.setattr(cli, "REPORTS", tmp_path / "reports")
+    monkeypatch.setattr(common, "REPORTS", tmp_path / "reports")
     reports = [tmp_path / "out" / f"run.{ext}" for ext in ("json", "html", "xml")]
     result = CliRunner().invoke(cli.cli, ["triage", "--bench", str(bench), "--json", str(reports[0]),
                                           "--html", str(reports[1]), "--junit", str(reports[2])])

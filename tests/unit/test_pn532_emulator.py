@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from posbench.core.errors import PortLost, PortUnavailable
 from posbench.sim.nfc_cards import CardApplication, Iso14443_4Card, Type2Tag
-from posbench.sim.pn532 import (ACK, ERROR_FRAME, NACK, FrameParser, PN532Emulator, checksum,
-                             crc_a, encode_frame)
+from posbench.sim.pn532 import PN532Emulator, crc_a
+from posbench.sim.pn532_frames import ACK, ERROR_FRAME, NACK, FrameParser, checksum, encode_frame
 from posbench.drivers.nfc.fci import FciError, PpseFci, parse_ppse_fci
 from posbench.drivers.card.emv import TlvError, encode_tlv, parse_tlv
 from posbench.drivers.nfc.reader import NfcReader, ReaderLost, ReaderSilent

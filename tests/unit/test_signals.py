@@ -93,7 +93,7 @@ def test_a_stop_swallowed_in_a_hil_test_ends_the_pytest_session(tmp_path):
 
 SERVER_STOPPED_AS_IT_SAYS_WHERE_IT_IS = textwrap.dedent("""
     import contextlib, os, signal
-    from posbench import cli
+    from posbench.cli.foreground import in_foreground
     from posbench.core.signals import catch_stop_signals
 
     catch_stop_signals()
@@ -108,7 +108,7 @@ SERVER_STOPPED_AS_IT_SAYS_WHERE_IT_IS = textwrap.dedent("""
         os.kill(os.getpid(), signal.SIGTERM)
         print("announcement done", flush=True)
 
-    cli._in_foreground(server, started, "a test server", "stopped")
+    in_foreground(server, started, "a test server", "stopped")
 """)
 
 

@@ -18,8 +18,8 @@ from posbench.core.errors import UnitError
 from posbench.sim.bench import ZVT_PASSWORD, SimBench
 from posbench.drivers.actuator.virtual import request as control
 from posbench.sim.terminal import TerminalTiming
-from posbench.sim.unit import TEST_PAN
-from posbench.sim.zvt_terminal import ECR_ANSWER_S
+from posbench.sim.unit_records import TEST_PAN
+from posbench.sim.zvt_wire import ECR_ANSWER_S
 from posbench.drivers.host.log import HostLog
 from posbench.drivers.zvt import codes
 from posbench.drivers.zvt.apdu import bcd_digits, bcd_encode, encode_apdu, encode_bmp, parse_bmps, read_var

@@ -57,9 +57,9 @@ from agent_roundtrip import (add_run_options, close_quietly, compare, other_open
 from posbench.setup.profile import profile_for_model  # noqa: E402
 from posbench.sim.unit import TerminalTiming  # noqa: E402
 from posbench.sim.zvt_terminal import VirtualZvtTerminal  # noqa: E402
-from posbench.drivers.zvt.apdu import Tlv, bcd_digits, bcd_encode, encode_apdu, encode_bmp, encode_lllvar  # noqa: E402
-from posbench.drivers.zvt.terminal import ZvtTerminal  # noqa: E402
-from posbench.drivers.zvt.transport import ACK, DLE, ETX, STX, LinkTiming, ZvtLink, encode_frame  # noqa: E402
+from posbench.drivers.ecr.zvt.codec import Tlv, bcd_digits, bcd_encode, encode_apdu, encode_bmp, encode_lllvar  # noqa: E402
+from posbench.drivers.ecr.zvt.client import ZvtTerminal  # noqa: E402
+from posbench.drivers.ecr.zvt.link import ACK, DLE, ETX, STX, LinkTiming, ZvtLink, encode_frame  # noqa: E402
 
 PASSWORD = "123456"
 SERIAL = "PT100-0000123"

@@ -101,7 +101,7 @@ def reason_words(code: str) -> str:
     if m := re.fullmatch(r"sw_(\w+)", code):
         return f"card refused (status {m.group(1)})"
     if m := re.fullmatch(r"rc_([0-9A-F]{2})_(\w+?)(_rf)?", code):  # a ZVT sale's result code (test_read_paths)
-        from posbench.drivers.zvt.codes import RESULT_CODES
+        from posbench.drivers.ecr.zvt.codes import RESULT_CODES
         meaning = RESULT_CODES.get(int(m.group(1), 16), f"result code {m.group(1)}")
         return meaning + (" (contactless)" if m.group(3) else "")
     if code.startswith("atr_"):

@@ -23,7 +23,7 @@ from posbench.setup.config import TerminalSection, UsbId
 from posbench.core.errors import BenchError, PortUnavailable, UnitError
 
 if TYPE_CHECKING:
-    from posbench.drivers.zvt.terminal import ZvtTerminal
+    from posbench.drivers.ecr.zvt.client import ZvtTerminal
 
 TIMEOUT_S = 0.3
 """How long each question waits for the first sign of an answer (seconds)."""
@@ -103,8 +103,8 @@ class TcpProbe:
 
 # -- the agent protocol ---------------------------------------------------------------------------
 def ask_agent(port: str, settings: LineSettings, timeout_s: float) -> Answer:
-    from posbench.drivers.serial.agent import AgentTerminal
-    from posbench.drivers.serial.agent_link import LinkTiming
+    from posbench.drivers.ecr.agent.adapter import AgentTerminal
+    from posbench.drivers.transport.enq_ack import LinkTiming
     timing = LinkTiming(enq_tries=1, enq_wait=timeout_s, ack_wait=1.0, inter_byte=0.2)
     terminal = AgentTerminal(port, settings.baudrate, reply_timeout=1.0, timing=timing)
     try:
@@ -131,7 +131,7 @@ answers 84 xx, which identifies it as well)."""
 def _zvt_answer(terminal: ZvtTerminal, where: dict[str, Any], settings: LineSettings | None) -> Answer:
     """Run a status enquiry (05 01) on ``terminal``: answered 80 00 (with its completion) or
     84 xx is a ZVT PT; silence or anything else is ``NoAnswer``."""
-    from posbench.drivers.zvt.terminal import CommandRejected
+    from posbench.drivers.ecr.zvt.client import CommandRejected
     try:
         result = terminal.status_enquiry()
     except CommandRejected as exc:
@@ -150,8 +150,8 @@ def _zvt_answer(terminal: ZvtTerminal, where: dict[str, Any], settings: LineSett
 
 
 def ask_zvt_serial(port: str, settings: LineSettings, timeout_s: float) -> Answer:
-    from posbench.drivers.zvt.terminal import ZvtTerminal
-    from posbench.drivers.zvt.transport import LinkTiming, SerialTransport
+    from posbench.drivers.ecr.zvt.client import ZvtTerminal
+    from posbench.drivers.ecr.zvt.link import LinkTiming, SerialTransport
     transport = SerialTransport(port, settings.baudrate, LinkTiming(t2_s=timeout_s, repeats=0), reopen_s=0.0)
     transport.open()  # PortUnavailable: the port cannot be opened at all
     terminal = ZvtTerminal(transport, password=ZVT_PASSWORD, t3_s=1.0, t4_s=2.0)
@@ -159,8 +159,8 @@ def ask_zvt_serial(port: str, settings: LineSettings, timeout_s: float) -> Answe
 
 
 def ask_zvt_tcp(host: str, port: int, timeout_s: float) -> Answer:
-    from posbench.drivers.zvt.terminal import ZvtTerminal
-    from posbench.drivers.zvt.transport import TcpTransport
+    from posbench.drivers.ecr.zvt.client import ZvtTerminal
+    from posbench.drivers.ecr.zvt.link import TcpTransport
     transport = TcpTransport(host, port, connect_timeout_s=timeout_s, rest_timeout_s=1.0)
     terminal = ZvtTerminal(transport, password=ZVT_PASSWORD, t3_s=1.0, t4_s=2.0)
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -169,7 +169,7 @@ def ask_zvt_tcp(host: str, port: int, timeout_s: float) -> Answer:
 
 # -- Caisse-AP (Concert V3 over TCP) ----------------------------------------------------------------
 def ask_caisse_ap(host: str, port: int, timeout_s: float) -> Answer:
-    from posbench.drivers.caisse_ap.client import probe
+    from posbench.drivers.ecr.caisse_ap.client import probe
     said = probe(host, port, timeout_s=timeout_s)
     if said is None:
         raise NoAnswer("no Caisse-AP answer (a CZ field and AE)")
@@ -180,7 +180,7 @@ def ask_caisse_ap(host: str, port: int, timeout_s: float) -> Answer:
 
 # -- Concert V2 -----------------------------------------------------------------------------------
 def ask_concert(port: str, settings: LineSettings, timeout_s: float) -> Answer:
-    from posbench.drivers.concert.link import probe
+    from posbench.drivers.ecr.concert.link import probe
     try:
         answered = probe(port, line=settings.line, timeout_s=timeout_s)
     except PortUnavailable as exc:

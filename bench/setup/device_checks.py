@@ -133,7 +133,7 @@ def terminal(config: BenchConfig) -> Check:
 
 def _concert_answers(config: BenchConfig) -> bool:
     """A Concert terminal's ENQ handshake, tried again for up to ``BOOT_WAIT_S`` (it may be booting)."""
-    from posbench.drivers.concert.link import probe
+    from posbench.drivers.ecr.concert.link import probe
     section = config.terminal
     assert section.port is not None  # TerminalSection: Concert needs a port
     give_up = time.monotonic() + min(section.boot_timeout, BOOT_WAIT_S)
@@ -164,19 +164,19 @@ def _identify(config: BenchConfig):
     section = config.terminal
     if section.protocol == "agent":
         assert section.port is not None  # TerminalSection: the agent protocol needs a port
-        from posbench.drivers.serial.agent import AgentTerminal
-        from posbench.drivers.serial.agent_link import LinkTiming
+        from posbench.drivers.ecr.agent.adapter import AgentTerminal
+        from posbench.drivers.transport.enq_ack import LinkTiming
         timing = LinkTiming(enq_tries=2, enq_wait=0.3, frame_tries=1, ack_wait=PROBE_S, inter_byte=0.2)
         with AgentTerminal(section.port, section.baudrate, min(section.reply_timeout, PROBE_S),
                            timing=timing) as agent:
             return agent.identify()
     if section.protocol == "caisse-ap":
         assert section.address is not None  # TerminalSection: Caisse-AP needs an address
-        from posbench.drivers.caisse_ap.payment_terminal import CaisseApPaymentTerminal
+        from posbench.drivers.ecr.caisse_ap.adapter import CaisseApPaymentTerminal
         from posbench.drivers.terminal import Identity
         CaisseApPaymentTerminal(section.address, section.currency, reply_timeout=PROBE_S).wait_ready(PROBE_S)
         return Identity(model=config.unit.model or "", serial="", firmware="", components={})
-    from posbench.drivers.zvt.payment_terminal import ZvtPaymentTerminal
+    from posbench.drivers.ecr.zvt.adapter import ZvtPaymentTerminal
     with ZvtPaymentTerminal(section.port or f"tcp://{section.address}", section.password, section.currency,
                             section.baudrate, config.unit.model) as zvt:
         assert zvt.driver is not None  # opened by the with statement

@@ -19,24 +19,24 @@ def open_terminal(section: TerminalSection, model: str | None = None) -> Termina
     """The driver for bench.toml's ``[terminal]`` section (``posbench.setup.config.TerminalSection``),
     opened. ``model`` is the unit's model from ``[unit]`` (ZVT and Caisse-AP do not report one)."""
     if section.protocol == "caisse-ap":
-        from posbench.drivers.caisse_ap.payment_terminal import CaisseApPaymentTerminal
+        from posbench.drivers.ecr.caisse_ap.adapter import CaisseApPaymentTerminal
         if section.address is None:  # TerminalSection refuses this when bench.toml is read
             raise ValueError("the caisse-ap protocol needs an address")
         return CaisseApPaymentTerminal(section.address, section.currency, model, section.reply_timeout,
                                        section.sale_timeout, section.boot_timeout).open()
     if section.protocol == "zvt":
-        from posbench.drivers.zvt.payment_terminal import ZvtPaymentTerminal
+        from posbench.drivers.ecr.zvt.adapter import ZvtPaymentTerminal
         url = section.port or f"tcp://{section.address}"
         return ZvtPaymentTerminal(url, section.password, section.currency, section.baudrate, model,
                                   section.sale_timeout, section.boot_timeout).open()
     if section.protocol == "concert":
-        from posbench.drivers.concert.payment_terminal import ConcertPaymentTerminal
+        from posbench.drivers.ecr.concert.adapter import ConcertPaymentTerminal
         if section.port is None:  # TerminalSection refuses this when bench.toml is read
             raise ValueError("the concert protocol needs a port")
         return ConcertPaymentTerminal(section.port, section.line, section.currency, section.baudrate,
                                       section.pos_number, section.delay_code, section.sale_timeout,
                                       section.boot_timeout).open()
-    from posbench.drivers.serial.agent import AgentTerminal
+    from posbench.drivers.ecr.agent.adapter import AgentTerminal
     if section.port is None:  # TerminalSection refuses this when bench.toml is read
         raise ValueError("the agent protocol needs a port")
     return AgentTerminal(section.port, section.baudrate, section.reply_timeout, section.sale_timeout,

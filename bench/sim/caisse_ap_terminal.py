@@ -4,7 +4,7 @@ unit model (``posbench.sim.unit.VirtualUnit``) that every virtual terminal share
 It listens on ``address`` (default 127.0.0.1 and any free port; like the virtual ZVT terminal on
 TCP it stays in the bench's own namespace when the network lab runs: only the unit's host link
 lives in the lab), serves one ECR connection at a time and answers each request with one
-message (``posbench.drivers.caisse_ap.fields``): CZ, the request's CJ / CA / CB / CD / CE echoed,
+message (``posbench.drivers.ecr.caisse_ap.codec``): CZ, the request's CJ / CA / CB / CD / CE echoed,
 AE 10 (done) or 01 (not done) with an AF reason, and for a sale done AC (authorisation), CC
 (application), AA (card number, hidden digits as ``#``) and, when the request asked (CK 100),
 the customer receipt in AK (base64). BA 1 gets AE 11 at once and the result when it is known,
@@ -47,8 +47,8 @@ from posbench.setup.cards import Card
 from posbench.core.errors import UnitError
 from posbench.core.masking import mask_pan
 from posbench.setup.profile import Profile
-from posbench.drivers.caisse_ap.client import QUIET_S, read_message
-from posbench.drivers.caisse_ap.fields import AE_DONE, AE_NOT_DONE, AE_TAKEN, FieldError, Reason, decode_message, \
+from posbench.drivers.ecr.caisse_ap.client import QUIET_S, read_message
+from posbench.drivers.ecr.caisse_ap.codec import AE_DONE, AE_NOT_DONE, AE_TAKEN, FieldError, Reason, decode_message, \
     encode_message
 
 from .unit import PresentedCard, ReadsPresentedCards, TerminalTiming, UnitFrontEnd, VirtualUnit, frame_error_rate

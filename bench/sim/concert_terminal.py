@@ -1,11 +1,11 @@
 """Virtual Concert V2 payment terminal on a pseudo-terminal, over the unit model.
 
 The terminal's end of the link is posbench's ``Link`` with Concert timing
-(``posbench.drivers.concert.link``), so the NAKs, repeats and EOTs are the driver's own. It takes
+(``posbench.drivers.ecr.concert.link``), so the NAKs, repeats and EOTs are the driver's own. It takes
 a 34-character request, runs a card debit through the unit (``posbench.sim.unit.VirtualUnit``:
 state, readers, journal, ISO 8583 host, power) and answers with its own ENQ, the status and,
 when the request's answer flag asks for it, the 55-character report (masked PAN, expiry, STAN,
-terminal id, the acquirer's field 39; see ``posbench.drivers.concert.messages``).
+terminal id, the acquirer's field 39; see ``posbench.drivers.ecr.concert.codec``).
 
 Concert has a status and little else, so every fault shows as a refusal, silence, a reset or a
 garbled frame:
@@ -33,10 +33,10 @@ import random
 import time
 
 from posbench.setup.cards import Card
-from posbench.drivers.concert.link import TIMING
-from posbench.drivers.concert.messages import (ACCEPTED, DELAY_AT_END, HANDLED, MODE_CARD, REFUSED, TYPE_DEBIT,
+from posbench.drivers.ecr.concert.link import TIMING
+from posbench.drivers.ecr.concert.codec import (ACCEPTED, DELAY_AT_END, HANDLED, MODE_CARD, REFUSED, TYPE_DEBIT,
                                                Answer, Report, Request)
-from posbench.drivers.serial.agent_link import Link, LinkTiming
+from posbench.drivers.transport.enq_ack import Link, LinkTiming
 from posbench.core.errors import FrameError, MessageError, UnitError, UnitNotResponding
 from posbench.setup.profile import Profile
 

@@ -1,8 +1,8 @@
 """Virtual PT100 payment terminal speaking posbench's agent ECR protocol on a pseudo-terminal.
 
 The unit itself (state machine, journal, faults, host link) is ``posbench.sim.unit.VirtualUnit``;
-this module only turns agent-protocol requests (``drivers/serial/agent_frame.py`` messages over
-the ``agent_link`` handshake) into calls on it and its results into replies.
+this module only turns agent-protocol requests (``drivers/ecr/agent/codec.py`` messages over
+the ``enq_ack`` handshake) into calls on it and its results into replies.
 """
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import time
 
 from posbench.core.errors import MessageError
 from posbench.setup.profile import Profile
-from posbench.drivers.serial.agent_frame import MAX_MESSAGE, Message, decode_message, encode_message
-from posbench.drivers.serial.agent_link import Link
+from posbench.drivers.transport.frame import MAX_MESSAGE
+from posbench.drivers.ecr.agent.codec import Message, decode_message, encode_message
+from posbench.drivers.transport.enq_ack import Link
 
 from .noisy_port import NoisyPort
 from .pty_port import PtyPort

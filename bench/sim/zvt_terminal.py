@@ -1,6 +1,6 @@
 """Virtual ZVT payment terminal: the PT side of ZVT [PA00P015, PA00P016] over the unit model.
 
-Serial on a pseudo-terminal (9600 8N2 framing, ACK/NAK, T2 and repeats: ``posbench.drivers.zvt.transport``'s
+Serial on a pseudo-terminal (9600 8N2 framing, ACK/NAK, T2 and repeats: ``posbench.drivers.ecr.zvt.link``'s
 ``ZvtLink``) or TCP (bare APDUs, one ECR connection at a time: the same module's
 ``TcpServerTransport``), the ECR driver's own link code either way. The ECR sends a command; the PT
 answers ``80 00 00``, becomes master and sends intermediate statuses (04 FF), status
@@ -43,11 +43,11 @@ from posbench.setup.cards import Card
 from posbench.core.errors import UnitError, UnitNotResponding
 from posbench.core.masking import mask_pan
 from posbench.setup.profile import Profile
-from posbench.drivers.zvt.apdu import (BmpError, Tlv, ZvtMessageError, bcd_decode, bcd_digits, bcd_encode,
+from posbench.drivers.ecr.zvt.codec import (BmpError, Tlv, ZvtMessageError, bcd_decode, bcd_digits, bcd_encode,
                               bcd_text, decode_apdu, encode_apdu, encode_bmp, encode_lllvar,
                               parse_bmps)
-from posbench.drivers.zvt.codes import CARD_TECHNOLOGY, LOCK_BITS, SCHEME_CARD_TYPES
-from posbench.drivers.zvt.transport import LinkTiming, TcpServerTransport, TransmissionFailed, ZvtLink
+from posbench.drivers.ecr.zvt.codes import CARD_TECHNOLOGY, LOCK_BITS, SCHEME_CARD_TYPES
+from posbench.drivers.ecr.zvt.link import LinkTiming, TcpServerTransport, TransmissionFailed, ZvtLink
 
 from .noisy_port import NoisyPort
 from .pty_port import PtyPort

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from posbench.core.errors import UnitError
-from posbench.drivers.zvt.apdu import (
+from posbench.drivers.ecr.zvt.codec import (
     ApduError,
     TlvError,
     ZvtMessageError,
@@ -18,8 +18,8 @@ from posbench.drivers.zvt.apdu import (
     parse_bmps,
     parse_tlv,
 )
-from posbench.drivers.zvt.results import Collector
-from posbench.drivers.zvt.transport import (
+from posbench.drivers.ecr.zvt.results import Collector
+from posbench.drivers.ecr.zvt.link import (
     ACK,
     NAK,
     FrameReader,

@@ -12,9 +12,9 @@ import pytest
 
 from posbench.core.errors import UnitNotResponding
 from posbench.sim.pty_port import PtyPort
-from posbench.drivers.zvt.apdu import BmpError, Tlv, bcd_encode, decode_apdu, encode_apdu, encode_bmp, encode_lllvar
-from posbench.drivers.zvt.terminal import CommandRejected, TerminalBusy, UnexpectedMessage, ZvtTerminal
-from posbench.drivers.zvt.transport import LinkTiming, SerialTransport, TcpTransport, ZvtLink
+from posbench.drivers.ecr.zvt.codec import BmpError, Tlv, bcd_encode, decode_apdu, encode_apdu, encode_bmp, encode_lllvar
+from posbench.drivers.ecr.zvt.client import CommandRejected, TerminalBusy, UnexpectedMessage, ZvtTerminal
+from posbench.drivers.ecr.zvt.link import LinkTiming, SerialTransport, TcpTransport, ZvtLink
 
 ACK = "80 00 00"
 TRACK2 = b"4761739001010010=25122011143804400000"

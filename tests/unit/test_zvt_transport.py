@@ -17,10 +17,10 @@ import pytest
 
 from posbench.core.errors import PortUnavailable, UnitNotResponding
 from posbench.sim.pty_port import PtyPort
-from posbench.drivers.zvt.apdu import encode_apdu
+from posbench.drivers.ecr.zvt.codec import encode_apdu
 
 from .loopback import Listener
-from posbench.drivers.zvt.transport import (
+from posbench.drivers.ecr.zvt.link import (
     ACK,
     NAK,
     ConnectionClosed,

@@ -26,11 +26,11 @@ Public API
   LinkDamaged(TransmissionFailed, ProtocolError)       NAKed 3 times, or bad frames kept coming
   NoAcknowledge(TransmissionFailed, UnitNotResponding) no ACK nor NAK at all to 3 sends
   ConnectionClosed(UnitNotResponding)                  the peer closed the TCP connection (or none is open)
-  ByteSource                                           agent_link.BytePort: read(size, timeout) / write /
+  ByteSource                                           enq_ack.BytePort: read(size, timeout) / write /
                                                        discard_input
   FrameReader(source, t1_s, stats)                     .read_frame(timeout_s) / .read_control(timeout_s)
   LinkTiming(t1_s, t2_s, repeats)                      serial timing (seconds) and repeat count
-  LinkStats                                            agent_link's counters, .repeats = .retransmits
+  LinkStats                                            enq_ack's counters, .repeats = .retransmits
   ZvtLink(source, timing, device)                      serial link on any ByteSource (ECR or PT)
   SerialTransport(url, baudrate=9600, ...)             ZvtLink on SerialBytePort, 8N2
   TcpTransport(host, port=20007, ...)                  bare APDUs over TCP, the ECR's end (connects)
@@ -51,11 +51,11 @@ from dataclasses import dataclass, field
 from typing import Callable, Protocol, TypeVar
 
 from posbench.core.errors import FrameError, PortLost, PortUnavailable, ProtocolError, UnitError, UnitNotResponding
-from posbench.drivers.serial import agent_link
-from posbench.drivers.serial.agent_link import BytePort
+from posbench.drivers.transport import enq_ack
+from posbench.drivers.transport.enq_ack import BytePort
 from posbench.drivers.serial.port import SerialBytePort
 
-from .apdu import MAX_DATA, apdu_size, decode_apdu
+from .codec import MAX_DATA, apdu_size, decode_apdu
 
 DLE, STX, ETX, ACK, NAK = 0x10, 0x02, 0x03, 0x06, 0x15
 T = TypeVar("T")
@@ -192,7 +192,7 @@ _DLE = bytes((DLE,))
 _DLE_DLE = bytes((DLE, DLE))
 
 
-class FrameReader(agent_link.ReadAhead):
+class FrameReader(enq_ack.ReadAhead):
     """Reads frames and single ACK/NAK bytes from a ``ByteSource``, keeping bytes read ahead.
 
     Bytes are taken from the buffer by position and a frame's body is copied run by run between
@@ -336,7 +336,7 @@ class LinkTiming:
 
 
 @dataclass
-class LinkStats(agent_link.LinkStats):
+class LinkStats(enq_ack.LinkStats):
     """The serial links' counters; ZVT calls a retransmission a repeat."""
 
     @property

@@ -15,7 +15,7 @@ from posbench.drivers.terminal import FewAnswers, HostCheck, Identity, SaleResul
 
 from . import codes
 from .results import ZvtResult
-from .terminal import ZvtTerminal
+from .client import ZvtTerminal
 
 ZVT_CAPABILITIES = frozenset({"identity", "status", "terminal_status", "sale", "card_sale", "reversal",
                               "host_diagnosis", "link_counters", "reboot", "abort"})

@@ -12,9 +12,9 @@ from posbench.core.masking import mask_pan
 from posbench.drivers.terminal import (ChipResult, EchoResult, HostCheck, Identity, LogRecord, SaleResult, Status,
                               Unsupported)
 
-from .agent_frame import Message, decode_message, encode_message
-from .agent_link import Link, LinkTiming
-from .port import SerialBytePort
+from .codec import Message, decode_message, encode_message
+from posbench.drivers.transport.enq_ack import Link, LinkTiming
+from posbench.drivers.serial.port import SerialBytePort
 
 
 class UnitRejected(UnitError):

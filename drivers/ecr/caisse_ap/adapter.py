@@ -17,7 +17,7 @@ from posbench.core.masking import mask_pan
 from posbench.drivers.terminal import FewAnswers, SaleResult, Status
 
 from .client import PROBE_FIELDS, TCP_PORT, Answer, CaisseApClient
-from .fields import APPLICATIONS, CONTACTLESS_APPLICATIONS
+from .codec import APPLICATIONS, CONTACTLESS_APPLICATIONS
 
 CAISSE_AP_CAPABILITIES = frozenset({"status", "sale", "card_sale"})
 POLL_S = 0.3

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, fields
 from posbench.core.masking import scrub
 
 from . import codes
-from .apdu import (
+from .codec import (
     BmpError,
     BmpValue,
     Redacted,

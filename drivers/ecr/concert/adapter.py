@@ -15,7 +15,7 @@ from posbench.drivers.terminal import FewAnswers, SaleResult
 from posbench.core.errors import MessageError, UnitNotResponding
 
 from .link import BAUDRATE, concert_link, concert_port, handshake
-from .messages import DELAY_AT_END, STATUS_MEANING, Answer, Request
+from .codec import DELAY_AT_END, STATUS_MEANING, Answer, Request
 
 CONCERT_CAPABILITIES = frozenset({"sale", "card_sale", "link_counters"})
 POLL_S = 0.3

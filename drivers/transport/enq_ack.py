@@ -18,7 +18,7 @@ from typing import Callable, Protocol, TypeVar, overload
 
 from posbench.core.errors import FrameError, UnitNotResponding
 
-from .agent_frame import ACK, ENQ, EOT, ETX, MAX_MESSAGE, NAK, STX, decode_frame, encode_frame
+from posbench.drivers.transport.frame import ACK, ENQ, EOT, ETX, MAX_MESSAGE, NAK, STX, decode_frame, encode_frame
 
 
 T = TypeVar("T")

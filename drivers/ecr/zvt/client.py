@@ -43,10 +43,10 @@ from urllib.parse import urlsplit
 from posbench.core.errors import BenchError, ConfigError, PortLost, PortUnavailable, UnitError, UnitNotResponding
 
 from . import codes
-from .apdu import (Apdu, ZvtMessageError, bcd_encode, decode_apdu, encode_apdu, encode_bmp, is_positive,
+from .codec import (Apdu, ZvtMessageError, bcd_encode, decode_apdu, encode_apdu, encode_bmp, is_positive,
                    parse_bmps)
 from .results import Collector, ZvtResult
-from .transport import TCP_PORT, LinkTiming, SerialTransport, TcpTransport, Transport, ZvtLink
+from .link import TCP_PORT, LinkTiming, SerialTransport, TcpTransport, Transport, ZvtLink
 
 T = TypeVar("T")
 T3_S = 5.0

@@ -39,6 +39,10 @@ CAPABILITIES: dict[str, str] = {
 """Capability name -> what a terminal that has it can do (the words of a skip reason)."""
 
 
+READ_PATH_CAUSE = {"magstripe": "msr_head", "chip": "chip_contacts", "contactless": "nfc_antenna"}
+"""A card read failure points at the reader of the technology that read it (``SaleResult.card_technology``)."""
+
+
 class Unsupported(Exception):
     """The terminal's protocol cannot answer this question (a capability it lacks)."""
 

@@ -26,6 +26,7 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
+from posbench.drivers import registry
 from posbench.diagnosis import ranking as diagnosis
 from posbench.core.console import make_console, say
 from posbench.core.signals import STOPPED, acknowledge as acknowledge_stop, catch_stop_signals
@@ -187,8 +188,9 @@ def triage(bench_path, virtual, fault, seed, protocol, sim_profile, place, reser
         protocol = _sim_shape(sim_profile, protocol)
         if technician_s is not None:
             _technician_fits(technician_s, sim_profile, protocol)
-    if unit and not bench_path and protocol in ("zvt", "zvt-tcp") and not unit.isdigit():
-        raise UsageFailure(f"--unit {unit}: a ZVT terminal reports its serial number in digits only (TLV 1F42)")
+    if unit and not bench_path and protocol in registry.sim_names() \
+            and (problem := registry.virtual(protocol).serial_problem(unit)):
+        raise UsageFailure(f"--unit {unit}: {problem}")
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     stem = f"{unit or 'triage'}-{stamp}"
     named_by_us = {"json": json_path is None, "html": html_path is None, "xml": junit_path is None}
@@ -224,7 +226,7 @@ def triage(bench_path, virtual, fault, seed, protocol, sim_profile, place, reser
             say(console, "starting the virtual bench"
                           + (f" shaped like {sim_profile}" if sim_profile else "")
                           + (f" with faults {', '.join(fault)}" if fault else " (healthy unit)")
-                          + f", seed {seed}" + (f", protocol {protocol}" if protocol != "agent" else ""))
+                          + f", seed {seed}" + (f", protocol {protocol}" if protocol != registry.DEFAULT else ""))
             bench_file = vbench.start()
         from posbench.diagnosis.ranking import failed_verdict
         from posbench.setup.preflight import PreflightFailed, preflight
@@ -889,8 +891,8 @@ def calibrate(severities, seeds, healthy, pairs, causes, jobs, out_path, first_s
     if sim_profile:
         from posbench.sim.bench import sim_profile as load_shape
         protocols = [_sim_shape(sim_profile, p) for p in dict.fromkeys(protocols)] \
-            or list(load_shape(sim_profile).protocols) or ["agent"]
-    protocols = list(dict.fromkeys(protocols)) or ["agent"]
+            or list(load_shape(sim_profile).protocols) or [registry.DEFAULT]
+    protocols = list(dict.fromkeys(protocols)) or [registry.DEFAULT]
     cases = [case for protocol in protocols for case in cal.matrix(
         chosen, _floats(severities, "--severities"), seed_list, healthy_seeds,
         cal.default_pairs(chosen) if pairs else [], protocol, sim_profile)]

@@ -305,3 +305,31 @@ class VirtualCaisseApTerminal(ReadsPresentedCards, UnitFrontEnd):
                  mask_pan(card.pan).replace("*", "#"), f"NUM AUTO : {auth}",
                  f"MONTANT : {amount // 100},{amount % 100:02d} EUR", "DEBIT", "TICKET CLIENT"]
         return base64.b64encode("\n".join(lines).encode("ascii")).decode("ascii")
+
+
+# -- what the virtual bench asks of this protocol's module (``posbench.drivers.registry.virtual``) --
+SALE_TIMEOUT_S = 5.0
+"""bench.toml's ``sale_timeout`` for this virtual terminal (seconds)."""
+TERMINAL_ID_PREFIX = "52"
+
+
+def unit_serial(serial: str, given: bool) -> str:
+    return serial
+
+
+def serial_problem(serial: str) -> str | None:
+    """Why ``posbench sim --unit SERIAL`` cannot be this unit's serial number: any text can."""
+    return None
+
+
+def front_end(name: str, host_address: tuple[str, int], profile: Profile, faults: dict[str, float], *, seed: int,
+              serial: str, terminal_id: str, timing: TerminalTiming, currency: str) -> VirtualCaisseApTerminal:
+    """The virtual terminal of ``posbench sim --protocol NAME``."""
+    return VirtualCaisseApTerminal(host_address, profile, faults, seed=seed, serial=serial,
+                                   terminal_id=terminal_id, timing=timing, currency=currency)
+
+
+def terminal_toml(term: VirtualCaisseApTerminal, currency: str) -> str:
+    """The head of bench.toml's ``[terminal]`` for ``term``."""
+    return (f'[terminal]\nprotocol = "caisse-ap"\naddress = "{term.address[0]}:{term.address[1]}"\n'
+            f'currency = "{currency}"\n')

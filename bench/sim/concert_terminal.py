@@ -155,3 +155,33 @@ class VirtualConcertTerminal(ReadsPresentedCards, UnitFrontEnd):
                 return None
             time.sleep(0.02)
         return presented
+
+
+# -- what the virtual bench asks of this protocol's module (``posbench.drivers.registry.virtual``) --
+SALE_TIMEOUT_S = 10.0
+"""bench.toml's ``sale_timeout`` for this virtual terminal (seconds). A Concert request carries no
+timeout (ZVT's BMP 01 cuts the PT's host wait short): the ECR waits for the terminal's worst case,
+a queued reversal and the sale each given the unit's host timeout."""
+TERMINAL_ID_PREFIX = "52"
+
+
+def unit_serial(serial: str, given: bool) -> str:
+    return serial
+
+
+def serial_problem(serial: str) -> str | None:
+    """Why ``posbench sim --unit SERIAL`` cannot be this unit's serial number: any text can."""
+    return None
+
+
+def front_end(name: str, host_address: tuple[str, int], profile: Profile, faults: dict[str, float], *, seed: int,
+              serial: str, terminal_id: str, timing: TerminalTiming, currency: str) -> VirtualConcertTerminal:
+    """The virtual terminal of ``posbench sim --protocol NAME``."""
+    return VirtualConcertTerminal(host_address, profile, faults, seed=seed, serial=serial,
+                                  terminal_id=terminal_id, timing=timing, currency=currency)
+
+
+def terminal_toml(term: VirtualConcertTerminal, currency: str) -> str:
+    """The head of bench.toml's ``[terminal]`` for ``term``."""
+    return (f'[terminal]\nprotocol = "concert"\nport = "{term.port.path}"\nbaudrate = 9600\n'
+            f'line = "8N1"\ncurrency = "{currency}"\n')

@@ -136,3 +136,33 @@ class VirtualTerminal(UnitFrontEnd):
         return {"display": sale.display, "host": int(sale.host_answered), "host_rc": sale.host_rc,
                 "stan": sale.stan, "tid": sale.tid, "pan": sale.pan, "auth": sale.auth,
                 "reason": sale.reason}
+
+
+# -- what the virtual bench asks of this protocol's module (``posbench.drivers.registry.virtual``) --
+CARD_TIMEOUT_S: float | None = None
+"""The agent unit waits for no card in a sale (the bench presents it before)."""
+SALE_TIMEOUT_S = 5.0
+"""bench.toml's ``sale_timeout`` for this virtual terminal (seconds)."""
+TERMINAL_ID_PREFIX = "PT"
+"""The agent protocol carries the terminal id as text."""
+
+
+def unit_serial(serial: str, given: bool) -> str:
+    return serial
+
+
+def serial_problem(serial: str) -> str | None:
+    """Why ``posbench sim --unit SERIAL`` cannot be this unit's serial number: any text can."""
+    return None
+
+
+def front_end(name: str, host_address: tuple[str, int], profile: Profile, faults: dict[str, float], *, seed: int,
+              serial: str, terminal_id: str, timing: TerminalTiming, currency: str) -> VirtualTerminal:
+    """The virtual terminal of ``posbench sim --protocol NAME`` (the agent protocol has no currency)."""
+    return VirtualTerminal(host_address, profile, faults, seed=seed, serial=serial, terminal_id=terminal_id,
+                           timing=timing)
+
+
+def terminal_toml(term: VirtualTerminal, currency: str) -> str:
+    """The head of bench.toml's ``[terminal]`` for ``term``."""
+    return f'[terminal]\nport = "{term.port.path}"\nbaudrate = 115200\n'

@@ -15,7 +15,8 @@ from datetime import datetime, timezone
 import pytest
 
 from posbench.core.errors import UnitError
-from posbench.sim.bench import ZVT_PASSWORD, SimBench
+from posbench.sim.bench import SimBench
+from posbench.sim.zvt_terminal import PASSWORD as ZVT_PASSWORD
 from posbench.drivers.actuator.virtual import request as control
 from posbench.sim.terminal import TerminalTiming
 from posbench.sim.unit import TEST_PAN

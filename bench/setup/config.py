@@ -106,11 +106,11 @@ class _TerminalFields(_Section):
 
 def _link(protocol: object) -> str | None:
     """How ``protocol``'s unit is reached ("serial", "tcp", "either"); None for an unknown one."""
-    return registry.section_model(protocol).LINK if protocol in registry.ECR_PROTOCOLS else None  # type: ignore[arg-type]
+    return registry.section_model(protocol).LINK if protocol in registry.ECR_PROTOCOLS else None
 
 
 def _tcp_port(protocol: object) -> int | None:
-    return registry.section_model(protocol).TCP_PORT if protocol in registry.ECR_PROTOCOLS else None  # type: ignore[arg-type]
+    return registry.section_model(protocol).TCP_PORT if protocol in registry.ECR_PROTOCOLS else None
 
 
 def _tcp_forms(protocol: object) -> str:
@@ -122,15 +122,15 @@ def _terminal_section() -> type[_TerminalFields]:
     (a key may be given whatever the protocol; the protocol's driver reads its own)."""
     from posbench.drivers.ecr.section import EcrSection
     common = set(EcrSection.model_fields)
-    own: dict[str, Any] = {}
+    own: dict[str, tuple[Any, Any]] = {}
     for name in registry.names():
         fields = registry.section_model(name).model_fields
         own.update({key: (f.annotation, f) for key, f in fields.items() if key not in common})
-    rest = {key: (f.annotation, f) for key, f in EcrSection.model_fields.items()
+    rest: dict[str, tuple[Any, Any]] = {key: (f.annotation, f) for key, f in EcrSection.model_fields.items()
             if key not in _TerminalFields.model_fields}
-    protocols = Literal[registry.names()]  # type: ignore[valid-type]
-    return create_model("TerminalSection", __base__=_TerminalFields, __module__=__name__,
-                        protocol=(protocols, DEFAULT_PROTOCOL), **own, **rest)
+    protocols: Any = Literal[registry.names()]  # bench.toml's error names them, as a Literal's does
+    definitions: dict[str, Any] = {"protocol": (protocols, DEFAULT_PROTOCOL), **own, **rest}
+    return create_model("TerminalSection", __base__=_TerminalFields, __module__=__name__, **definitions)
 
 
 if TYPE_CHECKING:

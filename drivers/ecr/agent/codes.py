@@ -25,6 +25,12 @@ def sale_read_failure(sale: SaleResult, technology: str) -> str:
     return ""
 
 
+def read_failure_words(code: str) -> str | None:
+    """A read failure code of ``sale_read_failure`` in words; None: not one this protocol words
+    (the report's own table says it)."""
+    return None
+
+
 def saw_no_card(sale: SaleResult) -> bool:
     return False
 

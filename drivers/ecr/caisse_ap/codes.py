@@ -43,6 +43,12 @@ def sale_read_failure(sale: SaleResult, technology: str) -> str:
     return f"af07_{sale.card_technology or technology}" if sale.result_code == NOT_ENDED else ""
 
 
+def read_failure_words(code: str) -> str | None:
+    """A read failure code of ``sale_read_failure`` in words; None: not one this protocol words
+    (the report's own table says it)."""
+    return None
+
+
 def saw_no_card(sale: SaleResult) -> bool:
     """AF 08: no card in time."""
     return sale.result_code == NO_CARD_IN_TIME

@@ -25,6 +25,12 @@ def sale_read_failure(sale: SaleResult, technology: str) -> str:
     return f"refused_unread_{technology}" if _unread(sale) else ""
 
 
+def read_failure_words(code: str) -> str | None:
+    """A read failure code of ``sale_read_failure`` in words; None: not one this protocol words
+    (the report's own table says it)."""
+    return None
+
+
 def saw_no_card(sale: SaleResult) -> bool:
     """A refusal whose report carries no PAN (Concert tells no more)."""
     return _unread(sale)

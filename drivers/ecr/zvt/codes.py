@@ -27,6 +27,7 @@ no library holds ZVT's tables.
 """
 from __future__ import annotations
 
+import re
 from typing import Mapping
 
 from posbench.drivers.terminal import READ_PATH_CAUSE, SaleResult
@@ -466,6 +467,15 @@ def sale_read_failure(sale: SaleResult, technology: str) -> str:
     if sale.result_code in READ_ERRORS or sale.result_code in (0x72, 0xE2) or "contactless_error" in sale.details:
         return f"rc_{sale.result_code:02X}_{tech}" + ("_rf" if "contactless_error" in sale.details else "")
     return ""
+
+
+def read_failure_words(code: str) -> str | None:
+    """A read failure code of ``sale_read_failure`` (``rc_64_chip``, ``rc_64_contactless_rf``) in
+    words: the result code's meaning; None for another code."""
+    if m := re.fullmatch(r"rc_([0-9A-F]{2})_(\w+?)(_rf)?", code):
+        meaning = RESULT_CODES.get(int(m.group(1), 16), f"result code {m.group(1)}")
+        return meaning + (" (contactless)" if m.group(3) else "")
+    return None
 
 
 def saw_no_card(sale: SaleResult) -> bool:

@@ -2,7 +2,7 @@
 
 Concert says very little: a sale and its status (accepted / refused), and in the report the
 masked PAN of the card it read, the acquirer request's STAN and terminal id and the acquirer's
-response code (see ``messages``). No identity, no status enquiry, no journal, no reboot, no
+response code (see ``codec``). No identity, no status enquiry, no journal, no reboot, no
 abort: those questions raise ``Unsupported`` and the tests asking them are listed as
 unmeasured; the bench's own instruments carry the diagnosis there. A refusal without a PAN in
 the report is a sale whose card the terminal did not read (``details["card_read"] == "no"``).

@@ -47,7 +47,7 @@ from posbench.drivers.ecr.zvt.codec import (BmpError, Tlv, ZvtMessageError, bcd_
                               bcd_text, decode_apdu, encode_apdu, encode_bmp, encode_lllvar,
                               parse_bmps)
 from posbench.drivers.ecr.zvt.codes import CARD_TECHNOLOGY, LOCK_BITS, SCHEME_CARD_TYPES
-from posbench.drivers.ecr.zvt.link import LinkTiming, TcpServerTransport, TransmissionFailed, ZvtLink
+from posbench.drivers.ecr.zvt.link import ZvtTiming, TcpServerTransport, TransmissionFailed, ZvtLink
 
 from .noisy_port import NoisyPort
 from .pty_port import PtyPort
@@ -155,7 +155,7 @@ class VirtualZvtTerminal(ReadsPresentedCards, UnitFrontEnd):
                  timing: TerminalTiming | None = None, transport: str = "serial",
                  address: tuple[str, int] = ("127.0.0.1", 0), password: str = "123456",
                  currency: str = "978", card_timeout_s: float = CARD_TIMEOUT_S,
-                 ecr_answer_s: float = ECR_ANSWER_S, link_timing: LinkTiming | None = None):
+                 ecr_answer_s: float = ECR_ANSWER_S, link_timing: ZvtTiming | None = None):
         if transport not in ("serial", "tcp"):
             raise ValueError(f"transport must be 'serial' or 'tcp', got {transport!r}")
         self.unit = VirtualUnit(host_address, profile, faults, seed, serial, terminal_id, timing)
@@ -167,7 +167,7 @@ class VirtualZvtTerminal(ReadsPresentedCards, UnitFrontEnd):
         self.port: NoisyPort | None = None
         if transport == "serial":
             self.port = NoisyPort(PtyPort(), random.Random(seed + 7), drops, powered=lambda: self.unit.powered)
-            link = ZvtLink(self.port, link_timing or LinkTiming(), DEVICE)
+            link = ZvtLink(self.port, link_timing or ZvtTiming(), DEVICE)
             self._ecr = _EcrPort(link, self.port.close)
         else:
             server = TcpServerTransport(address, TCP_REST_S, DEVICE)

@@ -77,6 +77,11 @@ class LinkStats:
     def snapshot(self) -> dict[str, int]:
         return dict(self.__dict__)
 
+    @property
+    def repeats(self) -> int:
+        """ZVT's name for a retransmission [P16 3.5]."""
+        return self.retransmits
+
 
 class ReadAhead(abc.ABC):
     """Bytes read ahead from a port and taken by position: what the serial link layers (this

@@ -26,7 +26,7 @@ from posbench.drivers.ecr.zvt import codes
 from posbench.drivers.ecr.zvt.codec import bcd_digits, bcd_encode, encode_apdu, encode_bmp, parse_bmps, read_var
 from posbench.drivers.ecr.zvt.codes import SCHEME_CARD_TYPES
 from posbench.drivers.ecr.zvt.client import CommandRejected, ZvtTerminal
-from posbench.drivers.ecr.zvt.link import LinkTiming
+from posbench.drivers.ecr.zvt.link import ZvtTiming
 from posbench.drivers.ecr.zvt.adapter import sale_result
 from posbench.drivers.ecr.zvt.results import ZvtResult
 
@@ -82,7 +82,7 @@ def rig(protocol: str = "zvt", faults: dict[str, float] | None = None, seed: int
         if pt.link is not None:
             pt.link.timing.t2_s = 1.0  # the PT's wait for the ECR's ACK before repeating
         url = pt.port.path if pt.address is None else "tcp://{}:{}".format(*pt.address)
-        term = ZvtTerminal.open_url(url, 9600, LinkTiming(t2_s=1.0), password=ZVT_PASSWORD,
+        term = ZvtTerminal.open_url(url, 9600, ZvtTiming(t2_s=1.0), password=ZVT_PASSWORD,
                                     t3_s=t3_s, t4_s=t4_s)
         stack.callback(term.close)
         wait_ready(term)

@@ -8,7 +8,7 @@ from posbench.core.errors import BenchError, UnitError
 from posbench.drivers.probing import Answer, LineSettings, NoAnswer, SerialProbe, TcpProbe
 
 from .client import CommandRejected, ZvtTerminal
-from .link import TCP_PORT, LinkTiming, SerialTransport, TcpTransport
+from .link import TCP_PORT, ZvtTiming, SerialTransport, TcpTransport
 from .section import Section
 
 
@@ -38,7 +38,7 @@ def _zvt_answer(terminal: ZvtTerminal, where: dict[str, Any], settings: LineSett
 
 
 def ask_zvt_serial(port: str, settings: LineSettings, timeout_s: float) -> Answer:
-    transport = SerialTransport(port, settings.baudrate, LinkTiming(t2_s=timeout_s, repeats=0), reopen_s=0.0)
+    transport = SerialTransport(port, settings.baudrate, ZvtTiming(t2_s=timeout_s, repeats=0), reopen_s=0.0)
     transport.open()  # PortUnavailable: the port cannot be opened at all
     terminal = ZvtTerminal(transport, password=PASSWORD, t3_s=1.0, t4_s=2.0)
     return _zvt_answer(terminal, {"protocol": "zvt", "port": port, "baudrate": settings.baudrate}, settings)

@@ -42,10 +42,10 @@ from _common import (PEER_PLACES, InMemoryPort, PeerProcess, exit_cleanly_on_sig
 
 import serial  # noqa: E402
 
-from posbench.drivers.serial.agent import AgentTerminal  # noqa: E402
-from posbench.drivers.serial.agent_link import Link  # noqa: E402
-from posbench.drivers.serial.agent_frame import (ACK, ENQ, EOT, ETX, STX, encode_frame,  # noqa: E402
-                                      encode_message)
+from posbench.drivers.ecr.agent.adapter import AgentTerminal  # noqa: E402
+from posbench.drivers.transport.enq_ack import Link  # noqa: E402
+from posbench.drivers.transport.frame import ACK, ENQ, EOT, ETX, STX, encode_frame  # noqa: E402
+from posbench.drivers.ecr.agent.codec import encode_message  # noqa: E402
 
 REQUEST_FRAME = encode_frame(encode_message("ST", {}))
 # A full-size ST reply, field for field what the virtual PT100 sends (247 bytes framed).

@@ -85,7 +85,7 @@ def count_commands(seed: int, out: Path) -> None:
     from posbench.run.runner import run_hil
     from posbench.sim.bench import SimBench
     from posbench.sim.terminal import VirtualTerminal
-    from posbench.drivers.serial.agent import AgentTerminal
+    from posbench.drivers.ecr.agent.adapter import AgentTerminal
 
     counts: Counter[str] = Counter()
     drawn: list[float] = []

@@ -57,9 +57,9 @@ from agent_roundtrip import (add_run_options, close_quietly, compare, other_open
 from posbench.setup.profile import profile_for_model  # noqa: E402
 from posbench.sim.unit_records import TerminalTiming  # noqa: E402
 from posbench.sim.zvt_terminal import VirtualZvtTerminal  # noqa: E402
-from posbench.drivers.zvt.apdu import Tlv, bcd_digits, bcd_encode, encode_apdu, encode_bmp, encode_lllvar  # noqa: E402
-from posbench.drivers.zvt.terminal import ZvtTerminal  # noqa: E402
-from posbench.drivers.zvt.transport import ACK, DLE, ETX, STX, LinkTiming, ZvtLink, encode_frame  # noqa: E402
+from posbench.drivers.ecr.zvt.codec import Tlv, bcd_digits, bcd_encode, encode_apdu, encode_bmp, encode_lllvar  # noqa: E402
+from posbench.drivers.ecr.zvt.client import ZvtTerminal  # noqa: E402
+from posbench.drivers.ecr.zvt.link import ACK, DLE, ETX, STX, ZvtTiming, ZvtLink, encode_frame  # noqa: E402
 
 PASSWORD = "123456"
 SERIAL = "PT100-0000123"
@@ -267,7 +267,7 @@ class InMemoryPT(InMemoryPort):
 
 def driver_cpu_s(n: int = 5000) -> float:
     """Seconds of the driver's own work per status enquiry against ``InMemoryPT`` (best of 3)."""
-    driver = ZvtTerminal(ZvtLink(InMemoryPT(), LinkTiming()), password=PASSWORD)
+    driver = ZvtTerminal(ZvtLink(InMemoryPT(), ZvtTiming()), password=PASSWORD)
     for _ in range(200):
         driver.status_enquiry()
     best = float("inf")
@@ -286,7 +286,7 @@ def one_run(kind: str, n: int, warmup: int, block: int, peer_in: str = "process"
     try:
         peer = start_peer(lambda: Peer(kind), peer_in)
         completion = COMPLETION_FRAME if kind == "responder" else learn_completion(peer.path)
-        driver = ZvtTerminal.open_url(peer.path, 9600, LinkTiming(), password=PASSWORD)
+        driver = ZvtTerminal.open_url(peer.path, 9600, ZvtTiming(), password=PASSWORD)
         raw = RawClient(peer.path, completion, frame_end=raw_read == "frame-end")
 
         def driver_rt() -> None:

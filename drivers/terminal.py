@@ -1,8 +1,8 @@
 """What a HIL test may ask of a payment terminal, whatever ECR protocol it speaks.
 
 Every terminal driver implements ``Terminal`` and declares its ``capabilities``: the questions
-its protocol can answer. The posbench agent protocol (``drivers/serial/agent.py``, units running
-posbench's diagnostic agent) answers nearly all of them; ZVT (``drivers/zvt/payment_terminal.py``)
+its protocol can answer. The posbench agent protocol (``drivers/ecr/agent/adapter.py``, units running
+posbench's diagnostic agent) answers nearly all of them; ZVT (``drivers/ecr/zvt/adapter.py``)
 far fewer. A test whose question the unit's protocol cannot answer is skipped and listed as
 unmeasured, never counted as healthy. Results are plain dataclasses; a field the protocol does
 not report is None.
@@ -37,6 +37,10 @@ CAPABILITIES: dict[str, str] = {
     "abort": "abort a transaction in progress",
 }
 """Capability name -> what a terminal that has it can do (the words of a skip reason)."""
+
+
+READ_PATH_CAUSE = {"magstripe": "msr_head", "chip": "chip_contacts", "contactless": "nfc_antenna"}
+"""A card read failure points at the reader of the technology that read it (``SaleResult.card_technology``)."""
 
 
 class Unsupported(Exception):

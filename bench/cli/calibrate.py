@@ -1,6 +1,8 @@
 """``posbench calibrate``: the fault matrix on the virtual bench, scored."""
 from __future__ import annotations
 
+from posbench.drivers import registry
+
 import os
 import sys
 from pathlib import Path
@@ -55,8 +57,8 @@ def calibrate(severities, seeds, healthy, pairs, causes, jobs, out_path, first_s
     if sim_profile:
         from posbench.sim.bench import sim_profile as load_shape
         protocols = [sim_shape(sim_profile, p) for p in dict.fromkeys(protocols)] \
-            or list(load_shape(sim_profile).protocols) or ["agent"]
-    protocols = list(dict.fromkeys(protocols)) or ["agent"]
+            or list(load_shape(sim_profile).protocols) or [registry.DEFAULT]
+    protocols = list(dict.fromkeys(protocols)) or [registry.DEFAULT]
     cases = [case for protocol in protocols for case in cal.matrix(
         chosen, _floats(severities, "--severities"), seed_list, healthy_seeds,
         cal.default_pairs(chosen) if pairs else [], protocol, sim_profile)]

@@ -2,6 +2,8 @@
 before anything is written or started."""
 from __future__ import annotations
 
+from posbench.drivers import registry
+
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -81,8 +83,9 @@ def check_usage(req: TriageRequest) -> CheckedRequest:
         if req.technician_s is not None:
             technician_fits(req.technician_s, req.sim_profile, req.protocol or "")
     protocol, unit = req.protocol, req.unit
-    if unit and not req.bench_path and protocol in ("zvt", "zvt-tcp") and not unit.isdigit():
-        raise UsageFailure(f"--unit {unit}: a ZVT terminal reports its serial number in digits only (TLV 1F42)")
+    if unit and not req.bench_path and protocol in registry.sim_names() \
+            and (problem := registry.virtual(protocol).serial_problem(unit)):
+        raise UsageFailure(f"--unit {unit}: {problem}")
     return CheckedRequest(req, room, faults)
 
 

@@ -7,6 +7,8 @@ It sits in the CLI's package: a place needs ``posbench.room``, which is above ``
 (tests/unit/test_layers.py)."""
 from __future__ import annotations
 
+from posbench.drivers import registry
+
 import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -90,7 +92,7 @@ class Virtual:
         say(self.console, "starting the virtual bench"
                           + (f" shaped like {sim_profile}" if sim_profile else "")
                           + (f" with faults {', '.join(fault)}" if fault else " (healthy unit)")
-                          + f", seed {seed}" + (f", protocol {protocol}" if protocol != "agent" else ""))
+                          + f", seed {seed}" + (f", protocol {protocol}" if protocol != registry.DEFAULT else ""))
         return vbench.start()
 
     def alive(self) -> bool:

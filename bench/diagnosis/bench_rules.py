@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from posbench.diagnosis.rules import READ_PATH_CAUSE
+from posbench.drivers.terminal import READ_PATH_CAUSE
 from posbench.spec.evidence import Evidence, Measurement, RunRecord
 
 REACHED_HOST = {"sale_host_answered_rate": lambda v: v > 0, "echo_loss_unit": lambda v: v < 1}

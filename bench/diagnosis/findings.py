@@ -11,6 +11,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
+from posbench.drivers import registry
 from posbench.core.masking import scrub
 from posbench.diagnosis.verdict import Cause, EvidenceItem, ReadPath, Verdict, VerdictMeasurement
 
@@ -101,10 +102,9 @@ def reason_words(code: str) -> str:
         return f"{TRACK_REASON.get(m.group(2), m.group(2).replace('_', ' '))} on track {m.group(1)}"
     if m := re.fullmatch(r"sw_(\w+)", code):
         return f"card refused (status {m.group(1)})"
-    if m := re.fullmatch(r"rc_([0-9A-F]{2})_(\w+?)(_rf)?", code):  # a ZVT sale's result code (test_read_paths)
-        from posbench.drivers.zvt.codes import RESULT_CODES
-        meaning = RESULT_CODES.get(int(m.group(1), 16), f"result code {m.group(1)}")
-        return meaning + (" (contactless)" if m.group(3) else "")
+    for protocol in registry.names():  # a protocol's own read failure code (``codes.sale_read_failure``)
+        if words := registry.codes(protocol).read_failure_words(code):
+            return words
     if code.startswith("atr_"):
         return "bad answer from the chip"
     return REASON.get(code, code.replace("_", " "))

@@ -20,7 +20,9 @@ from typing import Any
 from posbench.setup.config import parse_bench
 from posbench.core.errors import ConfigError
 
-from .probes import Answer
+from posbench.drivers import registry
+from posbench.drivers.probing import Answer
+
 from .survey import Survey
 from .usb import CH340
 from .virtual import described
@@ -145,9 +147,8 @@ def compose(found: Survey, now: datetime | None = None, announced: Path | None =
     term = s["terminal"]
     for key, value in terminal.section.items():
         term.set(key, value, f"{terminal.how}" if key in ("port", "address") else "")
-    for key in ("password", "currency", "reply_timeout", "sale_timeout", "boot_timeout"):
-        if terminal.protocol == "zvt" or key not in ("password", "currency"):
-            take("terminal", key)
+    for key in registry.section_model(terminal.protocol).FROM_SIM:  # what no probe can find
+        take("terminal", key)
     for other, other_where, _ in terminals[1:]:
         term.notes.append(f"also answered: {other.protocol} at {other_where} ({other.how})")
         left.append(f"terminal ({other.protocol}) at {other_where}")

@@ -19,58 +19,11 @@ from pathlib import Path
 from typing import Callable
 
 from posbench.diagnosis.verdict import Verdict
+from posbench.drivers import registry
 from posbench.spec import taxonomy
 
 NOT_A_FAULT = ("issuer_referral", "operator_error")
 """Causes that explain a 01 without blaming the unit: the verdict stays pass, the cause is listed."""
-KNOWN_LIMITS = {
-    "zvt": "On a serial link a garbled frame and a silent PT look alike to the ECR (no ACK in time). "
-           "posbench tells `pcb_intermittent` from `application` by what the link counted meanwhile: "
-           "a no-answer while the link NAKed or skipped damaged bytes, and frames that stay NAKed, "
-           "point at the board; a no-answer on a clean link at the application. A PT whose link "
-           "damages nothing that the bench can see (a board fault away from its UART) is told "
-           "only by the bench's own readers dropping on a steady supply. With `chip_contacts` at "
-           "severity 1, sales fail before they go online, so a `network_unstable` beside it is "
-           "seen only by the bench's echoes and the PT's host checks (missed in one pair run).",
-    "caisse-ap": "Caisse-AP answers a sale (done or not, an AF reason, the issuer's field 39) and nothing "
-                 "else: no serial number, firmware, memory, counters, journal, clock, terminal status or "
-                 "host check. `maintenance` (stale firmware, overdue care, a drifting clock) shows only on "
-                 "its receipts and is not decided. `resources` is told only by answers that slow down "
-                 "request after request (there is no memory figure or memory-full code), `data_loss` only "
-                 "by sales refused as forbidden (AF 05, which a terminal also gives for an operation it is "
-                 "not allowed), `firmware_driver` only by AF 10 (bad selection). A card the terminal could "
-                 "not read is AF 07 (not ended) whatever the reader: the read path is the one the bench "
-                 "presented the card on. A sale carries no trace number, so the host log is searched by "
-                 "amount after the sale began. `operator_error` shows only in sales the cashier or "
-                 "cardholder abandoned (AF 06, AF 08; wrong PINs before the try limit never reach the ECR): "
-                 "at low severity a short run may see none. `power_supply` and `pcb_intermittent` rest on "
-                 "the bench's supply trace and USB reader (a terminal that hangs up on requests is the "
-                 "board, one that goes silent the app or the supply), `network_unstable` on the bench's "
-                 "own echoes from the unit's LAN (the terminal cannot echo or check its host).",
-    "concert": "Concert V2 answers a sale with a status (accepted / refused) and a report, nothing "
-               "else: no identity, status, journal, restart count, chip diagnostic, echo or host "
-               "check, and no reason for a refusal. posbench reads the report as masked PAN, STAN, "
-               "terminal id and the acquirer's code: a refusal without a PAN is a card the terminal "
-               "did not read (judged per read path), one with the acquirer's code is the issuer's "
-               "(the host log confirms it), one with a PAN and no acquirer code failed locally or on "
-               "the host link. So the readers, `issuer_referral`, the supply (`power_supply`), the "
-               "board (`pcb_intermittent`: garbled frames, the bench's USB reader dropping), "
-               "`application` (a unit silent on a clean link and a steady supply) and the network "
-               "(the bench's own probes) can be decided; `data_loss`, `firmware_driver`, "
-               "`maintenance`, `resources` and `operator_error` show only as refusals without a "
-               "reason and Concert cannot tell them apart: they are left undecided (unmeasured, "
-               "the verdict inconclusive or pass), never counted as healthy. A refusal at once (low "
-               "voltage, memory full, diagnosis required, the cashier's abort key) carries no PAN "
-               "either. A technician "
-               "presenting the cards sees the terminal refuse before the card is presented and says "
-               "so: that sale is read again and counted apart, not as a read of the path. A card "
-               "robot (the PT100 shape) presents at once and cannot tell: the refusal counts "
-               "against the read path of the card presented; when every path fails alike that is "
-               "taken as the terminal's refusal, not three readers, but when chance makes one or "
-               "two paths fail a reader is blamed (`operator_error` named `msr_head` on the PT100 "
-               "shape).",
-}
-"""What a protocol is known not to tell apart, stated under its calibration table."""
 CASE_TIMEOUT_S = 600.0
 """Seconds one triage may take before the case is recorded as a bench error."""
 
@@ -79,7 +32,7 @@ CASE_TIMEOUT_S = 600.0
 class Case:
     faults: tuple[tuple[str, float], ...]
     seed: int
-    protocol: str = "agent"
+    protocol: str = registry.DEFAULT
     """The ECR protocol the virtual unit speaks (``posbench triage --protocol``)."""
     profile: str | None = None
     """The DUT profile the virtual bench is shaped like (``posbench triage --profile``; None: the PT100)."""
@@ -109,7 +62,7 @@ class Outcome:
 
 
 def matrix(causes: list[str], severities: list[float], seeds: list[int], healthy_seeds: list[int],
-           pairs: list[tuple[str, str]], protocol: str = "agent", profile: str | None = None) -> list[Case]:
+           pairs: list[tuple[str, str]], protocol: str = registry.DEFAULT, profile: str | None = None) -> list[Case]:
     """Every single fault at every severity and seed, healthy units, and pairs at severity 1."""
     cases = [Case(((c, s),), seed, protocol, profile) for c in causes for s in severities for seed in seeds]
     cases += [Case((), seed, protocol, profile) for seed in healthy_seeds]
@@ -241,7 +194,7 @@ def merge(existing: str, sections: list[str]) -> str:
     return "\n".join(head).rstrip("\n") + "\n\n" + "\n".join(old.values())
 
 
-def markdown(scores: Scores, outcomes: list[Outcome], protocol: str = "agent", profile: str | None = None,
+def markdown(scores: Scores, outcomes: list[Outcome], protocol: str = registry.DEFAULT, profile: str | None = None,
              produced_by: str = "") -> str:
     """One shape's section of ``docs/diagnosis.md`` (``produced_by``: a line saying how)."""
     lines = [heading(protocol, profile), ""] + ([produced_by, ""] if produced_by else []) + [
@@ -264,8 +217,8 @@ def markdown(scores: Scores, outcomes: list[Outcome], protocol: str = "agent", p
                   "| cause | why |", "|---|---|"]
         lines += [f"| {cause} | {'; '.join(sorted(whys))} |" for cause, whys in sorted(undecided.items())]
         lines.append("")
-    if protocol in KNOWN_LIMITS:
-        lines += [f"What `{protocol}` cannot tell apart: {KNOWN_LIMITS[protocol]}", ""]
+    if limits := registry.cannot_tell_apart(protocol):
+        lines += [f"What `{protocol}` cannot tell apart: {limits}", ""]
     lines += ["### Confusion matrix (true cause → top-1 reported cause)", ""]
     predicted = sorted({p for row in scores.confusion.values() for p in row})
     lines.append("| true \\ reported | " + " | ".join(predicted) + " |")

@@ -111,14 +111,5 @@ def check_profile(profile, terminal=None) -> ProfileCheck:
 def capabilities_of(section) -> frozenset[str]:
     """What the driver of bench.toml's ``[terminal]`` (``posbench.setup.config.TerminalSection``) can
     answer, without opening it (ZVT over TCP has no link layer to count)."""
-    if section.protocol == "zvt":
-        from posbench.drivers.zvt.payment_terminal import ZvtPaymentTerminal
-        return frozenset(ZvtPaymentTerminal(section.port or f"tcp://{section.address}").capabilities)
-    if section.protocol == "concert":
-        from posbench.drivers.concert.payment_terminal import CONCERT_CAPABILITIES
-        return CONCERT_CAPABILITIES
-    if section.protocol == "caisse-ap":
-        from posbench.drivers.caisse_ap.payment_terminal import CAISSE_AP_CAPABILITIES
-        return CAISSE_AP_CAPABILITIES
-    from posbench.drivers.serial.agent import AGENT_CAPABILITIES
-    return AGENT_CAPABILITIES
+    from posbench.drivers import registry
+    return registry.capabilities(section)

@@ -9,13 +9,16 @@ import re
 import tomllib
 from pathlib import Path
 from collections.abc import Mapping
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo,
+from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo, create_model,
                       field_validator, model_validator)
 from pydantic_core import PydanticCustomError
 
 from posbench.core.errors import ConfigError
+from posbench.drivers import registry
+
+DEFAULT_PROTOCOL = registry.DEFAULT
 
 
 class _Section(BaseModel):
@@ -58,63 +61,89 @@ class UnitSection(_Section):
     (``"zvt-generic"``) or a path to a profile file (relative to the bench file, or absolute)."""
 
 
-SERIAL_ONLY = ("agent", "concert")
-"""Protocols reached only over a serial port (or a serial URL)."""
-
-
-class TerminalSection(_Section):
-    protocol: Literal["agent", "zvt", "concert", "caisse-ap"] = "agent"
-    """ECR protocol the unit speaks: posbench's agent protocol (serial), ZVT (serial or TCP),
-    Concert V2 (serial) or Caisse-AP (Concert V3, TCP)."""
+class _TerminalFields(_Section):
+    """The ``[terminal]`` keys every protocol has; ``TerminalSection`` adds each protocol's own
+    (``posbench.drivers.ecr.<protocol>.section``, found through ``posbench.drivers.registry``)."""
+    protocol: str = DEFAULT_PROTOCOL
+    """ECR protocol the unit speaks (``posbench.drivers.registry.names()``)."""
     port: str | None = Field(None, min_length=1, validate_default=True)
     """pyserial port or URL of the unit's ECR link (/dev/ttyUSB0, socket://h:p, rfc2217://h:p)."""
     address: str | None = Field(None, validate_default=True)
-    """<host>:<port> of a unit reached over TCP (ZVT: the terminal listens on 20007). Caisse-AP:
-    "<host>" alone means its usual port, 8888 (written out when bench.toml is read)."""
-    password: str = Field("123456", pattern=r"^[0-9]{6}$")
-    """ZVT password (6 digits) sent with registration, reversal, end of day."""
-    currency: str = Field("978", pattern=r"^[0-9]{3}$")
-    """ISO 4217 numeric currency code (3 digits; 978 = EUR)."""
-    baudrate: int = Field(9600, gt=0)
-    line: Literal["8N1", "7E1"] = "8N1"
-    """Concert: data bits, parity and stop bits of the link (8N1, or 7E1 on some terminals)."""
-    delay_code: str = Field("A010", pattern=r"^A01[01]$")
-    """Concert: the request's delay field that asks for the answer at the end of the sale."""
-    pos_number: str = Field("01", pattern=r"^[0-9]{2}$")
-    """Concert: the POS (checkout) number sent with each sale."""
-    reply_timeout: float = Field(3.0, gt=0, le=120)
-    """Seconds to wait for a reply to a short command."""
-    sale_timeout: float = Field(40.0, gt=0, le=600)
-    """Seconds to wait for a sale to finish (the unit's host timeout plus margin)."""
-    boot_timeout: float = Field(30.0, gt=0, le=600)
-    """Seconds to wait for the unit to answer again after a reboot."""
+    """<host>:<port> of a unit reached over TCP; "<host>" alone where the protocol has a usual
+    port (written out when bench.toml is read)."""
 
     @field_validator("port")
     @classmethod
     def _port(cls, v: str | None, info: ValidationInfo) -> str | None:
-        if v is None and info.data.get("protocol") in SERIAL_ONLY:
+        protocol = info.data.get("protocol")
+        link = _link(protocol)
+        if v is None and link == "serial":
             raise PydanticCustomError("missing", "Field required")  # a serial-only protocol
-        if v is not None and info.data.get("protocol") == "caisse-ap":
-            raise ValueError('protocol "caisse-ap" is TCP only: give address ("<host>" or "<host>:<port>"), not port')
+        if v is not None and link == "tcp":
+            raise ValueError(f'protocol "{protocol}" is TCP only: give address ({_tcp_forms(protocol)}), not port')
         return v
 
     @field_validator("address")
     @classmethod
     def _address(cls, v: str | None, info: ValidationInfo) -> str | None:
         protocol, port = info.data.get("protocol"), info.data.get("port")
+        link, tcp_port = _link(protocol), _tcp_port(protocol)
         if v is None:
-            if protocol == "zvt" and port is None:
-                raise ValueError('protocol "zvt" needs port (serial) or address ("<host>:<port>", TCP)')
-            if protocol == "caisse-ap":
-                raise ValueError('protocol "caisse-ap" needs address ("<host>" or "<host>:<port>"; port 8888 by default)')
+            if link == "either" and port is None:
+                raise ValueError(f'protocol "{protocol}" needs port (serial) or address ("<host>:<port>", TCP)')
+            if link == "tcp":
+                default = f"; port {tcp_port} by default" if tcp_port else ""
+                raise ValueError(f'protocol "{protocol}" needs address ({_tcp_forms(protocol)}{default})')
             return None
-        if protocol == "caisse-ap" and (v.endswith("]") or ":" not in v):
-            v = f"{v}:8888"  # a host alone ("192.0.2.7", "[::1]"): Caisse-AP's usual port
-        if protocol in SERIAL_ONLY:
+        if tcp_port and (v.endswith("]") or ":" not in v):
+            v = f"{v}:{tcp_port}"  # a host alone ("192.0.2.7", "[::1]"): the protocol's usual port
+        if link == "serial":
             raise ValueError(f'protocol "{protocol}" is serial only: give port, not address')
         if port is not None:
             raise ValueError("give port (serial) or address (TCP), not both")
         return _host_port(v)
+
+
+def _link(protocol: object) -> str | None:
+    """How ``protocol``'s unit is reached ("serial", "tcp", "either"); None for an unknown one."""
+    return registry.section_model(protocol).LINK if protocol in registry.ECR_PROTOCOLS else None
+
+
+def _tcp_port(protocol: object) -> int | None:
+    return registry.section_model(protocol).TCP_PORT if protocol in registry.ECR_PROTOCOLS else None
+
+
+def _tcp_forms(protocol: object) -> str:
+    return '"<host>" or "<host>:<port>"' if _tcp_port(protocol) else '"<host>:<port>"'
+
+
+def _terminal_section() -> type[_TerminalFields]:
+    """``[terminal]``: the keys every protocol has, then each protocol's own, in registry order
+    (a key may be given whatever the protocol; the protocol's driver reads its own)."""
+    from posbench.drivers.ecr.section import EcrSection
+    common = set(EcrSection.model_fields)
+    own: dict[str, tuple[Any, Any]] = {}
+    for name in registry.names():
+        fields = registry.section_model(name).model_fields
+        own.update({key: (f.annotation, f) for key, f in fields.items() if key not in common})
+    rest: dict[str, tuple[Any, Any]] = {key: (f.annotation, f) for key, f in EcrSection.model_fields.items()
+            if key not in _TerminalFields.model_fields}
+    protocols: Any = Literal[registry.names()]  # bench.toml's error names them, as a Literal's does
+    definitions: dict[str, Any] = {"protocol": (protocols, DEFAULT_PROTOCOL), **own, **rest}
+    return create_model("TerminalSection", __base__=_TerminalFields, __module__=__name__, **definitions)
+
+
+if TYPE_CHECKING:
+    class TerminalSection(_TerminalFields):
+        currency: str
+        baudrate: int
+        reply_timeout: float
+        sale_timeout: float
+        boot_timeout: float
+
+        def __getattr__(self, name: str) -> Any: ...
+else:
+    TerminalSection = _terminal_section()
 
 
 def split_host_port(value: str, allow_zero: bool = False) -> tuple[str, int]:

@@ -14,8 +14,9 @@ import socket
 import stat
 import time
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TypeVar, cast
 
+from posbench.drivers import registry
 from posbench.setup.config import BenchConfig, split_host_port
 from posbench.core.errors import BenchError, ConfigError, PortUnavailable, UnitError, UnitNotResponding
 
@@ -102,17 +103,14 @@ def _serial_url(port: str) -> str | None:
 
 # -- the terminal --------------------------------------------------------------------------------
 def terminal(config: BenchConfig) -> Check:
+    """The unit on its ECR link, through its protocol's check (``posbench.drivers.ecr.<protocol>.check``)."""
     section = config.terminal
     where = section.port or section.address or ""  # TerminalSection requires one of them
     path = _serial_url(section.port) if section.port else None
     if path and local_node(config, "terminal.port", path) is None:
         return port_problem("terminal", path, "")
     try:
-        if section.protocol == "concert":  # no identity in Concert: its ENQ handshake is all it answers
-            if _concert_answers(config):
-                return Check("terminal", where, OK, f"concert unit answers ENQ with ACK ({section.line})")
-            raise UnitNotResponding("terminal", "probing", f"no ACK to ENQ at 9600 {section.line}")
-        ident = _identify_while_booting(config)
+        said = _answer_while_booting(config)
     except PortUnavailable as exc:
         if path:
             return port_problem("terminal", path, exc.detail)
@@ -124,64 +122,24 @@ def terminal(config: BenchConfig) -> Check:
                      "the unit may be off or booting: the suite waits for it (and power cycles it if the bench "
                      "can); if it never answers, check " + ("its network cable and ECR port" if tcp else
                                                             "the baud rate (`posbench discover --probe`)"))
-    if not ident.serial:  # its protocol tells neither serial number nor firmware (Caisse-AP)
-        return Check("terminal", where, OK, f"{section.protocol} unit answers (its protocol tells no serial "
-                     "number or firmware)")
-    return Check("terminal", where, OK, f"{section.protocol} unit {ident.model or '?'} serial {ident.serial} "
-                 f"firmware {ident.firmware}")
+    return Check("terminal", where, OK, said)
 
 
-def _concert_answers(config: BenchConfig) -> bool:
-    """A Concert terminal's ENQ handshake, tried again for up to ``BOOT_WAIT_S`` (it may be booting)."""
-    from posbench.drivers.concert.link import probe
-    section = config.terminal
-    assert section.port is not None  # TerminalSection: Concert needs a port
+def _answer_while_booting(config: BenchConfig) -> str:
+    """The protocol's check, asked again for up to ``BOOT_WAIT_S`` while the unit stays silent
+    (one just powered on is still booting; the other devices are checked meanwhile)."""
+    section = registry.section_of(config.terminal)
+    check = registry.layer(section.protocol, "check")
     give_up = time.monotonic() + min(section.boot_timeout, BOOT_WAIT_S)
-    while not probe(section.port, section.line, PROBE_S):
-        if time.monotonic() + PROBE_S > give_up:
-            return False
-        time.sleep(0.3)
-    return True
-
-
-def _identify_while_booting(config: BenchConfig):
-    """``_identify``, asked again for up to ``BOOT_WAIT_S`` while the unit stays silent (one just
-    powered on is still booting; the other devices are checked meanwhile)."""
-    give_up = time.monotonic() + min(config.terminal.boot_timeout, BOOT_WAIT_S)
     while True:
         try:
-            return _identify(config)
+            return cast(str, check.answer(section, config.unit.model, PROBE_S))
         except PortUnavailable:
             raise
         except UnitError:
             if time.monotonic() + PROBE_S > give_up:
                 raise
             time.sleep(0.3)
-
-
-def _identify(config: BenchConfig):
-    """The unit's identity through its driver, every wait short."""
-    section = config.terminal
-    if section.protocol == "agent":
-        assert section.port is not None  # TerminalSection: the agent protocol needs a port
-        from posbench.drivers.serial.agent import AgentTerminal
-        from posbench.drivers.serial.agent_link import LinkTiming
-        timing = LinkTiming(enq_tries=2, enq_wait=0.3, frame_tries=1, ack_wait=PROBE_S, inter_byte=0.2)
-        with AgentTerminal(section.port, section.baudrate, min(section.reply_timeout, PROBE_S),
-                           timing=timing) as agent:
-            return agent.identify()
-    if section.protocol == "caisse-ap":
-        assert section.address is not None  # TerminalSection: Caisse-AP needs an address
-        from posbench.drivers.caisse_ap.payment_terminal import CaisseApPaymentTerminal
-        from posbench.drivers.terminal import Identity
-        CaisseApPaymentTerminal(section.address, section.currency, reply_timeout=PROBE_S).wait_ready(PROBE_S)
-        return Identity(model=config.unit.model or "", serial="", firmware="", components={})
-    from posbench.drivers.zvt.payment_terminal import ZvtPaymentTerminal
-    with ZvtPaymentTerminal(section.port or f"tcp://{section.address}", section.password, section.currency,
-                            section.baudrate, config.unit.model) as zvt:
-        assert zvt.driver is not None  # opened by the with statement
-        zvt.driver.wait_ready(PROBE_S, poll_s=0.3)  # a status enquiry with every wait bounded
-        return zvt.identify()
 
 
 # -- power ---------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from posbench.drivers import registry
 from posbench.drivers.power import Ask, KoradSupply, LcusRelay, ManualPower, PowerSwitch, stdin_ask
 
 if TYPE_CHECKING:
@@ -17,30 +18,9 @@ if TYPE_CHECKING:
 
 def open_terminal(section: TerminalSection, model: str | None = None) -> Terminal:
     """The driver for bench.toml's ``[terminal]`` section (``posbench.setup.config.TerminalSection``),
-    opened. ``model`` is the unit's model from ``[unit]`` (ZVT and Caisse-AP do not report one)."""
-    if section.protocol == "caisse-ap":
-        from posbench.drivers.caisse_ap.payment_terminal import CaisseApPaymentTerminal
-        if section.address is None:  # TerminalSection refuses this when bench.toml is read
-            raise ValueError("the caisse-ap protocol needs an address")
-        return CaisseApPaymentTerminal(section.address, section.currency, model, section.reply_timeout,
-                                       section.sale_timeout, section.boot_timeout).open()
-    if section.protocol == "zvt":
-        from posbench.drivers.zvt.payment_terminal import ZvtPaymentTerminal
-        url = section.port or f"tcp://{section.address}"
-        return ZvtPaymentTerminal(url, section.password, section.currency, section.baudrate, model,
-                                  section.sale_timeout, section.boot_timeout).open()
-    if section.protocol == "concert":
-        from posbench.drivers.concert.payment_terminal import ConcertPaymentTerminal
-        if section.port is None:  # TerminalSection refuses this when bench.toml is read
-            raise ValueError("the concert protocol needs a port")
-        return ConcertPaymentTerminal(section.port, section.line, section.currency, section.baudrate,
-                                      section.pos_number, section.delay_code, section.sale_timeout,
-                                      section.boot_timeout).open()
-    from posbench.drivers.serial.agent import AgentTerminal
-    if section.port is None:  # TerminalSection refuses this when bench.toml is read
-        raise ValueError("the agent protocol needs a port")
-    return AgentTerminal(section.port, section.baudrate, section.reply_timeout, section.sale_timeout,
-                         section.boot_timeout).open()
+    opened: its protocol's ``adapter.open_terminal`` (``posbench.drivers.registry``). ``model`` is
+    the unit's model from ``[unit]`` (ZVT and Caisse-AP do not report one)."""
+    return registry.open_terminal(section, model)
 
 
 def open_actuator(section: ActuatorSection, say: Callable[[str], None] | None = None,

@@ -5,11 +5,12 @@ import tomllib
 from datetime import date
 from importlib.resources import files
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from posbench.core.errors import ConfigError
+from posbench.drivers import registry
 from posbench.core.limits import Limit
 
 PROFILE_DIR = Path(str(files("posbench.fixtures"))) / "profiles"
@@ -85,8 +86,12 @@ class PowerSpec(_Strict):
     """Seconds the USB stability test watches the unit's devices stay enumerated."""
 
 
-Protocol = Literal["agent", "zvt", "zvt-tcp", "concert", "caisse-ap"]
-"""An ECR protocol, by the virtual bench's names ("zvt-tcp" is ZVT over TCP)."""
+if TYPE_CHECKING:
+    Protocol = str
+else:
+    Protocol = Literal[registry.sim_names()]
+"""An ECR protocol, by the virtual bench's names (``posbench.drivers.registry.sim_names``: "zvt-tcp"
+is ZVT over TCP)."""
 
 Reader = Literal["usb_magstripe", "nfc"]
 """A reader of the unit's that the bench reaches directly, beside its ECR link."""

@@ -14,11 +14,12 @@ import shutil
 import tempfile
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from posbench.setup.device_dir import Announcer
 from posbench.core.errors import ConfigError
 from posbench.setup.profile import Profile, find_profile, is_profile_name
+from posbench.drivers import registry
 from posbench.drivers.host.rules import Rule, RuleSet
 from posbench.drivers.host.simulator import HostSimulator
 
@@ -33,14 +34,8 @@ from .pn532 import PN532Emulator
 from .power_model import UnitPower
 from .usb_devices import UsbipServer
 from .usb_hub import VirtualUsbHub
-from .terminal import TerminalTiming, VirtualTerminal
-from .zvt_terminal import VirtualZvtTerminal
-from .zvt_wire import CARD_TIMEOUT_S as ZVT_CARD_WAIT_S
-from .caisse_ap_terminal import CARD_TIMEOUT_S as CAISSE_AP_CARD_WAIT_S, VirtualCaisseApTerminal
-from .concert_terminal import CARD_TIMEOUT_S as CONCERT_CARD_WAIT_S, VirtualConcertTerminal
-
-FrontEnd = VirtualTerminal | VirtualZvtTerminal | VirtualConcertTerminal | VirtualCaisseApTerminal
-"""The unit's ECR front end, one per protocol."""
+from .unit_front_end import UnitFrontEnd as FrontEnd
+from .unit_records import TerminalTiming
 
 if TYPE_CHECKING:
     from .netlab import NetLab  # imported where it starts: it needs root
@@ -49,7 +44,6 @@ MODEL = "PT100"
 DEFAULT_PROFILE = "pt100"
 """The profile of ``posbench sim`` without ``--profile``: the PT100 and its bench readers."""
 WORKDIR_PREFIX = "posbench-sim-"
-ZVT_PASSWORD = "123456"
 CURRENCY = "978"
 
 
@@ -77,8 +71,7 @@ def sim_protocol(profile: Profile, protocol: str | None) -> str:
     return protocol
 
 
-CARD_WAIT_S = {"zvt": ZVT_CARD_WAIT_S, "zvt-tcp": ZVT_CARD_WAIT_S, "caisse-ap": CAISSE_AP_CARD_WAIT_S,
-               "concert": CONCERT_CARD_WAIT_S}
+CARD_WAIT_S = {name: wait for name in PROTOCOLS if (wait := registry.virtual(name).CARD_TIMEOUT_S) is not None}
 """Seconds each virtual terminal waits in a sale for the card to be presented."""
 TECHNICIAN_MARGIN_S = 0.5
 """Seconds of a card wait the simulated technician's slowest presentation must leave free."""
@@ -150,13 +143,9 @@ class SimBench(BenchActuator):
         self.seed = random.SystemRandom().randrange(2**31) if seed is None else seed
         rng = random.Random(self.seed)
         self.serial = serial or f"{self.profile.model}-{rng.randrange(10**7):07d}"
-        if protocol in ("zvt", "zvt-tcp"):  # a ZVT PT reports its serial number in BCD (TLV 1F42): digits only
-            self.serial = "".join(c for c in self.serial if c.isdigit())
-            if not serial and len(self.serial) % 2:  # BCD packs two digits a byte: "0" leads an odd count
-                self.serial = "0" + self.serial
-        tid_digits = f"{rng.randrange(10**6):06d}"
-        # ZVT carries the terminal id as 8 BCD digits (BMP 29); the agent protocol as text.
-        self.terminal_id = f"PT{tid_digits}" if protocol == "agent" else f"52{tid_digits}"
+        virtual = registry.virtual(protocol)  # the protocol's virtual terminal module
+        self.serial = virtual.unit_serial(self.serial, given=bool(serial))  # e.g. ZVT's BCD digits
+        self.terminal_id = f"{virtual.TERMINAL_ID_PREFIX}{rng.randrange(10**6):06d}"
         self.workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX))
         self.host_log = self.workdir / "host.jsonl"
         self.host: HostSimulator | None = None
@@ -224,21 +213,9 @@ class SimBench(BenchActuator):
 
     def _make_terminal(self) -> FrontEnd:
         assert self.host
-        if self.protocol == "caisse-ap":
-            return VirtualCaisseApTerminal(self.host.address, self.profile, self.faults, seed=self.seed,
-                                           serial=self.serial, terminal_id=self.terminal_id, timing=self.timing,
-                                           currency=CURRENCY)
-        if self.protocol == "agent":
-            return VirtualTerminal(self.host.address, self.profile, self.faults, seed=self.seed, serial=self.serial,
-                                   terminal_id=self.terminal_id, timing=self.timing)
-        if self.protocol == "concert":
-            return VirtualConcertTerminal(self.host.address, self.profile, self.faults, seed=self.seed,
-                                          serial=self.serial, terminal_id=self.terminal_id, timing=self.timing,
-                                          currency=CURRENCY)
-        return VirtualZvtTerminal(self.host.address, self.profile, self.faults, seed=self.seed, serial=self.serial,
-                                  terminal_id=self.terminal_id, timing=self.timing,
-                                  transport="tcp" if self.protocol == "zvt-tcp" else "serial",
-                                  password=ZVT_PASSWORD, currency=CURRENCY)
+        return cast(FrontEnd, registry.virtual(self.protocol).front_end(
+            self.protocol, self.host.address, self.profile, self.faults, seed=self.seed, serial=self.serial,
+            terminal_id=self.terminal_id, timing=self.timing, currency=CURRENCY))
 
     def _announce(self) -> None:
         """Put every device where ``posbench discover`` looks, as a real bench's would be: the
@@ -355,27 +332,10 @@ class SimBench(BenchActuator):
     def _terminal_toml(self) -> str:
         """The [terminal] section: where the unit's ECR link is and the protocol it speaks."""
         term = self.terminal
-        if isinstance(term, VirtualZvtTerminal):
-            if term.address:
-                where = f'address = "{term.address[0]}:{term.address[1]}"\n'
-            else:
-                assert term.port is not None  # a serial ZVT terminal: its pty
-                where = f'port = "{term.port.path}"\nbaudrate = 9600\n'
-            head = (f'[terminal]\nprotocol = "zvt"\n{where}'
-                    f'password = "{ZVT_PASSWORD}"\ncurrency = "{CURRENCY}"\n')
-        elif isinstance(term, VirtualCaisseApTerminal):
-            head = (f'[terminal]\nprotocol = "caisse-ap"\naddress = "{term.address[0]}:{term.address[1]}"\n'
-                    f'currency = "{CURRENCY}"\n')
-        elif isinstance(term, VirtualConcertTerminal):
-            head = (f'[terminal]\nprotocol = "concert"\nport = "{term.port.path}"\nbaudrate = 9600\n'
-                    f'line = "8N1"\ncurrency = "{CURRENCY}"\n')
-        else:
-            assert term is not None
-            head = f'[terminal]\nport = "{term.port.path}"\nbaudrate = 115200\n'
-        # A Concert request carries no timeout (ZVT's BMP 01 cuts the PT's host wait short): the
-        # ECR waits for the terminal's worst case, a queued reversal and the sale each given the
-        # unit's host timeout.
-        sale_s = 10.0 if isinstance(term, VirtualConcertTerminal) else 5.0
+        assert term is not None
+        virtual = registry.virtual(self.protocol)
+        head = virtual.terminal_toml(term, CURRENCY)
+        sale_s = virtual.SALE_TIMEOUT_S
         boot_s = boot_timeout_s(self.timing.boot_s)
         return head + f"reply_timeout = 1.0\nsale_timeout = {sale_s:g}\nboot_timeout = {boot_s:g}\n\n"
 

@@ -4,7 +4,7 @@ unit model (``posbench.sim.unit.VirtualUnit``) that every virtual terminal share
 It listens on ``address`` (default 127.0.0.1 and any free port; like the virtual ZVT terminal on
 TCP it stays in the bench's own namespace when the network lab runs: only the unit's host link
 lives in the lab), serves one ECR connection at a time and answers each request with one
-message (``posbench.drivers.caisse_ap.fields``): CZ, the request's CJ / CA / CB / CD / CE echoed,
+message (``posbench.drivers.ecr.caisse_ap.codec``): CZ, the request's CJ / CA / CB / CD / CE echoed,
 AE 10 (done) or 01 (not done) with an AF reason, and for a sale done AC (authorisation), CC
 (application), AA (card number, hidden digits as ``#``) and, when the request asked (CK 100),
 the customer receipt in AK (base64). BA 1 gets AE 11 at once and the result when it is known,
@@ -47,8 +47,8 @@ from posbench.setup.cards import Card
 from posbench.core.errors import UnitError
 from posbench.core.masking import mask_pan
 from posbench.setup.profile import Profile
-from posbench.drivers.caisse_ap.client import QUIET_S, read_message
-from posbench.drivers.caisse_ap.fields import AE_DONE, AE_NOT_DONE, AE_TAKEN, FieldError, Reason, decode_message, \
+from posbench.drivers.ecr.caisse_ap.client import QUIET_S, read_message
+from posbench.drivers.ecr.caisse_ap.codec import AE_DONE, AE_NOT_DONE, AE_TAKEN, FieldError, Reason, decode_message, \
     encode_message
 
 from .unit import VirtualUnit
@@ -307,3 +307,31 @@ class VirtualCaisseApTerminal(ReadsPresentedCards, UnitFrontEnd):
                  mask_pan(card.pan).replace("*", "#"), f"NUM AUTO : {auth}",
                  f"MONTANT : {amount // 100},{amount % 100:02d} EUR", "DEBIT", "TICKET CLIENT"]
         return base64.b64encode("\n".join(lines).encode("ascii")).decode("ascii")
+
+
+# -- what the virtual bench asks of this protocol's module (``posbench.drivers.registry.virtual``) --
+SALE_TIMEOUT_S = 5.0
+"""bench.toml's ``sale_timeout`` for this virtual terminal (seconds)."""
+TERMINAL_ID_PREFIX = "52"
+
+
+def unit_serial(serial: str, given: bool) -> str:
+    return serial
+
+
+def serial_problem(serial: str) -> str | None:
+    """Why ``posbench sim --unit SERIAL`` cannot be this unit's serial number: any text can."""
+    return None
+
+
+def front_end(name: str, host_address: tuple[str, int], profile: Profile, faults: dict[str, float], *, seed: int,
+              serial: str, terminal_id: str, timing: TerminalTiming, currency: str) -> VirtualCaisseApTerminal:
+    """The virtual terminal of ``posbench sim --protocol NAME``."""
+    return VirtualCaisseApTerminal(host_address, profile, faults, seed=seed, serial=serial,
+                                   terminal_id=terminal_id, timing=timing, currency=currency)
+
+
+def terminal_toml(term: VirtualCaisseApTerminal, currency: str) -> str:
+    """The head of bench.toml's ``[terminal]`` for ``term``."""
+    return (f'[terminal]\nprotocol = "caisse-ap"\naddress = "{term.address[0]}:{term.address[1]}"\n'
+            f'currency = "{currency}"\n')

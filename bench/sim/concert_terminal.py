@@ -1,11 +1,11 @@
 """Virtual Concert V2 payment terminal on a pseudo-terminal, over the unit model.
 
 The terminal's end of the link is posbench's ``Link`` with Concert timing
-(``posbench.drivers.concert.link``), so the NAKs, repeats and EOTs are the driver's own. It takes
+(``posbench.drivers.ecr.concert.link``), so the NAKs, repeats and EOTs are the driver's own. It takes
 a 34-character request, runs a card debit through the unit (``posbench.sim.unit.VirtualUnit``:
 state, readers, journal, ISO 8583 host, power) and answers with its own ENQ, the status and,
 when the request's answer flag asks for it, the 55-character report (masked PAN, expiry, STAN,
-terminal id, the acquirer's field 39; see ``posbench.drivers.concert.messages``).
+terminal id, the acquirer's field 39; see ``posbench.drivers.ecr.concert.codec``).
 
 Concert has a status and little else, so every fault shows as a refusal, silence, a reset or a
 garbled frame:
@@ -33,10 +33,10 @@ import random
 import time
 
 from posbench.setup.cards import Card
-from posbench.drivers.concert.link import TIMING
-from posbench.drivers.concert.messages import (ACCEPTED, DELAY_AT_END, HANDLED, MODE_CARD, REFUSED, TYPE_DEBIT,
+from posbench.drivers.ecr.concert.link import TIMING
+from posbench.drivers.ecr.concert.codec import (ACCEPTED, DELAY_AT_END, HANDLED, MODE_CARD, REFUSED, TYPE_DEBIT,
                                                Answer, Report, Request)
-from posbench.drivers.serial.agent_link import Link, LinkTiming
+from posbench.drivers.transport.enq_ack import Link, LinkTiming
 from posbench.core.errors import FrameError, MessageError, UnitError, UnitNotResponding
 from posbench.setup.profile import Profile
 
@@ -157,3 +157,33 @@ class VirtualConcertTerminal(ReadsPresentedCards, UnitFrontEnd):
                 return None
             time.sleep(0.02)
         return presented
+
+
+# -- what the virtual bench asks of this protocol's module (``posbench.drivers.registry.virtual``) --
+SALE_TIMEOUT_S = 10.0
+"""bench.toml's ``sale_timeout`` for this virtual terminal (seconds). A Concert request carries no
+timeout (ZVT's BMP 01 cuts the PT's host wait short): the ECR waits for the terminal's worst case,
+a queued reversal and the sale each given the unit's host timeout."""
+TERMINAL_ID_PREFIX = "52"
+
+
+def unit_serial(serial: str, given: bool) -> str:
+    return serial
+
+
+def serial_problem(serial: str) -> str | None:
+    """Why ``posbench sim --unit SERIAL`` cannot be this unit's serial number: any text can."""
+    return None
+
+
+def front_end(name: str, host_address: tuple[str, int], profile: Profile, faults: dict[str, float], *, seed: int,
+              serial: str, terminal_id: str, timing: TerminalTiming, currency: str) -> VirtualConcertTerminal:
+    """The virtual terminal of ``posbench sim --protocol NAME``."""
+    return VirtualConcertTerminal(host_address, profile, faults, seed=seed, serial=serial,
+                                  terminal_id=terminal_id, timing=timing, currency=currency)
+
+
+def terminal_toml(term: VirtualConcertTerminal, currency: str) -> str:
+    """The head of bench.toml's ``[terminal]`` for ``term``."""
+    return (f'[terminal]\nprotocol = "concert"\nport = "{term.port.path}"\nbaudrate = 9600\n'
+            f'line = "8N1"\ncurrency = "{currency}"\n')

@@ -1,8 +1,8 @@
 """Virtual PT100 payment terminal speaking posbench's agent ECR protocol on a pseudo-terminal.
 
 The unit itself (state machine, journal, faults, host link) is ``posbench.sim.unit.VirtualUnit``;
-this module only turns agent-protocol requests (``drivers/serial/agent_frame.py`` messages over
-the ``agent_link`` handshake) into calls on it and its results into replies.
+this module only turns agent-protocol requests (``drivers/ecr/agent/codec.py`` messages over
+the ``enq_ack`` handshake) into calls on it and its results into replies.
 """
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import time
 
 from posbench.core.errors import MessageError
 from posbench.setup.profile import Profile
-from posbench.drivers.serial.agent_frame import MAX_MESSAGE, Message, decode_message, encode_message
-from posbench.drivers.serial.agent_link import Link
+from posbench.drivers.transport.frame import MAX_MESSAGE
+from posbench.drivers.ecr.agent.codec import Message, decode_message, encode_message
+from posbench.drivers.transport.enq_ack import Link
 
 from .noisy_port import NoisyPort
 from .pty_port import PtyPort
@@ -137,3 +138,33 @@ class VirtualTerminal(UnitFrontEnd):
         return {"display": sale.display, "host": int(sale.host_answered), "host_rc": sale.host_rc,
                 "stan": sale.stan, "tid": sale.tid, "pan": sale.pan, "auth": sale.auth,
                 "reason": sale.reason}
+
+
+# -- what the virtual bench asks of this protocol's module (``posbench.drivers.registry.virtual``) --
+CARD_TIMEOUT_S: float | None = None
+"""The agent unit waits for no card in a sale (the bench presents it before)."""
+SALE_TIMEOUT_S = 5.0
+"""bench.toml's ``sale_timeout`` for this virtual terminal (seconds)."""
+TERMINAL_ID_PREFIX = "PT"
+"""The agent protocol carries the terminal id as text."""
+
+
+def unit_serial(serial: str, given: bool) -> str:
+    return serial
+
+
+def serial_problem(serial: str) -> str | None:
+    """Why ``posbench sim --unit SERIAL`` cannot be this unit's serial number: any text can."""
+    return None
+
+
+def front_end(name: str, host_address: tuple[str, int], profile: Profile, faults: dict[str, float], *, seed: int,
+              serial: str, terminal_id: str, timing: TerminalTiming, currency: str) -> VirtualTerminal:
+    """The virtual terminal of ``posbench sim --protocol NAME`` (the agent protocol has no currency)."""
+    return VirtualTerminal(host_address, profile, faults, seed=seed, serial=serial, terminal_id=terminal_id,
+                           timing=timing)
+
+
+def terminal_toml(term: VirtualTerminal, currency: str) -> str:
+    """The head of bench.toml's ``[terminal]`` for ``term``."""
+    return f'[terminal]\nport = "{term.port.path}"\nbaudrate = 115200\n'

@@ -1,6 +1,6 @@
 """Virtual ZVT payment terminal: the PT side of ZVT [PA00P015, PA00P016] over the unit model.
 
-Serial on a pseudo-terminal (9600 8N2 framing, ACK/NAK, T2 and repeats: ``posbench.drivers.zvt.transport``'s
+Serial on a pseudo-terminal (9600 8N2 framing, ACK/NAK, T2 and repeats: ``posbench.drivers.ecr.zvt.link``'s
 ``ZvtLink``) or TCP (bare APDUs, one ECR connection at a time: the same module's
 ``TcpServerTransport``), the ECR driver's own link code either way. The ECR sends a command; the PT
 answers ``80 00 00``, becomes master and sends intermediate statuses (04 FF), status
@@ -43,11 +43,11 @@ from posbench.setup.cards import Card
 from posbench.core.errors import UnitError
 from posbench.core.masking import mask_pan
 from posbench.setup.profile import Profile
-from posbench.drivers.zvt.apdu import (BmpError, Tlv, ZvtMessageError, bcd_decode, bcd_digits, bcd_encode,
+from posbench.drivers.ecr.zvt.codec import (BmpError, Tlv, ZvtMessageError, bcd_decode, bcd_digits, bcd_encode,
                               bcd_text, decode_apdu, encode_apdu, encode_bmp, encode_lllvar,
                               parse_bmps)
-from posbench.drivers.zvt.codes import SCHEME_CARD_TYPES
-from posbench.drivers.zvt.transport import LinkTiming, TcpServerTransport, ZvtLink
+from posbench.drivers.ecr.zvt.codes import SCHEME_CARD_TYPES
+from posbench.drivers.ecr.zvt.link import TcpServerTransport, ZvtLink, ZvtTiming
 
 from .noisy_port import NoisyPort
 from .pty_port import PtyPort
@@ -76,7 +76,7 @@ class VirtualZvtTerminal(ReadsPresentedCards, UnitFrontEnd):
                  timing: TerminalTiming | None = None, transport: str = "serial",
                  address: tuple[str, int] = ("127.0.0.1", 0), password: str = "123456",
                  currency: str = "978", card_timeout_s: float = CARD_TIMEOUT_S,
-                 ecr_answer_s: float = ECR_ANSWER_S, link_timing: LinkTiming | None = None):
+                 ecr_answer_s: float = ECR_ANSWER_S, link_timing: ZvtTiming | None = None):
         if transport not in ("serial", "tcp"):
             raise ValueError(f"transport must be 'serial' or 'tcp', got {transport!r}")
         self.unit = VirtualUnit(host_address, profile, faults, seed, serial, terminal_id, timing)
@@ -88,7 +88,7 @@ class VirtualZvtTerminal(ReadsPresentedCards, UnitFrontEnd):
         self.port: NoisyPort | None = None
         if transport == "serial":
             self.port = NoisyPort(PtyPort(), random.Random(seed + 7), drops, powered=lambda: self.unit.powered)
-            link = ZvtLink(self.port, link_timing or LinkTiming(), DEVICE)
+            link = ZvtLink(self.port, link_timing or ZvtTiming(), DEVICE)
             self._ecr = EcrPort(link, self.port.close)
         else:
             server = TcpServerTransport(address, TCP_REST_S, DEVICE)
@@ -498,3 +498,42 @@ class VirtualZvtTerminal(ReadsPresentedCards, UnitFrontEnd):
                      f"AMOUNT {amount / 100:.2f}", f"AUTH {result.auth}", "APPROVED",
                      clock.strftime("%Y-%m-%d %H:%M:%S")])
         self._complete(encode_bmp(0x27, b"\x00") + time_bmps(clock) + self._ids())
+
+
+# -- what the virtual bench asks of this protocol's module (``posbench.drivers.registry.virtual``) --
+PASSWORD = "123456"
+"""The virtual PT's password (bench.toml's default)."""
+SALE_TIMEOUT_S = 5.0
+"""bench.toml's ``sale_timeout`` for this virtual terminal (seconds): BMP 01 cuts the PT's host wait short."""
+TERMINAL_ID_PREFIX = "52"
+"""ZVT carries the terminal id as 8 BCD digits (BMP 29)."""
+
+
+def unit_serial(serial: str, given: bool) -> str:
+    """A ZVT PT reports its serial number in BCD (TLV 1F42): digits only; BCD packs two digits a
+    byte, so "0" leads an odd count of a serial made up (not ``given``)."""
+    digits = "".join(c for c in serial if c.isdigit())
+    return "0" + digits if not given and len(digits) % 2 else digits
+
+
+def serial_problem(serial: str) -> str | None:
+    """Why ``posbench sim --unit SERIAL`` cannot be this PT's serial number (None: it can)."""
+    return None if serial.isdigit() else "a ZVT terminal reports its serial number in digits only (TLV 1F42)"
+
+
+def front_end(name: str, host_address: tuple[str, int], profile: Profile, faults: dict[str, float], *, seed: int,
+              serial: str, terminal_id: str, timing: TerminalTiming, currency: str) -> VirtualZvtTerminal:
+    """The virtual PT of ``posbench sim --protocol NAME``: on TCP for the "zvt-tcp" variant, else on a pty."""
+    return VirtualZvtTerminal(host_address, profile, faults, seed=seed, serial=serial, terminal_id=terminal_id,
+                              timing=timing, transport="tcp" if name == "zvt-tcp" else "serial",
+                              password=PASSWORD, currency=currency)
+
+
+def terminal_toml(term: VirtualZvtTerminal, currency: str) -> str:
+    """The head of bench.toml's ``[terminal]`` for ``term``."""
+    if term.address:
+        where = f'address = "{term.address[0]}:{term.address[1]}"\n'
+    else:
+        assert term.port is not None  # a serial ZVT terminal: its pty
+        where = f'port = "{term.port.path}"\nbaudrate = 9600\n'
+    return f'[terminal]\nprotocol = "zvt"\n{where}password = "{PASSWORD}"\ncurrency = "{currency}"\n'

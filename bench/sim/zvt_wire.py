@@ -9,9 +9,9 @@ from typing import Callable
 
 from posbench.core.errors import UnitNotResponding
 from posbench.core.masking import mask_pan
-from posbench.drivers.zvt.apdu import Tlv, bcd_encode, encode_apdu, encode_bmp
-from posbench.drivers.zvt.codes import CARD_TECHNOLOGY, LOCK_BITS
-from posbench.drivers.zvt.transport import TcpServerTransport, TransmissionFailed, ZvtLink
+from posbench.drivers.ecr.zvt.codec import Tlv, bcd_encode, encode_apdu, encode_bmp
+from posbench.drivers.ecr.zvt.codes import CARD_TECHNOLOGY, LOCK_BITS
+from posbench.drivers.ecr.zvt.link import TcpServerTransport, TransmissionFailed, ZvtLink
 
 DEVICE = "virtual ZVT terminal"
 ECR_ANSWER_S = 5.0

@@ -5,6 +5,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Callable, NamedTuple
 
 from posbench.core import progress
+from posbench.drivers import registry
 from posbench.spec.evidence import Evidence, Recorder
 from posbench.core.limits import HEALTHY, Limit
 from posbench.spec.measures import Measure
@@ -77,15 +78,9 @@ def until_presented(actuator: Actuator, kind: str, attempt: Callable[[], bool]) 
 
 def sale_saw_no_card(protocol: str, sale: SaleResult) -> bool:
     """Did the terminal end the sale without a card to read (its card wait timed out, or nothing
-    it could read was presented)? ZVT: 6C (abort) with no card technology; Caisse-AP: AF 08 (no
-    card in time); Concert: a refusal whose report carries no PAN (Concert tells no more)."""
-    if protocol == "zvt":
-        return sale.result_code == 0x6C and not sale.card_technology
-    if protocol == "caisse-ap":
-        return sale.result_code == 8
-    if protocol == "concert":
-        return sale.details.get("card_read") == "no" and sale.display_code != "00"
-    return False
+    it could read was presented)? Each protocol's ``codes.saw_no_card`` says (ZVT: 6C with no
+    card technology; Caisse-AP: AF 08; Concert: a refusal whose report carries no PAN)."""
+    return registry.codes(protocol).saw_no_card(sale)
 
 
 class PathReads(NamedTuple):

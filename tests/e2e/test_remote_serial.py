@@ -18,7 +18,7 @@ from posbench.core.errors import BenchError, PortLost, PortUnavailable, UnitErro
 from posbench.sim.bench import SimBench
 from posbench.sim.pty_port import PtyPort
 from posbench.sim.serial_bridge import SerialBridge
-from posbench.drivers.serial.agent import AgentTerminal
+from posbench.drivers.ecr.agent.adapter import AgentTerminal
 
 from .conftest import triage
 

@@ -51,7 +51,7 @@ HIL_TESTS = 19
 """Tests in the HIL suite when this was written: a run with fewer means the triage stopped short."""
 LOG_LINE = re.compile(r" posbench\.zvt \S+: (ECR|PT)>(?:PT|ECR) ([0-9A-F]{2} [0-9A-F]{2})((?: rc=[0-9A-F]{2})*)"
                       r"(?: status=([0-9A-F]{2}))?(?: card type=(\d+))?$")
-"""One APDU in the driver's log (``posbench.drivers.zvt.terminal.apdu_summary``)."""
+"""One APDU in the driver's log (``posbench.drivers.ecr.zvt.client.apdu_summary``)."""
 
 
 # -- the virtual bench, run as a user runs it ---------------------------------------------------

@@ -38,10 +38,10 @@ from posbench.sim.terminal import TerminalTiming
 from posbench.sim.zvt_terminal import VirtualZvtTerminal
 from posbench.drivers.host.rules import Rule, RuleSet
 from posbench.drivers.host.simulator import HostSimulator
-from posbench.drivers.zvt.apdu import apdu_size, decode_apdu, parse_bmps
-from posbench.drivers.zvt.results import ZvtResult
-from posbench.drivers.zvt.terminal import ZvtTerminal
-from posbench.drivers.zvt.transport import TcpTransport, Transport
+from posbench.drivers.ecr.zvt.codec import apdu_size, decode_apdu, parse_bmps
+from posbench.drivers.ecr.zvt.results import ZvtResult
+from posbench.drivers.ecr.zvt.client import ZvtTerminal
+from posbench.drivers.ecr.zvt.link import TcpTransport, Transport
 
 T = TypeVar("T")
 PASSWORD = "123456"

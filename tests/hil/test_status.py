@@ -2,7 +2,7 @@
 and where the protocol reports them a terminal status code and lock bits."""
 from datetime import date, datetime, timezone
 
-from posbench.diagnosis.rules import ZVT_STATUS_CAUSES, judge_terminal_status
+from posbench.diagnosis.rules import STATUS_CAUSES, judge_terminal_status
 from posbench.core.limits import HOLDS
 from posbench.spec.measures import Measure, measures
 from posbench.setup.profile import days_since
@@ -23,8 +23,8 @@ from posbench.setup.profile import days_since
     Measure("maintenance_age_days", "days", "maintenance_age_days", bears_on=("maintenance",), evidence="strong",
             needs="maintenance"),
     Measure("clock_drift_s", "s", "clock_drift_s", bears_on=("maintenance",), evidence="moderate", needs="clock"),
-    Measure("terminal_status", "", "terminal_status", bears_on=ZVT_STATUS_CAUSES, needs="terminal_status"),
-    Measure("locks", "count", "locks", bears_on=ZVT_STATUS_CAUSES, needs="terminal_status"),
+    Measure("terminal_status", "", "terminal_status", bears_on=STATUS_CAUSES, needs="terminal_status"),
+    Measure("locks", "count", "locks", bears_on=STATUS_CAUSES, needs="terminal_status"),
     needs="status",
 )
 def test_status(unit, terminal, profile, record):

@@ -5,19 +5,19 @@ bench without posbench's host log (issue 21, finding 5).
 ZVT [P15 rev. 13.08: 3.1 status information 04 0F, 10 error messages, 13 BMP A0 "result-code-AS",
 1 byte binary]: BMP 27 codes 01-63 come from the network operator / authorisation system, 64-FF
 are the PT's own; A0 is the authorisation system's own code. Concert V2: the 80-character answer
-carries the 55-character report (``drivers/concert/messages``), the 25-character one none.
+carries the 55-character report (``drivers/ecr/concert/codec``), the 25-character one none.
 Caisse-AP [Nepting local API, AF]: reason (2) then the CB2A field 39 (2)."""
 from __future__ import annotations
 
 import pytest
 
-from posbench.drivers.caisse_ap.client import Answer as CaisseApAnswer
-from posbench.drivers.caisse_ap.fields import decode_message
-from posbench.drivers.caisse_ap.payment_terminal import sale_result as caisse_ap_sale
-from posbench.drivers.concert.messages import Answer as ConcertAnswer
-from posbench.drivers.concert.payment_terminal import sale_result as concert_sale
-from posbench.drivers.zvt.payment_terminal import sale_result as zvt_sale
-from posbench.drivers.zvt.results import Collector
+from posbench.drivers.ecr.caisse_ap.client import Answer as CaisseApAnswer
+from posbench.drivers.ecr.caisse_ap.codec import decode_message
+from posbench.drivers.ecr.caisse_ap.adapter import sale_result as caisse_ap_sale
+from posbench.drivers.ecr.concert.codec import Answer as ConcertAnswer
+from posbench.drivers.ecr.concert.adapter import sale_result as concert_sale
+from posbench.drivers.ecr.zvt.adapter import sale_result as zvt_sale
+from posbench.drivers.ecr.zvt.results import Collector
 
 # 04 0F data: 27 result code · 04 amount 12.50 · 0B trace 000042 · 29 terminal id 52100123
 INFO = "04 000000001250 0B 000042 29 52100123"

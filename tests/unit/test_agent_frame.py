@@ -1,4 +1,4 @@
-"""Unit tests for the ECR frame and message codec (drivers/serial/agent_frame.py)."""
+"""Unit tests for the ECR frame and message codec (drivers/ecr/agent/codec.py)."""
 from __future__ import annotations
 
 import pytest
@@ -6,22 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from posbench.core.errors import FrameError, MessageError, ProtocolError
-from posbench.drivers.serial.agent_frame import (
-    ACK,
-    ENQ,
-    EOT,
-    ETX,
-    FS,
-    MAX_MESSAGE,
-    NAK,
-    STX,
-    Message,
-    decode_frame,
-    decode_message,
-    encode_frame,
-    encode_message,
-    lrc,
-)
+from posbench.drivers.transport.frame import ACK, ENQ, EOT, ETX, FS, MAX_MESSAGE, NAK, STX, decode_frame, encode_frame, lrc
+from posbench.drivers.ecr.agent.codec import Message, decode_message, encode_message
 
 pytestmark = pytest.mark.timeout(60)
 

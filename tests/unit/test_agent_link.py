@@ -1,4 +1,4 @@
-"""Tests of the ECR link layer (drivers/serial/agent_link.py) over a real byte transport.
+"""Tests of the ECR link layer (drivers/transport/enq_ack.py) over a real byte transport.
 
 Each test gets a connected pair of file descriptors: a ``socket.socketpair`` or a raw
 pseudo-terminal (``os.openpty`` + ``tty.setraw``). The ``Link`` under test gets one end through
@@ -21,20 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from posbench.core.errors import FrameError, MessageError, UnitNotResponding
-from posbench.drivers.serial.agent_frame import (
-    ACK,
-    ENQ,
-    EOT,
-    ETX,
-    MAX_MESSAGE,
-    NAK,
-    STX,
-    decode_frame,
-    decode_message,
-    encode_frame,
-    encode_message,
-)
-from posbench.drivers.serial.agent_link import Link, LinkStats, LinkTiming
+from posbench.drivers.transport.frame import ACK, ENQ, EOT, ETX, MAX_MESSAGE, NAK, STX, decode_frame, encode_frame
+from posbench.drivers.ecr.agent.codec import decode_message, encode_message
+from posbench.drivers.transport.enq_ack import Link, LinkStats, LinkTiming
 
 FAST = LinkTiming(enq_tries=3, enq_wait=0.1, frame_tries=3, ack_wait=0.2, inter_byte=0.05, eot_wait=0.1)
 

@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from posbench.core.errors import MessageError, ProtocolError
-from posbench.drivers.serial.agent import AgentTerminal, LogRecord, parse_log_record
-from posbench.drivers.serial.agent_frame import Message
+from posbench.drivers.ecr.agent.adapter import AgentTerminal, LogRecord, parse_log_record
+from posbench.drivers.ecr.agent.codec import Message
 
 printable = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40)
 

@@ -11,9 +11,9 @@ from typing import Callable, Iterator
 
 import pytest
 
-from posbench.drivers.caisse_ap.client import CaisseApClient, TerminalHungUp, probe, read_message
-from posbench.drivers.caisse_ap.fields import FieldError, decode_message, encode_message
-from posbench.drivers.caisse_ap.payment_terminal import CaisseApPaymentTerminal
+from posbench.drivers.ecr.caisse_ap.client import CaisseApClient, TerminalHungUp, probe, read_message
+from posbench.drivers.ecr.caisse_ap.codec import FieldError, decode_message, encode_message
+from posbench.drivers.ecr.caisse_ap.adapter import CaisseApPaymentTerminal
 from posbench.drivers.terminal import Terminal, Unsupported
 from posbench.core.errors import PortLost, PortUnavailable, UnitNotResponding
 from posbench.sim.bench import SimBench

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 
 from posbench.diagnosis.rules import SALE_CAUSES, sale_failure_cause, sale_read_failure
-from posbench.drivers.caisse_ap.client import Answer
-from posbench.drivers.caisse_ap.fields import Reason
-from posbench.drivers.caisse_ap.payment_terminal import sale_result
+from posbench.drivers.ecr.caisse_ap.client import Answer
+from posbench.drivers.ecr.caisse_ap.codec import Reason
+from posbench.drivers.ecr.caisse_ap.adapter import sale_result
 
 
 def answer(ae: str, reason: Reason | None = None, **fields: str):

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from posbench.drivers.caisse_ap.fields import (AF_REASONS, FieldError, Reason, decode_message, encode_message,
+from posbench.drivers.ecr.caisse_ap.codec import (AF_REASONS, FieldError, Reason, decode_message, encode_message,
                                                field_end, parse_reason)
 from posbench.core.errors import ProtocolError
 

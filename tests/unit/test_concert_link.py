@@ -1,4 +1,4 @@
-"""The Concert link (drivers/concert/link.py): its timing on the agent link's handshake, both line
+"""The Concert link (drivers/ecr/concert/link.py): its timing on the agent link's handshake, both line
 settings, and ``probe`` for ``posbench discover``, against a peer on a real pseudo-terminal that
 answers (or not) byte by byte. Every thread and pty is closed even when a test fails."""
 from __future__ import annotations
@@ -10,10 +10,10 @@ from collections.abc import Callable, Iterator
 import pytest
 import serial
 
-from posbench.drivers.concert.link import LINES, TIMING, concert_link, concert_port, probe
-from posbench.drivers.concert.messages import Request
-from posbench.drivers.serial.agent_frame import ACK, ENQ, EOT, NAK, decode_frame
-from posbench.drivers.serial.agent_link import Link, LinkTiming
+from posbench.drivers.ecr.concert.link import LINES, TIMING, concert_link, concert_port, probe
+from posbench.drivers.ecr.concert.codec import Request
+from posbench.drivers.transport.frame import ACK, ENQ, EOT, NAK, decode_frame
+from posbench.drivers.transport.enq_ack import Link, LinkTiming
 from posbench.core.errors import FrameError, PortUnavailable, UnitNotResponding
 from posbench.sim.pty_port import PtyPort
 

@@ -1,4 +1,4 @@
-"""Concert V2 messages and frames (drivers/concert/messages.py on the agent link's frame codec):
+"""Concert V2 messages and frames (drivers/ecr/concert/codec.py on the agent link's frame codec):
 the 34-character request, the 25/80-character answer and its 55-character report, golden frames
 worked out by hand (LRC = XOR of the message and ETX), malformed input, and hypothesis fuzzing:
 arbitrary bytes give only the project's typed errors."""
@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from posbench.drivers.concert.messages import (ANSWER_LEN, REPORT_LEN, REQUEST_LEN, Answer, Report, Request)
-from posbench.drivers.concert.payment_terminal import sale_result
-from posbench.drivers.serial.agent_frame import decode_frame, encode_frame
+from posbench.drivers.ecr.concert.codec import (ANSWER_LEN, REPORT_LEN, REQUEST_LEN, Answer, Report, Request)
+from posbench.drivers.ecr.concert.adapter import sale_result
+from posbench.drivers.transport.frame import decode_frame, encode_frame
 from posbench.core.errors import MessageError, ProtocolError
 
 PAN = "4111111111111111"

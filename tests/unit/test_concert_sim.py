@@ -1,5 +1,5 @@
 """The virtual Concert terminal (bench/sim/concert_terminal.py) in the virtual bench, driven by the
-real Concert driver (drivers/concert/payment_terminal.py) over its pty, cards presented through
+real Concert driver (drivers/ecr/concert/adapter.py) over its pty, cards presented through
 the bench's control port, against the real ISO 8583 host simulator: each fault shows the way a
 Concert terminal shows it (a refusal, silence, a garbled frame), and what the driver parsed
 matches the host log and the unit's journal.
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import pytest
 
 from posbench.drivers.actuator.virtual import request as control
-from posbench.drivers.concert.messages import DELAY_AT_ONCE, Answer, Request
-from posbench.drivers.concert.payment_terminal import ConcertPaymentTerminal
+from posbench.drivers.ecr.concert.codec import DELAY_AT_ONCE, Answer, Request
+from posbench.drivers.ecr.concert.adapter import ConcertPaymentTerminal
 from posbench.drivers.host.log import HostLog
 from posbench.drivers.terminal import SaleResult, Terminal, Unsupported
 from posbench.core.errors import UnitError, UnitNotResponding

@@ -8,9 +8,9 @@ import random
 import pytest
 
 from posbench.setup.config import UsbId
-from posbench.discover.probes import (KORAD_ADAPTER, SERIAL_PROBES, TCP_PROBES, Answer, LineSettings, NoAnswer,
-                                      SerialProbe, Tried, nfc_path, order_for, probe_address, probe_port,
-                                      split_address, summary)
+from posbench.discover.probes import (KORAD_ADAPTER, SERIAL_PROBES, TCP_PROBES, Tried, nfc_path, order_for,
+                                      probe_address, probe_port, split_address, summary)
+from posbench.drivers.probing import Answer, LineSettings, NoAnswer, SerialProbe
 from posbench.core.errors import PortUnavailable
 from posbench.sim.korad import KoradEmulator
 from posbench.sim.pn532 import PN532Emulator

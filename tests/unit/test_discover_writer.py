@@ -15,7 +15,8 @@ import pytest
 from posbench.setup.config import UsbId, load_bench
 from posbench.setup.device_dir import Announcer, entries
 from posbench.discover.nfc import NfcScan
-from posbench.discover.probes import Answer, LineSettings, PortResult, TcpResult, Tried
+from posbench.discover.probes import PortResult, TcpResult, Tried
+from posbench.drivers.probing import Answer, LineSettings
 from posbench.discover.survey import Address, SerialPort, Survey
 from posbench.discover.usb import Found, Kind, Scan
 from posbench.discover.writer import compose, toml_value, validate, write

@@ -141,9 +141,9 @@ def test_no_import_cycles():
 @pytest.mark.parametrize("source, expected", [
     ("from posbench.drivers.card import emv\n", ["posbench.drivers.card.emv"]),
     ("def f():\n    from posbench.core.errors import BenchError\n", ["posbench.core.errors"]),
-    ("from .messages import Answer\n", ["posbench.drivers.concert.messages"]),
+    ("from .codec import Answer\n", ["posbench.drivers.ecr.concert.codec"]),
 ])
 def test_the_graph_reads_imports_in_functions_and_relative_ones(tmp_path, source, expected):
-    path = tmp_path / "payment_terminal.py"
+    path = tmp_path / "adapter.py"
     path.write_text(source)
-    assert [t for t, _ in imports("posbench.drivers.concert.payment_terminal", path)] == expected
+    assert [t for t, _ in imports("posbench.drivers.ecr.concert.adapter", path)] == expected

@@ -8,8 +8,8 @@ import threading
 import pytest
 
 from posbench.core import progress
-from posbench.drivers.zvt.terminal import ZvtTerminal
-from posbench.drivers.zvt.transport import TcpTransport
+from posbench.drivers.ecr.zvt.client import ZvtTerminal
+from posbench.drivers.ecr.zvt.link import TcpTransport
 from posbench.fixtures.shown_terminal import ShownTerminal, TerminalQueueStuck
 
 from .test_zvt_terminal import ACK, STATUS_DONE, TcpPT, h

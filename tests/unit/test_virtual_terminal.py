@@ -1,5 +1,5 @@
 """The virtual PT100 (bench/sim/terminal.py) on a pty, driven by the real ECR driver
-(drivers/serial/agent.py over pyserial) against the real ISO 8583 host simulator on 127.0.0.1.
+(drivers/ecr/agent/adapter.py over pyserial) against the real ISO 8583 host simulator on 127.0.0.1.
 
 Each ``SimBench`` lives in a module-scoped fixture that always closes it. A booting unit
 ignores its ECR port for ``profile.boot_time_s`` seconds, so every fixture waits for it with
@@ -22,9 +22,10 @@ from posbench.setup.profile import Profile, version_tuple
 from posbench.sim.bench import SimBench
 from posbench.sim.terminal import TEST_PAN
 from posbench.drivers.host.log import HostLog
-from posbench.drivers.serial.agent import AgentTerminal, UnitRejected
-from posbench.drivers.serial.agent_frame import ACK, ENQ, EOT, NAK, decode_message, encode_frame
-from posbench.drivers.serial.agent_link import LinkTiming
+from posbench.drivers.ecr.agent.adapter import AgentTerminal, UnitRejected
+from posbench.drivers.transport.frame import ACK, ENQ, EOT, NAK, encode_frame
+from posbench.drivers.ecr.agent.codec import decode_message
+from posbench.drivers.transport.enq_ack import LinkTiming
 
 SEED = 20240501
 BOOT_TIMEOUT = 10.0

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from posbench.core.errors import MessageError
-from posbench.drivers.zvt import codes
-from posbench.drivers.zvt.apdu import (
+from posbench.drivers.ecr.zvt import codes
+from posbench.drivers.ecr.zvt.codec import (
     BMPS,
     Apdu,
     ApduError,
@@ -35,7 +35,7 @@ from posbench.drivers.zvt.apdu import (
     parse_tlv,
     read_var,
 )
-from posbench.drivers.zvt.transport import ZvtFrameError, decode_frame, encode_frame
+from posbench.drivers.ecr.zvt.link import ZvtFrameError, decode_frame, encode_frame
 
 
 def h(text: str) -> bytes:
@@ -332,7 +332,7 @@ def test_collected_result_is_the_dataclass_built_one() -> None:
     hash and stay frozen like ``ZvtResult(...)`` with the same fields, defaults included."""
     import dataclasses
 
-    from posbench.drivers.zvt.results import Collector, ZvtResult
+    from posbench.drivers.ecr.zvt.results import Collector, ZvtResult
     collector = Collector("status enquiry")
     collector.completion(encode_lllvar(b"PT100 2.4.1") + b"\x00" + encode_bmp(0x06, [
         Tlv(0x1F55, b"\x04\x00"), Tlv(0xE4, children=(Tlv(0x1F40, b"PT100"), Tlv(0x1F43, b"\x00")))]), True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from posbench.drivers.zvt.apdu import Apdu, decode_apdu, encode_apdu
-from posbench.drivers.zvt.transport import crc16_kermit, decode_frame, encode_frame
+from posbench.drivers.ecr.zvt.codec import Apdu, decode_apdu, encode_apdu
+from posbench.drivers.ecr.zvt.link import crc16_kermit, decode_frame, encode_frame
 
 WORKED = {
     "registration 123456, config BA, EUR": (

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from posbench.core.errors import UnitError
-from posbench.drivers.zvt.apdu import (
+from posbench.drivers.ecr.zvt.codec import (
     ApduError,
     TlvError,
     ZvtMessageError,
@@ -18,12 +18,12 @@ from posbench.drivers.zvt.apdu import (
     parse_bmps,
     parse_tlv,
 )
-from posbench.drivers.zvt.results import Collector
-from posbench.drivers.zvt.transport import (
+from posbench.drivers.ecr.zvt.results import Collector
+from posbench.drivers.ecr.zvt.link import (
     ACK,
     NAK,
     FrameReader,
-    LinkTiming,
+    ZvtTiming,
     ZvtFrameError,
     ZvtLink,
     decode_frame,
@@ -78,7 +78,7 @@ def test_frame_reader_gives_apdus_or_frame_errors(data: bytes, sizes: list[int])
 @given(framing)
 def test_link_receive_gives_an_apdu_or_a_unit_error(data: bytes) -> None:
     source = ChunkSource(data, [])
-    link = ZvtLink(source, LinkTiming(t1_s=0.01, t2_s=0.01))
+    link = ZvtLink(source, ZvtTiming(t1_s=0.01, t2_s=0.01))
     try:
         apdu = link.receive(0.01)
     except UnitError:  # ZvtFrameError, TransmissionFailed, UnitNotResponding

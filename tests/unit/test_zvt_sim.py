@@ -1,5 +1,5 @@
 """The virtual ZVT terminal (bench/sim/zvt_terminal.py) in the virtual bench, driven by the real
-ZVT driver (drivers/zvt/terminal.py) over the pty and over TCP, cards presented through the
+ZVT driver (drivers/ecr/zvt/client.py) over the pty and over TCP, cards presented through the
 bench's control port, against the real ISO 8583 host simulator.
 
 Every rig is a context manager that closes the driver and the bench (threads, ptys, sockets)
@@ -15,19 +15,20 @@ from datetime import datetime, timezone
 import pytest
 
 from posbench.core.errors import UnitError
-from posbench.sim.bench import ZVT_PASSWORD, SimBench
+from posbench.sim.bench import SimBench
+from posbench.sim.zvt_terminal import PASSWORD as ZVT_PASSWORD
 from posbench.drivers.actuator.virtual import request as control
 from posbench.sim.terminal import TerminalTiming
 from posbench.sim.unit_records import TEST_PAN
 from posbench.sim.zvt_wire import ECR_ANSWER_S
 from posbench.drivers.host.log import HostLog
-from posbench.drivers.zvt import codes
-from posbench.drivers.zvt.apdu import bcd_digits, bcd_encode, encode_apdu, encode_bmp, parse_bmps, read_var
-from posbench.drivers.zvt.codes import SCHEME_CARD_TYPES
-from posbench.drivers.zvt.terminal import CommandRejected, ZvtTerminal
-from posbench.drivers.zvt.transport import LinkTiming
-from posbench.drivers.zvt.payment_terminal import sale_result
-from posbench.drivers.zvt.results import ZvtResult
+from posbench.drivers.ecr.zvt import codes
+from posbench.drivers.ecr.zvt.codec import bcd_digits, bcd_encode, encode_apdu, encode_bmp, parse_bmps, read_var
+from posbench.drivers.ecr.zvt.codes import SCHEME_CARD_TYPES
+from posbench.drivers.ecr.zvt.client import CommandRejected, ZvtTerminal
+from posbench.drivers.ecr.zvt.link import ZvtTiming
+from posbench.drivers.ecr.zvt.adapter import sale_result
+from posbench.drivers.ecr.zvt.results import ZvtResult
 
 SEED = 20240601
 READY_S = 10.0
@@ -81,7 +82,7 @@ def rig(protocol: str = "zvt", faults: dict[str, float] | None = None, seed: int
         if pt.link is not None:
             pt.link.timing.t2_s = 1.0  # the PT's wait for the ECR's ACK before repeating
         url = pt.port.path if pt.address is None else "tcp://{}:{}".format(*pt.address)
-        term = ZvtTerminal.open_url(url, 9600, LinkTiming(t2_s=1.0), password=ZVT_PASSWORD,
+        term = ZvtTerminal.open_url(url, 9600, ZvtTiming(t2_s=1.0), password=ZVT_PASSWORD,
                                     t3_s=t3_s, t4_s=t4_s)
         stack.callback(term.close)
         wait_ready(term)

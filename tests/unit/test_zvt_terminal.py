@@ -12,9 +12,9 @@ import pytest
 
 from posbench.core.errors import UnitNotResponding
 from posbench.sim.pty_port import PtyPort
-from posbench.drivers.zvt.apdu import BmpError, Tlv, bcd_encode, decode_apdu, encode_apdu, encode_bmp, encode_lllvar
-from posbench.drivers.zvt.terminal import CommandRejected, TerminalBusy, UnexpectedMessage, ZvtTerminal
-from posbench.drivers.zvt.transport import LinkTiming, SerialTransport, TcpTransport, ZvtLink
+from posbench.drivers.ecr.zvt.codec import BmpError, Tlv, bcd_encode, decode_apdu, encode_apdu, encode_bmp, encode_lllvar
+from posbench.drivers.ecr.zvt.client import CommandRejected, TerminalBusy, UnexpectedMessage, ZvtTerminal
+from posbench.drivers.ecr.zvt.link import ZvtTiming, SerialTransport, TcpTransport, ZvtLink
 
 ACK = "80 00 00"
 TRACK2 = b"4761739001010010=25122011143804400000"
@@ -272,7 +272,7 @@ def test_silence_after_the_answer_ends_at_t4_and_status_restarts_it() -> None:
 def test_serial_flow_with_the_pt_side_on_zvt_link() -> None:
     """The same helpers serve the PT: ZvtLink on the pty master, the driver on its slave path."""
     port = PtyPort()
-    timing = LinkTiming(t1_s=0.2, t2_s=0.5)
+    timing = ZvtTiming(t1_s=0.2, t2_s=0.5)
     pt = ZvtLink(port, timing)
     errors: list[BaseException] = []
 
@@ -363,7 +363,7 @@ def test_wait_ready_over_serial_polls_with_short_ack_waits() -> None:
     """A booting PT ignores the first two frames: each poll waits ``poll_s`` for the ACK (not
     T2 x 3), the third is answered; the link's timing is restored afterwards."""
     port = PtyPort()
-    timing = LinkTiming(t1_s=0.2, t2_s=2.0)
+    timing = ZvtTiming(t1_s=0.2, t2_s=2.0)
     pt = ZvtLink(port, timing)
     errors: list[BaseException] = []
 

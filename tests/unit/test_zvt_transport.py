@@ -17,14 +17,14 @@ import pytest
 
 from posbench.core.errors import PortUnavailable, UnitNotResponding
 from posbench.sim.pty_port import PtyPort
-from posbench.drivers.zvt.apdu import encode_apdu
+from posbench.drivers.ecr.zvt.codec import encode_apdu
 
 from .loopback import Listener
-from posbench.drivers.zvt.transport import (
+from posbench.drivers.ecr.zvt.link import (
     ACK,
     NAK,
     ConnectionClosed,
-    LinkTiming,
+    ZvtTiming,
     NoAcknowledge,
     SerialTransport,
     TcpServerTransport,
@@ -33,7 +33,7 @@ from posbench.drivers.zvt.transport import (
     ZvtFrameError,
 )
 
-FAST = LinkTiming(t1_s=0.2, t2_s=0.4, repeats=2)
+FAST = ZvtTiming(t1_s=0.2, t2_s=0.4, repeats=2)
 AUTH_APDU = bytes.fromhex("06 01 0A 04 00 00 00 01 10 00 49 09 78")
 AUTH_FRAME = bytes.fromhex("10 02 06 01 0A 04 00 00 00 01 10 10 00 49 09 78 10 03 F2 FF")
 ACK_APDU = bytes.fromhex("80 00 00")

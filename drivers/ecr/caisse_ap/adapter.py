@@ -17,7 +17,8 @@ from posbench.core.masking import mask_pan
 from posbench.drivers.terminal import FewAnswers, SaleResult, Status
 
 from .client import PROBE_FIELDS, TCP_PORT, Answer, CaisseApClient
-from .fields import APPLICATIONS, CONTACTLESS_APPLICATIONS
+from .codec import APPLICATIONS, CONTACTLESS_APPLICATIONS
+from .section import Section
 
 CAISSE_AP_CAPABILITIES = frozenset({"status", "sale", "card_sale"})
 POLL_S = 0.3
@@ -160,3 +161,33 @@ class CaisseApPaymentTerminal(FewAnswers):
         """Requests the terminal hung up on ("hangups"): TCP has no link layer of its own to
         count, but a connection dropped mid-request is a broken link, not a silent unit."""
         return {"hangups": self.client.hangups}
+
+
+CANNOT_TELL_APART = ("Caisse-AP answers a sale (done or not, an AF reason, the issuer's field 39) and nothing "
+                     "else: no serial number, firmware, memory, counters, journal, clock, terminal status or "
+                     "host check. `maintenance` (stale firmware, overdue care, a drifting clock) shows only on "
+                     "its receipts and is not decided. `resources` is told only by answers that slow down "
+                     "request after request (there is no memory figure or memory-full code), `data_loss` only "
+                     "by sales refused as forbidden (AF 05, which a terminal also gives for an operation it is "
+                     "not allowed), `firmware_driver` only by AF 10 (bad selection). A card the terminal could "
+                     "not read is AF 07 (not ended) whatever the reader: the read path is the one the bench "
+                     "presented the card on. A sale carries no trace number, so the host log is searched by "
+                     "amount after the sale began. `operator_error` shows only in sales the cashier or "
+                     "cardholder abandoned (AF 06, AF 08; wrong PINs before the try limit never reach the ECR): "
+                     "at low severity a short run may see none. `power_supply` and `pcb_intermittent` rest on "
+                     "the bench's supply trace and USB reader (a terminal that hangs up on requests is the "
+                     "board, one that goes silent the app or the supply), `network_unstable` on the bench's "
+                     "own echoes from the unit's LAN (the terminal cannot echo or check its host).")
+"""What Caisse-AP is known not to tell apart, stated under its calibration table."""
+
+
+def open_terminal(section: Section, model: str | None = None) -> CaisseApPaymentTerminal:
+    """The driver of a validated ``[terminal]`` section, opened; ``model`` is ``[unit] model``."""
+    if section.address is None:  # TerminalSection refuses this when bench.toml is read
+        raise ValueError("the caisse-ap protocol needs an address")
+    return CaisseApPaymentTerminal(section.address, section.currency, model, section.reply_timeout,
+                                   section.sale_timeout, section.boot_timeout).open()
+
+
+def capabilities(section: Section) -> frozenset[str]:
+    return CAISSE_AP_CAPABILITIES

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from posbench.core.errors import PortLost, PortUnavailable, UnitNotResponding
 
-from .fields import (AE_MEANING, AE_NOT_DONE, VERSION, FieldError, Reason, decode_message, encode_message,
+from .codec import (AE_MEANING, AE_NOT_DONE, VERSION, FieldError, Reason, decode_message, encode_message,
                      field_end, parse_reason)
 
 TCP_PORT = 8888

@@ -15,7 +15,8 @@ from posbench.drivers.terminal import FewAnswers, HostCheck, Identity, SaleResul
 
 from . import codes
 from .results import ZvtResult
-from .terminal import ZvtTerminal
+from .client import ZvtTerminal
+from .section import Section
 
 ZVT_CAPABILITIES = frozenset({"identity", "status", "terminal_status", "sale", "card_sale", "reversal",
                               "host_diagnosis", "link_counters", "reboot", "abort"})
@@ -188,3 +189,25 @@ def sale_result(result: ZvtResult) -> SaleResult:
         card_technology=TECHNOLOGY.get(result.card_technology) if result.card_technology is not None else None,
         intermediates=tuple(i.code for i in result.intermediate), details=details)
 
+
+CANNOT_TELL_APART = ("On a serial link a garbled frame and a silent PT look alike to the ECR (no ACK in time). "
+                     "posbench tells `pcb_intermittent` from `application` by what the link counted meanwhile: "
+                     "a no-answer while the link NAKed or skipped damaged bytes, and frames that stay NAKed, "
+                     "point at the board; a no-answer on a clean link at the application. A PT whose link "
+                     "damages nothing that the bench can see (a board fault away from its UART) is told "
+                     "only by the bench's own readers dropping on a steady supply. With `chip_contacts` at "
+                     "severity 1, sales fail before they go online, so a `network_unstable` beside it is "
+                     "seen only by the bench's echoes and the PT's host checks (missed in one pair run).")
+"""What ZVT is known not to tell apart, stated under its calibration table."""
+
+
+def open_terminal(section: Section, model: str | None = None) -> ZvtPaymentTerminal:
+    """The driver of a validated ``[terminal]`` section, opened; ``model`` is ``[unit] model`` (a PT
+    reports none)."""
+    return ZvtPaymentTerminal(section.url, section.password, section.currency, section.baudrate, model,
+                              section.sale_timeout, section.boot_timeout).open()
+
+
+def capabilities(section: Section) -> frozenset[str]:
+    """What the driver can answer, without opening it (ZVT over TCP has no link layer to count)."""
+    return frozenset(ZvtPaymentTerminal(section.url).capabilities)

@@ -26,11 +26,11 @@ Public API
   LinkDamaged(TransmissionFailed, ProtocolError)       NAKed 3 times, or bad frames kept coming
   NoAcknowledge(TransmissionFailed, UnitNotResponding) no ACK nor NAK at all to 3 sends
   ConnectionClosed(UnitNotResponding)                  the peer closed the TCP connection (or none is open)
-  ByteSource                                           agent_link.BytePort: read(size, timeout) / write /
+  ByteSource                                           enq_ack.BytePort: read(size, timeout) / write /
                                                        discard_input
   FrameReader(source, t1_s, stats)                     .read_frame(timeout_s) / .read_control(timeout_s)
-  LinkTiming(t1_s, t2_s, repeats)                      serial timing (seconds) and repeat count
-  LinkStats                                            agent_link's counters, .repeats = .retransmits
+  ZvtTiming(t1_s, t2_s, repeats)                      serial timing (seconds) and repeat count
+  LinkStats                                            enq_ack's counters (.repeats = .retransmits)
   ZvtLink(source, timing, device)                      serial link on any ByteSource (ECR or PT)
   SerialTransport(url, baudrate=9600, ...)             ZvtLink on SerialBytePort, 8N2
   TcpTransport(host, port=20007, ...)                  bare APDUs over TCP, the ECR's end (connects)
@@ -51,11 +51,11 @@ from dataclasses import dataclass, field
 from typing import Callable, Protocol, TypeVar
 
 from posbench.core.errors import FrameError, PortLost, PortUnavailable, ProtocolError, UnitError, UnitNotResponding
-from posbench.drivers.serial import agent_link
-from posbench.drivers.serial.agent_link import BytePort
+from posbench.drivers.transport import enq_ack
+from posbench.drivers.transport.enq_ack import BytePort, LinkStats
 from posbench.drivers.serial.port import SerialBytePort
 
-from .apdu import MAX_DATA, apdu_size, decode_apdu
+from .codec import MAX_DATA, apdu_size, decode_apdu
 
 DLE, STX, ETX, ACK, NAK = 0x10, 0x02, 0x03, 0x06, 0x15
 T = TypeVar("T")
@@ -192,7 +192,7 @@ _DLE = bytes((DLE,))
 _DLE_DLE = bytes((DLE, DLE))
 
 
-class FrameReader(agent_link.ReadAhead):
+class FrameReader(enq_ack.ReadAhead):
     """Reads frames and single ACK/NAK bytes from a ``ByteSource``, keeping bytes read ahead.
 
     Bytes are taken from the buffer by position and a frame's body is copied run by run between
@@ -327,7 +327,7 @@ class FrameReader(agent_link.ReadAhead):
 
 # -- serial link -----------------------------------------------------------------------------------
 @dataclass
-class LinkTiming:
+class ZvtTiming:
     """Serial link timing in seconds, and the number of repeats [P16 3.4-3.5]."""
 
     t1_s: float = T1_S
@@ -336,20 +336,11 @@ class LinkTiming:
 
 
 @dataclass
-class LinkStats(agent_link.LinkStats):
-    """The serial links' counters; ZVT calls a retransmission a repeat."""
-
-    @property
-    def repeats(self) -> int:
-        return self.retransmits
-
-
-@dataclass
 class ZvtLink:
     """One end of a ZVT serial link over a ``ByteSource`` (the ECR's port or a PT emulator's pty)."""
 
     source: ByteSource
-    timing: LinkTiming = field(default_factory=LinkTiming)
+    timing: ZvtTiming = field(default_factory=ZvtTiming)
     device: str = "terminal"
     stats: LinkStats = field(default_factory=LinkStats)
 
@@ -438,13 +429,13 @@ class SerialTransport(ZvtLink):
     ``rfc2217://host:port``, ``socket://``; 9600 baud (115200 optional), 8 data bits, no parity,
     2 stop bits."""
 
-    def __init__(self, url: str, baudrate: int = 9600, timing: LinkTiming | None = None,
+    def __init__(self, url: str, baudrate: int = 9600, timing: ZvtTiming | None = None,
                  device: str = "terminal", reopen_s: float = 3.0):
         port = SerialBytePort(url, baudrate, device, reopen_s)
         port.label = "ZVT port"
         port.stopbits = 2
         self.port = port
-        super().__init__(port, timing or LinkTiming(), device)
+        super().__init__(port, timing or ZvtTiming(), device)
 
     def open(self) -> "SerialTransport":
         self.port.open()

@@ -27,7 +27,10 @@ no library holds ZVT's tables.
 """
 from __future__ import annotations
 
+import re
 from typing import Mapping
+
+from posbench.drivers.terminal import READ_PATH_CAUSE, SaleResult
 
 RESULT_CODES: dict[int, str] = {
     0x00: "no error",
@@ -379,3 +382,110 @@ REGISTRATION_STATUS_BITS: dict[int, str] = {
 def registration_status_names(byte: int) -> tuple[str, ...]:
     """Meanings of the bits set in a registration status byte (RFU bits are left out)."""
     return tuple(name for bit, name in REGISTRATION_STATUS_BITS.items() if byte >> bit & 1)
+
+
+# -- the causes the codes point to ----------------------------------------------------------------
+RESULT_CAUSE: dict[int, tuple[str, str]] = {
+    **{rc: ("chip_contacts", "moderate") for rc in (0x72, 0x7B, 0x7C, 0x7E, 0xC0, 0xDD, 0xDE, 0xE3)},
+    **{rc: ("pcb_intermittent", "weak") for rc in (0x89, 0xED, 0xFC, 0xE2)},
+    0xBF: ("power_supply", "moderate"),
+    **{rc: ("firmware_driver", "moderate") for rc in (0x9A, 0xC4, 0xFD)},
+    **{rc: ("application", "moderate") for rc in (0x83, 0xFE, 0xFF)},
+    **{rc: ("resources", "strong") for rc in (0xB1, 0xB2, 0x6A)},
+    **{rc: ("network_unstable", "weak") for rc in (0x7D, 0x9B, 0xA0, 0xA1, 0xA3)},
+    **{rc: ("maintenance", "moderate") for rc in (0xC2, 0xF0, 0xE0, 0xCC, 0x78, 0x79)},
+    **{rc: ("data_loss", "strong") for rc in (0x85, 0x74, 0xE4, 0xF6, 0xFB)},
+    **{rc: ("operator_error", "weak") for rc in (0xC3, 0xC8, 0xDC)},
+}
+"""Result codes of a failed payment and the cause each points to (reference map, calibrated
+in docs/diagnosis.md). Card read errors (64, 65, 73) depend on the card technology and 6C on the
+intermediate statuses before it: ``failure_cause`` decides those."""
+
+READ_ERRORS = (0x64, 0x65, 0x66, 0x73)
+"""Result codes of a card that could not be read; the technology (TLV 1F12) says which reader."""
+WAITING_FOR_HOST = 0x04
+"""Intermediate status "waiting for host": a 6C after it is the host link timing out."""
+PIN_MISTAKES = (0x15, 0x18)
+"""Intermediate statuses "incorrect PIN" and "PIN try limit exceeded": the cardholder's doing."""
+
+TERMINAL_STATUS_CAUSE: dict[int, tuple[str, str]] = {
+    0x51: ("data_loss", "strong"), 0xE4: ("data_loss", "strong"), 0xF6: ("data_loss", "strong"),
+    0x62: ("maintenance", "moderate"), 0xC2: ("maintenance", "moderate"), 0xF0: ("maintenance", "weak"),
+    0xB1: ("resources", "strong"), 0xB2: ("resources", "strong"),
+    0xBF: ("power_supply", "moderate"),
+    0xDF: ("pcb_intermittent", "weak"), 0xE2: ("pcb_intermittent", "weak"),
+    0xC0: ("chip_contacts", "moderate"), 0xE1: ("chip_contacts", "weak"),
+}
+"""Terminal status bytes (status enquiry) and the cause each points to."""
+
+LOCK_CAUSE: dict[str, tuple[str, str]] = {
+    "transaction log defective": ("data_loss", "strong"),
+    "initialisation lock": ("data_loss", "moderate"),
+    "low battery power": ("power_supply", "moderate"),
+    "contactless reader not initialised": ("nfc_antenna", "strong"),
+    "card reader not found": ("pcb_intermittent", "moderate"),
+    "diagnosis lock": ("maintenance", "moderate"),
+}
+"""Lock bits (TLV 1F55) and the cause each points to."""
+
+
+SALE_CAUSES = tuple(sorted({cause for cause, _ in RESULT_CAUSE.values()} | set(READ_PATH_CAUSE.values())
+                               | {"operator_error", "network_unstable"}))
+"""Causes a ZVT sale's result code can speak to."""
+STATUS_CAUSES = tuple(sorted({c for c, _ in TERMINAL_STATUS_CAUSE.values()} | {c for c, _ in LOCK_CAUSE.values()}))
+"""Causes a ZVT terminal status byte or lock bit can speak to."""
+
+
+def failure_cause(result_code: int, technology: str | None, intermediates: tuple[int, ...]) -> tuple[str, str] | None:
+    """The cause a failed ZVT payment points to, with its strength, or None (an issuer's answer,
+    a healthy refusal, or a code that says nothing about the unit)."""
+    if result_code in READ_ERRORS:
+        return (READ_PATH_CAUSE[technology], "moderate") if technology in READ_PATH_CAUSE else None
+    if result_code == 0x6C:
+        if any(code in PIN_MISTAKES for code in intermediates):
+            return "operator_error", "moderate"
+        if WAITING_FOR_HOST in intermediates:
+            return "network_unstable", "weak"
+        return "operator_error", "weak"  # aborted at the counter (the abort key, or no card in time)
+    return RESULT_CAUSE.get(result_code)
+
+
+def sale_failure_cause(sale: SaleResult) -> tuple[str, str] | None:
+    """What a sale the PT failed itself points to (``failure_cause`` of its result code)."""
+    if sale.result_code is None:
+        return None
+    return failure_cause(sale.result_code, sale.card_technology, sale.intermediates)
+
+
+def sale_read_failure(sale: SaleResult, technology: str) -> str:
+    """The result code of a card not read, with the technology the PT reported (else the one
+    presented); a refusal for another reason (host, keys) or an abort before any card was read
+    (6C) is no read error."""
+    if sale.result_code is None or sale.result_code == 0 or sale.display_code == "00":
+        return ""
+    tech = sale.card_technology or technology
+    if sale.result_code in READ_ERRORS or sale.result_code in (0x72, 0xE2) or "contactless_error" in sale.details:
+        return f"rc_{sale.result_code:02X}_{tech}" + ("_rf" if "contactless_error" in sale.details else "")
+    return ""
+
+
+def read_failure_words(code: str) -> str | None:
+    """A read failure code of ``sale_read_failure`` (``rc_64_chip``, ``rc_64_contactless_rf``) in
+    words: the result code's meaning; None for another code."""
+    if m := re.fullmatch(r"rc_([0-9A-F]{2})_(\w+?)(_rf)?", code):
+        meaning = RESULT_CODES.get(int(m.group(1), 16), f"result code {m.group(1)}")
+        return meaning + (" (contactless)" if m.group(3) else "")
+    return None
+
+
+def saw_no_card(sale: SaleResult) -> bool:
+    """6C (abort) with no card technology: the PT's card wait ended without a card to read."""
+    return sale.result_code == 0x6C and not sale.card_technology
+
+
+def status_cause(code: int) -> tuple[str, str] | None:
+    return TERMINAL_STATUS_CAUSE.get(code)
+
+
+def lock_cause(lock: str) -> tuple[str, str] | None:
+    return LOCK_CAUSE.get(lock)

@@ -2,7 +2,7 @@
 
 Concert says very little: a sale and its status (accepted / refused), and in the report the
 masked PAN of the card it read, the acquirer request's STAN and terminal id and the acquirer's
-response code (see ``messages``). No identity, no status enquiry, no journal, no reboot, no
+response code (see ``codec``). No identity, no status enquiry, no journal, no reboot, no
 abort: those questions raise ``Unsupported`` and the tests asking them are listed as
 unmeasured; the bench's own instruments carry the diagnosis there. A refusal without a PAN in
 the report is a sale whose card the terminal did not read (``details["card_read"] == "no"``).
@@ -15,7 +15,8 @@ from posbench.drivers.terminal import FewAnswers, SaleResult
 from posbench.core.errors import MessageError, UnitNotResponding
 
 from .link import BAUDRATE, concert_link, concert_port, handshake
-from .messages import DELAY_AT_END, STATUS_MEANING, Answer, Request
+from .codec import DELAY_AT_END, STATUS_MEANING, Answer, Request
+from .section import Section
 
 CONCERT_CAPABILITIES = frozenset({"sale", "card_sale", "link_counters"})
 POLL_S = 0.3
@@ -100,3 +101,41 @@ def sale_result(answer: Answer) -> SaleResult:
                       acquirer_code=report.host_code if report is not None else None,
                       stan=report.stan if report else "", terminal_id=report.terminal_id if report else "",
                       pan=report.pan if report else "", auth_code="", reason=reason, details=details)
+
+
+CANNOT_TELL_APART = ("Concert V2 answers a sale with a status (accepted / refused) and a report, nothing "
+                     "else: no identity, status, journal, restart count, chip diagnostic, echo or host "
+                     "check, and no reason for a refusal. posbench reads the report as masked PAN, STAN, "
+                     "terminal id and the acquirer's code: a refusal without a PAN is a card the terminal "
+                     "did not read (judged per read path), one with the acquirer's code is the issuer's "
+                     "(the host log confirms it), one with a PAN and no acquirer code failed locally or on "
+                     "the host link. So the readers, `issuer_referral`, the supply (`power_supply`), the "
+                     "board (`pcb_intermittent`: garbled frames, the bench's USB reader dropping), "
+                     "`application` (a unit silent on a clean link and a steady supply) and the network "
+                     "(the bench's own probes) can be decided; `data_loss`, `firmware_driver`, "
+                     "`maintenance`, `resources` and `operator_error` show only as refusals without a "
+                     "reason and Concert cannot tell them apart: they are left undecided (unmeasured, "
+                     "the verdict inconclusive or pass), never counted as healthy. A refusal at once (low "
+                     "voltage, memory full, diagnosis required, the cashier's abort key) carries no PAN "
+                     "either. A technician "
+                     "presenting the cards sees the terminal refuse before the card is presented and says "
+                     "so: that sale is read again and counted apart, not as a read of the path. A card "
+                     "robot (the PT100 shape) presents at once and cannot tell: the refusal counts "
+                     "against the read path of the card presented; when every path fails alike that is "
+                     "taken as the terminal's refusal, not three readers, but when chance makes one or "
+                     "two paths fail a reader is blamed (`operator_error` named `msr_head` on the PT100 "
+                     "shape).")
+"""What Concert V2 is known not to tell apart, stated under its calibration table."""
+
+
+def open_terminal(section: Section, model: str | None = None) -> ConcertPaymentTerminal:
+    """The driver of a validated ``[terminal]`` section, opened."""
+    if section.port is None:  # TerminalSection refuses this when bench.toml is read
+        raise ValueError("the concert protocol needs a port")
+    return ConcertPaymentTerminal(section.port, section.line, section.currency, section.baudrate,
+                                  section.pos_number, section.delay_code, section.sale_timeout,
+                                  section.boot_timeout).open()
+
+
+def capabilities(section: Section) -> frozenset[str]:
+    return CONCERT_CAPABILITIES

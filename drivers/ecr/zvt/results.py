@@ -13,7 +13,7 @@ Public API
     .result() -> ZvtResult
   decode_text(raw) -> str                               PT text (ZVT 8-bit set, read as CP437), PANs masked
 
-Card data: the PAN is kept masked (first 6 / last 4), tracks never (see ``apdu``), and every
+Card data: the PAN is kept masked (first 6 / last 4), tracks never (see ``codec``), and every
 text line goes through ``posbench.core.masking.scrub``.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, fields
 from posbench.core.masking import scrub
 
 from . import codes
-from .apdu import (
+from .codec import (
     BmpError,
     BmpValue,
     Redacted,

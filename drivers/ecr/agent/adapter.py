@@ -12,9 +12,10 @@ from posbench.core.masking import mask_pan
 from posbench.drivers.terminal import (ChipResult, EchoResult, HostCheck, Identity, LogRecord, SaleResult, Status,
                               Unsupported)
 
-from .agent_frame import Message, decode_message, encode_message
-from .agent_link import Link, LinkTiming
-from .port import SerialBytePort
+from .codec import Message, decode_message, encode_message
+from posbench.drivers.transport.enq_ack import Link, LinkTiming
+from posbench.drivers.serial.port import SerialBytePort
+from .section import Section
 
 
 class UnitRejected(UnitError):
@@ -237,3 +238,18 @@ class AgentTerminal:
         finally:
             self.link.timing = self.timing
 
+
+CANNOT_TELL_APART = ""
+"""What the agent protocol is known not to tell apart (stated under its calibration table): nothing."""
+
+
+def open_terminal(section: Section, model: str | None = None) -> AgentTerminal:
+    """The driver of a validated ``[terminal]`` section, opened (the agent reports its own model)."""
+    if section.port is None:  # TerminalSection refuses this when bench.toml is read
+        raise ValueError("the agent protocol needs a port")
+    return AgentTerminal(section.port, section.baudrate, section.reply_timeout, section.sale_timeout,
+                         section.boot_timeout).open()
+
+
+def capabilities(section: Section) -> frozenset[str]:
+    return AGENT_CAPABILITIES

@@ -18,7 +18,7 @@ from typing import Callable, Protocol, TypeVar, overload
 
 from posbench.core.errors import FrameError, UnitNotResponding
 
-from .agent_frame import ACK, ENQ, EOT, ETX, MAX_MESSAGE, NAK, STX, decode_frame, encode_frame
+from posbench.drivers.transport.frame import ACK, ENQ, EOT, ETX, MAX_MESSAGE, NAK, STX, decode_frame, encode_frame
 
 
 T = TypeVar("T")
@@ -76,6 +76,11 @@ class LinkStats:
 
     def snapshot(self) -> dict[str, int]:
         return dict(self.__dict__)
+
+    @property
+    def repeats(self) -> int:
+        """ZVT's name for a retransmission [P16 3.5]."""
+        return self.retransmits
 
 
 class ReadAhead(abc.ABC):

@@ -43,10 +43,10 @@ from urllib.parse import urlsplit
 from posbench.core.errors import BenchError, ConfigError, PortLost, PortUnavailable, UnitError, UnitNotResponding
 
 from . import codes
-from .apdu import (Apdu, ZvtMessageError, bcd_encode, decode_apdu, encode_apdu, encode_bmp, is_positive,
+from .codec import (Apdu, ZvtMessageError, bcd_encode, decode_apdu, encode_apdu, encode_bmp, is_positive,
                    parse_bmps)
 from .results import Collector, ZvtResult
-from .transport import TCP_PORT, LinkTiming, SerialTransport, TcpTransport, Transport, ZvtLink
+from .link import TCP_PORT, ZvtTiming, SerialTransport, TcpTransport, Transport, ZvtLink
 
 T = TypeVar("T")
 T3_S = 5.0
@@ -167,7 +167,7 @@ class ZvtTerminal:
         _check_range("currency", self.currency, 9999)
 
     @classmethod
-    def open_url(cls, url: str, baudrate: int = 9600, timing: LinkTiming | None = None,
+    def open_url(cls, url: str, baudrate: int = 9600, timing: ZvtTiming | None = None,
                  **options) -> "ZvtTerminal":
         """A driver for ``tcp://host[:port]`` (ZVT over TCP) or any serial URL; not yet connected."""
         device = options.get("device", "terminal")

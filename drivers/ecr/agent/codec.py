@@ -1,9 +1,9 @@
-"""ECR frame and message codec (Ingenico Concert E+ style framing, PAX-style fields).
+"""The agent protocol's messages (PAX-style fields), carried in the frames of
+``posbench.drivers.transport.frame``.
 
-Frame: ``STX`` + message + ``ETX`` + LRC, LRC = XOR of message and ETX (STX excluded).
 Message: printable ASCII, a command code then ``key=value`` fields, each preceded by FS (0x1C):
 ``ST`` / ``ST<FS>rc=OK<FS>uptime_s=12``. Written by hand: no library covers ECR framing.
-Every parse error is a ``FrameError`` or ``MessageError`` (both ``ProtocolError``).
+Every parse error is a ``MessageError`` (a ``ProtocolError``).
 """
 from __future__ import annotations
 
@@ -12,11 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import overload
 
-from posbench.core.errors import FrameError, MessageError
-
-STX, ETX, EOT, ENQ, ACK, NAK, FS = 0x02, 0x03, 0x04, 0x05, 0x06, 0x15, 0x1C
-MAX_MESSAGE = 4096
-"""Largest message in bytes (a transaction-log page stays far below it)."""
+from posbench.core.errors import MessageError
+from posbench.drivers.transport.frame import FS, check_payload
 
 _COMMAND_RE = re.compile(r"[A-Z][A-Z0-9]{1,7}")
 _KEY_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
@@ -24,61 +21,6 @@ _MESSAGE_RE = re.compile(r"[A-Z][A-Z0-9]{1,7}(?:\x1c[a-z][a-z0-9_]{0,31}=[\x20-\
 """A whole well-formed message: the command, then FS key=value per field (printable values)."""
 _FIELD_RE = re.compile(r"\x1c([a-z][a-z0-9_]{0,31})=([\x20-\x7e]*)")
 """One field of a message ``_MESSAGE_RE`` matched: (key, value) pairs in one ``findall``."""
-
-
-_ALLOWED = bytes([FS, *range(0x20, 0x7F)])
-"""The bytes a message may hold: printable ASCII and FS."""
-
-
-def lrc(data: bytes) -> int:
-    """XOR of every byte of ``data``.
-
-    Folded as one integer (high half onto low half until one byte is left): a few big-int
-    operations instead of a Python step per byte."""
-    width = len(data)
-    value = int.from_bytes(data, "little")
-    while width > 1:
-        half = (width + 1) >> 1
-        bits = half << 3
-        value = (value & ((1 << bits) - 1)) ^ (value >> bits)
-        width = half
-    return value
-
-
-def encode_frame(message: bytes) -> bytes:
-    """Wrap ``message`` as STX + message + ETX + LRC."""
-    _check_payload(message)
-    body = bytes(message) + bytes([ETX])
-    return bytes([STX]) + body + bytes([lrc(body)])
-
-
-def decode_frame(frame: bytes) -> bytes:
-    """Return the message inside one complete frame; ``FrameError`` says what is wrong."""
-    frame = bytes(frame)
-    if len(frame) < 3:
-        raise FrameError(f"frame too short ({len(frame)} bytes)")
-    if frame[0] != STX:
-        raise FrameError(f"frame starts with 0x{frame[0]:02X}, expected STX")
-    if frame[-2] != ETX:
-        raise FrameError("frame has no ETX before its LRC")
-    message = frame[1:-2]
-    if ETX in message or STX in message:
-        raise FrameError("STX or ETX inside a frame's message")
-    if len(message) > MAX_MESSAGE:
-        raise FrameError(f"message of {len(message)} bytes exceeds {MAX_MESSAGE}")
-    expected = lrc(frame[1:-1])
-    if frame[-1] != expected:
-        raise FrameError(f"LRC mismatch: got 0x{frame[-1]:02X}, computed 0x{expected:02X}")
-    _check_payload(message, FrameError)
-    return message
-
-
-def _check_payload(message: bytes, error: type[Exception] = MessageError) -> None:
-    if len(message) > MAX_MESSAGE:
-        raise error(f"message of {len(message)} bytes exceeds {MAX_MESSAGE}")
-    bad = bytes(message).translate(None, _ALLOWED)  # what is left once the allowed bytes are gone
-    if bad:
-        raise error(f"byte 0x{bad[0]:02X} is not allowed in a message")
 
 
 @dataclass
@@ -126,7 +68,7 @@ def encode_message(command: str, fields: Sequence[tuple[str, object]] | dict[str
             raise MessageError(f"field {key!r} has a character a message cannot carry")
         parts.append(f"{key}={text}".encode("ascii"))
     message = bytes([FS]).join(parts)
-    _check_payload(message)
+    check_payload(message)
     return message
 
 

@@ -2,7 +2,7 @@
 
 The sender sends ENQ and waits for ACK, sends the frame (LRC = XOR of the message and ETX) and
 waits for ACK, then sends EOT; the terminal answers the same way, starting with its own ENQ.
-This is exactly the handshake of posbench's agent link (``posbench.drivers.serial.agent_link``,
+This is exactly the handshake of posbench's agent link (``posbench.drivers.transport.enq_ack``,
 written by hand: no library implements it), so Concert uses that ``Link`` with Concert's timing
 rather than a second copy. What is Concert's own lives here: the line settings (8N1 in the open
 clients, 7E1 on terminals set to "native" serial, as pyTeliumManager's ``TeliumNativeSerial``
@@ -14,8 +14,8 @@ import time
 
 import serial
 
-from posbench.drivers.serial.agent_frame import ACK, ENQ, EOT
-from posbench.drivers.serial.agent_link import Link, LinkTiming
+from posbench.drivers.transport.frame import ACK, ENQ, EOT
+from posbench.drivers.transport.enq_ack import Link, LinkTiming
 from posbench.drivers.serial.port import SerialBytePort
 
 LINES: dict[str, tuple[int, str]] = {"8N1": (serial.EIGHTBITS, serial.PARITY_NONE),

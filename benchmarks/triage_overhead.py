@@ -154,7 +154,7 @@ def count_commands(seed: int, out: Path) -> None:
 
 
 DEVICE_FILES = ("bench/sim/unit.py", "bench/sim/unit_host.py", "bench/sim/unit_front_end.py", "bench/sim/terminal.py",
-                "bench/sim/zvt_terminal.py")
+                "bench/sim/zvt_terminal/terminal.py", "bench/sim/zvt_terminal/wire.py")
 """Where the virtual unit waits on purpose: per-command latency, card reads, printing."""
 SUITE_FILES = ("tests/hil/", "fixtures/unit.py", "drivers/host/echo.py")
 """Where the suite waits on purpose: baselines, observation windows, a power cycle's off time,

@@ -18,7 +18,7 @@ CRC, ACKs):
 
 Two peers (``--peer``):
 
-  virtual    the virtual ZVT terminal (``bench/sim/zvt_terminal.py``) with its designed delays
+  virtual    the virtual ZVT terminal (``bench/sim/zvt_terminal/``) with its designed delays
              (command_s, jitter_s) set to 0; its own Python link and unit model run in both paths
   responder  a zero-delay responder speaking the link at byte level, as in ``agent_roundtrip.py``:
              the ratio then means what the agent benchmark's ratio means

@@ -41,7 +41,8 @@ from posbench.drivers.host.simulator import HostSimulator
 from posbench.drivers.ecr.zvt.codec import apdu_size, decode_apdu, parse_bmps
 from posbench.drivers.ecr.zvt.results import ZvtResult
 from posbench.drivers.ecr.zvt.client import ZvtTerminal
-from posbench.drivers.ecr.zvt.link import TcpTransport, Transport
+from posbench.drivers.ecr.zvt.link import Transport
+from posbench.drivers.ecr.zvt.tcp import TcpTransport
 
 T = TypeVar("T")
 PASSWORD = "123456"

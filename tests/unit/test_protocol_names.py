@@ -25,6 +25,7 @@ def _owners() -> dict[Path, set[str]]:
         own = {name, *entry.variants}
         owners[ROOT / "drivers" / "ecr" / entry.package] = own
         owners[ROOT / "bench" / "sim" / f"{entry.virtual}.py"] = own
+        owners[ROOT / "bench" / "sim" / entry.virtual] = own  # a virtual terminal grown into a package
     return owners
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from posbench.core import progress
 from posbench.drivers.ecr.zvt.client import ZvtTerminal
-from posbench.drivers.ecr.zvt.link import TcpTransport
+from posbench.drivers.ecr.zvt.tcp import TcpTransport
 from posbench.fixtures.shown_terminal import ShownTerminal, TerminalQueueStuck
 
 from .test_zvt_terminal import ACK, STATUS_DONE, TcpPT, h

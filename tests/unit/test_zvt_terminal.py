@@ -14,7 +14,8 @@ from posbench.core.errors import UnitNotResponding
 from posbench.sim.pty_port import PtyPort
 from posbench.drivers.ecr.zvt.codec import BmpError, Tlv, bcd_encode, decode_apdu, encode_apdu, encode_bmp, encode_lllvar
 from posbench.drivers.ecr.zvt.client import CommandRejected, TerminalBusy, UnexpectedMessage, ZvtTerminal
-from posbench.drivers.ecr.zvt.link import ZvtTiming, SerialTransport, TcpTransport, ZvtLink
+from posbench.drivers.ecr.zvt.link import ZvtTiming, SerialTransport, ZvtLink
+from posbench.drivers.ecr.zvt.tcp import TcpTransport
 
 ACK = "80 00 00"
 TRACK2 = b"4761739001010010=25122011143804400000"

@@ -27,11 +27,11 @@ from posbench.drivers.ecr.zvt.link import (
     ZvtTiming,
     NoAcknowledge,
     SerialTransport,
-    TcpServerTransport,
-    TcpTransport,
     TransmissionFailed,
     ZvtFrameError,
 )
+from posbench.drivers.ecr.zvt.tcp import TcpTransport
+from posbench.sim.zvt_terminal.server import TcpServerTransport
 
 FAST = ZvtTiming(t1_s=0.2, t2_s=0.4, repeats=2)
 AUTH_APDU = bytes.fromhex("06 01 0A 04 00 00 00 01 10 00 49 09 78")

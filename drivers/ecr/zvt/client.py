@@ -46,7 +46,8 @@ from . import codes
 from .codec import (Apdu, ZvtMessageError, bcd_encode, decode_apdu, encode_apdu, encode_bmp, is_positive,
                    parse_bmps)
 from .results import Collector, ZvtResult
-from .link import TCP_PORT, ZvtTiming, SerialTransport, TcpTransport, Transport, ZvtLink
+from .link import TCP_PORT, ZvtTiming, SerialTransport, Transport, ZvtLink
+from .tcp import TcpTransport
 
 T = TypeVar("T")
 T3_S = 5.0

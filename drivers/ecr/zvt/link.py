@@ -1,4 +1,4 @@
-"""ZVT transports: the serial link (DLE STX framing, CRC, ACK/NAK, T1/T2, repeats) and TCP.
+"""ZVT's serial link (DLE STX framing, CRC, ACK/NAK, T1/T2, repeats); TCP is in ``tcp``.
 
 Both offer ``send(apdu)``, ``receive(timeout_s) -> apdu``, ``discard_input()`` and ``close()``;
 APDUs are whole encoded APDUs (``apdu.encode_apdu``). The framing helpers and ``ZvtLink`` work
@@ -13,8 +13,7 @@ for the ACK and repeats at most twice, then both sides report a transmission err
 are sent undoubled (as ecrterm and Portalum do); a received CRC whose DLE was doubled is
 accepted too (the spec leaves this open).
 
-TCP [P16 4]: bare APDUs on port 20007, reassembled from any segmentation by the length field; the
-ECR connects (``TcpTransport``), the PT listens (``TcpServerTransport``), one reader serves both.
+TCP [P16 4]: ``tcp.TcpTransport`` (the ECR's end); the PT's end is the virtual bench's.
 
 Public API
   DLE STX ETX ACK NAK, T1_S T2_S REPEATS TCP_PORT      link constants (seconds)
@@ -33,19 +32,12 @@ Public API
   LinkStats                                            enq_ack's counters (.repeats = .retransmits)
   ZvtLink(source, timing, device)                      serial link on any ByteSource (ECR or PT)
   SerialTransport(url, baudrate=9600, ...)             ZvtLink on SerialBytePort, 8N2
-  TcpTransport(host, port=20007, ...)                  bare APDUs over TCP, the ECR's end (connects)
-                                                       (no connection: PortUnavailable until the PT
-                                                       has answered once, UnitNotResponding after)
-  TcpServerTransport(address, ...)                     the same, the PT's end (listens, accepts one ECR)
   Transport                                            protocol both transports satisfy
 """
 from __future__ import annotations
 
-import abc
 import binascii
 import functools
-import select
-import socket
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol, TypeVar
@@ -443,259 +435,6 @@ class SerialTransport(ZvtLink):
 
     def close(self) -> None:
         self.port.close()
-
-
-# -- TCP -------------------------------------------------------------------------------------------
-class _TcpApdus(abc.ABC):
-    """Bare APDUs over one connected TCP socket, reassembled from any segmentation by their length
-    field [P16 4]: what the ECR's ``TcpTransport`` (connects) and the PT's ``TcpServerTransport``
-    (accepts) share. ``rest_timeout_s`` bounds the rest of a message once its first byte came, and
-    every socket send (seconds)."""
-
-    def __init__(self, rest_timeout_s: float, device: str):
-        self.rest_timeout_s, self.device = rest_timeout_s, device
-        self._sock: socket.socket | None = None
-        self._buffer = bytearray()
-        self.answered = False
-        """True once a whole message came from the other end (this session's link worked)."""
-
-    @abc.abstractmethod
-    def _peer(self) -> str:
-        """The other end, in error messages ("the PT at 192.0.2.1:20007")."""
-
-    @abc.abstractmethod
-    def _connected(self, doing: str) -> socket.socket:
-        """The connected socket (the ECR connects on demand; the PT needs an ECR)."""
-
-    def _adopt(self, sock: socket.socket) -> None:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.settimeout(self.rest_timeout_s)
-        self._sock = sock
-        self._buffer.clear()
-
-    def _drop(self) -> None:
-        """Close the connection and forget what was read ahead."""
-        if self._sock is not None:
-            try:
-                self._sock.close()
-            except OSError:
-                pass
-            self._sock = None
-        self._buffer.clear()
-
-    def _fill(self, deadline: float, doing: str) -> bool:
-        """Read what has arrived into the buffer; False when nothing came by ``deadline``."""
-        sock = self._connected(doing)
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return False
-        ready, _, _ = select.select([sock], [], [], remaining)
-        if not ready:
-            return False
-        try:
-            chunk = sock.recv(65536)
-        except OSError as exc:
-            peer = self._peer()
-            self._drop()
-            raise ConnectionClosed(self.device, doing, f"{peer}: {exc}") from None
-        if not chunk:
-            peer = self._peer()
-            self._drop()
-            raise ConnectionClosed(self.device, doing, f"{peer} closed the connection")
-        self._buffer.extend(chunk)
-        return True
-
-    def receive(self, timeout_s: float, doing: str = "waiting for a ZVT message") -> bytes:
-        """One APDU, waiting ``timeout_s`` seconds for it to start and ``rest_timeout_s`` for the
-        rest; ``ZvtFrameError`` when a message stops part way, ``ConnectionClosed`` when the
-        peer hangs up."""
-        deadline = time.monotonic() + timeout_s
-        while not self._buffer:
-            if not self._fill(deadline, doing):
-                raise UnitNotResponding(self.device, doing, f"no message within {timeout_s:g} s")
-        rest_deadline = time.monotonic() + self.rest_timeout_s
-        while (total := apdu_size(self._buffer)) is None or len(self._buffer) < total:
-            if not self._fill(rest_deadline, doing):
-                got = len(self._buffer)
-                self._buffer.clear()
-                raise ZvtFrameError(f"message cut off after {got} bytes"
-                                    + (f" of {total}" if total else ""), self.device, doing)
-        apdu = bytes(self._buffer[:total])
-        del self._buffer[:total]
-        self.answered = True
-        return apdu
-
-    def discard_input(self) -> None:
-        """Drop bytes received but not read."""
-        self._buffer.clear()
-        if self._sock is None:
-            return
-        for _ in range(64):  # at most 4 MiB: a peer that never stops sending cannot hold us
-            if not select.select([self._sock], [], [], 0)[0]:
-                return
-            try:
-                if not self._sock.recv(65536):
-                    self._drop()
-                    return
-            except OSError:
-                self._drop()
-                return
-
-
-class TcpTransport(_TcpApdus):
-    """The ECR's end of ZVT over TCP: connects to the PT (default port 20007) on first use.
-    ``connect_timeout_s`` bounds connecting, ``rest_timeout_s`` the arrival of the rest of a
-    message once its first byte came (seconds)."""
-
-    def __init__(self, host: str, port: int = TCP_PORT, connect_timeout_s: float = 5.0,
-                 rest_timeout_s: float = T2_S, device: str = "terminal"):
-        super().__init__(rest_timeout_s, device)
-        self.host, self.port = host, port
-        self.connect_timeout_s = connect_timeout_s
-        self.reconnects = 0
-
-    @property
-    def address(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    def _peer(self) -> str:
-        return f"the PT at {self.address}"
-
-    def open(self) -> "TcpTransport":
-        """Connect. A PT never heard from is the bench's matter (``PortUnavailable``: a wrong
-        address, a cable, a PT not switched on); one that answered earlier in this session and
-        now takes no connection has stopped answering (``UnitNotResponding``: its silence is
-        judged against the supply and what happened before it, as on a serial link)."""
-        doing = f"connecting to the ZVT terminal at {self.address}"
-        try:
-            sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout_s)
-        except OSError as exc:
-            why = ("connection refused" if isinstance(exc, ConnectionRefusedError)
-                   else f"no answer within {self.connect_timeout_s:g} s" if isinstance(exc, TimeoutError)
-                   else str(exc))
-            if self.answered:
-                raise UnitNotResponding(self.device, doing, f"{why}: the PT answered earlier in this session "
-                                        "and has stopped taking connections") from None
-            raise PortUnavailable(self.device, doing, f"{why}: the address is wrong or the PT is off"
-                                  if isinstance(exc, (ConnectionRefusedError, TimeoutError)) else why) from None
-        self._adopt(sock)
-        return self
-
-    def close(self) -> None:
-        self._drop()
-
-    def _connected(self, doing: str = "") -> socket.socket:
-        if self._sock is None:
-            self.open()
-        assert self._sock is not None
-        return self._sock
-
-    def send(self, apdu: bytes, doing: str = "sending a ZVT message") -> None:
-        """Send one APDU; a broken connection is reopened once (``PortLost`` if that fails)."""
-        apdu = decode_apdu(apdu).encode()
-        try:
-            self._connected().sendall(apdu)
-            return
-        except OSError as exc:
-            first = exc
-        self.close()
-        try:
-            self.open()
-        except PortUnavailable as exc:
-            raise PortLost(self.device, doing, f"connection to {self.address} lost ({first}); "
-                                               f"reconnecting failed: {exc.detail}") from None
-        except UnitNotResponding as exc:
-            raise UnitNotResponding(self.device, doing, f"connection to {self.address} lost ({first}); "
-                                                        f"reconnecting failed: {exc.detail}") from None
-        self.reconnects += 1
-        try:
-            self._connected().sendall(apdu)
-        except OSError as again:
-            if self.answered:  # it took the new connection and dropped it at once: the PT's doing
-                raise ConnectionClosed(self.device, doing, f"{self.address}: {first}; after reconnecting: "
-                                                           f"{again}") from None
-            raise PortLost(self.device, doing, f"{self.address}: {first}; after reconnecting: {again}") from None
-
-
-class TcpServerTransport(_TcpApdus):
-    """The PT's end of ZVT over TCP: listens on ``address`` (host, port; port 0 picks a free one)
-    and serves one ECR connection at a time, later ones waiting in the backlog. ``receive``
-    accepts the next connection when none is open; ``send`` needs one (``ConnectionClosed``
-    otherwise, and when the ECR is gone); ``hang_up()`` drops it (a PT rebooting or losing its
-    network), ``close()`` stops listening too."""
-
-    def __init__(self, address: tuple[str, int] = ("127.0.0.1", TCP_PORT), rest_timeout_s: float = T2_S,
-                 device: str = "ECR"):
-        super().__init__(rest_timeout_s, device)
-        self._listen = socket.create_server(address, backlog=1)
-        self._ecr = ""
-        self.accepted = 0
-        """Connections accepted so far."""
-
-    @property
-    def local_address(self) -> tuple[str, int]:
-        """(host, port) the PT listens on."""
-        host, port = self._listen.getsockname()[:2]
-        return str(host), int(port)
-
-    @property
-    def address(self) -> str:
-        return "{}:{}".format(*self.local_address)
-
-    @property
-    def connected(self) -> bool:
-        return self._sock is not None
-
-    def _peer(self) -> str:
-        return f"the ECR at {self._ecr}"
-
-    def accept(self, timeout_s: float) -> bool:
-        """Wait up to ``timeout_s`` seconds for an ECR to connect; True when one is connected."""
-        if self._sock is not None:
-            return True
-        if not select.select([self._listen], [], [], max(0.0, timeout_s))[0]:
-            return False
-        try:
-            sock, peer = self._listen.accept()
-        except OSError:
-            return False  # it gave up between select and accept
-        self._adopt(sock)
-        self._ecr = "{}:{}".format(*peer[:2])
-        self.accepted += 1
-        return True
-
-    def _connected(self, doing: str) -> socket.socket:
-        if self._sock is None:
-            raise ConnectionClosed(self.device, doing, f"no ECR connected to {self.address}")
-        return self._sock
-
-    def receive(self, timeout_s: float, doing: str = "waiting for the ECR") -> bytes:
-        """One APDU from the connected ECR, accepting a connection first when none is open; the
-        whole wait for the first byte is ``timeout_s`` seconds."""
-        deadline = time.monotonic() + timeout_s
-        if not self.accept(timeout_s):
-            raise UnitNotResponding(self.device, doing, f"no ECR connected within {timeout_s:g} s")
-        return super().receive(max(0.0, deadline - time.monotonic()), doing)
-
-    def send(self, apdu: bytes, doing: str = "sending to the ECR") -> None:
-        """Send one APDU to the connected ECR; a broken connection is dropped (no reconnecting:
-        the ECR opens connections)."""
-        apdu = decode_apdu(apdu).encode()
-        sock = self._connected(doing)
-        try:
-            sock.sendall(apdu)
-        except OSError as exc:
-            peer = self._peer()
-            self._drop()
-            raise ConnectionClosed(self.device, doing, f"{peer}: {exc}") from None
-
-    def hang_up(self) -> None:
-        """Drop the ECR's connection (the listener stays)."""
-        self._drop()
-
-    def close(self) -> None:
-        self._drop()
-        self._listen.close()
 
 
 class Transport(Protocol):

@@ -8,7 +8,8 @@ from posbench.core.errors import BenchError, UnitError
 from posbench.drivers.probing import Answer, LineSettings, NoAnswer, SerialProbe, TcpProbe
 
 from .client import CommandRejected, ZvtTerminal
-from .link import TCP_PORT, ZvtTiming, SerialTransport, TcpTransport
+from .link import TCP_PORT, ZvtTiming, SerialTransport
+from .tcp import TcpTransport
 from .section import Section
 
 

@@ -11,7 +11,9 @@ from posbench.core.errors import UnitNotResponding
 from posbench.core.masking import mask_pan
 from posbench.drivers.ecr.zvt.codec import Tlv, bcd_encode, encode_apdu, encode_bmp
 from posbench.drivers.ecr.zvt.codes import CARD_TECHNOLOGY, LOCK_BITS
-from posbench.drivers.ecr.zvt.link import TcpServerTransport, TransmissionFailed, ZvtLink
+from posbench.drivers.ecr.zvt.link import TransmissionFailed, ZvtLink
+
+from .server import TcpServerTransport
 
 DEVICE = "virtual ZVT terminal"
 ECR_ANSWER_S = 5.0

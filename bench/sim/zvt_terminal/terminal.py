@@ -1,8 +1,7 @@
 """Virtual ZVT payment terminal: the PT side of ZVT [PA00P015, PA00P016] over the unit model.
 
-Serial on a pseudo-terminal (9600 8N2 framing, ACK/NAK, T2 and repeats: ``posbench.drivers.ecr.zvt.link``'s
-``ZvtLink``) or TCP (bare APDUs, one ECR connection at a time: the same module's
-``TcpServerTransport``), the ECR driver's own link code either way. The ECR sends a command; the PT
+Serial on a pseudo-terminal (9600 8N2, ACK/NAK, T2, repeats: the ECR driver's ``ZvtLink``) or TCP
+(bare APDUs, one ECR connection at a time: ``server.TcpServerTransport``). The ECR sends a command; the PT
 answers ``80 00 00``, becomes master and sends intermediate statuses (04 FF), status
 information (04 0F) and print lines (06 D1), each acknowledged by the ECR with ``80 00 00``
 (``ecr_answer_s`` seconds each, else the transaction ends), and ends with a completion (06 0F)
@@ -47,14 +46,15 @@ from posbench.drivers.ecr.zvt.codec import (BmpError, Tlv, ZvtMessageError, bcd_
                               bcd_text, decode_apdu, encode_apdu, encode_bmp, encode_lllvar,
                               parse_bmps)
 from posbench.drivers.ecr.zvt.codes import SCHEME_CARD_TYPES
-from posbench.drivers.ecr.zvt.link import TcpServerTransport, ZvtLink, ZvtTiming
+from posbench.drivers.ecr.zvt.link import ZvtLink, ZvtTiming
 
-from .noisy_port import NoisyPort
-from .pty_port import PtyPort
-from .unit import VirtualUnit
-from .unit_front_end import PresentedCard, ReadsPresentedCards, UnitFrontEnd
-from .unit_records import TerminalTiming, frame_error_rate
-from .zvt_wire import (CARD_FAILURES, CARD_TIMEOUT_S, DEVICE, ECR_ANSWER_S, HOST_FAILURE_RC, INSERT_CARD_REPEAT_S,
+from .server import TcpServerTransport
+from ..noisy_port import NoisyPort
+from ..pty_port import PtyPort
+from ..unit import VirtualUnit
+from ..unit_front_end import PresentedCard, ReadsPresentedCards, UnitFrontEnd
+from ..unit_records import TerminalTiming, frame_error_rate
+from .wire import (CARD_FAILURES, CARD_TIMEOUT_S, DEVICE, ECR_ANSWER_S, HOST_FAILURE_RC, INSERT_CARD_REPEAT_S,
                        LOCAL_FAILURE_RC, LOCK_BIT, OK, STATUS_COMMANDS, TCP_REST_S, TECH_CODE, UNKNOWN, EcrPort,
                        Ended, host_code, pan_bmp, time_bmps, tlv_bmp)
 
@@ -498,42 +498,3 @@ class VirtualZvtTerminal(ReadsPresentedCards, UnitFrontEnd):
                      f"AMOUNT {amount / 100:.2f}", f"AUTH {result.auth}", "APPROVED",
                      clock.strftime("%Y-%m-%d %H:%M:%S")])
         self._complete(encode_bmp(0x27, b"\x00") + time_bmps(clock) + self._ids())
-
-
-# -- what the virtual bench asks of this protocol's module (``posbench.drivers.registry.virtual``) --
-PASSWORD = "123456"
-"""The virtual PT's password (bench.toml's default)."""
-SALE_TIMEOUT_S = 5.0
-"""bench.toml's ``sale_timeout`` for this virtual terminal (seconds): BMP 01 cuts the PT's host wait short."""
-TERMINAL_ID_PREFIX = "52"
-"""ZVT carries the terminal id as 8 BCD digits (BMP 29)."""
-
-
-def unit_serial(serial: str, given: bool) -> str:
-    """A ZVT PT reports its serial number in BCD (TLV 1F42): digits only; BCD packs two digits a
-    byte, so "0" leads an odd count of a serial made up (not ``given``)."""
-    digits = "".join(c for c in serial if c.isdigit())
-    return "0" + digits if not given and len(digits) % 2 else digits
-
-
-def serial_problem(serial: str) -> str | None:
-    """Why ``posbench sim --unit SERIAL`` cannot be this PT's serial number (None: it can)."""
-    return None if serial.isdigit() else "a ZVT terminal reports its serial number in digits only (TLV 1F42)"
-
-
-def front_end(name: str, host_address: tuple[str, int], profile: Profile, faults: dict[str, float], *, seed: int,
-              serial: str, terminal_id: str, timing: TerminalTiming, currency: str) -> VirtualZvtTerminal:
-    """The virtual PT of ``posbench sim --protocol NAME``: on TCP for the "zvt-tcp" variant, else on a pty."""
-    return VirtualZvtTerminal(host_address, profile, faults, seed=seed, serial=serial, terminal_id=terminal_id,
-                              timing=timing, transport="tcp" if name == "zvt-tcp" else "serial",
-                              password=PASSWORD, currency=currency)
-
-
-def terminal_toml(term: VirtualZvtTerminal, currency: str) -> str:
-    """The head of bench.toml's ``[terminal]`` for ``term``."""
-    if term.address:
-        where = f'address = "{term.address[0]}:{term.address[1]}"\n'
-    else:
-        assert term.port is not None  # a serial ZVT terminal: its pty
-        where = f'port = "{term.port.path}"\nbaudrate = 9600\n'
-    return f'[terminal]\nprotocol = "zvt"\n{where}password = "{PASSWORD}"\ncurrency = "{currency}"\n'

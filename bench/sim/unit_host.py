@@ -11,7 +11,7 @@ from typing import Callable
 from posbench.core.errors import ProtocolError
 from posbench.core.masking import mask_pan
 
-from .unit_records import ENTRY_MODES, MAX_ECHOES, TEST_PAN, EchoResult, ReversalResult, SaleResult, host_failure
+from .unit_records import ENTRY_MODES, MAX_ECHOES, TEST_PAN, EchoResult, ReversalResult, Authorisation, host_failure
 from .unit_state import UnitState
 
 
@@ -48,7 +48,7 @@ class UnitHostLink(UnitState):
                 failure = host_failure(exc)
         return EchoResult(tuple(latencies), reconnects, failure)
 
-    def sale(self, amount: int) -> SaleResult:
+    def sale(self, amount: int) -> Authorisation:
         """A sale with the virtual cardholder's card (``TEST_PAN``, chip): read, then authorize."""
         if not 0 < amount < 10**12:
             raise ValueError("amount out of range")
@@ -62,7 +62,7 @@ class UnitHostLink(UnitState):
     def authorize(self, amount: int, pan: str, technology: str,
                   alive: Callable[[], bool] | None = None,
                   host_timeout_s: float | None = None,
-                  on_online: Callable[[], None] = lambda: None) -> SaleResult:
+                  on_online: Callable[[], None] = lambda: None) -> Authorisation:
         """Authorize ``amount`` for a card already read: local checks, journal, 0200 to the
         host (waiting at most ``host_timeout_s``, default the unit's), receipt. ``alive``: the
         power check taken when the sale began (``watch_power``); ``on_online`` is called just
@@ -71,7 +71,7 @@ class UnitHostLink(UnitState):
             raise ValueError("amount out of range")
         alive = alive or self.watch_power()
         stan = self._next_stan()
-        result = SaleResult("", False, "", stan, self.terminal_id, mask_pan(pan))
+        result = Authorisation("", False, "", stan, self.terminal_id, mask_pan(pan))
         if not alive():
             result.completed = False
             return result  # the card read was cut off: nothing was journaled or sent

@@ -171,8 +171,10 @@ class CardRead:
 
 
 @dataclass
-class SaleResult:
-    """The end of a sale. ``display`` is the code the unit shows (the host's, or its own
+class Authorisation:
+    """The end of a sale inside the virtual unit, before a front end puts it in its protocol's
+    words (not ``posbench.drivers.terminal.SaleResult``, what a driver reads from those words).
+    ``display`` is the code the unit shows (the host's, or its own
     ``local_failure_code``); ``reason`` says why the unit failed it itself ("" when not)."""
 
     display: str

@@ -16,10 +16,12 @@ TS = 3F (on the wire it would be the byte 03 read in direct convention).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator, Literal
+from typing import Literal
 
 from posbench.core.errors import ProtocolError
-from posbench.core.masking import mask_pan
+
+from . import tlv
+from .tlv import Tlv, TlvRules
 
 CHIP = "chip reader"
 
@@ -307,13 +309,6 @@ def split_response(resp: bytes) -> tuple[bytes, int, int]:
 MAX_TLV_DEPTH = 16
 """Nesting limit: EMV templates nest 4 deep at most; a deeper input is not EMV data."""
 
-SENSITIVE_TAGS = {
-    0x56: "track 1 data", 0x57: "track 2 equivalent data", 0x5A: "PAN",
-    0x5F20: "cardholder name", 0x99: "PIN data", 0x9F1F: "track 1 discretionary data",
-    0x9F20: "track 2 discretionary data", 0x9F6B: "track 2 data",
-}
-"""Tags whose value never appears in a repr or a message (the PAN only as first 6 / last 4)."""
-
 
 class TlvError(ProtocolError):
     """Bytes that are not valid BER-TLV. ``reason``: truncated, bad_length, indefinite_length,
@@ -325,127 +320,25 @@ class TlvError(ProtocolError):
         super().__init__(f"{reason}: {detail}" if detail else reason, device, doing)
 
 
-@dataclass(frozen=True, repr=False)
-class Tlv:
-    """One data object: ``tag`` as an int (``0x9F38``, ``0xBF0C``), its value, and for a
-    constructed tag its children, parsed."""
-
-    tag: int
-    value: bytes
-    children: tuple["Tlv", ...] = ()
-
-    @property
-    def constructed(self) -> bool:
-        return bool(_tag_bytes(self.tag)[0] & 0x20)
-
-    def walk(self) -> Iterator["Tlv"]:
-        """This object and every descendant, depth first."""
-        yield self
-        for child in self.children:
-            yield from child.walk()
-
-    def find(self, tag: int) -> "Tlv | None":
-        """The first direct child with ``tag``, or None."""
-        return next((child for child in self.children if child.tag == tag), None)
-
-    def find_all(self, tag: int) -> list["Tlv"]:
-        """Every direct child with ``tag``, in order."""
-        return [child for child in self.children if child.tag == tag]
-
-    def __repr__(self) -> str:
-        if self.tag == 0x5A:
-            shown = mask_pan(self.value.hex().upper().rstrip("F"))
-        elif self.tag in SENSITIVE_TAGS:
-            shown = f"<{SENSITIVE_TAGS[self.tag]}, redacted>"
-        elif self.children:
-            shown = "[" + ", ".join(map(repr, self.children)) + "]"
-        else:
-            shown = self.value.hex().upper()
-        return f"Tlv({self.tag:X}, {len(self.value)} B, {shown})"
-
-
-def _tag_bytes(tag: int) -> bytes:
-    return tag.to_bytes(max(1, (tag.bit_length() + 7) // 8), "big")
-
-
-def _parse(data: bytes, start: int, end: int, depth: int) -> list[Tlv]:
-    if depth > MAX_TLV_DEPTH:
-        raise TlvError("too_deep", f"more than {MAX_TLV_DEPTH} nested templates")
-    out: list[Tlv] = []
-    pos = start
-    while pos < end:
-        first = data[pos]
-        if first in (0x00, 0xFF):  # padding between objects (EMV Book 3 B1, ISO 7816-4 5.2.2)
-            pos += 1
-            continue
-        tag_start = pos
-        pos += 1
-        if first & 0x1F == 0x1F:  # more tag bytes follow while b8 is set
-            while True:
-                if pos >= end:
-                    raise TlvError("truncated", f"tag at offset {tag_start} cut short")
-                b = data[pos]
-                pos += 1
-                if pos - tag_start > 4:
-                    raise TlvError("tag_too_long", f"tag at offset {tag_start} longer than 4 bytes")
-                if not b & 0x80:
-                    break
-        tag = int.from_bytes(data[tag_start:pos], "big")
-        if pos >= end:
-            raise TlvError("truncated", f"length of tag {tag:X} missing")
-        lb = data[pos]
-        pos += 1
-        if lb == 0x80:
-            raise TlvError("indefinite_length", f"tag {tag:X}: EMV uses definite lengths only")
-        if lb > 0x80:
-            n = lb & 0x7F
-            if n > 4:
-                raise TlvError("bad_length", f"tag {tag:X}: {n} length bytes")
-            if pos + n > end:
-                raise TlvError("truncated", f"length of tag {tag:X} cut short")
-            length = int.from_bytes(data[pos:pos + n], "big")
-            pos += n
-        else:
-            length = lb
-        if pos + length > end:
-            raise TlvError("truncated", f"tag {tag:X} declares {length} bytes, {end - pos} left")
-        value = data[pos:pos + length]
-        children: tuple[Tlv, ...] = ()
-        if first & 0x20:
-            children = tuple(_parse(data, pos, pos + length, depth + 1))
-        out.append(Tlv(tag, bytes(value), children))
-        pos += length
-    return out
+EMV_TLV = TlvRules(error=TlvError, max_depth=MAX_TLV_DEPTH, max_length_bytes=4, skip_padding=True)
+"""EMV's BER-TLV (``posbench.drivers.card.tlv``): 00/FF padding between objects skipped, lengths
+of up to 4 bytes, values kept (a ``repr`` masks card data)."""
 
 
 def parse_tlv(data: bytes) -> list[Tlv]:
-    """Parse BER-TLV: multi-byte tags, 1..4-byte long lengths, constructed tags recursively,
+    """Parse EMV BER-TLV: multi-byte tags, 1..4-byte long lengths, constructed tags recursively,
     00/FF padding between objects skipped. Raises ``TlvError`` on anything malformed."""
-    data = bytes(data)
-    return _parse(data, 0, len(data), 0)
+    return list(tlv.parse(data, EMV_TLV))
 
 
 def encode_tlv(tag: int, value: bytes) -> bytes:
     """One data object with a definite length (short form below 128 bytes, else 81 / 82)."""
-    n = len(value)
-    if n < 0x80:
-        length = bytes([n])
-    elif n <= 0xFF:
-        length = bytes([0x81, n])
-    elif n <= 0xFFFF:
-        length = bytes([0x82]) + n.to_bytes(2, "big")
-    else:
-        raise ValueError(f"value of {n} bytes is too long for a card")
-    return _tag_bytes(tag) + length + bytes(value)
+    return tlv.encode(tag, value)
 
 
 def find_tag(objects: list[Tlv], tag: int) -> Tlv | None:
     """The first object with ``tag`` anywhere in ``objects`` (depth first), or None."""
-    for top in objects:
-        for obj in top.walk():
-            if obj.tag == tag:
-                return obj
-    return None
+    return tlv.find(objects, tag)
 
 
 def fci_df_name(fci: bytes) -> bytes:

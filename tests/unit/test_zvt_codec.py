@@ -238,7 +238,7 @@ def test_tlv_container_with_long_length() -> None:
     ("07 83 00 00 01 00", "only 81 and 82"),
     ("07", "length field missing"),
     ("07 82 01", "cut short"),
-    ("E4 02 1F 12", "length field missing at offset 2"),
+    ("E4 02 1F 12", "length field missing at offset 4"),  # offsets count from the start of the data parsed
 ])
 def test_tlv_errors_are_named(raw: str, message: str) -> None:
     with pytest.raises(TlvError, match=message):

@@ -45,10 +45,13 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Iterator, Sequence, Union
+from typing import Sequence, Union
 
 from posbench.core.errors import MessageError
 from posbench.core.masking import mask_pan
+from posbench.drivers.card import tlv
+from posbench.drivers.card.tlv import (Tlv, TlvRules, ber_length, encode as encode_tlv, find as find_tlv,
+                                       find_all as find_all_tlv, first_of_each as first_tlvs, tag_bytes)
 
 MAX_DATA = 0xFFFF
 """Largest APDU data block in bytes (extended length)."""
@@ -280,153 +283,21 @@ class Redacted:
     length: int
 
 
-# -- BER-TLV ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Tlv:
-    """One data object. ``value`` is the raw content (b"" when redacted); ``children`` are the
-    parsed objects of a constructed tag; ``redacted_length`` the size of content not kept."""
-
-    tag: int
-    value: bytes = b""
-    children: tuple["Tlv", ...] = ()
-    redacted_length: int = 0
-
-    @property
-    def constructed(self) -> bool:
-        return bool(tag_bytes(self.tag)[0] & 0x20)
-
-
-def tag_bytes(tag: int) -> bytes:
-    """The bytes of tag number ``tag`` (0x1F12 -> 1F 12)."""
-    if tag < 0:
-        raise TlvError(f"negative tag {tag}")
-    return tag.to_bytes(max(1, (tag.bit_length() + 7) // 8), "big")
-
-
-def ber_length(n: int) -> bytes:
-    """BER length: ``n`` below 128, ``81 n`` below 256, ``82 hi lo`` up to 65535."""
-    if n < 0 or n > 0xFFFF:
-        raise TlvError(f"length {n} cannot be BER-encoded in at most 3 bytes")
-    if n < 0x80:
-        return bytes((n,))
-    if n <= 0xFF:
-        return bytes((0x81, n))
-    return bytes((0x82, n >> 8, n & 0xFF))
-
-
-def _read_tag(data: bytes, pos: int) -> tuple[int, int]:
-    first = data[pos]
-    end = pos + 1
-    if first & 0x1F == 0x1F:
-        while True:
-            if end >= len(data):
-                raise TlvError(f"tag at offset {pos} cut short")
-            end += 1
-            if not data[end - 1] & 0x80:
-                break
-            if end - pos >= 4:
-                raise TlvError(f"tag at offset {pos} longer than 4 bytes")
-    return int.from_bytes(data[pos:end], "big"), end
-
-
-def _read_length(data: bytes, pos: int) -> tuple[int, int]:
-    if pos >= len(data):
-        raise TlvError(f"length field missing at offset {pos}")
-    first = data[pos]
-    if first < 0x80:
-        return first, pos + 1
-    count = first & 0x7F
-    if count not in (1, 2):
-        raise TlvError(f"length byte 0x{first:02X} at offset {pos} is invalid (only 81 and 82 are allowed)")
-    if pos + 1 + count > len(data):
-        raise TlvError(f"length field at offset {pos} cut short")
-    return int.from_bytes(data[pos + 1:pos + 1 + count], "big"), pos + 1 + count
-
-
-def _parse_tlv(data: bytes, depth: int) -> tuple[Tlv, ...]:
-    if depth > MAX_TLV_DEPTH:
-        raise TlvError(f"constructed data objects nested deeper than {MAX_TLV_DEPTH}")
-    items = []
-    pos, size = 0, len(data)
-    while pos < size:
-        start = pos
-        # One- and two-byte tags and short lengths, nearly all of ZVT's, are read in place; the
-        # rest (and every malformed one) by _read_tag / _read_length.
-        first = data[pos]
-        if first & 0x1F != 0x1F:
-            tag, pos = first, pos + 1
-        elif pos + 1 < size and not data[pos + 1] & 0x80:
-            tag, pos = first << 8 | data[pos + 1], pos + 2
-        else:
-            tag, pos = _read_tag(data, pos)
-        if pos < size and data[pos] < 0x80:
-            length, pos = data[pos], pos + 1
-        else:
-            length, pos = _read_length(data, pos)
-        if pos + length > size:
-            raise TlvError(f"tag {tag_bytes(tag).hex().upper()} at offset {start} declares {length} "
-                           f"bytes, {size - pos} left")
-        value, pos = data[pos:pos + length], pos + length
-        if tag in REDACTED_TLV_TAGS:
-            items.append(Tlv(tag, redacted_length=length))
-        elif first & 0x20:
-            items.append(Tlv(tag, value, _parse_tlv(value, depth + 1)))
-        else:
-            items.append(Tlv(tag, value))
-    return tuple(items)
+# -- BER-TLV (posbench.drivers.card.tlv, with ZVT's rules) ----------------------------------------
+ZVT_TLV = TlvRules(error=lambda reason, detail: TlvError(detail), max_depth=MAX_TLV_DEPTH, max_length_bytes=2,
+                   redact=REDACTED_TLV_TAGS)
+"""ZVT's BER-TLV [PA00P015 9]: no padding, long lengths 81 and 82 only, card-data tags' values never
+kept (``Tlv.redacted_length``)."""
 
 
 def parse_tlv(data: bytes) -> tuple[Tlv, ...]:
     """Parse a list of BER-TLV data objects (the content of BMP 06); ``TlvError`` when malformed."""
-    return _parse_tlv(bytes(data), 0)
-
-
-def encode_tlv(tag: int, value: bytes | Sequence[Tlv] = b"") -> bytes:
-    """One data object; a sequence of ``Tlv`` becomes a constructed value."""
-    body = value if isinstance(value, (bytes, bytearray)) else b"".join(_encode_item(t) for t in value)
-    return tag_bytes(tag) + ber_length(len(body)) + bytes(body)
-
-
-def _encode_item(item: Tlv) -> bytes:
-    if item.redacted_length:
-        raise TlvError(f"tag {tag_bytes(item.tag).hex().upper()} was redacted and cannot be re-encoded")
-    return encode_tlv(item.tag, item.children if item.children else item.value)
+    return tlv.parse(data, ZVT_TLV)
 
 
 def encode_tlv_container(items: Sequence[Tlv] | bytes = ()) -> bytes:
     """BMP 06 + BER length + data objects (``items`` as ``Tlv`` or ready-made bytes)."""
     return encode_tlv(0x06, items)
-
-
-def _walk(items: Sequence[Tlv]) -> Iterator[Tlv]:
-    for item in items:
-        yield item
-        yield from _walk(item.children)
-
-
-def find_tlv(items: Sequence[Tlv], tag: int) -> Tlv | None:
-    """The first data object with ``tag``, searching constructed objects depth first."""
-    return next((item for item in _walk(items) if item.tag == tag), None)
-
-
-def find_all_tlv(items: Sequence[Tlv], tag: int) -> list[Tlv]:
-    """Every data object with ``tag``, depth first."""
-    return [item for item in _walk(items) if item.tag == tag]
-
-
-def first_tlvs(items: Sequence[Tlv]) -> dict[int, Tlv]:
-    """The first data object of every tag, depth first: ``find_tlv`` for all tags in one walk."""
-    found: dict[int, Tlv] = {}
-    _first_tlvs(items, found)
-    return found
-
-
-def _first_tlvs(items: Sequence[Tlv], found: dict[int, Tlv]) -> None:
-    for item in items:
-        if item.tag not in found:
-            found[item.tag] = item
-        if item.children:
-            _first_tlvs(item.children, found)
 
 
 # -- BMP parsing -----------------------------------------------------------------------------------
@@ -457,7 +328,7 @@ def read_bmp(data: bytes, pos: int) -> tuple[int, BmpValue, int]:
                            f"{len(data) - start} left")
         value: bytes = bytes(data[start:end])
     elif spec.format is BmpFormat.TLV:
-        length, body = _read_length(data, start)
+        length, body = tlv.read_length(data, start, len(data), ZVT_TLV)
         end = body + length
         if end > len(data):
             raise TlvError(f"TLV container at offset {pos} declares {length} bytes, {len(data) - body} left")

@@ -45,7 +45,6 @@ class StorableVerdict(Protocol):
 
     def wire(self) -> dict[str, Any]:
         """The verdict JSON."""
-        ...
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,7 @@ def expected_commands(profile) -> dict[str, int]:
 def designed_waits() -> dict:
     from posbench.setup.profile import profile_for_model
     from posbench.sim.bench import MODEL
-    from posbench.sim.terminal import TerminalTiming
+    from posbench.sim.ecr.agent import TerminalTiming
     profile = profile_for_model(MODEL)
     timing = TerminalTiming(boot_s=profile.boot_time_s)  # what VirtualTerminal uses
     cmds = expected_commands(profile)
@@ -84,7 +84,7 @@ def count_commands(seed: int, out: Path) -> None:
 
     from posbench.run.runner import run_hil
     from posbench.sim.bench import SimBench
-    from posbench.sim.terminal import VirtualTerminal
+    from posbench.sim.ecr.agent import VirtualTerminal
     from posbench.drivers.ecr.agent.adapter import AgentTerminal
 
     counts: Counter[str] = Counter()
@@ -153,8 +153,8 @@ def count_commands(seed: int, out: Path) -> None:
     out.write_text(json.dumps(result, indent=2), encoding="utf-8")
 
 
-DEVICE_FILES = ("bench/sim/unit.py", "bench/sim/unit_host.py", "bench/sim/unit_front_end.py", "bench/sim/terminal.py",
-                "bench/sim/zvt_terminal/terminal.py", "bench/sim/zvt_terminal/wire.py")
+DEVICE_FILES = ("bench/sim/unit/model.py", "bench/sim/unit/host.py", "bench/sim/unit/front_end.py", "bench/sim/ecr/agent.py",
+                "bench/sim/ecr/zvt/terminal.py", "bench/sim/ecr/zvt/wire.py")
 """Where the virtual unit waits on purpose: per-command latency, card reads, printing."""
 SUITE_FILES = ("tests/hil/", "fixtures/unit.py", "drivers/host/echo.py")
 """Where the suite waits on purpose: baselines, observation windows, a power cycle's off time,

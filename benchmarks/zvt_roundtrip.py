@@ -18,7 +18,7 @@ CRC, ACKs):
 
 Two peers (``--peer``):
 
-  virtual    the virtual ZVT terminal (``bench/sim/zvt_terminal/``) with its designed delays
+  virtual    the virtual ZVT terminal (``bench/sim/ecr/zvt/``) with its designed delays
              (command_s, jitter_s) set to 0; its own Python link and unit model run in both paths
   responder  a zero-delay responder speaking the link at byte level, as in ``agent_roundtrip.py``:
              the ratio then means what the agent benchmark's ratio means
@@ -55,8 +55,8 @@ import agent_roundtrip  # noqa: E402
 from agent_roundtrip import (add_run_options, close_quietly, compare, other_openers, peer_place,  # noqa: E402
                              raw_reading, read_to_frame_end, report, start_peer, timed_runs)
 from posbench.setup.profile import profile_for_model  # noqa: E402
-from posbench.sim.unit_records import TerminalTiming  # noqa: E402
-from posbench.sim.zvt_terminal import VirtualZvtTerminal  # noqa: E402
+from posbench.sim.unit.records import TerminalTiming  # noqa: E402
+from posbench.sim.ecr.zvt import VirtualZvtTerminal  # noqa: E402
 from posbench.drivers.ecr.zvt.codec import Tlv, bcd_digits, bcd_encode, encode_apdu, encode_bmp, encode_lllvar  # noqa: E402
 from posbench.drivers.ecr.zvt.client import ZvtTerminal  # noqa: E402
 from posbench.drivers.ecr.zvt.link import ACK, DLE, ETX, STX, ZvtTiming, ZvtLink, encode_frame  # noqa: E402

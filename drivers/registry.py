@@ -31,10 +31,10 @@ class Entry:
 
 
 ECR_PROTOCOLS: dict[str, Entry] = {
-    "agent": Entry("agent", "terminal"),
-    "zvt": Entry("zvt", "zvt_terminal", ("zvt-tcp",)),
-    "concert": Entry("concert", "concert_terminal"),
-    "caisse-ap": Entry("caisse_ap", "caisse_ap_terminal"),
+    "agent": Entry("agent", "ecr.agent"),
+    "zvt": Entry("zvt", "ecr.zvt", ("zvt-tcp",)),
+    "concert": Entry("concert", "ecr.concert"),
+    "caisse-ap": Entry("caisse_ap", "ecr.caisse_ap"),
 }
 """Protocol name (bench.toml's ``[terminal] protocol``) -> its driver package and virtual terminal,
 in the order discover asks a port and the virtual bench lists them."""

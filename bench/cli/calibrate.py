@@ -47,7 +47,7 @@ def calibrate(severities, seeds, healthy, pairs, causes, jobs, out_path, first_s
     import time
 
     from posbench.run import calibrate as cal
-    from posbench.sim.faults import INJECTABLE
+    from posbench.sim.unit.faults import INJECTABLE
     console = make_console()
     chosen = list(causes) or list(INJECTABLE)
     if unknown := [c for c in chosen if c not in INJECTABLE]:

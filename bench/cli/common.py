@@ -16,7 +16,7 @@ from rich.markup import escape
 from posbench.diagnosis.verdict import Verdict
 from posbench.core.console import make_console, say
 from posbench.core.errors import BenchError
-from posbench.sim.faults import INJECTABLE, NETWORK
+from posbench.sim.unit.faults import INJECTABLE, NETWORK
 
 EXIT_BENCH, EXIT_USAGE = 2, 3
 """Exit statuses of a bench failure and of a usage or config mistake (a verdict's own: diagnosis.EXIT_STATUS)."""

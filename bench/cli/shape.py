@@ -29,7 +29,7 @@ def technician_fits(slowest_s: float, profile: str | None, protocol: str) -> Non
 
 
 def fault_options(values: tuple[str, ...]) -> dict[str, float]:
-    from posbench.sim.faults import FaultSpecError, parse_faults
+    from posbench.sim.unit.faults import FaultSpecError, parse_faults
     try:
         return parse_faults(values)
     except FaultSpecError as exc:

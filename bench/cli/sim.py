@@ -40,7 +40,7 @@ def sim(fault, seed, protocol, sim_profile, bench_path, timing, rules_path, seri
         technician_s) -> None:
     """Run the virtual bench in the foreground until SIGINT/SIGTERM."""
     from posbench.sim.bench import DEFAULT_PROFILE, SimBench, sim_profile as load_shape
-    from posbench.sim.terminal import TerminalTiming
+    from posbench.sim.ecr.agent import TerminalTiming
     from posbench.drivers.host.rules import RuleSet
     from posbench.sim.technician import Habits
     faults = fault_options(fault)

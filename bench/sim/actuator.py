@@ -8,15 +8,15 @@ from collections.abc import Callable
 
 from posbench.setup.cards import TEST_TAG_ID, TEST_TAG_TEXT, Card
 
-from .chip_card import ContactCard
-from .korad import KoradEmulator
-from .magstripe import VirtualMagstripeReader
-from .nfc_cards import CardApplication, Iso14443_4Card, Type2Tag
-from .pn532 import PN532Emulator
-from .power_model import UnitPower
-from .technician import Technician
-from .unit_front_end import ReadsPresentedCards, UnitFrontEnd
-from .usb_devices import UsbipServer
+from posbench.sim.devices.chip_card import ContactCard
+from posbench.sim.devices.korad import KoradEmulator
+from posbench.sim.devices.magstripe import VirtualMagstripeReader
+from posbench.sim.devices.nfc_cards import CardApplication, Iso14443_4Card, Type2Tag
+from posbench.sim.devices.pn532 import PN532Emulator
+from posbench.sim.unit.power import UnitPower
+from posbench.sim.technician import Technician
+from posbench.sim.unit.front_end import ReadsPresentedCards, UnitFrontEnd
+from posbench.sim.devices.usbip_server import UsbipServer
 
 
 class BenchActuator:

@@ -23,22 +23,22 @@ from posbench.drivers import registry
 from posbench.drivers.host.rules import Rule, RuleSet
 from posbench.drivers.host.simulator import HostSimulator
 
-from . import PROTOCOLS
-from .actuator import BenchActuator
-from .control import ControlServer
-from .faults import format_faults
-from .intermittent import UsbDropper
-from .korad import KoradEmulator
-from .magstripe import VirtualMagstripeReader
-from .pn532 import PN532Emulator
-from .power_model import UnitPower
-from .usb_devices import UsbipServer
-from .usb_hub import VirtualUsbHub
-from .unit_front_end import UnitFrontEnd as FrontEnd
-from .unit_records import TerminalTiming
+from posbench.sim import PROTOCOLS
+from posbench.sim.actuator import BenchActuator
+from posbench.sim.control import ControlServer
+from posbench.sim.unit.faults import format_faults
+from posbench.sim.unit.intermittent import UsbDropper
+from posbench.sim.devices.korad import KoradEmulator
+from posbench.sim.devices.magstripe import VirtualMagstripeReader
+from posbench.sim.devices.pn532 import PN532Emulator
+from posbench.sim.unit.power import UnitPower
+from posbench.sim.devices.usbip_server import UsbipServer
+from posbench.sim.devices.usb_hub import VirtualUsbHub
+from posbench.sim.unit.front_end import UnitFrontEnd as FrontEnd
+from posbench.sim.unit.records import TerminalTiming
 
 if TYPE_CHECKING:
-    from .netlab import NetLab  # imported where it starts: it needs root
+    from posbench.sim.net.netlab import NetLab  # imported where it starts: it needs root
 
 MODEL = "PT100"
 DEFAULT_PROFILE = "pt100"
@@ -99,7 +99,7 @@ def technician_fits(slowest_s: float, profile: Profile, protocol: str) -> str | 
 
 def boot_timeout_s(boot_s: float) -> float:
     """Seconds the bench file lets the virtual unit take to answer after power-on: room for the
-    retried boots of a weak supply (``power_model.MAX_BOOT_ATTEMPTS``), at least 10 s."""
+    retried boots of a weak supply (``unit.power.MAX_BOOT_ATTEMPTS``), at least 10 s."""
     return max(10.0, 6 * boot_s)
 
 
@@ -245,7 +245,7 @@ class SimBench(BenchActuator):
                                              serial=f"MSR{self.seed % 10**8:08d}")
 
     def _start_lab(self) -> None:
-        from .faults import NETWORK
+        from posbench.sim.unit.faults import NETWORK
         from posbench.core.netns import have_netns
         wanted = self.want_lab
         if wanted is None:
@@ -254,7 +254,7 @@ class SimBench(BenchActuator):
             if any(f in self.faults for f in NETWORK):
                 raise RuntimeError("network faults need the network lab (root)")
             return
-        from .netlab import NetLab
+        from posbench.sim.net.netlab import NetLab
         self.lab = NetLab(self.seed, self.faults).start()
 
     def _start_power(self) -> None:

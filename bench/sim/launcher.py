@@ -13,8 +13,8 @@ from pathlib import Path
 
 from posbench.core.errors import BenchError
 
-from .bench import WORKDIR_PREFIX
-from .faults import format_faults
+from posbench.sim.bench import WORKDIR_PREFIX
+from posbench.sim.unit.faults import format_faults
 
 
 def sim_workdir(bench_file: Path) -> Path | None:
@@ -101,7 +101,7 @@ class VirtualBench:
         if workdir is not None:
             shutil.rmtree(workdir, ignore_errors=True)
         if self.proc is not None and os.geteuid() == 0:
-            from .netlab import sweep_stale
+            from posbench.sim.net.netlab import sweep_stale
             try:
                 sweep_stale()  # a killed bench's network namespaces (its pid is gone now)
             except Exception:  # noqa: BLE001 - best effort; the next lab start sweeps again

@@ -16,8 +16,8 @@ import serial
 
 from posbench.core.errors import BenchError, PortLost, PortUnavailable, UnitError
 from posbench.sim.bench import SimBench
-from posbench.sim.pty_port import PtyPort
-from posbench.sim.serial_bridge import SerialBridge
+from posbench.sim.devices.pty_port import PtyPort
+from posbench.sim.devices.serial_bridge import SerialBridge
 from posbench.drivers.ecr.agent.adapter import AgentTerminal
 
 from .conftest import triage

@@ -42,7 +42,7 @@ def test_the_wheel_holds_one_package_with_its_suite_and_data(wheel: Path):
     assert top == {"posbench", next(t for t in top if t.endswith(".dist-info"))}, top
     for part in ("posbench/hil/conftest.py", "posbench/hil/test_power.py", "posbench/hil/test_read_paths.py",
                  "posbench/fixtures/cards/deck.toml", "posbench/fixtures/profiles/pt100.toml",
-                 "posbench/fixtures/profiles/zvt-generic.toml", "posbench/sim/zvt_terminal/terminal.py",
+                 "posbench/fixtures/profiles/zvt-generic.toml", "posbench/sim/ecr/zvt/terminal.py",
                  "posbench/fixtures/profiles/caisse-ap-generic.toml", "posbench/drivers/ecr/caisse_ap/client.py",
                  "posbench/setup/udev/70-posbench.rules", "posbench/setup/preflight.py",
                  "posbench/render/templates/verdict_panel.html.j2", "posbench/cli/__main__.py"):

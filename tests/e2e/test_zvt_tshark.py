@@ -34,8 +34,8 @@ import pytest
 
 from posbench.setup.cards import load_deck
 from posbench.setup.profile import profile_for_model
-from posbench.sim.terminal import TerminalTiming
-from posbench.sim.zvt_terminal import VirtualZvtTerminal
+from posbench.sim.ecr.agent import TerminalTiming
+from posbench.sim.ecr.zvt import VirtualZvtTerminal
 from posbench.drivers.host.rules import Rule, RuleSet
 from posbench.drivers.host.simulator import HostSimulator
 from posbench.drivers.ecr.zvt.codec import apdu_size, decode_apdu, parse_bmps

@@ -41,5 +41,5 @@ def test_profile_areas():
            "<module> (tests/hil/test_power.py:1)", "<module> (matplotlib/pyplot.py:1)"]
     assert parallel_triage.area(imp) == "imports: matplotlib"
     assert parallel_triage.area(["Thread._bootstrap (threading.py:1002)", "Thread.run (threading.py:982)",
-                                 "KoradEmulator._run (bench/sim/korad.py:171)"]) == "thread: KoradEmulator._run"
+                                 "KoradEmulator._run (bench/sim/devices/korad.py:171)"]) == "thread: KoradEmulator._run"
     assert parallel_triage.area([]) == "native code (no Python frame)"

@@ -14,7 +14,7 @@ from posbench import cli as cli_module
 from posbench.cli import EXIT_USAGE, cli, common, triage_checks, triage_reports
 from posbench.diagnosis.ranking import EXIT_STATUS
 from posbench.diagnosis.verdict import Verdict
-from posbench.sim.faults import INJECTABLE, NETWORK
+from posbench.sim.unit.faults import INJECTABLE, NETWORK
 
 ROOT = Path(__file__).resolve().parents[2]
 

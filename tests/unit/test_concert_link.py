@@ -15,7 +15,7 @@ from posbench.drivers.ecr.concert.codec import Request
 from posbench.drivers.transport.frame import ACK, ENQ, EOT, NAK, decode_frame
 from posbench.drivers.transport.enq_ack import Link, LinkTiming
 from posbench.core.errors import FrameError, PortUnavailable, UnitNotResponding
-from posbench.sim.pty_port import PtyPort
+from posbench.sim.devices.pty_port import PtyPort
 
 FAST = LinkTiming(enq_tries=3, enq_wait=0.2, frame_tries=3, ack_wait=0.2, inter_byte=0.2, eot_wait=0.2)
 """Concert's shape with shorter waits, so the retry tests stay cheap."""

@@ -1,4 +1,4 @@
-"""The virtual Concert terminal (bench/sim/concert_terminal.py) in the virtual bench, driven by the
+"""The virtual Concert terminal (bench/sim/ecr/concert.py) in the virtual bench, driven by the
 real Concert driver (drivers/ecr/concert/adapter.py) over its pty, cards presented through
 the bench's control port, against the real ISO 8583 host simulator: each fault shows the way a
 Concert terminal shows it (a refusal, silence, a garbled frame), and what the driver parsed
@@ -23,8 +23,8 @@ from posbench.drivers.host.log import HostLog
 from posbench.drivers.terminal import SaleResult, Terminal, Unsupported
 from posbench.core.errors import UnitError, UnitNotResponding
 from posbench.sim.bench import SimBench
-from posbench.sim.serial_bridge import SerialBridge
-from posbench.sim.terminal import TerminalTiming
+from posbench.sim.devices.serial_bridge import SerialBridge
+from posbench.sim.ecr.agent import TerminalTiming
 
 SEED = 20240611
 READY_S = 10.0

@@ -22,8 +22,8 @@ from posbench.drivers.host.log import HostLog
 from posbench.drivers.host.rules import Rule, RuleSet
 from posbench.drivers.host.simulator import HostSimulator
 from posbench.setup.profile import profile_for_model
-from posbench.sim.concert_terminal import VirtualConcertTerminal
-from posbench.sim.unit_records import TerminalTiming
+from posbench.sim.ecr.concert import VirtualConcertTerminal
+from posbench.sim.unit.records import TerminalTiming
 
 REFUSED_FROM = 5000
 """Minor units from which the host simulator answers 05 (do not honour)."""

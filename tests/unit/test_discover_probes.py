@@ -12,9 +12,9 @@ from posbench.discover.probes import (KORAD_ADAPTER, SERIAL_PROBES, TCP_PROBES, 
                                       probe_address, probe_port, split_address, summary)
 from posbench.drivers.probing import Answer, LineSettings, NoAnswer, SerialProbe
 from posbench.core.errors import PortUnavailable
-from posbench.sim.korad import KoradEmulator
-from posbench.sim.pn532 import PN532Emulator
-from posbench.sim.power_model import UnitPower
+from posbench.sim.devices.korad import KoradEmulator
+from posbench.sim.devices.pn532 import PN532Emulator
+from posbench.sim.unit.power import UnitPower
 
 
 def _recording(protocol: str, asked: list[str], answers_at: int | None = None,
@@ -140,8 +140,8 @@ def test_a_closed_tcp_port_is_tried_and_named():
 @pytest.mark.timeout(30)
 def test_a_zvt_terminal_on_tcp_answers_the_status_enquiry():
     from posbench.setup.profile import profile_for_model
-    from posbench.sim.terminal import TerminalTiming
-    from posbench.sim.zvt_terminal import VirtualZvtTerminal
+    from posbench.sim.ecr.agent import TerminalTiming
+    from posbench.sim.ecr.zvt import VirtualZvtTerminal
     term = VirtualZvtTerminal(("127.0.0.1", 9), profile_for_model("PT100"), {}, seed=1, serial="1000000123",
                               terminal_id="52000001", timing=TerminalTiming(boot_s=0.0), transport="tcp")
     term.start()

@@ -55,9 +55,9 @@ def test_every_known_id_has_a_kind_and_a_name():
 
 
 def test_a_scan_of_a_usbip_server_finds_the_reader_and_asks_the_hub_for_its_power_switching():
-    from posbench.sim.magstripe import VirtualMagstripeReader
-    from posbench.sim.usb_devices import UsbipServer
-    from posbench.sim.usb_hub import VirtualUsbHub
+    from posbench.sim.devices.magstripe import VirtualMagstripeReader
+    from posbench.sim.devices.usbip_server import UsbipServer
+    from posbench.sim.devices.usb_hub import VirtualUsbHub
     server = UsbipServer()
     try:
         hub = VirtualUsbHub(server, ports=4)

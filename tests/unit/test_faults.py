@@ -6,7 +6,7 @@ import os
 import pytest
 
 from posbench.spec import taxonomy
-from posbench.sim.faults import INJECTABLE, NETWORK, FaultSpecError, format_faults, parse_fault, parse_faults
+from posbench.sim.unit.faults import INJECTABLE, NETWORK, FaultSpecError, format_faults, parse_fault, parse_faults
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -88,7 +88,7 @@ def test_every_cause_of_the_taxonomy_can_be_injected():
 
 
 def test_a_cause_the_bench_cannot_produce_is_refused(monkeypatch):
-    from posbench.sim import faults
+    from posbench.sim.unit import faults
     monkeypatch.setattr(faults, "INJECTABLE", ("resources",))
     with pytest.raises(FaultSpecError, match="cannot inject 'msr_head' yet"):
         parse_fault("msr_head")

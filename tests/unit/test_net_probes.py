@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from posbench.core.errors import BenchError
 from posbench.core import netns
-from posbench.sim.delay_relay import DelayRelay
+from posbench.sim.net.delay_relay import DelayRelay
 from posbench.drivers.host import arp_probe as arp
 from posbench.drivers.host.echo import echo_series, percentile
 from posbench.drivers.host.reachability import probe_port

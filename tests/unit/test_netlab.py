@@ -18,7 +18,7 @@ import pytest
 
 from posbench.core.errors import BenchError
 from posbench.core import netns
-from posbench.sim.netlab import NetLab, root_links, root_nft_tables, sweep_stale
+from posbench.sim.net.netlab import NetLab, root_links, root_nft_tables, sweep_stale
 from posbench.drivers.host.arp_probe import arp_probe
 from posbench.drivers.host.echo import echo_series
 from posbench.drivers.host.log import HostLog
@@ -237,7 +237,7 @@ def test_failed_start_removes_what_was_built(monkeypatch: pytest.MonkeyPatch) ->
 
 KILLED_CHILD = """
 import sys, time
-from posbench.sim.netlab import NetLab
+from posbench.sim.net.netlab import NetLab
 lab = NetLab(1, {"ip_conflict": 1.0}, name_prefix="pblk").start()
 print(" ".join(lab.namespaces), flush=True)
 time.sleep(60)

@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from posbench.core.errors import PortLost, PortUnavailable
-from posbench.sim.nfc_cards import CardApplication, Iso14443_4Card, Type2Tag
-from posbench.sim.pn532 import PN532Emulator, crc_a
-from posbench.sim.pn532_frames import ACK, ERROR_FRAME, NACK, FrameParser, checksum, encode_frame
+from posbench.sim.devices.nfc_cards import CardApplication, Iso14443_4Card, Type2Tag
+from posbench.sim.devices.pn532 import PN532Emulator, crc_a
+from posbench.sim.devices.pn532_frames import ACK, ERROR_FRAME, NACK, FrameParser, checksum, encode_frame
 from posbench.drivers.nfc.fci import FciError, PpseFci, parse_ppse_fci
 from posbench.drivers.card.emv import TlvError, encode_tlv, parse_tlv
 from posbench.drivers.nfc.reader import NfcReader, ReaderLost, ReaderSilent
@@ -355,7 +355,7 @@ def test_reader_over_rfc2217_keeps_its_read_timeout_local(emulator, monkeypatch)
     over ser2net overran its deadline in CI). Only nfcpy's baud rate changes reach the server,
     whichever of pyserial and pyserial-labgrid provides ``serial``."""
     from posbench.drivers.nfc import reader as reader_module
-    from posbench.sim.serial_bridge import SerialBridge
+    from posbench.sim.devices.serial_bridge import SerialBridge
 
     renegotiations = []
     original = reader_module._Rfc2217LocalTimeout._reconfigure_port

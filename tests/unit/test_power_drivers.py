@@ -1,5 +1,5 @@
 """Bench power drivers (drivers/power/) against their emulators over real pseudo-terminals,
-each emulator feeding the virtual unit's power model (bench/sim/power_model.py).
+each emulator feeding the virtual unit's power model (bench/sim/unit/power.py).
 
 Every rig is a context manager that stops what it started, even when a test fails.
 """
@@ -20,11 +20,11 @@ import serial
 from posbench.setup.config import parse_bench
 from posbench.core.errors import BenchError, NoTerminal, PortLost, PortUnavailable, UnitError
 from posbench.drivers.power.korad import COMMAND_GAP_S
-from posbench.sim.korad import KoradEmulator
-from posbench.sim.lcus_relay import LcusRelayEmulator
-from posbench.sim.power_model import UnitPower
-from posbench.sim.pty_port import PtyPort
-from posbench.sim.serial_bridge import SerialBridge
+from posbench.sim.devices.korad import KoradEmulator
+from posbench.sim.devices.lcus_relay import LcusRelayEmulator
+from posbench.sim.unit.power import UnitPower
+from posbench.sim.devices.pty_port import PtyPort
+from posbench.sim.devices.serial_bridge import SerialBridge
 from posbench.drivers.power import (KoradSupply, LcusRelay, ManualPower, MonitorStuck, OperatorNotConfirmed,
                            OperatorSkipped, OperatorTimeout, PowerMonitor, PowerSwitch,
                            Reading, SupplyNotResponding, SupplyProtocolError, Trace, monitor, stdin_ask)

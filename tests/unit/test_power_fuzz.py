@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from posbench.core.errors import BenchError
-from posbench.sim.korad import KoradEmulator, KoradParser
-from posbench.sim.lcus_relay import LcusParser
-from posbench.sim.power_model import UnitPower
+from posbench.sim.devices.korad import KoradEmulator, KoradParser
+from posbench.sim.devices.lcus_relay import LcusParser
+from posbench.sim.unit.power import UnitPower
 from posbench.drivers.power import KoradSupply, SupplyProtocolError
 from posbench.drivers.power.korad import parse_amps, parse_identity, parse_status, parse_volts
 from posbench.drivers.power.lcus_relay import checksum, frame

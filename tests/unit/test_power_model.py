@@ -1,4 +1,4 @@
-"""The virtual unit's power model (bench/sim/power_model.py).
+"""The virtual unit's power model (bench/sim/unit/power.py).
 
 Most tests drive time by hand (``FakeClock``): the model visits every instant where something
 changes, so the outcome is the same as with its background thread, only instant. The thread
@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from posbench.sim.power_model import (ACTIVITY_MA, MAX_BOOT_ATTEMPTS, NOMINAL_V, R_PATH_OHM,
+from posbench.sim.unit.power import (ACTIVITY_MA, MAX_BOOT_ATTEMPTS, NOMINAL_V, R_PATH_OHM,
                                    RESET_HOLD_S, UnitPower, draw_load_sag, operating_point)
 
 BOOT_S = 0.3

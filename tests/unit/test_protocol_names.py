@@ -24,8 +24,9 @@ def _owners() -> dict[Path, set[str]]:
     for name, entry in registry.ECR_PROTOCOLS.items():
         own = {name, *entry.variants}
         owners[ROOT / "drivers" / "ecr" / entry.package] = own
-        owners[ROOT / "bench" / "sim" / f"{entry.virtual}.py"] = own
-        owners[ROOT / "bench" / "sim" / entry.virtual] = own  # a virtual terminal grown into a package
+        where = ROOT / "bench" / "sim" / entry.virtual.replace(".", "/")
+        owners[where.with_suffix(".py")] = own
+        owners[where] = own  # a virtual terminal grown into a package
     return owners
 
 
@@ -83,5 +84,6 @@ def test_the_scan_sees_literals_and_imports(tmp_path, source, expected):
 def test_a_package_names_only_its_own_protocol():
     owners = _owners()
     assert _allowed(ROOT / "drivers" / "ecr" / "zvt" / "probe.py", owners) == {"zvt", "zvt-tcp"}
-    assert _allowed(ROOT / "bench" / "sim" / "concert_terminal.py", owners) == {"concert"}
+    assert _allowed(ROOT / "bench" / "sim" / "ecr" / "concert.py", owners) == {"concert"}
+    assert _allowed(ROOT / "bench" / "sim" / "ecr" / "zvt" / "wire.py", owners) == {"zvt", "zvt-tcp"}
     assert _allowed(ROOT / "bench" / "diagnosis" / "rules.py", owners) == set()

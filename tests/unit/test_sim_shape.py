@@ -13,8 +13,8 @@ from posbench.setup.config import load_bench
 from posbench.drivers.actuator.virtual import request as control
 from posbench.core.errors import ConfigError
 from posbench.sim.bench import DEFAULT_PROFILE, SimBench, boot_timeout_s, sim_profile, sim_protocol
-from posbench.sim.faults import INJECTABLE, NETWORK
-from posbench.sim.unit_records import VIRTUAL_BOOT_S, TerminalTiming
+from posbench.sim.unit.faults import INJECTABLE, NETWORK
+from posbench.sim.unit.records import VIRTUAL_BOOT_S, TerminalTiming
 
 GENERIC = [("zvt-generic", "zvt"), ("zvt-generic", "zvt-tcp"), ("concert-generic", "concert"),
            ("caisse-ap-generic", "caisse-ap")]

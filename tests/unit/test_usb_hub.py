@@ -9,9 +9,9 @@ import subprocess
 import pytest
 
 from posbench.setup.cards import load_deck
-from posbench.sim.magstripe import VirtualMagstripeReader
-from posbench.sim.usb_devices import UsbipServer
-from posbench.sim.usb_hub import VirtualUsbHub
+from posbench.sim.devices.magstripe import VirtualMagstripeReader
+from posbench.sim.devices.usbip_server import UsbipServer
+from posbench.sim.devices.usb_hub import VirtualUsbHub
 from posbench.core.errors import PortLost
 from posbench.drivers.usb.backend import find_devices, open_backend
 from posbench.drivers.usb.hub import HubPowerUnsupported, UsbHubPower

@@ -16,8 +16,8 @@ import usb.util
 
 from posbench.setup.cards import load_deck
 from posbench.core.errors import ConfigError, PortLost, PortUnavailable, UnitNotResponding
-from posbench.sim.magstripe import VirtualMagstripeReader
-from posbench.sim.usb_devices import UsbipServer
+from posbench.sim.devices.magstripe import VirtualMagstripeReader
+from posbench.sim.devices.usbip_server import UsbipServer
 from posbench.drivers.card.tracks import REASONS
 from posbench.drivers.usb.backend import UsbipBackend, find_devices, open_backend
 from posbench.drivers.usb.magstripe import (MAGTEK_VID, PID_HID, PID_KEYBOARD, MagstripeReader,

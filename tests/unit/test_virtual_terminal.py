@@ -1,4 +1,4 @@
-"""The virtual PT100 (bench/sim/terminal.py) on a pty, driven by the real ECR driver
+"""The virtual PT100 (bench/sim/ecr/agent.py) on a pty, driven by the real ECR driver
 (drivers/ecr/agent/adapter.py over pyserial) against the real ISO 8583 host simulator on 127.0.0.1.
 
 Each ``SimBench`` lives in a module-scoped fixture that always closes it. A booting unit
@@ -20,7 +20,7 @@ from posbench.core.errors import MessageError, UnitNotResponding
 from posbench.core.limits import Limit
 from posbench.setup.profile import Profile, version_tuple
 from posbench.sim.bench import SimBench
-from posbench.sim.terminal import TEST_PAN
+from posbench.sim.ecr.agent import TEST_PAN
 from posbench.drivers.host.log import HostLog
 from posbench.drivers.ecr.agent.adapter import AgentTerminal, UnitRejected
 from posbench.drivers.transport.frame import ACK, ENQ, EOT, NAK, encode_frame
@@ -335,7 +335,7 @@ def test_host_stopped_sale_fails_locally(host_down):
 @pytest.fixture(scope="module")
 def slow_host() -> Iterator[Rig]:
     """The issuer answers large amounts after 1.5 s; the unit waits only 0.5 s for the host."""
-    from posbench.sim.terminal import TerminalTiming
+    from posbench.sim.ecr.agent import TerminalTiming
     from posbench.drivers.host.rules import Rule, RuleSet
     sim = SimBench(seed=SEED, timing=TerminalTiming(boot_s=0.3, host_timeout_s=0.5),
                    host_rules=RuleSet([Rule(code="00", min_amount=10000, delay_s=1.5, name="slow")]))

@@ -1,4 +1,4 @@
-"""The virtual ZVT terminal (bench/sim/zvt_terminal/) in the virtual bench, driven by the real
+"""The virtual ZVT terminal (bench/sim/ecr/zvt/) in the virtual bench, driven by the real
 ZVT driver (drivers/ecr/zvt/client.py) over the pty and over TCP, cards presented through the
 bench's control port, against the real ISO 8583 host simulator.
 
@@ -16,11 +16,11 @@ import pytest
 
 from posbench.core.errors import UnitError
 from posbench.sim.bench import SimBench
-from posbench.sim.zvt_terminal import PASSWORD as ZVT_PASSWORD
+from posbench.sim.ecr.zvt import PASSWORD as ZVT_PASSWORD
 from posbench.drivers.actuator.virtual import request as control
-from posbench.sim.terminal import TerminalTiming
-from posbench.sim.unit_records import TEST_PAN
-from posbench.sim.zvt_terminal.wire import ECR_ANSWER_S
+from posbench.sim.ecr.agent import TerminalTiming
+from posbench.sim.unit.records import TEST_PAN
+from posbench.sim.ecr.zvt.wire import ECR_ANSWER_S
 from posbench.drivers.host.log import HostLog
 from posbench.drivers.ecr.zvt import codes
 from posbench.drivers.ecr.zvt.codec import bcd_digits, bcd_encode, encode_apdu, encode_bmp, parse_bmps, read_var

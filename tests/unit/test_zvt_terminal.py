@@ -11,7 +11,7 @@ from typing import Callable
 import pytest
 
 from posbench.core.errors import UnitNotResponding
-from posbench.sim.pty_port import PtyPort
+from posbench.sim.devices.pty_port import PtyPort
 from posbench.drivers.ecr.zvt.codec import BmpError, Tlv, bcd_encode, decode_apdu, encode_apdu, encode_bmp, encode_lllvar
 from posbench.drivers.ecr.zvt.client import CommandRejected, TerminalBusy, UnexpectedMessage, ZvtTerminal
 from posbench.drivers.ecr.zvt.link import ZvtTiming, SerialTransport, ZvtLink

@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 import pytest
 
 from posbench.core.errors import PortUnavailable, UnitNotResponding
-from posbench.sim.pty_port import PtyPort
+from posbench.sim.devices.pty_port import PtyPort
 from posbench.drivers.ecr.zvt.codec import encode_apdu
 
 from .loopback import Listener
@@ -31,7 +31,7 @@ from posbench.drivers.ecr.zvt.link import (
     ZvtFrameError,
 )
 from posbench.drivers.ecr.zvt.tcp import TcpTransport
-from posbench.sim.zvt_terminal.server import TcpServerTransport
+from posbench.sim.ecr.zvt.server import TcpServerTransport
 
 FAST = ZvtTiming(t1_s=0.2, t2_s=0.4, repeats=2)
 AUTH_APDU = bytes.fromhex("06 01 0A 04 00 00 00 01 10 00 49 09 78")

@@ -1,6 +1,6 @@
 """ZVT over TCP [P16 4]: bare APDUs on port 20007, reassembled from any segmentation by the
 length field. The ECR connects (``TcpTransport``); the PT's end, which only the virtual bench
-needs, is ``posbench.sim.zvt_terminal.server.TcpServerTransport``; both share ``TcpApdus``.
+needs, is ``posbench.sim.ecr.zvt.server.TcpServerTransport``; both share ``TcpApdus``.
 Written by hand: no maintained library implements the ZVT transport."""
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Virtual PT100 payment terminal speaking posbench's agent ECR protocol on a pseudo-terminal.
 
-The unit itself (state machine, journal, faults, host link) is ``posbench.sim.unit.VirtualUnit``;
+The unit itself (state machine, journal, faults, host link) is ``posbench.sim.unit.model.VirtualUnit``;
 this module only turns agent-protocol requests (``drivers/ecr/agent/codec.py`` messages over
 the ``enq_ack`` handshake) into calls on it and its results into replies.
 """
@@ -15,14 +15,14 @@ from posbench.drivers.transport.frame import MAX_MESSAGE
 from posbench.drivers.ecr.agent.codec import Message, decode_message, encode_message
 from posbench.drivers.transport.enq_ack import Link
 
-from .noisy_port import NoisyPort
-from .pty_port import PtyPort
-from .unit import VirtualUnit
-from .unit_front_end import UnitFrontEnd
-from .unit_records import TEST_PAN, LogEntry, TerminalTiming, frame_error_rate
+from posbench.sim.unit.noisy_port import NoisyPort
+from posbench.sim.devices.pty_port import PtyPort
+from posbench.sim.unit.model import VirtualUnit
+from posbench.sim.unit.front_end import UnitFrontEnd
+from posbench.sim.unit.records import TEST_PAN, LogEntry, TerminalTiming, frame_error_rate
 
 __all__ = ["VirtualTerminal", "TerminalTiming", "TEST_PAN"]
-"""``TerminalTiming`` and ``TEST_PAN`` live in ``posbench.sim.unit_records``; importers of this module keep them."""
+"""``TerminalTiming`` and ``TEST_PAN`` live in ``posbench.sim.unit.records``; importers of this module keep them."""
 
 STATUS_COMMANDS = ("ST", "ID", "LOG")
 """Commands the ``application`` fault may crash the app on."""

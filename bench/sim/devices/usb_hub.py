@@ -25,7 +25,7 @@ from posbench.drivers.usb.hub import (DT_HUB, PORT_POWER, PORT_STAT_CONNECTION, 
                              PORT_STAT_POWER, REQ_CLEAR_FEATURE, REQ_GET_DESCRIPTOR,
                              REQ_GET_STATUS, REQ_SET_FEATURE)
 
-from .usb_devices import UsbipServer
+from posbench.sim.devices.usbip_server import UsbipServer
 
 HUB_VID, HUB_PID = 0x2109, 0x2811  # VIA Labs USB 2.0 hub, a per-port-switching model uhubctl lists
 PORT_ENABLE, PORT_SUSPEND, PORT_RESET = 1, 2, 4

@@ -1,4 +1,4 @@
-"""What the virtual ZVT terminal (``zvt_terminal``) puts on its ECR wire: its waits, the
+"""What the virtual ZVT terminal (``posbench.sim.ecr.zvt``) puts on its ECR wire: its waits, the
 result codes it answers with for each failure, the BMP and TLV pieces of its messages, and
 ``EcrPort``, the serial or TCP link it answers the ECR over. Times are seconds."""
 from __future__ import annotations
@@ -13,7 +13,7 @@ from posbench.drivers.ecr.zvt.codec import Tlv, bcd_encode, encode_apdu, encode_
 from posbench.drivers.ecr.zvt.codes import CARD_TECHNOLOGY, LOCK_BITS
 from posbench.drivers.ecr.zvt.link import TransmissionFailed, ZvtLink
 
-from .server import TcpServerTransport
+from posbench.sim.ecr.zvt.server import TcpServerTransport
 
 DEVICE = "virtual ZVT terminal"
 ECR_ANSWER_S = 5.0

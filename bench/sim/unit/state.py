@@ -1,6 +1,6 @@
 """The virtual unit's identity and stored state: firmware, keys, configuration, counters,
 the transaction journal and its history, and the boot that sets its clock (the first layer of
-``posbench.sim.unit.VirtualUnit``). Times are seconds, amounts minor units, memory KiB."""
+``posbench.sim.unit.model.VirtualUnit``). Times are seconds, amounts minor units, memory KiB."""
 from __future__ import annotations
 
 import random
@@ -11,8 +11,8 @@ from typing import Callable
 
 from posbench.drivers.host.client import HostClient
 
-from .chip_card import ContactCard
-from .unit_records import MERCHANT_ID, TEST_PAN, UNIT_KEYS, UNKNOWN_MODEL_FIRMWARE, LogEntry, TerminalTiming
+from posbench.sim.devices.chip_card import ContactCard
+from posbench.sim.unit.records import MERCHANT_ID, TEST_PAN, UNIT_KEYS, UNKNOWN_MODEL_FIRMWARE, LogEntry, TerminalTiming
 from posbench.setup.profile import Profile
 
 

@@ -2,7 +2,7 @@
 
 The terminal's end of the link is posbench's ``Link`` with Concert timing
 (``posbench.drivers.ecr.concert.link``), so the NAKs, repeats and EOTs are the driver's own. It takes
-a 34-character request, runs a card debit through the unit (``posbench.sim.unit.VirtualUnit``:
+a 34-character request, runs a card debit through the unit (``posbench.sim.unit.model.VirtualUnit``:
 state, readers, journal, ISO 8583 host, power) and answers with its own ENQ, the status and,
 when the request's answer flag asks for it, the 55-character report (masked PAN, expiry, STAN,
 terminal id, the acquirer's field 39; see ``posbench.drivers.ecr.concert.codec``).
@@ -40,11 +40,11 @@ from posbench.drivers.transport.enq_ack import Link, LinkTiming
 from posbench.core.errors import FrameError, MessageError, UnitError, UnitNotResponding
 from posbench.setup.profile import Profile
 
-from .noisy_port import NoisyPort
-from .pty_port import PtyPort
-from .unit import VirtualUnit
-from .unit_front_end import PresentedCard, ReadsPresentedCards, UnitFrontEnd
-from .unit_records import TerminalTiming, frame_error_rate
+from posbench.sim.unit.noisy_port import NoisyPort
+from posbench.sim.devices.pty_port import PtyPort
+from posbench.sim.unit.model import VirtualUnit
+from posbench.sim.unit.front_end import PresentedCard, ReadsPresentedCards, UnitFrontEnd
+from posbench.sim.unit.records import TerminalTiming, frame_error_rate
 
 DEVICE = "virtual Concert terminal"
 CARD_TIMEOUT_S = 3.0

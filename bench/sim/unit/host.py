@@ -1,5 +1,5 @@
 """The virtual unit's host link: ISO 8583 echoes, sales, authorisations, reversals and
-totals with its acquirer (the second layer of ``posbench.sim.unit.VirtualUnit``). Times are
+totals with its acquirer (the second layer of ``posbench.sim.unit.model.VirtualUnit``). Times are
 seconds, amounts minor units."""
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Callable
 from posbench.core.errors import ProtocolError
 from posbench.core.masking import mask_pan
 
-from .unit_records import ENTRY_MODES, MAX_ECHOES, TEST_PAN, EchoResult, ReversalResult, Authorisation, host_failure
-from .unit_state import UnitState
+from posbench.sim.unit.records import ENTRY_MODES, MAX_ECHOES, TEST_PAN, EchoResult, ReversalResult, Authorisation, host_failure
+from posbench.sim.unit.state import UnitState
 
 
 class UnitHostLink(UnitState):

@@ -11,10 +11,10 @@ from typing import Any, Callable
 from posbench.core.errors import UnitError
 from posbench.setup.cards import Card
 
-from .chip_card import ContactCard
-from .pty_port import PtyDevice
-from .unit import VirtualUnit
-from .unit_records import TECHNOLOGIES
+from posbench.sim.devices.chip_card import ContactCard
+from posbench.sim.devices.pty_port import PtyDevice
+from posbench.sim.unit.model import VirtualUnit
+from posbench.sim.unit.records import TECHNOLOGIES
 
 
 class PresentedCard:

@@ -41,7 +41,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .worker import Worker
+from posbench.sim.worker import Worker
 
 NOMINAL_V = 12.0
 """Volts the unit is designed for (its load currents are given at this voltage)."""

@@ -4,7 +4,7 @@ nfcpy's own ``pn532`` driver opens the pty slave, initialises the chip (GetFirmw
 SAMConfiguration, ``stty`` + SetSerialBaudRate, the extended-frame Diagnose line test,
 SetParameters, RFConfiguration, Read/WriteRegister) and polls for cards with
 InListPassiveTarget, then talks to them with InCommunicateThru. Cards come from
-``posbench.sim.nfc_cards``; a degraded antenna (cause ``nfc_antenna``) is modelled here, where the
+``posbench.sim.devices.nfc_cards``; a degraded antenna (cause ``nfc_antenna``) is modelled here, where the
 RF front end is.
 
 Frames (``pn532_frames``; PN532 user manual UM0701-02, 6.2.1): normal ``00 00 FF LEN LCS TFI PD.. DCS 00``,
@@ -19,9 +19,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from .nfc_cards import Card, Reply
-from .pn532_frames import ACK, ERROR_FRAME, NACK, FrameEvent, FrameParser, encode_frame
-from .pty_port import PtyDevice, PtyPort
+from posbench.sim.devices.nfc_cards import Card, Reply
+from posbench.sim.devices.pn532_frames import ACK, ERROR_FRAME, NACK, FrameEvent, FrameParser, encode_frame
+from posbench.sim.devices.pty_port import PtyDevice, PtyPort
 
 log = logging.getLogger(__name__)
 

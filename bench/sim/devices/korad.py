@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 from posbench.drivers.power.korad import MAX_AMPS, MAX_VOLTS, STATUS_BEEP, STATUS_CV, STATUS_OUTPUT
 
-from .power_model import UnitPower
-from .pty_port import PtyDevice, PtyPort
+from posbench.sim.unit.power import UnitPower
+from posbench.sim.devices.pty_port import PtyDevice, PtyPort
 
 IDLE_S = 0.03
 """Silence (seconds) after which a pending command is completed or dropped."""

@@ -7,7 +7,7 @@ import termios
 import tty
 from typing import Protocol
 
-from .worker import Worker
+from posbench.sim.worker import Worker
 
 
 class PtyPort:

@@ -7,7 +7,7 @@ information (04 0F) and print lines (06 D1), each acknowledged by the ECR with `
 (``ecr_answer_s`` seconds each, else the transaction ends), and ends with a completion (06 0F)
 or an abort (06 1E + result code). Unknown commands or BMPs get ``84 83 00``.
 
-The unit behind it (``posbench.sim.unit.VirtualUnit``) owns the state, journal, host link, card
+The unit behind it (``posbench.sim.unit.model.VirtualUnit``) owns the state, journal, host link, card
 readers and power; the faults show here the way a real ZVT terminal shows them:
 
 - msr_head: swipe: 04 FF 0C (or E2, cleaning card) then 06 1E 64, TLV 1F12 = 00
@@ -48,13 +48,13 @@ from posbench.drivers.ecr.zvt.codec import (BmpError, Tlv, ZvtMessageError, bcd_
 from posbench.drivers.ecr.zvt.codes import SCHEME_CARD_TYPES
 from posbench.drivers.ecr.zvt.link import ZvtLink, ZvtTiming
 
-from .server import TcpServerTransport
-from ..noisy_port import NoisyPort
-from ..pty_port import PtyPort
-from ..unit import VirtualUnit
-from ..unit_front_end import PresentedCard, ReadsPresentedCards, UnitFrontEnd
-from ..unit_records import TerminalTiming, frame_error_rate
-from .wire import (CARD_FAILURES, CARD_TIMEOUT_S, DEVICE, ECR_ANSWER_S, HOST_FAILURE_RC, INSERT_CARD_REPEAT_S,
+from posbench.sim.ecr.zvt.server import TcpServerTransport
+from posbench.sim.unit.noisy_port import NoisyPort
+from posbench.sim.devices.pty_port import PtyPort
+from posbench.sim.unit.model import VirtualUnit
+from posbench.sim.unit.front_end import PresentedCard, ReadsPresentedCards, UnitFrontEnd
+from posbench.sim.unit.records import TerminalTiming, frame_error_rate
+from posbench.sim.ecr.zvt.wire import (CARD_FAILURES, CARD_TIMEOUT_S, DEVICE, ECR_ANSWER_S, HOST_FAILURE_RC, INSERT_CARD_REPEAT_S,
                        LOCAL_FAILURE_RC, LOCK_BIT, OK, STATUS_COMMANDS, TCP_REST_S, TECH_CODE, UNKNOWN, EcrPort,
                        Ended, host_code, pan_bmp, time_bmps, tlv_bmp)
 

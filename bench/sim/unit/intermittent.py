@@ -4,7 +4,7 @@ from __future__ import annotations
 import random
 from typing import Callable
 
-from .worker import Worker
+from posbench.sim.worker import Worker
 
 
 def drop_rate(severity: float) -> float:

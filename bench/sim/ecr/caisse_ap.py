@@ -1,5 +1,5 @@
 """Virtual Caisse-AP terminal: the terminal side of Caisse-AP (Concert V3) over TCP, over the
-unit model (``posbench.sim.unit.VirtualUnit``) that every virtual terminal shares.
+unit model (``posbench.sim.unit.model.VirtualUnit``) that every virtual terminal shares.
 
 It listens on ``address`` (default 127.0.0.1 and any free port; like the virtual ZVT terminal on
 TCP it stays in the bench's own namespace when the network lab runs: only the unit's host link
@@ -51,9 +51,9 @@ from posbench.drivers.ecr.caisse_ap.client import QUIET_S, read_message
 from posbench.drivers.ecr.caisse_ap.codec import AE_DONE, AE_NOT_DONE, AE_TAKEN, FieldError, Reason, decode_message, \
     encode_message
 
-from .unit import VirtualUnit
-from .unit_front_end import PresentedCard, ReadsPresentedCards, UnitFrontEnd
-from .unit_records import TerminalTiming, frame_error_rate
+from posbench.sim.unit.model import VirtualUnit
+from posbench.sim.unit.front_end import PresentedCard, ReadsPresentedCards, UnitFrontEnd
+from posbench.sim.unit.records import TerminalTiming, frame_error_rate
 
 DEVICE = "virtual Caisse-AP terminal"
 VERSION = "0320"

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from posbench.setup.profile import Profile
 
-from ..unit_records import TerminalTiming
-from .terminal import VirtualZvtTerminal
-from .wire import CARD_TIMEOUT_S
+from posbench.sim.unit.records import TerminalTiming
+from posbench.sim.ecr.zvt.terminal import VirtualZvtTerminal
+from posbench.sim.ecr.zvt.wire import CARD_TIMEOUT_S
 
 __all__ = ["CARD_TIMEOUT_S", "VirtualZvtTerminal", "front_end", "serial_problem", "terminal_toml", "unit_serial"]
 

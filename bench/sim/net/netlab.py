@@ -51,7 +51,7 @@ from posbench.core.procs import pid_alive
 from posbench.drivers.host.arp_probe import build_announcement, open_arp_socket
 
 from posbench.core import netns
-from .delay_relay import DelayRelay
+from posbench.sim.net.delay_relay import DelayRelay
 
 DEVICE = "network lab"
 T = TypeVar("T")

@@ -12,8 +12,8 @@ import time
 
 from posbench.drivers.power.lcus_relay import OP_OFF, OP_ON, START, checksum
 
-from .power_model import NOMINAL_V, UnitPower
-from .pty_port import PtyDevice, PtyPort
+from posbench.sim.unit.power import NOMINAL_V, UnitPower
+from posbench.sim.devices.pty_port import PtyDevice, PtyPort
 
 IDLE_S = 0.1
 """Silence (seconds) after which a partial frame is dropped."""

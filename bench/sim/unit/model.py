@@ -1,20 +1,20 @@
 """The virtual unit model (the PT100, or the unit a profile describes), whatever ECR protocol it speaks.
 
 A state machine (off, booting, idle, sale, online, result), identity and stored state
-(firmware, keys, configuration, counters: ``unit_state``), a transaction journal, the card
-readers, the host link (ISO 8583 to the acquirer: ``unit_host``), power and restarts, and
-injectable faults by cause id (severity in (0, 1]). Front ends (``unit_front_end``; e.g.
-``terminal.py``: posbench's agent protocol; ``zvt_terminal.py``: ZVT) turn these plain results
-(``unit_records``) into their own wire messages. Times are seconds, amounts minor units, memory KiB.
+(firmware, keys, configuration, counters: ``unit.state``), a transaction journal, the card
+readers, the host link (ISO 8583 to the acquirer: ``unit.host``), power and restarts, and
+injectable faults by cause id (severity in (0, 1]). Front ends (``unit.front_end``; e.g.
+``ecr/agent.py``: posbench's agent protocol; ``ecr/zvt/``: ZVT) turn these plain results
+(``unit.records``) into their own wire messages. Times are seconds, amounts minor units, memory KiB.
 """
 from __future__ import annotations
 
 import time
 
-from .chip_card import PSE, ContactCard
-from .magstripe import swipe_failure_probability
-from .unit_host import UnitHostLink
-from .unit_records import TECHNOLOGIES, CardRead, ChipDiag, LogEntry, chip_failure_rate, tap_failure_rate
+from posbench.sim.devices.chip_card import PSE, ContactCard
+from posbench.sim.devices.magstripe import swipe_failure_probability
+from posbench.sim.unit.host import UnitHostLink
+from posbench.sim.unit.records import TECHNOLOGIES, CardRead, ChipDiag, LogEntry, chip_failure_rate, tap_failure_rate
 
 
 class VirtualUnit(UnitHostLink):

@@ -1,0 +1,1 @@
+"""The network lab: namespaces, links and the delaying relay between the unit and its acquirer."""

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from posbench.cli.common import UsageFailure
 from posbench.cli.shape import fault_options, sim_shape, technician_fits
+from posbench.sim import ecr
 from posbench.core.errors import ConfigError
 
 Room = tuple[str, dict[str, str] | None]
@@ -84,7 +85,7 @@ def check_usage(req: TriageRequest) -> CheckedRequest:
             technician_fits(req.technician_s, req.sim_profile, req.protocol or "")
     protocol, unit = req.protocol, req.unit
     if unit and not req.bench_path and protocol in registry.sim_names() \
-            and (problem := registry.virtual(protocol).serial_problem(unit)):
+            and (problem := ecr.serial_problem(registry.virtual(protocol), unit)):
         raise UsageFailure(f"--unit {unit}: {problem}")
     return CheckedRequest(req, room, faults)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from posbench.drivers import registry
 from posbench.drivers.terminal import SaleResult
-from posbench.spec.evidence import Recorder
+from posbench.spec.evidence import Evidence, Found, Reading
 
 SALE_CAUSES = {name: registry.codes(name).SALE_CAUSES for name in registry.names()}
 """Causes a sale the unit failed itself can speak to, per protocol. A Concert refusal gives no
@@ -31,24 +31,27 @@ def sale_read_failure(protocol: str, sale: SaleResult, technology: str) -> str:
     return registry.codes(protocol).sale_read_failure(sale, technology)
 
 
-def judge_terminal_status(record: Recorder, protocol: str, status) -> None:
-    """A terminal status code and lock bits (``posbench.drivers.terminal.Status``) as the declared
-    measurements ``terminal_status`` and ``locks``, and the evidence each code gives."""
+def terminal_status(protocol: str, status, limit: str) -> Found:
+    """What a terminal status code and lock bits (``posbench.drivers.terminal.Status``) say: the
+    declared measurements ``terminal_status`` and ``locks``, and the evidence each code or lock
+    gives (``limit``: the bound limit of ``terminal_status``, named in that evidence)."""
     codes = registry.codes(protocol)
+    found = Found()
     code = status.terminal_status
     if code is None:
-        record.unmeasured("terminal_status", "the terminal's status enquiry gave no terminal status byte")
+        found.unmeasured["terminal_status"] = "the terminal's status enquiry gave no terminal status byte"
     else:
-        record.measure("terminal_status", f"{code:02X}",
-                       note=f"the terminal reports status {code:02X}: {status.terminal_status_text}")
-        if (found := codes.status_cause(code)):
-            record.evidence(found[0], found[1], f"the terminal reports status {code:02X}: "
-                            f"{status.terminal_status_text}", measurement="terminal_status",
-                            value=f"{code:02X}", limit=str(record.limit("terminal_status")))
-    record.measure("locks", len(status.locks), note="locks set: " + (", ".join(status.locks) or "none"))
+        text = f"the terminal reports status {code:02X}: {status.terminal_status_text}"
+        found.readings.append(Reading("terminal_status", f"{code:02X}", note=text))
+        if (cause := codes.status_cause(code)):
+            found.evidence.append(Evidence.of(cause[0], cause[1], text, measurement="terminal_status",
+                                              value=f"{code:02X}", limit=limit))
+    found.readings.append(Reading("locks", len(status.locks), note="locks set: " + (", ".join(status.locks) or "none")))
     for lock in status.locks:
-        if (found := codes.lock_cause(lock)):
-            record.evidence(found[0], found[1], f"the terminal has the lock \"{lock}\" set",
-                            measurement="locks", value=lock, limit="none set")
+        if (cause := codes.lock_cause(lock)):
+            found.evidence.append(Evidence.of(cause[0], cause[1], f"the terminal has the lock \"{lock}\" set",
+                                              measurement="locks", value=lock, limit="none set"))
+    return found
+
 
 

@@ -47,26 +47,28 @@ def hil_tests() -> Iterator[tuple[str, Declaration, dict]]:
         for name, fn in vars(module).items():
             if not name.startswith("test") or (decl := declaration(fn)) is None:
                 continue
-            for params in _parametrizations(module_marks + list(getattr(fn, "pytestmark", []))):
-                ident = "-".join(str(v) for v in params.values())
+            for ident, params in _parametrizations(module_marks + list(getattr(fn, "pytestmark", []))):
                 yield f"{info.name}.py::{name}" + (f"[{ident}]" if params else ""), decl, params
 
 
-def _parametrizations(marks: list) -> list[dict]:
-    """The parameter sets ``@pytest.mark.parametrize`` marks give a test (their product)."""
-    axes: list[list[dict]] = []
+def _parametrizations(marks: list) -> list[tuple[str, dict]]:
+    """The parameter sets ``@pytest.mark.parametrize`` marks give a test (their product), each
+    with its pytest id (the mark's ``ids`` where it gives them)."""
+    axes: list[list[tuple[str, dict]]] = []
     for mark in marks:
         if mark.name != "parametrize":
             continue
         names = mark.args[0] if mark.args else mark.kwargs["argnames"]
         names = [n.strip() for n in names.split(",")] if isinstance(names, str) else list(names)
         values = mark.args[1] if len(mark.args) > 1 else mark.kwargs["argvalues"]
+        ids = mark.kwargs.get("ids") or [None] * len(values)
         axis = []
-        for value in values:
+        for value, ident in zip(values, ids):
             value = value.values if isinstance(value, _PARAMETER_SET) else (value,) if len(names) == 1 else value
-            axis.append(dict(zip(names, value)))
+            axis.append((ident or "-".join(str(v) for v in value), dict(zip(names, value))))
         axes.append(axis)
-    return [dict(itertools.chain.from_iterable(d.items() for d in combo)) for combo in itertools.product(*axes)]
+    return [("-".join(i for i, _ in combo), dict(itertools.chain.from_iterable(d.items() for _, d in combo)))
+            for combo in itertools.product(*axes)]
 
 
 def check_profile(profile, terminal=None) -> ProfileCheck:

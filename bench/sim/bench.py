@@ -23,7 +23,7 @@ from posbench.drivers import registry
 from posbench.drivers.host.rules import Rule, RuleSet
 from posbench.drivers.host.simulator import HostSimulator
 
-from posbench.sim import PROTOCOLS
+from posbench.sim import PROTOCOLS, ecr
 from posbench.sim.actuator import BenchActuator
 from posbench.sim.control import ControlServer
 from posbench.sim.unit.faults import format_faults
@@ -144,7 +144,7 @@ class SimBench(BenchActuator):
         rng = random.Random(self.seed)
         self.serial = serial or f"{self.profile.model}-{rng.randrange(10**7):07d}"
         virtual = registry.virtual(protocol)  # the protocol's virtual terminal module
-        self.serial = virtual.unit_serial(self.serial, given=bool(serial))  # e.g. ZVT's BCD digits
+        self.serial = ecr.unit_serial(virtual, self.serial, given=bool(serial))  # e.g. ZVT's BCD digits
         self.terminal_id = f"{virtual.TERMINAL_ID_PREFIX}{rng.randrange(10**6):06d}"
         self.workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX))
         self.host_log = self.workdir / "host.jsonl"

@@ -188,6 +188,15 @@ class Recorder:
             self.add([replace(if_failed, measurement=name, value=value, limit=str(limit))])
         return passed
 
+    def cause_of(self, name: str) -> str:
+        """The one cause declared measurement ``name`` bears on (a rule's evidence names it from
+        the declaration, not at the call); ``UndeclaredMeasurement`` when there is not exactly one."""
+        bound = (self.declared or {}).get(name)
+        if bound is None or len(bound.bears_on) != 1:
+            raise UndeclaredMeasurement(f"{self.test}: {name} must be declared bearing on one cause "
+                                        f"(it bears on {bound.bears_on if bound else 'nothing: undeclared'})")
+        return bound.bears_on[0]
+
     def take(self, found: Found) -> None:
         """Record what a rule read from the test's observations: its readings (each judged
         against its declared limit), the measurements it could not take, then its evidence."""
@@ -198,9 +207,10 @@ class Recorder:
             self.unmeasured(name, why)
         self.add(found.evidence)
 
-    def add(self, found: list[Evidence]) -> None:
-        """Evidence a rule returned (``Evidence.of``), recorded as this test's."""
-        for e in found:
+    def add(self, found: Evidence | list[Evidence] | None) -> None:
+        """Evidence a rule returned (``Evidence.of``; one, a list, or None for none), recorded as
+        this test's."""
+        for e in [found] if isinstance(found, Evidence) else found or []:
             taxonomy.get(e.cause)
             self.run.evidence.append(replace(e, test=self.test))
 

@@ -34,8 +34,8 @@ judge this measurement (a generic profile names no firmware), so it is not taken
 
 @dataclass(frozen=True)
 class Measure:
-    """One declared measurement. ``name`` may hold ``{param}`` fields of the test's
-    parametrization and ``{each}``, expanded once per item of ``each(profile)``."""
+    """One declared measurement. ``name`` and the causes in ``bears_on`` may hold ``{param}``
+    fields of the test's parametrization and ``{each}``, expanded once per item of ``each(profile)``."""
 
     name: str
     unit: str
@@ -114,7 +114,8 @@ def bind(decl: Declaration, profile, params: dict, test: str = "") -> dict[str, 
         for each in (m.each(profile, **params) if m.each else (None,)):
             name = m.name.format(**params, each=each)
             limit, unjudged = _limit(m.limit, profile, params, name, test)
-            out[name] = Bound(name, m.unit, limit, m.bears_on, needs, _tuple(m.needs), unjudged,
+            bears_on = tuple(cause.format(**params, each=each) for cause in m.bears_on)
+            out[name] = Bound(name, m.unit, limit, bears_on, needs, _tuple(m.needs), unjudged,
                               isinstance(m.limit, str) and m.limit in profile.unknown, m.evidence)
     return out
 

@@ -34,14 +34,10 @@ class NotPresented(Exception):
         self.kind = kind
 
 
-class EndedUnpresented(Exception):
+class EndedUnpresented(NotPresented):
     """A read the unit ended before the card could be presented (a terminal refusing a sale at
     once: low voltage, memory full, a diagnosis due), the technician punctual: the unit's refusal,
     yet no read of its reader. The read is done again; the refusals are counted apart."""
-
-    def __init__(self, kind: str):
-        super().__init__(kind)
-        self.kind = kind
 
 
 def no_card(actuator: Actuator, kind: str, reason: str = "no_card") -> str:
@@ -130,7 +126,7 @@ def decide_path(spec: SprtSpec, read_once: Callable[[int], str],
                 n += 1
             progress.step(what, n, spec.max_trials)
             outcome = _read(read_once, n, on_interrupt)
-            if isinstance(outcome, NotPresented):
+            if isinstance(outcome, NotPresented) and not isinstance(outcome, EndedUnpresented):
                 events += 1
                 retries += 1
                 if retries > MAX_RETRIES:
@@ -157,7 +153,7 @@ def decide_path(spec: SprtSpec, read_once: Callable[[int], str],
 
 
 def _read(read_once: Callable[[int], str], n: int,
-          on_interrupt: Callable[[ReadInterrupted], None]) -> str | NotPresented | EndedUnpresented | None:
+          on_interrupt: Callable[[ReadInterrupted], None]) -> str | NotPresented | None:
     """Read ``n``'s failure reason ("" when good), None when it was cut off (handled), the
     ``NotPresented`` when no card was presented, the ``EndedUnpresented`` when the unit did not
     wait for it."""
@@ -166,7 +162,7 @@ def _read(read_once: Callable[[int], str], n: int,
     except ReadInterrupted as exc:
         on_interrupt(exc)
         return None
-    except (NotPresented, EndedUnpresented) as exc:
+    except NotPresented as exc:  # and EndedUnpresented
         return exc
     except UnitNotResponding:
         return "timeout"
@@ -174,41 +170,45 @@ def _read(read_once: Callable[[int], str], n: int,
         return type(exc).__name__
 
 
-def path_measures(path: str, spec: Callable[..., SprtSpec | None]) -> tuple[Measure, ...]:
+def path_measures(path: str, spec: Callable[..., SprtSpec | None], cause: str) -> tuple[Measure, ...]:
     """The declared measurements of a read path (``record_path``): ``spec(profile, **params)``
-    gives the path's SPRT from the profile, or None when the profile names no read paths."""
+    gives the path's SPRT from the profile, or None when the profile names no read paths;
+    ``cause`` is what a faulty path points to (its head, antenna or contacts)."""
     def limit(make: Callable[[SprtSpec], Limit]):
         return lambda profile, **params: make(s) if (s := spec(profile, **params)) is not None else None
-    return (Measure(f"{path}_sprt_verdict", "", limit(lambda s: HEALTHY)),
-            Measure(f"{path}_failure_rate", "ratio", limit(lambda s: Limit(max=s.p1))),
+    return (Measure(f"{path}_sprt_verdict", "", limit(lambda s: HEALTHY), bears_on=(cause,)),
+            Measure(f"{path}_failure_rate", "ratio", limit(lambda s: Limit(max=s.p1)), bears_on=(cause,)),
             Measure(f"{path}_reads", "count", limit(lambda s: Limit(max=s.max_trials))),
             Measure(f"{path}_interruptions", "count", "reader_interruptions"))
 
 
-def record_path(record: Recorder, path: str, result: SprtResult, spec: SprtSpec, cause: str,
-                interruptions: int = 0, operator_events: int = 0, refusals: int = 0) -> None:
+def record_path(record: Recorder, path: str, reads: PathReads, spec: SprtSpec) -> None:
     """Measurements ``<path>_sprt_verdict``, ``_failure_rate``, ``_reads`` and ``_interruptions``
-    (declared by ``path_measures``); a faulty verdict is evidence for ``cause``. The path's
-    ``operator_events`` (cards not presented, read again) go into the run record beside its
-    statistics: what the technician did, never evidence about the unit; so do its ``refusals``
-    (sales the unit refused before the card could be presented: the unit's, but no read).
+    (declared by ``path_measures``); a faulty verdict is evidence for the cause the path's
+    declaration names. The path's ``operator_events`` (cards not presented, read again) go into the
+    run record beside its statistics: what the technician did, never evidence about the unit; so
+    do its ``refusals`` (sales the unit refused before the card could be presented: the unit's, but
+    no read).
 
     The failure-rate limit is the profile's p1 (the rate from which a path counts as faulty);
     the verdict itself comes from the SPRT, stated with its alpha and beta.
     """
+    result, refusals = reads.result, reads.refusals
+    cause = record.cause_of(f"{path}_sprt_verdict")
     lo, hi = result.interval()
     note = result.summary()
-    record.run.read_paths[path] = {**result.to_dict(), "interruptions": interruptions,
-                                   "operator_events": operator_events, "refusals": refusals, "test": record.test}
+    record.run.read_paths[path] = {**result.to_dict(), "interruptions": reads.interruptions,
+                                   "operator_events": reads.operator_events, "refusals": refusals,
+                                   "test": record.test}
     strength = "strong" if result.truncated else "decisive"
     if refusals:
         note += (f"; the unit refused {refusals} time{'s' * (refusals > 1)} before the card could be "
                  "presented (not reads of the path)")
-    record.measure(f"{path}_sprt_verdict", result.verdict, bears_on=cause,
+    record.measure(f"{path}_sprt_verdict", result.verdict,
                    if_failed=Evidence.of(cause, strength, note) if result.verdict == "faulty" else None)
-    record.measure(f"{path}_failure_rate", round(result.failure_rate, 4), bears_on=cause,
+    record.measure(f"{path}_failure_rate", round(result.failure_rate, 4),
                    note=f"95% CI {lo:.3f}..{hi:.3f} over {result.trials} reads")
     record.measure(f"{path}_reads", result.trials,
                    note=f"SPRT p0={spec.p0:g} p1={spec.p1:g} alpha={spec.alpha:g} beta={spec.beta:g}")
-    record.measure(f"{path}_interruptions", interruptions,
+    record.measure(f"{path}_interruptions", reads.interruptions,
                    note="reads cut off by the reader leaving the bus or the unit resetting")

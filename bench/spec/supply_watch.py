@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from posbench.spec.evidence import Recorder
+from posbench.spec.evidence import Evidence
 
 if TYPE_CHECKING:
     from posbench.drivers.power.trace import Trace
@@ -121,14 +121,13 @@ class SupplyWatch:
         """Lowest reading (volts) in ``_window``; None if none."""
         return min((r.volts for r in self._window(t0, t1, since)), default=None)
 
-    def attribute(self, record: Recorder, what: str, t0: float, t1: float,
-                  steady_cause: str = "pcb_intermittent", since: float | None = None) -> str | None:
-        """Evidence for what an interruption between ``t0`` and ``t1`` (monotonic s) says.
-
-        A sag below ``floor_v`` points at ``power_supply``; a steady supply at ``steady_cause``.
-        ``since`` clips the window (readings from a deliberate power-off are no sag).
-        Returns the cause blamed, or None when no reading covers the moment.
-        """
+    def explain(self, what: str, t0: float, t1: float, steady_cause: str = "pcb_intermittent",
+                since: float | None = None) -> Evidence | None:
+        """The evidence an interruption between ``t0`` and ``t1`` (monotonic s) is, for the caller
+        to record: a sag below ``floor_v``, or the unit going dark on a steady supply, points at
+        ``power_supply``; a steady supply at ``steady_cause`` ("" for none). ``since`` clips the
+        window (readings from a deliberate power-off are no sag). None when no reading covers the
+        moment, or the supply held and there is no ``steady_cause``."""
         readings = self._window(t0, t1, since)
         if not readings:
             return None
@@ -138,19 +137,16 @@ class SupplyWatch:
         # and a hung or restarting application never stops drawing its idle current
         dark = [r for r in readings if r.amps < DARK_A]
         if dark and low >= self.floor_v:
-            record.evidence("power_supply", "moderate",
-                            f"{what}: the unit went dark on a steady supply ({low:.2f} V, it drew "
-                            f"no current: switched off, not hung)", measurement="supply_current_a",
-                            value=round(min(r.amps for r in dark), 3), limit=f">= {DARK_A:g}")
-            return "power_supply"
+            return Evidence.of("power_supply", "moderate",
+                               f"{what}: the unit went dark on a steady supply ({low:.2f} V, it drew "
+                               f"no current: switched off, not hung)", measurement="supply_current_a",
+                               value=round(min(r.amps for r in dark), 3), limit=f">= {DARK_A:g}")
         if low < self.floor_v:
-            record.evidence("power_supply", "moderate",
-                            f"{what} while the supply sagged to {low:.2f} V (unit minimum {self.floor_v:g} V)",
-                            measurement="supply_min_v", value=round(low, 3), limit=f">= {self.floor_v:g}")
-            return "power_supply"
+            return Evidence.of("power_supply", "moderate",
+                               f"{what} while the supply sagged to {low:.2f} V (unit minimum {self.floor_v:g} V)",
+                               measurement="supply_min_v", value=round(low, 3), limit=f">= {self.floor_v:g}")
         if steady_cause:
-            record.evidence(steady_cause, "moderate",
-                            f"{what} while the supply held steady (lowest {low:.2f} V)",
-                            measurement="supply_min_v", value=round(low, 3), limit=f">= {self.floor_v:g}")
-        return steady_cause or None
+            return Evidence.of(steady_cause, "moderate", f"{what} while the supply held steady (lowest {low:.2f} V)",
+                               measurement="supply_min_v", value=round(low, 3), limit=f">= {self.floor_v:g}")
+        return None
 

@@ -80,7 +80,7 @@ def _sales(terminal, unit, actuator, record, card: str | None, amounts, host_log
             try:
                 sale = _sale(terminal, actuator, card, amount)
             except UnitNotResponding as exc:
-                unit.judge_silence(record, f"sale of {amount}: no reply ({exc.detail})", t0, garbles)
+                record.add(unit.silence(f"sale of {amount}: no reply ({exc.detail})", t0, garbles))
                 if unit.ready():
                     continue
                 break

@@ -172,20 +172,20 @@ def test_usb_stable(mag_reader, profile, record, supply_watch):
                 drops += 1
                 gone_at = time.monotonic()
             elif not present and now is not None and supply_watch is not None:
-                supply_watch.attribute(record, f"the USB reader dropped off the bus for {time.monotonic() - gone_at:.1f} s",
-                                       gone_at, time.monotonic())
+                record.add(supply_watch.explain(f"the USB reader dropped off the bus for "
+                                                f"{time.monotonic() - gone_at:.1f} s", gone_at, time.monotonic()))
             elif present and now is not None and seen is not None and now != seen:
                 drops += 1
                 if supply_watch is not None:
-                    supply_watch.attribute(record, "the USB reader dropped off the bus and re-enumerated "
-                                           f"(address {seen[1]} -> {now[1]})", seen_at, time.monotonic())
+                    record.add(supply_watch.explain("the USB reader dropped off the bus and re-enumerated "
+                                                    f"(address {seen[1]} -> {now[1]})", seen_at, time.monotonic()))
             present = now is not None
             if now is not None:
                 seen_at, seen = time.monotonic(), now
             time.sleep(0.05)
     if not present and supply_watch is not None:  # gone at the end of the watch: judged all the same
-        supply_watch.attribute(record, f"the USB reader dropped off the bus and was still gone after "
-                                       f"{time.monotonic() - gone_at:.1f} s", gone_at, time.monotonic())
+        record.add(supply_watch.explain(f"the USB reader dropped off the bus and was still gone after "
+                                        f"{time.monotonic() - gone_at:.1f} s", gone_at, time.monotonic()))
     record.measure("usb_drops", drops, if_failed=power.usb_drops(drops, spec.usb_watch_s, supply_watch is not None))
     mag_reader.close()  # its handle is stale after a drop; the next user reconnects
 
@@ -218,7 +218,7 @@ def _judge_boot(record, supply_watch, ok: bool, what: str, t_on: float, t1: floa
     if supply_watch is None:
         record.evidence("power_supply", "moderate", f"{what} (no supply readings to check it against)")
     else:
-        supply_watch.attribute(record, what, t_on, t1, steady_cause="", since=t_on + 0.05)
+        record.add(supply_watch.explain(what, t_on, t1, steady_cause="", since=t_on + 0.05))
 
 
 @measures(Measure("cold_boot_s", "s", "cold_boot_s"), Measure("usb_enumerate_s", "s", "usb_enumerate_s"))

@@ -67,7 +67,7 @@ def swipe_failure(swipe, card) -> str:
     return ""
 
 
-@measures(*path_measures("swipe", spec_of("swipe")))
+@measures(*path_measures("swipe", spec_of("swipe"), "msr_head"))
 def test_swipe(mag_reader, actuator, deck, profile, record, terminal, unit):
     spec = _spec(profile, "swipe")
     mag_reader.flush()
@@ -87,8 +87,7 @@ def test_swipe(mag_reader, actuator, deck, profile, record, terminal, unit):
     with technician_may_skip():
         reads = decide_path(spec, read_once, unit.reader_recovery(
             record, lambda: mag_reader.connect(terminal.boot_timeout)), what="swipes")
-    record_path(record, "swipe", reads.result, spec, cause="msr_head", interruptions=reads.interruptions,
-                operator_events=reads.operator_events, refusals=reads.refusals)
+    record_path(record, "swipe", reads, spec)
 
 
 def tap_failure(tap, card) -> str:
@@ -103,7 +102,7 @@ def tap_failure(tap, card) -> str:
     return "" if BRAND_AIDS[card.brand] in (a.upper() for a in tap.aids) else "mismatch"
 
 
-@measures(*path_measures("tap", spec_of("tap")))
+@measures(*path_measures("tap", spec_of("tap"), "nfc_antenna"))
 def test_tap(nfc_reader, actuator, deck, profile, record, unit):
     spec = _spec(profile, "tap")
 
@@ -125,8 +124,7 @@ def test_tap(nfc_reader, actuator, deck, profile, record, unit):
 
     with technician_may_skip():
         reads = decide_path(spec, read_once, unit.reader_recovery(record, nfc_reader.reopen), what="taps")
-    record_path(record, "tap", reads.result, spec, cause="nfc_antenna", interruptions=reads.interruptions,
-                operator_events=reads.operator_events, refusals=reads.refusals)
+    record_path(record, "tap", reads, spec)
 
 
 CHIP_POLL_S = 0.5
@@ -134,7 +132,7 @@ CHIP_POLL_S = 0.5
 does not wait for one: a technician takes seconds to insert it)."""
 
 
-@measures(*path_measures("chip", spec_of("chip")), needs="chip_diagnostic")
+@measures(*path_measures("chip", spec_of("chip"), "chip_contacts"), needs="chip_diagnostic")
 def test_chip(terminal, actuator, unit, profile, record):
     spec = _spec(profile, "chip")
     cards = spec.cards
@@ -178,23 +176,25 @@ def test_chip(terminal, actuator, unit, profile, record):
 
     with technician_may_skip():
         reads = decide_path(spec, read_once, unit.reader_recovery(record, through_unit=True), what="chip reads")
-    record_path(record, "chip", reads.result, spec, cause="chip_contacts", interruptions=reads.interruptions,
-                operator_events=reads.operator_events, refusals=reads.refusals)
+    record_path(record, "chip", reads, spec)
 
 
-SALE_READS = {"swipe": ("magstripe", "msr_head"), "insert": ("chip", "chip_contacts"),
-              "tap": ("contactless", "nfc_antenna")}
-"""How a card is presented for a sale -> the technology the terminal must report, the cause a
+SALE_READS = [("swipe", "magstripe", "msr_head"), ("insert", "chip", "chip_contacts"),
+              ("tap", "contactless", "nfc_antenna")]
+"""How a card is presented for a sale, the technology the terminal must report, the cause a
 failing path points to."""
 SPEC_OF = {"swipe": "swipe", "insert": "chip", "tap": "tap"}
 """Which read path's SPRT limits of the profile apply."""
 
 
-@pytest.mark.parametrize("how", ["swipe", "insert", "tap"])
-@measures(*path_measures("sale_{how}", lambda profile, how: spec_of(SPEC_OF[how])(profile)), needs="card_sale")
-def test_card_reads_in_sales(how, terminal, actuator, profile, record, unit):
+def _spec_of_sale(profile, how, **params):
+    return spec_of(SPEC_OF[how])(profile)
+
+
+@pytest.mark.parametrize("how, technology, cause", SALE_READS, ids=[how for how, *_ in SALE_READS])
+@measures(*path_measures("sale_{how}", _spec_of_sale, "{cause}"), needs="card_sale")
+def test_card_reads_in_sales(how, technology, cause, terminal, actuator, profile, record, unit):
     """The terminal's own reader for ``how``, judged through sales with a deck card presented."""
-    technology, cause = SALE_READS[how]
     path = f"sale_{how}"
     spec = _spec(profile, SPEC_OF[how])
     amount = profile.tests.sale_amounts[0]
@@ -220,5 +220,4 @@ def test_card_reads_in_sales(how, terminal, actuator, profile, record, unit):
 
     with technician_may_skip():
         reads = decide_path(spec, read_once, unit.reader_recovery(record, through_unit=True), what=f"sales by {how}")
-    record_path(record, path, reads.result, spec, cause=cause, interruptions=reads.interruptions,
-                operator_events=reads.operator_events, refusals=reads.refusals)
+    record_path(record, path, reads, spec)

@@ -2,7 +2,7 @@
 and where the protocol reports them a terminal status code and lock bits."""
 from datetime import date, datetime, timezone
 
-from posbench.diagnosis.rules import STATUS_CAUSES, judge_terminal_status
+from posbench.diagnosis.rules import STATUS_CAUSES, terminal_status
 from posbench.core.limits import HOLDS
 from posbench.spec.measures import Measure, measures
 from posbench.setup.profile import days_since
@@ -57,4 +57,4 @@ def test_status(unit, terminal, profile, record):
         record.measure("clock_drift_s", round(drift, 1),
                        note=f"unit clock is {drift:.0f} s off the bench clock")
     if record.wanted("locks"):
-        judge_terminal_status(record, terminal.protocol, st)
+        record.take(terminal_status(terminal.protocol, st, str(record.limit("terminal_status"))))

@@ -215,3 +215,25 @@ def test_no_hil_test_names_a_cause_at_a_measure_call():
              if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "measure"
              and any(k.arg in ("cause", "strength") for k in node.keywords)]
     assert calls == []
+
+
+def test_a_parametrized_path_names_its_cause_in_the_declaration():
+    """A cause that follows a parameter is a ``{param}`` of the declaration (the sale read paths:
+    a failing tap points to the antenna, a failing insert to the contacts), never a call's argument."""
+    from posbench.hil import test_read_paths as read_paths
+    decl = read_paths.test_card_reads_in_sales.posbench_measures
+    for how, technology, cause in read_paths.SALE_READS:
+        bound = bind(decl, PT100, {"how": how, "technology": technology, "cause": cause})
+        assert bound[f"sale_{how}_sprt_verdict"].bears_on == (cause,)
+        assert bound[f"sale_{how}_failure_rate"].bears_on == (cause,)
+        rec = Recorder(RunRecord(), "t", bound)
+        assert rec.cause_of(f"sale_{how}_sprt_verdict") == cause
+
+
+def test_a_rule_asks_the_declaration_for_a_measurements_one_cause():
+    rec = _recorder(RunRecord())
+    assert rec.cause_of("app_restarts") == "application"
+    with pytest.raises(UndeclaredMeasurement, match="bears on"):
+        rec.cause_of("ecr_success_rate")  # two causes: a rule chooses
+    with pytest.raises(UndeclaredMeasurement, match="undeclared"):
+        Recorder(RunRecord(), "t").cause_of("swipe_sprt_verdict")

@@ -95,6 +95,11 @@ def recorder(test, params=None):
     return profile, Recorder(run, test.__name__, bind(declaration(test), profile, params or {}, test.__name__))
 
 
+def sale_params(how: str) -> dict:
+    """The parameters of ``test_card_reads_in_sales[how]``: how, the technology, the cause."""
+    return next(dict(zip(("how", "technology", "cause"), p)) for p in read_paths.SALE_READS if p[0] == how)
+
+
 UNIT = SimpleNamespace(reader_recovery=lambda record, reconnect=None, through_unit=False: (lambda exc: None),
                        ask=lambda record, fn, what, wait_out_silence=True: fn())
 
@@ -197,8 +202,8 @@ class Zvt:
 
 def test_a_sale_whose_card_came_late_is_read_again_not_failed():
     hand = Hand(late=2)
-    profile, record = recorder(read_paths.test_card_reads_in_sales, {"how": "insert"})
-    read_paths.test_card_reads_in_sales("insert", Zvt(hand), hand, profile, record, UNIT)
+    profile, record = recorder(read_paths.test_card_reads_in_sales, sale_params("insert"))
+    read_paths.test_card_reads_in_sales(*sale_params("insert").values(), Zvt(hand), hand, profile, record, UNIT)
     stats = record.run.read_paths["sale_insert"]
     assert stats["verdict"] == "healthy" and stats["operator_events"] == 2 * stats["trials"]
 
@@ -239,9 +244,9 @@ def test_a_concert_refusal_before_the_card_came_is_neither_a_read_nor_the_techni
     The technician, punctual, says the sale ended before the card came: the path is read again
     without counting it, and no "not presented in 4 tries" ends the test."""
     hand = Punctual()
-    profile, record = recorder(read_paths.test_card_reads_in_sales, {"how": "insert"})
+    profile, record = recorder(read_paths.test_card_reads_in_sales, sale_params("insert"))
     terminal = RefusingConcert(hand, at_once={1, 2, 3, 4, 5 + 1, 9})
-    read_paths.test_card_reads_in_sales("insert", terminal, hand, profile, record, UNIT)
+    read_paths.test_card_reads_in_sales(*sale_params("insert").values(), terminal, hand, profile, record, UNIT)
     stats = record.run.read_paths["sale_insert"]
     assert stats["verdict"] == "healthy" and stats["failures"] == 0, stats
     assert stats["refusals"] == 6 and stats["operator_events"] == 0, stats
@@ -250,8 +255,8 @@ def test_a_concert_refusal_before_the_card_came_is_neither_a_read_nor_the_techni
 
 def test_a_terminal_refusing_every_sale_at_once_leaves_the_path_undecided_not_faulty():
     hand = Punctual()
-    profile, record = recorder(read_paths.test_card_reads_in_sales, {"how": "tap"})
-    read_paths.test_card_reads_in_sales("tap", RefusingConcert(hand, at_once=set(range(1, 100))), hand,
+    profile, record = recorder(read_paths.test_card_reads_in_sales, sale_params("tap"))
+    read_paths.test_card_reads_in_sales(*sale_params("tap").values(), RefusingConcert(hand, at_once=set(range(1, 100))), hand,
                                         profile, record, UNIT)
     stats = record.run.read_paths["sale_tap"]
     assert stats["verdict"] == "undecided" and stats["trials"] == 0, stats
@@ -372,7 +377,7 @@ def test_a_code01_sale_whose_card_came_late_is_run_again_and_is_no_evidence():
     spec.loader.exec_module(code01)
     hand = Hand(late=1)
     profile, record = recorder(code01.test_code01_origin)
-    unit = SimpleNamespace(garbles=lambda: 0, ready=lambda: True, judge_silence=lambda *a, **k: None)
+    unit = SimpleNamespace(garbles=lambda: 0, ready=lambda: True, silence=lambda *a, **k: None)
     code01.test_code01_origin(CardSaleZvt(hand), unit, profile, record, hand, BareBench())
     run = record.run
     assert run.code01_sales == len(profile.tests.sale_amounts)

@@ -6,6 +6,7 @@ import pytest
 
 from posbench.drivers import registry
 from posbench.drivers.ecr.section import EcrSection
+from posbench.sim import ecr
 
 PROTOCOLS = registry.names()
 
@@ -30,7 +31,7 @@ def test_a_package_has_every_layer(protocol):
 @pytest.mark.parametrize("name", registry.sim_names())
 def test_a_virtual_terminal_has_what_the_virtual_bench_asks(name):
     virtual = registry.virtual(name)
-    for hook in ("front_end", "terminal_toml", "unit_serial", "serial_problem"):
+    for hook in ("front_end", "terminal_toml"):
         assert callable(getattr(virtual, hook)), hook
     assert virtual.SALE_TIMEOUT_S > 0 and isinstance(virtual.TERMINAL_ID_PREFIX, str)
 
@@ -54,4 +55,6 @@ def test_a_zvt_serial_is_its_bcd_digits():
     assert zvt.unit_serial("PT-1234567", given=False) == "01234567"
     assert zvt.unit_serial("PT-12", given=True) == "12"
     assert zvt.serial_problem("A1") and zvt.serial_problem("12") is None
-    assert registry.virtual("agent").unit_serial("PT100-1", given=False) == "PT100-1"
+    agent = registry.virtual("agent")
+    assert ecr.unit_serial(agent, "PT100-1", given=False) == "PT100-1" and ecr.serial_problem(agent, "PT-1") is None
+    assert ecr.unit_serial(zvt, "PT-12", given=True) == "12" and ecr.serial_problem(zvt, "A1")

@@ -21,16 +21,15 @@ STEADY = [(t / 10, 12.0, 0.3) for t in range(0, 100)]
 
 def test_a_sag_during_an_interruption_blames_the_supply():
     watch = _watch([(t, 8.0 if 4.0 <= t <= 4.5 else v, a) for t, v, a in STEADY])
-    run = RunRecord()
-    assert watch.attribute(Recorder(run, "t"), "a read was cut off", 4.2, 4.6) == "power_supply"
+    found = watch.explain("a read was cut off", 4.2, 4.6)
+    assert found is not None and (found.cause, found.value) == ("power_supply", 8.0)
 
 
 def test_the_bench_switching_the_unit_off_is_no_sag():
     watch = _watch([(t, 0.0 if 4.0 <= t <= 4.5 else v, 0.0 if 4.0 <= t <= 4.5 else a) for t, v, a in STEADY])
     watch.bench_switched(4.0, 4.5)
-    run = RunRecord()
-    assert watch.attribute(Recorder(run, "t"), "a read was cut off", 3.5, 6.0) == "pcb_intermittent"
-    assert [e.cause for e in run.evidence] == ["pcb_intermittent"]
+    found = watch.explain("a read was cut off", 3.5, 6.0)
+    assert found is not None and found.cause == "pcb_intermittent"
     assert watch.lowest(3.5, 6.0) == 12.0
 
 
@@ -38,9 +37,7 @@ def test_the_benchs_own_brownout_is_no_sag_for_what_follows():
     """A later silence looked up around a brownout the bench made must not blame the supply."""
     watch = _watch([(t, 8.0 if 4.0 <= t <= 4.5 else v, a) for t, v, a in STEADY])
     watch.bench_switched(4.0, 4.5)
-    run = RunRecord()
-    assert watch.attribute(Recorder(run, "t"), "the unit did not answer", 4.8, 5.2, steady_cause="") is None
-    assert run.evidence == []
+    assert watch.explain("the unit did not answer", 4.8, 5.2, steady_cause="") is None
 
 
 def test_dark_for_counts_back_the_readings_with_no_current_on_a_live_supply():
@@ -68,9 +65,17 @@ def test_a_unit_dark_for_a_moment_on_a_steady_supply_is_the_supply_even_once_bac
     silence was judged: switched off by its own supply path, not a hung application (which keeps
     drawing its idle current)."""
     watch = _watch([(t, v, 0.0 if 5.0 <= t <= 5.3 else a) for t, v, a in STEADY])
+    found = watch.explain("sale: no reply", 4.8, 7.0, steady_cause="")
+    assert found is not None and (found.cause, found.value) == ("power_supply", 0.0)
+    assert "went dark on a steady supply" in found.note
+    assert _watch(STEADY).explain("sale: no reply", 4.8, 7.0, steady_cause="") is None
+
+
+def test_what_the_watch_finds_is_the_callers_to_record():
+    """The watch returns its evidence; recording it as a test's is the caller's (``Recorder.add``)."""
+    watch = _watch([(t, 8.0 if 4.0 <= t <= 4.5 else v, a) for t, v, a in STEADY])
     run = RunRecord()
-    assert watch.attribute(Recorder(run, "t"), "sale: no reply", 4.8, 7.0, steady_cause="") == "power_supply"
-    assert [(e.cause, e.value) for e in run.evidence] == [("power_supply", 0.0)]
-    assert "went dark on a steady supply" in run.evidence[0].note
-    calm = RunRecord()
-    assert _watch(STEADY).attribute(Recorder(calm, "t"), "sale: no reply", 4.8, 7.0, steady_cause="") is None
+    record = Recorder(run, "t")
+    record.add(watch.explain("a read was cut off", 4.2, 4.6))
+    record.add(watch.explain("the unit did not answer", 7.0, 8.0, steady_cause=""))  # None: nothing
+    assert [(e.cause, e.test, e.measurement) for e in run.evidence] == [("power_supply", "t", "supply_min_v")]

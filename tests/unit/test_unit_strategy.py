@@ -94,10 +94,8 @@ def test_a_silence_after_the_unit_went_dark_since_it_last_answered_is_the_supply
     asked while it booted again (at 6 s, on a steady supply): the PT hangs up at once. What
     happened since it last answered explains the silence; without knowing that, the window
     around the question alone shows a steady supply (application)."""
-    from posbench.spec.evidence import Recorder, RunRecord
     from tests.unit.test_supply_watch import STEADY, _watch
     watch = _watch([(t, v, 0.0 if 3.0 <= t <= 3.4 else a) for t, v, a in STEADY])
-    run = RunRecord()
-    _strategy(HeardTerminal(heard), watch).judge_silence(Recorder(run, "t"), "sale of 899: no reply (the PT closed "
-                                                                             "the connection)", 6.0, 0)
-    assert [e.cause for e in run.evidence] == [cause]
+    found = _strategy(HeardTerminal(heard), watch).silence("sale of 899: no reply (the PT closed the connection)",
+                                                           6.0, 0)
+    assert found.cause == cause

@@ -149,15 +149,6 @@ TERMINAL_ID_PREFIX = "PT"
 """The agent protocol carries the terminal id as text."""
 
 
-def unit_serial(serial: str, given: bool) -> str:
-    return serial
-
-
-def serial_problem(serial: str) -> str | None:
-    """Why ``posbench sim --unit SERIAL`` cannot be this unit's serial number: any text can."""
-    return None
-
-
 def front_end(name: str, host_address: tuple[str, int], profile: Profile, faults: dict[str, float], *, seed: int,
               serial: str, terminal_id: str, timing: TerminalTiming, currency: str) -> VirtualTerminal:
     """The virtual terminal of ``posbench sim --protocol NAME`` (the agent protocol has no currency)."""

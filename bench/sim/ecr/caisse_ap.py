@@ -315,15 +315,6 @@ SALE_TIMEOUT_S = 5.0
 TERMINAL_ID_PREFIX = "52"
 
 
-def unit_serial(serial: str, given: bool) -> str:
-    return serial
-
-
-def serial_problem(serial: str) -> str | None:
-    """Why ``posbench sim --unit SERIAL`` cannot be this unit's serial number: any text can."""
-    return None
-
-
 def front_end(name: str, host_address: tuple[str, int], profile: Profile, faults: dict[str, float], *, seed: int,
               serial: str, terminal_id: str, timing: TerminalTiming, currency: str) -> VirtualCaisseApTerminal:
     """The virtual terminal of ``posbench sim --protocol NAME``."""

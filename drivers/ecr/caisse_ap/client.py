@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 
 from posbench.core.errors import PortLost, PortUnavailable, UnitNotResponding
+from posbench.drivers.transport.tcp import connect_terminal
 
 from .codec import (AE_MEANING, AE_NOT_DONE, VERSION, FieldError, Reason, decode_message, encode_message,
                      field_end, parse_reason)
@@ -142,21 +143,9 @@ class CaisseApClient:
         return f"{self.host}:{self.port}"
 
     def connect(self) -> socket.socket:
-        doing = f"connecting to the Caisse-AP terminal at {self.address}"
-        try:
-            sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout_s)
-        except OSError as exc:
-            why = ("connection refused" if isinstance(exc, ConnectionRefusedError)
-                   else f"no answer within {self.connect_timeout_s:g} s" if isinstance(exc, TimeoutError)
-                   else str(exc))
-            if self.tolerate_refusal:
-                raise UnitNotResponding(self.device, doing, f"{why} (the unit may still be booting)") from None
-            if self.reached:
-                raise UnitNotResponding(self.device, doing, f"{why}: the terminal answered earlier in this "
-                                        "session and has stopped taking connections") from None
-            raise PortUnavailable(self.device, doing, f"{why}: the address is wrong or the terminal is off") from None
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return sock
+        return connect_terminal(self.host, self.port, self.connect_timeout_s, self.device,
+                                f"connecting to the Caisse-AP terminal at {self.address}", "the terminal",
+                                reached=self.reached, booting=self.tolerate_refusal)
 
     def request(self, fields: dict[str, str], timeout_s: float, doing: str = "a Caisse-AP request") -> Answer:
         """Send ``fields`` (CZ added when missing) and return the answer, which must start

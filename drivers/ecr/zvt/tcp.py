@@ -10,6 +10,7 @@ import socket
 import time
 
 from posbench.core.errors import PortLost, PortUnavailable, UnitNotResponding
+from posbench.drivers.transport.tcp import connect_terminal
 
 from .codec import apdu_size, decode_apdu
 from .link import T2_S, TCP_PORT, ConnectionClosed, ZvtFrameError
@@ -36,7 +37,6 @@ class TcpApdus(abc.ABC):
         """The connected socket (the ECR connects on demand; the PT needs an ECR)."""
 
     def _adopt(self, sock: socket.socket) -> None:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.settimeout(self.rest_timeout_s)
         self._sock = sock
         self._buffer.clear()
@@ -134,18 +134,8 @@ class TcpTransport(TcpApdus):
         address, a cable, a PT not switched on); one that answered earlier in this session and
         now takes no connection has stopped answering (``UnitNotResponding``: its silence is
         judged against the supply and what happened before it, as on a serial link)."""
-        doing = f"connecting to the ZVT terminal at {self.address}"
-        try:
-            sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout_s)
-        except OSError as exc:
-            why = ("connection refused" if isinstance(exc, ConnectionRefusedError)
-                   else f"no answer within {self.connect_timeout_s:g} s" if isinstance(exc, TimeoutError)
-                   else str(exc))
-            if self.answered:
-                raise UnitNotResponding(self.device, doing, f"{why}: the PT answered earlier in this session "
-                                        "and has stopped taking connections") from None
-            raise PortUnavailable(self.device, doing, f"{why}: the address is wrong or the PT is off"
-                                  if isinstance(exc, (ConnectionRefusedError, TimeoutError)) else why) from None
+        sock = connect_terminal(self.host, self.port, self.connect_timeout_s, self.device,
+                                f"connecting to the ZVT terminal at {self.address}", "the PT", reached=self.answered)
         self._adopt(sock)
         return self
 

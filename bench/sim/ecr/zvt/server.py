@@ -54,6 +54,7 @@ class TcpServerTransport(TcpApdus):
             sock, peer = self._listen.accept()
         except OSError:
             return False  # it gave up between select and accept
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._adopt(sock)
         self._ecr = "{}:{}".format(*peer[:2])
         self.accepted += 1

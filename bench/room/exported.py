@@ -83,7 +83,8 @@ def exported_entries(config: BenchConfig) -> tuple[dict[str, Entry], dict[str, E
             continue  # a usb-hub's "port" is the hub's USB id, reached over the USB backend
         if section == "nfc" and not value.startswith("/"):
             continue  # an nfcpy path (usb:..., tty:...): stays a static setting
-        speed = config.terminal.baudrate if section == "terminal" else 115200 if section == "nfc" else 9600
+        speed = config.terminal.baudrate if section == "terminal" and config.terminal else \
+            115200 if section == "nfc" else 9600
         serial[name] = _serial_entry(config, section, key, value, speed)
     static: dict[str, Entry] = {}
     for section, values in data.items():
@@ -115,7 +116,8 @@ def place_tags(config: BenchConfig) -> dict[str, str]:
     """Tags for the place (``labgrid-client set-tags``; ``--reserve`` matches them): the model
     (from the DUT profile if the bench names one), its vendor, the ECR protocol, the bench."""
     from posbench.setup.profile import profile_for_bench
-    tags = {"bench": config.bench.name, "protocol": config.terminal.protocol}
+    tags = {"bench": config.bench.name,
+            **({"protocol": config.terminal.protocol} if config.terminal else {"unit": "reader"})}
     if config.unit.model:
         tags["model"] = config.unit.model
     try:

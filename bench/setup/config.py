@@ -325,7 +325,8 @@ class PlaceSection(_Section):
 class BenchConfig(_Section):
     bench: BenchSection = BenchSection()
     unit: UnitSection = UnitSection()
-    terminal: TerminalSection
+    terminal: TerminalSection | None = None
+    """The unit's ECR link; none when the unit is a card reader (its profile says so)."""
     host: HostSection | None = None
     usb: UsbSection | None = None
     nfc: NfcSection | None = None
@@ -372,7 +373,28 @@ def parse_bench(data: dict, source: str | Path = "<bench>") -> BenchConfig:
         first = errors[0]
         more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
         raise ConfigError(str(source), _loc(first), _expected(first) + more) from None
-    return config.model_copy(update={"source": Path(source)})
+    config = config.model_copy(update={"source": Path(source)})
+    if config.terminal is None:
+        _reader_unit(config)
+    return config
+
+
+def _reader_unit(config: BenchConfig) -> None:
+    """A bench without ``[terminal]`` must describe a card reader that is itself the unit: its
+    ``[unit] profile`` is a reader profile, and the bench reaches the reader (``[usb]`` or ``[nfc]``)."""
+    from posbench.setup.profile import profile_for_bench
+    source = str(config.source)
+    profile = profile_for_bench(config)
+    if profile is None or not profile.is_reader:
+        said = f"its profile {profile.model!r} is a payment terminal" if profile else "it names no [unit] profile"
+        raise ConfigError(source, "terminal", f"is required but missing ({said}): a payment terminal is reached "
+                          "through [terminal]; only a card reader that is itself the unit (a reader profile: "
+                          "[unit] profile = \"magtek-hid\") goes without it")
+    assert profile.reader is not None
+    section = "usb" if profile.reader.reads == "usb_magstripe" else "nfc"
+    if getattr(config, section) is None:
+        raise ConfigError(source, section, f"is required but missing: the unit is the reader {profile.model!r}, "
+                          f"reached through [{section}]")
 
 
 def load_bench(path: str | Path) -> BenchConfig:

@@ -102,9 +102,30 @@ def _serial_url(port: str) -> str | None:
 
 
 # -- the terminal --------------------------------------------------------------------------------
+def reader_unit(config: BenchConfig) -> Check:
+    """A card reader that is itself the unit: on its interface within ``READER_WAIT_S``, and who it
+    says it is (its USB descriptor or its chip's firmware). Silent: a warning (the suite powers it
+    up and looks again); its USB backend unreachable: the bench's failure."""
+    from posbench.setup.devices import open_unit
+    unit = open_unit(config)
+    where = " ".join(filter(None, (config.usb.backend if config.usb else "", config.nfc.path if config.nfc else "")))
+    try:
+        unit.wait_ready(READER_WAIT_S)
+        who = unit.identify()
+    except PortUnavailable as exc:
+        return Check("unit", where, FAIL, exc.detail or str(exc), _usb_hint(where, "", exc.detail))
+    except UnitError as exc:
+        return Check("unit", where, WARN, f"{exc.detail or exc}",
+                     "the reader may be unpowered: the suite switches it on and looks again; if it never "
+                     "answers, check its cable and its hub port")
+    finally:
+        unit.close()
+    return Check("unit", where, OK, f"{who.model}, serial {who.serial or 'none'}, firmware {who.firmware}")
+
+
 def terminal(config: BenchConfig) -> Check:
     """The unit on its ECR link, through its protocol's check (``posbench.drivers.ecr.<protocol>.check``)."""
-    section = config.terminal
+    section = _described(config.terminal, "terminal")
     where = section.port or section.address or ""  # TerminalSection requires one of them
     path = _serial_url(section.port) if section.port else None
     if path and local_node(config, "terminal.port", path) is None:
@@ -128,7 +149,7 @@ def terminal(config: BenchConfig) -> Check:
 def _answer_while_booting(config: BenchConfig) -> str:
     """The protocol's check, asked again for up to ``BOOT_WAIT_S`` while the unit stays silent
     (one just powered on is still booting; the other devices are checked meanwhile)."""
-    section = registry.section_of(config.terminal)
+    section = registry.section_of(_described(config.terminal, "terminal"))
     check = registry.layer(section.protocol, "check")
     give_up = time.monotonic() + min(section.boot_timeout, BOOT_WAIT_S)
     while True:

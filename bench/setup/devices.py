@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from posbench.drivers.actuator.base import Actuator
     from posbench.drivers.power.usb_hub import HubPortPower
     from posbench.drivers.terminal import Terminal
-    from posbench.setup.config import ActuatorSection, PowerSection, TerminalSection
+    from posbench.setup.config import ActuatorSection, BenchConfig, PowerSection, TerminalSection
 
 
 def open_terminal(section: TerminalSection, model: str | None = None) -> Terminal:
@@ -21,6 +21,23 @@ def open_terminal(section: TerminalSection, model: str | None = None) -> Termina
     opened: its protocol's ``adapter.open_terminal`` (``posbench.drivers.registry``). ``model`` is
     the unit's model from ``[unit]`` (ZVT and Caisse-AP do not report one)."""
     return registry.open_terminal(section, model)
+
+
+def open_unit(config: BenchConfig) -> Terminal:
+    """The unit of a bench description, opened: its ECR link (``open_terminal``), or, on a bench
+    without ``[terminal]``, the card reader that is itself the unit (its reader profile says how
+    the bench finds it: ``posbench.drivers.reader_unit.ReaderUnit``)."""
+    if config.terminal is not None:
+        return open_terminal(config.terminal, config.unit.model)
+    from posbench.drivers.reader_unit import ReaderUnit
+    from posbench.setup.profile import profile_for_bench
+    profile = profile_for_bench(config)
+    assert profile is not None and profile.reader is not None  # posbench.setup.config settles it
+    spec = profile.reader
+    usb_id = tuple(int(part, 16) for part in spec.usb.split(":")) if spec.usb else None
+    return ReaderUnit(spec.interface, profile.model, usb_backend=config.usb.backend if config.usb else None,
+                      usb_id=usb_id, nfc_path=config.nfc.path if config.nfc else None,  # type: ignore[arg-type]
+                      serial=config.unit.serial or "", boot_timeout=max(3 * profile.boot_time_s, 5.0))
 
 
 def open_actuator(section: ActuatorSection, say: Callable[[str], None] | None = None,

@@ -64,12 +64,15 @@ def device_checks(config: BenchConfig, read_only: bool = False) -> dict[str, Cal
     identity question (ZVT status enquiry 05 01, the agent's identify, Concert's ENQ, Caisse-AP's
     refused probe), the supply by *IDN?, a hub by reading its port's power, the NFC reader by its
     firmware version; no sale, no power switching, no setpoint change."""
-    found: dict[str, Callable[[BenchConfig], Check]] = {"terminal": dc.terminal}
+    if config.terminal is None:  # the unit is a card reader: its own check is its reader's
+        found: dict[str, Callable[[BenchConfig], Check]] = {"unit": dc.reader_unit}
+    else:
+        found = {"terminal": dc.terminal}
     if config.power is not None:
         found["power"] = partial(dc.power, restore=False) if read_only else dc.power
-    if config.usb is not None:
+    if config.usb is not None and config.terminal is not None:
         found["magstripe reader"] = partial(dc.magstripe, claim=False) if read_only else dc.magstripe
-    if config.nfc is not None:
+    if config.nfc is not None and config.terminal is not None:
         found["nfc reader"] = dc.nfc
     if config.host is not None:
         found["host"] = dc.host

@@ -7,7 +7,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from posbench.core.errors import ConfigError
 from posbench.drivers import registry
@@ -31,8 +31,9 @@ class FirmwareSpec(_Strict):
 class TestSizes(_Strict):
     link_commands: int = Field(24, ge=4, le=10_000)
     """ECR commands sent by the link health test."""
-    sale_amounts: list[int] = Field(min_length=1)
-    """Amounts (minor units) of the sales the code-01 origin test runs."""
+    sale_amounts: list[int] = []
+    """Amounts (minor units) of the sales the code-01 origin test runs (a terminal needs one at
+    least; a reader runs no sales)."""
     log_records: int = Field(60, ge=1, le=10_000)
     """Transaction log records read by the log pattern test."""
     echoes: int = Field(12, ge=1, le=1000)
@@ -57,9 +58,10 @@ class SprtSpec(_Strict):
 
 
 class ReadPaths(_Strict):
-    swipe: SprtSpec
-    tap: SprtSpec
-    chip: SprtSpec
+    """The unit's read paths; a reader has only its own (a swipe reader no tap)."""
+    swipe: SprtSpec | None = None
+    tap: SprtSpec | None = None
+    chip: SprtSpec | None = None
 
 
 class PowerSpec(_Strict):
@@ -96,9 +98,47 @@ is ZVT over TCP)."""
 Reader = Literal["usb_magstripe", "nfc"]
 """A reader of the unit's that the bench reaches directly, beside its ECR link."""
 
+READER_INTERFACES: dict[str, Reader] = {"usb-hid": "usb_magstripe", "usb-keyboard": "usb_magstripe",
+                                        "usb-ccid": "nfc", "uart": "nfc"}
+"""How a reader that is the unit talks to the bench -> the kind of reader it is."""
+
+
+class ReaderSpec(_Strict):
+    """A card reader that is itself the unit (``kind = "reader"``): how the bench finds it."""
+    interface: Literal["usb-hid", "usb-keyboard", "usb-ccid", "uart"]
+    """A USB HID magstripe reader, one that types as a keyboard, a USB CCID contactless reader
+    (ACR122U: a PN532 behind CCID), or a contactless chip on a serial port (a PN532 board)."""
+    usb: str | None = Field(None, pattern=r"^[0-9a-f]{4}:[0-9a-f]{4}$")
+    """Its USB identity "<vid>:<pid>" in lower-case hex (None for a reader on a serial port)."""
+    manufacturer: str = ""
+    """Its USB manufacturer string, as it reports it."""
+    product: str = ""
+    """Its USB product string (or the chip a serial reader reports: "PN532")."""
+    baudrate: int = Field(115200, ge=1200, le=4_000_000)
+    """A serial reader's line speed (bits/s)."""
+
+    @field_validator("usb")
+    @classmethod
+    def _usb_or_serial(cls, usb: str | None, info: ValidationInfo) -> str | None:
+        on_usb = str(info.data.get("interface", "")).startswith("usb-")
+        if on_usb and usb is None:
+            raise ValueError('a USB reader names its USB identity: usb = "<vid>:<pid>"')
+        if not on_usb and usb is not None:
+            raise ValueError("a reader on a serial port has no USB identity: leave usb out")
+        return usb
+
+    @property
+    def reads(self) -> Reader:
+        return READER_INTERFACES[self.interface]
+
 
 class Profile(_Strict):
     model: str
+    kind: Literal["terminal", "reader"] = "terminal"
+    """A payment terminal (judged through its ECR protocol and the bench's instruments) or a
+    card reader that is itself the unit (judged directly: its reads, its USB, its power)."""
+    reader: ReaderSpec | None = None
+    """How the bench finds a reader that is the unit (``kind = "reader"`` only)."""
     vendor: str = ""
     firmware: FirmwareSpec | None = None
     """None in a generic profile (any model speaking a protocol): releases are not judged."""
@@ -110,7 +150,7 @@ class Profile(_Strict):
     local_failure_code: str = "01"
     """The code this model's firmware displays for a failure it produced itself."""
     limits: dict[str, Limit]
-    tests: TestSizes
+    tests: TestSizes = Field(default_factory=lambda: TestSizes.model_validate({}))
     read_paths: ReadPaths | None = None
     power: PowerSpec | None = None
     protocols: list[Protocol] = []
@@ -132,6 +172,30 @@ class Profile(_Strict):
         if both:
             raise ValueError(f"{both[0]!r} is both in [limits] and in [unknown]: keep one")
         return unknown
+
+    @model_validator(mode="after")
+    def _kind(self) -> Profile:
+        if self.kind == "reader":
+            if self.reader is None:
+                raise ValueError('a reader profile (kind = "reader") needs a [reader] table: interface, usb')
+            if self.protocols:
+                raise ValueError("a reader that is the unit speaks no ECR protocol: leave protocols out")
+            path = {"usb_magstripe": "swipe", "nfc": "tap"}[self.reader.reads]
+            if self.read_paths is None or getattr(self.read_paths, path) is None:
+                raise ValueError(f"a {self.reader.interface} reader needs [read_paths.{path}]")
+        else:
+            if self.reader is not None:
+                raise ValueError('[reader] is for a reader that is itself the unit: add kind = "reader"')
+            if not self.tests.sale_amounts:
+                raise ValueError("tests.sale_amounts: a terminal needs one sale amount at least")
+            if self.read_paths is not None and None in (self.read_paths.swipe, self.read_paths.tap,
+                                                        self.read_paths.chip):
+                raise ValueError("read_paths: a terminal's profile gives swipe, tap and chip")
+        return self
+
+    @property
+    def is_reader(self) -> bool:
+        return self.kind == "reader"
 
     def limit(self, name: str) -> Limit:
         try:

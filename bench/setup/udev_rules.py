@@ -34,7 +34,7 @@ def rules_for_bench(config: BenchConfig) -> tuple[str, list[str]]:
     lines = [f"# posbench: devices of {config.source}"]
     missing: list[str] = []
     ports = [(what, port) for what, port in (
-        ("terminal", config.terminal.port),
+        ("terminal", config.terminal.port if config.terminal else None),
         ("power", config.power.port if config.power and config.power.driver in ("korad", "lcus-relay") else None),
         ("nfc reader", config.nfc.path if config.nfc and config.nfc.path.startswith("/") else None))
         if port and "://" not in port]

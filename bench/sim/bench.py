@@ -84,10 +84,10 @@ def technician_fits(slowest_s: float, profile: Profile, protocol: str) -> str | 
     timeouts): only then is a card still on its way when the read ended the unit's doing
     (``Technician.missed`` says "refused"), not the technician's lateness."""
     waits = {f"the virtual {protocol} terminal's card wait": CARD_WAIT_S[protocol]} if protocol in CARD_WAIT_S else {}
-    if profile.exposes and profile.read_paths is not None:
+    if (profile.exposes or profile.is_reader) and profile.read_paths is not None:
         paths = profile.read_paths
         waits |= {f"the {name} read timeout of the profile": path.timeout_s
-                  for name, path in (("swipe", paths.swipe), ("chip", paths.chip), ("tap", paths.tap))}
+                  for name, path in (("swipe", paths.swipe), ("chip", paths.chip), ("tap", paths.tap)) if path}
     if not waits:
         return None
     what, wait = min(waits.items(), key=lambda item: item[1])

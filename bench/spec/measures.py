@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from posbench.core.errors import ConfigError
 from posbench.core.limits import Limit
+from posbench.drivers.reader_unit import CAPABILITIES as READER_CAPABILITIES
 
 LimitSource = str | Callable[..., "Limit | None"]
 """A key of the profile's ``[limits]``, or ``f(profile, **params) -> Limit | None`` for limits the
@@ -89,12 +90,20 @@ class Declaration:
     measures: tuple[Measure, ...]
     needs: str | None
     """A capability the whole test needs (a status enquiry, a journal read)."""
+    readers: bool = False
+    """The test applies to a card reader that is itself the unit too (its reads, its USB, its
+    power); a test without it is a payment terminal's only and is not collected for a reader."""
+
+    def applies_to(self, profile) -> bool:
+        """Whether the test applies to the unit of ``profile`` (``posbench.setup.profile.Profile``)."""
+        return self.readers or not profile.is_reader
 
 
-def measures(*declared: Measure, needs: str | None = None):
-    """Declare what a test measures (see the module docstring)."""
+def measures(*declared: Measure, needs: str | None = None, readers: bool = False):
+    """Declare what a test measures (see the module docstring); ``readers``: it applies to a card
+    reader that is itself the unit too."""
     def mark(fn):
-        fn.posbench_measures = Declaration(tuple(declared), needs)
+        fn.posbench_measures = Declaration(tuple(declared), needs, readers)
         return fn
     return mark
 
@@ -110,6 +119,8 @@ def bind(decl: Declaration, profile, params: dict, test: str = "") -> dict[str, 
     neither table."""
     out: dict[str, Bound] = {}
     for m in decl.measures:
+        if profile.is_reader and not _reader_takes(m, profile, params):
+            continue  # what a reader cannot have (a journal, a firmware table it does not state): not its test
         needs = (decl.needs,) if decl.needs else ()
         for each in (m.each(profile, **params) if m.each else (None,)):
             name = m.name.format(**params, each=each)
@@ -118,6 +129,16 @@ def bind(decl: Declaration, profile, params: dict, test: str = "") -> dict[str, 
             out[name] = Bound(name, m.unit, limit, bears_on, needs, _tuple(m.needs), unjudged,
                               isinstance(m.limit, str) and m.limit in profile.unknown, m.evidence)
     return out
+
+
+def _reader_takes(m: Measure, profile, params: dict) -> bool:
+    """Whether a reader that is the unit can give measurement ``m``: what it needs is something a
+    reader tells (``posbench.drivers.reader_unit.CAPABILITIES``) and its profile judges it."""
+    if any(need not in READER_CAPABILITIES for need in _tuple(m.needs)):
+        return False
+    if callable(m.limit):
+        return m.limit(profile, **params) is not None
+    return m.limit in profile.limits or m.limit in profile.unknown
 
 
 def _limit(source: LimitSource, profile, params: dict, name: str, test: str) -> tuple[Limit | None, str]:

@@ -34,6 +34,7 @@ from posbench.core.errors import PortLost, PortUnavailable, ProtocolError, UnitE
 from posbench.drivers.card.tracks import TrackData, TrackError, parse_track
 
 from .backend import backend_name, find_devices
+from .descriptors import describe
 from .hid_keyboard import KeyboardDecoder
 
 MAGTEK_VID = 0x0801
@@ -264,17 +265,11 @@ class MagstripeReader:
 
     def info(self) -> dict[str, object]:
         """Identity from the device descriptor and its strings (manufacturer, product, serial,
-        ``bcdDevice`` as the firmware version)."""
+        ``bcdDevice`` as the firmware version) and the reader's flavour."""
         try:
-            raw = bytes(self.dev.ctrl_transfer(0x80, 0x06, 0x0100, 0, 18, timeout=1000))
-            strings = {}
-            for key, idx in (("manufacturer", raw[14]), ("product", raw[15]), ("serial", raw[16])):
-                strings[key] = usb.util.get_string(self.dev, idx) if idx else None
-        except (usb.core.USBError, IndexError, ValueError) as exc:
+            return {**describe(self.dev), "flavour": self.flavour}
+        except (usb.core.USBError, ValueError) as exc:
             raise self._usb_error(exc, "reading the device descriptor") from None
-        bcd = raw[12] | raw[13] << 8
-        return {"vid": self.dev.idVendor, "pid": self.dev.idProduct, "flavour": self.flavour,
-                "firmware": f"{bcd >> 8:x}.{bcd & 0xFF:02x}", **strings}
 
     def _usb_error(self, exc: Exception, doing: str) -> Exception:
         if isinstance(exc, usb.core.USBError) and _is_gone(exc):

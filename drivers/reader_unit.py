@@ -122,6 +122,12 @@ class ReaderUnit(FewAnswers):
                 return True
         return self.nfc_reader(timeout).probe()
 
+    def where(self) -> tuple[int, int] | None:
+        """A USB reader's (bus, address), None while it is off the bus (it re-enumerates at another
+        address after a drop). ``PortUnavailable`` when the USB backend cannot be reached."""
+        dev = self._usb_device()
+        return (dev.bus, dev.address) if dev is not None else None
+
     def _usb_device(self):
         from posbench.drivers.usb.backend import find_devices, open_backend
         assert self.usb_backend is not None and self.usb_id is not None

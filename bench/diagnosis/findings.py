@@ -263,6 +263,9 @@ def code01_sentence(doc: Verdict) -> str:
     """What ``code01_origin`` says, in words, with the number of sales it rests on when known."""
     origin = doc.code01_origin
     sales = doc.code01_sales
+    if doc.unit.kind == "reader":
+        return ("code 01 does not apply to a reader alone: it is a payment terminal's answer; the reader "
+                "is judged by its reads, its USB and its power")
     untold = code01_untold(doc)
     if origin in ("terminal", "issuer"):
         n = sum(o.origin == origin for o in doc.code01)

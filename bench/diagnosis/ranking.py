@@ -37,13 +37,18 @@ class RankedCause:
     action: str
     evidence: list[Evidence] = field(default_factory=list)
 
+    kind: str = "terminal"
+    """The unit's kind: a card reader's causes are named and acted on as a reader's."""
+
     def to_json(self) -> dict:
-        return {"id": self.id, "name": taxonomy.name(self.id), "group": self.group, "confidence": round(self.confidence, 3),
-                "evidence": [e.to_json() for e in self.evidence], "action": self.action}
+        return {"id": self.id, "name": taxonomy.name(self.id, self.kind), "group": self.group,
+                "confidence": round(self.confidence, 3), "evidence": [e.to_json() for e in self.evidence],
+                "action": self.action}
 
 
-def rank(evidence: list[Evidence], prior: float = PRIOR) -> list[RankedCause]:
-    """Every cause that has evidence, sorted by confidence (highest first)."""
+def rank(evidence: list[Evidence], prior: float = PRIOR, kind: str = "terminal") -> list[RankedCause]:
+    """Every cause that has evidence, sorted by confidence (highest first); ``kind``: the unit's
+    ("reader": a card reader that is itself the unit)."""
     by_cause: dict[str, list[Evidence]] = {}
     for item in evidence:
         by_cause.setdefault(item.cause, []).append(item)
@@ -53,8 +58,8 @@ def rank(evidence: list[Evidence], prior: float = PRIOR) -> list[RankedCause]:
         for item in items:
             odds *= item.ratio
         cause = taxonomy.get(cause_id)
-        ranked.append(RankedCause(cause_id, cause.group, odds / (1 + odds), cause.action,
-                                  sorted(items, key=lambda e: -e.ratio)))
+        ranked.append(RankedCause(cause_id, cause.group, odds / (1 + odds), taxonomy.action(cause_id, kind),
+                                  sorted(items, key=lambda e: -e.ratio), kind))
     return sorted(ranked, key=lambda c: (-c.confidence, c.id))
 
 
@@ -87,7 +92,7 @@ def decide(run: RunRecord) -> tuple[str, list[RankedCause]]:
         return "bench_error", []
     if contradictions(run.evidence):
         return "inconclusive", []
-    reported = [c for c in rank(run.evidence) if c.confidence >= REPORT_THRESHOLD]
+    reported = [c for c in rank(run.evidence, kind=run.unit.get("kind", "terminal")) if c.confidence >= REPORT_THRESHOLD]
     if any(taxonomy.get(c.id).blames_unit for c in reported):
         return "fault", reported
     if reported:
@@ -108,7 +113,8 @@ def verdict(run: RunRecord, started: datetime, duration_s: float) -> Verdict:
         "schema": SCHEMA,
         "unit": {"serial": run.unit.get("serial", ""), "model": run.unit.get("model", ""),
                  "firmware": run.unit.get("firmware", ""),
-                 **({"serial_from": run.unit["serial_from"]} if run.unit.get("serial_from") else {})},
+                 **({"serial_from": run.unit["serial_from"]} if run.unit.get("serial_from") else {}),
+                 **({"kind": run.unit["kind"]} if run.unit.get("kind", "terminal") != "terminal" else {})},
         "verdict": word,
         "code01_origin": code01_origin(run),
         **({"code01_sales": run.code01_sales} if run.code01_sales is not None else {}),
@@ -164,7 +170,7 @@ def summary_line(doc: Verdict) -> str:
         return "BENCH ERROR: the bench failed, the unit was not judged: " + "; ".join(doc.bench_errors)
     if doc.verdict == "fault":
         top = causes[0]
-        return f"FAULT: {taxonomy.name(top.id)} ({top.confidence:.0%} confidence): {top.action}"
+        return f"FAULT: {taxonomy.name(top.id, doc.unit.kind)} ({top.confidence:.0%} confidence): {top.action}"
     if doc.verdict == "inconclusive" and doc.contradictions:
         return "INCONCLUSIVE: the evidence contradicts itself: " + "; ".join(doc.contradictions)
     if doc.verdict == "inconclusive":
@@ -174,7 +180,8 @@ def summary_line(doc: Verdict) -> str:
         return f"INCONCLUSIVE: {why}" + (f" (first failure: {first})" if first else "")
     if causes:
         cause = taxonomy.CAUSES.get(causes[0].id)
-        return f"no fault found ({taxonomy.name(causes[0].id)}: {cause.meaning if cause else causes[0].id})"
+        return (f"no fault found ({taxonomy.name(causes[0].id, doc.unit.kind)}: "
+                f"{cause.meaning if cause else causes[0].id})")
     return "no fault found"
 
 

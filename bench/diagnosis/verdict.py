@@ -58,6 +58,8 @@ class Unit(Wire):
     model: str = ""
     firmware: str = ""
     serial_from: str | None = None
+    kind: str = "terminal"
+    """"terminal" or "reader" (a card reader that is itself the unit); written only for a reader."""
     OPTIONAL = frozenset({"serial_from"})
 
 

@@ -47,7 +47,7 @@ def _scrubbed(obj: Any) -> Any:
 
 def _cause(cause: Cause, doc: Verdict) -> dict[str, Any]:
     groups = findings.group(cause.evidence, doc.read_paths)
-    return {"id": cause.id, "name": taxonomy.name(cause.id), "group": cause.group,
+    return {"id": cause.id, "name": taxonomy.name(cause.id, doc.unit.kind), "group": cause.group,
             "confidence": cause.confidence,
             "pct": max(0, min(100, round(float(cause.confidence) * 100))),
             "action": cause.action or getattr(taxonomy.CAUSES.get(cause.id), "action", ""),
@@ -64,7 +64,7 @@ def panel_context(doc: Verdict, plots: Iterable[Plot] = ()) -> dict[str, Any]:
         unit=doc.unit, code01=findings.code01_sentence(doc),
         bench_errors=findings.bench_errors(doc), contradictions=doc.contradictions,
         causes=[_cause(c, doc) for c in doc.causes],
-        undecided=[(taxonomy.name(c), why) for c, why in doc.undecided.items()],
+        undecided=[(taxonomy.name(c, doc.unit.kind), why) for c, why in doc.undecided.items()],
         read_paths=list(doc.read_paths.items()), code01_seen=doc.code01,
         measurements=doc.measurements, failed=sum(not m.passed for m in doc.measurements),
         unmeasured=doc.unmeasured,

@@ -46,12 +46,12 @@ def _headline(doc: Verdict) -> str:
     colour = _COLOUR.get(verdict, "yellow")
     if verdict == "fault":
         top = causes[0]
-        return f"[bold {colour}]FAULT: {_t(taxonomy.name(top.id))}[/] ({_pct(top)} confidence)"
+        return f"[bold {colour}]FAULT: {_t(taxonomy.name(top.id, doc.unit.kind))}[/] ({_pct(top)} confidence)"
     if verdict == "bench_error":
         return f"[bold {colour}]BENCH ERROR: the bench failed, the unit was not judged[/]"
     if verdict == "pass" and causes:
         top = causes[0]
-        return f"[bold {colour}]no fault found[/]: {_t(taxonomy.name(top.id))} ({_pct(top)} confidence)"
+        return f"[bold {colour}]no fault found[/]: {_t(taxonomy.name(top.id, doc.unit.kind))} ({_pct(top)} confidence)"
     if verdict == "inconclusive":
         return f"[bold {colour}]INCONCLUSIVE: {_t(_inconclusive(doc)[0])}[/]"
     return f"[bold {colour}]{_t(diagnosis.summary_line(doc))}[/]"
@@ -105,11 +105,13 @@ def _inconclusive(doc: Verdict) -> tuple[str, list[str], str]:
 
 def _not_judged(doc: Verdict) -> str:
     """The causes this run could not judge, and whether that matters for the complaint (code 01)."""
-    names = ", ".join(taxonomy.name(c) for c in doc.undecided)
+    names = ", ".join(taxonomy.name(c, doc.unit.kind) for c in doc.undecided)
     if not names:
         return ""
     origin = doc.code01_origin
-    if origin == "issuer":
+    if doc.unit.kind == "reader":
+        why = "if the reader still fails in use, these causes are still open"
+    elif origin == "issuer":
         why = "they do not change the answer to the code 01 complaint: the card issuer sent the 01"
     elif origin == "terminal":
         why = "any of them may be behind the unit's own code 01: check them by hand"
@@ -157,7 +159,7 @@ def screen(doc: Verdict, reports: str, width: int = 80) -> list[str]:
         shown: list[tuple[list[str], list[str], list[str]]] = []  # (cause block, its lines, those that fit)
         used, more = rows(body), 0
         for i, cause in enumerate(causes):
-            head = [f"also: {_t(taxonomy.name(cause.id))} ({_pct(cause)} confidence)"] if i else []
+            head = [f"also: {_t(taxonomy.name(cause.id, doc.unit.kind))} ({_pct(cause)} confidence)"] if i else []
             block = [*head, f"  repair: {_t(cause.action)}"]
             if used + rows(block) + (1 if i < len(causes) - 1 else 0) > budget:
                 more = len(causes) - i
@@ -183,7 +185,7 @@ def details(doc: Verdict) -> list[str]:
     code 01 observations, unmeasured measurements, undecided causes, bench errors, failed tests."""
     out = ["[bold]details[/]"]
     for cause in doc.causes:
-        out.append(f"cause {_t(taxonomy.name(cause.id))} [dim]({_t(cause.id)}, {_t(cause.group)})"
+        out.append(f"cause {_t(taxonomy.name(cause.id, doc.unit.kind))} [dim]({_t(cause.id)}, {_t(cause.group)})"
                    f"[/]: {_pct(cause)} confidence; repair: {_t(cause.action)}")
         for found in findings.group(cause.evidence, doc.read_paths):
             out.append(f"  - {_t(found.label)} [dim](likelihood ratio {found.ratio:g})[/]")
@@ -208,7 +210,7 @@ def details(doc: Verdict) -> list[str]:
     for u in doc.unmeasured:
         out.append(f"unmeasured {_t(u.measurement)} [dim]({_t(u.test)})[/]: {_t(u.why)}")
     for cause_id, why in doc.undecided.items():
-        out.append(f"not judged: {_t(taxonomy.name(cause_id))} [dim]({_t(cause_id)})[/]: {_t(why)}")
+        out.append(f"not judged: {_t(taxonomy.name(cause_id, doc.unit.kind))} [dim]({_t(cause_id)})[/]: {_t(why)}")
     for error in doc.bench_errors:
         out.append(f"bench error: {_t(error)}")
     for reason in doc.contradictions:

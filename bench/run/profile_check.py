@@ -89,6 +89,8 @@ def check_profile(profile, terminal=None) -> ProfileCheck:
     keys: set[str] = set()
     try:
         for test, decl, params in hil_tests():
+            if not decl.applies_to(profile):
+                continue  # a terminal's test on a reader profile: not collected for one
             keys |= {m.limit for m in decl.measures if isinstance(m.limit, str)}
             bound: dict[str, Bound] = bind(decl, profile, params, test)
             for name, b in bound.items():

@@ -117,15 +117,14 @@ class ReaderSpec(_Strict):
     baudrate: int = Field(115200, ge=1200, le=4_000_000)
     """A serial reader's line speed (bits/s)."""
 
-    @field_validator("usb")
-    @classmethod
-    def _usb_or_serial(cls, usb: str | None, info: ValidationInfo) -> str | None:
-        on_usb = str(info.data.get("interface", "")).startswith("usb-")
-        if on_usb and usb is None:
+    @model_validator(mode="after")
+    def _usb_or_serial(self) -> ReaderSpec:
+        on_usb = self.interface.startswith("usb-")
+        if on_usb and self.usb is None:
             raise ValueError('a USB reader names its USB identity: usb = "<vid>:<pid>"')
-        if not on_usb and usb is not None:
+        if not on_usb and self.usb is not None:
             raise ValueError("a reader on a serial port has no USB identity: leave usb out")
-        return usb
+        return self
 
     @property
     def reads(self) -> Reader:

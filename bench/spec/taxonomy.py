@@ -13,21 +13,35 @@ class Cause:
     meaning: str
     action: str
     blames_unit: bool = True
+    reader_name: str = ""
+    """What a repair technician calls it when the unit is a card reader itself ("" : not a cause
+    a reader alone can have)."""
+    reader_action: str = ""
 
 
 CAUSES: dict[str, Cause] = {c.id: c for c in [
     Cause("msr_head", "Magstripe read head", "hardware", "magstripe head/sensor fault",
-          "clean or replace the MSR read head"),
+          "clean or replace the MSR read head", reader_name="Magstripe read head",
+          reader_action="clean the head with a cleaning card; if swipes still fail, replace the head"),
     Cause("chip_contacts", "Chip reader contacts", "hardware", "contact (EMV chip) reader fault",
           "clean or replace the chip reader contacts"),
     Cause("nfc_antenna", "Contactless antenna", "hardware", "contactless antenna/front end",
-          "check the contactless antenna cable and replace the antenna/front-end board"),
+          "check the contactless antenna cable and replace the antenna/front-end board",
+          reader_name="Contactless antenna",
+          reader_action="check the antenna's connection to the reader board; replace the antenna or the reader"),
     Cause("pcb_intermittent", "Main board (intermittent fault)", "hardware", "cracked joint, short, corrosion",
-          "inspect the main board for cracked joints or corrosion; reflow or replace it"),
+          "inspect the main board for cracked joints or corrosion; reflow or replace it",
+          reader_name="Reader board (intermittent fault)",
+          reader_action="inspect the reader's board and its USB or UART connector for cracked joints; "
+                        "reflow or replace the reader"),
     Cause("power_supply", "Power supply", "hardware", "unstable supply, brownout",
-          "replace the power adapter or battery; check the supply rail under load"),
+          "replace the power adapter or battery; check the supply rail under load",
+          reader_name="USB power",
+          reader_action="check the reader's cable and the port feeding it (a hub port that sags under load); "
+                        "if the reader browns out on a good port, replace it"),
     Cause("firmware_driver", "Firmware or driver version", "software", "outdated/incompatible driver or firmware",
-          "install the component versions the model profile allows"),
+          "install the component versions the model profile allows", reader_name="Reader firmware",
+          reader_action="update the reader's firmware to a release its profile allows (the vendor's tool)"),
     Cause("application", "Payment application", "software", "payment app hang or crash",
           "reinstall the payment application; send the unit's app log to the vendor"),
     Cause("resources", "Memory or CPU exhausted", "software", "memory/CPU exhaustion",
@@ -51,6 +65,11 @@ CAUSES: dict[str, Cause] = {c.id: c for c in [
 ]}
 
 
+READER_CAUSES = tuple(c.id for c in CAUSES.values() if c.reader_name)
+"""The causes a card reader that is itself the unit can have: its head or antenna, its board,
+its USB power, its firmware (no ECR link, no sale, no acquirer: nothing else applies)."""
+
+
 def get(cause_id: str) -> Cause:
     """Return the cause for ``cause_id``; ``KeyError`` names the valid ids."""
     try:
@@ -59,7 +78,16 @@ def get(cause_id: str) -> Cause:
         raise KeyError(f"unknown cause id {cause_id!r}; known: {', '.join(CAUSES)}") from None
 
 
-def name(cause_id: str) -> str:
-    """The cause's name; an id this posbench does not know (a newer store) is shown as it is."""
+def name(cause_id: str, kind: str = "terminal") -> str:
+    """The cause's name (``kind`` "reader": as it is called when the unit is a card reader); an id
+    this posbench does not know (a newer store) is shown as it is."""
     cause = CAUSES.get(cause_id)
-    return cause.name if cause is not None else cause_id
+    if cause is None:
+        return cause_id
+    return cause.reader_name if kind == "reader" and cause.reader_name else cause.name
+
+
+def action(cause_id: str, kind: str = "terminal") -> str:
+    """What to do about the cause (for a card reader that is the unit: ``kind`` "reader")."""
+    cause = get(cause_id)
+    return cause.reader_action if kind == "reader" and cause.reader_action else cause.action

@@ -14,7 +14,7 @@ def _firmware(check):
     Measure("firmware_version", "", _firmware(lambda fw: Limit(equals=fw.expected)), needs="identity"),
     Measure("component_{each}_allowed", "bool", lambda profile: HOLDS, bears_on=("firmware_driver",),
             evidence="strong", needs="components", each=lambda profile: profile.components),
-    needs="identity",
+    needs="identity", readers=True,
 )
 def test_identity(identity, profile, record):
     fw = identity.firmware

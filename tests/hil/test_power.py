@@ -56,9 +56,11 @@ CHIP_POLL_S = 0.5
 
 
 @measures(Measure("supply_sag_v", "V", "supply_sag_v", bears_on=("power_supply",), evidence="strong"),
-          Measure("peak_current_a", "A", "peak_current_a", bears_on=("power_supply",), evidence="moderate"))
+          Measure("peak_current_a", "A", "peak_current_a", bears_on=("power_supply",), evidence="moderate"),
+          readers=True)
 def test_load(supply_watch, terminal, unit, actuator, profile, record, request):
-    """Supply sag and peak current while the unit reads chip cards and contactless cards.
+    """Supply sag and peak current while the unit reads chip cards and contactless cards (a
+    reader that is the unit: its own swipes or taps).
 
     Paced for a person: the card is inserted once and read again and again while it stays in,
     then removed; the same for the tap. A card not presented is asked about (``until_presented``).
@@ -72,35 +74,14 @@ def test_load(supply_watch, terminal, unit, actuator, profile, record, request):
         pytest.skip(f"the DUT profile of {profile.model} names no read paths")
     nfc_reader = optional(request, "nfc_reader")
     paths = profile.read_paths
-    amount = profile.tests.sale_amounts[0]
     start = time.monotonic()
     time.sleep(3 * spec.sample_interval_s)  # a baseline first
-    marks = [(time.monotonic(), "chip reads")]
-    card = paths.chip.cards[0]
-    diagnostic = has(terminal, "chip_diagnostic")
-
-    def sale_seen() -> bool:
-        """One sale; True unless the terminal ended it for want of a card."""
-        return not sale_saw_no_card(terminal.protocol, terminal.sale(amount))
-
-    def chip_in() -> bool:
-        """Insert the card; True once the unit sees it."""
-        actuator.insert(card)
-        if not diagnostic:
-            return sale_seen()
-        deadline = time.monotonic() + paths.chip.timeout_s
-        while not terminal.chip().present:
-            if time.monotonic() + CHIP_POLL_S > deadline:
-                return False
-            time.sleep(CHIP_POLL_S)
-        return True
-
-    def read_chip() -> None:
-        terminal.chip() if diagnostic else terminal.sale(amount)
-
-    _keep_reading(actuator, "insert", chip_in, read_chip, (UnitError,))
-    marks.append((time.monotonic(), "taps"))
+    marks: list[tuple[float, str]] = []
+    if not profile.is_reader:
+        marks.append((time.monotonic(), "chip reads"))
+        _chip_load(terminal, actuator, profile)
     if nfc_reader is not None:
+        marks.append((time.monotonic(), "taps"))
         tag = paths.tap.cards[0]
         if nfc_reader.lost:
             unit.open_reader(nfc_reader.reopen)
@@ -111,18 +92,15 @@ def test_load(supply_watch, terminal, unit, actuator, profile, record, request):
             return nfc_reader.tap(paths.tap.timeout_s).reason != "no_card"
 
         _keep_reading(actuator, "tap", tag_in, lambda: nfc_reader.tap(paths.tap.timeout_s), (PortLost, PortUnavailable))
+    elif profile.is_reader:  # a swipe reader: swipe after swipe
+        marks.append((time.monotonic(), "swipes"))
+        _swipe_load(request.getfixturevalue("mag_reader"), actuator, paths.swipe)
     else:
-        payment = [c for c in paths.tap.cards if c in paths.chip.cards + paths.swipe.cards] or [card]
-
-        def card_on() -> bool:
-            """Hold a payment card on the terminal's own antenna; True once its sale saw it."""
-            actuator.tap(payment[0])
-            return sale_seen()
-
-        _keep_reading(actuator, "tap", card_on, lambda: terminal.sale(amount), (UnitError,))
+        marks.append((time.monotonic(), "taps"))
+        _tap_sale_load(terminal, actuator, profile)
     time.sleep(3 * spec.sample_interval_s)
     readings = _window(supply_watch, record, start, time.monotonic(),
-                       "supply during chip reads and taps", spec.min_input_v, marks)
+                       "supply during card reads", spec.min_input_v, marks)
     low = min((r.volts for r in readings), default=None)
     peak = max((r.amps for r in readings), default=None)
     sag = round(spec.nominal_v - low, 3) if low is not None else None
@@ -135,6 +113,62 @@ def test_load(supply_watch, terminal, unit, actuator, profile, record, request):
         unit.open_reader(nfc_reader.reopen)
     except (UnitError, PortLost, PortUnavailable):
         pass  # the next test that needs the reader finds it gone and says so
+
+
+def _sale_seen(terminal, amount: int) -> bool:
+    """One sale; True unless the terminal ended it for want of a card."""
+    return not sale_saw_no_card(terminal.protocol, terminal.sale(amount))
+
+
+def _chip_load(terminal, actuator, profile) -> None:
+    """A chip card inserted once and read through the chip diagnostic (else sales) for ``LOAD_S``."""
+    paths, amount = profile.read_paths, profile.tests.sale_amounts[0]
+    card = paths.chip.cards[0]
+    diagnostic = has(terminal, "chip_diagnostic")
+
+    def chip_in() -> bool:
+        """Insert the card; True once the unit sees it."""
+        actuator.insert(card)
+        if not diagnostic:
+            return _sale_seen(terminal, amount)
+        deadline = time.monotonic() + paths.chip.timeout_s
+        while not terminal.chip().present:
+            if time.monotonic() + CHIP_POLL_S > deadline:
+                return False
+            time.sleep(CHIP_POLL_S)
+        return True
+
+    _keep_reading(actuator, "insert", chip_in, lambda: terminal.chip() if diagnostic else terminal.sale(amount),
+                  (UnitError,))
+
+
+def _tap_sale_load(terminal, actuator, profile) -> None:
+    """A payment card held on a PCI terminal's own antenna, read through sales for ``LOAD_S``."""
+    paths, amount = profile.read_paths, profile.tests.sale_amounts[0]
+    payment = [c for c in paths.tap.cards if c in paths.chip.cards + paths.swipe.cards] or [paths.chip.cards[0]]
+
+    def card_on() -> bool:
+        """Hold a payment card on the terminal's own antenna; True once its sale saw it."""
+        actuator.tap(payment[0])
+        return _sale_seen(terminal, amount)
+
+    _keep_reading(actuator, "tap", card_on, lambda: terminal.sale(amount), (UnitError,))
+
+
+def _swipe_load(mag_reader, actuator, swipe) -> None:
+    """Swipes of a deck card for ``LOAD_S``: a swipe reader's head and decoder at work. A swipe
+    cut off (the reader reset under the load) ends them: the supply trace tells why."""
+    from posbench.drivers.usb.magstripe import SwipeTimeout
+    from posbench.drivers.usb.reconnecting import UsbGone
+    end = time.monotonic() + LOAD_S
+    try:
+        while time.monotonic() < end:
+            actuator.swipe(swipe.cards[0])
+            mag_reader.read_swipe(swipe.timeout_s)
+    except (SwipeTimeout, UsbGone, PortLost):
+        return
+    except Skipped:
+        pytest.skip("skipped by the technician (swipe)")
 
 
 def _keep_reading(actuator, kind: str, present: Callable[[], bool], read: Callable[[], object],
@@ -155,19 +189,20 @@ def _keep_reading(actuator, kind: str, present: Callable[[], bool], read: Callab
         actuator.remove()
 
 
-@measures(Measure("usb_drops", "count", "usb_drops", bears_on=("power_supply", "pcb_intermittent")))
-def test_usb_stable(mag_reader, profile, record, supply_watch):
-    """The unit's USB reader stays on the bus while watched; each drop is checked against the supply."""
+@measures(Measure("usb_drops", "count", "usb_drops", bears_on=("power_supply", "pcb_intermittent")), readers=True)
+def test_usb_stable(usb_device, profile, record, supply_watch):
+    """The unit's USB reader (or the unit, a USB reader itself) stays on the bus while watched;
+    each drop is checked against the supply."""
     spec = _power_spec(profile)
     # A drop is seen as the reader gone, or as the reader back at another address (it
     # re-enumerated between two looks: on a busy bench host a look can take longer than a drop).
-    seen_at, seen = time.monotonic(), mag_reader.where()
+    seen_at, seen = time.monotonic(), usb_device.where()
     present = seen is not None
     drops, gone_at = (0, 0.0) if present else (1, seen_at)  # off the bus as the watch begins: a drop
     end = time.monotonic() + spec.usb_watch_s
     with progress.waiting("the USB reader to stay on the bus", spec.usb_watch_s):
         while time.monotonic() < end:
-            now = mag_reader.where()
+            now = usb_device.where()
             if present and now is None:
                 drops += 1
                 gone_at = time.monotonic()
@@ -187,12 +222,12 @@ def test_usb_stable(mag_reader, profile, record, supply_watch):
         record.add(supply_watch.explain(f"the USB reader dropped off the bus and was still gone after "
                                         f"{time.monotonic() - gone_at:.1f} s", gone_at, time.monotonic()))
     record.measure("usb_drops", drops, if_failed=power.usb_drops(drops, spec.usb_watch_s, supply_watch is not None))
-    mag_reader.close()  # its handle is stale after a drop; the next user reconnects
+    usb_device.close()  # its handle is stale after a drop; the next user reconnects
 
 
-def _boot(unit, terminal, mag_reader, spec) -> tuple[float | None, float | None, float]:
-    """Power cycle; seconds from power-on until the ECR port answers and the USB reader
-    enumerates, and the monotonic time of power-on."""
+def _boot(unit, terminal, usb_device, spec) -> tuple[float | None, float | None, float]:
+    """Power cycle; seconds from power-on until the unit answers (its ECR port, or a reader that is
+    the unit on its interface) and its USB device enumerates, and the monotonic time of power-on."""
     with progress.waiting("the unit to boot after power-on", spec.off_s + terminal.boot_timeout):
         t0 = unit.power_cycle(spec.off_s)
         try:
@@ -201,9 +236,9 @@ def _boot(unit, terminal, mag_reader, spec) -> tuple[float | None, float | None,
         except UnitNotResponding:
             return None, None, t0
         usb = None
-        if mag_reader is not None:
+        if usb_device is not None:
             while time.monotonic() - t0 < terminal.boot_timeout:
-                if mag_reader.present():
+                if usb_device.where() is not None:
                     usb = time.monotonic() - t0
                     break
                 time.sleep(0.05)
@@ -221,20 +256,22 @@ def _judge_boot(record, supply_watch, ok: bool, what: str, t_on: float, t1: floa
         record.add(supply_watch.explain(what, t_on, t1, steady_cause="", since=t_on + 0.05))
 
 
-@measures(Measure("cold_boot_s", "s", "cold_boot_s"), Measure("usb_enumerate_s", "s", "usb_enumerate_s"))
+@measures(Measure("cold_boot_s", "s", "cold_boot_s"), Measure("usb_enumerate_s", "s", "usb_enumerate_s"),
+          readers=True)
 def test_cold_boot(power_switch, unit, terminal, profile, record, supply_watch, request):
     spec = _power_spec(profile)
-    mag_reader = optional(request, "mag_reader")  # a PCI terminal's readers are inside it
-    ecr, usb, t_on = _boot(unit, terminal, mag_reader, spec)
+    usb_device = optional(request, "usb_device")  # a PCI terminal's readers are inside it
+    ecr, usb, t_on = _boot(unit, terminal, usb_device, spec)
     ok = record.measure("cold_boot_s", None if ecr is None else round(ecr, 3),
-                        note="power-on until the unit answered its ECR port"
+                        note="power-on until the unit answered (a terminal its ECR port, a reader on its interface)"
                         + ("" if ecr is not None else f": it never answered (within {terminal.boot_timeout:g} s, or it "
                            "drew no current on a live supply)"))
-    if mag_reader is None:
-        record.unmeasured("usb_enumerate_s", "the bench reaches no USB reader of this unit (no [usb] section)")
-    else:
-        record.measure("usb_enumerate_s", None if usb is None else round(usb, 3),
-                       note="power-on until the USB reader enumerated")
+    if record.wanted("usb_enumerate_s"):  # not a reader's on a serial port: it has no USB
+        if usb_device is None:
+            record.unmeasured("usb_enumerate_s", "the bench reaches no USB reader of this unit (no [usb] section)")
+        else:
+            record.measure("usb_enumerate_s", None if usb is None else round(usb, 3),
+                           note="power-on until the USB reader enumerated")
     _judge_boot(record, supply_watch, ok, "a cold boot was slow or failed", t_on, time.monotonic())
 
 
@@ -257,6 +294,7 @@ def _snapshot(unit, record) -> tuple | None:
     Measure("config_lost", "count", "config_lost", bears_on=("power_supply",), evidence="strong",
             needs="config_checksum"),
     Measure("log_corrupted", "count", "log_corrupted", bears_on=("power_supply",), evidence="strong", needs="journal"),
+    readers=True,
 )
 def test_cycle_soak(power_switch, unit, terminal, profile, record, pytestconfig, supply_watch):
     """N power cycles: failed boots, lost configuration, a journal that lost or repeated records."""

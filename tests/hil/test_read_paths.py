@@ -67,7 +67,7 @@ def swipe_failure(swipe, card) -> str:
     return ""
 
 
-@measures(*path_measures("swipe", spec_of("swipe"), "msr_head"))
+@measures(*path_measures("swipe", spec_of("swipe"), "msr_head"), readers=True)
 def test_swipe(mag_reader, actuator, deck, profile, record, terminal, unit):
     spec = _spec(profile, "swipe")
     mag_reader.flush()
@@ -102,7 +102,7 @@ def tap_failure(tap, card) -> str:
     return "" if BRAND_AIDS[card.brand] in (a.upper() for a in tap.aids) else "mismatch"
 
 
-@measures(*path_measures("tap", spec_of("tap"), "nfc_antenna"))
+@measures(*path_measures("tap", spec_of("tap"), "nfc_antenna"), readers=True)
 def test_tap(nfc_reader, actuator, deck, profile, record, unit):
     spec = _spec(profile, "tap")
 

@@ -139,7 +139,7 @@ def test_parse_bench_source_defaults():
     assert cfg.source == Path("<bench>")
     with pytest.raises(ConfigError) as info:
         parse_bench({})
-    assert str(info.value) == "<bench>: terminal: is required but missing"
+    assert str(info.value).startswith("<bench>: terminal: is required but missing (it names no [unit] profile)")
 
 
 # -- broken bench descriptions -------------------------------------------------------------------

@@ -121,6 +121,13 @@ class VirtualAcr122u(USBDevice):
         if server is not None:
             self.busid_wanted = server.add(self, busid)
 
+    def config_bytes(self) -> bytes:
+        """The configuration descriptor with the reader's own attributes: bus powered, remote
+        wakeup (0xA0), 200 mA (100 x 2 mA); the package's default is 0x80, 100 mA."""
+        raw = bytearray(super().config_bytes())
+        raw[7], raw[8] = 0xA0, 100
+        return bytes(raw)
+
     def __repr__(self) -> str:
         return (f"VirtualAcr122u(busid={self.busid}, powered={self.powered}, "
                 f"antenna_fault={self.chip.severity:g})")

@@ -115,7 +115,7 @@ class VirtualAcr122u(USBDevice):
         self.buzzes = 0               # LED/buzzer commands that sounded the buzzer
         self.messages = 0             # CCID messages answered
         self._iface = self.add(_CcidInterface(self))
-        self._pending = bytearray()   # a CCID message split over several bulk OUT transfers
+        self._inbox = bytearray()   # a CCID message split over several bulk OUT transfers
         self._lock = threading.Lock()
         self.server, self.busid_wanted = server, busid
         if server is not None:
@@ -156,9 +156,7 @@ class VirtualAcr122u(USBDevice):
         return self.chip.severity
 
     def set_antenna_fault(self, severity: float) -> None:
-        if not 0.0 <= severity <= 1.0:
-            raise ValueError(f"antenna_fault severity must be in [0, 1], got {severity!r}")
-        self.chip.severity = float(severity)
+        self.chip.set_antenna_fault(severity)
 
     @property
     def powered(self) -> bool:
@@ -171,7 +169,7 @@ class VirtualAcr122u(USBDevice):
         self.chip.set_powered(on)
         if was and not on:
             with self._lock:
-                self._pending.clear()
+                self._inbox.clear()
             if self.server is not None:
                 self.server.remove(self)
         elif on and not was:
@@ -182,7 +180,7 @@ class VirtualAcr122u(USBDevice):
     # -- USB side ----------------------------------------------------------------------------
     def _bus_reset(self) -> None:
         with self._lock:
-            self._pending.clear()
+            self._inbox.clear()
 
     def _notify(self, present: bool) -> None:
         ep = self._iface.notify_ep
@@ -194,18 +192,18 @@ class VirtualAcr122u(USBDevice):
         if not self.chip.powered:
             return
         with self._lock:
-            self._pending += data
-            if len(self._pending) < CCID_HEADER.size:
+            self._inbox += data
+            if len(self._inbox) < CCID_HEADER.size:
                 return
-            length = CCID_HEADER.size + struct.unpack_from("<I", self._pending, 1)[0]
+            length = CCID_HEADER.size + struct.unpack_from("<I", self._inbox, 1)[0]
             if length > MAX_MESSAGE:  # not a message this reader could take: drop it all
                 log.debug("acr122u: dropping a %d-byte CCID message", length)
-                self._pending.clear()
+                self._inbox.clear()
                 return
-            if len(self._pending) < length:
+            if len(self._inbox) < length:
                 return
-            message = bytes(self._pending[:length])
-            del self._pending[:length]
+            message = bytes(self._inbox[:length])
+            del self._inbox[:length]
         answer = self._message(message)
         self.messages += 1
         self._iface.in_ep.write(answer)

@@ -118,6 +118,13 @@ class PN532Chip:
     def powered(self) -> bool:
         return self._powered
 
+    def set_antenna_fault(self, severity: float) -> None:
+        """Change the ``nfc_antenna`` severity in [0, 1] (a fault injected mid-run)."""
+        if not 0.0 <= severity <= 1.0:
+            raise ValueError(f"antenna_fault severity must be in [0, 1], got {severity!r}")
+        with self._lock:
+            self.severity = float(severity)
+
     # -- chip state --------------------------------------------------------------------------
     def _reset_chip(self) -> None:
         self.registers: dict[int, int] = dict(CIU_RESET)

@@ -1,10 +1,12 @@
 """Contactless reader driver on nfcpy: poll for a card, SELECT PPSE or read NDEF, typed failures.
 
 Any nfcpy path works (``tty:USB0:pn532``, ``tty:AMA0:pn532``, ``usb:072f:2200`` for an ACR122U,
-...). With ``usb_backend="usbip://host:port"`` a ``usb:...`` path names a device on that USB/IP
-server, opened with nfcpy's own ``acr122`` driver over ``usbip_transport.PyusbTransport``
-(``"libusb1"`` or None: nfcpy's own USB transport, as without it). A plain device path (``/dev/pts/7``, ``/dev/serial/by-id/...``) is opened as a PN532 on
-HSU: nfcpy's path syntax cannot name it (only names directly in ``/dev`` without a ``/``).
+...). With ``usb_backend="usbip://host:port"`` (bench.toml's ``[usb] backend``) a ``usb:...``
+path names a device on that USB/IP server, opened with nfcpy's own driver for it (``acr122``
+for an unknown VID:PID) over ``usbip_transport.PyusbTransport``; ``"libusb1"`` or None keeps
+nfcpy's own USB transport. A plain device path (``/dev/pts/7``, ``/dev/serial/by-id/...``) is
+opened as a PN532 on HSU: nfcpy's path syntax cannot name it (only names directly in ``/dev``
+without a ``/``).
 
 Telling a dead reader from an unpowered unit: a PN532 built into a payment terminal is powered
 by the terminal. When it does not answer, this driver raises ``ReaderSilent`` (at open) or

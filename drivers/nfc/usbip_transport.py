@@ -177,7 +177,7 @@ def open_usb_frontend(path: str, backend_spec: str, device_name: str,
     backend = open_backend(backend_spec, timeout)
     try:
         found = find_usb(path, backend)
-    except (OSError, ConnectionError) as exc:
+    except (OSError, ConnectionError, ValueError) as exc:
         raise PortUnavailable(device_name, f"enumerating {backend_name(backend)}", str(exc)) from None
     if not found:
         raise PortUnavailable(device_name, "opening the reader",

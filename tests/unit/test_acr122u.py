@@ -324,3 +324,9 @@ def test_debian_usbip_tool_lists_the_reader(acr, server):
     listed = re.findall(r"^\s*(\d+-[\d.]+): .*\((\w{4}):(\w{4})\)", result.stdout, re.M)
     assert (acr.busid, "072f", "2200") in listed
     assert "Chip/SmartCard" in result.stdout
+
+
+def test_a_malformed_usb_path_is_port_unavailable(own_server):
+    with pytest.raises(PortUnavailable) as err:
+        NfcReader("usb:zz", timeout=3.0, usb_backend=own_server.url)
+    assert "not an nfcpy USB path" in str(err.value)

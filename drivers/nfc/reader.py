@@ -1,8 +1,12 @@
 """Contactless reader driver on nfcpy: poll for a card, SELECT PPSE or read NDEF, typed failures.
 
 Any nfcpy path works (``tty:USB0:pn532``, ``tty:AMA0:pn532``, ``usb:072f:2200`` for an ACR122U,
-...). A plain device path (``/dev/pts/7``, ``/dev/serial/by-id/...``) is opened as a PN532 on
-HSU: nfcpy's path syntax cannot name it (only names directly in ``/dev`` without a ``/``).
+...). With ``usb_backend="usbip://host:port"`` (bench.toml's ``[usb] backend``) a ``usb:...``
+path names a device on that USB/IP server, opened with nfcpy's own driver for it (``acr122``
+for an unknown VID:PID) over ``usbip_transport.PyusbTransport``; ``"libusb1"`` or None keeps
+nfcpy's own USB transport. A plain device path (``/dev/pts/7``, ``/dev/serial/by-id/...``) is
+opened as a PN532 on HSU: nfcpy's path syntax cannot name it (only names directly in ``/dev``
+without a ``/``).
 
 Telling a dead reader from an unpowered unit: a PN532 built into a payment terminal is powered
 by the terminal. When it does not answer, this driver raises ``ReaderSilent`` (at open) or
@@ -41,6 +45,7 @@ from posbench.core.masking import scrub
 from posbench.core.threads import call_with_deadline
 
 from .fci import FciError, parse_ppse_fci
+from .usbip_transport import PyusbTransport, open_usb_frontend
 
 log = logging.getLogger(__name__)
 
@@ -139,8 +144,9 @@ class NfcReader:
     """
 
     def __init__(self, path: str, timeout: float = 3.0, targets: tuple[str, ...] = ("106A", "106B"),
-                 poll_interval: float = 0.05):
+                 poll_interval: float = 0.05, usb_backend: str | None = None):
         self.path, self.timeout = path, float(timeout)
+        self.usb_backend = usb_backend if usb_backend and usb_backend.strip() != "libusb1" else None
         self.targets, self.poll_interval = tuple(targets), float(poll_interval)
         self.device_name = f"nfc reader {path}"
         self.lost = False
@@ -171,6 +177,12 @@ class NfcReader:
     def _open_clf(self) -> nfc.ContactlessFrontend:
         if self.path.startswith("/") or URL_PATHS.match(self.path):
             return self._open_plain_tty()
+        if self.usb_backend is not None and self.path.startswith("usb"):
+            try:
+                return open_usb_frontend(self.path, self.usb_backend, self.device_name, self.timeout)
+            except OSError as exc:  # the device is on the bus, its driver's init got no answer
+                raise ReaderSilent(self.device_name, "initialising the reader",
+                                   f"no valid answer ({exc}): unpowered, or not that reader") from None
         try:
             return nfc.ContactlessFrontend(self.path)
         except Exception as exc:  # IOError, ValueError for a bad path, libusb errors
@@ -231,7 +243,7 @@ class NfcReader:
     def _force_release(clf: nfc.ContactlessFrontend) -> None:
         chipset = getattr(clf.device, "chipset", None)
         transport = getattr(chipset, "transport", None)
-        tty = getattr(transport, "tty", None)
+        tty = transport if isinstance(transport, PyusbTransport) else getattr(transport, "tty", None)
         if tty is not None:
             try:
                 tty.close()

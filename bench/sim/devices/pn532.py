@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from posbench.sim.devices.nfc_cards import Card, Reply
 from posbench.sim.devices.pn532_frames import ACK, ERROR_FRAME, NACK, FrameEvent, FrameParser, encode_frame
 from posbench.sim.devices.pty_port import PtyDevice, PtyPort
+from posbench.sim.unit.noisy_port import NoisyPort
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +81,17 @@ class PN532Emulator(PtyDevice):
     DEAD_SPOT_S = 0.3
     """Seconds one draw of 'the card is in a dead spot' lasts (a hand never holds still longer)."""
 
-    def __init__(self, rng: random.Random, antenna_fault: float = 0.0):
+    def __init__(self, rng: random.Random, antenna_fault: float = 0.0, *, firmware: bytes = FIRMWARE,
+                 noisy: random.Random | None = None, frame_errors: float = 0.0):
+        """``firmware``: what GetFirmwareVersion answers (IC, Ver, Rev, Support); ``frame_errors``:
+        the share of its UART frames a cracked joint damages (one bit flipped; ``noisy`` draws
+        which), and what it sends unpowered is lost."""
         if not 0.0 <= antenna_fault <= 1.0:
             raise ValueError(f"antenna_fault severity must be in [0, 1], got {antenna_fault:g}")
-        self.rng, self.severity = rng, float(antenna_fault)
-        self.port: PtyPort = PtyPort()
+        self.rng, self.severity, self.firmware = rng, float(antenna_fault), bytes(firmware)
+        self.port: PtyPort | NoisyPort = PtyPort()
+        if frame_errors:
+            self.port = NoisyPort(self.port, noisy or random.Random(0), frame_errors, powered=lambda: self._powered)
         self.path = self.port.path
         self.counters = Counters()
         self._lock = threading.RLock()
@@ -227,7 +234,7 @@ class PN532Emulator(PtyDevice):
         raise _Syntax(f"Diagnose test 0x{p[0]:02X} not emulated")
 
     def _firmware(self, p: bytes) -> bytes:
-        return FIRMWARE
+        return self.firmware
 
     def _general_status(self, p: bytes) -> bytes:
         if self.target is None:

@@ -54,6 +54,9 @@ def profile_ref(ref: str) -> str:
 class BenchBase(BenchActuator, abc.ABC):
     """The parts every virtual bench starts; a subclass starts its unit and writes ``bench_toml``."""
 
+    serial: str
+    """The serial number the unit reports (the subclass chooses it)."""
+
     def __init__(self, profile: str, faults: dict[str, float] | None, seed: int | None, announce: bool):
         """``profile``: the DUT profile the bench is shaped like (``ValueError`` for an unknown one);
         ``seed``: of every random choice (default: a random one); ``announce``: make the devices

@@ -19,7 +19,6 @@ from posbench.drivers.host.simulator import HostSimulator
 from posbench.sim import PROTOCOLS, ecr
 from posbench.sim.bench_base import (DEFAULT_PROFILE, WORKDIR_PREFIX, BenchBase, profile_ref,  # noqa: F401
                                      sim_profile)
-from posbench.sim.control import ControlServer
 from posbench.sim.unit.front_end import UnitFrontEnd as FrontEnd
 from posbench.sim.unit.records import TerminalTiming
 
@@ -115,48 +114,41 @@ class SimBench(BenchBase):
         self.host: HostSimulator | None = None
         self.terminal: FrontEnd | None = None
 
-    def start(self) -> "SimBench":
-        try:
-            rules = RuleSet(list(self.host_rules.rules) if self.host_rules else [],
-                            self.host_rules.default_code if self.host_rules else "00")
-            if "issuer_referral" in self.faults:
-                rules.rules += issuer_rules(self.profile, self.faults["issuer_referral"]).rules
-            self._start_lab()
-            if self.lab is not None:
-                self.host = HostSimulator((self.lab.host_ip, 0), rules=rules, log_path=self.host_log,
-                                          seed=self.seed + 1, listen_sock=self.lab.host_listen_socket())
-            else:
-                self.host = HostSimulator(("127.0.0.1", 0), rules=rules, log_path=self.host_log,
-                                          seed=self.seed + 1)
-            self.host.start()
-            if self.lab is not None:
-                self.lab.apply_faults(self.host.address[1])
-            self.terminal = self._make_terminal()
-            self.terminal.set_powered(False)  # the power model switches it on below
-            if self.lab is not None:
-                from posbench.drivers.host.client import HostClient
+    def _start_unit(self) -> None:
+        rules = RuleSet(list(self.host_rules.rules) if self.host_rules else [],
+                        self.host_rules.default_code if self.host_rules else "00")
+        if "issuer_referral" in self.faults:
+            rules.rules += issuer_rules(self.profile, self.faults["issuer_referral"]).rules
+        self._start_lab()
+        if self.lab is not None:
+            self.host = HostSimulator((self.lab.host_ip, 0), rules=rules, log_path=self.host_log,
+                                      seed=self.seed + 1, listen_sock=self.lab.host_listen_socket())
+        else:
+            self.host = HostSimulator(("127.0.0.1", 0), rules=rules, log_path=self.host_log,
+                                      seed=self.seed + 1)
+        self.host.start()
+        if self.lab is not None:
+            self.lab.apply_faults(self.host.address[1])
+        self.terminal = self._make_terminal()
+        self.terminal.set_powered(False)  # the power model switches it on below
+        if self.lab is not None:
+            from posbench.drivers.host.client import HostClient
 
-                from posbench.core.netns import socket_in
-                unit_ns = self.lab.unit_ns  # the unit's host link starts in its own namespace
-                self.terminal.connect_host = lambda address, timeout: HostClient(
-                    address, timeout=timeout, sock_factory=lambda: socket_in(unit_ns))
-            # The readers the bench reaches; a PCI terminal's are inside it (its unit model reads
-            # the presented cards, msr_head / chip_contacts / nfc_antenna fail its own reads).
-            if "usb_magstripe" in self.exposes:
-                self._start_usb()
-            if "nfc" in self.exposes:
-                self._start_nfc()
-            self._start_power()
-            self.terminal.start()
-            if self.reader is not None:  # pcb_intermittent: the board's joint drops the USB reader;
-                # on any shape it also damages the unit's ECR frames (its front end's noisy link)
-                self._start_dropper(self._unplug_reader, self._plug_reader)
-            self.control = ControlServer(self._actions()).start()
-            self._announce()
-        except BaseException:
-            self.close()
-            raise
-        return self
+            from posbench.core.netns import socket_in
+            unit_ns = self.lab.unit_ns  # the unit's host link starts in its own namespace
+            self.terminal.connect_host = lambda address, timeout: HostClient(
+                address, timeout=timeout, sock_factory=lambda: socket_in(unit_ns))
+        # The readers the bench reaches; a PCI terminal's are inside it (its unit model reads
+        # the presented cards, msr_head / chip_contacts / nfc_antenna fail its own reads).
+        if "usb_magstripe" in self.exposes:
+            self._start_usb()
+        if "nfc" in self.exposes:
+            self._start_nfc()
+        self._start_power()
+        self.terminal.start()
+        if self.reader is not None:  # pcb_intermittent: the board's joint drops the USB reader;
+            # on any shape it also damages the unit's ECR frames (its front end's noisy link)
+            self._start_dropper(self._unplug_reader, self._plug_reader)
 
     def _make_terminal(self) -> FrontEnd:
         assert self.host
@@ -168,9 +160,7 @@ class SimBench(BenchBase):
         """Put every device where ``posbench discover`` looks, as a real bench's would be: the
         serial ones as links beside /dev/serial/by-id's, a TCP terminal's endpoint, the USB/IP
         server. Named by number only: discover finds out what each is by probing it."""
-        if self.announcer is None:
-            return
-        assert self.terminal and self.supply
+        assert self.announcer and self.terminal and self.supply
         term = self.terminal
         address = getattr(term, "address", None)  # a terminal on TCP (ZVT, and any later one)
         if address:
@@ -241,21 +231,10 @@ class SimBench(BenchBase):
 
     def close(self) -> None:
         self._stop_parts()
-        if self.terminal:
-            self.terminal.stop(timeout=2.0)
-            self.terminal = None
-        if self.host:
-            self.host.stop(timeout=2.0)
-            self.host = None
+        self._stop("terminal", "host")
         if self.lab is not None:  # last: the host and the unit had sockets in it
             try:
                 self.lab.close(timeout=10.0)
             finally:
                 self.lab = None
         self._remove_files()
-
-    def __enter__(self) -> "SimBench":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -15,7 +15,7 @@ import shutil
 import tempfile
 import threading
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Self
 
 from posbench.core.errors import ConfigError
 from posbench.setup.device_dir import Announcer
@@ -85,6 +85,27 @@ class BenchBase(BenchActuator, abc.ABC):
         self.deck = load_deck()
 
     # -- parts ------------------------------------------------------------------------------------
+    def start(self) -> Self:
+        """Start the unit's parts (``_start_unit``), then the control port; announce them (with
+        ``announce``). Whatever fails, what was started is stopped again."""
+        try:
+            self._start_unit()
+            self.control = ControlServer(self._actions()).start()
+            if self.announcer is not None:
+                self._announce()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    @abc.abstractmethod
+    def _start_unit(self) -> None:
+        """Start the unit and the bench's devices (all but the control port)."""
+
+    def _announce(self) -> None:
+        """Put the bench's devices where ``posbench discover`` looks (the readers and the supply)."""
+        self._announce_readers()
+
     def _start_supply(self, boot_s: float, **model) -> None:
         """The unit's power model (``UnitPower``: booting in ``boot_s`` s, the ``power_supply``
         fault, browning out below the profile's ``min_input_v``; ``model``: more of its keywords),
@@ -206,26 +227,27 @@ class BenchBase(BenchActuator, abc.ABC):
     def _stop_parts(self) -> None:
         if self.announcer is not None:
             self.announcer.remove()
-        if self.control:
-            self.control.stop(timeout=2.0)
-            self.control = None
-        if self.dropper:
-            self.dropper.stop(timeout=2.0)
-            self.dropper = None
-        if self.supply:
-            self.supply.stop(timeout=2.0)
-            self.supply = None
+        self._stop("control", "dropper", "supply")
         if self.power:
             self.power.stop(timeout=2.0)
-        if self.nfc:
-            self.nfc.stop(timeout=2.0)
-            self.nfc = None
-        if self.usb:
-            self.usb.stop(timeout=2.0)
-            self.usb = None
+        self._stop("nfc", "usb")
+
+    def _stop(self, *parts: str) -> None:
+        """Stop each started part of these names (its ``stop(timeout=2.0)``) and forget it."""
+        for name in parts:
+            part = getattr(self, name)
+            if part is not None:
+                part.stop(timeout=2.0)
+                setattr(self, name, None)
 
     def _remove_files(self) -> None:
         if self.bench_file is not None:
             self.bench_file.unlink(missing_ok=True)
             self.bench_file = None
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

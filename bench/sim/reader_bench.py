@@ -21,7 +21,6 @@ from collections.abc import Callable
 from posbench.setup.profile import Profile
 
 from posbench.sim.bench_base import BenchBase
-from posbench.sim.control import ControlServer
 from posbench.sim.devices.pn532 import FIRMWARE as PN532_FIRMWARE
 from posbench.sim.unit.faults import check_shape
 from posbench.sim.unit.power import READER_LOAD_MA
@@ -99,18 +98,10 @@ class ReaderBench(BenchBase):
         self.spec = self.profile.reader
         self.serial = serial or f"RDR{random.Random(self.seed).randrange(10**8):08d}"
 
-    def start(self) -> ReaderBench:
-        try:
-            DEVICES[self.spec.interface](self)
-            self._start_supply(self.profile.boot_time_s, nominal_v=self.profile.power.nominal_v
-                               if self.profile.power else 5.0, load_ma=READER_LOAD_MA[self.spec.reads])
-            self.control = ControlServer(self._actions()).start()
-            if self.announcer is not None:
-                self._announce_readers()
-        except BaseException:
-            self.close()
-            raise
-        return self
+    def _start_unit(self) -> None:
+        DEVICES[self.spec.interface](self)
+        self._start_supply(self.profile.boot_time_s, nominal_v=self.profile.power.nominal_v
+                           if self.profile.power else 5.0, load_ma=READER_LOAD_MA[self.spec.reads])
 
     def _chip_drops(self) -> bool:
         """The PN532 board's cracked joint opens: the chip stops answering (if it was powered)."""
@@ -129,9 +120,3 @@ class ReaderBench(BenchBase):
         """[bench], [unit], [usb] or [nfc], [power], [actuator], [sim]: no [terminal], no [host]."""
         return (self._unit_toml() + self._readers_toml(self.spec.usb or "") + self._power_toml()
                 + self._control_toml())
-
-    def __enter__(self) -> ReaderBench:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

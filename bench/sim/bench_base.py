@@ -120,15 +120,15 @@ class BenchBase(BenchActuator, abc.ABC):
                                     volts=spec.nominal_v if spec else 12.0,
                                     amps=spec.current_limit_a if spec else 2.0, output=True).start()
 
-    def _start_usb(self, flavour: str = "hid", firmware: int = 0x0150) -> None:
+    def _start_usb(self, flavour: str = "hid", firmware: int = 0x0150, serial: str | None = None) -> None:
         """The unit's USB side on a USB/IP server: its magstripe reader (``flavour`` "hid" or
-        "keyboard", ``bcdDevice`` ``firmware``, the msr_head fault) behind a 4-port hub; the
-        power model plugs it in when it is on."""
+        "keyboard", ``bcdDevice`` ``firmware``, its ``serial`` string (default from the seed), the
+        msr_head fault) behind a 4-port hub; the power model plugs it in when it is on."""
         self.usb = UsbipServer()
         self.hub = VirtualUsbHub(self.usb, ports=4)
         self.reader = VirtualMagstripeReader(flavour, rng=random.Random(self.seed + 11),
                                              head_fault=self.faults.get("msr_head", 0.0),
-                                             serial=f"MSR{self.seed % 10**8:08d}", firmware=firmware)
+                                             serial=serial or f"MSR{self.seed % 10**8:08d}", firmware=firmware)
 
     def _start_nfc(self, **chip) -> None:
         """The PN532 on a pty (the nfc_antenna fault; ``chip``: more of ``PN532Emulator``'s

@@ -51,7 +51,8 @@ def _usb_reader(bench: ReaderBench) -> None:
     assert reader is not None
     flavour = "hid" if reader.interface == "usb-hid" else "keyboard"
     allowed = bench.profile.components.get("firmware") or ["1.50"]
-    bench._start_usb(flavour, FOREIGN_USB_FIRMWARE if "firmware_driver" in bench.faults else bcd_release(allowed[0]))
+    bench._start_usb(flavour, FOREIGN_USB_FIRMWARE if "firmware_driver" in bench.faults else bcd_release(allowed[0]),
+                     serial=bench.serial)
     bench._start_dropper(bench._unplug_reader, bench._plug_reader)
 
 
@@ -96,7 +97,9 @@ class ReaderBench(BenchBase):
         check_shape(self.faults, self.profile, self.profile_name)
         buildable(self.profile)
         self.spec = self.profile.reader
-        self.serial = serial or f"RDR{random.Random(self.seed).randrange(10**8):08d}"
+        # a USB reader's serial is its descriptor's (what the bench reads back); a PN532 has none
+        made = "MSR" if self.spec.interface.startswith("usb-") else "PN532-"
+        self.serial = serial or f"{made}{random.Random(self.seed).randrange(10**8):08d}"
 
     def _start_unit(self) -> None:
         DEVICES[self.spec.interface](self)

@@ -85,7 +85,7 @@ def test_the_usb_reader_follows_the_supply_and_reads_a_swipe():
         assert swipes(bench, 2) == [True, True]
         info = MagstripeReader(open_backend(bench.usb.url), pid=PID_HID)
         try:
-            assert info.info()["firmware"] == "1.50"
+            assert info.info()["firmware"] == "1.50" and info.info()["serial"] == bench.serial
         finally:
             info.close()
 

@@ -47,23 +47,31 @@ def calibrate(severities, seeds, healthy, pairs, causes, jobs, out_path, first_s
     import time
 
     from posbench.run import calibrate as cal
-    from posbench.sim.unit.faults import INJECTABLE
+    from posbench.sim.unit.faults import INJECTABLE, injectable
     console = make_console()
-    chosen = list(causes) or list(INJECTABLE)
-    if unknown := [c for c in chosen if c not in INJECTABLE]:
-        raise UsageFailure(f"--cause: cannot inject {', '.join(unknown)}; injectable: {', '.join(INJECTABLE)}")
-    seed_list = [first_seed + i for i in range(seeds)]
-    healthy_seeds = [first_seed + 500 + i for i in range(healthy)]
+    shaped: list[str | None] = list(protocols)
+    possible: tuple[str, ...] = INJECTABLE
     if sim_profile:
         from posbench.sim.bench import sim_profile as load_shape
-        protocols = [sim_shape(sim_profile, p) for p in dict.fromkeys(protocols)] \
-            or list(load_shape(sim_profile).protocols) or [registry.DEFAULT]
-    protocols = list(dict.fromkeys(protocols)) or [registry.DEFAULT]
+        spoken = [sim_shape(sim_profile, p) for p in dict.fromkeys(protocols or (None,))]  # usage errors
+        unit = load_shape(sim_profile)
+        possible = injectable(unit)  # a reader's causes only, for a reader profile
+        if unit.is_reader:
+            shaped = [None]  # it speaks no ECR protocol: one section, the profile's
+        else:
+            shaped = list(spoken) if protocols else list(unit.protocols)
+    chosen = list(causes) or list(possible)
+    if unknown := [c for c in chosen if c not in possible]:
+        raise UsageFailure(f"--cause: cannot inject {', '.join(unknown)}; injectable: {', '.join(possible)}")
+    seed_list = [first_seed + i for i in range(seeds)]
+    healthy_seeds = [first_seed + 500 + i for i in range(healthy)]
+    protocols = list(dict.fromkeys(shaped)) or [registry.DEFAULT]
     cases = [case for protocol in protocols for case in cal.matrix(
         chosen, _floats(severities, "--severities"), seed_list, healthy_seeds,
         cal.default_pairs(chosen) if pairs else [], protocol, sim_profile)]
-    shape = f"{sim_profile} over " if sim_profile else ""
-    say(console, f"calibrating: {len(cases)} triage runs ({shape}{', '.join(protocols)}), {jobs} at a time")
+    shape = f"{sim_profile} over " if sim_profile and protocols != [None] else sim_profile or ""
+    say(console, f"calibrating: {len(cases)} triage runs ({shape}{', '.join(p for p in protocols if p)}), "
+                 f"{jobs} at a time")
     try:  # before the runs: a page that cannot be read must not cost a calibration
         existing: str | None = out_path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -73,7 +81,7 @@ def calibrate(severities, seeds, healthy, pairs, causes, jobs, out_path, first_s
     start = time.monotonic()
 
     def progress(o, done, total):
-        say(console, f"  [{done}/{total}] {o.case.protocol:<7} {o.case.label:<38} seed {o.case.seed}: "
+        say(console, f"  [{done}/{total}] {o.case.protocol or 'reader':<7} {o.case.label:<38} seed {o.case.seed}: "
                      f"{o.verdict:<12} " + ", ".join(f"{c} {v:.2f}" for c, v in o.causes[:3]))
 
     outcomes = cal.run_matrix(cases, jobs, progress)
@@ -86,7 +94,7 @@ def calibrate(severities, seeds, healthy, pairs, causes, jobs, out_path, first_s
         sections.append(cal.markdown(scores, mine, protocol, sim_profile,
                                      f"Produced by `{command}` ({len(outcomes)} triage runs, "
                                      f"{wall_s / 60:.1f} min wall time)."))
-        say(console, f"{shape}{protocol}: top-1 accuracy {scores.top1:.3f} over {scores.top1_cases} single faults, "
+        say(console, f"{shape}{protocol or ''}: top-1 accuracy {scores.top1:.3f} over {scores.top1_cases} single faults, "
                      f"false-fault rate {scores.false_fault_rate:.3f} over {scores.healthy_cases} healthy units")
     out_path.parent.mkdir(parents=True, exist_ok=True)
     text = cal.page(sections, outcomes, command, wall_s) if existing is None else cal.merge(existing, sections)

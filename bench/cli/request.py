@@ -81,6 +81,7 @@ def check_usage(req: TriageRequest) -> CheckedRequest:
     faults = fault_options(req.fault)
     if not req.bench_path and room is None:
         req = replace(req, protocol=sim_shape(req.sim_profile, req.protocol))
+        faults = fault_options(req.fault, req.sim_profile)  # a reader's causes only, for a reader profile
         if req.technician_s is not None:
             technician_fits(req.technician_s, req.sim_profile, req.protocol or "")
     protocol, unit = req.protocol, req.unit

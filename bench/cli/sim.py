@@ -40,12 +40,16 @@ def sim(fault, seed, protocol, sim_profile, bench_path, timing, rules_path, seri
         technician_s) -> None:
     """Run the virtual bench in the foreground until SIGINT/SIGTERM."""
     from posbench.sim.bench import DEFAULT_PROFILE, SimBench, sim_profile as load_shape
+    from posbench.sim.reader_bench import ReaderBench
     from posbench.sim.ecr.agent import TerminalTiming
     from posbench.drivers.host.rules import RuleSet
     from posbench.sim.technician import Habits
-    faults = fault_options(fault)
     sim_profile = sim_profile or DEFAULT_PROFILE
     protocol = sim_shape(sim_profile, protocol)
+    faults = fault_options(fault, sim_profile)
+    if protocol is None and (timing or rules_path):  # a reader profile: no terminal, no host
+        raise UsageFailure(f"--timing and --rules shape a terminal and its host; --profile {sim_profile} is a "
+                           "card reader (drop them)")
     if technician is None:  # a real terminal's bench has a person presenting cards, not a robot
         technician = sim_profile != DEFAULT_PROFILE
     try:
@@ -55,7 +59,8 @@ def sim(fault, seed, protocol, sim_profile, bench_path, timing, rules_path, seri
     if technician:
         technician_fits(technician_s, sim_profile, protocol)
     try:
-        steps = TerminalTiming.parse(timing, TerminalTiming.for_profile(load_shape(sim_profile)))
+        steps = TerminalTiming.parse(timing, TerminalTiming.for_profile(load_shape(sim_profile))) \
+            if protocol else None
         rules = RuleSet.from_toml(rules_path) if rules_path else None
     except ValueError as exc:
         raise UsageFailure(f"--timing: {exc}") from None
@@ -64,6 +69,10 @@ def sim(fault, seed, protocol, sim_profile, bench_path, timing, rules_path, seri
     def started(sim_bench) -> None:
         sim_bench.write_bench(bench_path)
         print(f"virtual bench running (seed {sim_bench.seed}); bench description: {bench_path}", flush=True)
+        if protocol is None:
+            where = sim_bench.usb.url if sim_bench.usb else sim_bench.nfc.path
+            print(f"  reader {sim_bench.profile.model} {sim_bench.serial} on {where}", flush=True)
+            return
         term = sim_bench.terminal
         where = ("{}:{}".format(*term.address) if getattr(term, "address", None) else term.port.path)
         print(f"  terminal ({protocol}) {where}  host {sim_bench.host.address[0]}:"
@@ -71,9 +80,13 @@ def sim(fault, seed, protocol, sim_profile, bench_path, timing, rules_path, seri
               + ("" if sim_bench.profile.acquirer == "bench" else " (the unit's own acquirer, not in the bench file)")
               + f"  unit {sim_bench.profile.model} {sim_bench.serial}", flush=True)
 
-    def make() -> SimBench:
-        sim_bench = SimBench(faults, seed, serial=serial, timing=steps, host_rules=rules, protocol=protocol,
-                             announce=announce, profile=sim_profile)
+    def make() -> SimBench | ReaderBench:
+        sim_bench: SimBench | ReaderBench
+        if protocol is None:  # a reader profile: the reader is the unit
+            sim_bench = ReaderBench(sim_profile, faults, seed, serial=serial, announce=announce)
+        else:
+            sim_bench = SimBench(faults, seed, serial=serial, timing=steps, host_rules=rules, protocol=protocol,
+                                 announce=announce, profile=sim_profile)
         if technician:
             import random
             from posbench.sim.technician import Technician

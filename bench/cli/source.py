@@ -92,7 +92,7 @@ class Virtual:
         say(self.console, "starting the virtual bench"
                           + (f" shaped like {sim_profile}" if sim_profile else "")
                           + (f" with faults {', '.join(fault)}" if fault else " (healthy unit)")
-                          + f", seed {seed}" + (f", protocol {protocol}" if protocol != registry.DEFAULT else ""))
+                          + f", seed {seed}" + (f", protocol {protocol}" if protocol and protocol != registry.DEFAULT else ""))
         return vbench.start()
 
     def alive(self) -> bool:

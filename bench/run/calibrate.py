@@ -32,8 +32,9 @@ CASE_TIMEOUT_S = 600.0
 class Case:
     faults: tuple[tuple[str, float], ...]
     seed: int
-    protocol: str = registry.DEFAULT
-    """The ECR protocol the virtual unit speaks (``posbench triage --protocol``)."""
+    protocol: str | None = registry.DEFAULT
+    """The ECR protocol the virtual unit speaks (``posbench triage --protocol``); None for a card
+    reader that is the unit (a reader profile)."""
     profile: str | None = None
     """The DUT profile the virtual bench is shaped like (``posbench triage --profile``; None: the PT100)."""
 
@@ -62,7 +63,7 @@ class Outcome:
 
 
 def matrix(causes: list[str], severities: list[float], seeds: list[int], healthy_seeds: list[int],
-           pairs: list[tuple[str, str]], protocol: str = registry.DEFAULT, profile: str | None = None) -> list[Case]:
+           pairs: list[tuple[str, str]], protocol: str | None = registry.DEFAULT, profile: str | None = None) -> list[Case]:
     """Every single fault at every severity and seed, healthy units, and pairs at severity 1."""
     cases = [Case(((c, s),), seed, protocol, profile) for c in causes for s in severities for seed in seeds]
     cases += [Case((), seed, protocol, profile) for seed in healthy_seeds]
@@ -89,10 +90,10 @@ to tell apart is the same."""
 
 def run_case(case: Case, workdir: Path) -> Outcome:
     """One triage on a fresh virtual bench; its verdict JSON is the outcome."""
-    out = workdir / f"{case.profile or 'pt100'}-{case.protocol}-{case.label}-{case.seed}.json"
+    out = workdir / f"{case.profile or 'pt100'}-{case.protocol or 'reader'}-{case.label}-{case.seed}.json"
     cmd = [sys.executable, "-m", "posbench.cli", "triage", "--seed", str(case.seed), "--json", str(out),
-           "--html", str(out.with_suffix(".html")), "--junit", str(out.with_suffix(".xml")),
-           "--protocol", case.protocol] \
+           "--html", str(out.with_suffix(".html")), "--junit", str(out.with_suffix(".xml"))] \
+        + (["--protocol", case.protocol] if case.protocol else []) \
         + (["--profile", case.profile, "--technician-s", f"{TECHNICIAN_S:g}"] if case.profile else [])
     for cause, sev in case.faults:
         cmd += ["--fault", f"{cause}={sev:g}"]
@@ -169,9 +170,12 @@ def page(sections: list[str], outcomes: list[Outcome], command: str, wall_s: flo
                      + sections)
 
 
-def heading(protocol: str, profile: str | None = None) -> str:
+def heading(protocol: str | None, profile: str | None = None) -> str:
     """The heading of a shape's section: ``## Protocol `zvt``` for the PT100's bench, ``## Profile
-    `zvt-generic` over `zvt-tcp``` for a bench shaped like another profile (a real terminal)."""
+    `zvt-generic` over `zvt-tcp``` for a bench shaped like another profile (a real terminal),
+    ``## Profile `magtek-hid``` for a card reader (no protocol)."""
+    if protocol is None:
+        return f"## Profile `{profile}`"
     return f"## Profile `{profile}` over `{protocol}`" if profile else f"## Protocol `{protocol}`"
 
 
@@ -194,7 +198,8 @@ def merge(existing: str, sections: list[str]) -> str:
     return "\n".join(head).rstrip("\n") + "\n\n" + "\n".join(old.values())
 
 
-def markdown(scores: Scores, outcomes: list[Outcome], protocol: str = registry.DEFAULT, profile: str | None = None,
+def markdown(scores: Scores, outcomes: list[Outcome], protocol: str | None = registry.DEFAULT,
+             profile: str | None = None,
              produced_by: str = "") -> str:
     """One shape's section of ``docs/diagnosis.md`` (``produced_by``: a line saying how)."""
     lines = [heading(protocol, profile), ""] + ([produced_by, ""] if produced_by else []) + [
@@ -211,13 +216,13 @@ def markdown(scores: Scores, outcomes: list[Outcome], protocol: str = registry.D
         for cause, why in o.undecided.items():
             undecided[cause].add(why)
     if undecided:
-        lines += [f"Over `{protocol}` these causes were left undecidable in some runs: the tests that "
+        lines += [f"Over `{protocol or profile}` these causes were left undecidable in some runs: the tests that "
                   "bear on them need answers the protocol cannot give, and no other measurement spoke to "
                   "them (absent, never counted as healthy):", "",
                   "| cause | why |", "|---|---|"]
         lines += [f"| {cause} | {'; '.join(sorted(whys))} |" for cause, whys in sorted(undecided.items())]
         lines.append("")
-    if limits := registry.cannot_tell_apart(protocol):
+    if protocol and (limits := registry.cannot_tell_apart(protocol)):
         lines += [f"What `{protocol}` cannot tell apart: {limits}", ""]
     lines += ["### Confusion matrix (true cause → top-1 reported cause)", ""]
     predicted = sorted({p for row in scores.confusion.values() for p in row})

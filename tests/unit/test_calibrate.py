@@ -69,3 +69,24 @@ def test_a_shape_section_replaces_its_own_and_keeps_the_others():
 def test_a_shaped_case_runs_its_triage_with_the_profile():
     cases = matrix(["msr_head"], [1.0], [1], [2], [], "caisse-ap", "caisse-ap-generic")
     assert {(c.protocol, c.profile) for c in cases} == {("caisse-ap", "caisse-ap-generic")}
+
+
+def test_a_reader_profile_is_calibrated_over_its_own_causes_without_a_protocol(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from posbench.cli import EXIT_USAGE, cli
+    from posbench.run import calibrate as cal
+    from posbench.sim.unit.faults import READER_CAUSES
+    ran: list = []
+    monkeypatch.setattr(cal, "run_matrix", lambda cases, jobs, progress: ran.extend(cases) or
+                        [Outcome(c, 0, "pass") for c in cases])
+    page = tmp_path / "diagnosis.md"
+    result = CliRunner().invoke(cli, ["calibrate", "--profile", "pn532-uart", "--seeds", "1", "--healthy", "1",
+                                      "--out", str(page)])
+    assert result.exit_code == 0, result.output
+    assert {c for case in ran for c in case.truth} == set(READER_CAUSES["nfc"])
+    assert {case.protocol for case in ran} == {None} and "## Profile `pn532-uart`\n" in page.read_text()
+    result = CliRunner().invoke(cli, ["calibrate", "--profile", "pn532-uart", "--cause", "msr_head"])
+    assert result.exit_code == EXIT_USAGE and "nfc_antenna" in result.output
+    result = CliRunner().invoke(cli, ["calibrate", "--profile", "magtek-hid", "--protocol", "zvt"])
+    assert result.exit_code == EXIT_USAGE and "--protocol zvt" in result.output

@@ -20,6 +20,7 @@ import time
 from posbench.sim.devices.pn532_chip import FIRMWARE, Counters, PN532Chip, crc_a
 from posbench.sim.devices.pn532_frames import ACK, ERROR_FRAME, NACK, FrameEvent, FrameParser, encode_frame
 from posbench.sim.devices.pty_port import PtyDevice, PtyPort
+from posbench.sim.unit.noisy_port import NoisyPort
 
 __all__ = ["FIRMWARE", "Counters", "PN532Emulator", "crc_a"]
 
@@ -32,12 +33,18 @@ class PN532Emulator(PN532Chip, PtyDevice):
 
     thread_name = "pn532-emulator"
 
-    def __init__(self, rng: random.Random, antenna_fault: float = 0.0):
+    def __init__(self, rng: random.Random, antenna_fault: float = 0.0, *, firmware: bytes = FIRMWARE,
+                 noisy: random.Random | None = None, frame_errors: float = 0.0):
+        """``firmware``: what GetFirmwareVersion answers (IC, Ver, Rev, Support); ``frame_errors``:
+        the share of its UART frames a cracked joint damages (one bit flipped; ``noisy`` draws
+        which), and what it sends unpowered is lost."""
         self._init_thread()
         self._parser = FrameParser()
         self._last_response = b""
-        PN532Chip.__init__(self, rng, antenna_fault, wake=self._stop)
-        self.port: PtyPort = PtyPort()
+        PN532Chip.__init__(self, rng, antenna_fault, wake=self._stop, firmware=firmware)
+        self.port: PtyPort | NoisyPort = PtyPort()
+        if frame_errors:
+            self.port = NoisyPort(self.port, noisy or random.Random(0), frame_errors, powered=lambda: self._powered)
         self.path = self.port.path
 
     def _reset_chip(self) -> None:

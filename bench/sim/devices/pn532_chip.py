@@ -71,10 +71,10 @@ class PN532Chip:
     """Seconds one draw of 'the card is in a dead spot' lasts (a hand never holds still longer)."""
 
     def __init__(self, rng: random.Random, antenna_fault: float = 0.0,
-                 wake: threading.Event | None = None):
+                 wake: threading.Event | None = None, firmware: bytes = FIRMWARE):
         if not 0.0 <= antenna_fault <= 1.0:
             raise ValueError(f"antenna_fault severity must be in [0, 1], got {antenna_fault:g}")
-        self.rng, self.severity = rng, float(antenna_fault)
+        self.rng, self.severity, self.firmware = rng, float(antenna_fault), bytes(firmware)
         self._wake = wake if wake is not None else threading.Event()
         self.counters = Counters()
         self._lock = threading.RLock()
@@ -172,7 +172,7 @@ class PN532Chip:
         raise _Syntax(f"Diagnose test 0x{p[0]:02X} not emulated")
 
     def _firmware(self, p: bytes) -> bytes:
-        return FIRMWARE
+        return self.firmware
 
     def _general_status(self, p: bytes) -> bytes:
         if self.target is None:

@@ -1,6 +1,7 @@
 """Faults the virtual bench can inject, by cause id, each with a severity in (0, 1]."""
 from __future__ import annotations
 
+from posbench.setup.profile import Profile
 from posbench.spec import taxonomy
 
 NETWORK = ("ip_conflict", "firewall", "network_unstable")
@@ -10,6 +11,30 @@ INJECTABLE = ("ip_conflict", "firewall", "network_unstable", "application", "fir
               "pcb_intermittent",
               "operator_error", "issuer_referral")
 """Cause ids the virtual bench can produce today."""
+READER_CAUSES: dict[str, tuple[str, ...]] = {
+    "usb_magstripe": ("msr_head", "pcb_intermittent", "power_supply", "firmware_driver"),
+    "nfc": ("nfc_antenna", "pcb_intermittent", "power_supply", "firmware_driver"),
+}
+"""The causes of a card reader that is itself the unit, by the kind of reader it is
+(``posbench.setup.profile.ReaderSpec.reads``): its head or antenna, its board, its power, its
+firmware. The virtual reader bench injects these and only these; ``posbench calibrate`` of a
+reader profile runs over them."""
+
+
+def injectable(profile: Profile) -> tuple[str, ...]:
+    """The causes a virtual bench shaped like ``profile`` can inject."""
+    if profile.is_reader:
+        assert profile.reader is not None
+        return READER_CAUSES[profile.reader.reads]
+    return INJECTABLE
+
+
+def check_shape(faults: dict[str, float], profile: Profile, name: str) -> None:
+    """``FaultSpecError`` for a fault that a unit of ``profile`` (called ``name``) cannot have."""
+    causes = injectable(profile)
+    if other := [cause for cause in faults if cause not in causes]:
+        raise FaultSpecError(f"{', '.join(other)} is not a cause of the reader {name}; "
+                             f"a reader's causes: {', '.join(causes)}")
 
 
 class FaultSpecError(ValueError):

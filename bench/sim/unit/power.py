@@ -5,7 +5,8 @@ Electrical model (volts, amps, ohms; currents documented in milliamps):
 
 - The source is what the bench applies: the Korad's setpoint while its output is on, or the
   12.0 V adapter while the relay is closed, with that source's current limit (``set_source``).
-- The unit is a resistive load sized to draw ``ACTIVITY_MA[activity]`` at 12 V, behind a supply
+- The unit is a resistive load sized to draw ``load_ma[activity]`` at ``nominal_v`` (a terminal:
+  ``ACTIVITY_MA`` at 12 V; a card reader: ``READER_LOAD_MA`` at 5 V), behind a supply
   path (cable, DC jack) of ``r_path_ohm``: ``I = V_src / (R_load + R_path)``,
   ``V_unit = V_src - I * R_path``. When ``I`` would exceed the limit the source goes constant
   current: ``I = limit``, ``V_unit = limit * R_load``.
@@ -20,7 +21,7 @@ States: ``off`` -> ``booting`` when the unloaded voltage reaches ``brownout_v + 
 Fault ``power_supply`` (``supply_fault`` = severity s in [0, 1]): the unit's supply path degrades.
 Its resistance grows by ``s * FAULT_R_OHM``, and every loaded operation (``set_activity`` changing
 to reading / field / printing while on) makes the source dip by ``u * s * SAG_SCALE_V`` volts
-(u uniform in [0, 1)) for 0.25..0.5 s, starting 10..50 ms into the operation. A dip that takes the
+(u uniform in [0, 1); ``SAG_SCALE_V`` scaled by ``nominal_v / 12``) for 0.25..0.5 s, starting 10..50 ms into the operation. A dip that takes the
 unit below ``brownout_v`` resets it, and the adapter then folds back (hiccup) to ``FOLDBACK_V``
 under brownout for the rest of the dip, so the sag shows in the readings even with the unit's
 load gone; shallower dips only show in the readings. At 12 V a dip resets the unit when it
@@ -53,7 +54,16 @@ ACTIVITY_MA: dict[str, float] = {
     "field": 450.0,      # contactless RF field on
     "printing": 1500.0,  # thermal print head
 }
-"""Milliamps the unit draws at 12 V in each activity."""
+"""Milliamps the unit (a payment terminal) draws at 12 V in each activity."""
+READER_LOAD_MA: dict[str, dict[str, float]] = {
+    # a bus-powered HID swipe reader: its head amplifier and decoder wake up for a swipe
+    "usb_magstripe": {"off": 0.0, "idle": 35.0, "booting": 50.0, "reading": 65.0, "field": 35.0,
+                      "printing": 35.0},
+    # a PN532 board: the RF field is most of its draw (NXP: ~150 mA with the field on)
+    "nfc": {"off": 0.0, "idle": 45.0, "booting": 70.0, "reading": 45.0, "field": 150.0, "printing": 45.0},
+}
+"""Milliamps a card reader that is the unit draws at 5 V in each activity, by the kind of reader
+(``posbench.setup.profile.Reader``)."""
 LOADED = frozenset({"reading", "field", "printing"})
 """Activities that load the supply (the power_supply fault sags under them)."""
 R_PATH_OHM = 0.15
@@ -91,24 +101,25 @@ class Dip:
 
 
 def operating_point(source_v: float, limit_a: float | None, load_ma: float,
-                    r_path_ohm: float = R_PATH_OHM) -> tuple[float, float, bool]:
+                    r_path_ohm: float = R_PATH_OHM, nominal_v: float = NOMINAL_V) -> tuple[float, float, bool]:
     """(volts at the unit, amps drawn, source in constant current) for a resistive load that
-    draws ``load_ma`` at ``NOMINAL_V``."""
+    draws ``load_ma`` at ``nominal_v``."""
     source_v = max(0.0, source_v)
     if load_ma <= 0 or source_v == 0.0:
         return source_v, 0.0, False
-    r_load = NOMINAL_V / (load_ma / 1000.0)
+    r_load = nominal_v / (load_ma / 1000.0)
     amps = source_v / (r_load + r_path_ohm)
     if limit_a is not None and amps > limit_a:
         return limit_a * r_load, limit_a, True
     return source_v - amps * r_path_ohm, amps, False
 
 
-def draw_load_sag(rng: random.Random, severity: float, now: float) -> Dip:
-    """The dip one loaded operation causes at fault ``severity`` (three draws, always)."""
+def draw_load_sag(rng: random.Random, severity: float, now: float, scale_v: float = SAG_SCALE_V) -> Dip:
+    """The dip one loaded operation causes at fault ``severity`` (three draws, always); its
+    deepest, at severity 1, is ``scale_v`` volts."""
     depth_u, onset_u, length_u = rng.random(), rng.random(), rng.random()
     start = now + 0.01 + 0.04 * onset_u
-    return Dip(start, start + 0.25 + 0.25 * length_u, depth_u * severity * SAG_SCALE_V, "load")
+    return Dip(start, start + 0.25 + 0.25 * length_u, depth_u * severity * scale_v, "load")
 
 
 class UnitPower(Worker):
@@ -128,12 +139,17 @@ class UnitPower(Worker):
     def __init__(self, boot_s: float, *, brownout_v: float = 10.5, supply_fault: float = 0.0,
                  rng: random.Random | None = None, r_path_ohm: float = R_PATH_OHM,
                  source_v: float = 0.0, limit_a: float | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, nominal_v: float = NOMINAL_V,
+                 load_ma: dict[str, float] | None = None):
         if not 0.0 <= supply_fault <= 1.0:
             raise ValueError(f"supply_fault must be in [0, 1], got {supply_fault!r}")
         if boot_s < 0:
             raise ValueError(f"boot_s must be >= 0, got {boot_s!r}")
         self.boot_s, self.brownout_v, self.supply_fault = boot_s, brownout_v, supply_fault
+        self.nominal_v, self.load_ma = nominal_v, dict(load_ma or ACTIVITY_MA)
+        if set(self.load_ma) != set(ACTIVITY_MA):
+            raise ValueError(f"load_ma must give every activity: {', '.join(ACTIVITY_MA)}")
+        self.sag_scale_v = SAG_SCALE_V * nominal_v / NOMINAL_V  # dips scale with the supply
         self.rng = rng or random.Random(0)
         self.r_path_ohm = r_path_ohm + supply_fault * FAULT_R_OHM
         self.clock = clock
@@ -171,7 +187,7 @@ class UnitPower(Worker):
         """What the unit does now: idle, reading, field, printing, or booting (a software restart
         while powered: boot current, the power state stays on). Ignored unless the unit is on:
         off it draws nothing, and while powering up it draws the boot current."""
-        if activity not in ACTIVITY_MA or activity == "off":
+        if activity not in self.load_ma or activity == "off":
             raise ValueError(f"unknown activity {activity!r}; known: idle, reading, field, printing, booting")
         with self._lock:
             now = self.clock()
@@ -179,10 +195,10 @@ class UnitPower(Worker):
             if self._state != "on":
                 return
             if activity in LOADED and activity != self._activity and self.supply_fault > 0:
-                dip = draw_load_sag(self.rng, self.supply_fault, now)
+                dip = draw_load_sag(self.rng, self.supply_fault, now, self.sag_scale_v)
                 self._dips.append(dip)
                 low, _, _ = operating_point(self._src_v - dip.depth_v, self._limit_a,
-                                            ACTIVITY_MA[activity], self.r_path_ohm)
+                                            self.load_ma[activity], self.r_path_ohm, self.nominal_v)
                 self.events.append((dip.start, "sag", round(low, 3)))
             self._activity = activity
             self._step(now)
@@ -211,8 +227,8 @@ class UnitPower(Worker):
         return self._src_v
 
     def _point(self, now: float) -> tuple[float, float, bool]:
-        return operating_point(self._source_now(now), self._limit_a, ACTIVITY_MA[self._activity],
-                               self.r_path_ohm)
+        return operating_point(self._source_now(now), self._limit_a, self.load_ma[self._activity],
+                               self.r_path_ohm, self.nominal_v)
 
     def voltage(self) -> float:
         """Volts at the unit's input now."""
@@ -267,8 +283,8 @@ class UnitPower(Worker):
             fail_u, when_u, depth_u = self.rng.random(), self.rng.random(), self.rng.random()
             if fail_u < BOOT_FAIL_PER_SEVERITY * s:
                 start = now + (0.2 + 0.6 * when_u) * self.boot_s
-                booting_v, _, _ = operating_point(self._src_v, self._limit_a, ACTIVITY_MA["booting"],
-                                                  self.r_path_ohm)
+                booting_v, _, _ = operating_point(self._src_v, self._limit_a, self.load_ma["booting"],
+                                                  self.r_path_ohm, self.nominal_v)
                 depth = booting_v - self.brownout_v + 0.3 + 0.7 * depth_u
                 # 0.3 s: long enough that a supply read every ~0.1 s sees the inrush sag
                 self._dips.append(Dip(start, start + 0.3, depth, "inrush"))

@@ -106,7 +106,7 @@ def test_next_to_nothing_it_says_what_it_tried_and_writes_nothing(tmp_path):
         os.close(slave)
     said = " ".join(out.stdout.split())
     assert out.returncode == 0, out.stdout + out.stderr
-    assert not written.exists() and f"no terminal answered: {written} not written" in said
+    assert not written.exists() and f"no terminal answered and no card reader was found: {written} not written" in said
     assert (f"{silent} named on the command line nothing answered; tried agent (ID) at 9600 8N1, 115200 8N1; zvt (status enquiry 05 01) "
             "at 9600 8N2, 115200 8N2; concert (ENQ) at 9600 8N1, 9600 7E1; korad (*IDN?) at 9600 8N1; pn532") in said, \
         out.stdout

@@ -70,7 +70,7 @@ def found_readers(found: Survey) -> list[ReaderFound]:
             usb_id = UsbId.parse(ids)
             out.append(ReaderFound(nfc.how, nfc.path, None, usb=Found("libusb1", usb_id, _nfc_kind(usb_id)),
                                    nfc_path=nfc.path))
-    out += [ReaderFound(f"{r.answer.protocol.upper()} ({r.answer.how})", p.path, p.origin,
+    out += [ReaderFound(f"{r.answer.protocol.upper()} on a serial port", p.path, p.origin,
                         nfc_path=r.answer.section["path"], chip=r.answer.protocol)
             for p in found.ports if (r := found.results.get(p.path)) and r.answer and r.answer.kind == "nfc reader"]
     return out

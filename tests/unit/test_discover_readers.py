@@ -121,7 +121,7 @@ def test_several_readers_the_first_is_written_the_others_listed_with_their_profi
         "reader ID TECH ValueMag Magnetic Stripe Reader at 0acd:2030 on libusb1, bus 1 port 2: no reader profile "
         "matches it (posbench has: acr122u, magtek-hid, magtek-keyboard, pn532-uart)",
         "reader ACS ACR122U (PN533 inside) at 072f:2200 on libusb1, bus 1 port 2: profile acr122u",
-        "reader PN532 (answered GetFirmwareVersion: PN532v1.6) at /dev/ttyUSB1: profile pn532-uart"]
+        "reader PN532 on a serial port at /dev/ttyUSB1: profile pn532-uart"]
     assert "# also found: ACS ACR122U (PN533 inside) at 072f:2200 on libusb1, bus 1 port 2: profile acr122u" \
         in plan.text
     said = "\n".join(lines(found))

@@ -153,11 +153,18 @@ def test_a_magtek_alone_on_usbip_is_written_as_the_unit(tmp_path, flavour, profi
     written = tmp_path / "reader.toml"
     try:
         out = posbench("discover", "--probe", "--usb", server.url, "--write", str(written), cwd=tmp_path, timeout=60)
+        checked = posbench("check", "--bench", str(written), cwd=tmp_path, timeout=60) if written.exists() else None
     finally:
         server.stop(timeout=2.0)
     assert out.returncode == 0, out.stdout + out.stderr
     said = " ".join(out.stdout.split())
     config = load_bench(written)
+    # the bench's preflight finds the unit it names, on the backend written (the manual actuator
+    # has nobody to prompt here: no terminal)
+    assert checked is not None
+    assert f"ok unit {server.url}: {'USB Swipe Reader' if flavour == 'hid' else 'USB Keyboard Swipe Reader'}, " \
+           "serial MSR00000042" in " ".join(checked.stdout.split()), checked.stdout + checked.stderr
+    assert "ok usb hub hub 2109:2811" in " ".join(checked.stdout.split())
     assert config.terminal is None and config.unit.profile == profile
     assert config.usb is not None and config.usb.backend == server.url and str(config.usb.reader) == usb_id
     assert config.power is not None and config.power.driver == "usb-hub"  # the hub switching port power

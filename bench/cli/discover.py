@@ -31,7 +31,7 @@ def discover(probe, ports, addresses, usb_backends, write_path) -> None:
     Exit status 0 also when nothing was found; 3 for a usage mistake (--write to a file that
     exists, a malformed --usb).
     """
-    from posbench.discover import report, survey, writer
+    from posbench.discover import readers, report, survey, writer
     from posbench.render.outputs import check_target
     console = make_console()
     if write_path is not None:
@@ -56,9 +56,14 @@ def discover(probe, ports, addresses, usb_backends, write_path) -> None:
         return
     plan = writer.compose(found)
     if plan is None:
-        say(console, escape(f"no terminal answered: {write_path} not written (a bench.toml needs its [terminal]). "
-                            "Check the unit is on and its ECR cable in, or name its port (--port) or address "
-                            "(--address)."))
+        if readers.found_readers(found):
+            say(console, escape(f"no terminal answered and no reader profile matches the card readers found: "
+                                f"{write_path} not written (no [unit] profile is guessed for a reader). Name its "
+                                "profile in a bench.toml by hand (docs/bench-setup.md, \"A card reader as the unit\")."))
+            return
+        say(console, escape(f"no terminal answered and no card reader was found: {write_path} not written (a "
+                            "bench.toml needs its [terminal], or a card reader as the unit). Check the unit is on "
+                            "and its ECR cable in, or name its port (--port) or address (--address)."))
         return
     try:
         writer.write(write_path, plan.text)

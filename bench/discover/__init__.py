@@ -4,5 +4,7 @@
 - ``survey``: serial ports, TCP addresses, USB backends and NFC readers looked at once;
 - ``usb`` / ``nfc``: what USB devices are (vid:pid and class), contactless readers via nfcpy;
 - ``virtual``: what only a running virtual bench's own description can say;
-- ``writer``: the bench.toml; ``report``: what a person reads.
+- ``writer``: the bench.toml of a terminal's bench; ``readers``: with no terminal, a card reader
+  found as the unit (its reader profile); ``sections``: the tables both compose;
+- ``report``: what a person reads.
 """

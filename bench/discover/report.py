@@ -3,6 +3,7 @@ answered, and where nothing answered, what was tried there. Plain text lines (no
 from __future__ import annotations
 
 from .probes import summary
+from .readers import described, found_readers, reader_profiles
 from .survey import Survey
 
 
@@ -57,4 +58,15 @@ def lines(found: Survey) -> list[str]:
     else:
         out.append(f"NFC readers on USB (nfcpy): {len(nfc.found) or 'none'}")
     out += [f"  {f.path}  {f.how}" for f in nfc.found] + [f"  {t}" for t in nfc.tried]
-    return out
+    return out + _reader_units(found)
+
+
+def _reader_units(found: Survey) -> list[str]:
+    """With no terminal answering, the card readers found, each with the reader profile it takes
+    as the unit (the first one with a profile is the unit ``--write`` describes)."""
+    from .writer import terminals
+    readers = found_readers(found)
+    if not found.probed or not readers or terminals(found):
+        return []
+    return ["Card readers (no terminal answered: a reader is the unit)"] + \
+        [f"  {line}" for line in described(readers, reader_profiles())]

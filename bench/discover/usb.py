@@ -103,6 +103,9 @@ class Found:
     where: str = ""
     note: str = ""
     per_port_power: bool = False
+    serial: str = ""
+    """A card reader's serial number from its USB descriptor ("" where it has none or it could
+    not be read)."""
 
 
 @dataclass
@@ -131,6 +134,20 @@ def _where(dev: usb.core.Device) -> str:
     ports = getattr(dev, "port_numbers", None)
     chain = ".".join(str(p) for p in ports) if ports else ""
     return f"bus {dev.bus} port {chain}" if chain else f"bus {dev.bus} device {dev.address}"
+
+
+READERS = frozenset({"magstripe reader", "card reader", "nfc reader"})
+"""The kinds that are card readers (a unit of their own on a bench without a terminal)."""
+
+
+def _serial(dev: usb.core.Device) -> str:
+    """The device's serial number string ("" when it has none, or its descriptor cannot be read:
+    no permission on a local bus, a device that does not answer)."""
+    from posbench.drivers.usb.descriptors import describe
+    try:
+        return str(describe(dev)["serial"] or "")
+    except (usb.core.USBError, ValueError, NotImplementedError, OSError, PortUnavailable):
+        return ""
 
 
 def _hub_power(found: Found, dev: usb.core.Device) -> None:
@@ -171,6 +188,8 @@ def scan(spec: str) -> Scan:
             found = Found(spec, usb_id, kind, _where(dev))
             if kind.kind == "hub":
                 _hub_power(found, dev)
+            elif kind.kind in READERS:
+                found.serial = _serial(dev)
             result.found.append(found)
     except PortUnavailable as exc:
         result.problem = exc.detail

@@ -158,6 +158,11 @@ class ReaderUnit(FewAnswers):
             raise UnitNotResponding(self.device, "reading its chip's firmware", f"nfcpy says {described!r}")
         return Identity(self.model, self.serial, found.group(1), {"firmware": found.group(1)})
 
+    def link_counters(self) -> dict[str, int]:
+        """None counted: a reader has no ECR link whose frames could be damaged (its own
+        interface's failures show as reads cut off and drops off the bus)."""
+        return {}
+
     def sale(self, amount: int, timeout: float | None = None):
         raise Unsupported(self.protocol, "sale")
 

@@ -112,8 +112,9 @@ class BenchActuator:
         def swipe(request: dict) -> dict:
             card = self._card(request)
             presented = self._present(card, "magstripe")  # a ZVT or Caisse-AP unit reads it with its own head
-            if self.reader is None or not self.usb or not self.usb.is_exported(self.reader):
-                return {"swiped": presented}  # the reader is unpowered: the swipe goes nowhere
+            if not isinstance(self.reader, VirtualMagstripeReader) or not self.usb \
+                    or not self.usb.is_exported(self.reader):
+                return {"swiped": presented}  # no swipe reader, or it is unpowered: the swipe goes nowhere
             assert self.power
             self.power.set_activity("reading")  # the head amplifier and decoder wake up
             self.reader.swipe(card)

@@ -170,7 +170,7 @@ class BenchBase(BenchActuator, abc.ABC):
     def _announce_readers(self) -> None:
         """The readers and the supply where ``posbench discover`` looks (named by number only)."""
         assert self.announcer is not None and self.supply is not None
-        if self.nfc is not None:
+        if isinstance(self.nfc, PN532Emulator):  # on a pty (an ACR122U is on the USB/IP server)
             self.announcer.serial(self.nfc.path)
         self.announcer.serial(self.supply.path)
         if self.usb is not None:

@@ -21,6 +21,9 @@ from collections.abc import Callable
 from posbench.setup.profile import Profile
 
 from posbench.sim.bench_base import BenchBase
+from posbench.sim.devices.acr122u import VirtualAcr122u
+from posbench.sim.devices.usb_hub import VirtualUsbHub
+from posbench.sim.devices.usbip_server import UsbipServer
 from posbench.sim.devices.pn532 import FIRMWARE as PN532_FIRMWARE
 from posbench.sim.unit.faults import check_shape
 from posbench.sim.unit.power import READER_LOAD_MA
@@ -66,22 +69,36 @@ def _pn532_board(bench: ReaderBench) -> None:
     bench._start_dropper(bench._chip_drops, bench._chip_back)
 
 
+def _acr122u(bench: ReaderBench) -> None:
+    """An ACR122U (a PN532 behind USB CCID) behind a hub port on the USB/IP server: the hub port
+    is its power (off the bus when the supply is off), the chip inside answers only while powered;
+    its cracked joint drops it off the bus like any USB reader."""
+    allowed = bench.profile.components.get("firmware") or ["2.07"]
+    release = FOREIGN_USB_FIRMWARE if "firmware_driver" in bench.faults else bcd_release(allowed[0])
+    bench.usb = UsbipServer()
+    bench.hub = VirtualUsbHub(bench.usb, ports=4)
+    acr = VirtualAcr122u(random.Random(bench.seed + 13), antenna_fault=bench.faults.get("nfc_antenna", 0.0),
+                         serial=bench.serial, firmware=release)
+    acr.set_powered(False)  # until the power model switches it on
+    bench.reader, bench.nfc = acr, acr
+    bench._start_dropper(bench._unplug_reader, bench._plug_reader)
+
+
 DEVICES: dict[str, Callable[[ReaderBench], None]] = {
     "usb-hid": _usb_reader,
     "usb-keyboard": _usb_reader,
+    "usb-ccid": _acr122u,
     "uart": _pn532_board,
 }
 """How the virtual reader of each ``[reader] interface`` is started on the bench."""
-NOT_YET = {"usb-ccid": "the virtual ACR122U is not available yet"}
-"""Interfaces of reader profiles whose virtual reader is still to come, with what to tell the user."""
 
 
 def buildable(profile: Profile) -> None:
-    """``ValueError`` when the virtual bench cannot build this reader profile's reader (yet)."""
+    """``ValueError`` when the virtual bench cannot build this reader profile's reader."""
     assert profile.reader is not None
     interface = profile.reader.interface
     if interface not in DEVICES:
-        raise ValueError(NOT_YET.get(interface, f"no virtual {interface} reader"))
+        raise ValueError(f"no virtual {interface} reader")
 
 
 class ReaderBench(BenchBase):
@@ -98,7 +115,7 @@ class ReaderBench(BenchBase):
         buildable(self.profile)
         self.spec = self.profile.reader
         # a USB reader's serial is its descriptor's (what the bench reads back); a PN532 has none
-        made = "MSR" if self.spec.interface.startswith("usb-") else "PN532-"
+        made = {"usb_magstripe": "MSR"}.get(self.spec.reads, "ACR" if self.spec.interface == "usb-ccid" else "PN532-")
         self.serial = serial or f"{made}{random.Random(self.seed).randrange(10**8):08d}"
 
     def _start_unit(self) -> None:
@@ -121,5 +138,9 @@ class ReaderBench(BenchBase):
 
     def bench_toml(self) -> str:
         """[bench], [unit], [usb] or [nfc], [power], [actuator], [sim]: no [terminal], no [host]."""
-        return (self._unit_toml() + self._readers_toml(self.spec.usb or "") + self._power_toml()
-                + self._control_toml())
+        if self.spec.interface == "usb-ccid":  # nfcpy reaches an ACR122U by its USB id, over [usb]'s backend
+            assert self.usb is not None and self.spec.usb is not None
+            readers = f'[usb]\nbackend = "{self.usb.url}"\n\n[nfc]\npath = "usb:{self.spec.usb}"\n\n'
+        else:
+            readers = self._readers_toml(self.spec.usb or "")
+        return self._unit_toml() + readers + self._power_toml() + self._control_toml()

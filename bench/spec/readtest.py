@@ -179,7 +179,9 @@ def path_measures(path: str, spec: Callable[..., SprtSpec | None], cause: str) -
     return (Measure(f"{path}_sprt_verdict", "", limit(lambda s: HEALTHY), bears_on=(cause,)),
             Measure(f"{path}_failure_rate", "ratio", limit(lambda s: Limit(max=s.p1)), bears_on=(cause,)),
             Measure(f"{path}_reads", "count", limit(lambda s: Limit(max=s.max_trials))),
-            Measure(f"{path}_interruptions", "count", "reader_interruptions"))
+            Measure(f"{path}_interruptions", "count",
+                    lambda profile, **params: profile.limit("reader_interruptions")
+                    if spec(profile, **params) is not None else None))
 
 
 def record_path(record: Recorder, path: str, reads: PathReads, spec: SprtSpec) -> None:

@@ -12,8 +12,8 @@ INJECTABLE = ("ip_conflict", "firewall", "network_unstable", "application", "fir
               "operator_error", "issuer_referral")
 """Cause ids the virtual bench can produce today."""
 READER_CAUSES: dict[str, tuple[str, ...]] = {
-    "usb_magstripe": ("msr_head", "pcb_intermittent", "power_supply", "firmware_driver"),
-    "nfc": ("nfc_antenna", "pcb_intermittent", "power_supply", "firmware_driver"),
+    "usb_magstripe": tuple(c for c in taxonomy.READER_CAUSES if c != "nfc_antenna"),
+    "nfc": tuple(c for c in taxonomy.READER_CAUSES if c != "msr_head"),
 }
 """The causes of a card reader that is itself the unit, by the kind of reader it is
 (``posbench.setup.profile.ReaderSpec.reads``): its head or antenna, its board, its power, its

@@ -74,16 +74,19 @@ class ReaderUnit(FewAnswers):
         """The contactless reader's driver, opened (within ``timeout`` s, default ``boot_timeout``)."""
         if self.interface not in ("usb-ccid", "uart"):
             raise Unsupported(self.protocol, "tap")
+        from posbench.drivers.nfc.reader import NfcReader, ReaderSilent
         wait = self.boot_timeout if timeout is None else timeout
-        if self._nfc is None:
-            from posbench.drivers.nfc.reader import NfcReader
-            assert self.nfc_path is not None
-            if self.interface == "usb-ccid":  # nfcpy's acr122 driver, over the bench's USB backend
-                self._nfc = NfcReader(self.nfc_path, timeout=wait, usb_backend=self.usb_backend)
-            else:
-                self._nfc = NfcReader(self.nfc_path, timeout=wait)
-        elif not self._nfc.probe():
-            self._nfc.reopen(wait)
+        try:
+            if self._nfc is None:
+                assert self.nfc_path is not None
+                if self.interface == "usb-ccid":  # nfcpy's acr122 driver, over the bench's USB backend
+                    self._nfc = NfcReader(self.nfc_path, timeout=wait, usb_backend=self.usb_backend)
+                else:
+                    self._nfc = NfcReader(self.nfc_path, timeout=wait)
+            elif not self._nfc.probe():
+                self._nfc.reopen(wait)
+        except ReaderSilent as exc:  # the reader is the unit: its silence is the unit's, not the bench's
+            raise UnitNotResponding(self.device, "opening it", exc.detail) from None
         return self._nfc
 
     # -- Terminal --
@@ -102,12 +105,8 @@ class ReaderUnit(FewAnswers):
         backend that cannot be reached is the bench's (``PortUnavailable``)."""
         start = time.monotonic()
         while True:
-            try:
-                if self._answers(max(0.5, start + timeout - time.monotonic())):
-                    return time.monotonic() - start
-            except (PortUnavailable, PortLost):
-                if self.interface.startswith("usb-"):
-                    raise  # the USB/IP server or the bus itself is gone: the bench's
+            if self._answers(max(0.5, start + timeout - time.monotonic())):
+                return time.monotonic() - start
             if time.monotonic() - start >= timeout:
                 raise UnitNotResponding(self.device, "waiting for it to answer",
                                         f"not {'on the bus' if self.interface.startswith('usb-') else 'answering'} "
@@ -115,12 +114,17 @@ class ReaderUnit(FewAnswers):
             time.sleep(POLL_S)
 
     def _answers(self, timeout: float) -> bool:
+        """Whether the reader answers now. The USB backend unreachable raises (``PortUnavailable``:
+        the bench's); the reader absent, or present and silent, is False."""
         if self.interface.startswith("usb-"):
             if self._usb_device() is None:
                 return False
             if self.interface != "usb-ccid":
                 return True
-        return self.nfc_reader(timeout).probe()
+        try:
+            return self.nfc_reader(timeout).probe()
+        except (PortUnavailable, PortLost, UnitNotResponding):  # gone from the bus, or silent: not answering yet
+            return False
 
     def where(self) -> tuple[int, int] | None:
         """A USB reader's (bus, address), None while it is off the bus (it re-enumerates at another

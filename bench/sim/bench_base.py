@@ -230,6 +230,8 @@ class BenchBase(BenchActuator, abc.ABC):
         self._stop("control", "dropper", "supply")
         if self.power:
             self.power.stop(timeout=2.0)
+        if not isinstance(self.nfc, PN532Emulator):
+            self.nfc = None  # a USB reader's chip (an ACR122U) stops with the USB/IP server
         self._stop("nfc", "usb")
 
     def _stop(self, *parts: str) -> None:

@@ -30,9 +30,12 @@ from posbench.sim.unit.power import READER_LOAD_MA
 
 FOREIGN_USB_FIRMWARE = 0x0130
 """``bcdDevice`` of a USB reader with the firmware_driver fault: "1.30", a release no reader profile allows."""
+FOREIGN_ACR122U_FIRMWARE = 0x0201
+"""An ACR122U's with the firmware_driver fault: "2.01", one nfcpy still drives (it refuses 1.x) and
+the profile does not allow."""
 FOREIGN_PN532_VERSION = (1, 4)
 """PN532 firmware (version, revision) with the firmware_driver fault: "1.4", not the v1.6 NXP ships."""
-FRAME_ERRORS = 0.25
+FRAME_ERRORS = 0.05
 """Share of a PN532 board's UART frames a cracked joint damages at pcb_intermittent severity 1."""
 
 
@@ -74,7 +77,7 @@ def _acr122u(bench: ReaderBench) -> None:
     is its power (off the bus when the supply is off), the chip inside answers only while powered;
     its cracked joint drops it off the bus like any USB reader."""
     allowed = bench.profile.components.get("firmware") or ["2.07"]
-    release = FOREIGN_USB_FIRMWARE if "firmware_driver" in bench.faults else bcd_release(allowed[0])
+    release = FOREIGN_ACR122U_FIRMWARE if "firmware_driver" in bench.faults else bcd_release(allowed[0])
     bench.usb = UsbipServer()
     bench.hub = VirtualUsbHub(bench.usb, ports=4)
     acr = VirtualAcr122u(random.Random(bench.seed + 13), antenna_fault=bench.faults.get("nfc_antenna", 0.0),

@@ -70,6 +70,13 @@ READER_CAUSES = tuple(c.id for c in CAUSES.values() if c.reader_name)
 its USB power, its firmware (no ECR link, no sale, no acquirer: nothing else applies)."""
 
 
+def silent_cause(kind: str) -> str:
+    """What a unit that stops answering on a live supply points to: a terminal's payment
+    application (its hardware runs, its software hangs); a card reader (``kind`` "reader") has no
+    application: its controller board."""
+    return "pcb_intermittent" if kind == "reader" else "application"
+
+
 def get(cause_id: str) -> Cause:
     """Return the cause for ``cause_id``; ``KeyError`` names the valid ids."""
     try:

@@ -106,7 +106,8 @@ class ReaderLost(PortLost):
 
 @dataclass(frozen=True)
 class TapResult:
-    """One tap. ``reason``: ``ok``, ``no_card``, ``rf_error`` or ``bad_response``.
+    """One tap. ``reason``: ``ok``, ``no_card``, ``rf_error``, ``bad_response``, or ``link_error``
+    (the frames between the bench and the reader's chip were damaged: no read over the air).
 
     ``polls`` counts sense cycles until a card was found (or the deadline passed);
     ``aids`` and ``status_word`` come from SELECT PPSE (Type 4), ``records`` from NDEF (Type 2),
@@ -313,7 +314,10 @@ class NfcReader:
         if tag is False:  # nfcpy swallowed an IOError from the chip and logged it
             if not self.probe():
                 self._lose("polling for a card", OSError("the reader stopped answering"))
-            return self._result("rf_error", started, polls, detail="activation aborted by an I/O error")
+            # nfcpy raises IOError only for the host<->chip link (a damaged frame, a missing ACK);
+            # what goes wrong over the air comes as its CommunicationError, read in _read
+            return self._result("link_error", started, polls,
+                                detail="a frame between the bench and the reader's chip was damaged")
         if tag is None:
             return self._result("no_card", started, polls,
                                 detail=f"no card detected in {timeout:g} s ({polls} polls)")

@@ -4,6 +4,7 @@ control port, as the HIL suite drives it. No test asserts a duration."""
 from __future__ import annotations
 
 import time
+import tomllib
 
 import pytest
 from click.testing import CliRunner
@@ -15,7 +16,7 @@ from posbench.drivers.nfc.reader import NfcReader
 from posbench.drivers.power import KoradSupply
 from posbench.drivers.usb.backend import find_devices, open_backend
 from posbench.drivers.usb.magstripe import PID_HID, MagstripeReader
-from posbench.setup.config import load_bench
+from posbench.setup.config import load_bench, parse_bench
 from posbench.sim.launcher import VirtualBench
 from posbench.sim.reader_bench import ReaderBench, bcd_release, pn532_firmware
 from posbench.sim.unit.faults import READER_CAUSES, injectable
@@ -171,6 +172,31 @@ def test_each_pn532_cause_shows_as_it_says(cause):
             assert "brownout" in [e[1] for e in bench.power.events]
 
 
+def test_the_acr122u_is_found_by_nfcpy_over_usbip_follows_the_supply_and_reads_a_tap(tmp_path):
+    with ReaderBench("acr122u", seed=5) as bench:
+        powered(bench)
+        config = parse_bench(tomllib.loads(bench.bench_toml()), tmp_path / "bench.toml")
+        assert config.terminal is None and config.nfc is not None and config.nfc.path == "usb:072f:2200"
+        assert config.usb is not None and bench.control is not None and bench.supply is not None
+        reader = NfcReader(config.nfc.path, timeout=3.0, usb_backend=config.usb.backend)
+        try:
+            assert "ACR122U" in reader.describe()
+            control(bench.control.address, {"action": "tap", "card": "VISA-T1"})
+            result = reader.tap(3.0)
+            assert result.ok and result.aids, result
+        finally:
+            reader.close()
+        backend = open_backend(config.usb.backend)
+        supply = KoradSupply(bench.supply.path, timeout=0.3).open()
+        try:
+            supply.off()
+            assert wait_for(lambda: not find_devices(backend, 0x072F, 0x2200))  # off the bus, unpowered
+            supply.on()
+            assert wait_for(lambda: bool(find_devices(backend, 0x072F, 0x2200)))
+        finally:
+            supply.close()
+
+
 def test_the_release_encodings():
     assert bcd_release("1.50") == 0x0150 and bcd_release("2.07") == 0x0207
     assert pn532_firmware("1.6") == bytes.fromhex("32010607")
@@ -188,6 +214,6 @@ def test_reader_usage_errors(tmp_path):
     assert result.exit_code == EXIT_USAGE and "msr_head" in result.output, result.output
     result = run("triage", "--virtual", "--profile", "pn532-uart", "--fault", "msr_head")
     assert result.exit_code == EXIT_USAGE and "nfc_antenna" in result.output, result.output
-    result = run("sim", "--profile", "acr122u", "--write-bench", out)
-    assert result.exit_code == EXIT_USAGE and "ACR122U is not available yet" in result.output
+    result = run("sim", "--profile", "acr122u", "--protocol", "concert", "--write-bench", out)
+    assert result.exit_code == EXIT_USAGE and "acr122u" in result.output
     assert injectable(sim_profile("magtek-hid")) == READER_CAUSES["usb_magstripe"]

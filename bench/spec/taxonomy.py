@@ -36,7 +36,7 @@ CAUSES: dict[str, Cause] = {c.id: c for c in [
                         "reflow or replace the reader"),
     Cause("power_supply", "Power supply", "hardware", "unstable supply, brownout",
           "replace the power adapter or battery; check the supply rail under load",
-          reader_name="USB power",
+          reader_name="Reader power (USB port or supply)",
           reader_action="check the reader's cable and the port feeding it (a hub port that sags under load); "
                         "if the reader browns out on a good port, replace it"),
     Cause("firmware_driver", "Firmware or driver version", "software", "outdated/incompatible driver or firmware",

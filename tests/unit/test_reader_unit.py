@@ -129,7 +129,7 @@ def _reader_verdict(cause: str):
 
 def test_a_readers_verdict_names_its_cause_as_a_readers_and_says_code_01_does_not_apply():
     doc = _reader_verdict("power_supply")
-    assert doc.verdict == "fault" and doc.causes[0].name == "USB power" and "hub port" in doc.causes[0].action
+    assert doc.verdict == "fault" and doc.causes[0].name == "Reader power (USB port or supply)" and "hub port" in doc.causes[0].action
     assert doc.wire()["unit"]["kind"] == "reader"
     assert doc.code01_meaning.startswith("code 01 does not apply to a reader alone")
     assert set(READER_CAUSES) == {"msr_head", "nfc_antenna", "pcb_intermittent", "power_supply", "firmware_driver"}

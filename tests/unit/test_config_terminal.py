@@ -100,3 +100,10 @@ def test_concert_is_serial_only():
     assert err.key in ("terminal.port", "terminal.address")
     err = error_of(terminal(protocol="concert", port="/dev/ttyS0", address="127.0.0.1:8888"))
     assert err.key == "terminal.address" and 'protocol "concert" is serial only' in str(err)
+
+
+def test_a_zvt_address_without_a_port_means_20007():
+    """docs/bench-setup.md writes a PT on the LAN as address = "10.0.0.5": it listens on 20007."""
+    t = parse_bench(terminal(protocol="zvt", address="10.0.0.5")).terminal
+    assert (t.protocol, t.address) == ("zvt", "10.0.0.5:20007")
+    assert parse_bench(terminal(protocol="zvt", address="10.0.0.5:5577")).terminal.address == "10.0.0.5:5577"

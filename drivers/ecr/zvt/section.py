@@ -8,12 +8,15 @@ from pydantic import Field
 
 from posbench.drivers.ecr.section import EcrSection
 
+from .link import TCP_PORT
+
 
 class Section(EcrSection):
     password: str = Field("123456", pattern=r"^[0-9]{6}$")
     """ZVT password (6 digits) sent with registration, reversal, end of day."""
 
     LINK = "either"
+    TCP_PORT = TCP_PORT  # a host alone: the port a PT listens on (20007)
     FROM_SIM: ClassVar[tuple[str, ...]] = ("password", "currency", *EcrSection.FROM_SIM)
 
     @property

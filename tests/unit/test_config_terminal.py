@@ -53,7 +53,7 @@ def test_zvt_refuses_port_and_address_together():
     assert err.key == "terminal.address" and "not both" in str(err)
 
 
-@pytest.mark.parametrize("address", ["127.0.0.1", "127.0.0.1:0", "127.0.0.1:70000", ":20007"])
+@pytest.mark.parametrize("address", ["127.0.0.1:0", "127.0.0.1:70000", ":20007"])
 def test_zvt_address_must_be_host_port(address):
     err = error_of(terminal(protocol="zvt", address=address))
     assert err.key == "terminal.address" and "<host>:<port>" in str(err)

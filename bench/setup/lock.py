@@ -263,11 +263,15 @@ def bench_resources(config) -> dict[str, str]:
     for attr in ("port", "address"):
         if getattr(terminal, attr, None):
             found[getattr(terminal, attr)] = "ECR link"
+    # a USB device named by its ids (a hub, an ACR122U) is that device on this bench's USB backend:
+    # two virtual benches each serve one of their own with the same ids
+    backend = config.usb.backend if config.usb is not None and config.usb.backend != "libusb1" else ""
+    on_usb = (lambda name: f"{backend} {name}") if backend else (lambda name: name)
     if config.power is not None and config.power.port:
         port = config.power.port
-        found[port if config.power.driver != "usb-hub" else f"usb-hub {port}"] = f"power ({config.power.driver})"
+        found[port if config.power.driver != "usb-hub" else on_usb(f"usb-hub {port}")] = f"power ({config.power.driver})"
     if config.nfc is not None:
-        found[config.nfc.path] = "NFC reader"
+        found[on_usb(config.nfc.path) if config.nfc.path.startswith("usb") else config.nfc.path] = "NFC reader"
     if config.usb is not None and config.usb.backend != "libusb1":
         found[config.usb.backend] = "USB backend"
     if config.actuator.address:

@@ -83,6 +83,20 @@ def test_the_resources_of_a_bench_description():
                                        "127.0.0.1:9000": "actuator"}
 
 
+def test_two_virtual_readers_with_the_same_usb_ids_are_two_benches():
+    """Two virtual ACR122U benches (each its own USB/IP server) are not one device: a device named
+    by its USB ids is locked on its bench's USB backend."""
+    def reader_bench(port: int) -> dict[str, str]:
+        return bench_resources(parse_bench({"unit": {"profile": "acr122u"}, "nfc": {"path": "usb:072f:2200"},
+                                            "usb": {"backend": f"usbip://127.0.0.1:{port}"},
+                                            "power": {"driver": "usb-hub", "port": "2109:2817", "channel": 1}}))
+    first, second = reader_bench(3240), reader_bench(3241)
+    assert "usbip://127.0.0.1:3240 usb:072f:2200" in first and not set(first) & set(second)
+    local = bench_resources(parse_bench({"unit": {"profile": "acr122u"}, "nfc": {"path": "usb:072f:2200"},
+                                         "usb": {"backend": "libusb1"}}))
+    assert local == {"usb:072f:2200": "NFC reader"}  # this host's bus: one such reader at a time
+
+
 def test_a_second_writer_on_a_serial_port_is_refused():
     from posbench.drivers.serial.port import SerialBytePort
     master, slave = os.openpty()

@@ -23,7 +23,7 @@ def test_a_healthy_reader_passes_with_only_the_tests_a_reader_has(tmp_path, prof
     assert ran and not ran & set(TERMINAL_TESTS), ran  # a terminal's tests are not collected for a reader
     assert not r.doc.get("unmeasured"), r.doc.get("unmeasured")  # nor listed as unmeasured noise
     assert "code 01 does not apply to a reader alone" in r.out
-    assert_no_card_data(tmp_path)
+    assert_no_card_data(r.out, r.err, *(path.read_text() for path in r.files.values()))
 
 
 @pytest.mark.timeout(240)
@@ -34,7 +34,7 @@ def test_a_faulty_magstripe_readers_first_screen_names_its_head(tmp_path):
     assert screen[0].startswith("FAULT: Magstripe read head"), screen
     assert any("repair: clean the head" in line for line in screen), screen
     assert any("swipes failed" in line for line in screen), screen
-    assert_no_card_data(tmp_path)
+    assert_no_card_data(r.out, r.err, *(path.read_text() for path in r.files.values()))
 
 
 @pytest.mark.timeout(300)

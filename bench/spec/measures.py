@@ -144,15 +144,24 @@ def _reader_takes(m: Measure, profile, params: dict) -> bool:
 def _limit(source: LimitSource, profile, params: dict, name: str, test: str) -> tuple[Limit | None, str]:
     """The limit and, when there is none, why the measurement is not judged."""
     if callable(source):
-        limit = source(profile, **params)
+        try:
+            limit = source(profile, **params)
+        except ConfigError as exc:  # a key of [limits] it reads (Profile.limit): named as a key's absence is
+            if not exc.key.startswith("limits."):
+                raise
+            raise _missing(profile, exc.key, name, test) from None
         return limit, "" if limit is not None else f"the DUT profile {profile.model} states no limit for it"
     if source in profile.limits:
         return profile.limits[source], ""
     if source in profile.unknown:
         return None, f"the DUT profile {profile.model} cannot know it: {profile.unknown[source]}"
-    raise ConfigError(str(profile.source or f"the DUT profile of {profile.model}"), f"limits.{source}",
-                      f"is missing: {test or 'a HIL test'} judges its measurement {name} by it "
-                      f"(give it a limit, or say in [unknown] why this model cannot tell it)")
+    raise _missing(profile, f"limits.{source}", name, test)
+
+
+def _missing(profile, key: str, name: str, test: str) -> ConfigError:
+    return ConfigError(str(profile.source or f"the DUT profile of {profile.model}"), key,
+                       f"is missing: {test or 'a HIL test'} judges its measurement {name} by it "
+                       f"(give it a limit, or say in [unknown] why this model cannot tell it)")
 
 
 def _tuple(value: str | tuple[str, ...] | None) -> tuple[str, ...]:

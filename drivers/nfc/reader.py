@@ -220,6 +220,10 @@ class NfcReader:
                 raise ReaderSilent(self.device_name, "initialising the PN532",
                                    "no valid answer to GetFirmwareVersion within 100 ms: "
                                    "the reader is unpowered or not a PN532") from None
+            if exc.errno == errno.EIO:  # a frame checksum or start sequence wrong: something answered, damaged
+                raise ReaderSilent(self.device_name, "initialising the PN532",
+                                   "its answers arrived damaged (a frame checksum or start sequence wrong): "
+                                   "a bad joint or cable on its UART, or a wrong baud rate") from None
             raise PortUnavailable(self.device_name, "initialising the PN532", str(exc)) from None
         device._path = self.path  # what nfcpy's device.connect() sets for a found device
         clf = nfc.ContactlessFrontend()

@@ -344,3 +344,20 @@ def test_collected_result_is_the_dataclass_built_one() -> None:
     assert got.pan == "" and got.amount is None and got.intermediate == () and got.ok
     with pytest.raises(dataclasses.FrozenInstanceError):
         got.result_code = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("sent, name", [
+    (b"Debit Mastercard\x00", "Debit Mastercard"),  # as real PTs end it (issue 23): a C string
+    (b"MASTERCARD\x00", "MASTERCARD"),
+    (b"girocard", "girocard"),  # no NUL: the whole field
+    (b"VISA\x00\x00\x00\x00", "VISA"),  # padded to a fixed length with NULs
+])
+def test_a_card_name_ends_at_its_terminating_nul(sent: bytes, name: str) -> None:
+    """BMP 8B (card name) and 3C (additional text) are read up to the NUL that ends them: the NUL
+    used to stay in the name and show in reports."""
+    from posbench.drivers.ecr.zvt.results import Collector
+    collector = Collector("payment")
+    collector.status_information(encode_bmp(0x27, h("00")) + encode_bmp(0x8B, sent)
+                                 + encode_bmp(0x3C, b"Danke\x00"))
+    got = collector.result()
+    assert (got.card_name, got.additional_text) == (name, "Danke")

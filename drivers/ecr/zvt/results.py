@@ -41,9 +41,13 @@ MAX_LINEFEEDS = 20
 """Most empty lines one 06 D1 linefeed command adds to the receipt."""
 
 
-def decode_text(raw: bytes) -> str:
-    """Text from the PT (the ZVT 8-bit character set is CP437-based), any PAN in it masked."""
+def decode_text(raw: bytes, terminated: bool = False) -> str:
+    """Text from the PT (the ZVT 8-bit character set is CP437-based), any PAN in it masked.
+    ``terminated``: a field real PTs end with a NUL, as a C string (BMP 8B's card name arrives as
+    "Debit Mastercard\\x00"): the text ends before the first NUL."""
     raw = bytes(raw)
+    if terminated:
+        raw = raw.split(b"\x00", 1)[0]
     # CP437's lower half is ASCII: the C ASCII decoder gives the same text as the (Python) cp437
     # codec for nearly every PT text, at a fraction of the cost.
     return scrub(raw.decode("ascii") if raw.isascii() else raw.decode("cp437"))
@@ -321,11 +325,11 @@ class Collector:
         elif bmp == 0x8A:
             v["card_type"] = raw[0]
         elif bmp == 0x8B:
-            v["card_name"] = decode_text(raw)
+            v["card_name"] = decode_text(raw, terminated=True)
         elif bmp == 0xA0:
             v["host_result"] = raw[0]
         elif bmp == 0x3C:
-            v["additional_text"] = decode_text(raw)
+            v["additional_text"] = decode_text(raw, terminated=True)
 
     def _take_tlv(self, items: tuple[Tlv, ...]) -> None:
         v = self.values

@@ -58,6 +58,9 @@ class ReaderUnit(FewAnswers):
         self.device = f"{model} (the unit)"
         self._usb: UsbReader | None = None
         self._nfc: NfcReader | None = None
+        self._backend = None
+        """The pyusb backend its presence is looked up on, opened once (``open_backend`` lists the
+        bus to check it is there: opened per look, each look would list it twice)."""
 
     # -- the reader driver the read tests use --
     def usb_reader(self) -> UsbReader:
@@ -98,6 +101,9 @@ class ReaderUnit(FewAnswers):
             self._usb.close()
         if self._nfc is not None:
             self._nfc.close()
+        if self._backend is not None:
+            getattr(self._backend, "close", lambda: None)()
+            self._backend = None
 
     def wait_ready(self, timeout: float) -> float:
         """Until the reader answers on its interface (a USB reader enumerated; a contactless chip
@@ -135,7 +141,9 @@ class ReaderUnit(FewAnswers):
     def _usb_device(self):
         from posbench.drivers.usb.backend import find_devices, open_backend
         assert self.usb_backend is not None and self.usb_id is not None
-        found = find_devices(open_backend(self.usb_backend), *self.usb_id)
+        if self._backend is None:
+            self._backend = open_backend(self.usb_backend)
+        found = find_devices(self._backend, *self.usb_id)
         return found[0] if found else None
 
     def identify(self) -> Identity:

@@ -87,6 +87,9 @@ def _acr122u(bench: ReaderBench) -> None:
     bench._start_dropper(bench._unplug_reader, bench._plug_reader)
 
 
+SERIAL_PREFIX = {"usb-hid": "MSR", "usb-keyboard": "MSR", "usb-ccid": "ACR", "uart": "PN532-"}
+"""How the made-up serial number of each ``[reader] interface``'s virtual reader starts."""
+
 DEVICES: dict[str, Callable[[ReaderBench], None]] = {
     "usb-hid": _usb_reader,
     "usb-keyboard": _usb_reader,
@@ -118,7 +121,7 @@ class ReaderBench(BenchBase):
         buildable(self.profile)
         self.spec = self.profile.reader
         # a USB reader's serial is its descriptor's (what the bench reads back); a PN532 has none
-        made = {"usb_magstripe": "MSR"}.get(self.spec.reads, "ACR" if self.spec.interface == "usb-ccid" else "PN532-")
+        made = SERIAL_PREFIX[self.spec.interface]
         self.serial = serial or f"{made}{random.Random(self.seed).randrange(10**8):08d}"
 
     def _start_unit(self) -> None:
